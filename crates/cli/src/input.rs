@@ -1,0 +1,107 @@
+//! Reading texts: one UTF-8 text per line, or one JSON object per line (`--jsonl-field`).
+
+use std::io::Read;
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Context, Result};
+
+/// Where texts come from: a file, or stdin when `path` is `None`.
+pub fn read_input(path: Option<&Path>) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    match path {
+        Some(p) => {
+            bytes = std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
+        }
+        None => {
+            std::io::stdin()
+                .read_to_end(&mut bytes)
+                .context("cannot read standard input")?;
+        }
+    }
+    Ok(bytes)
+}
+
+/// Splits input into lines: `\n` or `\r\n` separated, a final newline ends the last line
+/// (it does not start an empty one), an empty line is an empty text.
+fn lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+    let empty = bytes.is_empty();
+    body.split(|&b| b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+        .filter(move |_| !empty)
+}
+
+/// Decodes the texts of an input; `source` names it in errors (with 1-based line numbers).
+pub fn parse_texts(bytes: &[u8], jsonl_field: Option<&str>, source: &str) -> Result<Vec<String>> {
+    let mut texts = Vec::new();
+    for (i, line) in lines(bytes).enumerate() {
+        let n = i + 1;
+        let line = std::str::from_utf8(line).map_err(|e| {
+            anyhow!(
+                "{source}: line {n}: invalid UTF-8 at byte {}",
+                e.valid_up_to()
+            )
+        })?;
+        match jsonl_field {
+            None => texts.push(line.to_string()),
+            Some(field) => {
+                if line.trim().is_empty() {
+                    bail!("{source}: line {n}: empty line in JSONL input");
+                }
+                let value: serde_json::Value = serde_json::from_str(line)
+                    .map_err(|e| anyhow!("{source}: line {n}: invalid JSON: {e}"))?;
+                let text = value
+                    .get(field)
+                    .ok_or_else(|| anyhow!("{source}: line {n}: no field '{field}'"))?
+                    .as_str()
+                    .ok_or_else(|| {
+                        anyhow!("{source}: line {n}: field '{field}' is not a string")
+                    })?;
+                texts.push(text.to_string());
+            }
+        }
+    }
+    Ok(texts)
+}
+
+/// Names an input for error messages.
+pub fn source_name(path: Option<&Path>) -> String {
+    path.map_or_else(|| "<stdin>".to_string(), |p| p.display().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_keep_empty_texts_and_drop_the_final_newline() {
+        let t = parse_texts(b"a\n\nb\r\n", None, "x").unwrap();
+        assert_eq!(t, vec!["a", "", "b"]);
+        assert_eq!(parse_texts(b"", None, "x").unwrap(), Vec::<String>::new());
+        assert_eq!(parse_texts(b"\n", None, "x").unwrap(), vec![""]);
+        assert_eq!(
+            parse_texts(b"no newline", None, "x").unwrap(),
+            vec!["no newline"]
+        );
+    }
+
+    #[test]
+    fn invalid_utf8_names_the_line() {
+        let err = parse_texts(b"ok\nbad \xff\n", None, "in.txt")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("in.txt: line 2: invalid UTF-8"), "{err}");
+    }
+
+    #[test]
+    fn jsonl_errors_name_line_and_field() {
+        let ok = parse_texts(b"{\"text\":\"hi\"}\n{\"text\":\"\"}\n", Some("text"), "f").unwrap();
+        assert_eq!(ok, vec!["hi", ""]);
+        let e = parse_texts(b"{\"text\":\"hi\"}\n{\"body\":1}\n", Some("text"), "f").unwrap_err();
+        assert!(e.to_string().contains("f: line 2: no field 'text'"), "{e}");
+        let e = parse_texts(b"{\"text\":3}\n", Some("text"), "f").unwrap_err();
+        assert!(e.to_string().contains("not a string"), "{e}");
+        let e = parse_texts(b"{oops\n", Some("text"), "f").unwrap_err();
+        assert!(e.to_string().contains("line 1: invalid JSON"), "{e}");
+    }
+}

@@ -1,0 +1,282 @@
+//! `splade`: the splade-rs command line.
+
+mod input;
+
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use splade_encoder::{
+    default_model::DEFAULT_MODEL, EncodeOptions, Similarity, SparseBatch, SparseEncoder,
+};
+
+/// SPLADE learned sparse retrieval: encode text into sparse vectors.
+#[derive(Parser)]
+#[command(name = "splade", version, about)]
+struct Cli {
+    /// Worker threads for the model (default: all cores; same as RAYON_NUM_THREADS).
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Encode texts (one per line) into sparse vectors, one JSON object per line.
+    Encode(EncodeArgs),
+    /// Score two texts, or two files of texts line by line, with the model's similarity.
+    Similarity(SimilarityArgs),
+    /// Show what a model folder or id resolves to and how it will be run.
+    Info(ModelArg),
+}
+
+#[derive(Args, Clone)]
+struct ModelArg {
+    /// Model folder, Hugging Face Hub id, or `splade-tiny` (the default model, fetched once).
+    #[arg(long, default_value = DEFAULT_MODEL)]
+    model: String,
+}
+
+#[derive(Args)]
+struct EncodeArgs {
+    #[command(flatten)]
+    model: ModelArg,
+    /// Encode as queries (the model's `query` prompt).
+    #[arg(long, conflicts_with = "document")]
+    query: bool,
+    /// Encode as documents (the model's `document` prompt).
+    #[arg(long)]
+    document: bool,
+    /// Keep only the K largest weights of each vector.
+    #[arg(long, value_name = "K")]
+    max_active_dims: Option<usize>,
+    /// Texts per forward pass.
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    /// Input file (default: standard input).
+    #[arg(long)]
+    input: Option<PathBuf>,
+    /// Read JSONL and take the text from this field.
+    #[arg(long, value_name = "NAME")]
+    jsonl_field: Option<String>,
+    /// Print the N heaviest tokens of each text instead of JSON.
+    #[arg(long, value_name = "N")]
+    top_tokens: Option<usize>,
+    /// Show a progress bar on stderr.
+    #[arg(long)]
+    progress: bool,
+}
+
+#[derive(Args)]
+struct SimilarityArgs {
+    #[command(flatten)]
+    model: ModelArg,
+    /// The two texts to compare.
+    #[arg(num_args = 0..=2)]
+    texts: Vec<String>,
+    /// File of texts, one per line (compared line by line with --b).
+    #[arg(long, requires = "b")]
+    a: Option<PathBuf>,
+    /// File of texts, one per line.
+    #[arg(long, requires = "a")]
+    b: Option<PathBuf>,
+    /// Similarity function (default: the model's): dot, cosine, euclidean, manhattan.
+    #[arg(long)]
+    function: Option<Similarity>,
+    /// Encode the first side as queries and the second as documents.
+    #[arg(long)]
+    asymmetric: bool,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "splade=info,splade_encoder=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .without_time()
+        .init();
+    if let Some(n) = cli.threads {
+        // Read by rayon's global pool (and candle's kernels) when they first start.
+        std::env::set_var("RAYON_NUM_THREADS", n.max(1).to_string());
+    }
+    let result = match cli.command {
+        Command::Encode(args) => encode(args),
+        Command::Similarity(args) => similarity(args),
+        Command::Info(args) => info(args),
+    };
+    if let Err(err) = result {
+        let chain: Vec<String> = err.chain().map(|e| e.to_string()).collect();
+        eprintln!("error: {}", chain.join(": "));
+        std::process::exit(1);
+    }
+}
+
+fn load(model: &ModelArg) -> Result<SparseEncoder> {
+    Ok(SparseEncoder::from_pretrained(&model.model)?)
+}
+
+/// Texts are encoded and written in chunks so output starts early and memory stays bounded.
+const WRITE_CHUNK: usize = 4096;
+
+fn encode(args: EncodeArgs) -> Result<()> {
+    let source = input::source_name(args.input.as_deref());
+    let bytes = input::read_input(args.input.as_deref())?;
+    let texts = input::parse_texts(&bytes, args.jsonl_field.as_deref(), &source)?;
+    let encoder = load(&args.model)?;
+    let options = EncodeOptions {
+        batch_size: args.batch_size,
+        max_active_dims: args.max_active_dims,
+        show_progress: false,
+        ..EncodeOptions::default()
+    };
+    let bar = if args.progress {
+        indicatif_bar(texts.len())
+    } else {
+        None
+    };
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    for (c, chunk) in texts.chunks(WRITE_CHUNK).enumerate() {
+        let batch = if args.query {
+            encoder.encode_query(chunk, &options)?
+        } else if args.document {
+            encoder.encode_document(chunk, &options)?
+        } else {
+            encoder.encode(chunk, &options)?
+        };
+        match args.top_tokens {
+            Some(n) => write_top_tokens(&mut out, &encoder, chunk, &batch, n, c * WRITE_CHUNK)?,
+            None => write_json_lines(&mut out, &batch)?,
+        }
+        if let Some(bar) = &bar {
+            bar.inc(chunk.len() as u64);
+        }
+    }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    out.flush().context("writing to standard output")?;
+    Ok(())
+}
+
+fn indicatif_bar(len: usize) -> Option<indicatif::ProgressBar> {
+    let bar = indicatif::ProgressBar::new(len as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} encoding [{bar:40}] {pos}/{len} texts ({per_sec}, eta {eta})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    Some(bar)
+}
+
+fn write_json_lines(out: &mut impl Write, batch: &SparseBatch) -> Result<()> {
+    for row in batch.rows() {
+        serde_json::to_writer(
+            &mut *out,
+            &serde_json::json!({"indices": row.indices(), "values": row.values()}),
+        )?;
+        out.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
+fn write_top_tokens(
+    out: &mut impl Write,
+    encoder: &SparseEncoder,
+    texts: &[String],
+    batch: &SparseBatch,
+    n: usize,
+    offset: usize,
+) -> Result<()> {
+    for (i, (text, row)) in texts.iter().zip(batch.rows()).enumerate() {
+        let shown: String = text.chars().take(100).collect();
+        let more = if text.chars().count() > 100 {
+            "…"
+        } else {
+            ""
+        };
+        writeln!(out, "[{}] {shown}{more}", offset + i + 1)?;
+        writeln!(out, "    {} active dims", row.nnz())?;
+        let terms: Vec<String> = encoder
+            .decode(row, Some(n))
+            .into_iter()
+            .map(|(t, w)| format!("{t} {w:.3}"))
+            .collect();
+        writeln!(out, "    {}", terms.join("  "))?;
+    }
+    Ok(())
+}
+
+fn similarity(args: SimilarityArgs) -> Result<()> {
+    let (left, right) = match (&args.a, &args.b, args.texts.len()) {
+        (Some(a), Some(b), 0) => {
+            let ta =
+                input::parse_texts(&input::read_input(Some(a))?, None, &a.display().to_string())?;
+            let tb =
+                input::parse_texts(&input::read_input(Some(b))?, None, &b.display().to_string())?;
+            if ta.len() != tb.len() {
+                bail!(
+                    "{} has {} lines but {} has {}",
+                    a.display(),
+                    ta.len(),
+                    b.display(),
+                    tb.len()
+                );
+            }
+            (ta, tb)
+        }
+        (None, None, 2) => (vec![args.texts[0].clone()], vec![args.texts[1].clone()]),
+        _ => bail!("give two texts, or --a FILE and --b FILE"),
+    };
+    let mut encoder = load(&args.model)?;
+    if let Some(f) = args.function {
+        encoder.set_similarity_fn(f);
+    }
+    let options = EncodeOptions::default();
+    let (ea, eb) = if args.asymmetric {
+        (
+            encoder.encode_query(&left, &options)?,
+            encoder.encode_document(&right, &options)?,
+        )
+    } else {
+        (
+            encoder.encode(&left, &options)?,
+            encoder.encode(&right, &options)?,
+        )
+    };
+    let scores = encoder.similarity_pairwise(&ea, &eb);
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    for s in scores {
+        writeln!(out, "{s}")?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn info(args: ModelArg) -> Result<()> {
+    let encoder = load(&args)?;
+    let f = encoder.folder();
+    println!("folder:          {}", f.root.display());
+    println!("layout:          {:?}", f.layout);
+    println!("architecture:    {:?}", f.backbone.architecture);
+    println!(
+        "layers/hidden:   {} / {}",
+        f.backbone.num_layers, f.backbone.hidden_size
+    );
+    println!("vocabulary:      {}", f.backbone.vocab_size);
+    println!("max_seq_length:  {}", f.max_seq_length);
+    println!("do_lower_case:   {}", f.do_lower_case);
+    println!("pooling:         {}", f.pooling);
+    println!("similarity:      {}", f.similarity);
+    for (name, prompt) in &f.prompts {
+        println!("prompt {name:<9}{prompt:?}");
+    }
+    Ok(())
+}

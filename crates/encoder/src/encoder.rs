@@ -1,0 +1,355 @@
+//! [`SparseEncoder`]: the library API that mirrors sentence-transformers' `SparseEncoder`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use candle_core::{Device, Tensor};
+use indicatif::{ProgressBar, ProgressStyle};
+use splade_sparse::{
+    ScoreMatrix, Similarity, SparseBatch, SparseVector, SparseView, SparsityStats,
+};
+
+use crate::error::{EncoderError, Result};
+use crate::hub::resolve_model;
+use crate::layout::ModelFolder;
+use crate::model::{find_weights, ForwardMode, MaskedLm, TokenBatch};
+use crate::pooling::{pool_dense, pool_sparse, PoolingConfig};
+use crate::tokenize::{TextTokenizer, TokenizedText};
+
+/// Options of one `encode` call.
+#[derive(Debug, Clone)]
+pub struct EncodeOptions {
+    /// Texts per forward pass (default 32). Texts are sorted by length first, so batches hold
+    /// texts of similar length; results always come back in input order.
+    pub batch_size: usize,
+    /// A named prompt from the model's `prompts` to prepend.
+    pub prompt_name: Option<String>,
+    /// A literal prompt to prepend (wins over `prompt_name`).
+    pub prompt: Option<String>,
+    /// Keep only the `k` largest weights of each vector.
+    pub max_active_dims: Option<usize>,
+    /// Show a progress bar on stderr.
+    pub show_progress: bool,
+}
+
+impl Default for EncodeOptions {
+    fn default() -> Self {
+        Self {
+            batch_size: 32,
+            prompt_name: None,
+            prompt: None,
+            max_active_dims: None,
+            show_progress: false,
+        }
+    }
+}
+
+/// Prompt names `encode_document` looks for, in order (as sentence-transformers does).
+const DOCUMENT_PROMPT_NAMES: [&str; 3] = ["document", "passage", "corpus"];
+
+/// A SPLADE encoder: MLM backbone + SpladePooling, producing vocabulary-sized sparse vectors.
+pub struct SparseEncoder {
+    folder: ModelFolder,
+    tokenizer: TextTokenizer,
+    model: MaskedLm,
+    device: Device,
+}
+
+impl SparseEncoder {
+    /// Loads a model named as the CLI accepts it: a local folder, `splade-tiny` (the default
+    /// model) or a Hugging Face Hub id. Runs on the CPU.
+    pub fn from_pretrained(name_or_path: &str) -> Result<Self> {
+        Self::load(&resolve_model(name_or_path)?, &Device::Cpu)
+    }
+
+    /// Loads a local model folder onto `device`.
+    pub fn load(dir: &Path, device: &Device) -> Result<Self> {
+        let folder = ModelFolder::read(dir)?;
+        let tokenizer = TextTokenizer::load(
+            &folder.transformer_dir,
+            folder.max_seq_length,
+            folder.do_lower_case,
+        )?;
+        let weights = find_weights(&folder.transformer_dir)?;
+        let model = MaskedLm::load(&weights, &folder.backbone, device)?;
+        tracing::debug!(
+            "loaded {} ({:?}, {:?}, max_seq_length {}, {})",
+            dir.display(),
+            folder.layout,
+            folder.backbone.architecture,
+            folder.max_seq_length,
+            folder.pooling
+        );
+        Ok(Self {
+            folder,
+            tokenizer,
+            model,
+            device: device.clone(),
+        })
+    }
+
+    /// What was read from the model folder.
+    pub fn folder(&self) -> &ModelFolder {
+        &self.folder
+    }
+
+    /// The vocabulary size: the dimension of every vector.
+    pub fn dim(&self) -> usize {
+        self.folder.backbone.vocab_size
+    }
+
+    /// Token limit per text; longer texts are truncated.
+    pub fn max_seq_length(&self) -> usize {
+        self.folder.max_seq_length
+    }
+
+    /// The model's similarity function (`similarity_fn_name`).
+    pub fn similarity_fn(&self) -> Similarity {
+        self.folder.similarity
+    }
+
+    /// Overrides the similarity function used by [`Self::similarity`].
+    pub fn set_similarity_fn(&mut self, function: Similarity) {
+        self.folder.similarity = function;
+    }
+
+    /// The model's named prompts.
+    pub fn prompts(&self) -> &BTreeMap<String, String> {
+        &self.folder.prompts
+    }
+
+    /// SpladePooling settings.
+    pub fn pooling(&self) -> PoolingConfig {
+        self.folder.pooling
+    }
+
+    /// The tokenizer.
+    pub fn tokenizer(&self) -> &TextTokenizer {
+        &self.tokenizer
+    }
+
+    /// The backbone.
+    pub fn model(&self) -> &MaskedLm {
+        &self.model
+    }
+
+    /// The device the model runs on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    fn resolve_prompt(&self, options: &EncodeOptions) -> Result<String> {
+        if let Some(prompt) = &options.prompt {
+            return Ok(prompt.clone());
+        }
+        let name = options
+            .prompt_name
+            .as_ref()
+            .or(self.folder.default_prompt_name.as_ref());
+        match name {
+            None => Ok(String::new()),
+            Some(name) => self.folder.prompts.get(name).cloned().ok_or_else(|| {
+                EncoderError::InvalidArgument(format!(
+                    "prompt name '{name}' is not among the model's prompts ({})",
+                    self.folder
+                        .prompts
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            }),
+        }
+    }
+
+    /// Tokenizes texts exactly as [`Self::encode`] does (prompt prepended, stripped,
+    /// lower-cased if configured, truncated).
+    pub fn tokenize(
+        &self,
+        texts: &[impl AsRef<str>],
+        options: &EncodeOptions,
+    ) -> Result<Vec<TokenizedText>> {
+        let prompt = self.resolve_prompt(options)?;
+        let prepared: Vec<String> = texts
+            .iter()
+            .map(|t| self.tokenizer.prepare(&format!("{prompt}{}", t.as_ref())))
+            .collect();
+        self.tokenizer.encode_prepared(&prepared)
+    }
+
+    /// Encodes texts into sparse vectors, one row per text in input order.
+    pub fn encode(
+        &self,
+        texts: &[impl AsRef<str>],
+        options: &EncodeOptions,
+    ) -> Result<SparseBatch> {
+        if options.batch_size == 0 {
+            return Err(EncoderError::InvalidArgument(
+                "batch size must be at least 1".into(),
+            ));
+        }
+        if options.max_active_dims == Some(0) {
+            return Err(EncoderError::InvalidArgument(
+                "max_active_dims must be at least 1".into(),
+            ));
+        }
+        let tokenized = self.tokenize(texts, options)?;
+        let mut order: Vec<usize> = (0..tokenized.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(tokenized[i].ids.len()));
+        let progress = if options.show_progress {
+            let bar = ProgressBar::new(texts.len() as u64);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} encoding [{bar:40}] {pos}/{len} texts ({per_sec}, eta {eta})",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            bar
+        } else {
+            ProgressBar::hidden()
+        };
+        let mut results: Vec<Option<SparseVector>> = vec![None; tokenized.len()];
+        for chunk in order.chunks(options.batch_size) {
+            let rows: Vec<&TokenizedText> = chunk.iter().map(|&i| &tokenized[i]).collect();
+            let vectors = self.encode_tokenized(&rows)?;
+            for (&i, v) in chunk.iter().zip(vectors) {
+                results[i] = Some(match options.max_active_dims {
+                    Some(k) => v.view().top_k(k),
+                    None => v,
+                });
+            }
+            progress.inc(chunk.len() as u64);
+        }
+        progress.finish_and_clear();
+        let mut batch = SparseBatch::new(self.dim());
+        for v in results.into_iter().flatten() {
+            batch.push(v.view())?;
+        }
+        Ok(batch)
+    }
+
+    /// Encodes queries: uses the model's `query` prompt when it has one.
+    pub fn encode_query(
+        &self,
+        texts: &[impl AsRef<str>],
+        options: &EncodeOptions,
+    ) -> Result<SparseBatch> {
+        let mut options = options.clone();
+        if options.prompt.is_none()
+            && options.prompt_name.is_none()
+            && self.folder.prompts.contains_key("query")
+        {
+            options.prompt_name = Some("query".into());
+        }
+        self.encode(texts, &options)
+    }
+
+    /// Encodes documents: uses the model's `document` (or `passage`, `corpus`) prompt when it
+    /// has one.
+    pub fn encode_document(
+        &self,
+        texts: &[impl AsRef<str>],
+        options: &EncodeOptions,
+    ) -> Result<SparseBatch> {
+        let mut options = options.clone();
+        if options.prompt.is_none() && options.prompt_name.is_none() {
+            options.prompt_name = DOCUMENT_PROMPT_NAMES
+                .iter()
+                .find(|n| self.folder.prompts.contains_key(**n))
+                .map(|n| n.to_string());
+        }
+        self.encode(texts, &options)
+    }
+
+    /// Pads tokenized texts into a batch on the model's device.
+    pub fn token_batch(&self, rows: &[&TokenizedText]) -> Result<TokenBatch> {
+        let width = rows.iter().map(|r| r.ids.len()).max().unwrap_or(0);
+        let n = rows.len();
+        let mut ids = vec![self.tokenizer.pad_id(); n * width];
+        let mut types = vec![0u32; n * width];
+        let mut mask = vec![0u32; n * width];
+        for (r, row) in rows.iter().enumerate() {
+            let len = row.ids.len();
+            ids[r * width..r * width + len].copy_from_slice(&row.ids);
+            types[r * width..r * width + len].copy_from_slice(&row.type_ids);
+            mask[r * width..r * width + len].fill(1);
+        }
+        Ok(TokenBatch {
+            input_ids: Tensor::from_vec(ids, (n, width), &self.device)?,
+            token_type_ids: Tensor::from_vec(types, (n, width), &self.device)?,
+            attention_mask: Tensor::from_vec(mask, (n, width), &self.device)?,
+            lengths: rows.iter().map(|r| r.ids.len()).collect(),
+        })
+    }
+
+    fn encode_tokenized(&self, rows: &[&TokenizedText]) -> Result<Vec<SparseVector>> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let batch = self.token_batch(rows)?;
+        let features = self.model.features(&batch, ForwardMode::Inference)?;
+        Ok(pool_sparse(
+            &features,
+            &batch.lengths,
+            self.model.head(),
+            self.folder.pooling,
+        )?)
+    }
+
+    /// The differentiable forward pass: `[batch, vocab]` dense SPLADE weights whose graph
+    /// reaches every model parameter (for training).
+    pub fn forward_dense(
+        &self,
+        texts: &[impl AsRef<str>],
+        options: &EncodeOptions,
+    ) -> Result<Tensor> {
+        let tokenized = self.tokenize(texts, options)?;
+        let rows: Vec<&TokenizedText> = tokenized.iter().collect();
+        let batch = self.token_batch(&rows)?;
+        let features = self.model.features(&batch, ForwardMode::Differentiable)?;
+        Ok(pool_dense(
+            &features,
+            &batch.attention_mask,
+            self.model.head(),
+            self.folder.pooling,
+        )?)
+    }
+
+    /// Every row of `a` against every row of `b` with the model's similarity function.
+    pub fn similarity(&self, a: &SparseBatch, b: &SparseBatch) -> ScoreMatrix {
+        splade_sparse::similarity(a, b, self.folder.similarity)
+    }
+
+    /// Row `i` of `a` against row `i` of `b` with the model's similarity function.
+    pub fn similarity_pairwise(&self, a: &SparseBatch, b: &SparseBatch) -> Vec<f32> {
+        splade_sparse::similarity_pairwise(a, b, self.folder.similarity)
+    }
+
+    /// The `top_k` heaviest terms of a vector as `(token, weight)`, heaviest first (all terms
+    /// when `top_k` is `None`).
+    pub fn decode(&self, vector: SparseView<'_>, top_k: Option<usize>) -> Vec<(String, f32)> {
+        vector
+            .top_positions(top_k.unwrap_or(vector.nnz()))
+            .into_iter()
+            .map(|p| {
+                let id = vector.indices()[p];
+                let token = self
+                    .tokenizer
+                    .id_to_token(id)
+                    .unwrap_or_else(|| format!("[{id}]"));
+                (token, vector.values()[p])
+            })
+            .collect()
+    }
+
+    /// Mean active dimensions and sparsity ratio of a batch.
+    pub fn sparsity(batch: &SparseBatch) -> SparsityStats {
+        splade_sparse::sparsity(batch)
+    }
+
+    /// The element-wise product of two vectors: which terms match, and how much each adds
+    /// to their dot product.
+    pub fn intersection(a: SparseView<'_>, b: SparseView<'_>) -> SparseVector {
+        a.intersection(&b)
+    }
+}

@@ -1,0 +1,103 @@
+//! Errors of model loading and encoding. Every file-related variant names the file.
+
+use std::path::PathBuf;
+
+/// Why loading a model or encoding text failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EncoderError {
+    /// A file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A required file is absent.
+    #[error("missing file {path}{hint}")]
+    MissingFile { path: PathBuf, hint: String },
+    /// A JSON configuration file is malformed.
+    #[error("invalid JSON in {path}: {source}")]
+    Json {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A configuration field is missing or has an unusable value.
+    #[error("{path}: field '{field}': {message}")]
+    Config {
+        path: PathBuf,
+        field: String,
+        message: String,
+    },
+    /// The model architecture is not one this crate implements.
+    #[error("unsupported architecture '{architecture}' in {path} (supported: {supported})")]
+    UnsupportedArchitecture {
+        architecture: String,
+        path: PathBuf,
+        supported: String,
+    },
+    /// A sentence-transformers module type this crate does not implement.
+    #[error(
+        "unsupported sentence-transformers module '{module}' in {path} (supported: {supported})"
+    )]
+    UnsupportedModule {
+        module: String,
+        path: PathBuf,
+        supported: String,
+    },
+    /// The weights file is unreadable, or lacks or mis-shapes a tensor.
+    #[error("weights {path}: {message}")]
+    Weights { path: PathBuf, message: String },
+    /// The tokenizer files could not be loaded.
+    #[error("tokenizer {path}: {message}")]
+    Tokenizer { path: PathBuf, message: String },
+    /// Tokenizing a text failed.
+    #[error("tokenizing text #{index}: {message}")]
+    Tokenize { index: usize, message: String },
+    /// A Hugging Face Hub id could not be resolved.
+    #[error("model '{id}' is not a local folder and could not be fetched from the Hugging Face Hub ({message}); cached files are looked for in {cache}")]
+    Hub {
+        id: String,
+        cache: PathBuf,
+        message: String,
+    },
+    /// Fetching the default model failed.
+    #[error("fetching the default model: {0}")]
+    DefaultModel(String),
+    /// An invalid argument to an encoder call.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// A tensor computation failed.
+    #[error("tensor computation: {0}")]
+    Candle(#[from] candle_core::Error),
+    /// A sparse vector could not be assembled.
+    #[error(transparent)]
+    Sparse(#[from] splade_sparse::SparseError),
+}
+
+/// Shorthand result type.
+pub type Result<T, E = EncoderError> = std::result::Result<T, E>;
+
+pub(crate) fn read_to_string(path: &std::path::Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            EncoderError::MissingFile {
+                path: path.to_path_buf(),
+                hint: String::new(),
+            }
+        } else {
+            EncoderError::Io {
+                path: path.to_path_buf(),
+                source,
+            }
+        }
+    })
+}
+
+pub(crate) fn read_json(path: &std::path::Path) -> Result<serde_json::Value> {
+    let text = read_to_string(path)?;
+    serde_json::from_str(&text).map_err(|source| EncoderError::Json {
+        path: path.to_path_buf(),
+        source,
+    })
+}

@@ -1,0 +1,272 @@
+//! Reading a model folder: a sentence-transformers SparseEncoder folder (the v4/v5 layout of
+//! the seed model card, or the v6 layout) or a plain Hugging Face `*ForMaskedLM` folder.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use splade_sparse::Similarity;
+
+use crate::config::BackboneConfig;
+use crate::error::{read_json, EncoderError, Result};
+use crate::pooling::{PoolingActivation, PoolingConfig, PoolingStrategy};
+
+/// Module types of a sentence-transformers pipeline that this crate runs.
+pub const SUPPORTED_MODULES: &str =
+    "MLMTransformer / Transformer (fill-mask) followed by SpladePooling";
+
+/// Which kind of folder a model came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FolderLayout {
+    /// A plain Hugging Face `*ForMaskedLM` folder (no `modules.json`).
+    PlainMaskedLm,
+    /// sentence-transformers v4/v5 (`sentence_transformers.sparse_encoder.models.*`).
+    SentenceTransformersV5,
+    /// sentence-transformers v6 (`sentence_transformers.sparse_encoder.modules.*` and later).
+    SentenceTransformersV6,
+}
+
+/// Everything needed to build an encoder, read from a model folder.
+#[derive(Debug, Clone)]
+pub struct ModelFolder {
+    /// The folder given.
+    pub root: PathBuf,
+    /// The folder holding the transformer's `config.json`, weights and tokenizer.
+    pub transformer_dir: PathBuf,
+    /// Which layout the folder uses.
+    pub layout: FolderLayout,
+    /// The backbone's configuration.
+    pub backbone: BackboneConfig,
+    /// Token limit per text (special tokens included); longer texts are truncated.
+    pub max_seq_length: usize,
+    /// Whether texts are lower-cased before tokenization.
+    pub do_lower_case: bool,
+    /// SpladePooling settings.
+    pub pooling: PoolingConfig,
+    /// Named prompts prepended to texts (`config_sentence_transformers.json`).
+    pub prompts: BTreeMap<String, String>,
+    /// The prompt used by `encode` when none is named.
+    pub default_prompt_name: Option<String>,
+    /// The similarity function the model was trained for.
+    pub similarity: Similarity,
+}
+
+fn config_err(path: &Path, field: &str, message: impl ToString) -> EncoderError {
+    EncoderError::Config {
+        path: path.to_path_buf(),
+        field: field.to_string(),
+        message: message.to_string(),
+    }
+}
+
+fn optional_json(path: &Path) -> Result<Option<Value>> {
+    if path.is_file() {
+        read_json(path).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+/// The last dotted component of a module type, e.g. `SpladePooling`.
+fn type_name(full: &str) -> &str {
+    full.rsplit('.').next().unwrap_or(full)
+}
+
+impl ModelFolder {
+    /// Reads a model folder, detecting its layout.
+    pub fn read(root: &Path) -> Result<Self> {
+        if !root.is_dir() {
+            return Err(EncoderError::MissingFile {
+                path: root.to_path_buf(),
+                hint: " (model folder)".into(),
+            });
+        }
+        let modules_path = root.join("modules.json");
+        match optional_json(&modules_path)? {
+            Some(modules) => Self::read_sentence_transformers(root, &modules_path, &modules),
+            None => Self::read_plain(root),
+        }
+    }
+
+    fn read_plain(root: &Path) -> Result<Self> {
+        let backbone = BackboneConfig::from_file(&root.join("config.json"))?;
+        let (max_seq_length, do_lower_case) = transformer_settings(root, &backbone)?;
+        let mut folder = Self {
+            root: root.to_path_buf(),
+            transformer_dir: root.to_path_buf(),
+            layout: FolderLayout::PlainMaskedLm,
+            backbone,
+            max_seq_length,
+            do_lower_case,
+            pooling: PoolingConfig::default(),
+            prompts: BTreeMap::new(),
+            default_prompt_name: None,
+            similarity: Similarity::Dot,
+        };
+        folder.read_model_settings()?;
+        Ok(folder)
+    }
+
+    fn read_sentence_transformers(
+        root: &Path,
+        modules_path: &Path,
+        modules: &Value,
+    ) -> Result<Self> {
+        let list = modules
+            .as_array()
+            .ok_or_else(|| config_err(modules_path, "modules", "expected a list of modules"))?;
+        let mut transformer = None;
+        let mut pooling = None;
+        let mut layout = FolderLayout::SentenceTransformersV6;
+        for (i, module) in list.iter().enumerate() {
+            let kind = module
+                .get("type")
+                .and_then(Value::as_str)
+                .ok_or_else(|| config_err(modules_path, &format!("[{i}].type"), "missing"))?;
+            let path = module.get("path").and_then(Value::as_str).unwrap_or("");
+            if kind.starts_with("sentence_transformers.sparse_encoder.models.") {
+                layout = FolderLayout::SentenceTransformersV5;
+            }
+            match (type_name(kind), i) {
+                ("MLMTransformer" | "Transformer", 0) => transformer = Some(root.join(path)),
+                ("SpladePooling", 1) => pooling = Some(root.join(path)),
+                _ => {
+                    return Err(EncoderError::UnsupportedModule {
+                        module: kind.to_string(),
+                        path: modules_path.to_path_buf(),
+                        supported: SUPPORTED_MODULES.to_string(),
+                    })
+                }
+            }
+        }
+        let (Some(transformer_dir), Some(pooling_dir)) = (transformer, pooling) else {
+            return Err(EncoderError::UnsupportedModule {
+                module: format!("{} module(s)", list.len()),
+                path: modules_path.to_path_buf(),
+                supported: SUPPORTED_MODULES.to_string(),
+            });
+        };
+        let backbone = BackboneConfig::from_file(&transformer_dir.join("config.json"))?;
+        let (max_seq_length, do_lower_case) = transformer_settings(&transformer_dir, &backbone)?;
+        let pooling = read_pooling(&pooling_dir.join("config.json"), backbone.vocab_size)?;
+        let mut folder = Self {
+            root: root.to_path_buf(),
+            transformer_dir,
+            layout,
+            backbone,
+            max_seq_length,
+            do_lower_case,
+            pooling,
+            prompts: BTreeMap::new(),
+            default_prompt_name: None,
+            similarity: Similarity::Dot,
+        };
+        folder.read_model_settings()?;
+        Ok(folder)
+    }
+
+    /// Prompts, default prompt and similarity from `config_sentence_transformers.json`.
+    fn read_model_settings(&mut self) -> Result<()> {
+        let path = self.root.join("config_sentence_transformers.json");
+        let Some(json) = optional_json(&path)? else {
+            return Ok(());
+        };
+        if let Some(prompts) = json.get("prompts").and_then(Value::as_object) {
+            for (name, prompt) in prompts {
+                let text = prompt.as_str().ok_or_else(|| {
+                    config_err(&path, &format!("prompts.{name}"), "expected a string")
+                })?;
+                self.prompts.insert(name.clone(), text.to_string());
+            }
+        }
+        self.default_prompt_name = json
+            .get("default_prompt_name")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        if let Some(name) = json.get("similarity_fn_name").and_then(Value::as_str) {
+            self.similarity = name.parse().map_err(|e: splade_sparse::SparseError| {
+                config_err(&path, "similarity_fn_name", e)
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// `max_seq_length` and `do_lower_case` of the transformer module, as sentence-transformers
+/// derives them: `sentence_bert_config.json` when present; otherwise the smaller of the
+/// model's `max_position_embeddings` and the tokenizer's `model_max_length`.
+fn transformer_settings(dir: &Path, backbone: &BackboneConfig) -> Result<(usize, bool)> {
+    let sbert_path = dir.join("sentence_bert_config.json");
+    let sbert = optional_json(&sbert_path)?;
+    let tokenizer_config = optional_json(&dir.join("tokenizer_config.json"))?;
+    let do_lower_case = sbert
+        .as_ref()
+        .and_then(|j| j.get("do_lower_case"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let explicit = sbert
+        .as_ref()
+        .and_then(|j| j.get("max_seq_length"))
+        .filter(|v| !v.is_null());
+    let max_seq_length =
+        match explicit {
+            Some(v) => v.as_u64().filter(|&n| n >= 2).ok_or_else(|| {
+                config_err(&sbert_path, "max_seq_length", "expected an integer >= 2")
+            })? as usize,
+            None => {
+                let tokenizer_max = tokenizer_config
+                    .as_ref()
+                    .and_then(|j| j.get("model_max_length"))
+                    .and_then(Value::as_f64)
+                    .filter(|n| (2.0..1e12).contains(n))
+                    .map(|n| n as usize);
+                tokenizer_max.map_or(backbone.max_position_embeddings, |t| {
+                    t.min(backbone.max_position_embeddings)
+                })
+            }
+        };
+    if max_seq_length > backbone.max_position_embeddings {
+        return Err(config_err(
+            &sbert_path,
+            "max_seq_length",
+            format!(
+                "{max_seq_length} exceeds the model's max_position_embeddings {}",
+                backbone.max_position_embeddings
+            ),
+        ));
+    }
+    Ok((max_seq_length, do_lower_case))
+}
+
+fn read_pooling(path: &Path, vocab_size: usize) -> Result<PoolingConfig> {
+    let Some(json) = optional_json(path)? else {
+        return Ok(PoolingConfig::default());
+    };
+    let strategy = match json.get("pooling_strategy").and_then(Value::as_str) {
+        Some(s) => s
+            .parse::<PoolingStrategy>()
+            .map_err(|e| config_err(path, "pooling_strategy", e))?,
+        None => PoolingStrategy::Max,
+    };
+    let activation = match json.get("activation_function").and_then(Value::as_str) {
+        Some(s) => s
+            .parse::<PoolingActivation>()
+            .map_err(|e| config_err(path, "activation_function", e))?,
+        None => PoolingActivation::Relu,
+    };
+    for key in ["word_embedding_dimension", "embedding_dimension"] {
+        if let Some(dim) = json.get(key).and_then(Value::as_u64) {
+            if dim as usize != vocab_size {
+                return Err(config_err(
+                    path,
+                    key,
+                    format!("{dim} does not match the model's vocabulary size {vocab_size}"),
+                ));
+            }
+        }
+    }
+    Ok(PoolingConfig {
+        strategy,
+        activation,
+    })
+}

@@ -1,0 +1,38 @@
+//! The SPLADE encoder of splade-rs.
+//!
+//! Loads sentence-transformers `SparseEncoder` folders (the v4/v5 layout of the seed model
+//! card and the v6 layout), plain Hugging Face `BertForMaskedLM` / `DistilBertForMaskedLM`
+//! folders and Hugging Face Hub ids, and encodes text into vocabulary-sized sparse vectors
+//! with the same numbers as the Python reference.
+//!
+//! ```no_run
+//! use splade_encoder::{EncodeOptions, SparseEncoder};
+//! let encoder = SparseEncoder::from_pretrained("splade-tiny")?;
+//! let queries = encoder.encode_query(&["what causes rain"], &EncodeOptions::default())?;
+//! let docs = encoder.encode_document(&["Rain forms when water vapour condenses."], &EncodeOptions::default())?;
+//! let scores = encoder.similarity(&queries, &docs);
+//! for (token, weight) in encoder.decode(queries.row(0).unwrap(), Some(5)) {
+//!     println!("{token}\t{weight:.3}");
+//! }
+//! # Ok::<(), splade_encoder::EncoderError>(())
+//! ```
+//!
+//! Texts longer than the model's max sequence length are truncated (as in the reference).
+
+pub mod config;
+pub mod default_model;
+mod encoder;
+mod error;
+pub mod hub;
+pub mod layout;
+pub mod model;
+pub mod pooling;
+pub mod tokenize;
+
+pub use encoder::{EncodeOptions, SparseEncoder};
+pub use error::{EncoderError, Result};
+pub use layout::{FolderLayout, ModelFolder};
+pub use pooling::{PoolingActivation, PoolingConfig, PoolingStrategy};
+pub use splade_sparse::{
+    ScoreMatrix, Similarity, SparseBatch, SparseVector, SparseView, SparsityStats,
+};

@@ -1,0 +1,156 @@
+//! `BertForMaskedLM`: embeddings, transformer encoder and the MLM head transform.
+
+use candle_core::{Tensor, D};
+use candle_nn::VarBuilder;
+
+use super::layers::{
+    activate, attention_bias, embed, get_any, ForwardMode, LayerNorm, Linear, SelfAttention,
+};
+use super::MlmHead;
+use crate::config::{BackboneConfig, HiddenAct};
+
+struct BertLayer {
+    attention: SelfAttention,
+    attention_out: Linear,
+    attention_norm: LayerNorm,
+    intermediate: Linear,
+    output: Linear,
+    output_norm: LayerNorm,
+    act: HiddenAct,
+}
+
+impl BertLayer {
+    fn load(vb: VarBuilder, c: &BackboneConfig) -> candle_core::Result<Self> {
+        let h = c.hidden_size;
+        let att = vb.pp("attention");
+        let sa = att.pp("self");
+        Ok(Self {
+            attention: SelfAttention {
+                query: Linear::load(sa.pp("query"), h, h)?,
+                key: Linear::load(sa.pp("key"), h, h)?,
+                value: Linear::load(sa.pp("value"), h, h)?,
+                num_heads: c.num_heads,
+                head_dim: h / c.num_heads,
+            },
+            attention_out: Linear::load(att.pp("output").pp("dense"), h, h)?,
+            attention_norm: LayerNorm::load(att.pp("output").pp("LayerNorm"), h, c.layer_norm_eps)?,
+            intermediate: Linear::load(vb.pp("intermediate").pp("dense"), h, c.intermediate_size)?,
+            output: Linear::load(vb.pp("output").pp("dense"), c.intermediate_size, h)?,
+            output_norm: LayerNorm::load(vb.pp("output").pp("LayerNorm"), h, c.layer_norm_eps)?,
+            act: c.hidden_act,
+        })
+    }
+
+    fn forward(&self, x: &Tensor, bias: &Tensor, mode: ForwardMode) -> candle_core::Result<Tensor> {
+        let a = self.attention.forward(x, bias, mode)?;
+        let x = self
+            .attention_norm
+            .forward(&(self.attention_out.forward(&a)? + x)?, mode)?;
+        let inner = activate(&self.intermediate.forward(&x)?, self.act)?;
+        self.output_norm
+            .forward(&(self.output.forward(&inner)? + x)?, mode)
+    }
+}
+
+/// A BERT encoder with its masked-language-model head.
+pub struct BertMaskedLm {
+    word_embeddings: Tensor,
+    position_embeddings: Tensor,
+    token_type_embeddings: Option<Tensor>,
+    embeddings_norm: LayerNorm,
+    layers: Vec<BertLayer>,
+    transform: Linear,
+    transform_norm: LayerNorm,
+    act: HiddenAct,
+    head: MlmHead,
+}
+
+impl BertMaskedLm {
+    /// Loads the weights under the `bert.` and `cls.predictions.` prefixes.
+    pub fn load(vb: VarBuilder, c: &BackboneConfig) -> candle_core::Result<Self> {
+        let h = c.hidden_size;
+        let emb = vb.pp("bert").pp("embeddings");
+        let word_embeddings = emb.pp("word_embeddings").get((c.vocab_size, h), "weight")?;
+        let token_type_embeddings = if c.type_vocab_size > 0 {
+            Some(
+                emb.pp("token_type_embeddings")
+                    .get((c.type_vocab_size, h), "weight")?,
+            )
+        } else {
+            None
+        };
+        let layers = (0..c.num_layers)
+            .map(|i| BertLayer::load(vb.pp("bert").pp("encoder").pp("layer").pp(i), c))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let pred = vb.pp("cls").pp("predictions");
+        let decoder = pred.pp("decoder");
+        let decoder_weight = if !c.tie_word_embeddings && decoder.contains_tensor("weight") {
+            decoder.get((c.vocab_size, h), "weight")?
+        } else if !c.tie_word_embeddings {
+            return Err(candle_core::Error::Msg(
+                "config says tie_word_embeddings=false but cls.predictions.decoder.weight is missing".into(),
+            ));
+        } else {
+            word_embeddings.clone()
+        };
+        // The forward pass of transformers uses the decoder's own bias; older checkpoints only
+        // store `cls.predictions.bias`, which is tied to it.
+        let decoder_bias = if decoder.contains_tensor("bias") {
+            decoder.get(c.vocab_size, "bias")?
+        } else {
+            get_any(&pred, &[c.vocab_size], &["bias"])?
+        };
+        Ok(Self {
+            position_embeddings: emb
+                .pp("position_embeddings")
+                .get((c.max_position_embeddings, h), "weight")?,
+            token_type_embeddings,
+            embeddings_norm: LayerNorm::load(emb.pp("LayerNorm"), h, c.layer_norm_eps)?,
+            word_embeddings,
+            layers,
+            transform: Linear::load(pred.pp("transform").pp("dense"), h, h)?,
+            transform_norm: LayerNorm::load(
+                pred.pp("transform").pp("LayerNorm"),
+                h,
+                c.layer_norm_eps,
+            )?,
+            act: c.hidden_act,
+            head: MlmHead {
+                weight: decoder_weight,
+                bias: decoder_bias,
+            },
+        })
+    }
+
+    /// The transformed token features `[batch, seq, hidden]` that the decoder projects onto
+    /// the vocabulary.
+    pub fn features(
+        &self,
+        input_ids: &Tensor,
+        token_type_ids: &Tensor,
+        attention_mask: &Tensor,
+        mode: ForwardMode,
+    ) -> candle_core::Result<Tensor> {
+        let (_, t) = input_ids.dims2()?;
+        let mut x = embed(&self.word_embeddings, input_ids)?;
+        let pos = self.position_embeddings.narrow(0, 0, t)?;
+        x = x.broadcast_add(&pos)?;
+        if let Some(tt) = &self.token_type_embeddings {
+            x = (x + embed(tt, token_type_ids)?)?;
+        }
+        x = self.embeddings_norm.forward(&x, mode)?;
+        let bias = attention_bias(attention_mask)?;
+        for layer in &self.layers {
+            x = layer.forward(&x, &bias, mode)?;
+        }
+        let y = activate(&self.transform.forward(&x)?, self.act)?;
+        let y = self.transform_norm.forward(&y, mode)?;
+        debug_assert_eq!(y.dims()[2], self.head.weight.dim(D::Minus1)?);
+        Ok(y)
+    }
+
+    /// The vocabulary projection.
+    pub fn head(&self) -> &MlmHead {
+        &self.head
+    }
+}

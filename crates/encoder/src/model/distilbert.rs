@@ -1,0 +1,122 @@
+//! `DistilBertForMaskedLM`: embeddings, transformer and the vocabulary transform.
+
+use candle_core::Tensor;
+use candle_nn::VarBuilder;
+
+use super::layers::{
+    activate, attention_bias, embed, ForwardMode, LayerNorm, Linear, SelfAttention,
+};
+use super::MlmHead;
+use crate::config::{BackboneConfig, HiddenAct};
+
+struct DistilBertLayer {
+    attention: SelfAttention,
+    out: Linear,
+    sa_norm: LayerNorm,
+    lin1: Linear,
+    lin2: Linear,
+    output_norm: LayerNorm,
+    act: HiddenAct,
+}
+
+impl DistilBertLayer {
+    fn load(vb: VarBuilder, c: &BackboneConfig) -> candle_core::Result<Self> {
+        let h = c.hidden_size;
+        let att = vb.pp("attention");
+        Ok(Self {
+            attention: SelfAttention {
+                query: Linear::load(att.pp("q_lin"), h, h)?,
+                key: Linear::load(att.pp("k_lin"), h, h)?,
+                value: Linear::load(att.pp("v_lin"), h, h)?,
+                num_heads: c.num_heads,
+                head_dim: h / c.num_heads,
+            },
+            out: Linear::load(att.pp("out_lin"), h, h)?,
+            sa_norm: LayerNorm::load(vb.pp("sa_layer_norm"), h, c.layer_norm_eps)?,
+            lin1: Linear::load(vb.pp("ffn").pp("lin1"), h, c.intermediate_size)?,
+            lin2: Linear::load(vb.pp("ffn").pp("lin2"), c.intermediate_size, h)?,
+            output_norm: LayerNorm::load(vb.pp("output_layer_norm"), h, c.layer_norm_eps)?,
+            act: c.hidden_act,
+        })
+    }
+
+    fn forward(&self, x: &Tensor, bias: &Tensor, mode: ForwardMode) -> candle_core::Result<Tensor> {
+        let a = self.out.forward(&self.attention.forward(x, bias, mode)?)?;
+        let x = self.sa_norm.forward(&(a + x)?, mode)?;
+        let ffn = self
+            .lin2
+            .forward(&activate(&self.lin1.forward(&x)?, self.act)?)?;
+        self.output_norm.forward(&(ffn + x)?, mode)
+    }
+}
+
+/// A DistilBERT encoder with its masked-language-model head.
+pub struct DistilBertMaskedLm {
+    word_embeddings: Tensor,
+    position_embeddings: Tensor,
+    embeddings_norm: LayerNorm,
+    layers: Vec<DistilBertLayer>,
+    transform: Linear,
+    transform_norm: LayerNorm,
+    act: HiddenAct,
+    head: MlmHead,
+}
+
+impl DistilBertMaskedLm {
+    /// Loads the weights under the `distilbert.` and `vocab_*` prefixes.
+    pub fn load(vb: VarBuilder, c: &BackboneConfig) -> candle_core::Result<Self> {
+        let h = c.hidden_size;
+        let emb = vb.pp("distilbert").pp("embeddings");
+        let word_embeddings = emb.pp("word_embeddings").get((c.vocab_size, h), "weight")?;
+        let layers = (0..c.num_layers)
+            .map(|i| {
+                DistilBertLayer::load(vb.pp("distilbert").pp("transformer").pp("layer").pp(i), c)
+            })
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let projector = vb.pp("vocab_projector");
+        let weight = if c.tie_word_embeddings {
+            word_embeddings.clone()
+        } else {
+            projector.get((c.vocab_size, h), "weight")?
+        };
+        Ok(Self {
+            position_embeddings: emb
+                .pp("position_embeddings")
+                .get((c.max_position_embeddings, h), "weight")?,
+            embeddings_norm: LayerNorm::load(emb.pp("LayerNorm"), h, c.layer_norm_eps)?,
+            word_embeddings,
+            layers,
+            transform: Linear::load(vb.pp("vocab_transform"), h, h)?,
+            transform_norm: LayerNorm::load(vb.pp("vocab_layer_norm"), h, c.layer_norm_eps)?,
+            act: c.hidden_act,
+            head: MlmHead {
+                weight,
+                bias: projector.get(c.vocab_size, "bias")?,
+            },
+        })
+    }
+
+    /// The transformed token features `[batch, seq, hidden]`; DistilBERT has no token types.
+    pub fn features(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+        mode: ForwardMode,
+    ) -> candle_core::Result<Tensor> {
+        let (_, t) = input_ids.dims2()?;
+        let x = embed(&self.word_embeddings, input_ids)?
+            .broadcast_add(&self.position_embeddings.narrow(0, 0, t)?)?;
+        let mut x = self.embeddings_norm.forward(&x, mode)?;
+        let bias = attention_bias(attention_mask)?;
+        for layer in &self.layers {
+            x = layer.forward(&x, &bias, mode)?;
+        }
+        let y = activate(&self.transform.forward(&x)?, self.act)?;
+        self.transform_norm.forward(&y, mode)
+    }
+
+    /// The vocabulary projection.
+    pub fn head(&self) -> &MlmHead {
+        &self.head
+    }
+}

@@ -1,0 +1,175 @@
+//! Building blocks shared by the BERT-family backbones: linear layers, LayerNorm, activations
+//! and multi-head self-attention, each usable on the fast inference path or on the
+//! differentiable path (every op there has a backward in candle).
+
+use candle_core::{DType, Module, Tensor, D};
+use candle_nn::VarBuilder;
+
+use crate::config::HiddenAct;
+
+/// Whether a forward pass must stay differentiable (training) or may use fused kernels that
+/// detach the autograd graph (inference).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForwardMode {
+    /// Fused kernels (candle's `layer_norm`, `softmax_last_dim`): fastest, no gradients.
+    Inference,
+    /// Composite ops only, so gradients reach every parameter.
+    Differentiable,
+}
+
+/// Reads the first of several alternative tensor names (e.g. `weight` / `gamma`).
+pub(crate) fn get_any(
+    vb: &VarBuilder,
+    shape: &[usize],
+    names: &[&str],
+) -> candle_core::Result<Tensor> {
+    for name in names {
+        if vb.contains_tensor(name) {
+            return vb.get(shape, name);
+        }
+    }
+    Err(candle_core::Error::Msg(format!(
+        "tensor '{}' not found (also looked for {:?})",
+        if vb.prefix().is_empty() {
+            names[0].to_string()
+        } else {
+            format!("{}.{}", vb.prefix(), names[0])
+        },
+        &names[1..]
+    )))
+}
+
+/// A dense layer `y = x Wᵀ + b` with PyTorch's weight layout `[out, in]`.
+#[derive(Debug, Clone)]
+pub struct Linear {
+    weight: Tensor,
+    bias: Tensor,
+}
+
+impl Linear {
+    /// Loads `weight` `[out, in]` and `bias` `[out]`.
+    pub fn load(vb: VarBuilder, in_dim: usize, out_dim: usize) -> candle_core::Result<Self> {
+        Ok(Self {
+            weight: vb.get((out_dim, in_dim), "weight")?,
+            bias: vb.get(out_dim, "bias")?,
+        })
+    }
+
+    /// Applies the layer to `[..., in]` (leading dimensions are flattened into one matmul).
+    pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let mut dims = x.dims().to_vec();
+        let in_dim = dims.last().copied().unwrap_or(0);
+        let rows = x.elem_count() / in_dim.max(1);
+        let y = x
+            .reshape((rows, in_dim))?
+            .matmul(&self.weight.t()?)?
+            .broadcast_add(&self.bias)?;
+        if let Some(last) = dims.last_mut() {
+            *last = self.weight.dim(0)?;
+        }
+        y.reshape(dims)
+    }
+}
+
+/// LayerNorm over the last dimension.
+#[derive(Debug, Clone)]
+pub struct LayerNorm {
+    weight: Tensor,
+    bias: Tensor,
+    eps: f64,
+}
+
+impl LayerNorm {
+    /// Loads `weight`/`bias`, or the older `gamma`/`beta` names.
+    pub fn load(vb: VarBuilder, size: usize, eps: f64) -> candle_core::Result<Self> {
+        Ok(Self {
+            weight: get_any(&vb, &[size], &["weight", "gamma"])?,
+            bias: get_any(&vb, &[size], &["bias", "beta"])?,
+            eps,
+        })
+    }
+
+    /// Normalises `x` over its last dimension.
+    pub fn forward(&self, x: &Tensor, mode: ForwardMode) -> candle_core::Result<Tensor> {
+        match mode {
+            ForwardMode::Inference => candle_nn::ops::layer_norm(
+                &x.contiguous()?,
+                &self.weight,
+                &self.bias,
+                self.eps as f32,
+            ),
+            ForwardMode::Differentiable => {
+                let mean = x.mean_keepdim(D::Minus1)?;
+                let centered = x.broadcast_sub(&mean)?;
+                let var = centered.sqr()?.mean_keepdim(D::Minus1)?;
+                let normed = centered.broadcast_div(&(var + self.eps)?.sqrt()?)?;
+                normed
+                    .broadcast_mul(&self.weight)?
+                    .broadcast_add(&self.bias)
+            }
+        }
+    }
+}
+
+/// Applies a configured activation.
+pub fn activate(x: &Tensor, act: HiddenAct) -> candle_core::Result<Tensor> {
+    match act {
+        HiddenAct::GeluErf => x.gelu_erf(),
+        HiddenAct::GeluTanh => x.gelu(),
+        HiddenAct::Relu => x.relu(),
+    }
+}
+
+/// Multi-head scaled dot-product self-attention with an additive key mask.
+#[derive(Debug, Clone)]
+pub struct SelfAttention {
+    pub(crate) query: Linear,
+    pub(crate) key: Linear,
+    pub(crate) value: Linear,
+    pub(crate) num_heads: usize,
+    pub(crate) head_dim: usize,
+}
+
+impl SelfAttention {
+    /// Attends over `x` `[batch, seq, hidden]`; `mask_bias` is `[batch, 1, 1, seq]` with 0 for
+    /// real tokens and a large negative value for padding.
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        mask_bias: &Tensor,
+        mode: ForwardMode,
+    ) -> candle_core::Result<Tensor> {
+        let (b, t, _) = x.dims3()?;
+        let split = |y: Tensor| -> candle_core::Result<Tensor> {
+            y.reshape((b, t, self.num_heads, self.head_dim))?
+                .transpose(1, 2)?
+                .contiguous()
+        };
+        let scale = 1.0 / (self.head_dim as f64).sqrt();
+        let q = split((self.query.forward(x)? * scale)?)?;
+        let k = split(self.key.forward(x)?)?;
+        let v = split(self.value.forward(x)?)?;
+        let scores = q.matmul(&k.t()?)?.broadcast_add(mask_bias)?;
+        let probs = match mode {
+            ForwardMode::Inference => candle_nn::ops::softmax_last_dim(&scores)?,
+            ForwardMode::Differentiable => candle_nn::ops::softmax(&scores, D::Minus1)?,
+        };
+        probs
+            .matmul(&v)?
+            .transpose(1, 2)?
+            .reshape((b, t, self.num_heads * self.head_dim))
+    }
+}
+
+/// Turns a `[batch, seq]` 0/1 attention mask into the additive bias `[batch, 1, 1, seq]`.
+pub fn attention_bias(mask: &Tensor) -> candle_core::Result<Tensor> {
+    let (b, t) = mask.dims2()?;
+    let mask = mask.to_dtype(DType::F32)?;
+    // (1 - mask) * min: real tokens add 0, padding adds the most negative f32, as Hugging Face does.
+    ((mask.ones_like()? - mask)? * f32::MIN as f64)?.reshape((b, 1, 1, t))
+}
+
+/// Word-embedding lookup.
+pub fn embed(table: &Tensor, ids: &Tensor) -> candle_core::Result<Tensor> {
+    candle_nn::Embedding::new(table.clone(), table.dim(1)?).forward(ids)
+}

@@ -1,0 +1,164 @@
+//! The masked-language-model backbones: each turns token ids into per-token features, and an
+//! [`MlmHead`] projects features onto the vocabulary (the logits SpladePooling consumes).
+
+mod bert;
+mod distilbert;
+pub mod layers;
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+
+pub use bert::BertMaskedLm;
+pub use distilbert::DistilBertMaskedLm;
+pub use layers::ForwardMode;
+
+use crate::config::{Architecture, BackboneConfig};
+use crate::error::{EncoderError, Result};
+
+/// The decoder of an MLM head: logits = features · weightᵀ + bias, weight `[vocab, hidden]`.
+#[derive(Debug, Clone)]
+pub struct MlmHead {
+    /// `[vocab, hidden]` (the word-embedding matrix when tied).
+    pub weight: Tensor,
+    /// `[vocab]`.
+    pub bias: Tensor,
+}
+
+/// A padded batch of token ids, ready for a backbone.
+#[derive(Debug, Clone)]
+pub struct TokenBatch {
+    /// `[batch, seq]` u32 token ids (padding holds the pad id).
+    pub input_ids: Tensor,
+    /// `[batch, seq]` u32 token type ids.
+    pub token_type_ids: Tensor,
+    /// `[batch, seq]` u32, 1 for real tokens and 0 for padding.
+    pub attention_mask: Tensor,
+    /// Real (unpadded) length of each row.
+    pub lengths: Vec<usize>,
+}
+
+/// One of the supported masked-language-model backbones.
+pub enum MaskedLm {
+    /// `BertForMaskedLM`.
+    Bert(BertMaskedLm),
+    /// `DistilBertForMaskedLM`.
+    DistilBert(DistilBertMaskedLm),
+}
+
+/// Finds the weights file of a transformer folder: `model.safetensors`, else `pytorch_model.bin`.
+pub fn find_weights(dir: &Path) -> Result<PathBuf> {
+    for name in ["model.safetensors", "pytorch_model.bin"] {
+        let p = dir.join(name);
+        if p.is_file() {
+            return Ok(p);
+        }
+    }
+    Err(EncoderError::MissingFile {
+        path: dir.join("model.safetensors"),
+        hint: " (nor pytorch_model.bin)".to_string(),
+    })
+}
+
+impl MaskedLm {
+    /// Loads the backbone from a weights file (`.safetensors`, memory-mapped, or a PyTorch
+    /// `.bin` pickle) in f32 on `device`.
+    pub fn load(weights: &Path, config: &BackboneConfig, device: &Device) -> Result<Self> {
+        let wrap = |e: candle_core::Error| EncoderError::Weights {
+            path: weights.to_path_buf(),
+            message: e.to_string(),
+        };
+        let is_safetensors = weights.extension().is_some_and(|e| e == "safetensors");
+        let vb = if is_safetensors {
+            check_safetensors_header(weights)?;
+            // SAFETY: the file is memory-mapped read-only; the header was validated above and
+            // candle validates every tensor's bounds against the mapping.
+            unsafe { VarBuilder::from_mmaped_safetensors(&[weights], DType::F32, device) }
+                .map_err(wrap)?
+        } else {
+            VarBuilder::from_pth(weights, DType::F32, device).map_err(wrap)?
+        };
+        let model = match config.architecture {
+            Architecture::Bert => MaskedLm::Bert(BertMaskedLm::load(vb, config).map_err(wrap)?),
+            Architecture::DistilBert => {
+                MaskedLm::DistilBert(DistilBertMaskedLm::load(vb, config).map_err(wrap)?)
+            }
+        };
+        Ok(model)
+    }
+
+    /// Per-token features `[batch, seq, hidden]` before the vocabulary projection.
+    pub fn features(&self, batch: &TokenBatch, mode: ForwardMode) -> candle_core::Result<Tensor> {
+        match self {
+            MaskedLm::Bert(m) => m.features(
+                &batch.input_ids,
+                &batch.token_type_ids,
+                &batch.attention_mask,
+                mode,
+            ),
+            MaskedLm::DistilBert(m) => m.features(&batch.input_ids, &batch.attention_mask, mode),
+        }
+    }
+
+    /// The vocabulary projection.
+    pub fn head(&self) -> &MlmHead {
+        match self {
+            MaskedLm::Bert(m) => m.head(),
+            MaskedLm::DistilBert(m) => m.head(),
+        }
+    }
+}
+
+/// Rejects a truncated or corrupt safetensors file with a message naming it, before mapping.
+fn check_safetensors_header(path: &Path) -> Result<()> {
+    use std::io::Read;
+    let bad = |message: String| EncoderError::Weights {
+        path: path.to_path_buf(),
+        message,
+    };
+    let mut file = std::fs::File::open(path).map_err(|source| EncoderError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let len = file
+        .metadata()
+        .map_err(|source| EncoderError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?
+        .len();
+    let mut n = [0u8; 8];
+    file.read_exact(&mut n)
+        .map_err(|_| bad("file is too short to be safetensors".into()))?;
+    let header_len = u64::from_le_bytes(n);
+    if header_len > len.saturating_sub(8) || header_len > 100_000_000 {
+        return Err(bad(format!(
+            "corrupt safetensors header (header length {header_len}, file length {len})"
+        )));
+    }
+    let mut header = vec![0u8; header_len as usize];
+    file.read_exact(&mut header)
+        .map_err(|e| bad(format!("reading header: {e}")))?;
+    let json: serde_json::Value = serde_json::from_slice(&header)
+        .map_err(|e| bad(format!("corrupt safetensors header: {e}")))?;
+    let data_len = len - 8 - header_len;
+    if let Some(map) = json.as_object() {
+        for (name, info) in map {
+            if name == "__metadata__" {
+                continue;
+            }
+            let end = info
+                .get("data_offsets")
+                .and_then(|o| o.get(1))
+                .and_then(|v| v.as_u64())
+                .ok_or_else(|| bad(format!("tensor '{name}' has no data_offsets")))?;
+            if end > data_len {
+                return Err(bad(format!(
+                    "file is truncated: tensor '{name}' ends at byte {end} of a {data_len}-byte data section"
+                )));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,253 @@
+//! Tokenization exactly as sentence-transformers' `Transformer.tokenize` does it: each text is
+//! stripped of surrounding whitespace (Python's `str.strip`), lower-cased when the model says
+//! `do_lower_case`, then tokenized with the model's Hugging Face tokenizer, special tokens
+//! added and truncated to the model's max length (longest-first, right side).
+//!
+//! Truncation is expected behaviour: tokens past the max length never reach the model.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use tokenizers::{
+    decoders::wordpiece::WordPiece as WordPieceDecoder, models::wordpiece::WordPiece,
+    normalizers::BertNormalizer, pre_tokenizers::bert::BertPreTokenizer,
+    processors::bert::BertProcessing, Tokenizer, TruncationDirection, TruncationParams,
+    TruncationStrategy,
+};
+
+use crate::error::{read_json, EncoderError, Result};
+
+/// One tokenized text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenizedText {
+    /// Token ids, special tokens included.
+    pub ids: Vec<u32>,
+    /// Token type ids (all 0 for single texts).
+    pub type_ids: Vec<u32>,
+}
+
+/// The tokenizer of a model plus the text preparation sentence-transformers applies first.
+#[derive(Clone)]
+pub struct TextTokenizer {
+    inner: Tokenizer,
+    do_lower_case: bool,
+    max_length: usize,
+    pad_id: u32,
+}
+
+/// Python's `str.strip()` with no argument: Unicode whitespace plus the ASCII information
+/// separators U+001C..U+001F, which Python counts as whitespace and Rust does not.
+pub fn python_strip(text: &str) -> &str {
+    text.trim_matches(|c: char| c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c))
+}
+
+fn tokenizer_error(path: &Path, message: impl ToString) -> EncoderError {
+    EncoderError::Tokenizer {
+        path: path.to_path_buf(),
+        message: message.to_string(),
+    }
+}
+
+impl TextTokenizer {
+    /// Loads `tokenizer.json` from `dir`, or builds a BERT WordPiece tokenizer from `vocab.txt`
+    /// (with `tokenizer_config.json`'s `do_lower_case`, `strip_accents`,
+    /// `tokenize_chinese_chars`) when there is no `tokenizer.json`.
+    pub fn load(dir: &Path, max_length: usize, do_lower_case: bool) -> Result<Self> {
+        let json_path = dir.join("tokenizer.json");
+        let config = read_optional_json(&dir.join("tokenizer_config.json"))?;
+        let mut inner = if json_path.is_file() {
+            Tokenizer::from_file(&json_path).map_err(|e| tokenizer_error(&json_path, e))?
+        } else {
+            let vocab = dir.join("vocab.txt");
+            if !vocab.is_file() {
+                return Err(EncoderError::MissingFile {
+                    path: json_path,
+                    hint: format!(" (nor {})", vocab.display()),
+                });
+            }
+            wordpiece_from_vocab(&vocab, &config)?
+        };
+        let source = if json_path.is_file() {
+            json_path
+        } else {
+            dir.join("vocab.txt")
+        };
+        inner
+            .with_truncation(Some(TruncationParams {
+                direction: TruncationDirection::Right,
+                max_length,
+                strategy: TruncationStrategy::LongestFirst,
+                stride: 0,
+            }))
+            .map_err(|e| tokenizer_error(&source, e))?;
+        inner.with_padding(None);
+        let pad_token = config
+            .get("pad_token")
+            .and_then(token_content)
+            .unwrap_or_else(|| "[PAD]".to_string());
+        let pad_id = inner.token_to_id(&pad_token).unwrap_or(0);
+        Ok(Self {
+            inner,
+            do_lower_case,
+            max_length,
+            pad_id,
+        })
+    }
+
+    /// The max length texts are truncated to, special tokens included.
+    pub fn max_length(&self) -> usize {
+        self.max_length
+    }
+
+    /// The padding token id.
+    pub fn pad_id(&self) -> u32 {
+        self.pad_id
+    }
+
+    /// Strips and (if configured) lower-cases a text, as sentence-transformers does before
+    /// calling the tokenizer.
+    pub fn prepare(&self, text: &str) -> String {
+        let stripped = python_strip(text);
+        if self.do_lower_case {
+            stripped.to_lowercase()
+        } else {
+            stripped.to_string()
+        }
+    }
+
+    /// Tokenizes already-prepared texts (see [`Self::prepare`]).
+    pub fn encode_prepared(&self, texts: &[String]) -> Result<Vec<TokenizedText>> {
+        texts
+            .iter()
+            .enumerate()
+            .map(|(index, text)| {
+                let enc = self.inner.encode_fast(text.as_str(), true).map_err(|e| {
+                    EncoderError::Tokenize {
+                        index,
+                        message: e.to_string(),
+                    }
+                })?;
+                Ok(TokenizedText {
+                    ids: enc.get_ids().to_vec(),
+                    type_ids: enc.get_type_ids().to_vec(),
+                })
+            })
+            .collect()
+    }
+
+    /// Prepares and tokenizes texts.
+    pub fn encode(&self, texts: &[impl AsRef<str>]) -> Result<Vec<TokenizedText>> {
+        let prepared: Vec<String> = texts.iter().map(|t| self.prepare(t.as_ref())).collect();
+        self.encode_prepared(&prepared)
+    }
+
+    /// The vocabulary string of a token id.
+    pub fn id_to_token(&self, id: u32) -> Option<String> {
+        self.inner.id_to_token(id)
+    }
+
+    /// The underlying Hugging Face tokenizer.
+    pub fn inner(&self) -> &Tokenizer {
+        &self.inner
+    }
+}
+
+fn read_optional_json(path: &Path) -> Result<Value> {
+    if path.is_file() {
+        read_json(path)
+    } else {
+        Ok(Value::Null)
+    }
+}
+
+/// A special token in `tokenizer_config.json` is either a string or an `AddedToken` object.
+fn token_content(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Object(o) => o.get("content").and_then(Value::as_str).map(str::to_string),
+        _ => None,
+    }
+}
+
+/// Builds the tokenizer Hugging Face's `BertTokenizerFast` converts a `vocab.txt` into.
+fn wordpiece_from_vocab(vocab: &Path, config: &Value) -> Result<Tokenizer> {
+    let special = |key: &str, default: &str| {
+        config
+            .get(key)
+            .and_then(token_content)
+            .unwrap_or_else(|| default.to_string())
+    };
+    let unk = special("unk_token", "[UNK]");
+    let cls = special("cls_token", "[CLS]");
+    let sep = special("sep_token", "[SEP]");
+    let lowercase = config
+        .get("do_lower_case")
+        .and_then(Value::as_bool)
+        .unwrap_or(true);
+    let strip_accents = config.get("strip_accents").and_then(Value::as_bool);
+    let chinese = config
+        .get("tokenize_chinese_chars")
+        .and_then(Value::as_bool)
+        .unwrap_or(true);
+    let vocab_str = vocab
+        .to_str()
+        .ok_or_else(|| tokenizer_error(vocab, "path is not UTF-8"))?;
+    let model = WordPiece::from_file(vocab_str)
+        .unk_token(unk)
+        .continuing_subword_prefix("##".into())
+        .max_input_chars_per_word(100)
+        .build()
+        .map_err(|e| tokenizer_error(vocab, e))?;
+    let cls_id = model_token_id(&model, &cls, vocab)?;
+    let sep_id = model_token_id(&model, &sep, vocab)?;
+    let mut tokenizer = Tokenizer::new(model);
+    tokenizer
+        .with_normalizer(Some(BertNormalizer::new(
+            true,
+            chinese,
+            strip_accents,
+            lowercase,
+        )))
+        .with_pre_tokenizer(Some(BertPreTokenizer))
+        .with_post_processor(Some(BertProcessing::new((sep, sep_id), (cls, cls_id))))
+        .with_decoder(Some(WordPieceDecoder::new("##".into(), true)));
+    let mut specials: Vec<tokenizers::AddedToken> = [
+        "unk_token",
+        "sep_token",
+        "pad_token",
+        "cls_token",
+        "mask_token",
+    ]
+    .iter()
+    .filter_map(|k| config.get(*k).and_then(token_content))
+    .map(|t| tokenizers::AddedToken::from(t, true))
+    .collect();
+    if specials.is_empty() {
+        specials = ["[UNK]", "[SEP]", "[PAD]", "[CLS]", "[MASK]"]
+            .iter()
+            .map(|t| tokenizers::AddedToken::from(t.to_string(), true))
+            .collect();
+    }
+    tokenizer.add_special_tokens(&specials);
+    Ok(tokenizer)
+}
+
+fn model_token_id(model: &WordPiece, token: &str, vocab: &Path) -> Result<u32> {
+    use tokenizers::Model;
+    model.token_to_id(token).ok_or_else(|| {
+        tokenizer_error(
+            vocab,
+            format!("special token '{token}' is not in the vocabulary"),
+        )
+    })
+}
+
+/// Where a tokenizer was loaded from (for messages).
+pub fn tokenizer_source(dir: &Path) -> PathBuf {
+    let json = dir.join("tokenizer.json");
+    if json.is_file() {
+        json
+    } else {
+        dir.join("vocab.txt")
+    }
+}

@@ -1,0 +1,27 @@
+//! Errors of sparse vector construction and arithmetic.
+
+/// Why a sparse vector or batch was rejected.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SparseError {
+    /// `indices` and `values` differ in length.
+    #[error("sparse vector has {indices} indices but {values} values")]
+    LengthMismatch { indices: usize, values: usize },
+    /// Indices are not strictly ascending (unsorted or duplicated).
+    #[error("sparse vector indices must be strictly ascending: index {index} at position {position} follows {previous}")]
+    NotAscending {
+        position: usize,
+        previous: u32,
+        index: u32,
+    },
+    /// A value is NaN or infinite.
+    #[error("sparse vector value at position {position} (index {index}) is not finite")]
+    NonFinite { position: usize, index: u32 },
+    /// An index does not fit the declared dimension.
+    #[error("sparse index {index} is out of range for dimension {dim}")]
+    IndexOutOfRange { index: u32, dim: usize },
+    /// An unknown similarity function name.
+    #[error(
+        "unknown similarity function '{0}' (expected one of: dot, cosine, euclidean, manhattan)"
+    )]
+    UnknownSimilarity(String),
+}
