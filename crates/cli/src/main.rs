@@ -30,6 +30,26 @@ enum Command {
     Similarity(SimilarityArgs),
     /// Show what a model folder or id resolves to and how it will be run.
     Info(ModelArg),
+    /// Measure encoding throughput and peak memory (prints one JSON object).
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    #[command(flatten)]
+    model: ModelArg,
+    /// Texts to encode, one per line (or JSONL with --jsonl-field).
+    #[arg(long)]
+    input: PathBuf,
+    /// Read JSONL and take the text from this field.
+    #[arg(long, value_name = "NAME")]
+    jsonl_field: Option<String>,
+    /// Texts per forward pass.
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    /// Use only the first N texts.
+    #[arg(long)]
+    limit: Option<usize>,
 }
 
 #[derive(Args, Clone)]
@@ -108,6 +128,7 @@ fn main() {
         Command::Encode(args) => encode(args),
         Command::Similarity(args) => similarity(args),
         Command::Info(args) => info(args),
+        Command::Bench(args) => bench(args),
     };
     if let Err(err) = result {
         let chain: Vec<String> = err.chain().map(|e| e.to_string()).collect();
@@ -278,5 +299,53 @@ fn info(args: ModelArg) -> Result<()> {
     for (name, prompt) in &f.prompts {
         println!("prompt {name:<9}{prompt:?}");
     }
+    Ok(())
+}
+
+/// Peak resident set size of this process in bytes (Linux `VmHWM`), if known.
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+fn bench(args: BenchArgs) -> Result<()> {
+    let source = args.input.display().to_string();
+    let mut texts = input::parse_texts(
+        &input::read_input(Some(&args.input))?,
+        args.jsonl_field.as_deref(),
+        &source,
+    )?;
+    if let Some(n) = args.limit {
+        texts.truncate(n);
+    }
+    if texts.is_empty() {
+        bail!("{source}: no texts");
+    }
+    let load_start = std::time::Instant::now();
+    let encoder = load(&args.model)?;
+    let load_seconds = load_start.elapsed().as_secs_f64();
+    let options = EncodeOptions {
+        batch_size: args.batch_size,
+        ..EncodeOptions::default()
+    };
+    // Warm-up: one batch, untimed.
+    encoder.encode(&texts[..args.batch_size.min(texts.len())], &options)?;
+    let start = std::time::Instant::now();
+    let batch = encoder.encode(&texts, &options)?;
+    let seconds = start.elapsed().as_secs_f64();
+    let stats = SparseEncoder::sparsity(&batch);
+    let report = serde_json::json!({
+        "engine": "splade-rs",
+        "texts": texts.len(),
+        "seconds": seconds,
+        "texts_per_s": texts.len() as f64 / seconds,
+        "load_seconds": load_seconds,
+        "peak_rss_bytes": peak_rss_bytes(),
+        "active_dims": stats.active_dims,
+        "threads": std::env::var("RAYON_NUM_THREADS").ok(),
+    });
+    println!("{report}");
     Ok(())
 }

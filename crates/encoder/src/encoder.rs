@@ -162,19 +162,22 @@ impl SparseEncoder {
         }
     }
 
-    /// Tokenizes texts exactly as [`Self::encode`] does (prompt prepended, stripped,
-    /// lower-cased if configured, truncated).
+    /// Tokenizes texts exactly as [`Self::encode`] does (prompt prepended, lower-cased if
+    /// configured, truncated).
     pub fn tokenize(
         &self,
         texts: &[impl AsRef<str>],
         options: &EncodeOptions,
     ) -> Result<Vec<TokenizedText>> {
         let prompt = self.resolve_prompt(options)?;
-        let prepared: Vec<String> = texts
+        if prompt.is_empty() {
+            return self.tokenizer.encode(texts);
+        }
+        let prompted: Vec<String> = texts
             .iter()
-            .map(|t| self.tokenizer.prepare(&format!("{prompt}{}", t.as_ref())))
+            .map(|t| format!("{prompt}{}", t.as_ref()))
             .collect();
-        self.tokenizer.encode_prepared(&prepared)
+        self.tokenizer.encode(&prompted)
     }
 
     /// Encodes texts into sparse vectors, one row per text in input order.

@@ -146,6 +146,7 @@ impl ModelFolder {
                 supported: SUPPORTED_MODULES.to_string(),
             });
         };
+        check_transformer_task(&transformer_dir.join("sentence_bert_config.json"))?;
         let backbone = BackboneConfig::from_file(&transformer_dir.join("config.json"))?;
         let (max_seq_length, do_lower_case) = transformer_settings(&transformer_dir, &backbone)?;
         let pooling = read_pooling(&pooling_dir.join("config.json"), backbone.vocab_size)?;
@@ -189,6 +190,23 @@ impl ModelFolder {
             })?;
         }
         Ok(())
+    }
+}
+
+/// A v6 `Transformer` module declares its task; SpladePooling needs MLM logits (`fill-mask`).
+fn check_transformer_task(path: &Path) -> Result<()> {
+    let task = optional_json(path)?.and_then(|j| {
+        j.get("transformer_task")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    });
+    match task.as_deref() {
+        None | Some("fill-mask") => Ok(()),
+        Some(other) => Err(EncoderError::UnsupportedModule {
+            module: format!("Transformer with transformer_task '{other}'"),
+            path: path.to_path_buf(),
+            supported: SUPPORTED_MODULES.to_string(),
+        }),
     }
 }
 

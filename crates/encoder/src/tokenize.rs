@@ -1,7 +1,7 @@
-//! Tokenization exactly as sentence-transformers' `Transformer.tokenize` does it: each text is
-//! stripped of surrounding whitespace (Python's `str.strip`), lower-cased when the model says
-//! `do_lower_case`, then tokenized with the model's Hugging Face tokenizer, special tokens
-//! added and truncated to the model's max length (longest-first, right side).
+//! Tokenization exactly as sentence-transformers 6.x does it: the text goes to the model's
+//! Hugging Face tokenizer as is (no stripping), with a `Lowercase` normalizer put in front of
+//! the tokenizer's own when the model says `do_lower_case`; special tokens are added and the
+//! ids truncated to the model's max length (longest-first, right side).
 //!
 //! Truncation is expected behaviour: tokens past the max length never reach the model.
 
@@ -33,12 +33,6 @@ pub struct TextTokenizer {
     do_lower_case: bool,
     max_length: usize,
     pad_id: u32,
-}
-
-/// Python's `str.strip()` with no argument: Unicode whitespace plus the ASCII information
-/// separators U+001C..U+001F, which Python counts as whitespace and Rust does not.
-pub fn python_strip(text: &str) -> &str {
-    text.trim_matches(|c: char| c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c))
 }
 
 fn tokenizer_error(path: &Path, message: impl ToString) -> EncoderError {
@@ -81,6 +75,9 @@ impl TextTokenizer {
             }))
             .map_err(|e| tokenizer_error(&source, e))?;
         inner.with_padding(None);
+        if do_lower_case {
+            prepend_lowercase(&mut inner);
+        }
         let pad_token = config
             .get("pad_token")
             .and_then(token_content)
@@ -104,24 +101,18 @@ impl TextTokenizer {
         self.pad_id
     }
 
-    /// Strips and (if configured) lower-cases a text, as sentence-transformers does before
-    /// calling the tokenizer.
-    pub fn prepare(&self, text: &str) -> String {
-        let stripped = python_strip(text);
-        if self.do_lower_case {
-            stripped.to_lowercase()
-        } else {
-            stripped.to_string()
-        }
+    /// Whether texts are lower-cased (by a `Lowercase` normalizer) before tokenization.
+    pub fn do_lower_case(&self) -> bool {
+        self.do_lower_case
     }
 
-    /// Tokenizes already-prepared texts (see [`Self::prepare`]).
-    pub fn encode_prepared(&self, texts: &[String]) -> Result<Vec<TokenizedText>> {
+    /// Tokenizes texts.
+    pub fn encode(&self, texts: &[impl AsRef<str>]) -> Result<Vec<TokenizedText>> {
         texts
             .iter()
             .enumerate()
             .map(|(index, text)| {
-                let enc = self.inner.encode_fast(text.as_str(), true).map_err(|e| {
+                let enc = self.inner.encode_fast(text.as_ref(), true).map_err(|e| {
                     EncoderError::Tokenize {
                         index,
                         message: e.to_string(),
@@ -135,12 +126,6 @@ impl TextTokenizer {
             .collect()
     }
 
-    /// Prepares and tokenizes texts.
-    pub fn encode(&self, texts: &[impl AsRef<str>]) -> Result<Vec<TokenizedText>> {
-        let prepared: Vec<String> = texts.iter().map(|t| self.prepare(t.as_ref())).collect();
-        self.encode_prepared(&prepared)
-    }
-
     /// The vocabulary string of a token id.
     pub fn id_to_token(&self, id: u32) -> Option<String> {
         self.inner.id_to_token(id)
@@ -150,6 +135,27 @@ impl TextTokenizer {
     pub fn inner(&self) -> &Tokenizer {
         &self.inner
     }
+}
+
+/// Puts a `Lowercase` normalizer in front of the tokenizer's own, as sentence-transformers
+/// does for `do_lower_case` (unless one is already there).
+fn prepend_lowercase(tokenizer: &mut Tokenizer) {
+    use tokenizers::normalizers::{utils::Sequence, Lowercase, NormalizerWrapper};
+    let current = tokenizer.get_normalizer().cloned();
+    let has_lowercase = match &current {
+        Some(NormalizerWrapper::Lowercase(_)) => true,
+        Some(NormalizerWrapper::Sequence(seq)) => seq
+            .as_ref()
+            .iter()
+            .any(|n| matches!(n, NormalizerWrapper::Lowercase(_))),
+        _ => false,
+    };
+    if has_lowercase {
+        return;
+    }
+    let mut parts = vec![NormalizerWrapper::Lowercase(Lowercase)];
+    parts.extend(current);
+    tokenizer.with_normalizer(Some(Sequence::new(parts)));
 }
 
 fn read_optional_json(path: &Path) -> Result<Value> {

@@ -84,14 +84,16 @@ impl BertMaskedLm {
             .collect::<candle_core::Result<Vec<_>>>()?;
         let pred = vb.pp("cls").pp("predictions");
         let decoder = pred.pp("decoder");
-        let decoder_weight = if !c.tie_word_embeddings && decoder.contains_tensor("weight") {
+        // As transformers 5 loads it: a decoder matrix stored in the file is used (even when the
+        // config says tied); otherwise the decoder is the word-embedding matrix.
+        let decoder_weight = if decoder.contains_tensor("weight") {
             decoder.get((c.vocab_size, h), "weight")?
-        } else if !c.tie_word_embeddings {
+        } else if c.tie_word_embeddings {
+            word_embeddings.clone()
+        } else {
             return Err(candle_core::Error::Msg(
                 "config says tie_word_embeddings=false but cls.predictions.decoder.weight is missing".into(),
             ));
-        } else {
-            word_embeddings.clone()
         };
         // The forward pass of transformers uses the decoder's own bias; older checkpoints only
         // store `cls.predictions.bias`, which is tied to it.

@@ -74,10 +74,11 @@ impl DistilBertMaskedLm {
             })
             .collect::<candle_core::Result<Vec<_>>>()?;
         let projector = vb.pp("vocab_projector");
-        let weight = if c.tie_word_embeddings {
-            word_embeddings.clone()
-        } else {
+        // A projector matrix stored in the file is used; otherwise it is tied to the embeddings.
+        let weight = if projector.contains_tensor("weight") || !c.tie_word_embeddings {
             projector.get((c.vocab_size, h), "weight")?
+        } else {
+            word_embeddings.clone()
         };
         Ok(Self {
             position_embeddings: emb
