@@ -1,0 +1,253 @@
+//! The `splade` binary end to end, checked against the library it is built on.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use splade_encoder::{EncodeOptions, SparseEncoder};
+
+fn model(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/encoder/models")
+        .join(name)
+}
+
+fn splade(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_splade"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run splade");
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn stdout_lines(out: &Output) -> Vec<String> {
+    assert!(
+        out.status.success(),
+        "splade failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone())
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn json_rows(lines: &[String]) -> Vec<(Vec<u32>, Vec<f32>)> {
+    lines
+        .iter()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                serde_json::from_value(v["indices"].clone()).unwrap(),
+                serde_json::from_value(v["values"].clone()).unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn assert_same_as_library(rows: &[(Vec<u32>, Vec<f32>)], expected: &splade_encoder::SparseBatch) {
+    assert_eq!(rows.len(), expected.len());
+    for ((indices, values), exp) in rows.iter().zip(expected.rows()) {
+        assert_eq!(indices.as_slice(), exp.indices());
+        assert!(
+            indices.windows(2).all(|w| w[0] < w[1]),
+            "indices must ascend"
+        );
+        for (a, b) in values.iter().zip(exp.values()) {
+            // Batch composition changes padding, hence float rounding: allow the parity tolerance.
+            assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "{a} vs {b}");
+        }
+    }
+}
+
+#[test]
+fn encode_writes_one_json_object_per_line_in_input_order() {
+    let dir = model("bert-tied-v6");
+    let texts = [
+        "a much longer text about retrieval, sparse vectors and inverted indexes",
+        "",
+        "short one",
+    ];
+    let input = format!("{}\n{}\n{}\n", texts[0], texts[1], texts[2]);
+    let out = splade(
+        &[
+            "encode",
+            "--model",
+            dir.to_str().unwrap(),
+            "--batch-size",
+            "2",
+        ],
+        input.as_bytes(),
+    );
+    let rows = json_rows(&stdout_lines(&out));
+    let enc = SparseEncoder::load(&dir, &candle_core::Device::Cpu).unwrap();
+    assert_same_as_library(
+        &rows,
+        &enc.encode(&texts, &EncodeOptions::default()).unwrap(),
+    );
+
+    // --query uses the model's query prompt; --max-active-dims keeps the top K.
+    let out = splade(
+        &[
+            "encode",
+            "--model",
+            dir.to_str().unwrap(),
+            "--query",
+            "--max-active-dims",
+            "5",
+        ],
+        input.as_bytes(),
+    );
+    let rows = json_rows(&stdout_lines(&out));
+    let opts = EncodeOptions {
+        max_active_dims: Some(5),
+        ..Default::default()
+    };
+    assert_same_as_library(&rows, &enc.encode_query(&texts, &opts).unwrap());
+    assert!(rows.iter().all(|(i, _)| i.len() <= 5));
+}
+
+#[test]
+fn encode_reads_jsonl_fields_and_files() {
+    let dir = model("distilbert-untied-v6");
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("corpus.jsonl");
+    std::fs::write(
+        &path,
+        "{\"_id\":\"1\",\"text\":\"first doc\"}\n{\"_id\":\"2\",\"text\":\"second doc\"}\n",
+    )
+    .unwrap();
+    let out = splade(
+        &[
+            "encode",
+            "--model",
+            dir.to_str().unwrap(),
+            "--input",
+            path.to_str().unwrap(),
+            "--jsonl-field",
+            "text",
+            "--document",
+        ],
+        b"",
+    );
+    let rows = json_rows(&stdout_lines(&out));
+    let enc = SparseEncoder::load(&dir, &candle_core::Device::Cpu).unwrap();
+    assert_same_as_library(
+        &rows,
+        &enc.encode_document(&["first doc", "second doc"], &EncodeOptions::default())
+            .unwrap(),
+    );
+}
+
+#[test]
+fn top_tokens_prints_a_readable_view() {
+    let dir = model("bert-tied-v6");
+    let out = splade(
+        &[
+            "encode",
+            "--model",
+            dir.to_str().unwrap(),
+            "--top-tokens",
+            "3",
+        ],
+        b"hello world\n",
+    );
+    let lines = stdout_lines(&out);
+    assert_eq!(lines[0], "[1] hello world");
+    assert!(lines[1].trim().ends_with("active dims"), "{lines:?}");
+    let enc = SparseEncoder::load(&dir, &candle_core::Device::Cpu).unwrap();
+    let batch = enc
+        .encode(&["hello world"], &EncodeOptions::default())
+        .unwrap();
+    let top = enc.decode(batch.row(0).unwrap(), Some(3));
+    let expected: Vec<String> = top.iter().map(|(t, w)| format!("{t} {w:.3}")).collect();
+    assert_eq!(lines[2].trim(), expected.join("  "));
+}
+
+#[test]
+fn similarity_scores_two_texts_with_the_model_function() {
+    let dir = model("bert-tied-v6"); // similarity_fn_name: cosine
+    let out = splade(
+        &[
+            "similarity",
+            "--model",
+            dir.to_str().unwrap(),
+            "sparse retrieval",
+            "inverted index",
+        ],
+        b"",
+    );
+    let score: f32 = stdout_lines(&out)[0].parse().unwrap();
+    let enc = SparseEncoder::load(&dir, &candle_core::Device::Cpu).unwrap();
+    let a = enc
+        .encode(&["sparse retrieval"], &EncodeOptions::default())
+        .unwrap();
+    let b = enc
+        .encode(&["inverted index"], &EncodeOptions::default())
+        .unwrap();
+    assert!((score - enc.similarity(&a, &b).get(0, 0)).abs() < 1e-6);
+    assert!(score > 0.0 && score <= 1.0 + 1e-6);
+}
+
+fn assert_one_line_error(out: &Output, needle: &str) {
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "expected one line on stderr, got: {err}");
+    assert!(
+        lines[0].starts_with("error: ") && lines[0].contains(needle),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_input_fails_with_one_clear_line() {
+    let dir = model("bert-tied-v6");
+    let out = splade(
+        &["encode", "--model", dir.to_str().unwrap()],
+        b"fine\nbroken \xff\xfe\n",
+    );
+    assert_one_line_error(&out, "<stdin>: line 2: invalid UTF-8");
+    let out = splade(&["encode", "--model", "./does/not/exist"], b"x\n");
+    assert_one_line_error(&out, "does/not/exist");
+    let out = splade(
+        &[
+            "encode",
+            "--model",
+            dir.to_str().unwrap(),
+            "--jsonl-field",
+            "text",
+        ],
+        b"{\"text\": 1}\n",
+    );
+    assert_one_line_error(&out, "line 1: field 'text' is not a string");
+    let out = splade(
+        &[
+            "encode",
+            "--model",
+            dir.to_str().unwrap(),
+            "--input",
+            "/no/such/file.txt",
+        ],
+        b"",
+    );
+    assert_one_line_error(&out, "/no/such/file.txt");
+}
+
+#[test]
+fn default_model_encodes_real_text() {
+    let out = splade(
+        &["encode", "--top-tokens", "5"],
+        b"what is the capital of france\n",
+    );
+    let lines = stdout_lines(&out);
+    assert!(
+        lines[2].contains("capital") && lines[2].contains("france"),
+        "{lines:?}"
+    );
+}

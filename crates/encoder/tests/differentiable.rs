@@ -1,0 +1,176 @@
+//! The differentiable path (training) computes the same vectors as the inference path, and
+//! gradients really flow through it (no op silently detaches the graph).
+
+use std::path::Path;
+
+use candle_core::{Device, Tensor, Var};
+use splade_encoder::model::layers::{ForwardMode, LayerNorm};
+use splade_encoder::model::MlmHead;
+use splade_encoder::pooling::{
+    dense_to_sparse, pool_dense, pool_sparse, PoolingActivation, PoolingConfig, PoolingStrategy,
+};
+use splade_encoder::{EncodeOptions, SparseEncoder};
+
+fn fixture(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/encoder/models")
+        .join(name)
+}
+
+#[test]
+fn forward_dense_matches_encode() {
+    let texts = [
+        "sparse retrieval with learned term weights",
+        "a",
+        "",
+        "Zoë's café in 東京",
+    ];
+    for name in ["distilbert-untied-v6", "bert-tied-v6"] {
+        let enc = SparseEncoder::load(&fixture(name), &Device::Cpu).unwrap();
+        let dense = enc
+            .forward_dense(&texts, &EncodeOptions::default())
+            .unwrap();
+        let from_dense = dense_to_sparse(&dense).unwrap();
+        let sparse = enc.encode(&texts, &EncodeOptions::default()).unwrap();
+        for (a, b) in from_dense.iter().zip(sparse.rows()) {
+            let (da, db) = (
+                a.view().to_dense(enc.dim()).unwrap(),
+                b.to_dense(enc.dim()).unwrap(),
+            );
+            for (x, y) in da.iter().zip(&db) {
+                assert!(
+                    (x - y).abs() <= 1e-4 * y.abs().max(1.0),
+                    "{name}: {x} vs {y}"
+                );
+            }
+        }
+    }
+}
+
+fn all_configs() -> Vec<PoolingConfig> {
+    let mut v = Vec::new();
+    for strategy in [PoolingStrategy::Max, PoolingStrategy::Sum] {
+        for activation in [PoolingActivation::Relu, PoolingActivation::Log1pRelu] {
+            v.push(PoolingConfig {
+                strategy,
+                activation,
+            });
+        }
+    }
+    v
+}
+
+#[test]
+fn pooling_paths_agree_and_gradients_match_finite_differences() {
+    let dev = Device::Cpu;
+    let (b, t, h, vocab) = (2, 5, 4, 9);
+    let features = Var::from_tensor(&Tensor::randn(0f32, 1.0, (b, t, h), &dev).unwrap()).unwrap();
+    let weight = Var::from_tensor(&Tensor::randn(0f32, 1.0, (vocab, h), &dev).unwrap()).unwrap();
+    let bias = Tensor::randn(0f32, 0.5, vocab, &dev).unwrap();
+    let head = MlmHead {
+        weight: weight.as_tensor().clone(),
+        bias,
+    };
+    let mask = Tensor::new(&[[1u32, 1, 1, 0, 0], [1, 1, 1, 1, 1]], &dev).unwrap();
+    for config in all_configs() {
+        let dense = pool_dense(features.as_tensor(), &mask, &head, config).unwrap();
+        let sparse = pool_sparse(features.as_tensor(), &[3, 5], &head, config).unwrap();
+        for (row, s) in dense.to_vec2::<f32>().unwrap().iter().zip(&sparse) {
+            let sd = s.view().to_dense(vocab).unwrap();
+            for (x, y) in row.iter().zip(&sd) {
+                assert!((x - y).abs() < 1e-5, "{config}: dense {x} vs sparse {y}");
+            }
+        }
+        // d(sum of weights)/d(weight[j, k]) against a central finite difference.
+        let loss = |w: &Tensor| -> f64 {
+            let head = MlmHead {
+                weight: w.clone(),
+                bias: head.bias.clone(),
+            };
+            let out = pool_dense(features.as_tensor(), &mask, &head, config).unwrap();
+            out.to_dtype(candle_core::DType::F64)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar::<f64>()
+                .unwrap()
+        };
+        let grads = pool_dense(features.as_tensor(), &mask, &head, config)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let gw = grads
+            .get(weight.as_tensor())
+            .expect("gradient reaches the decoder")
+            .to_vec2::<f32>()
+            .unwrap();
+        assert!(
+            grads.get(features.as_tensor()).is_some(),
+            "gradient reaches the features"
+        );
+        let base = weight.as_tensor().to_vec2::<f32>().unwrap();
+        for (j, k) in [(0usize, 0usize), (3, 2), (8, 3)] {
+            let eps = 1e-2f32;
+            let bump = |d: f32| {
+                let mut w = base.clone();
+                w[j][k] += d;
+                Tensor::new(w, &dev).unwrap()
+            };
+            let fd = (loss(&bump(eps)) - loss(&bump(-eps))) / (2.0 * eps as f64);
+            assert!(
+                (fd - gw[j][k] as f64).abs() < 2e-2 * fd.abs().max(1.0),
+                "{config}: grad[{j},{k}] {} vs finite difference {fd}",
+                gw[j][k]
+            );
+        }
+    }
+}
+
+#[test]
+fn differentiable_layer_norm_matches_fused_and_has_gradients() {
+    let dev = Device::Cpu;
+    let x = Var::from_tensor(&Tensor::randn(0f32, 2.0, (3, 7, 16), &dev).unwrap()).unwrap();
+    let vb = candle_nn::VarBuilder::from_tensors(
+        [
+            (
+                "weight".to_string(),
+                Tensor::randn(1f32, 0.1, 16, &dev).unwrap(),
+            ),
+            (
+                "bias".to_string(),
+                Tensor::randn(0f32, 0.1, 16, &dev).unwrap(),
+            ),
+        ]
+        .into_iter()
+        .collect(),
+        candle_core::DType::F32,
+        &dev,
+    );
+    let ln = LayerNorm::load(vb, 16, 1e-12).unwrap();
+    let fused = ln.forward(x.as_tensor(), ForwardMode::Inference).unwrap();
+    let slow = ln
+        .forward(x.as_tensor(), ForwardMode::Differentiable)
+        .unwrap();
+    let diff = (fused - &slow)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    assert!(diff < 1e-5, "{diff}");
+    let g = slow.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+    let gx = g.get(x.as_tensor()).expect("gradient reaches the input");
+    assert!(
+        gx.abs()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+            > 0.0
+    );
+}
