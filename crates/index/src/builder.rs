@@ -1,0 +1,268 @@
+//! Building an index from sparse vectors held in memory.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+
+use splade_sparse::SparseView;
+
+use crate::error::{IndexError, Result};
+use crate::format::{self, FileId, Manifest, FORMAT_NAME, FORMAT_VERSION};
+use crate::index::Index;
+use crate::quantize::{encode_up, scale_for};
+use crate::storage::{Bytes, OwnedArray};
+
+/// The default number of documents per block.
+pub const DEFAULT_BLOCK_SIZE: usize = 64;
+/// The largest block size (positions inside a block are stored as u8).
+pub const MAX_BLOCK_SIZE: usize = 256;
+
+/// Collects documents (external id + sparse vector) and turns them into an [`Index`], in
+/// memory ([`Self::build`]) or on disk ([`Self::write`]).
+///
+/// Documents are numbered from 0 in the order they are added; that number breaks score ties.
+///
+/// ```
+/// use splade_index::IndexBuilder;
+/// use splade_sparse::SparseVector;
+/// let mut b = IndexBuilder::new(10);
+/// b.add("a", SparseVector::new(vec![1, 4], vec![0.5, 2.0])?.view())?;
+/// b.add("b", SparseVector::new(vec![4], vec![1.0])?.view())?;
+/// let index = b.build()?;
+/// let q = SparseVector::new(vec![4], vec![1.0])?;
+/// let hits = index.top_k(q.view(), 10);
+/// assert_eq!(index.id(hits[0].doc), Some("a"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct IndexBuilder {
+    dim: usize,
+    block_size: usize,
+    indptr: Vec<u64>,
+    terms: Vec<u32>,
+    values: Vec<f32>,
+    id_offsets: Vec<u64>,
+    id_data: Vec<u8>,
+    seen: HashSet<String>,
+}
+
+impl IndexBuilder {
+    /// An empty builder for vectors of dimension `dim` (every index must be `< dim`), with
+    /// [`DEFAULT_BLOCK_SIZE`].
+    pub fn new(dim: usize) -> Self {
+        Self {
+            dim,
+            block_size: DEFAULT_BLOCK_SIZE,
+            indptr: vec![0],
+            terms: Vec::new(),
+            values: Vec::new(),
+            id_offsets: vec![0],
+            id_data: Vec::new(),
+            seen: HashSet::new(),
+        }
+    }
+
+    /// Sets the number of consecutive documents per block (1..=256; checked on build).
+    pub fn block_size(mut self, block_size: usize) -> Self {
+        self.block_size = block_size;
+        self
+    }
+
+    /// The vector dimension.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Documents added so far.
+    pub fn len(&self) -> usize {
+        self.indptr.len() - 1
+    }
+
+    /// Whether no document was added.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Adds a document and returns its number. Errors (naming the id): an empty or
+    /// duplicate id, an index `>= dim`, a negative weight (SPLADE weights are
+    /// non-negative; block-max bounds rely on it), or more than `u32::MAX` documents.
+    pub fn add(&mut self, id: &str, vector: SparseView<'_>) -> Result<u32> {
+        let invalid = |message: String| IndexError::InvalidDocument {
+            id: id.to_string(),
+            message,
+        };
+        if id.is_empty() {
+            return Err(invalid("empty id".into()));
+        }
+        if self.seen.contains(id) {
+            return Err(invalid("duplicate id".into()));
+        }
+        let doc = u32::try_from(self.len())
+            .ok()
+            .filter(|&d| d < u32::MAX)
+            .ok_or_else(|| invalid("too many documents (at most 2^32 - 1)".into()))?;
+        if let Some(&last) = vector.indices().last() {
+            if last as usize >= self.dim {
+                return Err(invalid(format!(
+                    "index {last} is out of range for dimension {}",
+                    self.dim
+                )));
+            }
+        }
+        if let Some((i, v)) = vector.iter().find(|&(_, v)| v < 0.0) {
+            return Err(invalid(format!(
+                "negative weight {v} at index {i} (weights must be >= 0)"
+            )));
+        }
+        self.terms.extend_from_slice(vector.indices());
+        self.values.extend_from_slice(vector.values());
+        self.indptr.push(self.terms.len() as u64);
+        self.id_data.extend_from_slice(id.as_bytes());
+        self.id_offsets.push(self.id_data.len() as u64);
+        self.seen.insert(id.to_string());
+        Ok(doc)
+    }
+
+    fn check(&self) -> Result<()> {
+        if !(1..=MAX_BLOCK_SIZE).contains(&self.block_size) {
+            return Err(IndexError::InvalidArgument(format!(
+                "block size must be in 1..={MAX_BLOCK_SIZE}, got {}",
+                self.block_size
+            )));
+        }
+        if self.dim as u64 > u64::from(u32::MAX) + 1 {
+            return Err(IndexError::InvalidArgument(format!(
+                "dimension {} does not fit u32 term ids",
+                self.dim
+            )));
+        }
+        Ok(())
+    }
+
+    /// The binary arrays of the index, in [`FileId::ALL`] order, and its manifest (without
+    /// file entries).
+    fn assemble(self) -> Result<(Manifest, Vec<Bytes>)> {
+        self.check()?;
+        let n = self.len();
+        let bs = self.block_size;
+        let num_blocks = n.div_ceil(bs);
+        let mut block_term_offsets = Vec::with_capacity(num_blocks + 1);
+        block_term_offsets.push(0u64);
+        let mut block_terms: Vec<u32> = Vec::new();
+        let mut entry_offsets = vec![0u64];
+        let mut entry_docs: Vec<u8> = Vec::with_capacity(self.terms.len());
+        let mut entry_values: Vec<f32> = Vec::with_capacity(self.terms.len());
+        // Per term: (block, block maximum) in ascending block order.
+        let mut maxima: BTreeMap<u32, Vec<(u32, f32)>> = BTreeMap::new();
+        let mut scratch: Vec<(u32, u8, f32)> = Vec::new();
+        for b in 0..num_blocks {
+            scratch.clear();
+            let first = b * bs;
+            let last = (first + bs).min(n);
+            for doc in first..last {
+                let (s, e) = (self.indptr[doc] as usize, self.indptr[doc + 1] as usize);
+                for p in s..e {
+                    scratch.push((self.terms[p], (doc - first) as u8, self.values[p]));
+                }
+            }
+            // Stable: positions stay ascending within each term.
+            scratch.sort_by_key(|e| e.0);
+            let mut i = 0;
+            while i < scratch.len() {
+                let term = scratch[i].0;
+                let mut max = 0.0f32;
+                while i < scratch.len() && scratch[i].0 == term {
+                    entry_docs.push(scratch[i].1);
+                    entry_values.push(scratch[i].2);
+                    max = max.max(scratch[i].2);
+                    i += 1;
+                }
+                block_terms.push(term);
+                entry_offsets.push(entry_docs.len() as u64);
+                maxima.entry(term).or_default().push((b as u32, max));
+            }
+            block_term_offsets.push(block_terms.len() as u64);
+        }
+        let mut bound_offsets = Vec::with_capacity(self.dim + 1);
+        bound_offsets.push(0u64);
+        let mut bound_blocks = Vec::new();
+        let mut bound_codes = Vec::new();
+        let mut bound_scales = vec![0.0f32; self.dim];
+        let mut next_term = 0usize;
+        for (term, list) in &maxima {
+            let t = *term as usize;
+            while next_term < t {
+                bound_offsets.push(bound_blocks.len() as u64);
+                next_term += 1;
+            }
+            let max = list.iter().fold(0.0f32, |m, &(_, v)| m.max(v));
+            let scale = scale_for(max);
+            bound_scales[t] = scale;
+            for &(block, v) in list {
+                bound_blocks.push(block);
+                bound_codes.push(encode_up(v, scale));
+            }
+            bound_offsets.push(bound_blocks.len() as u64);
+            next_term = t + 1;
+        }
+        while next_term < self.dim {
+            bound_offsets.push(bound_blocks.len() as u64);
+            next_term += 1;
+        }
+        let manifest = Manifest {
+            format: FORMAT_NAME.to_string(),
+            version: FORMAT_VERSION,
+            dim: self.dim as u64,
+            num_docs: n as u64,
+            nnz: self.terms.len() as u64,
+            block_size: bs as u32,
+            files: BTreeMap::new(),
+        };
+        let files = vec![
+            OwnedArray::U64(self.indptr),
+            OwnedArray::U32(self.terms),
+            OwnedArray::F32(self.values),
+            OwnedArray::U64(self.id_offsets),
+            OwnedArray::U8(self.id_data),
+            OwnedArray::U64(block_term_offsets),
+            OwnedArray::U32(block_terms),
+            OwnedArray::U64(entry_offsets),
+            OwnedArray::U8(entry_docs),
+            OwnedArray::F32(entry_values),
+            OwnedArray::U64(bound_offsets),
+            OwnedArray::U32(bound_blocks),
+            OwnedArray::U8(bound_codes),
+            OwnedArray::F32(bound_scales),
+        ];
+        Ok((manifest, files.into_iter().map(Bytes::Owned).collect()))
+    }
+
+    /// Builds the index in memory (nothing is written).
+    pub fn build(self) -> Result<Index> {
+        let (mut manifest, files) = self.assemble()?;
+        for (id, bytes) in FileId::ALL.iter().zip(&files) {
+            manifest.files.insert(
+                id.name().to_string(),
+                format::FileEntry {
+                    size: bytes.bytes().len() as u64,
+                    crc32: format::crc32(bytes.bytes()),
+                },
+            );
+        }
+        Index::from_parts(manifest, files, None)
+    }
+
+    /// Writes the index to the directory `dir` (created if missing; an index already there
+    /// is replaced) and opens it. Every file is written to a temporary name, synced and
+    /// renamed; the manifest goes last.
+    pub fn write(self, dir: &Path) -> Result<Index> {
+        let (manifest, files) = self.assemble()?;
+        let named: Vec<(FileId, &[u8])> = FileId::ALL
+            .iter()
+            .zip(&files)
+            .map(|(id, b)| (*id, b.bytes()))
+            .collect();
+        format::write_index_dir(dir, manifest, &named)?;
+        drop(files);
+        Index::open(dir)
+    }
+}

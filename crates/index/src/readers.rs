@@ -1,0 +1,316 @@
+//! Reading (and writing) collections of sparse vectors with external ids:
+//!
+//! - JSONL: one object per line, `{"id": "...", "indices": [...], "values": [...]}`
+//!   (`id` may also be an integer); blank lines are skipped.
+//! - The Seismic / kANNolo binary layout: little-endian `u32` vector count, then per vector
+//!   `u32 nnz`, `nnz` u32 component ids and `nnz` f32 values; the ids live in a separate
+//!   text file, one per line, in the same order.
+//!
+//! Every vector is checked as it is read: indices strictly ascending (and `< dim` when a
+//! dimension is given), values finite and `>= 0` (SPLADE weights are non-negative). Errors
+//! name the file, the 1-based line or vector number and, for JSONL, the field.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::path::Path;
+
+use splade_sparse::SparseVector;
+
+use crate::error::{IndexError, Result};
+
+/// One input record: an external id and its vector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Document {
+    /// External id.
+    pub id: String,
+    /// The sparse vector.
+    pub vector: SparseVector,
+}
+
+/// Checks indices/values of one record. `Err((field, message))`.
+fn check_vector(
+    indices: &[u32],
+    values: &[f32],
+    dim: Option<usize>,
+) -> std::result::Result<(), (&'static str, String)> {
+    if indices.len() != values.len() {
+        return Err((
+            "values",
+            format!("{} values for {} indices", values.len(), indices.len()),
+        ));
+    }
+    if let Some(p) = indices.windows(2).position(|w| w[0] >= w[1]) {
+        return Err((
+            "indices",
+            format!(
+                "not strictly ascending at position {}: {} follows {}",
+                p + 1,
+                indices[p + 1],
+                indices[p]
+            ),
+        ));
+    }
+    if let (Some(dim), Some(&last)) = (dim, indices.last()) {
+        if last as usize >= dim {
+            return Err((
+                "indices",
+                format!("index {last} is out of range for dimension {dim}"),
+            ));
+        }
+    }
+    if let Some(p) = values.iter().position(|v| !v.is_finite() || *v < 0.0) {
+        return Err((
+            "values",
+            format!(
+                "value {} at position {p} is negative or not finite (SPLADE weights must be finite and >= 0)",
+                values[p]
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Streams [`Document`]s from JSONL text.
+pub struct JsonlReader<R> {
+    lines: std::io::Lines<R>,
+    source: String,
+    dim: Option<usize>,
+    line: usize,
+}
+
+impl<R: BufRead> JsonlReader<R> {
+    /// Reads from `reader`; `source` names it in errors; `dim`, when given, bounds indices.
+    pub fn new(reader: R, source: impl Into<String>, dim: Option<usize>) -> Self {
+        Self {
+            lines: reader.lines(),
+            source: source.into(),
+            dim,
+            line: 0,
+        }
+    }
+
+    fn err(&self, field: Option<&str>, message: impl Into<String>) -> IndexError {
+        IndexError::Input {
+            source_name: self.source.clone(),
+            location: match field {
+                Some(f) => format!("line {}, field '{f}'", self.line),
+                None => format!("line {}", self.line),
+            },
+            message: message.into(),
+        }
+    }
+
+    fn parse(&self, text: &str) -> Result<Document> {
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| self.err(None, format!("invalid JSON: {e}")))?;
+        let field = |name: &str| {
+            value
+                .get(name)
+                .ok_or_else(|| self.err(Some(name), "missing"))
+        };
+        let id = match field("id")? {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Number(n) if n.is_u64() || n.is_i64() => n.to_string(),
+            _ => return Err(self.err(Some("id"), "must be a string or an integer")),
+        };
+        if id.is_empty() {
+            return Err(self.err(Some("id"), "empty id"));
+        }
+        let array = |name: &str| {
+            field(name)?
+                .as_array()
+                .ok_or_else(|| self.err(Some(name), "must be an array"))
+        };
+        let indices = array("indices")?
+            .iter()
+            .enumerate()
+            .map(|(p, v)| {
+                v.as_u64()
+                    .and_then(|i| u32::try_from(i).ok())
+                    .ok_or_else(|| {
+                        self.err(
+                            Some("indices"),
+                            format!("entry {p} ({v}) is not an integer in 0..2^32"),
+                        )
+                    })
+            })
+            .collect::<Result<Vec<u32>>>()?;
+        let values = array("values")?
+            .iter()
+            .enumerate()
+            .map(|(p, v)| {
+                v.as_f64().map(|x| x as f32).ok_or_else(|| {
+                    self.err(Some("values"), format!("entry {p} ({v}) is not a number"))
+                })
+            })
+            .collect::<Result<Vec<f32>>>()?;
+        check_vector(&indices, &values, self.dim).map_err(|(f, m)| self.err(Some(f), m))?;
+        let vector =
+            SparseVector::new(indices, values).map_err(|e| self.err(None, e.to_string()))?;
+        Ok(Document { id, vector })
+    }
+}
+
+impl<R: BufRead> Iterator for JsonlReader<R> {
+    type Item = Result<Document>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            self.line += 1;
+            let text = match self.lines.next()? {
+                Ok(t) => t,
+                Err(e) => return Some(Err(self.err(None, format!("cannot read: {e}")))),
+            };
+            if text.trim().is_empty() {
+                continue;
+            }
+            return Some(self.parse(&text));
+        }
+    }
+}
+
+/// Opens a JSONL vectors file for streaming.
+pub fn open_jsonl(path: &Path, dim: Option<usize>) -> Result<JsonlReader<BufReader<File>>> {
+    let file = File::open(path).map_err(|e| IndexError::io(path, e))?;
+    Ok(JsonlReader::new(
+        BufReader::new(file),
+        path.display().to_string(),
+        dim,
+    ))
+}
+
+/// Reads a whole JSONL vectors file.
+pub fn read_jsonl(path: &Path, dim: Option<usize>) -> Result<Vec<Document>> {
+    open_jsonl(path, dim)?.collect()
+}
+
+/// Reads a Seismic / kANNolo binary vectors file and its ids file (one id per line, same
+/// order). Errors name the file and the 1-based vector (or line) number: truncation,
+/// trailing bytes, a count that disagrees with the ids file, invalid vectors.
+pub fn read_seismic(vectors: &Path, ids: &Path, dim: Option<usize>) -> Result<Vec<Document>> {
+    let source = vectors.display().to_string();
+    let err = |location: String, message: String| IndexError::Input {
+        source_name: source.clone(),
+        location,
+        message,
+    };
+    let file = File::open(vectors).map_err(|e| IndexError::io(vectors, e))?;
+    let len = file
+        .metadata()
+        .map_err(|e| IndexError::io(vectors, e))?
+        .len();
+    let mut r = BufReader::new(file);
+    let mut pos = 0u64;
+    let mut read_u32s = |n: usize, pos: &mut u64| -> std::io::Result<Option<Vec<u32>>> {
+        let bytes = n as u64 * 4;
+        if len - *pos < bytes {
+            return Ok(None);
+        }
+        let mut buf = vec![0u8; n * 4];
+        r.read_exact(&mut buf)?;
+        *pos += bytes;
+        Ok(Some(
+            buf.chunks_exact(4)
+                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+        ))
+    };
+    let io = |e: std::io::Error| IndexError::io(vectors, e);
+    let count = read_u32s(1, &mut pos)
+        .map_err(io)?
+        .ok_or_else(|| err("header".into(), "truncated: no vector count".into()))?[0]
+        as usize;
+    let mut out = Vec::with_capacity(count.min((len / 4) as usize));
+    for v in 1..=count {
+        let loc = || format!("vector {v} of {count}");
+        let nnz = read_u32s(1, &mut pos)
+            .map_err(io)?
+            .ok_or_else(|| err(loc(), "truncated: no nnz".into()))?[0] as usize;
+        let indices = read_u32s(nnz, &mut pos)
+            .map_err(io)?
+            .ok_or_else(|| err(loc(), format!("truncated: {nnz} component ids expected")))?;
+        let values: Vec<f32> = read_u32s(nnz, &mut pos)
+            .map_err(io)?
+            .ok_or_else(|| err(loc(), format!("truncated: {nnz} values expected")))?
+            .into_iter()
+            .map(f32::from_bits)
+            .collect();
+        check_vector(&indices, &values, dim).map_err(|(f, m)| err(loc(), format!("{f}: {m}")))?;
+        let vector = SparseVector::new(indices, values).map_err(|e| err(loc(), e.to_string()))?;
+        out.push(vector);
+    }
+    if pos != len {
+        return Err(err(
+            format!("after vector {count}"),
+            format!("{} trailing bytes", len - pos),
+        ));
+    }
+    let text = std::fs::read(ids).map_err(|e| IndexError::io(ids, e))?;
+    let ids_source = ids.display().to_string();
+    let text = std::str::from_utf8(&text).map_err(|e| IndexError::Input {
+        source_name: ids_source.clone(),
+        location: format!("byte {}", e.valid_up_to()),
+        message: "invalid UTF-8".into(),
+    })?;
+    let names: Vec<&str> = text
+        .strip_suffix('\n')
+        .unwrap_or(text)
+        .split('\n')
+        .map(|l| l.strip_suffix('\r').unwrap_or(l))
+        .filter(|_| !text.is_empty())
+        .collect();
+    if names.len() != out.len() {
+        return Err(IndexError::Input {
+            source_name: ids_source,
+            location: format!("line {}", names.len().min(out.len()) + 1),
+            message: format!("{} ids for {} vectors in {source}", names.len(), out.len()),
+        });
+    }
+    if let Some(p) = names.iter().position(|n| n.is_empty()) {
+        return Err(IndexError::Input {
+            source_name: ids_source,
+            location: format!("line {}", p + 1),
+            message: "empty id".into(),
+        });
+    }
+    Ok(names
+        .into_iter()
+        .zip(out)
+        .map(|(id, vector)| Document {
+            id: id.to_string(),
+            vector,
+        })
+        .collect())
+}
+
+/// Writes documents in the Seismic / kANNolo binary layout plus an ids file.
+pub fn write_seismic(vectors: &Path, ids: &Path, docs: &[Document]) -> Result<()> {
+    let count = u32::try_from(docs.len())
+        .map_err(|_| IndexError::InvalidArgument("more than 2^32 - 1 vectors".into()))?;
+    let write = |path: &Path, f: &mut dyn FnMut(&mut BufWriter<File>) -> std::io::Result<()>| {
+        let file = File::create(path).map_err(|e| IndexError::io(path, e))?;
+        let mut w = BufWriter::new(file);
+        f(&mut w)
+            .and_then(|()| w.flush())
+            .map_err(|e| IndexError::io(path, e))
+    };
+    write(vectors, &mut |w| {
+        w.write_all(&count.to_le_bytes())?;
+        for d in docs {
+            w.write_all(&(d.vector.nnz() as u32).to_le_bytes())?;
+            for i in d.vector.indices() {
+                w.write_all(&i.to_le_bytes())?;
+            }
+            for v in d.vector.values() {
+                w.write_all(&v.to_le_bytes())?;
+            }
+        }
+        Ok(())
+    })?;
+    write(ids, &mut |w| {
+        for d in docs {
+            writeln!(w, "{}", d.id)?;
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,73 @@
+//! The bytes behind an index file: a read-only memory map of the file on disk, or an owned,
+//! naturally aligned array built in memory. Typed views never panic: a length or alignment
+//! that does not fit the element type is reported at load time (see `validate`) and reads
+//! as an empty slice afterwards.
+
+use std::fs::File;
+use std::path::Path;
+
+use memmap2::Mmap;
+
+use crate::error::{IndexError, Result};
+
+/// An owned array, kept in its element type so that typed views are always aligned.
+#[derive(Debug)]
+pub(crate) enum OwnedArray {
+    U8(Vec<u8>),
+    U32(Vec<u32>),
+    U64(Vec<u64>),
+    F32(Vec<f32>),
+}
+
+/// The contents of one index file.
+#[derive(Debug)]
+pub(crate) enum Bytes {
+    /// A read-only memory map (files of non-zero length).
+    Mapped(Mmap),
+    /// An array built in memory, or an empty file.
+    Owned(OwnedArray),
+}
+
+impl Bytes {
+    /// Maps `path` read-only. An empty file becomes an empty owned array (mapping zero bytes
+    /// fails on some platforms).
+    pub(crate) fn map(path: &Path) -> Result<Self> {
+        let file = File::open(path).map_err(|e| IndexError::io(path, e))?;
+        let len = file.metadata().map_err(|e| IndexError::io(path, e))?.len();
+        if len == 0 {
+            return Ok(Bytes::Owned(OwnedArray::U8(Vec::new())));
+        }
+        // SAFETY: the map is read-only and private to this process. Like every memory-mapped
+        // reader, we rely on index files not being truncated or rewritten in place while they
+        // are open; the writer of this crate never does that (it writes new files and renames
+        // them over the old ones, which leaves existing maps intact).
+        let map = unsafe { Mmap::map(&file) }.map_err(|e| IndexError::io(path, e))?;
+        Ok(Bytes::Mapped(map))
+    }
+
+    /// The raw bytes.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        match self {
+            Bytes::Mapped(m) => m,
+            Bytes::Owned(OwnedArray::U8(v)) => v,
+            Bytes::Owned(OwnedArray::U32(v)) => bytemuck::cast_slice(v),
+            Bytes::Owned(OwnedArray::U64(v)) => bytemuck::cast_slice(v),
+            Bytes::Owned(OwnedArray::F32(v)) => bytemuck::cast_slice(v),
+        }
+    }
+
+    /// The bytes as a slice of `T`, or `None` when the length or alignment does not fit
+    /// (or the platform is big-endian: index files are little-endian).
+    pub(crate) fn try_typed<T: bytemuck::Pod>(&self) -> Option<&[T]> {
+        if cfg!(target_endian = "big") && std::mem::size_of::<T>() > 1 {
+            return None;
+        }
+        bytemuck::try_cast_slice(self.bytes()).ok()
+    }
+
+    /// The bytes as a slice of `T`; empty when [`Self::try_typed`] fails (which `validate`
+    /// rules out before an index is handed out).
+    pub(crate) fn typed<T: bytemuck::Pod>(&self) -> &[T] {
+        self.try_typed().unwrap_or(&[])
+    }
+}

@@ -1,0 +1,201 @@
+//! Structural validation of an index's arrays. Once it passes, every offset is monotone and
+//! in range, every term id is `< dim`, every block position is inside its block and every
+//! weight is finite and non-negative, so search code may index the arrays directly without
+//! risking a panic. Runs in one sequential pass over the data.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{IndexError, Result};
+use crate::format::{FileId, Manifest};
+use crate::storage::Bytes;
+
+/// Where a file lives (for error messages): its path, or `<memory>/name` for an index built
+/// in memory.
+pub(crate) fn file_path(dir: Option<&Path>, id: FileId) -> PathBuf {
+    match dir {
+        Some(d) => d.join(id.name()),
+        None => Path::new("<memory>").join(id.name()),
+    }
+}
+
+struct Checker<'a> {
+    dir: Option<&'a Path>,
+    files: &'a [Bytes],
+}
+
+impl<'a> Checker<'a> {
+    fn err(&self, id: FileId, reason: impl Into<String>) -> IndexError {
+        IndexError::corrupt(file_path(self.dir, id), reason)
+    }
+
+    fn typed<T: bytemuck::Pod>(&self, id: FileId) -> Result<&'a [T]> {
+        let bytes = self
+            .files
+            .get(id.slot())
+            .ok_or_else(|| self.err(id, "file missing"))?;
+        bytes.try_typed().ok_or_else(|| {
+            self.err(
+                id,
+                format!(
+                    "size {} is not a whole number of {}-byte little-endian elements",
+                    bytes.bytes().len(),
+                    std::mem::size_of::<T>()
+                ),
+            )
+        })
+    }
+
+    /// An offsets array: `len` entries, starting at 0, non-decreasing, ending at `end`.
+    fn offsets(&self, id: FileId, len: usize, end: usize) -> Result<&'a [u64]> {
+        let offs: &[u64] = self.typed(id)?;
+        if offs.len() != len {
+            return Err(self.err(id, format!("{} entries, expected {len}", offs.len())));
+        }
+        if offs.first() != Some(&0) {
+            return Err(self.err(id, "first offset is not 0"));
+        }
+        if let Some(p) = offs.windows(2).position(|w| w[0] > w[1]) {
+            return Err(self.err(id, format!("offsets decrease at entry {}", p + 1)));
+        }
+        if offs.last().copied() != Some(end as u64) {
+            return Err(self.err(id, format!("last offset is not {end}")));
+        }
+        Ok(offs)
+    }
+
+    fn weights(&self, id: FileId, len: usize) -> Result<&'a [f32]> {
+        let v: &[f32] = self.typed(id)?;
+        if v.len() != len {
+            return Err(self.err(id, format!("{} entries, expected {len}", v.len())));
+        }
+        if let Some(p) = v.iter().position(|x| !x.is_finite() || *x < 0.0) {
+            return Err(self.err(id, format!("entry {p} is negative or not finite")));
+        }
+        Ok(v)
+    }
+
+    /// Within each range of `offs`, `items` strictly ascend and stay below `limit`.
+    fn ascending_runs<T: Copy + PartialOrd + Into<u64>>(
+        &self,
+        id: FileId,
+        offs: &[u64],
+        items: &[T],
+        limit: impl Fn(usize) -> u64,
+    ) -> Result<()> {
+        for (r, w) in offs.windows(2).enumerate() {
+            let run = &items[w[0] as usize..w[1] as usize];
+            if run.windows(2).any(|p| p[0] >= p[1]) {
+                return Err(self.err(id, format!("run {r} is not strictly ascending")));
+            }
+            if let Some(&last) = run.last() {
+                if last.into() >= limit(r) {
+                    return Err(self.err(id, format!("run {r} has an entry out of range")));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Checks every array of an index against the manifest and each other.
+pub(crate) fn validate(manifest: &Manifest, files: &[Bytes], dir: Option<&Path>) -> Result<()> {
+    let c = Checker { dir, files };
+    if files.len() != FileId::ALL.len() {
+        return Err(IndexError::InvalidArgument(format!(
+            "expected {} index files, got {}",
+            FileId::ALL.len(),
+            files.len()
+        )));
+    }
+    let manifest_err = |reason: String| {
+        let path = dir.map_or_else(
+            || PathBuf::from("<memory>/manifest.json"),
+            |d| d.join(crate::format::MANIFEST_FILE),
+        );
+        IndexError::corrupt(path, reason)
+    };
+    if !(1..=crate::builder::MAX_BLOCK_SIZE as u32).contains(&manifest.block_size) {
+        return Err(manifest_err(format!(
+            "block size {} is not in 1..=256",
+            manifest.block_size
+        )));
+    }
+    if manifest.dim > u64::from(u32::MAX) + 1 || manifest.num_docs >= u64::from(u32::MAX) {
+        return Err(manifest_err("dimension or document count too large".into()));
+    }
+    let to_usize = |v: u64| {
+        usize::try_from(v).map_err(|_| manifest_err(format!("{v} does not fit this platform")))
+    };
+    let n = to_usize(manifest.num_docs)?;
+    let dim = to_usize(manifest.dim)?;
+    let nnz = to_usize(manifest.nnz)?;
+    let bs = manifest.block_size as usize;
+    let nb = n.div_ceil(bs);
+    for id in FileId::ALL {
+        let expected = manifest.entry(id).map(|e| e.size);
+        let actual = files[id.slot()].bytes().len() as u64;
+        if expected != Some(actual) {
+            return Err(c.err(
+                id,
+                format!(
+                    "size {actual} bytes, manifest says {}",
+                    expected.map_or_else(|| "nothing".into(), |s| s.to_string())
+                ),
+            ));
+        }
+    }
+
+    // Forward index.
+    let indptr = c.offsets(FileId::ForwardIndptr, n + 1, nnz)?;
+    let terms: &[u32] = c.typed(FileId::ForwardTerms)?;
+    if terms.len() != nnz {
+        return Err(c.err(FileId::ForwardTerms, format!("expected {nnz} entries")));
+    }
+    c.weights(FileId::ForwardValues, nnz)?;
+    c.ascending_runs(FileId::ForwardTerms, indptr, terms, |_| dim as u64)?;
+
+    // Ids.
+    let id_data: &[u8] = c.typed(FileId::IdData)?;
+    let id_offs = c.offsets(FileId::IdOffsets, n + 1, id_data.len())?;
+    for (d, w) in id_offs.windows(2).enumerate() {
+        let raw = &id_data[w[0] as usize..w[1] as usize];
+        if raw.is_empty() || std::str::from_utf8(raw).is_err() {
+            return Err(c.err(
+                FileId::IdData,
+                format!("id of document {d} is empty or not UTF-8"),
+            ));
+        }
+    }
+
+    // Block forward index.
+    let block_terms: &[u32] = c.typed(FileId::BlockTerms)?;
+    let bto = c.offsets(FileId::BlockTermOffsets, nb + 1, block_terms.len())?;
+    c.ascending_runs(FileId::BlockTerms, bto, block_terms, |_| dim as u64)?;
+    let entry_docs: &[u8] = c.typed(FileId::BlockEntryDocs)?;
+    if entry_docs.len() != nnz {
+        return Err(c.err(FileId::BlockEntryDocs, format!("expected {nnz} entries")));
+    }
+    let eo = c.offsets(FileId::BlockEntryOffsets, block_terms.len() + 1, nnz)?;
+    c.weights(FileId::BlockEntryValues, nnz)?;
+    for (b, w) in bto.windows(2).enumerate() {
+        let block_len = (n - b * bs).min(bs) as u64;
+        let (lo, hi) = (w[0] as usize, w[1] as usize);
+        c.ascending_runs(FileId::BlockEntryDocs, &eo[lo..=hi], entry_docs, |_| {
+            block_len
+        })?;
+    }
+
+    // Block maxima.
+    let bound_blocks: &[u32] = c.typed(FileId::BoundBlocks)?;
+    let bo = c.offsets(FileId::BoundOffsets, dim + 1, bound_blocks.len())?;
+    c.ascending_runs(FileId::BoundBlocks, bo, bound_blocks, |_| nb as u64)?;
+    let codes: &[u8] = c.typed(FileId::BoundCodes)?;
+    if codes.len() != bound_blocks.len() {
+        return Err(c.err(
+            FileId::BoundCodes,
+            format!("expected {} entries", bound_blocks.len()),
+        ));
+    }
+    c.weights(FileId::BoundScales, dim)?;
+    Ok(())
+}
