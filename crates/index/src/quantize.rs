@@ -93,6 +93,44 @@ mod tests {
         assert_eq!(scale_for(0.0), 0.0);
     }
 
+    /// Worst case: a document holding every block maximum. Its exact score must never
+    /// exceed the inflated bound, whatever the rounding of the f32 bound sum.
+    #[test]
+    fn inflated_bounds_cover_exact_scores() {
+        let mut state = 0x9e3779b97f4a7c15u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 40) as f32 / (1u64 << 24) as f32
+        };
+        let mut uninflated_misses = 0;
+        for trial in 0..20_000 {
+            let m = 1 + trial % 60;
+            let mut bound = 0.0f32;
+            let mut exact = 0.0f64;
+            for _ in 0..m {
+                let (q, v, max) = (next() * 3.0, next() * 2.0, 2.0 + next());
+                let v = if trial % 2 == 0 { max } else { v };
+                let s = scale_for(max);
+                let c = encode_up(v, s);
+                bound += (q * s) * f32::from(c);
+                // The document holds the block maximum itself.
+                exact += q as f64 * v as f64;
+            }
+            let score = exact as f32;
+            assert!(
+                inflate(bound, m) >= score,
+                "trial {trial}: {bound} < {score}"
+            );
+            if bound < score {
+                uninflated_misses += 1;
+            }
+        }
+        // The widening is needed: without it some bounds fall below the exact score.
+        assert!(uninflated_misses > 0);
+    }
+
     #[test]
     fn inflate_widens() {
         assert!(inflate(1.0, 1) > 1.0);

@@ -96,3 +96,27 @@ impl TopK {
         hits
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bound_equal_to_the_kth_score_may_still_admit_a_tie() {
+        let mut top = TopK::new(2);
+        assert!(top.may_admit(1.0));
+        assert!(!top.may_admit(0.0), "score 0 is never returned");
+        top.push(5, 2.0);
+        top.push(7, 1.0);
+        assert!(
+            top.may_admit(1.0),
+            "a tie with a smaller number would rank higher"
+        );
+        assert!(!top.may_admit(0.999));
+        top.push(3, 1.0);
+        top.push(9, 1.0);
+        top.push(4, 0.0);
+        let got: Vec<_> = top.into_sorted().iter().map(|h| (h.doc, h.score)).collect();
+        assert_eq!(got, vec![(5, 2.0), (3, 1.0)]);
+    }
+}

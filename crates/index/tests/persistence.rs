@@ -1,0 +1,244 @@
+//! Writing, opening and damaging index directories.
+
+mod common;
+
+use std::path::Path;
+
+use common::{bits, build, builder, collection, query, Collection};
+use proptest::prelude::*;
+use splade_index::format::{FileId, Manifest, FORMAT_VERSION, MANIFEST_FILE};
+use splade_index::{Index, IndexError};
+use splade_sparse::SparseVector;
+
+fn small() -> Collection {
+    let mut docs = Vec::new();
+    for d in 0..150u32 {
+        let terms: Vec<(u32, f32)> = (0..(d % 7 + 1))
+            .map(|j| ((d * 7 + j * 13) % 50, 0.1 + ((d + j) % 5) as f32 * 0.4))
+            .collect();
+        let mut terms = terms;
+        terms.sort_by_key(|p| p.0);
+        terms.dedup_by_key(|p| p.0);
+        docs.push(SparseVector::from_pairs(terms).unwrap());
+    }
+    Collection {
+        dim: 50,
+        docs,
+        block_size: 8,
+    }
+}
+
+fn queries() -> Vec<SparseVector> {
+    vec![
+        SparseVector::new(vec![0, 13, 26], vec![1.0, 0.5, 2.0]).unwrap(),
+        SparseVector::new(vec![7, 8, 9, 49], vec![0.3, 0.3, 0.3, 1.0]).unwrap(),
+    ]
+}
+
+fn write_small(dir: &Path) -> Index {
+    builder(&small()).write(dir).expect("write")
+}
+
+#[test]
+fn round_trip_preserves_everything() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = small();
+    let memory = build(&c);
+    let disk = write_small(tmp.path());
+    let reopened = Index::open(tmp.path()).unwrap();
+    for index in [&disk, &reopened] {
+        assert_eq!(index.len(), c.docs.len());
+        assert_eq!(index.dim(), 50);
+        assert_eq!(index.block_size(), 8);
+        assert_eq!(index.path(), Some(tmp.path()));
+        assert_eq!(index.manifest().version, FORMAT_VERSION);
+        assert_eq!(index.manifest().files, memory.manifest().files);
+        for (d, v) in c.docs.iter().enumerate() {
+            assert_eq!(index.id(d as u32), Some(format!("doc-{d}").as_str()));
+            assert_eq!(index.document(d as u32), Some(v.view()));
+        }
+        assert_eq!(index.doc_number("doc-42"), Some(42));
+        assert_eq!(index.doc_number("nope"), None);
+        assert_eq!(index.id(c.docs.len() as u32), None);
+        for q in queries() {
+            assert_eq!(
+                bits(&index.top_k(q.view(), 7)),
+                bits(&memory.top_k(q.view(), 7))
+            );
+        }
+        index.verify().unwrap();
+    }
+    assert!(Index::open_unverified(tmp.path()).is_ok());
+    // No temporary files are left behind.
+    let names: Vec<String> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), FileId::ALL.len() + 1, "{names:?}");
+    assert!(names.iter().all(|n| !n.starts_with('.')));
+}
+
+#[test]
+fn rewriting_replaces_an_index_and_keeps_open_maps_valid() {
+    let tmp = tempfile::tempdir().unwrap();
+    let old = write_small(tmp.path());
+    let mut b = splade_index::IndexBuilder::new(3);
+    b.add(
+        "only",
+        SparseVector::new(vec![2], vec![1.0]).unwrap().view(),
+    )
+    .unwrap();
+    let new = b.write(tmp.path()).unwrap();
+    assert_eq!(new.len(), 1);
+    assert_eq!(old.len(), 150);
+    assert_eq!(old.id(149), Some("doc-149"), "old map still readable");
+    assert_eq!(Index::open(tmp.path()).unwrap().len(), 1);
+}
+
+fn expect_corrupt(result: Result<Index, IndexError>, file: &str) {
+    match result {
+        Err(IndexError::Corrupt { path, reason }) => assert!(
+            path.ends_with(file),
+            "error names {} instead of {file}: {reason}",
+            path.display()
+        ),
+        Err(other) => panic!("expected a corruption error naming {file}, got: {other}"),
+        Ok(_) => panic!("damaged {file} was accepted"),
+    }
+}
+
+#[test]
+fn every_damaged_file_is_reported_by_name() {
+    for id in FileId::ALL {
+        let tmp = tempfile::tempdir().unwrap();
+        write_small(tmp.path());
+        let path = tmp.path().join(id.name());
+        let mut bytes = std::fs::read(&path).unwrap();
+        if bytes.is_empty() {
+            continue;
+        }
+        // A flipped bit: checksum.
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x10;
+        std::fs::write(&path, &bytes).unwrap();
+        expect_corrupt(Index::open(tmp.path()), id.name());
+        // Truncated: size.
+        bytes[mid] ^= 0x10;
+        std::fs::write(&path, &bytes[..bytes.len() - 1]).unwrap();
+        expect_corrupt(Index::open(tmp.path()), id.name());
+        expect_corrupt(Index::open_unverified(tmp.path()), id.name());
+        // Missing.
+        std::fs::remove_file(&path).unwrap();
+        match Index::open(tmp.path()) {
+            Err(IndexError::Io { path, .. }) => assert!(path.ends_with(id.name())),
+            other => panic!("missing {} gave {other:?}", id.name()),
+        }
+    }
+}
+
+fn edit_manifest(dir: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
+    let path = dir.join(MANIFEST_FILE);
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    edit(&mut v);
+    std::fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
+}
+
+#[test]
+fn wrong_format_version_or_manifest_is_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_small(tmp.path());
+    edit_manifest(tmp.path(), |v| v["version"] = 2.into());
+    let err = Index::open(tmp.path()).unwrap_err();
+    assert!(matches!(err, IndexError::UnsupportedFormat { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("manifest.json") && msg.contains("version 2"),
+        "{msg}"
+    );
+
+    edit_manifest(tmp.path(), |v| {
+        v["version"] = FORMAT_VERSION.into();
+        v["format"] = "something-else".into();
+    });
+    assert!(matches!(
+        Index::open(tmp.path()),
+        Err(IndexError::UnsupportedFormat { .. })
+    ));
+
+    // A manifest that lies about the shape fails structural validation, even unverified.
+    for (field, value) in [
+        ("num_docs", 151u64),
+        ("dim", 10),
+        ("block_size", 0),
+        ("nnz", 3),
+    ] {
+        write_small(tmp.path());
+        edit_manifest(tmp.path(), |v| v[field] = value.into());
+        expect_corrupt(Index::open_unverified(tmp.path()), "");
+    }
+
+    write_small(tmp.path());
+    std::fs::write(tmp.path().join(MANIFEST_FILE), b"{not json").unwrap();
+    expect_corrupt(Index::open(tmp.path()), MANIFEST_FILE);
+    std::fs::remove_file(tmp.path().join(MANIFEST_FILE)).unwrap();
+    assert!(matches!(
+        Index::open(tmp.path()),
+        Err(IndexError::Io { .. })
+    ));
+    let m = Manifest::read(Path::new("/nonexistent-dir"));
+    assert!(m.is_err());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Random damage to one file (bit flips, truncation, extension) is always caught by
+    /// `open` (checksums); `open_unverified` never panics, and whatever it accepts can be
+    /// searched without panicking.
+    #[test]
+    fn damaged_files_never_panic(
+        (c, q) in collection().prop_flat_map(|c| { let d = c.dim; (Just(c), query(d)) }),
+        file in 0usize..FileId::ALL.len(),
+        flips in prop::collection::vec((any::<prop::sample::Index>(), 0u8..8), 0..4),
+        cut in prop_oneof![Just(None), any::<prop::sample::Index>().prop_map(Some)],
+        extend in 0usize..3,
+    ) {
+        let tmp = tempfile::tempdir().unwrap();
+        builder(&c).write(tmp.path()).unwrap();
+        let id = FileId::ALL[file];
+        let path = tmp.path().join(id.name());
+        let original = std::fs::read(&path).unwrap();
+        let mut bytes = original.clone();
+        if !bytes.is_empty() {
+            for (at, bit) in &flips {
+                let i = at.index(bytes.len());
+                bytes[i] ^= 1 << bit;
+            }
+            if let Some(cut) = cut {
+                bytes.truncate(cut.index(bytes.len()));
+            }
+        }
+        bytes.extend(std::iter::repeat_n(0xAB, extend));
+        std::fs::write(&path, &bytes).unwrap();
+        let damaged = bytes != original;
+        match Index::open(tmp.path()) {
+            Ok(index) => {
+                prop_assert!(!damaged, "damage to {} went unnoticed", id.name());
+                let _ = index.top_k(q.view(), 5);
+            }
+            Err(e) => {
+                prop_assert!(damaged, "undamaged index rejected: {e}");
+                prop_assert!(e.to_string().contains(id.name()), "{e}");
+            }
+        }
+        if let Ok(index) = Index::open_unverified(tmp.path()) {
+            let _ = index.top_k(q.view(), 5);
+            let _ = index.brute_force_top_k(q.view(), 5);
+            let _ = index.explain(q.view(), 0);
+            for d in 0..index.len() as u32 {
+                let _ = index.id(d);
+                let _ = index.document(d);
+            }
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! Exact search against the brute-force reference on random collections.
+
+mod common;
+
+use common::{bits, build, collection, query, reference};
+use proptest::prelude::*;
+use splade_index::{brute_force_top_k, prune_query, Method, SearchOptions};
+use splade_sparse::SparseVector;
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// Pruned exact search returns exactly the brute-force top k: same documents, same
+    /// order, bit-identical scores, ties to the smaller document number.
+    #[test]
+    fn exact_search_equals_brute_force(
+        (c, queries, k) in collection().prop_flat_map(|c| {
+            let dim = c.dim;
+            (Just(c), prop::collection::vec(query(dim), 1..6), 1usize..30)
+        })
+    ) {
+        let index = build(&c);
+        for q in &queries {
+            let expected = reference(&c.docs, q, k);
+            prop_assert_eq!(bits(&index.top_k(q.view(), k)), bits(&expected));
+            prop_assert_eq!(bits(&index.brute_force_top_k(q.view(), k)), bits(&expected));
+            let views = c.docs.iter().map(|d| d.view());
+            prop_assert_eq!(bits(&brute_force_top_k(views, q.view(), k)), bits(&expected));
+        }
+    }
+
+    /// Query term pruning is exact for the pruned query; batch search equals one by one.
+    #[test]
+    fn pruning_and_batches_are_consistent(
+        (c, queries, k, n) in collection().prop_flat_map(|c| {
+            let dim = c.dim;
+            (Just(c), prop::collection::vec(query(dim), 1..8), 1usize..30, 1usize..10)
+        })
+    ) {
+        let index = build(&c);
+        let options = SearchOptions { k, method: Method::Exact, max_query_terms: Some(n) };
+        let views: Vec<_> = queries.iter().map(|q| q.view()).collect();
+        let batch = index.search_batch(&views, &options, Some(2)).unwrap();
+        let brute = index
+            .search_batch(&views, &SearchOptions { method: Method::BruteForce, ..options }, None)
+            .unwrap();
+        for ((q, got), brute) in queries.iter().zip(&batch).zip(&brute) {
+            let pruned = prune_query(q.view(), n);
+            prop_assert!(pruned.nnz() <= n);
+            let expected = reference(&c.docs, &pruned, k);
+            prop_assert_eq!(bits(got), bits(&expected));
+            prop_assert_eq!(bits(brute), bits(&expected));
+            prop_assert_eq!(bits(&index.search(q.view(), &options)), bits(&expected));
+        }
+    }
+
+    /// Queries with negative weights (not SPLADE output, but valid vectors) are still exact.
+    #[test]
+    fn negative_query_weights_are_exact(
+        (c, q, signs, k) in collection().prop_flat_map(|c| {
+            let dim = c.dim;
+            (Just(c), query(dim), prop::collection::vec(any::<bool>(), 50), 1usize..30)
+        })
+    ) {
+        let index = build(&c);
+        let (idx, vals) = q.clone().into_parts();
+        let vals = vals.iter().zip(&signs).map(|(v, s)| if *s { -v } else { *v }).collect();
+        let q = SparseVector::new(idx, vals).unwrap();
+        prop_assert_eq!(bits(&index.top_k(q.view(), k)), bits(&reference(&c.docs, &q, k)));
+    }
+}
+
+#[test]
+fn ties_go_to_the_smaller_document_number() {
+    let mut b = splade_index::IndexBuilder::new(4).block_size(2);
+    let v = SparseVector::new(vec![1, 2], vec![0.5, 1.5]).unwrap();
+    let other = SparseVector::new(vec![3], vec![9.0]).unwrap();
+    // Copies in blocks 0, 1 and 2; the best-bounded block is not the first one.
+    for (i, doc) in [&v, &other, &other, &v, &v, &other].iter().enumerate() {
+        b.add(&format!("d{i}"), doc.view()).unwrap();
+    }
+    let index = b.build().unwrap();
+    let q = SparseVector::new(vec![1, 2], vec![1.0, 1.0]).unwrap();
+    let hits = index.top_k(q.view(), 2);
+    assert_eq!(
+        hits.iter().map(|h| h.doc).collect::<Vec<_>>(),
+        vec![0, 3],
+        "equal scores rank by document number"
+    );
+    assert_eq!(hits[0].score, 2.0);
+    assert_eq!(
+        index.top_k(q.view(), 10).len(),
+        3,
+        "only matching documents"
+    );
+}
+
+#[test]
+fn edge_cases_return_nothing() {
+    let index = splade_index::IndexBuilder::new(5).build().unwrap();
+    let q = SparseVector::new(vec![1], vec![1.0]).unwrap();
+    assert!(index.top_k(q.view(), 10).is_empty(), "empty index");
+    let mut b = splade_index::IndexBuilder::new(5);
+    b.add("a", q.view()).unwrap();
+    b.add("empty", SparseVector::default().view()).unwrap();
+    let index = b.build().unwrap();
+    assert!(index.top_k(q.view(), 0).is_empty(), "k = 0");
+    assert!(
+        index.top_k(SparseVector::default().view(), 3).is_empty(),
+        "empty query"
+    );
+    let outside = SparseVector::new(vec![1, 99], vec![0.0, 1.0]).unwrap();
+    assert!(
+        index.top_k(outside.view(), 3).is_empty(),
+        "zero weight, term >= dim"
+    );
+    assert!(index
+        .search_batch(&[q.view()], &SearchOptions::new(1), Some(0))
+        .is_err());
+}
