@@ -1,0 +1,31 @@
+//! Evaluators of splade-rs with sentence-transformers' exact semantics (6.2):
+//!
+//! * [`binary`]: `SparseBinaryClassificationEvaluator` metrics from pair scores (accuracy,
+//!   F1, precision, recall, AP, MCC and thresholds for cosine, dot, Euclidean, Manhattan),
+//!   with the current (>= 5.7) and the legacy (seed model card) distance semantics;
+//! * [`ir`]: `SparseInformationRetrievalEvaluator` metrics from rankings (accuracy@k,
+//!   precision@k, recall@k, NDCG@k, MRR@k, MAP@k);
+//! * [`ranking`]: exact top-k retrieval behind the [`ranking::Ranker`] trait;
+//! * [`nanobeir`]: `SparseNanoBEIREvaluator`-style aggregation over datasets;
+//! * [`data`]: pair TSV and BEIR folder readers; [`evaluator`]: the model-running parts;
+//!   [`report`]: flat keys, JSON and markdown tables.
+//!
+//! See `scripts/parity/EVAL_SEMANTICS.md` for the reference semantics, with source references.
+
+pub mod binary;
+pub mod data;
+mod error;
+pub mod evaluator;
+pub mod ir;
+pub mod nanobeir;
+pub mod ranking;
+pub mod report;
+
+pub use binary::{BinaryMetrics, ThresholdSemantics};
+pub use error::{EvalError, Result};
+pub use evaluator::{
+    BinaryClassificationEvaluator, BinaryResult, InformationRetrievalEvaluator, IrResult,
+};
+pub use ir::{Cutoffs, IrMetrics};
+pub use nanobeir::{aggregate, Aggregate, DEFAULT_AGGREGATE_NAME};
+pub use ranking::{BruteForceRanker, Hit, Ranker};
