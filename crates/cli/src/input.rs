@@ -64,6 +64,30 @@ pub fn parse_texts(bytes: &[u8], jsonl_field: Option<&str>, source: &str) -> Res
     Ok(texts)
 }
 
+/// Reads an id field (a string or an integer) from every line of a JSONL input.
+pub fn parse_ids(bytes: &[u8], id_field: &str, source: &str) -> Result<Vec<String>> {
+    let mut ids = Vec::new();
+    for (i, line) in lines(bytes).enumerate() {
+        let n = i + 1;
+        let line = std::str::from_utf8(line).map_err(|e| {
+            anyhow!(
+                "{source}: line {n}: invalid UTF-8 at byte {}",
+                e.valid_up_to()
+            )
+        })?;
+        let value: serde_json::Value = serde_json::from_str(line)
+            .map_err(|e| anyhow!("{source}: line {n}: invalid JSON: {e}"))?;
+        let id = match value.get(id_field) {
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(serde_json::Value::Number(x)) => x.to_string(),
+            Some(_) => bail!("{source}: line {n}: field '{id_field}' is not a string or number"),
+            None => bail!("{source}: line {n}: no field '{id_field}'"),
+        };
+        ids.push(id);
+    }
+    Ok(ids)
+}
+
 /// Names an input for error messages.
 pub fn source_name(path: Option<&Path>) -> String {
     path.map_or_else(|| "<stdin>".to_string(), |p| p.display().to_string())
@@ -91,6 +115,14 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("in.txt: line 2: invalid UTF-8"), "{err}");
+    }
+
+    #[test]
+    fn ids_are_strings_or_numbers() {
+        let ids = parse_ids(b"{\"_id\":\"a\"}\n{\"_id\":7}\n", "_id", "f").unwrap();
+        assert_eq!(ids, vec!["a", "7"]);
+        let e = parse_ids(b"{\"_id\":[1]}\n", "_id", "f").unwrap_err();
+        assert!(e.to_string().contains("line 1"), "{e}");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! `splade`: the splade-rs command line.
 
+mod eval_cmd;
 mod input;
 
 use std::io::{BufWriter, Write};
@@ -32,6 +33,8 @@ enum Command {
     Info(ModelArg),
     /// Measure encoding throughput and peak memory (prints one JSON object).
     Bench(BenchArgs),
+    /// Evaluate a model as sentence-transformers' evaluators do (binary, ir, beir).
+    Eval(eval_cmd::EvalArgs),
 }
 
 #[derive(Args)]
@@ -81,6 +84,10 @@ struct EncodeArgs {
     /// Read JSONL and take the text from this field.
     #[arg(long, value_name = "NAME")]
     jsonl_field: Option<String>,
+    /// With --jsonl-field: copy this field (e.g. `_id`) into each output object as "id",
+    /// giving the `{"id", "indices", "values"}` lines `splade index build --vectors` reads.
+    #[arg(long, value_name = "NAME", requires = "jsonl_field")]
+    id_field: Option<String>,
     /// Print the N heaviest tokens of each text instead of JSON.
     #[arg(long, value_name = "N")]
     top_tokens: Option<usize>,
@@ -129,6 +136,7 @@ fn main() {
         Command::Similarity(args) => similarity(args),
         Command::Info(args) => info(args),
         Command::Bench(args) => bench(args),
+        Command::Eval(args) => eval_cmd::run(args),
     };
     if let Err(err) = result {
         let chain: Vec<String> = err.chain().map(|e| e.to_string()).collect();
@@ -148,6 +156,10 @@ fn encode(args: EncodeArgs) -> Result<()> {
     let source = input::source_name(args.input.as_deref());
     let bytes = input::read_input(args.input.as_deref())?;
     let texts = input::parse_texts(&bytes, args.jsonl_field.as_deref(), &source)?;
+    let ids = match &args.id_field {
+        Some(field) => Some(input::parse_ids(&bytes, field, &source)?),
+        None => None,
+    };
     let encoder = load(&args.model)?;
     let options = EncodeOptions {
         batch_size: args.batch_size,
@@ -172,7 +184,11 @@ fn encode(args: EncodeArgs) -> Result<()> {
         };
         match args.top_tokens {
             Some(n) => write_top_tokens(&mut out, &encoder, chunk, &batch, n, c * WRITE_CHUNK)?,
-            None => write_json_lines(&mut out, &batch)?,
+            None => {
+                let start = c * WRITE_CHUNK;
+                let chunk_ids = ids.as_ref().map(|ids| &ids[start..start + chunk.len()]);
+                write_json_lines(&mut out, &batch, chunk_ids)?
+            }
         }
         if let Some(bar) = &bar {
             bar.inc(chunk.len() as u64);
@@ -196,12 +212,19 @@ fn indicatif_bar(len: usize) -> Option<indicatif::ProgressBar> {
     Some(bar)
 }
 
-fn write_json_lines(out: &mut impl Write, batch: &SparseBatch) -> Result<()> {
-    for row in batch.rows() {
-        serde_json::to_writer(
-            &mut *out,
-            &serde_json::json!({"indices": row.indices(), "values": row.values()}),
-        )?;
+fn write_json_lines(
+    out: &mut impl Write,
+    batch: &SparseBatch,
+    ids: Option<&[String]>,
+) -> Result<()> {
+    for (r, row) in batch.rows().enumerate() {
+        let line = match ids {
+            Some(ids) => {
+                serde_json::json!({"id": ids[r], "indices": row.indices(), "values": row.values()})
+            }
+            None => serde_json::json!({"indices": row.indices(), "values": row.values()}),
+        };
+        serde_json::to_writer(&mut *out, &line)?;
         out.write_all(b"\n")?;
     }
     Ok(())
