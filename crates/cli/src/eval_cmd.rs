@@ -1,0 +1,272 @@
+//! `splade eval`: sentence-transformers' evaluators (binary classification, information
+//! retrieval, NanoBEIR-style aggregation over BEIR folders) with the model card's key names.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use splade_encoder::{default_model::DEFAULT_MODEL, EncodeOptions, Similarity, SparseEncoder};
+use splade_eval::data::{find_beir_dirs, read_beir_dir, read_beir_files, read_binary_pairs};
+use splade_eval::report::{
+    binary_keys, ir_keys, markdown_columns, markdown_table, to_json, Metrics,
+};
+use splade_eval::{
+    aggregate, BinaryClassificationEvaluator, Cutoffs, InformationRetrievalEvaluator,
+    ThresholdSemantics, DEFAULT_AGGREGATE_NAME,
+};
+
+/// Arguments of `splade eval`.
+#[derive(Args)]
+pub struct EvalArgs {
+    #[command(subcommand)]
+    command: EvalCommand,
+}
+
+#[derive(Subcommand)]
+enum EvalCommand {
+    /// Binary classification of sentence pairs (SparseBinaryClassificationEvaluator).
+    Binary(BinaryArgs),
+    /// Information retrieval on one corpus (SparseInformationRetrievalEvaluator).
+    Ir(IrArgs),
+    /// IR over several BEIR folders plus their mean (SparseNanoBEIREvaluator-style).
+    Beir(BeirArgs),
+}
+
+#[derive(Args)]
+struct Common {
+    /// Model folder, Hugging Face Hub id, or `splade-tiny` (the default model).
+    #[arg(long, default_value = DEFAULT_MODEL)]
+    model: String,
+    /// Texts per forward pass.
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    /// Keep only the K largest weights of each vector.
+    #[arg(long, value_name = "K")]
+    max_active_dims: Option<usize>,
+    /// Write the metrics as one flat JSON object to FILE.
+    #[arg(long, value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct BinaryArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Pairs file: header `sentence1<TAB>sentence2<TAB>label`, labels 0/1, no quoting.
+    #[arg(long)]
+    pairs: PathBuf,
+    /// Prefix of every metric key (e.g. `quora_duplicates_dev`).
+    #[arg(long, default_value = "")]
+    name: String,
+    /// Similarity functions, comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "cosine,dot,euclidean,manhattan"
+    )]
+    functions: Vec<Similarity>,
+    /// Reproduce sentence-transformers < 5.7 (negative distance thresholds, as in the seed card).
+    #[arg(long)]
+    legacy: bool,
+}
+
+#[derive(Args)]
+struct CutoffArgs {
+    /// Score function (default: the model's similarity function).
+    #[arg(long)]
+    similarity: Option<Similarity>,
+    /// accuracy@k cut-offs.
+    #[arg(long, value_delimiter = ',', default_value = "1,3,5,10")]
+    accuracy_at_k: Vec<usize>,
+    /// precision@k / recall@k cut-offs.
+    #[arg(long, value_delimiter = ',', default_value = "1,3,5,10")]
+    precision_recall_at_k: Vec<usize>,
+    /// MRR@k cut-offs.
+    #[arg(long, value_delimiter = ',', default_value = "10")]
+    mrr_at_k: Vec<usize>,
+    /// NDCG@k cut-offs.
+    #[arg(long, value_delimiter = ',', default_value = "10")]
+    ndcg_at_k: Vec<usize>,
+    /// MAP@k cut-offs.
+    #[arg(long, value_delimiter = ',', default_value = "100")]
+    map_at_k: Vec<usize>,
+}
+
+impl CutoffArgs {
+    fn cutoffs(&self) -> Cutoffs {
+        Cutoffs {
+            accuracy_at_k: self.accuracy_at_k.clone(),
+            precision_recall_at_k: self.precision_recall_at_k.clone(),
+            mrr_at_k: self.mrr_at_k.clone(),
+            ndcg_at_k: self.ndcg_at_k.clone(),
+            map_at_k: self.map_at_k.clone(),
+        }
+    }
+}
+
+#[derive(Args)]
+struct IrArgs {
+    #[command(flatten)]
+    common: Common,
+    #[command(flatten)]
+    cutoffs: CutoffArgs,
+    /// BEIR corpus.jsonl (`_id`, `title`, `text`).
+    #[arg(long)]
+    corpus: PathBuf,
+    /// BEIR queries.jsonl (`_id`, `text`).
+    #[arg(long)]
+    queries: PathBuf,
+    /// Qrels TSV (`query-id<TAB>corpus-id<TAB>score`, header optional; score > 0 = relevant).
+    #[arg(long)]
+    qrels: PathBuf,
+    /// Prefix of every metric key (e.g. `NanoSciFact`).
+    #[arg(long, default_value = "")]
+    name: String,
+}
+
+#[derive(Args)]
+struct BeirArgs {
+    #[command(flatten)]
+    common: Common,
+    #[command(flatten)]
+    cutoffs: CutoffArgs,
+    /// Folder holding one BEIR folder per dataset.
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// Datasets (subfolder names), comma-separated (default: every subfolder with qrels/<split>.tsv).
+    #[arg(long, value_delimiter = ',')]
+    datasets: Vec<String>,
+    /// Qrels split.
+    #[arg(long, default_value = "test")]
+    split: String,
+    /// Key prefix of the aggregate.
+    #[arg(long, default_value = DEFAULT_AGGREGATE_NAME)]
+    aggregate_name: String,
+}
+
+/// Runs `splade eval ...`.
+pub fn run(args: EvalArgs) -> Result<()> {
+    match args.command {
+        EvalCommand::Binary(a) => binary(a),
+        EvalCommand::Ir(a) => ir(a),
+        EvalCommand::Beir(a) => beir(a),
+    }
+}
+
+fn encode_options(c: &Common) -> EncodeOptions {
+    EncodeOptions {
+        batch_size: c.batch_size,
+        max_active_dims: c.max_active_dims,
+        ..EncodeOptions::default()
+    }
+}
+
+fn load(c: &Common) -> Result<SparseEncoder> {
+    SparseEncoder::from_pretrained(&c.model).with_context(|| format!("loading model {}", c.model))
+}
+
+fn write_output(path: Option<&Path>, metrics: &Metrics) -> Result<()> {
+    if let Some(p) = path {
+        std::fs::write(p, to_json(metrics)).with_context(|| format!("writing {}", p.display()))?;
+    }
+    Ok(())
+}
+
+fn binary(a: BinaryArgs) -> Result<()> {
+    if a.functions.is_empty() {
+        bail!("--functions needs at least one similarity function");
+    }
+    let pairs = read_binary_pairs(&a.pairs)?;
+    let mut ev = BinaryClassificationEvaluator::new(pairs, a.name)?;
+    ev.functions = a.functions;
+    ev.semantics = if a.legacy {
+        ThresholdSemantics::Legacy
+    } else {
+        ThresholdSemantics::Current
+    };
+    ev.options = encode_options(&a.common);
+    let encoder = load(&a.common)?;
+    let start = Instant::now();
+    let result = ev.evaluate(&encoder)?;
+    eprintln!(
+        "evaluated {} pairs in {:.2} s",
+        ev.pairs.labels.len(),
+        start.elapsed().as_secs_f64()
+    );
+    let metrics = binary_keys(&result);
+    print!("{}", markdown_table(&metrics));
+    write_output(a.common.output.as_deref(), &metrics)
+}
+
+fn ir_evaluator(
+    data: splade_eval::data::RetrievalData,
+    name: &str,
+    common: &Common,
+    cutoffs: &CutoffArgs,
+) -> Result<InformationRetrievalEvaluator> {
+    let mut ev = InformationRetrievalEvaluator::new(data, name)?;
+    ev.cutoffs = cutoffs.cutoffs();
+    ev.cutoffs.validate()?;
+    ev.function = cutoffs.similarity;
+    ev.options = encode_options(common);
+    Ok(ev)
+}
+
+fn ir(a: IrArgs) -> Result<()> {
+    let data = read_beir_files(&a.corpus, &a.queries, &a.qrels)?;
+    let ev = ir_evaluator(data, &a.name, &a.common, &a.cutoffs)?;
+    let encoder = load(&a.common)?;
+    let start = Instant::now();
+    let result = ev.evaluate(&encoder)?;
+    eprintln!(
+        "evaluated {} queries against {} documents in {:.2} s",
+        result.num_queries,
+        result.num_corpus,
+        start.elapsed().as_secs_f64()
+    );
+    let metrics = ir_keys(&result, true);
+    print!("{}", markdown_table(&metrics));
+    write_output(a.common.output.as_deref(), &metrics)
+}
+
+fn beir(a: BeirArgs) -> Result<()> {
+    let dirs: Vec<PathBuf> = if a.datasets.is_empty() {
+        let found = find_beir_dirs(&a.data_dir, &a.split)?;
+        if found.is_empty() {
+            bail!(
+                "{}: no subfolder has corpus.jsonl, queries.jsonl and qrels/{}.tsv",
+                a.data_dir.display(),
+                a.split
+            );
+        }
+        found
+    } else {
+        a.datasets.iter().map(|d| a.data_dir.join(d)).collect()
+    };
+    let mut evaluators = Vec::new();
+    for dir in &dirs {
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| dir.display().to_string());
+        let data = read_beir_dir(dir, &a.split)?;
+        evaluators.push(ir_evaluator(data, &name, &a.common, &a.cutoffs)?);
+    }
+    let encoder = load(&a.common)?;
+    let mut results = Vec::new();
+    for ev in &evaluators {
+        let start = Instant::now();
+        results.push(ev.evaluate(&encoder)?);
+        eprintln!("{}: {:.2} s", ev.name, start.elapsed().as_secs_f64());
+    }
+    let agg = aggregate(&a.aggregate_name, results)?;
+    let mut columns: Vec<(String, Metrics)> = agg
+        .datasets
+        .iter()
+        .map(|r| (r.name.clone(), ir_keys(r, false)))
+        .collect();
+    columns.push((agg.name.clone(), agg.metrics.clone()));
+    print!("{}", markdown_columns(&columns));
+    write_output(a.common.output.as_deref(), &agg.flat())
+}
