@@ -152,7 +152,7 @@ impl IndexBuilder {
         let mut entry_docs: Vec<u8> = Vec::with_capacity(self.terms.len());
         let mut entry_values: Vec<f32> = Vec::with_capacity(self.terms.len());
         // Per term: (block, block maximum) in ascending block order.
-        let mut maxima: BTreeMap<u32, Vec<(u32, f32)>> = BTreeMap::new();
+        let mut maxima: BTreeMap<u32, Vec<(u32, f32, u64)>> = BTreeMap::new();
         let mut scratch: Vec<(u32, u8, f32)> = Vec::new();
         for b in 0..num_blocks {
             scratch.clear();
@@ -176,9 +176,10 @@ impl IndexBuilder {
                     max = max.max(scratch[i].2);
                     i += 1;
                 }
+                let slot = block_terms.len() as u64;
                 block_terms.push(term);
                 entry_offsets.push(entry_docs.len() as u64);
-                maxima.entry(term).or_default().push((b as u32, max));
+                maxima.entry(term).or_default().push((b as u32, max, slot));
             }
             block_term_offsets.push(block_terms.len() as u64);
         }
@@ -186,6 +187,7 @@ impl IndexBuilder {
         bound_offsets.push(0u64);
         let mut bound_blocks = Vec::new();
         let mut bound_codes = Vec::new();
+        let mut bound_slots = Vec::new();
         let mut bound_scales = vec![0.0f32; self.dim];
         let mut next_term = 0usize;
         for (term, list) in &maxima {
@@ -194,12 +196,13 @@ impl IndexBuilder {
                 bound_offsets.push(bound_blocks.len() as u64);
                 next_term += 1;
             }
-            let max = list.iter().fold(0.0f32, |m, &(_, v)| m.max(v));
+            let max = list.iter().fold(0.0f32, |m, &(_, v, _)| m.max(v));
             let scale = scale_for(max);
             bound_scales[t] = scale;
-            for &(block, v) in list {
+            for &(block, v, slot) in list {
                 bound_blocks.push(block);
                 bound_codes.push(encode_up(v, scale));
+                bound_slots.push(slot);
             }
             bound_offsets.push(bound_blocks.len() as u64);
             next_term = t + 1;
@@ -232,6 +235,7 @@ impl IndexBuilder {
             OwnedArray::U32(bound_blocks),
             OwnedArray::U8(bound_codes),
             OwnedArray::F32(bound_scales),
+            OwnedArray::U64(bound_slots),
         ];
         Ok((manifest, files.into_iter().map(Bytes::Owned).collect()))
     }

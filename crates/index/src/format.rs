@@ -21,6 +21,7 @@
 //! | `bounds.offsets` | u64 | dim + 1 | per term, its range of `bounds.blocks` |
 //! | `bounds.blocks` | u32 | - | the blocks a term occurs in, strictly ascending |
 //! | `bounds.codes` | u8 | len(bounds.blocks) | block maximum, quantised upwards |
+//! | `bounds.slots` | u64 | len(bounds.blocks) | position of (term, block) in `blocks.terms` |
 //! | `bounds.scales` | f32 | dim | per term, the scale of its codes |
 //!
 //! A term's block maximum is bounded by `codes[i] as f32 * scales[term]` (never below the
@@ -73,11 +74,13 @@ pub enum FileId {
     BoundCodes,
     /// `bounds.scales`
     BoundScales,
+    /// `bounds.slots`
+    BoundSlots,
 }
 
 impl FileId {
     /// Every file, in the order they are written.
-    pub const ALL: [FileId; 14] = [
+    pub const ALL: [FileId; 15] = [
         FileId::ForwardIndptr,
         FileId::ForwardTerms,
         FileId::ForwardValues,
@@ -92,6 +95,7 @@ impl FileId {
         FileId::BoundBlocks,
         FileId::BoundCodes,
         FileId::BoundScales,
+        FileId::BoundSlots,
     ];
 
     /// The file name inside the index directory.
@@ -111,6 +115,7 @@ impl FileId {
             FileId::BoundBlocks => "bounds.blocks",
             FileId::BoundCodes => "bounds.codes",
             FileId::BoundScales => "bounds.scales",
+            FileId::BoundSlots => "bounds.slots",
         }
     }
 

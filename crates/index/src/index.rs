@@ -188,8 +188,6 @@ impl Index {
         BlockArrays {
             block_size: self.block_size(),
             num_docs: self.len(),
-            term_offsets: self.array(FileId::BlockTermOffsets),
-            terms: self.array(FileId::BlockTerms),
             entry_offsets: self.array(FileId::BlockEntryOffsets),
             entry_docs: self.array(FileId::BlockEntryDocs),
             entry_values: self.array(FileId::BlockEntryValues),
@@ -197,6 +195,7 @@ impl Index {
             bound_blocks: self.array(FileId::BoundBlocks),
             bound_codes: self.array(FileId::BoundCodes),
             bound_scales: self.array(FileId::BoundScales),
+            bound_slots: self.array(FileId::BoundSlots),
         }
     }
 }
@@ -233,8 +232,6 @@ fn verify_files(manifest: &Manifest, files: &[Bytes], dir: Option<&Path>) -> Res
 pub(crate) struct BlockArrays<'a> {
     pub block_size: usize,
     pub num_docs: usize,
-    pub term_offsets: &'a [u64],
-    pub terms: &'a [u32],
     pub entry_offsets: &'a [u64],
     pub entry_docs: &'a [u8],
     pub entry_values: &'a [f32],
@@ -242,4 +239,5 @@ pub(crate) struct BlockArrays<'a> {
     pub bound_blocks: &'a [u32],
     pub bound_codes: &'a [u8],
     pub bound_scales: &'a [f32],
+    pub bound_slots: &'a [u64],
 }

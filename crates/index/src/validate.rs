@@ -197,5 +197,25 @@ pub(crate) fn validate(manifest: &Manifest, files: &[Bytes], dir: Option<&Path>)
         ));
     }
     c.weights(FileId::BoundScales, dim)?;
+    let slots: &[u64] = c.typed(FileId::BoundSlots)?;
+    if slots.len() != bound_blocks.len() {
+        return Err(c.err(
+            FileId::BoundSlots,
+            format!("expected {} entries", bound_blocks.len()),
+        ));
+    }
+    // Each (term, block) entry points at that term inside that block's range.
+    for (t, w) in bo.windows(2).enumerate() {
+        for p in w[0] as usize..w[1] as usize {
+            let (b, slot) = (bound_blocks[p] as usize, slots[p]);
+            let in_block = bto[b] <= slot && slot < bto[b + 1];
+            if !in_block || block_terms[slot as usize] as usize != t {
+                return Err(c.err(
+                    FileId::BoundSlots,
+                    format!("entry {p} does not point at term {t} in block {b}"),
+                ));
+            }
+        }
+    }
     Ok(())
 }

@@ -6,7 +6,8 @@
 //!    dequantised codes are never below the block's true maxima and `inflate` covers the f32
 //!    rounding, so `U(b)` is at least the exact score of every document in `b`.
 //! 2. Blocks are visited in decreasing `U(b)`. A visited block is scored exactly: for each
-//!    query term in ascending term order, the block's entries for that term add
+//!    query term in ascending term order, the block's entries for that term (found through
+//!    the term's block list and `bounds.slots`, no search of the block's terms) add
 //!    `q as f64 * w as f64` into a per-document f64 accumulator, which is then rounded to
 //!    f32. Per document, that is the same sequence of f64 operations as the merge join of
 //!    `SparseView::dot`, so scores are bit-identical to the brute force and ties are real.
@@ -75,6 +76,15 @@ fn unkey(key: u64) -> (f32, usize) {
     )
 }
 
+/// A query term present in the index: weight and its range of the block-maxima lists.
+#[derive(Debug, Clone, Copy)]
+struct QueryTerm {
+    weight: f32,
+    start: usize,
+    end: usize,
+    scale: f32,
+}
+
 /// The exact top-k of `query` (see the module documentation).
 pub(crate) fn exact_top_k(
     index: &Index,
@@ -87,18 +97,34 @@ pub(crate) fn exact_top_k(
     if k == 0 || num_blocks == 0 {
         return Vec::new();
     }
-    let (qi, qv) = (query.indices(), query.values());
+    // Ascending term order (as in the query): the order of summation per document.
+    let terms: Vec<QueryTerm> = query
+        .iter()
+        .filter_map(|(t, weight)| {
+            let t = t as usize;
+            let (start, end) = (
+                *a.bound_offsets.get(t)? as usize,
+                *a.bound_offsets.get(t + 1)? as usize,
+            );
+            (start < end).then(|| QueryTerm {
+                weight,
+                start,
+                end,
+                scale: a.bound_scales[t],
+            })
+        })
+        .collect();
     scratch.prepare(num_blocks);
-    let keys: Vec<u64> = if qv.iter().any(|&w| w < 0.0) {
+    let keys: Vec<u64> = if terms.iter().any(|t| t.weight < 0.0) {
         (0..num_blocks as u32)
             .map(|b| key(f32::INFINITY, b))
             .collect()
     } else {
-        let terms = accumulate_bounds(&a, qi, qv, scratch);
+        let contributing = accumulate_bounds(&a, &terms, scratch);
         let keys = scratch
             .touched
             .iter()
-            .map(|&b| key(inflate(scratch.bounds[b as usize], terms), b))
+            .map(|&b| key(inflate(scratch.bounds[b as usize], contributing), b))
             .collect();
         scratch.clear_touched();
         keys
@@ -110,27 +136,23 @@ pub(crate) fn exact_top_k(
         if !top.may_admit(bound) {
             break;
         }
-        score_block(&a, block, qi, qv, &mut scratch.acc, &mut top);
+        score_block(&a, block, &terms, &mut scratch.acc, &mut top);
     }
     top.into_sorted()
 }
 
 /// Adds every positive query term's dequantised block maxima into `scratch.bounds`, noting
 /// the blocks touched; returns how many terms contributed.
-fn accumulate_bounds(a: &BlockArrays<'_>, qi: &[u32], qv: &[f32], scratch: &mut Scratch) -> usize {
-    let mut terms = 0;
-    for (&t, &w) in qi.iter().zip(qv) {
-        let t = t as usize;
-        if w <= 0.0 || t + 1 >= a.bound_offsets.len() {
-            continue;
-        }
-        let (s, e) = (a.bound_offsets[t] as usize, a.bound_offsets[t + 1] as usize);
-        if s == e {
-            continue;
-        }
-        terms += 1;
-        let qs = w * a.bound_scales[t];
-        for (&b, &c) in a.bound_blocks[s..e].iter().zip(&a.bound_codes[s..e]) {
+fn accumulate_bounds(a: &BlockArrays<'_>, terms: &[QueryTerm], scratch: &mut Scratch) -> usize {
+    let mut contributing = 0;
+    for t in terms.iter().filter(|t| t.weight > 0.0) {
+        contributing += 1;
+        let qs = t.weight * t.scale;
+        let range = t.start..t.end;
+        for (&b, &c) in a.bound_blocks[range.clone()]
+            .iter()
+            .zip(&a.bound_codes[range])
+        {
             if c == 0 {
                 continue;
             }
@@ -142,15 +164,16 @@ fn accumulate_bounds(a: &BlockArrays<'_>, qi: &[u32], qv: &[f32], scratch: &mut 
             scratch.bounds[bi] += qs * f32::from(c);
         }
     }
-    terms
+    contributing
 }
 
-/// Scores every document of `block` exactly and offers it to `top`.
+/// Scores every document of `block` exactly and offers it to `top`. The (term, block)
+/// entries are found through the term's block list (`bounds.slots`), which the bound pass
+/// has just read, so the lookups stay in cache.
 fn score_block(
     a: &BlockArrays<'_>,
     block: usize,
-    qi: &[u32],
-    qv: &[f32],
+    terms: &[QueryTerm],
     acc: &mut [f64],
     top: &mut TopK,
 ) {
@@ -158,29 +181,19 @@ fn score_block(
     let len = a.block_size.min(a.num_docs - first);
     let acc = &mut acc[..len];
     acc.fill(0.0);
-    let (ts, te) = (
-        a.term_offsets[block] as usize,
-        a.term_offsets[block + 1] as usize,
-    );
-    let terms = &a.terms[ts..te];
-    let mut lo = 0;
-    for (&t, &w) in qi.iter().zip(qv) {
-        if lo >= terms.len() {
-            break;
-        }
-        let pos = lo + terms[lo..].partition_point(|&x| x < t);
-        if pos < terms.len() && terms[pos] == t {
-            let (es, ee) = (
-                a.entry_offsets[ts + pos] as usize,
-                a.entry_offsets[ts + pos + 1] as usize,
-            );
-            let w = w as f64;
-            for (&d, &v) in a.entry_docs[es..ee].iter().zip(&a.entry_values[es..ee]) {
-                acc[d as usize] += w * v as f64;
-            }
-            lo = pos + 1;
-        } else {
-            lo = pos;
+    for t in terms {
+        let blocks = &a.bound_blocks[t.start..t.end];
+        let Ok(p) = blocks.binary_search(&(block as u32)) else {
+            continue;
+        };
+        let slot = a.bound_slots[t.start + p] as usize;
+        let (es, ee) = (
+            a.entry_offsets[slot] as usize,
+            a.entry_offsets[slot + 1] as usize,
+        );
+        let w = t.weight as f64;
+        for (&d, &v) in a.entry_docs[es..ee].iter().zip(&a.entry_values[es..ee]) {
+            acc[d as usize] += w * v as f64;
         }
     }
     for (d, &s) in acc.iter().enumerate() {
