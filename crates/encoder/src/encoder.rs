@@ -88,6 +88,31 @@ impl SparseEncoder {
         })
     }
 
+    /// Loads a local model folder for training: every weight is a trainable variable,
+    /// returned by checkpoint name (see [`MaskedLm::load_trainable`]).
+    pub fn load_trainable(
+        dir: &Path,
+        device: &Device,
+    ) -> Result<(Self, Vec<(String, candle_core::Var)>)> {
+        let folder = ModelFolder::read(dir)?;
+        let tokenizer = TextTokenizer::load(
+            &folder.transformer_dir,
+            folder.max_seq_length,
+            folder.do_lower_case,
+        )?;
+        let weights = find_weights(&folder.transformer_dir)?;
+        let (model, vars) = MaskedLm::load_trainable(&weights, &folder.backbone, device)?;
+        Ok((
+            Self {
+                folder,
+                tokenizer,
+                model,
+                device: device.clone(),
+            },
+            vars,
+        ))
+    }
+
     /// What was read from the model folder.
     pub fn folder(&self) -> &ModelFolder {
         &self.folder

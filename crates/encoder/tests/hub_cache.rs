@@ -19,9 +19,13 @@ fn copy_dir(from: &Path, to: &Path) {
 
 #[test]
 fn hub_id_loads_from_the_offline_cache() {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/encoder/models/bert-tied-v6");
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/encoder/models/bert-tied-v6");
     let home = tempfile::tempdir().unwrap();
-    let repo = home.path().join("hub").join("models--sparse-encoder--tiny-test");
+    let repo = home
+        .path()
+        .join("hub")
+        .join("models--sparse-encoder--tiny-test");
     let commit = "0123456789abcdef0123456789abcdef01234567";
     std::fs::create_dir_all(repo.join("refs")).unwrap();
     std::fs::write(repo.join("refs").join("main"), commit).unwrap();
@@ -38,5 +42,8 @@ fn hub_id_loads_from_the_offline_cache() {
     let a = from_hub.encode(&texts, &EncodeOptions::default()).unwrap();
     let b = local.encode(&texts, &EncodeOptions::default()).unwrap();
     assert_eq!(a, b);
-    assert_eq!(from_hub.prompts().get("query").map(String::as_str), Some("query: "));
+    assert_eq!(
+        from_hub.prompts().get("query").map(String::as_str),
+        Some("query: ")
+    );
 }

@@ -7,7 +7,7 @@ pub mod layers;
 
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarBuilder;
 
 pub use bert::BertMaskedLm;
@@ -86,6 +86,56 @@ impl MaskedLm {
             }
         };
         Ok(model)
+    }
+
+    /// Loads the backbone with every floating-point weight as a trainable [`Var`] (a copy in
+    /// memory, not a memory map). Returns the model and its variables by checkpoint name; tied
+    /// weights are one variable, so their gradients add up as in PyTorch.
+    pub fn load_trainable(
+        weights: &Path,
+        config: &BackboneConfig,
+        device: &Device,
+    ) -> Result<(Self, Vec<(String, Var)>)> {
+        let wrap = |e: candle_core::Error| EncoderError::Weights {
+            path: weights.to_path_buf(),
+            message: e.to_string(),
+        };
+        let tensors: Vec<(String, Tensor)> =
+            if weights.extension().is_some_and(|e| e == "safetensors") {
+                check_safetensors_header(weights)?;
+                candle_core::safetensors::load(weights, device)
+                    .map_err(wrap)?
+                    .into_iter()
+                    .collect()
+            } else {
+                candle_core::pickle::read_all(weights).map_err(wrap)?
+            };
+        let mut vars = Vec::new();
+        let mut map = std::collections::HashMap::new();
+        for (name, tensor) in tensors {
+            if !tensor.dtype().is_float() {
+                continue;
+            }
+            let var = Var::from_tensor(
+                &tensor
+                    .to_dtype(DType::F32)
+                    .map_err(wrap)?
+                    .to_device(device)
+                    .map_err(wrap)?,
+            )
+            .map_err(wrap)?;
+            map.insert(name.clone(), var.as_tensor().clone());
+            vars.push((name, var));
+        }
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        let vb = VarBuilder::from_tensors(map, DType::F32, device);
+        let model = match config.architecture {
+            Architecture::Bert => MaskedLm::Bert(BertMaskedLm::load(vb, config).map_err(wrap)?),
+            Architecture::DistilBert => {
+                MaskedLm::DistilBert(DistilBertMaskedLm::load(vb, config).map_err(wrap)?)
+            }
+        };
+        Ok((model, vars))
     }
 
     /// Per-token features `[batch, seq, hidden]` before the vocabulary projection.

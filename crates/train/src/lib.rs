@@ -1,0 +1,12 @@
+//! SPLADE training for splade-rs on candle's autograd.
+//!
+//! This first part holds the pieces whose numbers must match sentence-transformers exactly:
+//! [`loss::splade_loss`] (SparseMultipleNegativesRankingLoss + FLOPS regularisers),
+//! the regulariser warm-up and learning-rate [`schedule`]s, and [`step::TrainStep`], one
+//! forward/backward/AdamW step over a batch of (anchor, positive, negatives…) texts.
+
+pub mod loss;
+pub mod schedule;
+pub mod step;
+
+pub use loss::{flops, multiple_negatives_ranking, splade_loss, SpladeLossConfig, SpladeLossParts};

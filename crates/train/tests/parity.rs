@@ -1,0 +1,186 @@
+//! SpladeLoss parts, gradients and AdamW steps against sentence-transformers / PyTorch
+//! (fixtures from scripts/parity/generate_train_fixtures.py).
+
+use std::path::Path;
+
+use candle_core::Device;
+use candle_nn::ParamsAdamW;
+use serde_json::Value;
+use splade_encoder::SparseEncoder;
+use splade_train::step::TrainStep;
+use splade_train::SpladeLossConfig;
+
+fn root() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+}
+
+fn fixture(name: &str) -> Value {
+    let path = root().join("fixtures/train").join(format!("{name}.json"));
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+fn setup(f: &Value) -> (TrainStep, Vec<Vec<String>>, (f64, f64)) {
+    let model = root().join("fixtures/encoder/models/distilbert-tied-seedlayout");
+    let (encoder, vars) = SparseEncoder::load_trainable(&model, &Device::Cpu).unwrap();
+    let a = &f["adamw"];
+    let adamw = ParamsAdamW {
+        lr: a["lr"].as_f64().unwrap(),
+        beta1: a["betas"][0].as_f64().unwrap(),
+        beta2: a["betas"][1].as_f64().unwrap(),
+        eps: a["eps"].as_f64().unwrap(),
+        weight_decay: a["weight_decay"].as_f64().unwrap(),
+    };
+    let lambdas = (
+        f["config"]["lambda_query"].as_f64().unwrap(),
+        f["config"]["lambda_document"].as_f64().unwrap(),
+    );
+    let loss = SpladeLossConfig {
+        lambda_query: lambdas.0,
+        lambda_document: lambdas.1,
+        scale: 1.0,
+    };
+    let columns: Vec<Vec<String>> = serde_json::from_value(f["texts"].clone()).unwrap();
+    (
+        TrainStep::new(encoder, vars, adamw, loss).unwrap(),
+        columns,
+        lambdas,
+    )
+}
+
+fn rel_close(ours: f64, reference: f64, tol: f64) -> bool {
+    (ours - reference).abs() <= tol * reference.abs().max(1e-8)
+}
+
+fn check(name: &str) {
+    let f = fixture(name);
+    let (mut trainer, columns, lambdas) = setup(&f);
+
+    // Loss parts.
+    let (losses, grads) = trainer.gradients(&columns, lambdas).unwrap();
+    let l = &f["loss"];
+    for (ours, key) in [
+        (losses.total, "total"),
+        (losses.base, "base_loss"),
+        (losses.query_regularizer, "query_regularizer_loss"),
+        (losses.document_regularizer, "document_regularizer_loss"),
+    ] {
+        let reference = l[key].as_f64().unwrap();
+        assert!(
+            rel_close(ours as f64, reference, 1e-4),
+            "{name}: {key}: ours {ours}, reference {reference}"
+        );
+    }
+
+    // Per-parameter gradient norms (in f64).
+    let expected = f["grad_norms"].as_object().unwrap();
+    // Gradients that are zero in exact arithmetic (e.g. attention key biases: softmax ignores a
+    // per-row constant) come out as float noise on both sides; they are held to an absolute
+    // tolerance relative to the largest gradient instead.
+    let largest = expected
+        .values()
+        .filter_map(Value::as_f64)
+        .fold(0.0, f64::max);
+    let mut compared = 0;
+    for (param, var) in trainer.vars() {
+        let Some(reference) = expected.get(param).and_then(Value::as_f64) else {
+            continue;
+        };
+        let g = grads
+            .get(var.as_tensor())
+            .unwrap_or_else(|| panic!("{name}: no gradient for {param}"));
+        let norm = g
+            .to_dtype(candle_core::DType::F64)
+            .unwrap()
+            .sqr()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap()
+            .sqrt();
+        assert!(
+            (norm - reference).abs() <= 1e-4 * reference.abs() + 1e-6 * largest,
+            "{name}: grad norm of {param}: ours {norm}, reference {reference}"
+        );
+        compared += 1;
+    }
+    assert_eq!(
+        compared,
+        expected.len(),
+        "{name}: every reference gradient has a Rust variable"
+    );
+
+    // Three AdamW steps: the losses seen and the weights reached.
+    let (mut trainer2, _, _) = setup(&f);
+    let a = &f["adamw"];
+    let steps = a["steps"].as_u64().unwrap() as usize;
+    for (s, reference) in a["losses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .take(steps)
+        .enumerate()
+    {
+        let got = trainer2.step(&columns, lambdas).unwrap().total as f64;
+        let reference = reference.as_f64().unwrap();
+        assert!(
+            rel_close(got, reference, 1e-4),
+            "{name}: loss at AdamW step {s}: ours {got}, reference {reference}"
+        );
+    }
+    // Adam divides by the gradient's running RMS, so a parameter whose gradient is pure float
+    // noise (zero in exact arithmetic, see above) takes full-size random steps on both sides;
+    // those parameters cannot be compared and are skipped.
+    let noise = |param: &str| {
+        expected
+            .get(param)
+            .and_then(Value::as_f64)
+            .is_some_and(|g| g < 1e-5 * largest)
+    };
+    let mut checked = 0;
+    for (param, var) in trainer2.vars() {
+        let Some(w) = a["weights"].get(param) else {
+            continue;
+        };
+        if noise(param) {
+            continue;
+        }
+        checked += 1;
+        let flat: Vec<f32> = var.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
+        for (i, h) in w["head"].as_array().unwrap().iter().enumerate() {
+            let reference = h.as_f64().unwrap();
+            assert!(
+                (flat[i] as f64 - reference).abs() <= 1e-5,
+                "{name}: {param}[{i}] after {steps} steps: ours {}, reference {reference}",
+                flat[i]
+            );
+        }
+        let sum: f64 = flat.iter().map(|x| *x as f64).sum();
+        let reference = w["sum"].as_f64().unwrap();
+        assert!(
+            (sum - reference).abs()
+                <= 1e-5 * (flat.len() as f64).sqrt().max(1.0) + 1e-4 * reference.abs(),
+            "{name}: sum of {param}: ours {sum}, reference {reference}"
+        );
+    }
+    assert!(
+        checked >= 30,
+        "{name}: only {checked} parameters compared after the AdamW steps"
+    );
+    let _ = &mut trainer;
+}
+
+#[test]
+fn seed_lambdas_match_pytorch() {
+    check("seed_lambdas");
+}
+
+#[test]
+fn large_lambdas_match_pytorch() {
+    check("large_lambdas");
+}
+
+#[test]
+fn pairs_without_negatives_match_pytorch() {
+    check("pairs_only");
+}
