@@ -5,7 +5,9 @@
 //! the regulariser warm-up and learning-rate [`schedule`]s, and [`step::TrainStep`], one
 //! forward/backward/AdamW step over a batch of (anchor, positive, negatives…) texts.
 
+pub mod data;
 pub mod loss;
+pub mod sampler;
 pub mod schedule;
 pub mod step;
 
