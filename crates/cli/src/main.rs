@@ -1,6 +1,7 @@
 //! `splade`: the splade-rs command line.
 
 mod eval_cmd;
+mod index_cmd;
 mod input;
 
 use std::io::{BufWriter, Write};
@@ -35,6 +36,10 @@ enum Command {
     Bench(BenchArgs),
     /// Evaluate a model as sentence-transformers' evaluators do (binary, ir, beir).
     Eval(eval_cmd::EvalArgs),
+    /// Build or inspect a sparse inverted index (`index build`, `index info`).
+    Index(index_cmd::IndexArgs),
+    /// Search an index: one query text, a queries file, or query vectors (TREC run output).
+    Search(index_cmd::SearchArgs),
 }
 
 #[derive(Args)]
@@ -137,6 +142,8 @@ fn main() {
         Command::Info(args) => info(args),
         Command::Bench(args) => bench(args),
         Command::Eval(args) => eval_cmd::run(args),
+        Command::Index(args) => index_cmd::run_index(args),
+        Command::Search(args) => index_cmd::run_search(args),
     };
     if let Err(err) = result {
         let chain: Vec<String> = err.chain().map(|e| e.to_string()).collect();

@@ -1,0 +1,363 @@
+//! `splade index` and `splade search`: build a splade-index directory from sparse vectors
+//! (JSONL or Seismic binary) or from a corpus encoded with a model, and search it.
+
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::{ArgGroup, Args, Subcommand};
+use splade_encoder::{EncodeOptions, SparseEncoder, SparseVector};
+use splade_index::readers::{open_jsonl, read_seismic, Document};
+use splade_index::{Hit, Index, IndexBuilder, Method, SearchOptions, DEFAULT_BLOCK_SIZE};
+
+use crate::input;
+
+/// `splade index ...`
+#[derive(Args)]
+pub struct IndexArgs {
+    #[command(subcommand)]
+    command: IndexCommand,
+}
+
+#[derive(Subcommand)]
+enum IndexCommand {
+    /// Build an index directory from vectors, or from a corpus encoded with --model.
+    Build(BuildArgs),
+    /// Print an index's manifest after verifying its checksums and structure.
+    Info(InfoArgs),
+}
+
+#[derive(Args)]
+#[command(group(ArgGroup::new("source").required(true).args(["vectors", "seismic", "corpus"])))]
+struct BuildArgs {
+    /// The index directory to write (created; an index already there is replaced).
+    #[arg(long)]
+    out: PathBuf,
+    /// JSONL vectors: {"id": ..., "indices": [...], "values": [...]} per line (what
+    /// `splade encode --id-field` writes).
+    #[arg(long)]
+    vectors: Option<PathBuf>,
+    /// Seismic / kANNolo binary vectors (with --ids: one id per line).
+    #[arg(long, requires = "ids")]
+    seismic: Option<PathBuf>,
+    /// The ids of --seismic vectors, one per line.
+    #[arg(long)]
+    ids: Option<PathBuf>,
+    /// A corpus to encode with --model: BEIR corpus.jsonl (`_id`, `title`, `text`; the text
+    /// is title + " " + text when the title is non-empty) or, for any other extension, plain
+    /// text with one document per line (id = 1-based line number).
+    #[arg(long, requires = "model")]
+    corpus: Option<PathBuf>,
+    /// Model for --corpus (folder, Hugging Face Hub id, or `splade-tiny`).
+    #[arg(long)]
+    model: Option<String>,
+    /// Vector dimension (default: the model's, or the largest index read + 1).
+    #[arg(long)]
+    dim: Option<usize>,
+    /// Documents per block of the block-max index (1..=256).
+    #[arg(long, default_value_t = DEFAULT_BLOCK_SIZE)]
+    block_size: usize,
+    /// Texts per forward pass (--corpus).
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    /// Keep only the K largest weights of each document vector (--corpus).
+    #[arg(long, value_name = "K")]
+    max_active_dims: Option<usize>,
+}
+
+#[derive(Args)]
+struct InfoArgs {
+    /// The index directory.
+    #[arg(long)]
+    index: PathBuf,
+}
+
+/// `splade search ...`
+#[derive(Args)]
+#[command(group(ArgGroup::new("input").required(true).args(["query", "queries", "query_vectors"])))]
+pub struct SearchArgs {
+    /// The index directory.
+    #[arg(long)]
+    index: PathBuf,
+    /// One query text (needs --model): prints a table of rank, score and id.
+    query: Option<String>,
+    /// Model to encode query texts with (its `query` prompt applies).
+    #[arg(long)]
+    model: Option<String>,
+    /// Queries to encode with --model: BEIR queries.jsonl (`_id`, `text`) or, for any other
+    /// extension, one query per line (qid = 1-based line number). Prints a TREC run.
+    #[arg(long, requires = "model")]
+    queries: Option<PathBuf>,
+    /// Query vectors, JSONL {"id", "indices", "values"}. Prints a TREC run.
+    #[arg(long, conflicts_with = "model")]
+    query_vectors: Option<PathBuf>,
+    /// Hits per query.
+    #[arg(long, default_value_t = 10)]
+    k: usize,
+    /// Check every result list against a brute-force scan of all documents and fail on
+    /// any difference (the pruned search is exact; this proves it on your data).
+    #[arg(long)]
+    exact: bool,
+    /// Score every document instead of using block-max pruning.
+    #[arg(long, conflicts_with = "exact")]
+    brute_force: bool,
+    /// Keep only the N heaviest terms of each query.
+    #[arg(long, value_name = "N")]
+    max_query_terms: Option<usize>,
+    /// Run tag, the last column of TREC lines.
+    #[arg(long, default_value = "splade")]
+    run_tag: String,
+    /// With a query text: show each hit's N largest term contributions (tokens from --model).
+    #[arg(long, value_name = "N")]
+    explain: Option<usize>,
+    /// Skip checksum verification when opening the index (structure is still checked).
+    #[arg(long)]
+    no_verify: bool,
+}
+
+/// Runs `splade index`.
+pub fn run_index(args: IndexArgs) -> Result<()> {
+    match args.command {
+        IndexCommand::Build(b) => build(b),
+        IndexCommand::Info(i) => info(&i.index),
+    }
+}
+
+fn progress_bar(len: usize, what: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len as u64);
+    let template =
+        format!("{{spinner}} {what} [{{bar:40}}] {{pos}}/{{len}} ({{per_sec}}, eta {{eta}})");
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(&template)
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+/// Texts and ids of a corpus or queries file: BEIR JSONL (by extension) or plain lines.
+fn read_texts(path: &Path, join_title: bool) -> Result<Vec<(String, String)>> {
+    let is_jsonl = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("jsonl"));
+    if is_jsonl {
+        return Ok(splade_eval::data::read_jsonl_texts(path, join_title)?);
+    }
+    let source = path.display().to_string();
+    let texts = input::parse_texts(&input::read_input(Some(path))?, None, &source)?;
+    Ok(texts
+        .into_iter()
+        .enumerate()
+        .map(|(i, t)| ((i + 1).to_string(), t))
+        .collect())
+}
+
+/// Documents per encode call: output starts early and memory stays bounded.
+const ENCODE_CHUNK: usize = 4096;
+
+fn build(args: BuildArgs) -> Result<()> {
+    let start = std::time::Instant::now();
+    let builder = if let Some(corpus) = &args.corpus {
+        let model = args.model.as_deref().context("--corpus needs --model")?;
+        let docs = read_texts(corpus, true)?;
+        let encoder = SparseEncoder::from_pretrained(model)?;
+        let dim = args.dim.unwrap_or(encoder.dim());
+        if dim != encoder.dim() {
+            bail!(
+                "--dim {dim} differs from the model's dimension {}",
+                encoder.dim()
+            );
+        }
+        let options = EncodeOptions {
+            batch_size: args.batch_size,
+            max_active_dims: args.max_active_dims,
+            ..EncodeOptions::default()
+        };
+        let mut builder = IndexBuilder::new(dim).block_size(args.block_size);
+        let bar = progress_bar(docs.len(), "encoding");
+        for chunk in docs.chunks(ENCODE_CHUNK) {
+            let texts: Vec<&str> = chunk.iter().map(|(_, t)| t.as_str()).collect();
+            let batch = encoder.encode_document(&texts, &options)?;
+            for ((id, _), row) in chunk.iter().zip(batch.rows()) {
+                builder
+                    .add(id, row)
+                    .with_context(|| format!("{}", corpus.display()))?;
+            }
+            bar.inc(chunk.len() as u64);
+        }
+        bar.finish_and_clear();
+        builder
+    } else {
+        let docs: Vec<Document> = match (&args.vectors, &args.seismic, &args.ids) {
+            (Some(v), _, _) => open_jsonl(v, args.dim)?.collect::<Result<_, _>>()?,
+            (None, Some(v), Some(ids)) => read_seismic(v, ids, args.dim)?,
+            _ => {
+                bail!("give --vectors FILE, --seismic FILE --ids FILE, or --corpus FILE --model M")
+            }
+        };
+        let dim = args.dim.unwrap_or_else(|| {
+            docs.iter()
+                .filter_map(|d| d.vector.indices().last())
+                .max()
+                .map_or(0, |&m| m as usize + 1)
+        });
+        let mut builder = IndexBuilder::new(dim).block_size(args.block_size);
+        for d in &docs {
+            builder.add(&d.id, d.vector.view())?;
+        }
+        builder
+    };
+    let index = builder.write(&args.out)?;
+    eprintln!(
+        "indexed {} documents ({:.1} terms each, dim {}) into {} in {:.1}s",
+        index.len(),
+        index.nnz() as f64 / index.len().max(1) as f64,
+        index.dim(),
+        args.out.display(),
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn info(dir: &Path) -> Result<()> {
+    let index = Index::open(dir)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}", serde_json::to_string_pretty(index.manifest())?)?;
+    eprintln!("checksums and structure ok");
+    Ok(())
+}
+
+/// Runs `splade search`.
+pub fn run_search(args: SearchArgs) -> Result<()> {
+    let index = if args.no_verify {
+        Index::open_unverified(&args.index)?
+    } else {
+        Index::open(&args.index)?
+    };
+    let encoder = match &args.model {
+        Some(m) => {
+            let e = SparseEncoder::from_pretrained(m)?;
+            if e.dim() != index.dim() {
+                bail!(
+                    "the model's dimension {} differs from the index's {} ({})",
+                    e.dim(),
+                    index.dim(),
+                    args.index.display()
+                );
+            }
+            Some(e)
+        }
+        None => None,
+    };
+    let (qids, queries): (Vec<String>, Vec<SparseVector>) = if let Some(path) = &args.query_vectors
+    {
+        open_jsonl(path, None)?
+            .map(|d| d.map(|d| (d.id, d.vector)))
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .unzip()
+    } else {
+        let encoder = encoder.as_ref().context("query texts need --model")?;
+        let texts: Vec<(String, String)> = match (&args.query, &args.queries) {
+            (Some(q), None) => vec![("1".to_string(), q.clone())],
+            (None, Some(path)) => read_texts(path, false)?,
+            _ => bail!("give a query text, --queries FILE or --query-vectors FILE"),
+        };
+        let just_texts: Vec<&str> = texts.iter().map(|(_, t)| t.as_str()).collect();
+        let batch = encoder.encode_query(&just_texts, &EncodeOptions::default())?;
+        let vectors = batch.to_vectors();
+        (texts.into_iter().map(|(id, _)| id).collect(), vectors)
+    };
+    let options = SearchOptions {
+        k: args.k,
+        method: if args.brute_force {
+            Method::BruteForce
+        } else {
+            Method::Exact
+        },
+        max_query_terms: args.max_query_terms,
+    };
+    let views: Vec<_> = queries.iter().map(|q| q.view()).collect();
+    let results = index.search_batch(&views, &options, None)?;
+    if args.exact {
+        let brute = index.search_batch(
+            &views,
+            &SearchOptions {
+                method: Method::BruteForce,
+                ..options
+            },
+            None,
+        )?;
+        if let Some(q) = (0..results.len()).find(|&q| results[q] != brute[q]) {
+            bail!(
+                "query {}: block-max search differs from brute force (please report this)",
+                qids[q]
+            );
+        }
+        eprintln!(
+            "verified: all {} result lists equal brute force",
+            results.len()
+        );
+    }
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    if args.query.is_some() {
+        write_table(
+            &mut out,
+            &index,
+            &queries[0],
+            &results[0],
+            args.explain,
+            encoder.as_ref(),
+        )?;
+    } else {
+        for (qid, hits) in qids.iter().zip(&results) {
+            for (rank, hit) in hits.iter().enumerate() {
+                let id = index.id(hit.doc).context("document id out of range")?;
+                writeln!(
+                    out,
+                    "{qid} Q0 {id} {} {} {}",
+                    rank + 1,
+                    hit.score,
+                    args.run_tag
+                )?;
+            }
+        }
+    }
+    out.flush().context("writing to standard output")?;
+    Ok(())
+}
+
+/// A readable table of one query's hits, optionally with each hit's largest contributions
+/// (term ids mapped to tokens by the model's tokenizer).
+fn write_table(
+    out: &mut impl Write,
+    index: &Index,
+    query: &SparseVector,
+    hits: &[Hit],
+    explain: Option<usize>,
+    encoder: Option<&SparseEncoder>,
+) -> Result<()> {
+    writeln!(out, "{:>4}  {:>10}  id", "rank", "score")?;
+    for (rank, hit) in hits.iter().enumerate() {
+        let id = index.id(hit.doc).context("document id out of range")?;
+        writeln!(out, "{:>4}  {:>10.4}  {id}", rank + 1, hit.score)?;
+        let Some(n) = explain else { continue };
+        let Some(e) = index.explain(query.view(), hit.doc) else {
+            continue;
+        };
+        for t in e.terms.iter().take(n) {
+            let token = encoder
+                .and_then(|enc| enc.tokenizer().id_to_token(t.term))
+                .unwrap_or_else(|| format!("[{}]", t.term));
+            writeln!(
+                out,
+                "                  {token:<16} {:.3} x {:.3} = {:.4}",
+                t.query_weight, t.doc_weight, t.contribution
+            )?;
+        }
+    }
+    if hits.is_empty() {
+        writeln!(out, "(no document shares a term with the query)")?;
+    }
+    Ok(())
+}

@@ -1,0 +1,327 @@
+//! `splade index` and `splade search` end to end, checked against the splade-index library.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use splade_encoder::{EncodeOptions, SparseEncoder, SparseVector};
+use splade_index::readers::{write_seismic, Document};
+use splade_index::{brute_force_top_k, Index};
+
+fn model() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/encoder/models/bert-tied-v6")
+}
+
+fn splade(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_splade"))
+        .args(args)
+        .output()
+        .expect("run splade")
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "splade failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn failure(out: Output) -> String {
+    assert!(!out.status.success(), "expected failure");
+    String::from_utf8(out.stderr).unwrap()
+}
+
+/// Deterministic documents over 40 dimensions, with repeated vectors (exact ties).
+fn documents() -> Vec<Document> {
+    (0..60u32)
+        .map(|d| {
+            let base = if d % 10 == 9 { d - 9 } else { d };
+            let mut pairs: Vec<(u32, f32)> = (0..(base % 6 + 1))
+                .map(|j| {
+                    (
+                        (base * 7 + j * 11) % 40,
+                        ((base + 3 * j) % 7) as f32 * 0.25 + 0.1,
+                    )
+                })
+                .collect();
+            pairs.sort_by_key(|p| p.0);
+            pairs.dedup_by_key(|p| p.0);
+            Document {
+                id: format!("doc{d}"),
+                vector: SparseVector::from_pairs(pairs).unwrap(),
+            }
+        })
+        .collect()
+}
+
+fn queries() -> Vec<Document> {
+    (0..5u32)
+        .map(|q| Document {
+            id: format!("q{q}"),
+            vector: SparseVector::from_pairs(
+                (0..4)
+                    .map(|j| ((q * 5 + j * 9) % 40, 1.0 + j as f32))
+                    .collect(),
+            )
+            .unwrap(),
+        })
+        .collect()
+}
+
+fn write_jsonl(path: &Path, docs: &[Document]) {
+    let lines: Vec<String> = docs
+        .iter()
+        .map(|d| {
+            serde_json::json!({"id": d.id, "indices": d.vector.indices(), "values": d.vector.values()})
+                .to_string()
+        })
+        .collect();
+    std::fs::write(path, lines.join("\n") + "\n").unwrap();
+}
+
+#[test]
+fn vectors_build_and_search_match_brute_force() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (vectors, qpath) = (tmp.path().join("docs.jsonl"), tmp.path().join("q.jsonl"));
+    write_jsonl(&vectors, &documents());
+    write_jsonl(&qpath, &queries());
+    let dir = tmp.path().join("idx");
+    let d = dir.to_str().unwrap();
+    ok(splade(&[
+        "index",
+        "build",
+        "--out",
+        d,
+        "--vectors",
+        vectors.to_str().unwrap(),
+        "--block-size",
+        "4",
+    ]));
+    let run = ok(splade(&[
+        "search",
+        "--index",
+        d,
+        "--query-vectors",
+        qpath.to_str().unwrap(),
+        "--k",
+        "7",
+        "--exact",
+    ]));
+    let docs = documents();
+    let mut expected = String::new();
+    for q in queries() {
+        let hits = brute_force_top_k(docs.iter().map(|d| d.vector.view()), q.vector.view(), 7);
+        for (rank, h) in hits.iter().enumerate() {
+            expected += &format!("{} Q0 doc{} {} {} splade\n", q.id, h.doc, rank + 1, h.score);
+        }
+    }
+    assert_eq!(run, expected);
+    let brute = ok(splade(&[
+        "search",
+        "--index",
+        d,
+        "--query-vectors",
+        qpath.to_str().unwrap(),
+        "--k",
+        "7",
+        "--brute-force",
+        "--run-tag",
+        "bf",
+    ]));
+    assert_eq!(brute, expected.replace(" splade\n", " bf\n"));
+
+    // The Seismic binary input builds a byte-identical index.
+    let (bin, ids) = (tmp.path().join("docs.bin"), tmp.path().join("docs.ids"));
+    write_seismic(&bin, &ids, &docs).unwrap();
+    let dir2 = tmp.path().join("idx2");
+    ok(splade(&[
+        "index",
+        "build",
+        "--out",
+        dir2.to_str().unwrap(),
+        "--seismic",
+        bin.to_str().unwrap(),
+        "--ids",
+        ids.to_str().unwrap(),
+        "--block-size",
+        "4",
+    ]));
+    let (a, b) = (Index::open(&dir).unwrap(), Index::open(&dir2).unwrap());
+    assert_eq!(a.manifest(), b.manifest());
+    let info = ok(splade(&["index", "info", "--index", d]));
+    assert!(info.contains("\"format\": \"splade-index\""), "{info}");
+}
+
+#[test]
+fn model_build_and_search_agree_with_the_library() {
+    let tmp = tempfile::tempdir().unwrap();
+    let corpus = tmp.path().join("corpus.jsonl");
+    std::fs::write(
+        &corpus,
+        concat!(
+            "{\"_id\": \"d1\", \"title\": \"Sparse retrieval\", \"text\": \"inverted indexes make search fast\"}\n",
+            "{\"_id\": \"d2\", \"title\": \"\", \"text\": \"cats sleep all day long\"}\n",
+            "{\"_id\": \"d3\", \"title\": \"Neural nets\", \"text\": \"transformers encode text into vectors\"}\n",
+        ),
+    )
+    .unwrap();
+    let qfile = tmp.path().join("queries.jsonl");
+    std::fs::write(
+        &qfile,
+        "{\"_id\": \"q1\", \"text\": \"sleeping cats\"}\n{\"_id\": \"q2\", \"text\": \"fast search\"}\n",
+    )
+    .unwrap();
+    let dir = tmp.path().join("idx");
+    let (d, m) = (dir.to_str().unwrap(), model());
+    let m = m.to_str().unwrap();
+    ok(splade(&[
+        "index",
+        "build",
+        "--out",
+        d,
+        "--corpus",
+        corpus.to_str().unwrap(),
+        "--model",
+        m,
+    ]));
+    let index = Index::open(&dir).unwrap();
+    assert_eq!(index.len(), 3);
+    assert_eq!(index.id(1), Some("d2"));
+    let encoder = SparseEncoder::from_pretrained(m).unwrap();
+    // The stored vectors are the model's document vectors (title + " " + text).
+    let texts = [
+        "Sparse retrieval inverted indexes make search fast",
+        "cats sleep all day long",
+        "Neural nets transformers encode text into vectors",
+    ];
+    let docs = encoder
+        .encode_document(&texts, &EncodeOptions::default())
+        .unwrap();
+    for (i, row) in docs.rows().enumerate() {
+        let stored = index.document(i as u32).unwrap();
+        assert_eq!(stored.indices(), row.indices());
+        for (a, b) in stored.values().iter().zip(row.values()) {
+            assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "{a} vs {b}");
+        }
+    }
+    let run = ok(splade(&[
+        "search",
+        "--index",
+        d,
+        "--model",
+        m,
+        "--queries",
+        qfile.to_str().unwrap(),
+        "--k",
+        "2",
+        "--exact",
+    ]));
+    let q = encoder
+        .encode_query(&["sleeping cats", "fast search"], &EncodeOptions::default())
+        .unwrap();
+    let mut expected = String::new();
+    for (qid, row) in ["q1", "q2"].iter().zip(q.rows()) {
+        for (rank, h) in index.top_k(row, 2).iter().enumerate() {
+            let id = index.id(h.doc).unwrap();
+            expected += &format!("{qid} Q0 {id} {} {} splade\n", rank + 1, h.score);
+        }
+    }
+    assert_eq!(run, expected);
+
+    let table = ok(splade(&[
+        "search",
+        "--index",
+        d,
+        "--model",
+        m,
+        "sleeping cats",
+        "--k",
+        "3",
+        "--explain",
+        "2",
+    ]));
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(
+        lines[0].contains("rank") && lines[0].contains("score"),
+        "{table}"
+    );
+    assert_eq!(lines.len(), 1 + 3 * 3, "{table}");
+    assert!(lines[1].trim_start().starts_with("1 "), "{table}");
+    assert!(
+        lines[2].contains(" x ") && lines[2].contains(" = "),
+        "{table}"
+    );
+
+    // Plain text corpora use line numbers as ids.
+    let plain = tmp.path().join("corpus.txt");
+    std::fs::write(&plain, "first document\nsecond one\n").unwrap();
+    let dir2 = tmp.path().join("idx2");
+    ok(splade(&[
+        "index",
+        "build",
+        "--out",
+        dir2.to_str().unwrap(),
+        "--corpus",
+        plain.to_str().unwrap(),
+        "--model",
+        m,
+    ]));
+    let plain_index = Index::open(&dir2).unwrap();
+    assert_eq!(
+        (plain_index.id(0), plain_index.id(1)),
+        (Some("1"), Some("2"))
+    );
+}
+
+#[test]
+fn errors_name_the_file_and_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bad = tmp.path().join("bad.jsonl");
+    std::fs::write(
+        &bad,
+        "{\"id\": \"a\", \"indices\": [1], \"values\": [1.0]}\n{\"id\": \"b\", \"indices\": [1], \"values\": [-2.0]}\n",
+    )
+    .unwrap();
+    let dir = tmp.path().join("idx");
+    let d = dir.to_str().unwrap();
+    let err = failure(splade(&[
+        "index",
+        "build",
+        "--out",
+        d,
+        "--vectors",
+        bad.to_str().unwrap(),
+    ]));
+    assert!(
+        err.contains("bad.jsonl") && err.contains("line 2") && err.contains("values"),
+        "{err}"
+    );
+    let good = tmp.path().join("good.jsonl");
+    write_jsonl(&good, &documents());
+    ok(splade(&[
+        "index",
+        "build",
+        "--out",
+        d,
+        "--vectors",
+        good.to_str().unwrap(),
+    ]));
+    let terms = dir.join("forward.terms");
+    let mut bytes = std::fs::read(&terms).unwrap();
+    bytes[3] ^= 0x40;
+    std::fs::write(&terms, bytes).unwrap();
+    let err = failure(splade(&[
+        "search",
+        "--index",
+        d,
+        "--query-vectors",
+        good.to_str().unwrap(),
+    ]));
+    assert!(
+        err.contains("forward.terms") && err.contains("checksum"),
+        "{err}"
+    );
+    let err = failure(splade(&["search", "--index", d]));
+    assert!(err.contains("--query-vectors"), "{err}");
+}
