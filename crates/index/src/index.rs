@@ -13,7 +13,7 @@ use crate::validate::{file_path, validate};
 
 /// A read-only SPLADE index: forward (per-document) vectors, external ids, the per-block
 /// inverted layout and the per-term block maxima used for pruning. See [`crate::format`] for
-/// the files and [`crate::search`] for the search methods.
+/// the files and [`Index::search`] / [`crate::Method`] for the search methods.
 ///
 /// Every array is validated when the index is opened or built (offsets monotone and in
 /// range, term ids `< dim`, weights finite and `>= 0`), so no input file can make a search

@@ -4,7 +4,7 @@
 //!
 //! - Build: [`IndexBuilder`] from vectors with external string ids, or from files with the
 //!   [`readers`] (JSONL, Seismic binary).
-//! - Persist: [`IndexBuilder::write`] writes a versioned directory ([`format`]) atomically;
+//! - Persist: [`IndexBuilder::write`] writes a versioned directory ([`mod@format`]) atomically;
 //!   [`Index::open`] memory-maps it, verifying checksums and structure.
 //! - Search: [`Index::top_k`] (exact, pruned), [`Index::brute_force_top_k`] (reference),
 //!   [`Index::search`] / [`Index::search_batch`] with [`SearchOptions`] (method, query term
