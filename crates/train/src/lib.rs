@@ -8,6 +8,7 @@
 pub mod data;
 pub mod loss;
 pub mod sampler;
+pub mod save;
 pub mod schedule;
 pub mod step;
 
