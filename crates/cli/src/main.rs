@@ -3,6 +3,7 @@
 mod eval_cmd;
 mod index_cmd;
 mod input;
+mod train_cmd;
 
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
@@ -36,6 +37,8 @@ enum Command {
     Bench(BenchArgs),
     /// Evaluate a model as sentence-transformers' evaluators do (binary, ir, beir).
     Eval(eval_cmd::EvalArgs),
+    /// Fine-tune a SPLADE model with SpladeLoss (MNRL + FLOPS), the seed's recipe by default.
+    Train(Box<train_cmd::TrainArgs>),
     /// Build or inspect a sparse inverted index (`index build`, `index info`).
     Index(index_cmd::IndexArgs),
     /// Search an index: one query text, a queries file, or query vectors (TREC run output).
@@ -142,6 +145,7 @@ fn main() {
         Command::Info(args) => info(args),
         Command::Bench(args) => bench(args),
         Command::Eval(args) => eval_cmd::run(args),
+        Command::Train(args) => train_cmd::run(*args),
         Command::Index(args) => index_cmd::run_index(args),
         Command::Search(args) => index_cmd::run_search(args),
     };

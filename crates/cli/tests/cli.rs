@@ -251,3 +251,72 @@ fn default_model_encodes_real_text() {
         "{lines:?}"
     );
 }
+
+#[test]
+fn train_runs_from_a_config_file_with_flag_overrides() {
+    let tmp = tempfile::tempdir().unwrap();
+    let train = tmp.path().join("triplets.jsonl");
+    let mut rows = String::new();
+    for i in 0..8 {
+        rows.push_str(&format!("{{\"anchor\":\"question {i}\",\"positive\":\"same question {i}\",\"negative\":\"other topic {i}\"}}\n"));
+    }
+    std::fs::write(&train, rows).unwrap();
+    let config = tmp.path().join("run.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "model = \"{}\"\nbatch_size = 4\nlr = 1e-3\nmax_steps = 50\n",
+            model("distilbert-tied-seedlayout").display()
+        ),
+    )
+    .unwrap();
+    let out_dir = tmp.path().join("run");
+    let out = splade(
+        &[
+            "train",
+            "--config",
+            config.to_str().unwrap(),
+            "--train",
+            train.to_str().unwrap(),
+            "--output",
+            out_dir.to_str().unwrap(),
+            "--max-steps",
+            "3",
+            "--logging-steps",
+            "1",
+        ],
+        b"",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log = std::fs::read_to_string(out_dir.join("training_log.jsonl")).unwrap();
+    assert_eq!(
+        log.lines().count(),
+        3,
+        "the flag --max-steps 3 wins over the file's 50"
+    );
+    assert!(out_dir.join("final/model.safetensors").is_file());
+    let bad = tmp.path().join("bad.toml");
+    std::fs::write(&bad, "batch_sise = 4\n").unwrap();
+    let out = splade(
+        &[
+            "train",
+            "--config",
+            bad.to_str().unwrap(),
+            "--train",
+            train.to_str().unwrap(),
+            "--output",
+            out_dir.to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("batch_sise"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

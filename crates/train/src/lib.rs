@@ -11,5 +11,6 @@ pub mod sampler;
 pub mod save;
 pub mod schedule;
 pub mod step;
+pub mod trainer;
 
 pub use loss::{flops, multiple_negatives_ranking, splade_loss, SpladeLossConfig, SpladeLossParts};

@@ -1,0 +1,326 @@
+//! `splade train`: SpladeLoss fine-tuning from the command line or a TOML config.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use serde::Deserialize;
+use splade_encoder::{default_model::DEFAULT_MODEL, hub::resolve_model, SparseEncoder};
+use splade_eval::{BinaryClassificationEvaluator, InformationRetrievalEvaluator};
+use splade_train::data::{ColumnMapping, TrainingData};
+use splade_train::sampler::BatchSampler;
+use splade_train::trainer::{train, Metrics, TrainConfig};
+use splade_train::SpladeLossConfig;
+
+/// Every option is a flag and may also be set in the `--config` TOML file (same names, with
+/// underscores); flags win over the file, the file over the defaults (the seed's recipe).
+#[derive(Args, Deserialize, Default, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct TrainArgs {
+    /// TOML file with any of these options.
+    #[arg(long)]
+    #[serde(skip)]
+    config: Option<PathBuf>,
+    /// Model to fine-tune: folder, Hub id or `splade-tiny` (default).
+    #[arg(long)]
+    model: Option<String>,
+    /// Training rows: JSONL (`anchor`, `positive`, optional `negative`/`negative_N` fields),
+    /// TSV or CSV with a header.
+    #[arg(long)]
+    train: Option<PathBuf>,
+    /// Output folder: `checkpoint-STEP/` per evaluation and `final/` (the best or last model).
+    #[arg(long)]
+    output: Option<PathBuf>,
+    /// Column holding the anchor.
+    #[arg(long)]
+    anchor_column: Option<String>,
+    /// Column holding the positive.
+    #[arg(long)]
+    positive_column: Option<String>,
+    /// Columns holding hard negatives, comma-separated (default: `negative`, `negative_N`).
+    #[arg(long, value_delimiter = ',')]
+    negative_columns: Option<Vec<String>>,
+    /// Passes over the data (default 1).
+    #[arg(long)]
+    epochs: Option<f64>,
+    /// Stop after this many optimiser steps.
+    #[arg(long)]
+    max_steps: Option<usize>,
+    /// Rows per batch (default 12).
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Peak learning rate (default 2e-5).
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Fraction of steps with a rising learning rate (default 0).
+    #[arg(long)]
+    warmup_ratio: Option<f64>,
+    /// AdamW weight decay (default 0).
+    #[arg(long)]
+    weight_decay: Option<f64>,
+    /// Gradient clipping max norm (default 1.0; 0 disables).
+    #[arg(long)]
+    max_grad_norm: Option<f64>,
+    /// Micro-batches per optimiser step (default 1).
+    #[arg(long)]
+    gradient_accumulation: Option<usize>,
+    /// Seed of the batch order (default 42).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// `no-duplicates` (default) or `shuffled`.
+    #[arg(long)]
+    sampler: Option<String>,
+    /// λ_query of the FLOPS regulariser (default 5e-5).
+    #[arg(long)]
+    lambda_query: Option<f64>,
+    /// λ_document of the FLOPS regulariser (default 3e-5).
+    #[arg(long)]
+    lambda_document: Option<f64>,
+    /// Log every N steps (default 50).
+    #[arg(long)]
+    logging_steps: Option<usize>,
+    /// Evaluate and checkpoint every N steps.
+    #[arg(long)]
+    eval_steps: Option<usize>,
+    /// Evaluate and checkpoint every this fraction of the run (e.g. 0.2).
+    #[arg(long)]
+    eval_ratio: Option<f64>,
+    /// Binary-classification evaluation pairs (TSV `sentence1 sentence2 label`).
+    #[arg(long)]
+    eval_pairs: Option<PathBuf>,
+    /// BEIR folder (corpus.jsonl, queries.jsonl, qrels/test.tsv) for IR evaluation.
+    #[arg(long)]
+    eval_beir: Option<PathBuf>,
+    /// Metric selecting the best checkpoint (e.g. `eval_dot_ap`, `scifact_dot_ndcg@10`).
+    #[arg(long)]
+    best_metric: Option<String>,
+}
+
+macro_rules! merge {
+    ($flags:ident, $file:ident, $($field:ident),*) => {
+        $( if $flags.$field.is_none() { $flags.$field = $file.$field.take(); } )*
+    };
+}
+
+fn load_args(mut flags: TrainArgs) -> Result<TrainArgs> {
+    if let Some(path) = flags.config.clone() {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let mut file: TrainArgs =
+            toml::from_str(&text).with_context(|| format!("invalid config {}", path.display()))?;
+        merge!(
+            flags,
+            file,
+            model,
+            train,
+            output,
+            anchor_column,
+            positive_column,
+            negative_columns,
+            epochs,
+            max_steps,
+            batch_size,
+            lr,
+            warmup_ratio,
+            weight_decay,
+            max_grad_norm,
+            gradient_accumulation,
+            seed,
+            sampler,
+            lambda_query,
+            lambda_document,
+            logging_steps,
+            eval_steps,
+            eval_ratio,
+            eval_pairs,
+            eval_beir,
+            best_metric
+        );
+    }
+    Ok(flags)
+}
+
+fn evaluator_metrics(
+    encoder: &SparseEncoder,
+    pairs: Option<&BinaryClassificationEvaluator>,
+    ir: Option<&InformationRetrievalEvaluator>,
+) -> splade_encoder::Result<Metrics> {
+    let wrap = |e: splade_eval::EvalError| {
+        splade_encoder::EncoderError::InvalidArgument(format!("evaluation: {e}"))
+    };
+    let mut metrics = Metrics::new();
+    if let Some(evaluator) = pairs {
+        let result = evaluator.evaluate(encoder).map_err(wrap)?;
+        metrics.extend(splade_eval::report::binary_keys(&result));
+    }
+    if let Some(evaluator) = ir {
+        let result = evaluator.evaluate(encoder).map_err(wrap)?;
+        metrics.extend(splade_eval::report::ir_keys(&result, true));
+    }
+    Ok(metrics)
+}
+
+/// Runs `splade train`.
+pub fn run(args: TrainArgs) -> Result<()> {
+    let args = load_args(args)?;
+    let Some(train_path) = args.train.as_deref() else {
+        bail!("--train FILE is required")
+    };
+    let Some(output) = args.output.as_deref() else {
+        bail!("--output DIR is required")
+    };
+    let model = args
+        .model
+        .clone()
+        .unwrap_or_else(|| DEFAULT_MODEL.to_string());
+    let defaults = TrainConfig::default();
+    let sampler = match args.sampler.as_deref() {
+        None | Some("no-duplicates") | Some("no_duplicates") => BatchSampler::NoDuplicates,
+        Some("shuffled") => BatchSampler::Shuffled,
+        Some(other) => bail!("--sampler: unknown '{other}' (no-duplicates, shuffled)"),
+    };
+    let mapping = ColumnMapping {
+        anchor: args
+            .anchor_column
+            .clone()
+            .unwrap_or_else(|| "anchor".into()),
+        positive: args
+            .positive_column
+            .clone()
+            .unwrap_or_else(|| "positive".into()),
+        negatives: args.negative_columns.clone().unwrap_or_default(),
+    };
+    let data = TrainingData::read(train_path, &mapping)?;
+    if data.rows.is_empty() {
+        bail!("{}: no training rows", train_path.display());
+    }
+    let mut config = TrainConfig {
+        batch_size: args.batch_size.unwrap_or(defaults.batch_size),
+        epochs: args.epochs.unwrap_or(defaults.epochs),
+        max_steps: args.max_steps,
+        learning_rate: args.lr.unwrap_or(defaults.learning_rate),
+        warmup_ratio: args.warmup_ratio.unwrap_or(defaults.warmup_ratio),
+        weight_decay: args.weight_decay.unwrap_or(defaults.weight_decay),
+        max_grad_norm: match args.max_grad_norm {
+            Some(x) if x <= 0.0 => None,
+            Some(x) => Some(x),
+            None => defaults.max_grad_norm,
+        },
+        gradient_accumulation: args.gradient_accumulation.unwrap_or(1),
+        seed: args.seed.unwrap_or(defaults.seed),
+        sampler,
+        loss: SpladeLossConfig {
+            lambda_query: args.lambda_query.unwrap_or(defaults.loss.lambda_query),
+            lambda_document: args
+                .lambda_document
+                .unwrap_or(defaults.loss.lambda_document),
+            scale: 1.0,
+        },
+        logging_steps: args.logging_steps.unwrap_or(defaults.logging_steps),
+        eval_steps: args.eval_steps,
+        best_metric: args.best_metric.clone(),
+        ..defaults
+    };
+    if let Some(ratio) = args.eval_ratio {
+        let steps = config.max_steps.unwrap_or_else(|| {
+            let per_epoch = data.rows.len().div_ceil(config.batch_size.max(1));
+            (config.epochs * per_epoch as f64).ceil() as usize
+        });
+        config.eval_steps = Some(((steps as f64 * ratio).round() as usize).max(1));
+    }
+    let pairs = match &args.eval_pairs {
+        Some(p) => Some(BinaryClassificationEvaluator::new(
+            splade_eval::data::read_binary_pairs(p)?,
+            "eval",
+        )?),
+        None => None,
+    };
+    let ir = match &args.eval_beir {
+        Some(dir) => {
+            let name = dir
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_else(|| "ir".into());
+            Some(InformationRetrievalEvaluator::new(
+                splade_eval::data::read_beir_dir(dir, "test")?,
+                name,
+            )?)
+        }
+        None => None,
+    };
+    let dir = resolve_model(&model)?;
+    let (encoder, vars) = SparseEncoder::load_trainable(&dir, &candle_core::Device::Cpu)?;
+    eprintln!(
+        "training {} on {} rows ({} columns: {}), batch {}, lr {}, output {}",
+        model,
+        data.rows.len(),
+        data.columns.len(),
+        data.columns.join(", "),
+        config.batch_size,
+        config.learning_rate,
+        output.display()
+    );
+    let report = train(
+        encoder,
+        vars,
+        &data,
+        &config,
+        output,
+        |encoder, step| {
+            let metrics = evaluator_metrics(encoder, pairs.as_ref(), ir.as_ref())?;
+            let shown: Vec<String> = metrics
+                .iter()
+                .take(6)
+                .map(|(k, v)| format!("{k} {v:.4}"))
+                .collect();
+            eprintln!("step {step}: {}", shown.join(", "));
+            Ok(metrics)
+        },
+        |entry| {
+            eprintln!(
+                "step {} epoch {:.3} loss {:.4} (mnrl {:.4}, flops q {:.5} d {:.5}) lr {:.3e} {:.2}s/step",
+                entry.step,
+                entry.epoch,
+                entry.loss,
+                entry.base_loss,
+                entry.query_regularizer_loss,
+                entry.document_regularizer_loss,
+                entry.learning_rate,
+                entry.seconds_per_step
+            );
+        },
+    )?;
+    let log_path = output.join("training_log.jsonl");
+    let mut log = String::new();
+    for entry in &report.log {
+        log.push_str(&serde_json::to_string(entry)?);
+        log.push('\n');
+    }
+    write_atomic(&log_path, &log)?;
+    let evals: Vec<serde_json::Value> = report
+        .evaluations
+        .iter()
+        .map(|(step, m)| serde_json::json!({"step": step, "metrics": m}))
+        .collect();
+    write_atomic(
+        &output.join("evaluations.json"),
+        &serde_json::to_string_pretty(&evals)?,
+    )?;
+    eprintln!(
+        "done: {} steps; model in {}{}",
+        report.steps,
+        output.join("final").display(),
+        report
+            .best_step
+            .map(|s| format!(" (best checkpoint: step {s})"))
+            .unwrap_or_default()
+    );
+    Ok(())
+}
+
+fn write_atomic(path: &Path, text: &str) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}

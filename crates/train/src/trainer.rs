@@ -1,0 +1,332 @@
+//! The training loop: batches from a sampler, SpladeLoss with the regulariser warm-up, AdamW
+//! with a linear learning-rate schedule, gradient clipping and accumulation, logging,
+//! periodic evaluation with checkpoints, and keeping the best model.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::backprop::GradStore;
+use candle_core::{DType, Var};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use splade_encoder::{EncodeOptions, EncoderError, Result, SparseEncoder};
+
+use crate::data::TrainingData;
+use crate::loss::{splade_loss, SpladeLossConfig};
+use crate::sampler::{batches, BatchSampler};
+use crate::save::save_model;
+use crate::schedule::{linear_lr, regularizer_weight, WarmupShape};
+
+/// Hyperparameters of a run. The defaults are the seed model card's recipe.
+#[derive(Debug, Clone)]
+pub struct TrainConfig {
+    /// Rows per batch (12).
+    pub batch_size: usize,
+    /// Passes over the data (1); ignored when `max_steps` is set.
+    pub epochs: f64,
+    /// Stop after this many optimiser steps.
+    pub max_steps: Option<usize>,
+    /// Peak learning rate (2e-5).
+    pub learning_rate: f64,
+    /// Fraction of steps with a rising learning rate (0).
+    pub warmup_ratio: f64,
+    /// AdamW decoupled weight decay (0).
+    pub weight_decay: f64,
+    /// Clip the global gradient norm to this (1.0); `None` disables clipping.
+    pub max_grad_norm: Option<f64>,
+    /// Micro-batches per optimiser step (1).
+    pub gradient_accumulation: usize,
+    /// Seed of the batch order (42).
+    pub seed: u64,
+    /// NO_DUPLICATES (default) or plain shuffling.
+    pub sampler: BatchSampler,
+    /// SpladeLoss weights (λ_query 5e-5, λ_document 3e-5, scale 1).
+    pub loss: SpladeLossConfig,
+    /// Fraction of steps over which the regulariser weights warm up (1/3), and how.
+    pub regularizer_warmup: (f64, WarmupShape),
+    /// Log every N steps.
+    pub logging_steps: usize,
+    /// Evaluate (and checkpoint) every N steps; `None` evaluates only at the end.
+    pub eval_steps: Option<usize>,
+    /// The metric that picks the best checkpoint (higher is better), e.g. `dot_ap`.
+    pub best_metric: Option<String>,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: 12,
+            epochs: 1.0,
+            max_steps: None,
+            learning_rate: 2e-5,
+            warmup_ratio: 0.0,
+            weight_decay: 0.0,
+            max_grad_norm: Some(1.0),
+            gradient_accumulation: 1,
+            seed: 42,
+            sampler: BatchSampler::NoDuplicates,
+            loss: SpladeLossConfig::default(),
+            regularizer_warmup: (1.0 / 3.0, WarmupShape::Quadratic),
+            logging_steps: 50,
+            eval_steps: None,
+            best_metric: None,
+        }
+    }
+}
+
+/// One logged step.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct LogEntry {
+    /// Optimiser step (1-based).
+    pub step: usize,
+    /// Fractional epoch.
+    pub epoch: f64,
+    /// Mean total loss over the steps since the last log.
+    pub loss: f64,
+    /// Mean MNRL part.
+    pub base_loss: f64,
+    /// Mean weighted query FLOPS part.
+    pub query_regularizer_loss: f64,
+    /// Mean weighted document FLOPS part.
+    pub document_regularizer_loss: f64,
+    /// Learning rate used by this step.
+    pub learning_rate: f64,
+    /// Current λ_query and λ_document.
+    pub lambdas: (f64, f64),
+    /// Seconds per step since the last log.
+    pub seconds_per_step: f64,
+}
+
+/// Evaluation results at a step: metric name to value.
+pub type Metrics = BTreeMap<String, f64>;
+
+/// What a run produced.
+#[derive(Debug, Clone, Default)]
+pub struct TrainReport {
+    /// Optimiser steps taken.
+    pub steps: usize,
+    /// The training log.
+    pub log: Vec<LogEntry>,
+    /// Evaluations by step.
+    pub evaluations: Vec<(usize, Metrics)>,
+    /// The step whose checkpoint was kept as best, if a best metric was set.
+    pub best_step: Option<usize>,
+    /// Where the final model was written.
+    pub output: PathBuf,
+}
+
+fn global_norm(vars: &[(String, Var)], grads: &GradStore) -> Result<f64> {
+    let mut total = 0.0;
+    for (_, v) in vars {
+        if let Some(g) = grads.get(v.as_tensor()) {
+            total += g
+                .to_dtype(DType::F64)?
+                .sqr()?
+                .sum_all()?
+                .to_scalar::<f64>()?;
+        }
+    }
+    Ok(total.sqrt())
+}
+
+/// Scales gradients so their global norm is at most `max_norm`, as `torch.nn.utils.clip_grad_norm_`.
+fn clip_gradients(vars: &[(String, Var)], grads: &mut GradStore, max_norm: f64) -> Result<f64> {
+    let norm = global_norm(vars, grads)?;
+    let coef = max_norm / (norm + 1e-6);
+    if coef < 1.0 {
+        for (_, v) in vars {
+            if let Some(g) = grads.remove(v.as_tensor()) {
+                grads.insert(v.as_tensor(), (g * coef)?);
+            }
+        }
+    }
+    Ok(norm)
+}
+
+fn accumulate(vars: &[(String, Var)], into: &mut GradStore, from: GradStore) -> Result<()> {
+    for (_, v) in vars {
+        if let Some(g) = from.get(v.as_tensor()) {
+            let sum = match into.remove(v.as_tensor()) {
+                Some(acc) => (acc + g)?,
+                None => g.clone(),
+            };
+            into.insert(v.as_tensor(), sum);
+        }
+    }
+    Ok(())
+}
+
+/// Runs training. `evaluate` is called every `eval_steps` and at the end with the current
+/// model; checkpoints go to `output/checkpoint-STEP`, the final (or best) model to `output`.
+pub fn train(
+    encoder: SparseEncoder,
+    vars: Vec<(String, Var)>,
+    data: &TrainingData,
+    config: &TrainConfig,
+    output: &Path,
+    mut evaluate: impl FnMut(&SparseEncoder, usize) -> Result<Metrics>,
+    mut on_log: impl FnMut(&LogEntry),
+) -> Result<TrainReport> {
+    if data.rows.is_empty() {
+        return Err(EncoderError::InvalidArgument("no training rows".into()));
+    }
+    if data.columns.len() < 2 {
+        return Err(EncoderError::InvalidArgument(
+            "training rows need at least an anchor and a positive".into(),
+        ));
+    }
+    let accumulation = config.gradient_accumulation.max(1);
+    let micro_per_epoch = batches(
+        &data.rows,
+        config.batch_size,
+        config.sampler,
+        config.seed,
+        0,
+        false,
+    )
+    .len();
+    let steps_per_epoch = micro_per_epoch.div_ceil(accumulation).max(1);
+    let total_steps = config
+        .max_steps
+        .unwrap_or_else(|| (config.epochs * steps_per_epoch as f64).ceil() as usize)
+        .max(1);
+    let warmup_steps = (config.warmup_ratio * total_steps as f64).ceil() as usize;
+    let mut optimizer = AdamW::new(
+        vars.iter().map(|(_, v)| v.clone()).collect(),
+        ParamsAdamW {
+            lr: config.learning_rate,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: config.weight_decay,
+        },
+    )?;
+    let options = EncodeOptions::default();
+    let mut report = TrainReport {
+        output: output.to_path_buf(),
+        ..TrainReport::default()
+    };
+    let mut best: Option<(f64, usize)> = None;
+    let mut window = (0.0, 0.0, 0.0, 0.0, 0usize);
+    let mut window_start = Instant::now();
+    let mut epoch = 0u64;
+    let mut queue: Vec<Vec<usize>> = Vec::new();
+    let mut step = 0;
+    while step < total_steps {
+        let (lambda_q, lambda_d) = (
+            regularizer_weight(
+                config.loss.lambda_query,
+                step,
+                total_steps,
+                config.regularizer_warmup.0,
+                config.regularizer_warmup.1,
+            ),
+            regularizer_weight(
+                config.loss.lambda_document,
+                step,
+                total_steps,
+                config.regularizer_warmup.0,
+                config.regularizer_warmup.1,
+            ),
+        );
+        let lr = linear_lr(config.learning_rate, step, warmup_steps, total_steps);
+        optimizer.set_learning_rate(lr);
+        let mut grads: Option<GradStore> = None;
+        for _ in 0..accumulation {
+            if queue.is_empty() {
+                queue = batches(
+                    &data.rows,
+                    config.batch_size,
+                    config.sampler,
+                    config.seed,
+                    epoch,
+                    false,
+                );
+                queue.reverse();
+                epoch += 1;
+            }
+            let Some(batch) = queue.pop() else { break };
+            let columns: Vec<Vec<&str>> = (0..data.columns.len())
+                .map(|c| batch.iter().map(|&r| data.rows[r][c].as_str()).collect())
+                .collect();
+            let embeddings = columns
+                .iter()
+                .map(|texts| encoder.forward_dense(texts, &options))
+                .collect::<Result<Vec<_>>>()?;
+            let parts = splade_loss(&embeddings, &config.loss, (lambda_q, lambda_d))?;
+            let scaled = (&parts.total / accumulation as f64)?;
+            let micro = scaled.backward()?;
+            match &mut grads {
+                None => grads = Some(micro),
+                Some(acc) => accumulate(&vars, acc, micro)?,
+            }
+            let scalar = |t: &candle_core::Tensor| -> Result<f64> {
+                Ok(t.to_scalar::<f32>()? as f64 / accumulation as f64)
+            };
+            window.0 += scalar(&parts.total)?;
+            window.1 += scalar(&parts.base)?;
+            window.2 += scalar(&parts.query_regularizer)?;
+            window.3 += scalar(&parts.document_regularizer)?;
+        }
+        let Some(mut grads) = grads else { break };
+        if let Some(max_norm) = config.max_grad_norm {
+            clip_gradients(&vars, &mut grads, max_norm)?;
+        }
+        optimizer.step(&grads)?;
+        step += 1;
+        window.4 += 1;
+        if step % config.logging_steps.max(1) == 0 || step == total_steps {
+            let n = window.4 as f64;
+            let entry = LogEntry {
+                step,
+                epoch: step as f64 / steps_per_epoch as f64,
+                loss: window.0 / n,
+                base_loss: window.1 / n,
+                query_regularizer_loss: window.2 / n,
+                document_regularizer_loss: window.3 / n,
+                learning_rate: lr,
+                lambdas: (lambda_q, lambda_d),
+                seconds_per_step: window_start.elapsed().as_secs_f64() / n,
+            };
+            on_log(&entry);
+            report.log.push(entry);
+            window = (0.0, 0.0, 0.0, 0.0, 0);
+            window_start = Instant::now();
+        }
+        let eval_now =
+            config.eval_steps.is_some_and(|e| e > 0 && step % e == 0) || step == total_steps;
+        if eval_now {
+            let metrics = evaluate(&encoder, step)?;
+            let checkpoint = output.join(format!("checkpoint-{step}"));
+            save_model(&encoder, &vars, &checkpoint, |_| Ok(()))?;
+            if let Some(name) = &config.best_metric {
+                let value = *metrics.get(name).ok_or_else(|| {
+                    EncoderError::InvalidArgument(format!(
+                        "best metric '{name}' is not among the evaluation's metrics ({})",
+                        metrics.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ))
+                })?;
+                if best.is_none_or(|(b, _)| value > b) {
+                    best = Some((value, step));
+                }
+            }
+            report.evaluations.push((step, metrics));
+        }
+    }
+    report.steps = step;
+    report.best_step = best.map(|(_, s)| s);
+    // The final model: the best checkpoint's weights when a best metric was chosen.
+    let final_source = match report.best_step {
+        Some(s) if s != step => Some(output.join(format!("checkpoint-{s}"))),
+        _ => None,
+    };
+    match final_source {
+        Some(dir) => {
+            let (best_encoder, best_vars) =
+                SparseEncoder::load_trainable(&dir, &candle_core::Device::Cpu)?;
+            save_model(&best_encoder, &best_vars, &output.join("final"), |_| Ok(()))?;
+        }
+        None => save_model(&encoder, &vars, &output.join("final"), |_| Ok(()))?,
+    }
+    Ok(report)
+}

@@ -1,0 +1,113 @@
+//! A short training run on a tiny model: the loss falls, checkpoints and the final model are
+//! written in the sentence-transformers layout and reload.
+
+use std::path::Path;
+
+use candle_core::Device;
+use splade_encoder::{EncodeOptions, SparseEncoder};
+use splade_train::data::TrainingData;
+use splade_train::trainer::{train, Metrics, TrainConfig};
+use splade_train::SpladeLossConfig;
+
+#[test]
+fn loss_falls_and_the_saved_model_reloads() {
+    let model = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/encoder/models/distilbert-tied-seedlayout");
+    let (encoder, vars) = SparseEncoder::load_trainable(&model, &Device::Cpu).unwrap();
+    let rows: Vec<Vec<String>> = [
+        (
+            "how do i learn python",
+            "what is the best way to learn python",
+            "how do i learn to swim",
+        ),
+        (
+            "why is the sky blue",
+            "what makes the sky blue",
+            "why is grass green",
+        ),
+        (
+            "best books on history",
+            "which history books should i read",
+            "best movies on history",
+        ),
+        (
+            "how to lose weight fast",
+            "fastest way to lose weight",
+            "how to gain weight fast",
+        ),
+        (
+            "what is machine learning",
+            "explain machine learning",
+            "what is machine washing",
+        ),
+        (
+            "how do vaccines work",
+            "how does a vaccine protect you",
+            "how do engines work",
+        ),
+    ]
+    .iter()
+    .map(|(a, p, n)| vec![a.to_string(), p.to_string(), n.to_string()])
+    .collect();
+    let data = TrainingData {
+        columns: vec!["anchor".into(), "positive".into(), "negative".into()],
+        rows,
+    };
+    let config = TrainConfig {
+        batch_size: 3,
+        max_steps: Some(24),
+        learning_rate: 3e-3,
+        logging_steps: 4,
+        eval_steps: Some(12),
+        best_metric: Some("step_metric".into()),
+        loss: SpladeLossConfig {
+            lambda_query: 1e-4,
+            lambda_document: 1e-4,
+            scale: 1.0,
+        },
+        ..TrainConfig::default()
+    };
+    let out = tempfile::tempdir().unwrap();
+    let mut evaluated = Vec::new();
+    let report = train(
+        encoder,
+        vars,
+        &data,
+        &config,
+        out.path(),
+        |enc, step| {
+            evaluated.push(step);
+            // A metric that prefers the earlier checkpoint, to exercise "keep the best".
+            let v = enc
+                .encode(&["why is the sky blue"], &EncodeOptions::default())
+                .unwrap();
+            let mut m = Metrics::new();
+            m.insert("step_metric".into(), -(step as f64));
+            m.insert("active_dims".into(), v.nnz() as f64);
+            Ok(m)
+        },
+        |_| {},
+    )
+    .unwrap();
+    assert_eq!(report.steps, 24);
+    assert_eq!(evaluated, vec![12, 24]);
+    let first = report.log.first().unwrap().loss;
+    let last = report.log.last().unwrap().loss;
+    assert!(last < first * 0.8, "loss did not fall: {first} -> {last}");
+    assert!(report.log.iter().all(|e| e.loss.is_finite()));
+    // The regulariser weights warm up quadratically over the first third (8 steps).
+    assert_eq!(report.log[0].lambdas.0, 1e-4 * (3.0f64 / 8.0).powi(2));
+    assert_eq!(report.best_step, Some(12));
+    for dir in ["checkpoint-12", "checkpoint-24", "final"] {
+        let reloaded = SparseEncoder::load(&out.path().join(dir), &Device::Cpu).unwrap();
+        assert_eq!(reloaded.max_seq_length(), 64);
+    }
+    // The final model is the best checkpoint's.
+    let best = SparseEncoder::load(&out.path().join("checkpoint-12"), &Device::Cpu).unwrap();
+    let fin = SparseEncoder::load(&out.path().join("final"), &Device::Cpu).unwrap();
+    let t = ["how do vaccines work"];
+    assert_eq!(
+        best.encode(&t, &EncodeOptions::default()).unwrap(),
+        fin.encode(&t, &EncodeOptions::default()).unwrap()
+    );
+}
