@@ -31,61 +31,63 @@ fn lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
         .filter(move |_| !empty)
 }
 
-/// Decodes the texts of an input; `source` names it in errors (with 1-based line numbers).
-pub fn parse_texts(bytes: &[u8], jsonl_field: Option<&str>, source: &str) -> Result<Vec<String>> {
-    let mut texts = Vec::new();
-    for (i, line) in lines(bytes).enumerate() {
+/// The input's lines decoded as UTF-8, with 1-based line numbers.
+fn utf8_lines<'a>(
+    bytes: &'a [u8],
+    source: &'a str,
+) -> impl Iterator<Item = Result<(usize, &'a str)>> + 'a {
+    lines(bytes).enumerate().map(move |(i, line)| {
         let n = i + 1;
-        let line = std::str::from_utf8(line).map_err(|e| {
+        std::str::from_utf8(line).map(|l| (n, l)).map_err(|e| {
             anyhow!(
                 "{source}: line {n}: invalid UTF-8 at byte {}",
                 e.valid_up_to()
             )
-        })?;
-        match jsonl_field {
-            None => texts.push(line.to_string()),
-            Some(field) => {
-                if line.trim().is_empty() {
-                    bail!("{source}: line {n}: empty line in JSONL input");
-                }
-                let value: serde_json::Value = serde_json::from_str(line)
-                    .map_err(|e| anyhow!("{source}: line {n}: invalid JSON: {e}"))?;
-                let text = value
-                    .get(field)
-                    .ok_or_else(|| anyhow!("{source}: line {n}: no field '{field}'"))?
-                    .as_str()
-                    .ok_or_else(|| {
-                        anyhow!("{source}: line {n}: field '{field}' is not a string")
-                    })?;
-                texts.push(text.to_string());
-            }
-        }
+        })
+    })
+}
+
+/// A JSONL line's field, or an error naming the source, line and field.
+fn json_field(line: &str, field: &str, n: usize, source: &str) -> Result<serde_json::Value> {
+    if line.trim().is_empty() {
+        bail!("{source}: line {n}: empty line in JSONL input");
     }
-    Ok(texts)
+    let mut value: serde_json::Value =
+        serde_json::from_str(line).map_err(|e| anyhow!("{source}: line {n}: invalid JSON: {e}"))?;
+    value
+        .get_mut(field)
+        .map(serde_json::Value::take)
+        .ok_or_else(|| anyhow!("{source}: line {n}: no field '{field}'"))
+}
+
+/// Decodes the texts of an input; `source` names it in errors (with 1-based line numbers).
+pub fn parse_texts(bytes: &[u8], jsonl_field: Option<&str>, source: &str) -> Result<Vec<String>> {
+    utf8_lines(bytes, source)
+        .map(|line| {
+            let (n, line) = line?;
+            match jsonl_field {
+                None => Ok(line.to_string()),
+                Some(field) => match json_field(line, field, n, source)? {
+                    serde_json::Value::String(s) => Ok(s),
+                    _ => bail!("{source}: line {n}: field '{field}' is not a string"),
+                },
+            }
+        })
+        .collect()
 }
 
 /// Reads an id field (a string or an integer) from every line of a JSONL input.
 pub fn parse_ids(bytes: &[u8], id_field: &str, source: &str) -> Result<Vec<String>> {
-    let mut ids = Vec::new();
-    for (i, line) in lines(bytes).enumerate() {
-        let n = i + 1;
-        let line = std::str::from_utf8(line).map_err(|e| {
-            anyhow!(
-                "{source}: line {n}: invalid UTF-8 at byte {}",
-                e.valid_up_to()
-            )
-        })?;
-        let value: serde_json::Value = serde_json::from_str(line)
-            .map_err(|e| anyhow!("{source}: line {n}: invalid JSON: {e}"))?;
-        let id = match value.get(id_field) {
-            Some(serde_json::Value::String(s)) => s.clone(),
-            Some(serde_json::Value::Number(x)) => x.to_string(),
-            Some(_) => bail!("{source}: line {n}: field '{id_field}' is not a string or number"),
-            None => bail!("{source}: line {n}: no field '{id_field}'"),
-        };
-        ids.push(id);
-    }
-    Ok(ids)
+    utf8_lines(bytes, source)
+        .map(|line| {
+            let (n, line) = line?;
+            match json_field(line, id_field, n, source)? {
+                serde_json::Value::String(s) => Ok(s),
+                serde_json::Value::Number(x) => Ok(x.to_string()),
+                _ => bail!("{source}: line {n}: field '{id_field}' is not a string or number"),
+            }
+        })
+        .collect()
 }
 
 /// Names an input for error messages.

@@ -64,13 +64,7 @@ impl SparseEncoder {
 
     /// Loads a local model folder onto `device`.
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
-        let folder = ModelFolder::read(dir)?;
-        let tokenizer = TextTokenizer::load(
-            &folder.transformer_dir,
-            folder.max_seq_length,
-            folder.do_lower_case,
-        )?;
-        let weights = find_weights(&folder.transformer_dir)?;
+        let (folder, tokenizer, weights) = Self::read_parts(dir)?;
         let model = MaskedLm::load(&weights, &folder.backbone, device)?;
         tracing::debug!(
             "loaded {} ({:?}, {:?}, max_seq_length {}, {})",
@@ -94,6 +88,19 @@ impl SparseEncoder {
         dir: &Path,
         device: &Device,
     ) -> Result<(Self, Vec<(String, candle_core::Var)>)> {
+        let (folder, tokenizer, weights) = Self::read_parts(dir)?;
+        let (model, vars) = MaskedLm::load_trainable(&weights, &folder.backbone, device)?;
+        let encoder = Self {
+            folder,
+            tokenizer,
+            model,
+            device: device.clone(),
+        };
+        Ok((encoder, vars))
+    }
+
+    /// The folder's settings, its tokenizer and the path of its weights.
+    fn read_parts(dir: &Path) -> Result<(ModelFolder, TextTokenizer, std::path::PathBuf)> {
         let folder = ModelFolder::read(dir)?;
         let tokenizer = TextTokenizer::load(
             &folder.transformer_dir,
@@ -101,16 +108,7 @@ impl SparseEncoder {
             folder.do_lower_case,
         )?;
         let weights = find_weights(&folder.transformer_dir)?;
-        let (model, vars) = MaskedLm::load_trainable(&weights, &folder.backbone, device)?;
-        Ok((
-            Self {
-                folder,
-                tokenizer,
-                model,
-                device: device.clone(),
-            },
-            vars,
-        ))
+        Ok((folder, tokenizer, weights))
     }
 
     /// What was read from the model folder.

@@ -1,35 +1,20 @@
 //! Bad model folders and odd inputs: clear errors that name the file, never a panic.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
+
+use common::{copy_dir, fixture_model};
 
 use candle_core::Device;
 use proptest::prelude::*;
 use splade_encoder::{EncodeOptions, EncoderError, SparseEncoder};
-
-fn fixture_model(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fixtures/encoder/models")
-        .join(name)
-}
 
 /// Copies a fixture model folder (one level of subfolders) into a temporary folder.
 fn copy_model(name: &str) -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
     copy_dir(&fixture_model(name), tmp.path());
     tmp
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 fn load_err(dir: &Path) -> String {

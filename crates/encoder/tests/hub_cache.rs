@@ -1,21 +1,12 @@
 //! A Hub id resolves from the standard Hugging Face cache layout when offline.
 
+mod common;
+
 use std::path::Path;
 
-use splade_encoder::{EncodeOptions, SparseEncoder};
+use common::copy_dir;
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
+use splade_encoder::{EncodeOptions, SparseEncoder};
 
 #[test]
 fn hub_id_loads_from_the_offline_cache() {
