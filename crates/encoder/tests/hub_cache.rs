@@ -2,16 +2,13 @@
 
 mod common;
 
-use std::path::Path;
-
-use common::copy_dir;
+use common::{copy_dir, fixture_model};
 
 use splade_encoder::{EncodeOptions, SparseEncoder};
 
 #[test]
 fn hub_id_loads_from_the_offline_cache() {
-    let fixture =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/encoder/models/bert-tied-v6");
+    let fixture = fixture_model("bert-tied-v6");
     let home = tempfile::tempdir().unwrap();
     let repo = home
         .path()
