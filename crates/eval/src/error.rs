@@ -23,6 +23,14 @@ pub enum EvalError {
         /// What is wrong with it.
         message: String,
     },
+    /// A parquet file (or folder of the Hugging Face parquet layout) is unusable.
+    #[error("{}: {message}", path.display())]
+    Parquet {
+        /// The file or folder.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
     /// The evaluation data as a whole is unusable (e.g. no query has a relevant document).
     #[error("{0}")]
     InvalidData(String),

@@ -7,7 +7,8 @@
 //!   precision@k, recall@k, NDCG@k, MRR@k, MAP@k);
 //! * [`ranking`]: exact top-k retrieval behind the [`ranking::Ranker`] trait;
 //! * [`nanobeir`]: `SparseNanoBEIREvaluator`-style aggregation over datasets;
-//! * [`data`]: pair TSV and BEIR folder readers; [`evaluator`]: the model-running parts;
+//! * [`data`]: pair TSV and BEIR folder readers; [`hf_parquet`]: the Hugging Face NanoBEIR
+//!   parquet layout; [`evaluator`]: the model-running parts;
 //!   [`report`]: flat keys, JSON and markdown tables.
 //!
 //! See `scripts/parity/EVAL_SEMANTICS.md` for the reference semantics, with source references.
@@ -16,6 +17,7 @@ pub mod binary;
 pub mod data;
 mod error;
 pub mod evaluator;
+pub mod hf_parquet;
 pub mod ir;
 pub mod nanobeir;
 pub mod ranking;
