@@ -1,5 +1,6 @@
 //! `splade`: the splade-rs command line.
 
+mod data_cmd;
 mod eval_cmd;
 mod index_cmd;
 mod input;
@@ -39,6 +40,8 @@ enum Command {
     Eval(eval_cmd::EvalArgs),
     /// Fine-tune a SPLADE model with SpladeLoss (MNRL + FLOPS), the seed's recipe by default.
     Train(Box<train_cmd::TrainArgs>),
+    /// Prepare training data (triplets from labelled pairs or BEIR qrels, mined negatives).
+    Data(data_cmd::DataArgs),
     /// Build or inspect a sparse inverted index (`index build`, `index info`).
     Index(index_cmd::IndexArgs),
     /// Search an index: one query text, a queries file, or query vectors (TREC run output).
@@ -146,6 +149,7 @@ fn main() {
         Command::Bench(args) => bench(args),
         Command::Eval(args) => eval_cmd::run(args),
         Command::Train(args) => train_cmd::run(*args),
+        Command::Data(args) => data_cmd::run(args),
         Command::Index(args) => index_cmd::run_index(args),
         Command::Search(args) => index_cmd::run_search(args),
     };

@@ -12,5 +12,6 @@ pub mod save;
 pub mod schedule;
 pub mod step;
 pub mod trainer;
+pub mod triplets;
 
 pub use loss::{flops, multiple_negatives_ranking, splade_loss, SpladeLossConfig, SpladeLossParts};
