@@ -15,6 +15,7 @@ Layouts:
       (what sentence-transformers' NanoBEIREvaluator keeps of the same data: empty texts
       dropped, no title joined, every qrels row relevant)
   bad-column/{corpus,queries,qrels}/train-00000-of-00001.parquet  (corpus has `body`, no `text`)
+  zstd/...: corpus compressed with zstd (not read: Snappy and uncompressed only)
 
 The parquet data contains what the reader must handle: a document and a query with an empty
 text (dropped by sentence-transformers), a `title` column that is ignored, and a qrels row for a
@@ -68,15 +69,16 @@ SMALL = {
 }
 
 
-def write(path: Path, columns: dict[str, list]) -> None:
+def write(path: Path, columns: dict[str, list], compression: str = "snappy") -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.table(columns), path, compression="snappy")
+    pq.write_table(pa.table(columns), path, compression=compression)
 
 
-def write_parquet(root: Path, split: str, data: dict, text_column: str = "text") -> None:
+def write_parquet(root: Path, split: str, data: dict, text_column: str = "text", corpus_codec: str = "snappy") -> None:
     name = f"{split}-00000-of-00001.parquet"
     c = data["corpus"]
-    write(root / "corpus" / name, {"_id": [x[0] for x in c], "title": [x[1] for x in c], text_column: [x[2] for x in c]})
+    write(root / "corpus" / name, {"_id": [x[0] for x in c], "title": [x[1] for x in c], text_column: [x[2] for x in c]},
+          corpus_codec)
     q = data["queries"]
     write(root / "queries" / name, {"_id": [x[0] for x in q], "text": [x[1] for x in q]})
     r = data["qrels"]
@@ -108,6 +110,7 @@ def main() -> None:
     write_beir(OUT / "beir" / "NanoTiny", TINY)
     write_beir(OUT / "beir" / "NanoSmall", SMALL)
     write_parquet(OUT / "bad-column", "train", SMALL, text_column="body")
+    write_parquet(OUT / "zstd", "train", SMALL, corpus_codec="zstd")
     for p in sorted(OUT.rglob("*.parquet")):
         meta = pq.ParquetFile(p).metadata
         codec = meta.row_group(0).column(0).compression

@@ -26,6 +26,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
+use parquet::basic::Compression;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::record::Field;
 use parquet::schema::types::Type;
@@ -168,6 +169,23 @@ fn read_columns(
                 return Err(parquet_error(
                     path,
                     format!("missing column '{c}' (columns: {found:?})"),
+                ));
+            }
+        }
+    }
+    for rg in reader.metadata().row_groups() {
+        for col in rg.columns() {
+            let codec = col.compression();
+            if !matches!(codec, Compression::UNCOMPRESSED | Compression::SNAPPY)
+                && columns.contains(&col.column_path().string().as_str())
+            {
+                return Err(parquet_error(
+                    path,
+                    format!(
+                        "column '{}' is compressed with {codec}; splade-rs reads Snappy (the \
+                         Hugging Face default) and uncompressed parquet files",
+                        col.column_path().string()
+                    ),
                 ));
             }
         }

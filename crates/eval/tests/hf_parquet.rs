@@ -152,6 +152,16 @@ fn errors_name_the_file() {
         "{e}"
     );
 
+    let e = read_parquet_dir(&fixtures().join("zstd"), None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("corpus/train-00000-of-00001.parquet")
+            && e.contains("ZSTD")
+            && e.contains("Snappy"),
+        "{e}"
+    );
+
     let d = tempfile::tempdir().unwrap();
     copy_dir(&fixtures().join("zeta-alpha/NanoTiny"), d.path());
     // a truncated file (no footer)
