@@ -62,7 +62,13 @@ impl Bytes {
         if cfg!(target_endian = "big") && std::mem::size_of::<T>() > 1 {
             return None;
         }
-        bytemuck::try_cast_slice(self.bytes()).ok()
+        let bytes = self.bytes();
+        if bytes.is_empty() {
+            // An empty file (e.g. no postings at all) may come with a dangling, unaligned
+            // pointer, which bytemuck rejects; it is simply zero elements.
+            return Some(&[]);
+        }
+        bytemuck::try_cast_slice(bytes).ok()
     }
 
     /// The bytes as a slice of `T`; empty when [`Self::try_typed`] fails (which `validate`

@@ -40,6 +40,28 @@ fn write_small(dir: &Path) -> Index {
 }
 
 #[test]
+fn indexes_without_postings_round_trip() {
+    // Zero-length files map to dangling pointers: they must read as empty arrays, not as
+    // corruption (a proptest case once found this).
+    for docs in [
+        vec![],
+        vec![SparseVector::default(), SparseVector::default()],
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let c = Collection {
+            dim: 10,
+            docs,
+            block_size: 4,
+        };
+        let written = builder(&c).write(tmp.path()).expect("write");
+        let opened = Index::open(tmp.path()).expect("open");
+        assert_eq!(opened.len(), written.len());
+        let q = SparseVector::new(vec![1], vec![1.0]).unwrap();
+        assert!(opened.top_k(q.view(), 5).is_empty());
+    }
+}
+
+#[test]
 fn round_trip_preserves_everything() {
     let tmp = tempfile::tempdir().unwrap();
     let c = small();
