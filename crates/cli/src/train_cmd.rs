@@ -67,7 +67,7 @@ pub struct TrainArgs {
     /// Seed of the batch order (default 42).
     #[arg(long)]
     seed: Option<u64>,
-    /// `no-duplicates` (default) or `shuffled`.
+    /// `no-duplicates` (default), `shuffled`, or `sequential` (file order, no shuffling).
     #[arg(long)]
     sampler: Option<String>,
     /// λ_query of the FLOPS regulariser (default 5e-5).
@@ -177,7 +177,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let sampler = match args.sampler.as_deref() {
         None | Some("no-duplicates") | Some("no_duplicates") => BatchSampler::NoDuplicates,
         Some("shuffled") => BatchSampler::Shuffled,
-        Some(other) => bail!("--sampler: unknown '{other}' (no-duplicates, shuffled)"),
+        Some("sequential") => BatchSampler::Sequential,
+        Some(other) => bail!("--sampler: unknown '{other}' (no-duplicates, shuffled, sequential)"),
     };
     let mapping = ColumnMapping {
         anchor: args

@@ -9,6 +9,9 @@ use rand_chacha::ChaCha8Rng;
 /// How rows are grouped into batches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum BatchSampler {
+    /// Rows in file order, consecutive chunks of `batch_size` (to replay an order fixed
+    /// elsewhere, e.g. for side-by-side runs with the reference).
+    Sequential,
     /// Shuffled rows, consecutive chunks of `batch_size`.
     Shuffled,
     /// Like sentence-transformers' `NoDuplicatesBatchSampler`: no text appears twice in a
@@ -41,10 +44,13 @@ pub fn batches(
     drop_last: bool,
 ) -> Vec<Vec<usize>> {
     let batch_size = batch_size.max(1);
-    let order = permutation(rows.len(), seed, epoch);
+    let order = match sampler {
+        BatchSampler::Sequential => (0..rows.len()).collect(),
+        _ => permutation(rows.len(), seed, epoch),
+    };
     let mut out = Vec::new();
     match sampler {
-        BatchSampler::Shuffled => {
+        BatchSampler::Sequential | BatchSampler::Shuffled => {
             for chunk in order.chunks(batch_size) {
                 if chunk.len() == batch_size || !drop_last {
                     out.push(chunk.to_vec());
@@ -151,5 +157,7 @@ mod tests {
         assert!(dropped.is_empty());
         let shuffled = batches(&data, 3, BatchSampler::Shuffled, 1, 0, true);
         assert_eq!(shuffled.len(), 1);
+        let sequential = batches(&data, 3, BatchSampler::Sequential, 1, 0, false);
+        assert_eq!(sequential, vec![vec![0, 1, 2], vec![3]]);
     }
 }
