@@ -3,7 +3,7 @@
 //! and every file's size and CRC32; it is written last, so a directory with a manifest is a
 //! complete index.
 //!
-//! Format `splade-index` version 1 (block size `B`, `n` documents, `nb = ceil(n / B)`
+//! Format `splade-index` version 2 (block size `B`, `n` documents, `nb = ceil(n / B)`
 //! blocks, `dim` terms):
 //!
 //! | file | type | length | content |
@@ -23,6 +23,14 @@
 //! | `bounds.codes` | u8 | len(bounds.blocks) | block maximum, quantised upwards |
 //! | `bounds.slots` | u64 | len(bounds.blocks) | position of (term, block) in `blocks.terms` |
 //! | `bounds.scales` | f32 | dim | per term, the scale of its codes |
+//! | `docs.order` | u32 | n | per block position `p` (block `p / B`, slot `p % B`), the document number stored there |
+//!
+//! The forward index and the ids are in document-number (insertion) order. The block
+//! layout is in *block-position* order: the builder may reorder documents so that each
+//! block holds similar ones (see [`crate::Reorder`]), which makes the block maxima tight;
+//! `docs.order` (a permutation of `0..n`) maps positions back to document numbers, which
+//! every search reports and ranks ties by. Version 1 (no `docs.order`, blocks in insertion
+//! order) is rejected with an error asking to rebuild.
 //!
 //! A term's block maximum is bounded by `codes[i] as f32 * scales[term]` (never below the
 //! true maximum; see `quantize`).
@@ -39,7 +47,7 @@ use crate::error::{IndexError, Result};
 /// The `format` field of every manifest.
 pub const FORMAT_NAME: &str = "splade-index";
 /// The format version this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// The manifest's file name inside an index directory.
 pub const MANIFEST_FILE: &str = "manifest.json";
 
@@ -76,11 +84,13 @@ pub enum FileId {
     BoundScales,
     /// `bounds.slots`
     BoundSlots,
+    /// `docs.order`
+    DocOrder,
 }
 
 impl FileId {
     /// Every file, in the order they are written.
-    pub const ALL: [FileId; 15] = [
+    pub const ALL: [FileId; 16] = [
         FileId::ForwardIndptr,
         FileId::ForwardTerms,
         FileId::ForwardValues,
@@ -96,6 +106,7 @@ impl FileId {
         FileId::BoundCodes,
         FileId::BoundScales,
         FileId::BoundSlots,
+        FileId::DocOrder,
     ];
 
     /// The file name inside the index directory.
@@ -116,6 +127,7 @@ impl FileId {
             FileId::BoundCodes => "bounds.codes",
             FileId::BoundScales => "bounds.scales",
             FileId::BoundSlots => "bounds.slots",
+            FileId::DocOrder => "docs.order",
         }
     }
 
@@ -176,7 +188,14 @@ impl Manifest {
                     format.unwrap_or("<none>"),
                     version.map_or_else(|| "<none>".to_string(), |v| v.to_string())
                 ),
-                expected: format!("{FORMAT_NAME} version {FORMAT_VERSION}"),
+                expected: format!(
+                    "{FORMAT_NAME} version {FORMAT_VERSION}{}",
+                    if version.is_some_and(|v| v < u64::from(FORMAT_VERSION)) {
+                        " (an older index: rebuild it with `splade index build`)"
+                    } else {
+                        ""
+                    }
+                ),
             });
         }
         let manifest: Manifest = serde_json::from_value(value)

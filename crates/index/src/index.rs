@@ -196,6 +196,7 @@ impl Index {
             bound_codes: self.array(FileId::BoundCodes),
             bound_scales: self.array(FileId::BoundScales),
             bound_slots: self.array(FileId::BoundSlots),
+            doc_order: self.array(FileId::DocOrder),
         }
     }
 }
@@ -240,4 +241,6 @@ pub(crate) struct BlockArrays<'a> {
     pub bound_codes: &'a [u8],
     pub bound_scales: &'a [f32],
     pub bound_slots: &'a [u64],
+    /// Block position -> document number.
+    pub doc_order: &'a [u32],
 }

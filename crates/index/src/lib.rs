@@ -44,9 +44,9 @@ mod topk;
 mod validate;
 
 pub use brute::brute_force_top_k;
-pub use builder::{IndexBuilder, DEFAULT_BLOCK_SIZE, MAX_BLOCK_SIZE};
+pub use builder::{IndexBuilder, Reorder, DEFAULT_BLOCK_SIZE, MAX_BLOCK_SIZE};
 pub use error::{IndexError, Result};
 pub use explain::{Explanation, TermContribution};
 pub use index::Index;
-pub use search::{prune_query, Method, SearchOptions, Searcher};
+pub use search::{prune_query, Method, SearchOptions, SearchStats, Searcher};
 pub use topk::Hit;

@@ -204,6 +204,23 @@ pub(crate) fn validate(manifest: &Manifest, files: &[Bytes], dir: Option<&Path>)
             format!("expected {} entries", bound_blocks.len()),
         ));
     }
+    // Block positions -> document numbers: a permutation of 0..n.
+    let order: &[u32] = c.typed(FileId::DocOrder)?;
+    if order.len() != n {
+        return Err(c.err(FileId::DocOrder, format!("expected {n} entries")));
+    }
+    let mut seen = vec![false; n];
+    for (p, &d) in order.iter().enumerate() {
+        match seen.get_mut(d as usize) {
+            Some(s) if !*s => *s = true,
+            _ => {
+                return Err(c.err(
+                    FileId::DocOrder,
+                    format!("entry {p} ({d}) is out of range or repeated"),
+                ))
+            }
+        }
+    }
     // Each (term, block) entry points at that term inside that block's range.
     for (t, w) in bo.windows(2).enumerate() {
         for p in w[0] as usize..w[1] as usize {

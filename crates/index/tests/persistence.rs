@@ -169,12 +169,19 @@ fn edit_manifest(dir: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
 fn wrong_format_version_or_manifest_is_a_clear_error() {
     let tmp = tempfile::tempdir().unwrap();
     write_small(tmp.path());
-    edit_manifest(tmp.path(), |v| v["version"] = 2.into());
+    edit_manifest(tmp.path(), |v| v["version"] = 3.into());
     let err = Index::open(tmp.path()).unwrap_err();
     assert!(matches!(err, IndexError::UnsupportedFormat { .. }), "{err}");
     let msg = err.to_string();
     assert!(
-        msg.contains("manifest.json") && msg.contains("version 2"),
+        msg.contains("manifest.json") && msg.contains("version 3"),
+        "{msg}"
+    );
+    // Version 1 (blocks in insertion order, no `docs.order`): asked to rebuild.
+    edit_manifest(tmp.path(), |v| v["version"] = 1.into());
+    let msg = Index::open(tmp.path()).unwrap_err().to_string();
+    assert!(
+        msg.contains("version 1") && msg.contains("rebuild"),
         "{msg}"
     );
 
@@ -263,4 +270,57 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn a_reordered_index_round_trips_with_its_permutation() {
+    use splade_index::{IndexBuilder, Reorder};
+    use splade_sparse::SparseVector;
+    let tmp = tempfile::tempdir().unwrap();
+    let docs: Vec<SparseVector> = (0..300u32)
+        .map(|d| {
+            SparseVector::from_pairs(vec![(d % 7, 1.0 + (d % 5) as f32), (7 + d % 3, 0.5)]).unwrap()
+        })
+        .collect();
+    let mut b = IndexBuilder::new(10)
+        .block_size(16)
+        .reorder(Reorder::HeaviestTerms);
+    for (d, v) in docs.iter().enumerate() {
+        b.add(&format!("d{d}"), v.view()).unwrap();
+    }
+    let written = b.write(tmp.path()).unwrap();
+    assert_eq!(written.manifest().version, FORMAT_VERSION);
+    assert!(tmp.path().join(FileId::DocOrder.name()).exists());
+    let order: Vec<u32> = std::fs::read(tmp.path().join("docs.order"))
+        .unwrap()
+        .chunks(4)
+        .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    assert_ne!(
+        order,
+        (0..300).collect::<Vec<u32>>(),
+        "documents were reordered"
+    );
+    let index = Index::open(tmp.path()).unwrap();
+    for d in 0..300u32 {
+        assert_eq!(
+            index.id(d),
+            Some(format!("d{d}").as_str()),
+            "ids keep insertion numbers"
+        );
+    }
+    let q = SparseVector::from_pairs(vec![(2, 1.0), (8, 1.0)]).unwrap();
+    for k in [1, 5, 50, 400] {
+        assert_eq!(
+            index.top_k(q.view(), k),
+            index.brute_force_top_k(q.view(), k)
+        );
+        assert_eq!(index.top_k(q.view(), k), written.top_k(q.view(), k));
+    }
+    // A damaged permutation (a repeated entry) is a structural error even unverified.
+    let mut bytes = std::fs::read(tmp.path().join("docs.order")).unwrap();
+    let first: [u8; 4] = bytes[0..4].try_into().unwrap();
+    bytes[4..8].copy_from_slice(&first);
+    std::fs::write(tmp.path().join("docs.order"), &bytes).unwrap();
+    expect_corrupt(Index::open_unverified(tmp.path()), "docs.order");
 }

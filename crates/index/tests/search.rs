@@ -2,9 +2,9 @@
 
 mod common;
 
-use common::{bits, build, collection, query, reference};
+use common::{bits, build, builder, collection, query, reference};
 use proptest::prelude::*;
-use splade_index::{brute_force_top_k, prune_query, Method, SearchOptions};
+use splade_index::{brute_force_top_k, prune_query, Method, Reorder, SearchOptions, Searcher};
 use splade_sparse::SparseVector;
 
 proptest! {
@@ -26,6 +26,39 @@ proptest! {
             prop_assert_eq!(bits(&index.brute_force_top_k(q.view(), k)), bits(&expected));
             let views = c.docs.iter().map(|d| d.view());
             prop_assert_eq!(bits(&brute_force_top_k(views, q.view(), k)), bits(&expected));
+        }
+    }
+
+    /// With and without reordering, and approximate search with alpha = beta = 1, return
+    /// the brute-force top k (document numbers stay insertion numbers; ties to the smaller
+    /// one). Approximate search with other knobs returns a subset of documents with exact
+    /// scores, ranked consistently.
+    #[test]
+    fn reordering_and_approximate_knobs(
+        (c, queries, k, alpha, beta) in collection().prop_flat_map(|c| {
+            let dim = c.dim;
+            (Just(c), prop::collection::vec(query(dim), 1..6), 1usize..30, 0.05f32..=1.0, 0.05f32..=1.0)
+        })
+    ) {
+        let plain = builder(&c).reorder(Reorder::None).build().unwrap();
+        let reordered = builder(&c).reorder(Reorder::HeaviestTerms).build().unwrap();
+        let same = SearchOptions { k, method: Method::approximate(1.0, 1.0).unwrap(), max_query_terms: None };
+        let approx = SearchOptions { k, method: Method::approximate(alpha, beta).unwrap(), max_query_terms: None };
+        for q in &queries {
+            let expected = bits(&reference(&c.docs, q, k));
+            prop_assert_eq!(bits(&plain.top_k(q.view(), k)), expected.clone());
+            prop_assert_eq!(bits(&reordered.top_k(q.view(), k)), expected.clone());
+            prop_assert_eq!(bits(&plain.search(q.view(), &same)), expected.clone());
+            prop_assert_eq!(bits(&reordered.search(q.view(), &same)), expected.clone());
+            let mut searcher = Searcher::new(&reordered);
+            let got = searcher.search(q.view(), &approx);
+            prop_assert!(searcher.stats().blocks_scored <= searcher.stats().blocks_candidate);
+            prop_assert!(got.len() <= k);
+            prop_assert!(got.windows(2).all(|w| w[0].rank_cmp(&w[1]).is_lt()));
+            for h in &got {
+                let exact = q.view().dot(&c.docs[h.doc as usize].view());
+                prop_assert_eq!(h.score.to_bits(), exact.to_bits(), "approximate scores are exact");
+            }
         }
     }
 
@@ -117,4 +150,12 @@ fn edge_cases_return_nothing() {
     assert!(index
         .search_batch(&[q.view()], &SearchOptions::new(1), Some(0))
         .is_err());
+}
+
+#[test]
+fn approximate_knobs_are_checked() {
+    assert!(Method::approximate(0.0, 1.0).is_err());
+    assert!(Method::approximate(1.0, 1.5).is_err());
+    assert!(Method::approximate(f32::NAN, 1.0).is_err());
+    assert!(Method::approximate(0.5, 0.5).is_ok());
 }

@@ -23,6 +23,7 @@ use std::collections::BinaryHeap;
 
 use splade_sparse::SparseView;
 
+use super::SearchStats;
 use crate::index::{BlockArrays, Index};
 use crate::quantize::inflate;
 use crate::topk::{Hit, TopK};
@@ -34,6 +35,7 @@ pub(crate) struct Scratch {
     seen: Vec<bool>,
     touched: Vec<u32>,
     acc: Vec<f64>,
+    pub(crate) stats: SearchStats,
 }
 
 impl Scratch {
@@ -43,6 +45,7 @@ impl Scratch {
             seen: Vec::new(),
             touched: Vec::new(),
             acc: vec![0.0; crate::builder::MAX_BLOCK_SIZE],
+            stats: SearchStats::default(),
         }
     }
 
@@ -83,20 +86,39 @@ struct QueryTerm {
     start: usize,
     end: usize,
     scale: f32,
+    /// Whether the term counts in block bounds (all terms, unless `beta < 1`).
+    bound: bool,
 }
 
-/// The exact top-k of `query` (see the module documentation).
+/// The top-k of `query` (see the module documentation); exact when `alpha == 1` and
+/// `beta == 1`, otherwise the approximation of [`super::Method::Approximate`].
 pub(crate) fn exact_top_k(
     index: &Index,
     query: SparseView<'_>,
     k: usize,
+    alpha: f32,
+    beta: f32,
     scratch: &mut Scratch,
 ) -> Vec<Hit> {
     let a = index.blocks();
     let num_blocks = index.num_blocks();
+    scratch.stats = SearchStats {
+        blocks_total: num_blocks,
+        ..SearchStats::default()
+    };
     if k == 0 || num_blocks == 0 {
         return Vec::new();
     }
+    // β: the heaviest ceil(β·nnz) terms (ties to the smaller id) make the bounds.
+    let bound_terms = (beta < 1.0).then(|| {
+        let keep = ((f64::from(beta) * query.nnz() as f64).ceil() as usize).max(1);
+        query.top_k(keep)
+    });
+    let is_bound = |t: u32| {
+        bound_terms
+            .as_ref()
+            .is_none_or(|b| b.indices().binary_search(&t).is_ok())
+    };
     // Ascending term order (as in the query): the order of summation per document.
     let terms: Vec<QueryTerm> = query
         .iter()
@@ -111,6 +133,7 @@ pub(crate) fn exact_top_k(
                 start,
                 end,
                 scale: a.bound_scales[t],
+                bound: is_bound(t as u32),
             })
         })
         .collect();
@@ -129,15 +152,20 @@ pub(crate) fn exact_top_k(
         scratch.clear_touched();
         keys
     };
+    scratch.stats.blocks_candidate = keys.len();
     let mut heap = BinaryHeap::from(keys);
     let mut top = TopK::new(k);
+    let mut scored = 0;
     while let Some(k) = heap.pop() {
         let (bound, block) = unkey(k);
-        if !top.may_admit(bound) {
+        // alpha == 1 multiplies exactly: the exact stopping rule.
+        if !top.may_admit(bound * alpha) {
             break;
         }
+        scored += 1;
         score_block(&a, block, &terms, &mut scratch.acc, &mut top);
     }
+    scratch.stats.blocks_scored = scored;
     top.into_sorted()
 }
 
@@ -145,7 +173,7 @@ pub(crate) fn exact_top_k(
 /// the blocks touched; returns how many terms contributed.
 fn accumulate_bounds(a: &BlockArrays<'_>, terms: &[QueryTerm], scratch: &mut Scratch) -> usize {
     let mut contributing = 0;
-    for t in terms.iter().filter(|t| t.weight > 0.0) {
+    for t in terms.iter().filter(|t| t.weight > 0.0 && t.bound) {
         contributing += 1;
         let qs = t.weight * t.scale;
         let range = t.start..t.end;
@@ -196,7 +224,8 @@ fn score_block(
             acc[d as usize] += w * v as f64;
         }
     }
-    for (d, &s) in acc.iter().enumerate() {
-        top.push((first + d) as u32, s as f32);
+    let docs = &a.doc_order[first..first + len];
+    for (&doc, &s) in docs.iter().zip(acc.iter()) {
+        top.push(doc, s as f32);
     }
 }
