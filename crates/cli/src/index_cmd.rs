@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use clap::{ArgGroup, Args, Subcommand};
 use splade_encoder::{EncodeOptions, SparseEncoder, SparseVector};
 use splade_index::readers::{open_jsonl, read_seismic, Document};
-use splade_index::{Hit, Index, IndexBuilder, Method, SearchOptions, DEFAULT_BLOCK_SIZE};
+use splade_index::{Hit, Index, IndexBuilder, Method, Reorder, SearchOptions, DEFAULT_BLOCK_SIZE};
 
 use crate::input;
 
@@ -57,6 +57,10 @@ struct BuildArgs {
     /// Documents per block of the block-max index (1..=256).
     #[arg(long, default_value_t = DEFAULT_BLOCK_SIZE)]
     block_size: usize,
+    /// Keep documents in input order in the blocks instead of grouping them by their
+    /// heaviest terms (results are the same; pruning is usually much weaker).
+    #[arg(long)]
+    no_reorder: bool,
     /// Texts per forward pass (--corpus).
     #[arg(long, default_value_t = 32)]
     batch_size: usize,
@@ -101,6 +105,15 @@ pub struct SearchArgs {
     /// Score every document instead of using block-max pruning.
     #[arg(long, conflicts_with = "exact")]
     brute_force: bool,
+    /// Approximate search: score a block only while ALPHA x its score bound reaches the
+    /// current k-th score (0 < ALPHA <= 1; lower is faster, recall may drop). Returned
+    /// scores stay exact; documents may be missed.
+    #[arg(long, value_name = "ALPHA", conflicts_with_all = ["exact", "brute_force"])]
+    approx_alpha: Option<f32>,
+    /// Approximate search: compute block bounds from the heaviest BETA fraction of each
+    /// query's terms only (0 < BETA <= 1; lower is faster, recall may drop).
+    #[arg(long, value_name = "BETA", conflicts_with_all = ["exact", "brute_force"])]
+    approx_beta: Option<f32>,
     /// Keep only the N heaviest terms of each query.
     #[arg(long, value_name = "N")]
     max_query_terms: Option<usize>,
@@ -113,6 +126,14 @@ pub struct SearchArgs {
     /// Skip checksum verification when opening the index (structure is still checked).
     #[arg(long)]
     no_verify: bool,
+}
+
+fn reorder(no_reorder: bool) -> Reorder {
+    if no_reorder {
+        Reorder::None
+    } else {
+        Reorder::HeaviestTerms
+    }
 }
 
 /// Runs `splade index`.
@@ -172,7 +193,9 @@ fn build(args: BuildArgs) -> Result<()> {
             max_active_dims: args.max_active_dims,
             ..EncodeOptions::default()
         };
-        let mut builder = IndexBuilder::new(dim).block_size(args.block_size);
+        let mut builder = IndexBuilder::new(dim)
+            .block_size(args.block_size)
+            .reorder(reorder(args.no_reorder));
         let bar = progress_bar(docs.len(), "encoding");
         for chunk in docs.chunks(ENCODE_CHUNK) {
             let texts: Vec<&str> = chunk.iter().map(|(_, t)| t.as_str()).collect();
@@ -200,7 +223,9 @@ fn build(args: BuildArgs) -> Result<()> {
                 .max()
                 .map_or(0, |&m| m as usize + 1)
         });
-        let mut builder = IndexBuilder::new(dim).block_size(args.block_size);
+        let mut builder = IndexBuilder::new(dim)
+            .block_size(args.block_size)
+            .reorder(reorder(args.no_reorder));
         for d in &docs {
             builder.add(&d.id, d.vector.view())?;
         }
@@ -271,6 +296,11 @@ pub fn run_search(args: SearchArgs) -> Result<()> {
         k: args.k,
         method: if args.brute_force {
             Method::BruteForce
+        } else if args.approx_alpha.is_some() || args.approx_beta.is_some() {
+            Method::approximate(
+                args.approx_alpha.unwrap_or(1.0),
+                args.approx_beta.unwrap_or(1.0),
+            )?
         } else {
             Method::Exact
         },

@@ -151,6 +151,53 @@ fn vectors_build_and_search_match_brute_force() {
     assert_eq!(a.manifest(), b.manifest());
     let info = ok(splade(&["index", "info", "--index", d]));
     assert!(info.contains("\"format\": \"splade-index\""), "{info}");
+
+    // Approximate search with alpha = beta = 1 is the exact search; other knobs run and
+    // are checked; --no-reorder builds an index with the same results.
+    let search = |extra: &[&str]| {
+        let mut a = vec![
+            "search",
+            "--index",
+            d,
+            "--query-vectors",
+            qpath.to_str().unwrap(),
+            "--k",
+            "7",
+        ];
+        a.extend_from_slice(extra);
+        splade(&a)
+    };
+    assert_eq!(
+        ok(search(&["--approx-alpha", "1", "--approx-beta", "1"])),
+        expected
+    );
+    let approx = ok(search(&["--approx-alpha", "0.5", "--approx-beta", "0.3"]));
+    assert!(approx.lines().count() <= expected.lines().count());
+    assert!(failure(search(&["--approx-alpha", "1.5"])).contains("alpha"));
+    assert!(failure(search(&["--approx-beta", "0.5", "--exact"])).contains("cannot be used with"));
+    let dir3 = tmp.path().join("idx3");
+    ok(splade(&[
+        "index",
+        "build",
+        "--out",
+        dir3.to_str().unwrap(),
+        "--vectors",
+        vectors.to_str().unwrap(),
+        "--block-size",
+        "4",
+        "--no-reorder",
+    ]));
+    let plain = ok(splade(&[
+        "search",
+        "--index",
+        dir3.to_str().unwrap(),
+        "--query-vectors",
+        qpath.to_str().unwrap(),
+        "--k",
+        "7",
+        "--exact",
+    ]));
+    assert_eq!(plain, expected);
 }
 
 #[test]
