@@ -13,7 +13,9 @@ use crate::error::{EncoderError, Result};
 use crate::hub::resolve_model;
 use crate::layout::ModelFolder;
 use crate::model::{find_weights, ForwardMode, MaskedLm, TokenBatch};
-use crate::pooling::{pool_dense, pool_sparse, PoolingConfig};
+use crate::pooling::{
+    pool_dense, pool_max_differentiable, pool_sparse, PoolingConfig, PoolingStrategy,
+};
 use crate::tokenize::{TextTokenizer, TokenizedText};
 
 /// Options of one `encode` call.
@@ -333,11 +335,21 @@ impl SparseEncoder {
         let rows: Vec<&TokenizedText> = tokenized.iter().collect();
         let batch = self.token_batch(&rows)?;
         let features = self.model.features(&batch, ForwardMode::Differentiable)?;
+        let pooling = self.folder.pooling;
+        // On the CPU, max pooling uses the fused op (chunked forward, sparse backward).
+        if pooling.strategy == PoolingStrategy::Max && self.device.is_cpu() {
+            return Ok(pool_max_differentiable(
+                &features,
+                &batch.lengths,
+                self.model.head(),
+                pooling.activation,
+            )?);
+        }
         Ok(pool_dense(
             &features,
             &batch.attention_mask,
             self.model.head(),
-            self.folder.pooling,
+            pooling,
         )?)
     }
 

@@ -7,7 +7,8 @@ use candle_core::{Device, Tensor, Var};
 use splade_encoder::model::layers::{ForwardMode, LayerNorm};
 use splade_encoder::model::MlmHead;
 use splade_encoder::pooling::{
-    dense_to_sparse, pool_dense, pool_sparse, PoolingActivation, PoolingConfig, PoolingStrategy,
+    dense_to_sparse, pool_dense, pool_max_differentiable, pool_sparse, PoolingActivation,
+    PoolingConfig, PoolingStrategy,
 };
 use splade_encoder::{EncodeOptions, SparseEncoder};
 
@@ -173,4 +174,87 @@ fn differentiable_layer_norm_matches_fused_and_has_gradients() {
             .unwrap()
             > 0.0
     );
+}
+
+#[test]
+fn fused_max_pooling_matches_the_dense_path_in_values_and_gradients() {
+    let dev = Device::Cpu;
+    let (b, t, h, vocab) = (3, 6, 5, 40);
+    for activation in [PoolingActivation::Relu, PoolingActivation::Log1pRelu] {
+        let features =
+            Var::from_tensor(&Tensor::randn(0f32, 1.0, (b, t, h), &dev).unwrap()).unwrap();
+        let weight =
+            Var::from_tensor(&Tensor::randn(0f32, 1.0, (vocab, h), &dev).unwrap()).unwrap();
+        let bias = Var::from_tensor(&Tensor::randn(-0.5f32, 1.0, vocab, &dev).unwrap()).unwrap();
+        let head = MlmHead {
+            weight: weight.as_tensor().clone(),
+            bias: bias.as_tensor().clone(),
+        };
+        let lengths = [6usize, 2, 4];
+        let mask = Tensor::new(
+            &[
+                [1u32, 1, 1, 1, 1, 1],
+                [1, 1, 0, 0, 0, 0],
+                [1, 1, 1, 1, 0, 0],
+            ],
+            &dev,
+        )
+        .unwrap();
+        let config = PoolingConfig {
+            strategy: PoolingStrategy::Max,
+            activation,
+        };
+        // A loss that weights every output differently, so every gradient path is exercised.
+        let coef = Tensor::randn(0f32, 1.0, (b, vocab), &dev).unwrap();
+        let dense = pool_dense(features.as_tensor(), &mask, &head, config).unwrap();
+        let fused =
+            pool_max_differentiable(features.as_tensor(), &lengths, &head, activation).unwrap();
+        let (dv, fv) = (
+            dense.to_vec2::<f32>().unwrap(),
+            fused.to_vec2::<f32>().unwrap(),
+        );
+        for (a, b) in dv.iter().flatten().zip(fv.iter().flatten()) {
+            assert!(
+                (a - b).abs() < 1e-5,
+                "{activation:?}: dense {a} vs fused {b}"
+            );
+        }
+        let gd = (dense * &coef)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let gf = (fused * &coef)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        for (name, var) in [
+            ("features", &features),
+            ("weight", &weight),
+            ("bias", &bias),
+        ] {
+            let a = gd
+                .get(var.as_tensor())
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            let f = gf
+                .get(var.as_tensor())
+                .unwrap_or_else(|| panic!("no fused gradient for {name}"));
+            let f = f.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let nonzero = a.iter().filter(|x| **x != 0.0).count();
+            assert!(nonzero > 0, "{name}: the test should produce gradients");
+            for (i, (x, y)) in a.iter().zip(&f).enumerate() {
+                assert!(
+                    (x - y).abs() <= 1e-4 * x.abs().max(1.0),
+                    "{activation:?} d{name}[{i}]: dense {x} vs fused {y}"
+                );
+            }
+        }
+    }
 }

@@ -20,6 +20,12 @@ use splade_sparse::SparseVector;
 
 use crate::model::MlmHead;
 
+mod chunked;
+mod fused_max;
+
+pub use chunked::pool_sparse;
+pub use fused_max::pool_max_differentiable;
+
 /// How token weights are combined over the sequence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PoolingStrategy {
@@ -122,114 +128,6 @@ impl fmt::Display for PoolingConfig {
             self.activation.name()
         )
     }
-}
-
-/// Vocabulary columns projected at once by [`pool_sparse`].
-const VOCAB_CHUNK: usize = 4096;
-/// Token rows projected at once by [`pool_sparse`].
-const TOKEN_CHUNK: usize = 1024;
-
-/// The inference path: pooled sparse vectors for a padded batch of features.
-///
-/// `features` is `[batch, seq, hidden]`; `lengths[r]` is the number of real tokens of row `r`
-/// (they come first). Returns one vector per row holding every strictly positive weight.
-pub fn pool_sparse(
-    features: &Tensor,
-    lengths: &[usize],
-    head: &MlmHead,
-    config: PoolingConfig,
-) -> candle_core::Result<Vec<SparseVector>> {
-    let (b, t, h) = features.dims3()?;
-    if lengths.len() != b || lengths.iter().any(|&l| l > t) {
-        candle_core::bail!("pool_sparse: lengths {lengths:?} do not fit features [{b}, {t}, {h}]");
-    }
-    let vocab = head.weight.dim(0)?;
-    // Gather the real tokens of every row into one [n, hidden] matrix.
-    let mut rows = Vec::with_capacity(lengths.iter().sum());
-    for (r, &len) in lengths.iter().enumerate() {
-        rows.extend((0..len).map(|j| (r * t + j) as u32));
-    }
-    let index = Tensor::from_vec(rows, lengths.iter().sum::<usize>(), features.device())?;
-    let tokens = features.reshape((b * t, h))?.index_select(&index, 0)?;
-    let bias = head.bias.to_device(&Device::Cpu)?.to_vec1::<f32>()?;
-    // Row r's tokens are tokens[starts[r]..starts[r + 1]].
-    let mut starts = vec![0usize; b + 1];
-    for r in 0..b {
-        starts[r + 1] = starts[r] + lengths[r];
-    }
-
-    let init = match config.strategy {
-        PoolingStrategy::Max => f32::NEG_INFINITY,
-        PoolingStrategy::Sum => 0.0,
-    };
-    let mut acc = vec![init; b * vocab];
-    let n = starts[b];
-    let mut v0 = 0;
-    while v0 < vocab {
-        let c = VOCAB_CHUNK.min(vocab - v0);
-        let w_t = head.weight.narrow(0, v0, c)?.t()?;
-        let bias_chunk = &bias[v0..v0 + c];
-        let mut t0 = 0;
-        while t0 < n {
-            let m = TOKEN_CHUNK.min(n - t0);
-            let logits = tokens.narrow(0, t0, m)?.matmul(&w_t)?;
-            let logits = logits.to_device(&Device::Cpu)?;
-            let (storage, layout) = logits.storage_and_layout();
-            let data = match &*storage {
-                candle_core::Storage::Cpu(cpu) => cpu.as_slice::<f32>()?,
-                _ => candle_core::bail!("logits were not moved to the CPU"),
-            };
-            let data = match layout.contiguous_offsets() {
-                Some((start, end)) => &data[start..end],
-                None => candle_core::bail!("logits block is not contiguous"),
-            };
-            // Fold each token row into the accumulator of the text it belongs to.
-            for r in 0..b {
-                let lo = starts[r].max(t0);
-                let hi = starts[r + 1].min(t0 + m);
-                let out = &mut acc[r * vocab + v0..r * vocab + v0 + c];
-                for token in lo..hi {
-                    let row = &data[(token - t0) * c..(token - t0 + 1) * c];
-                    match config.strategy {
-                        PoolingStrategy::Max => {
-                            for (o, &x) in out.iter_mut().zip(row) {
-                                *o = o.max(x);
-                            }
-                        }
-                        PoolingStrategy::Sum => {
-                            for ((o, &x), &bj) in out.iter_mut().zip(row).zip(bias_chunk) {
-                                *o += config.activation.weight(x + bj);
-                            }
-                        }
-                    }
-                }
-            }
-            t0 += m;
-        }
-        v0 += c;
-    }
-
-    let mut result = Vec::with_capacity(b);
-    for r in 0..b {
-        let row = &acc[r * vocab..(r + 1) * vocab];
-        let mut indices = Vec::new();
-        let mut values = Vec::new();
-        for (j, &x) in row.iter().enumerate() {
-            let w = match config.strategy {
-                PoolingStrategy::Max => config.activation.weight(x + bias[j]),
-                PoolingStrategy::Sum => x,
-            };
-            if w > 0.0 {
-                indices.push(j as u32);
-                values.push(w);
-            }
-        }
-        result.push(
-            SparseVector::new(indices, values)
-                .map_err(|e| candle_core::Error::Msg(e.to_string()))?,
-        );
-    }
-    Ok(result)
 }
 
 /// The differentiable path: `[batch, vocab]` pooled weights from `features` `[batch, seq, hidden]`

@@ -1,0 +1,169 @@
+//! The chunked vocabulary projection shared by inference and training: logits are computed
+//! for real tokens only, a block of vocabulary columns and token rows at a time, and folded
+//! into one accumulator per text, so `batch × tokens × vocab` never exists.
+
+use candle_core::{Device, Tensor};
+use splade_sparse::SparseVector;
+
+use super::{PoolingConfig, PoolingStrategy};
+use crate::model::MlmHead;
+
+/// Vocabulary columns projected at once.
+const VOCAB_CHUNK: usize = 4096;
+/// Token rows projected at once.
+const TOKEN_CHUNK: usize = 1024;
+
+/// The real tokens of a padded batch, gathered into one matrix.
+pub(super) struct RealTokens {
+    /// `[n, hidden]`: row `starts[r] + i` is token `i` of text `r` (a differentiable gather).
+    pub tokens: Tensor,
+    /// `starts[r]..starts[r + 1]` are text `r`'s rows; `starts.len() == batch + 1`.
+    pub starts: Vec<usize>,
+}
+
+/// Gathers the first `lengths[r]` tokens of every row of `features` `[batch, seq, hidden]`.
+pub(super) fn real_tokens(features: &Tensor, lengths: &[usize]) -> candle_core::Result<RealTokens> {
+    let (b, t, h) = features.dims3()?;
+    if lengths.len() != b || lengths.iter().any(|&l| l > t) {
+        candle_core::bail!("pooling: lengths {lengths:?} do not fit features [{b}, {t}, {h}]");
+    }
+    let mut rows = Vec::with_capacity(lengths.iter().sum());
+    let mut starts = vec![0usize; b + 1];
+    for (r, &len) in lengths.iter().enumerate() {
+        rows.extend((0..len).map(|j| (r * t + j) as u32));
+        starts[r + 1] = starts[r] + len;
+    }
+    let n = rows.len();
+    let index = Tensor::from_vec(rows, n, features.device())?;
+    let tokens = features.reshape((b * t, h))?.index_select(&index, 0)?;
+    Ok(RealTokens { tokens, starts })
+}
+
+/// What [`fold_logits`] accumulates per (text, vocabulary entry).
+pub(super) struct Folded {
+    /// `[batch * vocab]`: the max raw logit (bias not added) for max pooling, or the sum of
+    /// activated weights for sum pooling.
+    pub acc: Vec<f32>,
+    /// For max pooling with argmax tracking: the token row (in `RealTokens::tokens`) holding
+    /// each maximum (the first one on ties).
+    pub argmax: Option<Vec<u32>>,
+    /// The decoder bias on the CPU.
+    pub bias: Vec<f32>,
+}
+
+/// Projects `tokens` onto the vocabulary in chunks and folds each text's rows.
+pub(super) fn fold_logits(
+    real: &RealTokens,
+    head: &MlmHead,
+    config: PoolingConfig,
+    track_argmax: bool,
+) -> candle_core::Result<Folded> {
+    let b = real.starts.len() - 1;
+    let vocab = head.weight.dim(0)?;
+    let bias = head.bias.to_device(&Device::Cpu)?.to_vec1::<f32>()?;
+    let init = match config.strategy {
+        PoolingStrategy::Max => f32::NEG_INFINITY,
+        PoolingStrategy::Sum => 0.0,
+    };
+    let mut acc = vec![init; b * vocab];
+    let mut argmax =
+        (track_argmax && config.strategy == PoolingStrategy::Max).then(|| vec![0u32; b * vocab]);
+    let tokens = real.tokens.detach();
+    let weight = head.weight.detach();
+    let n = real.starts[b];
+    let mut v0 = 0;
+    while v0 < vocab {
+        let c = VOCAB_CHUNK.min(vocab - v0);
+        let w_t = weight.narrow(0, v0, c)?.t()?;
+        let bias_chunk = &bias[v0..v0 + c];
+        let mut t0 = 0;
+        while t0 < n {
+            let m = TOKEN_CHUNK.min(n - t0);
+            let logits = tokens
+                .narrow(0, t0, m)?
+                .matmul(&w_t)?
+                .to_device(&Device::Cpu)?;
+            let (storage, layout) = logits.storage_and_layout();
+            let data = match &*storage {
+                candle_core::Storage::Cpu(cpu) => cpu.as_slice::<f32>()?,
+                _ => candle_core::bail!("logits were not moved to the CPU"),
+            };
+            let data = match layout.contiguous_offsets() {
+                Some((start, end)) => &data[start..end],
+                None => candle_core::bail!("logits block is not contiguous"),
+            };
+            for r in 0..b {
+                let lo = real.starts[r].max(t0);
+                let hi = real.starts[r + 1].min(t0 + m);
+                let range = r * vocab + v0..r * vocab + v0 + c;
+                for token in lo..hi {
+                    let row = &data[(token - t0) * c..(token - t0 + 1) * c];
+                    match (config.strategy, argmax.as_mut()) {
+                        (PoolingStrategy::Max, None) => {
+                            for (o, &x) in acc[range.clone()].iter_mut().zip(row) {
+                                *o = o.max(x);
+                            }
+                        }
+                        (PoolingStrategy::Max, Some(arg)) => {
+                            let arg = &mut arg[range.clone()];
+                            for ((o, a), &x) in
+                                acc[range.clone()].iter_mut().zip(arg.iter_mut()).zip(row)
+                            {
+                                if x > *o {
+                                    *o = x;
+                                    *a = token as u32;
+                                }
+                            }
+                        }
+                        (PoolingStrategy::Sum, _) => {
+                            for ((o, &x), &bj) in
+                                acc[range.clone()].iter_mut().zip(row).zip(bias_chunk)
+                            {
+                                *o += config.activation.weight(x + bj);
+                            }
+                        }
+                    }
+                }
+            }
+            t0 += m;
+        }
+        v0 += c;
+    }
+    Ok(Folded { acc, argmax, bias })
+}
+
+/// The inference path: pooled sparse vectors for a padded batch of features.
+///
+/// `features` is `[batch, seq, hidden]`; `lengths[r]` is the number of real tokens of row `r`
+/// (they come first). Returns one vector per row holding every strictly positive weight.
+pub fn pool_sparse(
+    features: &Tensor,
+    lengths: &[usize],
+    head: &MlmHead,
+    config: PoolingConfig,
+) -> candle_core::Result<Vec<SparseVector>> {
+    let real = real_tokens(features, lengths)?;
+    let folded = fold_logits(&real, head, config, false)?;
+    let vocab = folded.bias.len();
+    let mut result = Vec::with_capacity(lengths.len());
+    for r in 0..lengths.len() {
+        let row = &folded.acc[r * vocab..(r + 1) * vocab];
+        let mut indices = Vec::new();
+        let mut values = Vec::new();
+        for (j, &x) in row.iter().enumerate() {
+            let w = match config.strategy {
+                PoolingStrategy::Max => config.activation.weight(x + folded.bias[j]),
+                PoolingStrategy::Sum => x,
+            };
+            if w > 0.0 {
+                indices.push(j as u32);
+                values.push(w);
+            }
+        }
+        result.push(
+            SparseVector::new(indices, values)
+                .map_err(|e| candle_core::Error::Msg(e.to_string()))?,
+        );
+    }
+    Ok(result)
+}
