@@ -204,11 +204,11 @@ impl IndexBuilder {
             scratch.clear();
             let first = b * bs;
             let last = (first + bs).min(n);
-            for pos in first..last {
-                let doc = order[pos] as usize;
+            for (slot, &doc) in order[first..last].iter().enumerate() {
+                let doc = doc as usize;
                 let (s, e) = (self.indptr[doc] as usize, self.indptr[doc + 1] as usize);
                 for p in s..e {
-                    scratch.push((self.terms[p], (pos - first) as u8, self.values[p]));
+                    scratch.push((self.terms[p], slot as u8, self.values[p]));
                 }
             }
             // Stable: positions stay ascending within each term.

@@ -1,0 +1,210 @@
+//! Benchmarks splade-index on vectors from files and prints one JSON object: build time,
+//! index bytes, peak RSS, and for exact search and a grid of approximate settings: QPS on 1
+//! and 2 threads, p50/p99 single-thread latency, blocks scored and recall@k against the
+//! exact search (which equals brute force).
+//!
+//! ```text
+//! cargo run --release -p splade-index --example bench_index -- \
+//!     DOCS.jsonl QUERIES.jsonl [K] [BLOCK] [ALPHA:BETA,...] [--no-reorder]
+//! ```
+//!
+//! Both files hold `{"id", "indices", "values"}` lines (`splade encode --id-field`, or
+//! `scripts/bench/make_synthetic.py`). The index is written to a temporary directory next
+//! to DOCS (removed afterwards) and reopened from disk before searching.
+
+use std::time::Instant;
+
+use splade_index::readers::open_jsonl;
+use splade_index::{Hit, Index, IndexBuilder, Method, Reorder, SearchOptions, Searcher};
+use splade_sparse::SparseVector;
+
+fn peak_rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|it| {
+            it.filter_map(|e| e.ok()?.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+struct Run {
+    hits: Vec<Vec<Hit>>,
+    json: String,
+}
+
+fn run(
+    index: &Index,
+    queries: &[SparseVector],
+    options: &SearchOptions,
+    exact: Option<&[Vec<Hit>]>,
+    label: &str,
+) -> Result<Run, Box<dyn std::error::Error>> {
+    let n = queries.len() as f64;
+    let mut searcher = Searcher::new(index);
+    let mut lat = Vec::with_capacity(queries.len());
+    let mut blocks = 0usize;
+    let t = Instant::now();
+    let hits: Vec<Vec<Hit>> = queries
+        .iter()
+        .map(|q| {
+            let s = Instant::now();
+            let h = searcher.search(q.view(), options);
+            lat.push(s.elapsed().as_secs_f64() * 1e3);
+            blocks += searcher.stats().blocks_scored;
+            h
+        })
+        .collect();
+    let qps1 = n / t.elapsed().as_secs_f64();
+    let views: Vec<_> = queries.iter().map(|q| q.view()).collect();
+    let t = Instant::now();
+    let batch = index.search_batch(&views, options, Some(2))?;
+    let qps2 = n / t.elapsed().as_secs_f64();
+    assert_eq!(batch, hits, "batch search differs from one-by-one search");
+    lat.sort_by(f64::total_cmp);
+    let recall = exact.map_or(1.0, |e| {
+        let (mut found, mut total) = (0usize, 0usize);
+        for (got, want) in hits.iter().zip(e) {
+            total += want.len();
+            found += got
+                .iter()
+                .filter(|h| want.iter().any(|w| w.doc == h.doc))
+                .count();
+        }
+        found as f64 / total.max(1) as f64
+    });
+    let json = format!(
+        "{{\"method\": \"{label}\", \"qps_1t\": {qps1:.1}, \"qps_2t\": {qps2:.1}, \"p50_ms\": {:.3}, \"p99_ms\": {:.3}, \"blocks_scored\": {:.1}, \"recall\": {recall:.4}}}",
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.99),
+        blocks as f64 / n,
+    );
+    Ok(Run { hits, json })
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let no_reorder = args.iter().any(|a| a == "--no-reorder");
+    let pos: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
+    let (docs_path, queries_path) = match (pos.first(), pos.get(1)) {
+        (Some(d), Some(q)) => (std::path::PathBuf::from(d), std::path::PathBuf::from(q)),
+        _ => return Err("usage: bench_index DOCS.jsonl QUERIES.jsonl [K] [BLOCK] [ALPHA:BETA,...] [--no-reorder]".into()),
+    };
+    let k: usize = pos.get(2).map_or(Ok(10), |s| s.parse())?;
+    let block: usize = pos.get(3).map_or(Ok(64), |s| s.parse())?;
+    let grid: Vec<(f32, f32)> = pos
+        .get(4)
+        .map_or("0.9:1,0.8:1,0.9:0.5,0.8:0.5,0.7:0.5,0.6:0.4", |s| {
+            s.as_str()
+        })
+        .split(',')
+        .map(|p| {
+            let (a, b) = p.split_once(':').ok_or("grid entries are ALPHA:BETA")?;
+            Ok::<_, Box<dyn std::error::Error>>((a.parse()?, b.parse()?))
+        })
+        .collect::<Result<_, _>>()?;
+
+    let docs = open_jsonl(&docs_path, None)?.collect::<Result<Vec<_>, _>>()?;
+    let queries: Vec<SparseVector> = open_jsonl(&queries_path, None)?
+        .map(|d| d.map(|d| d.vector))
+        .collect::<Result<_, _>>()?;
+    let dim = docs
+        .iter()
+        .chain(std::iter::empty())
+        .filter_map(|d| d.vector.indices().last().copied())
+        .chain(queries.iter().filter_map(|q| q.indices().last().copied()))
+        .max()
+        .map_or(1, |m| m as usize + 1)
+        .max(30_522);
+    let nnz: usize = docs.iter().map(|d| d.vector.nnz()).sum();
+    let dir = tempdir_near(&docs_path)?;
+    let t = Instant::now();
+    let mut builder = IndexBuilder::new(dim)
+        .block_size(block)
+        .reorder(if no_reorder {
+            Reorder::None
+        } else {
+            Reorder::HeaviestTerms
+        });
+    for d in &docs {
+        builder.add(&d.id, d.vector.view())?;
+    }
+    drop(docs);
+    builder.write(&dir)?;
+    let build_s = t.elapsed().as_secs_f64();
+    let index_bytes = dir_bytes(&dir);
+    let index = Index::open(&dir)?;
+
+    let mut rows = Vec::new();
+    let exact = run(&index, &queries, &SearchOptions::new(k), None, "exact")?;
+    // The exact search is checked against the brute force on the first 50 queries.
+    for (q, h) in queries.iter().zip(&exact.hits).take(50) {
+        assert_eq!(
+            &index.brute_force_top_k(q.view(), k),
+            h,
+            "exact != brute force"
+        );
+    }
+    rows.push(exact.json.clone());
+    for (alpha, beta) in grid {
+        let options = SearchOptions {
+            k,
+            method: Method::approximate(alpha, beta)?,
+            max_query_terms: None,
+        };
+        let r = run(
+            &index,
+            &queries,
+            &options,
+            Some(&exact.hits),
+            &format!("approx alpha={alpha} beta={beta}"),
+        )?;
+        rows.push(r.json);
+    }
+    let brute_n = queries.len().min(100);
+    let t = Instant::now();
+    for q in &queries[..brute_n] {
+        std::hint::black_box(index.brute_force_top_k(q.view(), k));
+    }
+    let brute_qps = brute_n as f64 / t.elapsed().as_secs_f64();
+    println!(
+        "{{\"system\": \"splade-rs\", \"docs\": {}, \"nnz\": {nnz}, \"queries\": {}, \"k\": {k}, \"block_size\": {block}, \"reorder\": {}, \"build_s\": {build_s:.2}, \"index_bytes\": {index_bytes}, \"peak_rss_bytes\": {}, \"blocks_total\": {}, \"brute_force_qps_1t\": {brute_qps:.1}, \"runs\": [{}]}}",
+        index.len(),
+        queries.len(),
+        !no_reorder,
+        peak_rss_bytes(),
+        index.num_blocks(),
+        rows.join(", ")
+    );
+    drop(index);
+    std::fs::remove_dir_all(&dir)?;
+    Ok(())
+}
+
+fn tempdir_near(path: &std::path::Path) -> std::io::Result<std::path::PathBuf> {
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let dir = parent.join(format!(".bench_index-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
