@@ -7,6 +7,7 @@
 
 pub mod data;
 pub mod loss;
+pub mod optim;
 pub mod sampler;
 pub mod save;
 pub mod schedule;

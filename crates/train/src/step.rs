@@ -1,9 +1,9 @@
 //! One training step: encode each column differentiably, compute SpladeLoss, backpropagate,
 //! update the weights with AdamW.
 
+use crate::optim::{AdamW, AdamWConfig};
 use candle_core::backprop::GradStore;
 use candle_core::Var;
-use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use splade_encoder::{EncodeOptions, Result, SparseEncoder};
 
 use crate::loss::{splade_loss, SpladeLossConfig, SpladeLossParts};
@@ -45,7 +45,7 @@ impl TrainStep {
     pub fn new(
         encoder: SparseEncoder,
         vars: Vec<(String, Var)>,
-        adamw: ParamsAdamW,
+        adamw: AdamWConfig,
         loss: SpladeLossConfig,
     ) -> Result<Self> {
         let optimizer = AdamW::new(vars.iter().map(|(_, v)| v.clone()).collect(), adamw)?;

@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use crate::optim::{AdamW, AdamWConfig};
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Var};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use splade_encoder::{EncodeOptions, EncoderError, Result, SparseEncoder};
 
 use crate::data::TrainingData;
@@ -193,7 +193,7 @@ pub fn train(
     let warmup_steps = (config.warmup_ratio * total_steps as f64).ceil() as usize;
     let mut optimizer = AdamW::new(
         vars.iter().map(|(_, v)| v.clone()).collect(),
-        ParamsAdamW {
+        AdamWConfig {
             lr: config.learning_rate,
             beta1: 0.9,
             beta2: 0.999,

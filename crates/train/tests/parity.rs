@@ -4,9 +4,9 @@
 use std::path::Path;
 
 use candle_core::Device;
-use candle_nn::ParamsAdamW;
 use serde_json::Value;
 use splade_encoder::SparseEncoder;
+use splade_train::optim::AdamWConfig;
 use splade_train::step::TrainStep;
 use splade_train::SpladeLossConfig;
 
@@ -23,7 +23,7 @@ fn setup(f: &Value) -> (TrainStep, Vec<Vec<String>>, (f64, f64)) {
     let model = root().join("fixtures/encoder/models/distilbert-tied-seedlayout");
     let (encoder, vars) = SparseEncoder::load_trainable(&model, &Device::Cpu).unwrap();
     let a = &f["adamw"];
-    let adamw = ParamsAdamW {
+    let adamw = AdamWConfig {
         lr: a["lr"].as_f64().unwrap(),
         beta1: a["betas"][0].as_f64().unwrap(),
         beta2: a["betas"][1].as_f64().unwrap(),
