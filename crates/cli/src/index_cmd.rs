@@ -57,8 +57,8 @@ struct BuildArgs {
     /// Documents per block of the block-max index (1..=256).
     #[arg(long, default_value_t = DEFAULT_BLOCK_SIZE)]
     block_size: usize,
-    /// Keep documents in input order in the blocks instead of grouping them by their
-    /// heaviest terms (results are the same; pruning is usually much weaker).
+    /// Keep documents in input order in the blocks instead of clustering similar ones
+    /// together (results are the same; pruning is usually weaker).
     #[arg(long)]
     no_reorder: bool,
     /// Texts per forward pass (--corpus).
@@ -132,7 +132,7 @@ fn reorder(no_reorder: bool) -> Reorder {
     if no_reorder {
         Reorder::None
     } else {
-        Reorder::HeaviestTerms
+        Reorder::default()
     }
 }
 

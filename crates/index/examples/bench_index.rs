@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! cargo run --release -p splade-index --example bench_index -- \
-//!     DOCS.jsonl QUERIES.jsonl [K] [BLOCK] [ALPHA:BETA,...] [--no-reorder]
+//!     DOCS.jsonl QUERIES.jsonl [K] [BLOCK] [ALPHA:BETA,...] [--reorder=none|heaviest|clustered]
 //! ```
 //!
 //! Both files hold `{"id", "indices", "values"}` lines (`splade encode --id-field`, or
@@ -102,11 +102,16 @@ fn run(
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let no_reorder = args.iter().any(|a| a == "--no-reorder");
+    let reorder = match args.iter().find_map(|a| a.strip_prefix("--reorder=")) {
+        None | Some("clustered") => Reorder::Clustered,
+        Some("heaviest") => Reorder::HeaviestTerms,
+        Some("none") => Reorder::None,
+        Some(other) => return Err(format!("unknown --reorder={other}").into()),
+    };
     let pos: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
     let (docs_path, queries_path) = match (pos.first(), pos.get(1)) {
         (Some(d), Some(q)) => (std::path::PathBuf::from(d), std::path::PathBuf::from(q)),
-        _ => return Err("usage: bench_index DOCS.jsonl QUERIES.jsonl [K] [BLOCK] [ALPHA:BETA,...] [--no-reorder]".into()),
+        _ => return Err("usage: bench_index DOCS.jsonl QUERIES.jsonl [K] [BLOCK] [ALPHA:BETA,...] [--reorder=none|heaviest|clustered]".into()),
     };
     let k: usize = pos.get(2).map_or(Ok(10), |s| s.parse())?;
     let block: usize = pos.get(3).map_or(Ok(64), |s| s.parse())?;
@@ -137,13 +142,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let nnz: usize = docs.iter().map(|d| d.vector.nnz()).sum();
     let dir = tempdir_near(&docs_path)?;
     let t = Instant::now();
-    let mut builder = IndexBuilder::new(dim)
-        .block_size(block)
-        .reorder(if no_reorder {
-            Reorder::None
-        } else {
-            Reorder::HeaviestTerms
-        });
+    let mut builder = IndexBuilder::new(dim).block_size(block).reorder(reorder);
     for d in &docs {
         builder.add(&d.id, d.vector.view())?;
     }
@@ -186,10 +185,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let brute_qps = brute_n as f64 / t.elapsed().as_secs_f64();
     println!(
-        "{{\"system\": \"splade-rs\", \"docs\": {}, \"nnz\": {nnz}, \"queries\": {}, \"k\": {k}, \"block_size\": {block}, \"reorder\": {}, \"build_s\": {build_s:.2}, \"index_bytes\": {index_bytes}, \"peak_rss_bytes\": {}, \"blocks_total\": {}, \"brute_force_qps_1t\": {brute_qps:.1}, \"runs\": [{}]}}",
+        "{{\"system\": \"splade-rs\", \"docs\": {}, \"nnz\": {nnz}, \"queries\": {}, \"k\": {k}, \"block_size\": {block}, \"reorder\": \"{reorder:?}\", \"build_s\": {build_s:.2}, \"index_bytes\": {index_bytes}, \"peak_rss_bytes\": {}, \"blocks_total\": {}, \"brute_force_qps_1t\": {brute_qps:.1}, \"runs\": [{}]}}",
         index.len(),
         queries.len(),
-        !no_reorder,
         peak_rss_bytes(),
         index.num_blocks(),
         rows.join(", ")

@@ -28,8 +28,149 @@ pub enum Reorder {
     /// Sort documents by their heaviest term, then second heaviest, then third (weight
     /// descending, ties to the smaller term id; a missing term sorts last), then by
     /// insertion number. One sort: O(nnz + n log n).
-    #[default]
     HeaviestTerms,
+    /// Cluster documents (a few rounds of spherical k-means with sparse centroids, about
+    /// `4 * block size` documents per cluster, seeds evenly spaced in insertion order, so
+    /// deterministic), then order clusters by number and documents inside a cluster as
+    /// [`Reorder::HeaviestTerms`] does. Each round costs about one pass over the entries
+    /// (documents are scored against the centroids through an inverted list of centroid
+    /// terms); rounds run in parallel.
+    #[default]
+    Clustered,
+}
+
+/// Terms kept per centroid.
+const CENTROID_TERMS: usize = 48;
+/// k-means rounds.
+const CLUSTER_ROUNDS: usize = 4;
+
+/// Spherical k-means over sparse documents with sparse (top-`CENTROID_TERMS`) centroids:
+/// the cluster of every document (`clusters` = no shared term with any centroid).
+fn cluster_documents(
+    dim: usize,
+    indptr: &[u64],
+    terms: &[u32],
+    values: &[f32],
+    clusters: usize,
+) -> Vec<u32> {
+    use rayon::prelude::*;
+    let n = indptr.len() - 1;
+    let doc = |d: usize| {
+        let (s, e) = (indptr[d] as usize, indptr[d + 1] as usize);
+        (&terms[s..e], &values[s..e])
+    };
+    // Top-`CENTROID_TERMS` of a dense accumulator, L2-normalised.
+    let truncate = |pairs: &mut Vec<(u32, f32)>| {
+        if pairs.len() > CENTROID_TERMS {
+            pairs.select_nth_unstable_by(CENTROID_TERMS - 1, |a, b| {
+                b.1.total_cmp(&a.1).then(a.0.cmp(&b.0))
+            });
+            pairs.truncate(CENTROID_TERMS);
+        }
+        let norm = pairs.iter().map(|p| p.1 * p.1).sum::<f32>().sqrt();
+        if norm > 0.0 {
+            pairs.iter_mut().for_each(|p| p.1 /= norm);
+        }
+    };
+    let mut centroids: Vec<Vec<(u32, f32)>> = (0..clusters)
+        .map(|c| {
+            let (t, v) = doc(c * n / clusters);
+            let mut pairs: Vec<(u32, f32)> = t.iter().copied().zip(v.iter().copied()).collect();
+            truncate(&mut pairs);
+            pairs
+        })
+        .collect();
+    let mut assign = vec![clusters as u32; n];
+    for _ in 0..CLUSTER_ROUNDS {
+        // Inverted lists of the centroids: term -> (centroid, weight).
+        let mut offsets = vec![0u32; dim + 1];
+        for c in &centroids {
+            for &(t, _) in c {
+                offsets[t as usize + 1] += 1;
+            }
+        }
+        for t in 0..dim {
+            offsets[t + 1] += offsets[t];
+        }
+        let mut fill = offsets.clone();
+        let mut post = vec![(0u32, 0f32); offsets[dim] as usize];
+        for (ci, c) in centroids.iter().enumerate() {
+            for &(t, w) in c {
+                post[fill[t as usize] as usize] = (ci as u32, w);
+                fill[t as usize] += 1;
+            }
+        }
+        assign = (0..n)
+            .into_par_iter()
+            .map_init(
+                || (vec![0f32; clusters], Vec::<u32>::new()),
+                |(acc, touched), d| {
+                    let (t, v) = doc(d);
+                    for (&t, &w) in t.iter().zip(v) {
+                        let (s, e) = (
+                            offsets[t as usize] as usize,
+                            offsets[t as usize + 1] as usize,
+                        );
+                        for &(c, cw) in &post[s..e] {
+                            if acc[c as usize] == 0.0 {
+                                touched.push(c);
+                            }
+                            acc[c as usize] += w * cw;
+                        }
+                    }
+                    let mut best = (0.0f32, clusters as u32);
+                    for &c in touched.iter() {
+                        let s = acc[c as usize];
+                        if s > best.0 || (s == best.0 && c < best.1) {
+                            best = (s, c);
+                        }
+                        acc[c as usize] = 0.0;
+                    }
+                    touched.clear();
+                    best.1
+                },
+            )
+            .collect();
+        // New centroids: the normalised sum of each cluster's documents, truncated.
+        let mut members: Vec<Vec<u32>> = vec![Vec::new(); clusters];
+        for (d, &c) in assign.iter().enumerate() {
+            if (c as usize) < clusters {
+                members[c as usize].push(d as u32);
+            }
+        }
+        let fresh: Vec<Option<Vec<(u32, f32)>>> = members
+            .par_iter()
+            .map_init(
+                || (vec![0f32; dim], Vec::<u32>::new()),
+                |(acc, touched), docs| {
+                    if docs.is_empty() {
+                        return None;
+                    }
+                    for &d in docs {
+                        let (t, v) = doc(d as usize);
+                        for (&t, &w) in t.iter().zip(v) {
+                            if acc[t as usize] == 0.0 {
+                                touched.push(t);
+                            }
+                            acc[t as usize] += w;
+                        }
+                    }
+                    let mut pairs: Vec<(u32, f32)> =
+                        touched.iter().map(|&t| (t, acc[t as usize])).collect();
+                    touched.iter().for_each(|&t| acc[t as usize] = 0.0);
+                    touched.clear();
+                    truncate(&mut pairs);
+                    Some(pairs)
+                },
+            )
+            .collect();
+        for (c, f) in fresh.into_iter().enumerate() {
+            if let Some(f) = f {
+                centroids[c] = f;
+            }
+        }
+    }
+    assign
 }
 
 const HEAVY_KEY: usize = 3;
@@ -104,7 +245,7 @@ impl IndexBuilder {
         self
     }
 
-    /// Sets how documents are laid out in blocks (default [`Reorder::HeaviestTerms`]).
+    /// Sets how documents are laid out in blocks (default [`Reorder::Clustered`]).
     /// Search results do not depend on it (document numbers stay insertion order); only
     /// speed does.
     pub fn reorder(mut self, reorder: Reorder) -> Self {
@@ -302,6 +443,24 @@ impl IndexBuilder {
                     })
                     .collect();
                 order.sort_by(|&a, &b| keys[a as usize].cmp(&keys[b as usize]).then(a.cmp(&b)));
+            }
+            Reorder::Clustered => {
+                let keys: Vec<[u32; HEAVY_KEY]> = (0..n)
+                    .map(|d| {
+                        let (s, e) = (self.indptr[d] as usize, self.indptr[d + 1] as usize);
+                        heavy_key(&self.terms[s..e], &self.values[s..e])
+                    })
+                    .collect();
+                let clusters = n.div_ceil(4 * self.block_size).max(1);
+                let assign = if clusters > 1 {
+                    cluster_documents(self.dim, &self.indptr, &self.terms, &self.values, clusters)
+                } else {
+                    vec![0; n]
+                };
+                order.sort_by(|&a, &b| {
+                    let (a, b) = (a as usize, b as usize);
+                    (assign[a], keys[a], a).cmp(&(assign[b], keys[b], b))
+                });
             }
         }
         order

@@ -42,6 +42,7 @@ proptest! {
     ) {
         let plain = builder(&c).reorder(Reorder::None).build().unwrap();
         let reordered = builder(&c).reorder(Reorder::HeaviestTerms).build().unwrap();
+        let clustered = builder(&c).reorder(Reorder::Clustered).build().unwrap();
         let same = SearchOptions { k, method: Method::approximate(1.0, 1.0).unwrap(), max_query_terms: None };
         let approx = SearchOptions { k, method: Method::approximate(alpha, beta).unwrap(), max_query_terms: None };
         for q in &queries {
@@ -50,6 +51,8 @@ proptest! {
             prop_assert_eq!(bits(&reordered.top_k(q.view(), k)), expected.clone());
             prop_assert_eq!(bits(&plain.search(q.view(), &same)), expected.clone());
             prop_assert_eq!(bits(&reordered.search(q.view(), &same)), expected.clone());
+            prop_assert_eq!(bits(&clustered.top_k(q.view(), k)), expected.clone());
+            prop_assert_eq!(bits(&clustered.search(q.view(), &same)), expected.clone());
             let mut searcher = Searcher::new(&reordered);
             let got = searcher.search(q.view(), &approx);
             prop_assert!(searcher.stats().blocks_scored <= searcher.stats().blocks_candidate);
