@@ -5,6 +5,7 @@ and print a comparison table (markdown) of their metrics and wall times.
   HF_HUB_OFFLINE=1 DIR/bin/python scripts/eval/compare_evaluators.py \
       [--data-dir ../shared/data] [--model ~/.cache/splade-rs/models/splade-tiny] \
       [--splade target/release/splade] [--ir scifact,cisi] [--binary mrpc] [--json out.json]
+  DIR/bin/python scripts/eval/compare_evaluators.py --from-json a.json,b.json   # table only
 
 DIR is a venv with sentence-transformers 6.2, torch and scikit-learn (outside the repository).
 Build the CLI first: `cargo build --release -p splade-cli`. Both sides use the same model folder
@@ -83,8 +84,18 @@ def main() -> None:
     ap.add_argument("--splade", type=Path, default=REPO_ROOT / "target" / "release" / "splade")
     ap.add_argument("--ir", default=",".join(IR_SETS))
     ap.add_argument("--binary", default=",".join(BINARY_SETS))
-    ap.add_argument("--json", type=Path, help="also write all metrics of both sides here")
+    ap.add_argument("--json", type=Path, help="also write all metrics of both sides here (updated after each dataset)")
+    ap.add_argument("--from-json", help="print the table of earlier --json files (comma-separated) and exit")
     args = ap.parse_args()
+
+    if args.from_json:
+        rows = []
+        for f in args.from_json.split(","):
+            for name, d in json.loads(Path(f).read_text()).items():
+                kind = "ir" if any(k.startswith("dot_ndcg") for k in d["st"]) else "binary"
+                rows.append((kind, name, d["st"], d["splade-rs"], d["st_seconds"], d["splade_rs_seconds"]))
+        print_table(rows)
+        return
 
     from sentence_transformers import SparseEncoder
     from sentence_transformers.sparse_encoder.evaluation import (
@@ -108,6 +119,8 @@ def main() -> None:
                              "--queries", str(d / "queries.jsonl"), "--qrels", str(d / "qrels" / "test.tsv")])
         rows.append(("ir", name, st, rs, st_s, rs_s))
         dump[name] = {"st": st, "splade-rs": rs, "st_seconds": st_s, "splade_rs_seconds": rs_s}
+        if args.json:
+            args.json.write_text(json.dumps(dump, indent=1) + "\n")
         print(f"{name}: ST {st_s:.1f}s, splade-rs {rs_s:.1f}s", file=sys.stderr)
     for name in [s for s in args.binary.split(",") if s]:
         p = args.data_dir / name / "test" / "pairs.tsv"
@@ -120,8 +133,14 @@ def main() -> None:
         rs, rs_s = run_rust([str(args.splade), "eval", "binary", "--model", str(args.model), "--pairs", str(p)])
         rows.append(("binary", name, st, rs, st_s, rs_s))
         dump[name] = {"st": st, "splade-rs": rs, "st_seconds": st_s, "splade_rs_seconds": rs_s}
+        if args.json:
+            args.json.write_text(json.dumps(dump, indent=1) + "\n")
         print(f"{name}: ST {st_s:.1f}s, splade-rs {rs_s:.1f}s", file=sys.stderr)
 
+    print_table(rows)
+
+
+def print_table(rows: list) -> None:
     print("| dataset | metric | sentence-transformers | splade-rs | max abs diff (all keys) | ST s | splade-rs s |")
     print("|:--|:--|--:|--:|--:|--:|--:|")
     for kind, name, st, rs, st_s, rs_s in rows:
@@ -136,8 +155,6 @@ def main() -> None:
             print(f"| {label} | {k} | {st[k]:.6f} | {rs[k]:.6f} | {tail} | {times[0]} | {times[1]} |")
         if missing:
             print(f"| {name} | keys only on one side | {missing} | | | | |")
-    if args.json:
-        args.json.write_text(json.dumps(dump, indent=1) + "\n")
 
 
 if __name__ == "__main__":
