@@ -291,6 +291,21 @@ pub fn run(args: TrainArgs) -> Result<()> {
             );
         },
     )?;
+    let final_dir = output.join("final");
+    let final_model = SparseEncoder::load(&final_dir, &candle_core::Device::Cpu)?;
+    let dataset_name = train_path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| train_path.display().to_string());
+    let card = splade_train::card::model_card(&splade_train::card::CardInput {
+        encoder: &final_model,
+        base_model: &model,
+        dataset_name: &dataset_name,
+        data: &data,
+        config: &config,
+        report: &report,
+    });
+    write_atomic(&final_dir.join("README.md"), &card)?;
     let log_path = output.join("training_log.jsonl");
     let mut log = String::new();
     for entry in &report.log {

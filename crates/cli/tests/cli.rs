@@ -299,6 +299,20 @@ fn train_runs_from_a_config_file_with_flag_overrides() {
         "the flag --max-steps 3 wins over the file's 50"
     );
     assert!(out_dir.join("final/model.safetensors").is_file());
+    let card = std::fs::read_to_string(out_dir.join("final/README.md")).unwrap();
+    for section in [
+        "## Model Details",
+        "## Usage",
+        "### Training Logs",
+        "### Training Hyperparameters",
+        "- `per_device_train_batch_size`: 4",
+        "SpladeLoss",
+    ] {
+        assert!(
+            card.contains(section),
+            "model card lacks {section:?}:\n{card}"
+        );
+    }
     let bad = tmp.path().join("bad.toml");
     std::fs::write(&bad, "batch_sise = 4\n").unwrap();
     let out = splade(

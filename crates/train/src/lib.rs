@@ -5,6 +5,7 @@
 //! the regulariser warm-up and learning-rate [`schedule`]s, and [`step::TrainStep`], one
 //! forward/backward/AdamW step over a batch of (anchor, positive, negatives…) texts.
 
+pub mod card;
 pub mod data;
 pub mod loss;
 pub mod optim;
