@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use splade_encoder::{EncodeOptions, SparseEncoder};
-use splade_train::triplets::{mine_hard_negatives, triplets_from_pairs};
+use splade_train::triplets::{
+    exclude_pairs, mine_hard_negatives, read_labelled_pairs, triplets_from_pairs,
+};
 
 #[derive(Args)]
 pub struct DataArgs {
@@ -23,10 +25,15 @@ enum DataCommand {
 
 #[derive(Args)]
 struct TripletArgs {
-    /// Labelled pairs (TSV `sentence1 sentence2 label`): duplicates give anchor/positive, the
-    /// anchor's labelled non-duplicates give the hard negative.
+    /// Labelled pairs (`pairs.tsv` with `sentence1 sentence2 label`, or the Quora release
+    /// file, optionally .gz): duplicates give anchor/positive, the anchor's labelled
+    /// non-duplicates give the hard negative.
     #[arg(long, conflicts_with = "beir")]
     pairs: Option<PathBuf>,
+    /// With --pairs: drop pairs that also occur in these pairs files (e.g. the evaluation
+    /// splits, which the raw Quora release contains), comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    exclude: Vec<PathBuf>,
     /// With --pairs: use each duplicate pair in both directions.
     #[arg(long)]
     both_directions: bool,
@@ -57,14 +64,10 @@ pub fn run(args: DataArgs) -> Result<()> {
 fn triplets(args: TripletArgs) -> Result<()> {
     let (columns, rows): (Vec<String>, Vec<Vec<String>>) = match (&args.pairs, &args.beir) {
         (Some(path), None) => {
-            let pairs = splade_eval::data::read_binary_pairs(path)?;
-            let labelled: Vec<(String, String, bool)> = pairs
-                .sentences1
-                .into_iter()
-                .zip(pairs.sentences2)
-                .zip(pairs.labels)
-                .map(|((a, b), l)| (a, b, l))
-                .collect();
+            let mut labelled = read_labelled_pairs(path)?;
+            for file in &args.exclude {
+                labelled = exclude_pairs(labelled, &read_labelled_pairs(file)?);
+            }
             let rows = triplets_from_pairs(&labelled, args.both_directions);
             (
                 vec!["anchor".into(), "positive".into(), "negative".into()],

@@ -2,9 +2,113 @@
 //! (query, relevant document) pairs from BEIR qrels, and hard negatives mined with the index.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Read;
+use std::path::Path;
 
 use splade_encoder::{EncodeOptions, EncoderError, Result, SparseEncoder};
 use splade_index::{IndexBuilder, SearchOptions};
+
+/// Reads labelled sentence pairs as `(sentence1, sentence2, duplicate)`, from either
+/// - a `pairs.tsv` (header `sentence1 sentence2 label`, tab-separated, no quoting), or
+/// - the Quora release file (header `id qid1 qid2 question1 question2 is_duplicate`,
+///   tab-separated with CSV quoting),
+///
+/// plain or gzip-compressed (`.gz`). Errors name the file and line.
+pub fn read_labelled_pairs(
+    path: &Path,
+) -> std::result::Result<Vec<(String, String, bool)>, crate::data::DataError> {
+    use crate::data::DataError;
+    let name = path.display().to_string();
+    let io = |source: std::io::Error| DataError::Io {
+        path: name.clone(),
+        source,
+    };
+    let raw = std::fs::read(path).map_err(io)?;
+    let bytes = if path.extension().is_some_and(|e| e == "gz") {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(raw.as_slice())
+            .read_to_end(&mut out)
+            .map_err(io)?;
+        out
+    } else {
+        raw
+    };
+    let header_line = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
+    let header: Vec<String> = String::from_utf8_lossy(header_line)
+        .trim_end()
+        .split('\t')
+        .map(str::to_string)
+        .collect();
+    let (a, b, label, quoted) = if header.iter().any(|h| h == "question1") {
+        ("question1", "question2", "is_duplicate", true)
+    } else {
+        ("sentence1", "sentence2", "label", false)
+    };
+    let position = |col: &str| {
+        header
+            .iter()
+            .position(|h| h == col)
+            .ok_or_else(|| DataError::Columns {
+                path: name.clone(),
+                message: format!("no column '{col}' (columns: {})", header.join(", ")),
+            })
+    };
+    let (pa, pb, pl) = (position(a)?, position(b)?, position(label)?);
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(b'\t')
+        .quoting(quoted)
+        .flexible(true)
+        .from_reader(bytes.as_slice());
+    let mut pairs = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| DataError::Record {
+            path: name.clone(),
+            line: e.position().map_or(0, |p| p.line() as usize),
+            message: e.to_string(),
+        })?;
+        let line = record.position().map_or(0, |p| p.line() as usize);
+        let field = |i: usize| {
+            record.get(i).ok_or_else(|| DataError::Record {
+                path: name.clone(),
+                line,
+                message: format!("{} fields, expected at least {}", record.len(), i + 1),
+            })
+        };
+        let duplicate = match field(pl)?.trim() {
+            "1" | "1.0" => true,
+            "0" | "0.0" => false,
+            other => {
+                return Err(DataError::Record {
+                    path: name.clone(),
+                    line,
+                    message: format!("label '{other}' is not 0 or 1"),
+                })
+            }
+        };
+        let (s1, s2) = (field(pa)?, field(pb)?);
+        if s1.is_empty() || s2.is_empty() {
+            continue;
+        }
+        pairs.push((s1.to_string(), s2.to_string(), duplicate));
+    }
+    Ok(pairs)
+}
+
+/// Drops pairs that also occur (in either order) in `exclude`, e.g. evaluation pairs that a
+/// raw release file contains too.
+pub fn exclude_pairs(
+    pairs: Vec<(String, String, bool)>,
+    exclude: &[(String, String, bool)],
+) -> Vec<(String, String, bool)> {
+    let banned: HashSet<(&str, &str)> = exclude
+        .iter()
+        .flat_map(|(a, b, _)| [(a.as_str(), b.as_str()), (b.as_str(), a.as_str())])
+        .collect();
+    pairs
+        .into_iter()
+        .filter(|(a, b, _)| !banned.contains(&(a.as_str(), b.as_str())))
+        .collect()
+}
 
 /// Triplets from labelled pairs, the way the quora-duplicates triplets were built: every
 /// duplicate pair (a, p) gives anchor a and positive p, and a's hard negative is a question
@@ -116,6 +220,44 @@ mod tests {
     use super::*;
 
     fn p(a: &str, b: &str, d: bool) -> (String, String, bool) {
+        (a.into(), b.into(), d)
+    }
+
+    #[test]
+    fn reads_both_pair_layouts_plain_and_gzipped_and_excludes_pairs() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("pairs.tsv");
+        std::fs::write(
+            &plain,
+            "sentence1\tsentence2\tlabel\na\tb\t1\nc \"q\"\td\t0\n",
+        )
+        .unwrap();
+        let raw = "id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate\n0\t1\t2\ta\tb\t1\n1\t3\t4\t\"When do you use \"\"&\"\"?\"\te\t0\n2\t5\t6\tf\t\t0\n";
+        let gz = dir.path().join("raw.tsv.gz");
+        let mut enc = flate2::write::GzEncoder::new(
+            std::fs::File::create(&gz).unwrap(),
+            flate2::Compression::default(),
+        );
+        enc.write_all(raw.as_bytes()).unwrap();
+        enc.finish().unwrap();
+        let p = read_labelled_pairs(&plain).unwrap();
+        assert_eq!(p, vec![p_("a", "b", true), p_("c \"q\"", "d", false)]);
+        let r = read_labelled_pairs(&gz).unwrap();
+        assert_eq!(
+            r,
+            vec![p_("a", "b", true), p_("When do you use \"&\"?", "e", false)]
+        );
+        assert_eq!(
+            exclude_pairs(r, &[p_("b", "a", true)]),
+            vec![p_("When do you use \"&\"?", "e", false)]
+        );
+        std::fs::write(&plain, "sentence1\tsentence2\tlabel\na\tb\tyes\n").unwrap();
+        let e = read_labelled_pairs(&plain).unwrap_err().to_string();
+        assert!(e.contains("line 2") && e.contains("'yes'"), "{e}");
+    }
+
+    fn p_(a: &str, b: &str, d: bool) -> (String, String, bool) {
         (a.into(), b.into(), d)
     }
 
