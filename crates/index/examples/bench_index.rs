@@ -117,7 +117,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let block: usize = pos.get(3).map_or(Ok(64), |s| s.parse())?;
     let grid: Vec<(f32, f32)> = pos
         .get(4)
-        .map_or("0.9:1,0.8:1,0.9:0.5,0.8:0.5,0.7:0.5,0.6:0.4", |s| {
+        .map_or("0.95:1,0.9:1,0.8:1,0.95:0.7,0.9:0.7,0.8:0.5,0.6:0.4", |s| {
             s.as_str()
         })
         .split(',')

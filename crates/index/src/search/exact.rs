@@ -34,6 +34,10 @@ pub(crate) struct Scratch {
     bounds: Vec<f32>,
     seen: Vec<bool>,
     touched: Vec<u32>,
+    /// Per query term `i` and block `b`, at `i * num_blocks + b`: the position of `b` in
+    /// the term's block list, or `u32::MAX` (filled per query; replaces a binary search per
+    /// (term, scored block)).
+    positions: Vec<u32>,
     acc: Vec<f64>,
     pub(crate) stats: SearchStats,
 }
@@ -44,6 +48,7 @@ impl Scratch {
             bounds: Vec::new(),
             seen: Vec::new(),
             touched: Vec::new(),
+            positions: Vec::new(),
             acc: vec![0.0; crate::builder::MAX_BLOCK_SIZE],
             stats: SearchStats::default(),
         }
@@ -138,6 +143,10 @@ pub(crate) fn exact_top_k(
         })
         .collect();
     scratch.prepare(num_blocks);
+    let table = terms.len() * num_blocks <= MAX_POSITIONS;
+    if table {
+        fill_positions(&a, &terms, num_blocks, &mut scratch.positions);
+    }
     let keys: Vec<u64> = if terms.iter().any(|t| t.weight < 0.0) {
         (0..num_blocks as u32)
             .map(|b| key(f32::INFINITY, b))
@@ -163,10 +172,30 @@ pub(crate) fn exact_top_k(
             break;
         }
         scored += 1;
-        score_block(&a, block, &terms, &mut scratch.acc, &mut top);
+        let positions = if table {
+            Some((&scratch.positions[..], num_blocks))
+        } else {
+            None
+        };
+        score_block(&a, block, &terms, positions, &mut scratch.acc, &mut top);
     }
     scratch.stats.blocks_scored = scored;
     top.into_sorted()
+}
+
+/// Largest position table (entries) per query; beyond it, binary search.
+const MAX_POSITIONS: usize = 1 << 24;
+
+/// Fills `positions` (see [`Scratch`]) for every query term.
+fn fill_positions(a: &BlockArrays<'_>, terms: &[QueryTerm], nb: usize, positions: &mut Vec<u32>) {
+    positions.clear();
+    positions.resize(terms.len() * nb, u32::MAX);
+    for (i, t) in terms.iter().enumerate() {
+        let row = &mut positions[i * nb..(i + 1) * nb];
+        for (j, &b) in a.bound_blocks[t.start..t.end].iter().enumerate() {
+            row[b as usize] = j as u32;
+        }
+    }
 }
 
 /// Adds every positive query term's dequantised block maxima into `scratch.bounds`, noting
@@ -196,12 +225,13 @@ fn accumulate_bounds(a: &BlockArrays<'_>, terms: &[QueryTerm], scratch: &mut Scr
 }
 
 /// Scores every document of `block` exactly and offers it to `top`. The (term, block)
-/// entries are found through the term's block list (`bounds.slots`), which the bound pass
-/// has just read, so the lookups stay in cache.
+/// entries are found through the term's block list (`bounds.slots`): its position comes
+/// from the per-query table, or a binary search for very large queries × indexes.
 fn score_block(
     a: &BlockArrays<'_>,
     block: usize,
     terms: &[QueryTerm],
+    positions: Option<(&[u32], usize)>,
     acc: &mut [f64],
     top: &mut TopK,
 ) {
@@ -209,10 +239,19 @@ fn score_block(
     let len = a.block_size.min(a.num_docs - first);
     let acc = &mut acc[..len];
     acc.fill(0.0);
-    for t in terms {
-        let blocks = &a.bound_blocks[t.start..t.end];
-        let Ok(p) = blocks.binary_search(&(block as u32)) else {
-            continue;
+    for (i, t) in terms.iter().enumerate() {
+        let p = match positions {
+            Some((table, nb)) => match table[i * nb + block] {
+                u32::MAX => continue,
+                p => p as usize,
+            },
+            None => {
+                let blocks = &a.bound_blocks[t.start..t.end];
+                let Ok(p) = blocks.binary_search(&(block as u32)) else {
+                    continue;
+                };
+                p
+            }
         };
         let slot = a.bound_slots[t.start + p] as usize;
         let (es, ee) = (
