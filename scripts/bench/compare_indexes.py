@@ -244,11 +244,15 @@ def main():
     ap.add_argument("--hnsw-efc", type=int, default=100)
     ap.add_argument("--timeout", type=float, default=1800, help="seconds per system")
     ap.add_argument("--out")
+    ap.add_argument("--render", help="print the table of a results JSON file and exit")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--data", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.worker:
         return worker(a)
+    if a.render:
+        with open(a.render) as f:
+            return print(markdown(json.load(f)))
     _, dind, didx, dval = load_jsonl(a.docs)
     _, qind, qidx, qval = load_jsonl(a.queries)
     t = time.perf_counter()
@@ -294,17 +298,19 @@ def main():
 def markdown(res):
     lines = [f"{res['docs']} docs ({res['doc_nnz_mean']:.0f} terms), {res['queries']} queries "
              f"({res['query_nnz_mean']:.0f} terms), k = {res['k']}", "",
-             "| system | setting | QPS 1t | QPS 2t | p50 ms | p99 ms | recall@k | build s | index MB | peak RSS MB |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| system | setting | QPS 1t | QPS 2t | 1/p50 (q/s) | p50 ms | p99 ms | recall@k | build s | index MB | peak RSS MB |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for s in res["systems"]:
         if "error" in s:
-            lines.append(f"| {s['system']} | failed: {s['error'][-80:]} | | | | | | | | |")
+            lines.append(f"| {s['system']} | failed: {s['error'][-80:]} | | | | | | | | | |")
             continue
         mb = lambda b: f"{b / 2**20:.1f}" if b is not None else ""
         runs = s["runs"] or [{"method": "-"}]
         for r in runs:
-            lines.append("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
-                s["system"], r["method"], r.get("qps_1t", ""), r.get("qps_2t") or "-", r.get("p50_ms", ""),
+            p50 = r.get("p50_ms")
+            lines.append("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
+                s["system"], r["method"], r.get("qps_1t", ""), r.get("qps_2t") or "-",
+                f"{1e3 / p50:.0f}" if p50 else "", r.get("p50_ms", ""),
                 r.get("p99_ms", ""), r.get("recall", ""), f"{s['build_s']:.1f}" if "build_s" in s else "",
                 mb(s.get("index_bytes")), mb(s.get("peak_rss_bytes"))))
     return "\n".join(lines)
