@@ -114,7 +114,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         _ => return Err("usage: bench_index DOCS.jsonl QUERIES.jsonl [K] [BLOCK] [ALPHA:BETA,...] [--reorder=none|heaviest|clustered]".into()),
     };
     let k: usize = pos.get(2).map_or(Ok(10), |s| s.parse())?;
-    let block: usize = pos.get(3).map_or(Ok(64), |s| s.parse())?;
+    let block: usize = pos
+        .get(3)
+        .map_or(Ok(splade_index::DEFAULT_BLOCK_SIZE), |s| s.parse())?;
     let grid: Vec<(f32, f32)> = pos
         .get(4)
         .map_or("0.95:1,0.9:1,0.8:1,0.95:0.7,0.9:0.7,0.8:0.5,0.6:0.4", |s| {

@@ -71,7 +71,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .collect::<Result<_, _>>()?;
     let docs = args.first().copied().unwrap_or(100_000);
     let num_queries = args.get(1).copied().unwrap_or(200);
-    let block = args.get(2).copied().unwrap_or(64);
+    let block = args
+        .get(2)
+        .copied()
+        .unwrap_or(splade_index::DEFAULT_BLOCK_SIZE);
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
     let zipf = Zipf::new(&mut rng);
     let vectors: Vec<SparseVector> = (0..docs)

@@ -11,8 +11,9 @@ use crate::index::Index;
 use crate::quantize::{encode_up, scale_for};
 use crate::storage::{Bytes, OwnedArray};
 
-/// The default number of documents per block.
-pub const DEFAULT_BLOCK_SIZE: usize = 64;
+/// The default number of documents per block (32: on synthetic 100k and WordNet glosses it
+/// scored about 3x / 1.4x faster than 64 at the median, for about 5% more index bytes).
+pub const DEFAULT_BLOCK_SIZE: usize = 32;
 /// The largest block size (positions inside a block are stored as u8).
 pub const MAX_BLOCK_SIZE: usize = 256;
 
