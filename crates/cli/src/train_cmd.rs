@@ -249,6 +249,12 @@ pub fn run(args: TrainArgs) -> Result<()> {
         }
         None => None,
     };
+    // Ctrl-C: finish the step in flight, save a checkpoint, stop.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || flag.store(true, std::sync::atomic::Ordering::SeqCst))
+        .context("installing the Ctrl-C handler")?;
+    config.stop = Some(stop);
     let dir = resolve_model(&model)?;
     let (encoder, vars) = SparseEncoder::load_trainable(&dir, &candle_core::Device::Cpu)?;
     eprintln!(
@@ -291,21 +297,6 @@ pub fn run(args: TrainArgs) -> Result<()> {
             );
         },
     )?;
-    let final_dir = output.join("final");
-    let final_model = SparseEncoder::load(&final_dir, &candle_core::Device::Cpu)?;
-    let dataset_name = train_path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_else(|| train_path.display().to_string());
-    let card = splade_train::card::model_card(&splade_train::card::CardInput {
-        encoder: &final_model,
-        base_model: &model,
-        dataset_name: &dataset_name,
-        data: &data,
-        config: &config,
-        report: &report,
-    });
-    write_atomic(&final_dir.join("README.md"), &card)?;
     let log_path = output.join("training_log.jsonl");
     let mut log = String::new();
     for entry in &report.log {
@@ -322,6 +313,29 @@ pub fn run(args: TrainArgs) -> Result<()> {
         &output.join("evaluations.json"),
         &serde_json::to_string_pretty(&evals)?,
     )?;
+    if let Some(checkpoint) = &report.interrupted_at {
+        eprintln!(
+            "interrupted after step {}: checkpoint saved in {}",
+            report.steps,
+            checkpoint.display()
+        );
+        return Ok(());
+    }
+    let final_dir = output.join("final");
+    let final_model = SparseEncoder::load(&final_dir, &candle_core::Device::Cpu)?;
+    let dataset_name = train_path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| train_path.display().to_string());
+    let card = splade_train::card::model_card(&splade_train::card::CardInput {
+        encoder: &final_model,
+        base_model: &model,
+        dataset_name: &dataset_name,
+        data: &data,
+        config: &config,
+        report: &report,
+    });
+    write_atomic(&final_dir.join("README.md"), &card)?;
     eprintln!(
         "done: {} steps; model in {}{}",
         report.steps,

@@ -50,6 +50,9 @@ pub struct TrainConfig {
     pub eval_steps: Option<usize>,
     /// The metric that picks the best checkpoint (higher is better), e.g. `dot_ap`.
     pub best_metric: Option<String>,
+    /// When set (e.g. by a Ctrl-C handler), the run saves a checkpoint of the last finished
+    /// step and stops before the next one.
+    pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl Default for TrainConfig {
@@ -70,6 +73,7 @@ impl Default for TrainConfig {
             logging_steps: 50,
             eval_steps: None,
             best_metric: None,
+            stop: None,
         }
     }
 }
@@ -111,6 +115,8 @@ pub struct TrainReport {
     pub evaluations: Vec<(usize, Metrics)>,
     /// The step whose checkpoint was kept as best, if a best metric was set.
     pub best_step: Option<usize>,
+    /// The checkpoint written when the run was stopped early through `TrainConfig::stop`.
+    pub interrupted_at: Option<PathBuf>,
     /// Where the final model was written.
     pub output: PathBuf,
 }
@@ -213,6 +219,17 @@ pub fn train(
     let mut queue: Vec<Vec<usize>> = Vec::new();
     let mut step = 0;
     while step < total_steps {
+        if config
+            .stop
+            .as_ref()
+            .is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst))
+        {
+            let checkpoint = output.join(format!("checkpoint-{step}"));
+            save_model(&encoder, &vars, &checkpoint, |_| Ok(()))?;
+            report.steps = step;
+            report.interrupted_at = Some(checkpoint);
+            return Ok(report);
+        }
         let (lambda_q, lambda_d) = (
             regularizer_weight(
                 config.loss.lambda_query,

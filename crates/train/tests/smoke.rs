@@ -111,3 +111,47 @@ fn loss_falls_and_the_saved_model_reloads() {
         fin.encode(&t, &EncodeOptions::default()).unwrap()
     );
 }
+
+#[test]
+fn a_stop_request_saves_a_checkpoint_and_ends_the_run() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let model = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/encoder/models/distilbert-tied-seedlayout");
+    let (encoder, vars) = SparseEncoder::load_trainable(&model, &Device::Cpu).unwrap();
+    let rows: Vec<Vec<String>> = (0..12)
+        .map(|i| vec![format!("question {i}"), format!("same question {i}")])
+        .collect();
+    let data = TrainingData {
+        columns: vec!["anchor".into(), "positive".into()],
+        rows,
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let config = TrainConfig {
+        batch_size: 2,
+        max_steps: Some(50),
+        logging_steps: 1,
+        stop: Some(stop.clone()),
+        ..TrainConfig::default()
+    };
+    let out = tempfile::tempdir().unwrap();
+    let report = train(
+        encoder,
+        vars,
+        &data,
+        &config,
+        out.path(),
+        |_, _| Ok(Metrics::new()),
+        |entry| {
+            if entry.step == 3 {
+                stop.store(true, Ordering::SeqCst);
+            }
+        },
+    )
+    .unwrap();
+    assert_eq!(report.steps, 3);
+    let checkpoint = report.interrupted_at.expect("interrupted");
+    assert_eq!(checkpoint, out.path().join("checkpoint-3"));
+    SparseEncoder::load(&checkpoint, &Device::Cpu).unwrap();
+    assert!(!out.path().join("final").exists());
+}
