@@ -6,9 +6,12 @@
 //!   [`readers`] (JSONL, Seismic binary).
 //! - Persist: [`IndexBuilder::write`] writes a versioned directory ([`mod@format`]) atomically;
 //!   [`Index::open`] memory-maps it, verifying checksums and structure.
+//! - Layout: the builder clusters similar documents into the same blocks ([`Reorder`]), so
+//!   block maxima are tight and pruning skips most blocks; document numbers stay insertion
+//!   order (the format stores the permutation).
 //! - Search: [`Index::top_k`] (exact, pruned), [`Index::brute_force_top_k`] (reference),
 //!   [`Index::search`] / [`Index::search_batch`] with [`SearchOptions`] (method, query term
-//!   pruning, threads), [`Index::explain`].
+//!   pruning, threads), [`Method::Approximate`] (α / β: recall for speed), [`Index::explain`].
 //!
 //! Ranking everywhere: score descending, ties to the smaller document number (insertion
 //! order); only documents with a score `> 0` are returned.
