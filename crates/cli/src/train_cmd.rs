@@ -91,6 +91,10 @@ pub struct TrainArgs {
     /// BEIR folder (corpus.jsonl, queries.jsonl, qrels/test.tsv) for IR evaluation.
     #[arg(long)]
     eval_beir: Option<PathBuf>,
+    /// Continue an interrupted or finished run from one of its `checkpoint-STEP` folders
+    /// (weights, optimizer state, batch position and logs); use the run's other options.
+    #[arg(long)]
+    resume_from: Option<PathBuf>,
     /// Metric selecting the best checkpoint (e.g. `eval_dot_ap`, `scifact_dot_ndcg@10`).
     #[arg(long)]
     best_metric: Option<String>,
@@ -134,7 +138,8 @@ fn load_args(mut flags: TrainArgs) -> Result<TrainArgs> {
             eval_ratio,
             eval_pairs,
             eval_beir,
-            best_metric
+            best_metric,
+            resume_from
         );
     }
     Ok(flags)
@@ -255,7 +260,11 @@ pub fn run(args: TrainArgs) -> Result<()> {
     ctrlc::set_handler(move || flag.store(true, std::sync::atomic::Ordering::SeqCst))
         .context("installing the Ctrl-C handler")?;
     config.stop = Some(stop);
-    let dir = resolve_model(&model)?;
+    config.resume_from = args.resume_from.clone();
+    let dir = match &args.resume_from {
+        Some(checkpoint) => checkpoint.clone(),
+        None => resolve_model(&model)?,
+    };
     let (encoder, vars) = SparseEncoder::load_trainable(&dir, &candle_core::Device::Cpu)?;
     eprintln!(
         "training {} on {} rows ({} columns: {}), batch {}, lr {}, output {}",
@@ -280,7 +289,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
                 .take(6)
                 .map(|(k, v)| format!("{k} {v:.4}"))
                 .collect();
-            eprintln!("step {step}: {}", shown.join(", "));
+            if !shown.is_empty() {
+                eprintln!("step {step}: {}", shown.join(", "));
+            }
             Ok(metrics)
         },
         |entry| {

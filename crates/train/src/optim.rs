@@ -80,6 +80,58 @@ impl AdamW {
         self.config.lr
     }
 
+    /// Saves the moments (`m.NAME`, `v.NAME`, by the variables' names in `names`, in the
+    /// order the variables were given) to a safetensors file; the step count is returned for
+    /// the caller to store.
+    pub fn save_state(&self, names: &[String], path: &std::path::Path) -> Result<i32> {
+        let mut tensors = std::collections::HashMap::new();
+        for (slot, name) in self.slots.iter().zip(names) {
+            let shape = slot.var.shape().clone();
+            tensors.insert(
+                format!("m.{name}"),
+                Tensor::from_slice(&slot.m, shape.clone(), &Device::Cpu)?,
+            );
+            tensors.insert(
+                format!("v.{name}"),
+                Tensor::from_slice(&slot.v, shape, &Device::Cpu)?,
+            );
+        }
+        candle_core::safetensors::save(&tensors, path)?;
+        Ok(self.step)
+    }
+
+    /// Restores moments saved by [`Self::save_state`] and the step count.
+    pub fn load_state(
+        &mut self,
+        names: &[String],
+        path: &std::path::Path,
+        step: i32,
+    ) -> Result<()> {
+        let tensors = candle_core::safetensors::load(path, &Device::Cpu)?;
+        for (slot, name) in self.slots.iter_mut().zip(names) {
+            for (key, target) in [
+                (format!("m.{name}"), &mut slot.m),
+                (format!("v.{name}"), &mut slot.v),
+            ] {
+                let t = tensors.get(&key).ok_or_else(|| {
+                    candle_core::Error::Msg(format!("{}: no tensor '{key}'", path.display()))
+                })?;
+                let values = to_vec(t)?;
+                if values.len() != target.len() {
+                    candle_core::bail!(
+                        "{}: '{key}' has {} values, expected {}",
+                        path.display(),
+                        values.len(),
+                        target.len()
+                    );
+                }
+                *target = values;
+            }
+        }
+        self.step = step;
+        Ok(())
+    }
+
     /// One update from `grads`; variables without a gradient are left untouched (their
     /// moments too), as PyTorch skips parameters whose `.grad` is `None`.
     pub fn step(&mut self, grads: &GradStore) -> Result<()> {

@@ -53,6 +53,9 @@ pub struct TrainConfig {
     /// When set (e.g. by a Ctrl-C handler), the run saves a checkpoint of the last finished
     /// step and stops before the next one.
     pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// Continue the run from this checkpoint folder (its optimizer state, step, batch position
+    /// and logs); the caller loads the model weights from the same folder.
+    pub resume_from: Option<PathBuf>,
 }
 
 impl Default for TrainConfig {
@@ -74,12 +77,13 @@ impl Default for TrainConfig {
             eval_steps: None,
             best_metric: None,
             stop: None,
+            resume_from: None,
         }
     }
 }
 
 /// One logged step.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LogEntry {
     /// Optimiser step (1-based).
     pub step: usize,
@@ -120,6 +124,23 @@ pub struct TrainReport {
     /// Where the final model was written.
     pub output: PathBuf,
 }
+
+/// What a checkpoint records besides the weights, to resume the run exactly.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct TrainerState {
+    step: usize,
+    /// Epochs whose batch order has been drawn (the current one is `epochs_started - 1`).
+    epochs_started: u64,
+    /// Micro-batches of the current epoch already used.
+    consumed_in_epoch: usize,
+    optimizer_step: i32,
+    best: Option<(f64, usize)>,
+    log: Vec<LogEntry>,
+    evaluations: Vec<(usize, Metrics)>,
+}
+
+const TRAINER_STATE: &str = "trainer_state.json";
+const OPTIMIZER_STATE: &str = "optimizer.safetensors";
 
 fn global_norm(vars: &[(String, Var)], grads: &GradStore) -> Result<f64> {
     let mut total = 0.0;
@@ -218,6 +239,80 @@ pub fn train(
     let mut epoch = 0u64;
     let mut queue: Vec<Vec<usize>> = Vec::new();
     let mut step = 0;
+    let names: Vec<String> = vars.iter().map(|(n, _)| n.clone()).collect();
+    if let Some(dir) = &config.resume_from {
+        let path = dir.join(TRAINER_STATE);
+        let text = std::fs::read_to_string(&path).map_err(|source| EncoderError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let state: TrainerState =
+            serde_json::from_str(&text).map_err(|source| EncoderError::Json {
+                path: path.clone(),
+                source,
+            })?;
+        optimizer.load_state(&names, &dir.join(OPTIMIZER_STATE), state.optimizer_step)?;
+        step = state.step;
+        epoch = state.epochs_started;
+        if epoch > 0 {
+            queue = batches(
+                &data.rows,
+                config.batch_size,
+                config.sampler,
+                config.seed,
+                epoch - 1,
+                false,
+            );
+            queue.reverse();
+            for _ in 0..state.consumed_in_epoch {
+                queue.pop();
+            }
+        }
+        best = state.best;
+        report.log = state.log;
+        report.evaluations = state.evaluations;
+    }
+    let epoch_len = |epoch: u64| {
+        batches(
+            &data.rows,
+            config.batch_size,
+            config.sampler,
+            config.seed,
+            epoch,
+            false,
+        )
+        .len()
+    };
+    // Saves the weights plus everything needed to resume, atomically, into `dir`.
+    let save_checkpoint = |dir: &Path,
+                           step: usize,
+                           epoch: u64,
+                           queue_len: usize,
+                           best: Option<(f64, usize)>,
+                           report: &TrainReport,
+                           optimizer: &AdamW|
+     -> Result<()> {
+        save_model(&encoder, &vars, dir, |staging| {
+            let optimizer_step = optimizer.save_state(&names, &staging.join(OPTIMIZER_STATE))?;
+            let state = TrainerState {
+                step,
+                epochs_started: epoch,
+                consumed_in_epoch: if epoch > 0 {
+                    epoch_len(epoch - 1) - queue_len
+                } else {
+                    0
+                },
+                optimizer_step,
+                best,
+                log: report.log.clone(),
+                evaluations: report.evaluations.clone(),
+            };
+            let text = serde_json::to_string_pretty(&state)
+                .map_err(|e| EncoderError::InvalidArgument(e.to_string()))?;
+            let path = staging.join(TRAINER_STATE);
+            std::fs::write(&path, text).map_err(|source| EncoderError::Io { path, source })
+        })
+    };
     while step < total_steps {
         if config
             .stop
@@ -225,7 +320,15 @@ pub fn train(
             .is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst))
         {
             let checkpoint = output.join(format!("checkpoint-{step}"));
-            save_model(&encoder, &vars, &checkpoint, |_| Ok(()))?;
+            save_checkpoint(
+                &checkpoint,
+                step,
+                epoch,
+                queue.len(),
+                best,
+                &report,
+                &optimizer,
+            )?;
             report.steps = step;
             report.interrupted_at = Some(checkpoint);
             return Ok(report);
@@ -314,8 +417,6 @@ pub fn train(
             config.eval_steps.is_some_and(|e| e > 0 && step % e == 0) || step == total_steps;
         if eval_now {
             let metrics = evaluate(&encoder, step)?;
-            let checkpoint = output.join(format!("checkpoint-{step}"));
-            save_model(&encoder, &vars, &checkpoint, |_| Ok(()))?;
             if let Some(name) = &config.best_metric {
                 let value = *metrics.get(name).ok_or_else(|| {
                     EncoderError::InvalidArgument(format!(
@@ -328,6 +429,16 @@ pub fn train(
                 }
             }
             report.evaluations.push((step, metrics));
+            let checkpoint = output.join(format!("checkpoint-{step}"));
+            save_checkpoint(
+                &checkpoint,
+                step,
+                epoch,
+                queue.len(),
+                best,
+                &report,
+                &optimizer,
+            )?;
         }
     }
     report.steps = step;

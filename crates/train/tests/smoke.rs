@@ -155,3 +155,97 @@ fn a_stop_request_saves_a_checkpoint_and_ends_the_run() {
     SparseEncoder::load(&checkpoint, &Device::Cpu).unwrap();
     assert!(!out.path().join("final").exists());
 }
+
+#[test]
+fn resuming_from_a_checkpoint_reproduces_the_uninterrupted_run() {
+    let model = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/encoder/models/distilbert-tied-seedlayout");
+    let rows: Vec<Vec<String>> = (0..10)
+        .map(|i| {
+            vec![
+                format!("how to do thing {i}"),
+                format!("ways to do thing {i}"),
+                format!("unrelated {i}"),
+            ]
+        })
+        .collect();
+    let data = TrainingData {
+        columns: vec!["anchor".into(), "positive".into(), "negative".into()],
+        rows,
+    };
+    // 4 batches per epoch of 3, 7 steps: the resume point (step 3) is inside the first epoch
+    // and the run crosses into the second.
+    let config = TrainConfig {
+        batch_size: 3,
+        max_steps: Some(7),
+        learning_rate: 1e-3,
+        weight_decay: 0.01,
+        eval_steps: Some(3),
+        logging_steps: 1,
+        loss: SpladeLossConfig {
+            lambda_query: 1e-3,
+            lambda_document: 1e-3,
+            scale: 1.0,
+        },
+        ..TrainConfig::default()
+    };
+    let straight = tempfile::tempdir().unwrap();
+    let (encoder, vars) = SparseEncoder::load_trainable(&model, &Device::Cpu).unwrap();
+    let full = train(
+        encoder,
+        vars,
+        &data,
+        &config,
+        straight.path(),
+        |_, _| Ok(Metrics::new()),
+        |_| {},
+    )
+    .unwrap();
+
+    let checkpoint = straight.path().join("checkpoint-3");
+    let resumed_dir = tempfile::tempdir().unwrap();
+    let (encoder, vars) = SparseEncoder::load_trainable(&checkpoint, &Device::Cpu).unwrap();
+    let resumed_config = TrainConfig {
+        resume_from: Some(checkpoint),
+        ..config.clone()
+    };
+    let resumed = train(
+        encoder,
+        vars,
+        &data,
+        &resumed_config,
+        resumed_dir.path(),
+        |_, _| Ok(Metrics::new()),
+        |_| {},
+    )
+    .unwrap();
+
+    assert_eq!(resumed.steps, 7);
+    assert_eq!(
+        resumed.log.len(),
+        full.log.len(),
+        "the log continues from the checkpoint"
+    );
+    for (a, b) in full.log.iter().zip(&resumed.log) {
+        assert!(
+            (a.loss - b.loss).abs() <= 1e-5 * a.loss.abs().max(1.0),
+            "step {}: {} vs {}",
+            a.step,
+            a.loss,
+            b.loss
+        );
+    }
+    let a = SparseEncoder::load(&straight.path().join("final"), &Device::Cpu).unwrap();
+    let b = SparseEncoder::load(&resumed_dir.path().join("final"), &Device::Cpu).unwrap();
+    let texts = ["how to do thing 4", "unrelated 9"];
+    let (va, vb) = (
+        a.encode(&texts, &EncodeOptions::default()).unwrap(),
+        b.encode(&texts, &EncodeOptions::default()).unwrap(),
+    );
+    for (ra, rb) in va.rows().zip(vb.rows()) {
+        assert_eq!(ra.indices(), rb.indices());
+        for (x, y) in ra.values().iter().zip(rb.values()) {
+            assert!((x - y).abs() <= 1e-5 * x.abs().max(1.0), "{x} vs {y}");
+        }
+    }
+}
