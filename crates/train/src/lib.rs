@@ -16,4 +16,7 @@ pub mod step;
 pub mod trainer;
 pub mod triplets;
 
-pub use loss::{flops, multiple_negatives_ranking, splade_loss, SpladeLossConfig, SpladeLossParts};
+pub use loss::{
+    flops, margin_mse, multiple_negatives_ranking, splade_loss, splade_margin_mse_loss,
+    SpladeLossConfig, SpladeLossParts,
+};
