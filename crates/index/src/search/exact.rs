@@ -38,6 +38,8 @@ pub(crate) struct Scratch {
     /// the term's block list, or `u32::MAX` (filled per query; replaces a binary search per
     /// (term, scored block)).
     positions: Vec<u32>,
+    /// Largest position table (entries); [`MAX_POSITIONS`] except in tests.
+    max_positions: usize,
     acc: Vec<f64>,
     pub(crate) stats: SearchStats,
 }
@@ -49,6 +51,7 @@ impl Scratch {
             seen: Vec::new(),
             touched: Vec::new(),
             positions: Vec::new(),
+            max_positions: MAX_POSITIONS,
             acc: vec![0.0; crate::builder::MAX_BLOCK_SIZE],
             stats: SearchStats::default(),
         }
@@ -143,7 +146,7 @@ pub(crate) fn exact_top_k(
         })
         .collect();
     scratch.prepare(num_blocks);
-    let table = terms.len() * num_blocks <= MAX_POSITIONS;
+    let table = terms.len() * num_blocks <= scratch.max_positions;
     if table {
         fill_positions(&a, &terms, num_blocks, &mut scratch.positions);
     }
@@ -266,5 +269,57 @@ fn score_block(
     let docs = &a.doc_order[first..first + len];
     for (&doc, &s) in docs.iter().zip(acc.iter()) {
         top.push(doc, s as f32);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{IndexBuilder, Reorder};
+    use splade_sparse::SparseVector;
+
+    /// The position table and the binary-search fallback find the same entries.
+    #[test]
+    fn position_table_and_binary_search_agree() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let dim = 300;
+        let mut vector = |n: usize, next: &mut dyn FnMut() -> u64| {
+            let pairs: Vec<(u32, f32)> = (0..n)
+                .map(|_| ((next() % dim) as u32, (next() % 1000) as f32 / 250.0))
+                .collect();
+            let mut pairs = pairs;
+            pairs.sort_by_key(|p| p.0);
+            pairs.dedup_by_key(|p| p.0);
+            SparseVector::from_pairs(pairs).unwrap()
+        };
+        let mut b = IndexBuilder::new(dim as usize)
+            .block_size(8)
+            .reorder(Reorder::Clustered);
+        for d in 0..2000 {
+            let v = vector(20, &mut next);
+            b.add(&format!("d{d}"), v.view()).unwrap();
+        }
+        let index = b.build().unwrap();
+        let mut table = Scratch::new();
+        let mut search = Scratch::new();
+        search.max_positions = 0;
+        for _ in 0..50 {
+            let q = vector(30, &mut next);
+            for k in [1, 10, 100] {
+                let a = exact_top_k(&index, q.view(), k, 1.0, 1.0, &mut table);
+                let b = exact_top_k(&index, q.view(), k, 1.0, 1.0, &mut search);
+                assert_eq!(a, b);
+                assert_eq!(a, index.brute_force_top_k(q.view(), k));
+                let a = exact_top_k(&index, q.view(), k, 0.7, 0.5, &mut table);
+                let b = exact_top_k(&index, q.view(), k, 0.7, 0.5, &mut search);
+                assert_eq!(a, b);
+            }
+        }
     }
 }
