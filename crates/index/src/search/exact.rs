@@ -289,7 +289,7 @@ mod tests {
             state
         };
         let dim = 300;
-        let mut vector = |n: usize, next: &mut dyn FnMut() -> u64| {
+        let vector = |n: usize, next: &mut dyn FnMut() -> u64| {
             let pairs: Vec<(u32, f32)> = (0..n)
                 .map(|_| ((next() % dim) as u32, (next() % 1000) as f32 / 250.0))
                 .collect();
