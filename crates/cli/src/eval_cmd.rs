@@ -80,6 +80,10 @@ struct CutoffArgs {
     /// Score function (default: the model's similarity function).
     #[arg(long)]
     similarity: Option<Similarity>,
+    /// Rank with the splade-index exact search (dot product) instead of a brute-force scan;
+    /// the metrics are identical.
+    #[arg(long)]
+    use_index: bool,
     /// accuracy@k cut-offs.
     #[arg(long, value_delimiter = ',', default_value = "1,3,5,10")]
     accuracy_at_k: Vec<usize>,
@@ -218,6 +222,7 @@ fn ir_evaluator(
     ev.cutoffs = cutoffs.cutoffs();
     ev.cutoffs.validate()?;
     ev.function = cutoffs.similarity;
+    ev.use_index = cutoffs.use_index;
     ev.options = encode_options(common);
     Ok(ev)
 }

@@ -157,6 +157,9 @@ pub struct InformationRetrievalEvaluator {
     pub function: Option<Similarity>,
     /// Batch size and `max_active_dims` of the encoding.
     pub options: EncodeOptions,
+    /// Rank with the index crate's exact search instead of a brute-force scan (dot product
+    /// only; identical results, see [`crate::IndexRanker`]).
+    pub use_index: bool,
 }
 
 /// The result of an information-retrieval evaluation.
@@ -242,6 +245,7 @@ impl InformationRetrievalEvaluator {
             cutoffs: Cutoffs::default(),
             function: None,
             options: EncodeOptions::default(),
+            use_index: false,
         })
     }
 
@@ -264,6 +268,15 @@ impl InformationRetrievalEvaluator {
         function: Similarity,
     ) -> Result<IrResult> {
         let ids: Vec<&str> = self.corpus.iter().map(|(id, _)| id.as_str()).collect();
+        if self.use_index {
+            if function != Similarity::Dot {
+                return Err(EvalError::InvalidArgument(format!(
+                    "the index ranks by dot product; the evaluation asks for {function}"
+                )));
+            }
+            let ranker = crate::IndexRanker::new(corpus_emb, &id_ranks(&ids))?;
+            return self.evaluate_with_ranker(query_emb, corpus_emb, function, &ranker);
+        }
         let ranker = BruteForceRanker::new(corpus_emb, function, id_ranks(&ids))?;
         self.evaluate_with_ranker(query_emb, corpus_emb, function, &ranker)
     }

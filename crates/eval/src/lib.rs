@@ -18,6 +18,7 @@ pub mod data;
 mod error;
 pub mod evaluator;
 pub mod hf_parquet;
+pub mod index_ranker;
 pub mod ir;
 pub mod nanobeir;
 pub mod ranking;
@@ -28,6 +29,7 @@ pub use error::{EvalError, Result};
 pub use evaluator::{
     BinaryClassificationEvaluator, BinaryResult, InformationRetrievalEvaluator, IrResult,
 };
+pub use index_ranker::IndexRanker;
 pub use ir::{Cutoffs, IrMetrics};
 pub use nanobeir::{aggregate, Aggregate, DEFAULT_AGGREGATE_NAME};
 pub use ranking::{BruteForceRanker, Hit, Ranker};
