@@ -84,6 +84,13 @@ struct CutoffArgs {
     /// the metrics are identical.
     #[arg(long)]
     use_index: bool,
+    /// With --use-index: approximate search with this bound multiplier α in (0, 1] (and
+    /// --approx-beta), to measure its cost in quality.
+    #[arg(long, requires = "use_index")]
+    approx_alpha: Option<f32>,
+    /// With --approx-alpha: fraction β in (0, 1] of query terms used for block bounds.
+    #[arg(long, requires = "approx_alpha", default_value_t = 1.0)]
+    approx_beta: f32,
     /// accuracy@k cut-offs.
     #[arg(long, value_delimiter = ',', default_value = "1,3,5,10")]
     accuracy_at_k: Vec<usize>,
@@ -223,6 +230,7 @@ fn ir_evaluator(
     ev.cutoffs.validate()?;
     ev.function = cutoffs.similarity;
     ev.use_index = cutoffs.use_index;
+    ev.approximate = cutoffs.approx_alpha.map(|a| (a, cutoffs.approx_beta));
     ev.options = encode_options(common);
     Ok(ev)
 }

@@ -160,6 +160,9 @@ pub struct InformationRetrievalEvaluator {
     /// Rank with the index crate's exact search instead of a brute-force scan (dot product
     /// only; identical results, see [`crate::IndexRanker`]).
     pub use_index: bool,
+    /// With `use_index`: BMP-style approximate search `(alpha, beta)` instead of the exact one
+    /// (to measure what it costs in quality; see `splade_index::Method::Approximate`).
+    pub approximate: Option<(f32, f32)>,
 }
 
 /// The result of an information-retrieval evaluation.
@@ -246,6 +249,7 @@ impl InformationRetrievalEvaluator {
             function: None,
             options: EncodeOptions::default(),
             use_index: false,
+            approximate: None,
         })
     }
 
@@ -274,7 +278,12 @@ impl InformationRetrievalEvaluator {
                     "the index ranks by dot product; the evaluation asks for {function}"
                 )));
             }
-            let ranker = crate::IndexRanker::new(corpus_emb, &id_ranks(&ids))?;
+            let mut ranker = crate::IndexRanker::new(corpus_emb, &id_ranks(&ids))?;
+            if let Some((alpha, beta)) = self.approximate {
+                let method = splade_index::Method::approximate(alpha, beta)
+                    .map_err(|e| EvalError::InvalidArgument(e.to_string()))?;
+                ranker = ranker.with_method(method);
+            }
             return self.evaluate_with_ranker(query_emb, corpus_emb, function, &ranker);
         }
         let ranker = BruteForceRanker::new(corpus_emb, function, id_ranks(&ids))?;

@@ -5,7 +5,7 @@
 //! sharing no term with the query score 0; when fewer than `k` documents score above 0, the
 //! list is completed with zero-score documents in tie-rank order, as a full scan would.
 
-use splade_index::{Index, IndexBuilder};
+use splade_index::{Index, IndexBuilder, Method, SearchOptions};
 use splade_sparse::SparseBatch;
 
 use crate::error::{EvalError, Result};
@@ -14,6 +14,7 @@ use crate::ranking::{Hit, Ranker};
 /// An exact dot-product ranker over a `splade-index` built from the corpus.
 pub struct IndexRanker {
     index: Index,
+    method: Method,
     /// Index document number -> corpus position.
     position: Vec<usize>,
 }
@@ -43,7 +44,18 @@ impl IndexRanker {
         let index = builder
             .build()
             .map_err(|e| EvalError::InvalidData(format!("index: {e}")))?;
-        Ok(Self { index, position })
+        Ok(Self {
+            index,
+            method: Method::Exact,
+            position,
+        })
+    }
+
+    /// Ranks with `method` instead of the exact search, e.g. [`Method::approximate`] to
+    /// measure what approximate search costs in retrieval quality.
+    pub fn with_method(mut self, method: Method) -> Self {
+        self.method = method;
+        self
     }
 }
 
@@ -51,7 +63,14 @@ impl Ranker for IndexRanker {
     fn top_k(&self, queries: &SparseBatch, k: usize) -> Result<Vec<Vec<Hit>>> {
         let mut results = Vec::with_capacity(queries.len());
         for query in queries.rows() {
-            let found = self.index.top_k(query, k);
+            let found = self.index.search(
+                query,
+                &SearchOptions {
+                    k,
+                    method: self.method,
+                    ..SearchOptions::default()
+                },
+            );
             let mut hits: Vec<Hit> = found
                 .iter()
                 .map(|h| Hit {

@@ -40,6 +40,13 @@ proptest! {
         let ranks = id_ranks(&ids);
         let brute = BruteForceRanker::new(&corpus, Similarity::Dot, ranks.clone()).unwrap().top_k(&queries, k).unwrap();
         let index = IndexRanker::new(&corpus, &ranks).unwrap().top_k(&queries, k).unwrap();
-        prop_assert_eq!(brute, index);
+        prop_assert_eq!(&brute, &index);
+        // Approximate search with alpha = beta = 1 is the exact search.
+        let approx = IndexRanker::new(&corpus, &ranks)
+            .unwrap()
+            .with_method(splade_index::Method::approximate(1.0, 1.0).unwrap())
+            .top_k(&queries, k)
+            .unwrap();
+        prop_assert_eq!(brute, approx);
     }
 }
