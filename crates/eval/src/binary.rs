@@ -256,9 +256,7 @@ pub fn best_f1(scores: &[f32], labels: &[bool], greater_is_better: bool) -> (f64
             continue;
         }
         if ncorrect > 0 {
-            let precision = ncorrect as f64 / nextract as f64;
-            let recall = ncorrect as f64 / total_positive as f64;
-            let f1 = 2.0 * precision * recall / (precision + recall);
+            let (f1, precision, recall) = f1_at(ncorrect, nextract, total_positive);
             if f1 > best_f1 {
                 best_f1 = f1;
                 best_precision = precision;
@@ -268,6 +266,18 @@ pub fn best_f1(scores: &[f32], labels: &[bool], greater_is_better: bool) -> (f64
         }
     }
     (best_f1, best_precision, best_recall, threshold)
+}
+
+/// F1, precision and recall when the top `nextract` rows are predicted positive and
+/// `ncorrect` of them are (sklearn's float64 arithmetic).
+fn f1_at(ncorrect: usize, nextract: usize, total_positive: usize) -> (f64, f64, f64) {
+    let precision = ncorrect as f64 / nextract as f64;
+    let recall = ncorrect as f64 / total_positive as f64;
+    (
+        2.0 * precision * recall / (precision + recall),
+        precision,
+        recall,
+    )
 }
 
 /// The pre-5.7 `find_best_acc_and_threshold`: candidates between consecutive sorted rows
@@ -316,9 +326,7 @@ pub fn legacy_best_f1(
             ncorrect += 1;
         }
         if ncorrect > 0 {
-            let precision = ncorrect as f64 / nextract as f64;
-            let recall = ncorrect as f64 / total_positive as f64;
-            let f1 = 2.0 * precision * recall / (precision + recall);
+            let (f1, precision, recall) = f1_at(ncorrect, nextract, total_positive);
             if f1 > best_f1 {
                 best_f1 = f1;
                 best_precision = precision;
