@@ -43,15 +43,29 @@ pub fn brute_force_top_k<'a>(
     top.into_sorted()
 }
 
-/// [`brute_force_top_k`] over an index's stored documents.
+/// [`brute_force_top_k`] over an index's live documents, numbered globally (segment order,
+/// then document number within the segment).
 pub(crate) fn index_brute_force(index: &Index, query: SparseView<'_>, k: usize) -> Vec<Hit> {
     let mut top = TopK::new(k);
     let (qi, qv) = (query.indices(), query.values());
-    let indptr = index.forward_indptr();
-    let (terms, values) = (index.forward_terms(), index.forward_values());
-    for (d, w) in indptr.windows(2).enumerate() {
-        let (s, e) = (w[0] as usize, w[1] as usize);
-        top.push(d as u32, dot_slices(qi, qv, &terms[s..e], &values[s..e]));
+    for slot in index.slots() {
+        let segment = &slot.segment;
+        let indptr = segment.forward_indptr();
+        let (terms, values) = (segment.forward_terms(), segment.forward_values());
+        let docs = indptr.windows(2).enumerate();
+        if slot.deleted.is_empty() {
+            for (d, w) in docs {
+                let (s, e) = (w[0] as usize, w[1] as usize);
+                let score = dot_slices(qi, qv, &terms[s..e], &values[s..e]);
+                top.push(slot.base + d as u32, score);
+            }
+        } else {
+            for (d, w) in docs.filter(|(d, _)| !slot.deleted.contains(*d as u32)) {
+                let (s, e) = (w[0] as usize, w[1] as usize);
+                let score = dot_slices(qi, qv, &terms[s..e], &values[s..e]);
+                top.push(slot.base + d as u32, score);
+            }
+        }
     }
     top.into_sorted()
 }

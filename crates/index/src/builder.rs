@@ -6,9 +6,10 @@ use std::path::Path;
 use splade_sparse::SparseView;
 
 use crate::error::{IndexError, Result};
-use crate::format::{self, FileId, Manifest, FORMAT_NAME, FORMAT_VERSION};
+use crate::format::{self, FileId, Manifest, Referenced, FORMAT_NAME, FORMAT_VERSION};
 use crate::index::Index;
 use crate::quantize::{encode_up, scale_for};
+use crate::segment::Segment;
 use crate::storage::{Bytes, OwnedArray};
 
 /// The default number of documents per block (32: on synthetic 100k and WordNet glosses it
@@ -174,6 +175,31 @@ fn cluster_documents(
     assign
 }
 
+/// Checks a document before it is added: a non-empty id, indices `< dim`, weights
+/// `>= 0`. Errors name the id.
+pub(crate) fn check_document(id: &str, vector: SparseView<'_>, dim: usize) -> Result<()> {
+    let invalid = |message: String| IndexError::InvalidDocument {
+        id: id.to_string(),
+        message,
+    };
+    if id.is_empty() {
+        return Err(invalid("empty id".into()));
+    }
+    if let Some(&last) = vector.indices().last() {
+        if last as usize >= dim {
+            return Err(invalid(format!(
+                "index {last} is out of range for dimension {dim}"
+            )));
+        }
+    }
+    if let Some((i, v)) = vector.iter().find(|&(_, v)| v < 0.0) {
+        return Err(invalid(format!(
+            "negative weight {v} at index {i} (weights must be >= 0)"
+        )));
+    }
+    Ok(())
+}
+
 const HEAVY_KEY: usize = 3;
 
 /// The `HEAVY_KEY` heaviest term ids of a document, heaviest first (`u32::MAX` pads).
@@ -277,9 +303,7 @@ impl IndexBuilder {
             id: id.to_string(),
             message,
         };
-        if id.is_empty() {
-            return Err(invalid("empty id".into()));
-        }
+        check_document(id, vector, self.dim)?;
         if self.seen.contains(id) {
             return Err(invalid("duplicate id".into()));
         }
@@ -287,19 +311,6 @@ impl IndexBuilder {
             .ok()
             .filter(|&d| d < u32::MAX)
             .ok_or_else(|| invalid("too many documents (at most 2^32 - 1)".into()))?;
-        if let Some(&last) = vector.indices().last() {
-            if last as usize >= self.dim {
-                return Err(invalid(format!(
-                    "index {last} is out of range for dimension {}",
-                    self.dim
-                )));
-            }
-        }
-        if let Some((i, v)) = vector.iter().find(|&(_, v)| v < 0.0) {
-            return Err(invalid(format!(
-                "negative weight {v} at index {i} (weights must be >= 0)"
-            )));
-        }
         self.terms.extend_from_slice(vector.indices());
         self.values.extend_from_slice(vector.values());
         self.indptr.push(self.terms.len() as u64);
@@ -479,21 +490,32 @@ impl IndexBuilder {
                 },
             );
         }
-        Index::from_parts(manifest, files, None)
+        Index::from_segment(Segment::from_parts(manifest, files, None)?)
     }
 
-    /// Writes the index to the directory `dir` (created if missing; an index already there
-    /// is replaced) and opens it. Every file is written to a temporary name, synced and
-    /// renamed; the manifest goes last.
+    /// Writes the index to the directory `dir` (created if missing; an index already there,
+    /// single-segment or segmented, is replaced) and opens it. Every file is written to a
+    /// temporary name, synced and renamed; the manifest goes last. What a segmented index
+    /// left there (segment directories, deletion files) is removed afterwards.
     pub fn write(self, dir: &Path) -> Result<Index> {
+        self.write_arrays(dir)?;
+        let keep = Referenced {
+            top_arrays: true,
+            ..Referenced::default()
+        };
+        format::remove_unreferenced(dir, &keep)?;
+        Index::open(dir)
+    }
+
+    /// Writes the single-segment directory `dir` and returns its manifest (nothing else in
+    /// `dir` is touched; the caller opens it).
+    pub(crate) fn write_arrays(self, dir: &Path) -> Result<Manifest> {
         let (manifest, files) = self.assemble()?;
         let named: Vec<(FileId, &[u8])> = FileId::ALL
             .iter()
             .zip(&files)
             .map(|(id, b)| (*id, b.bytes()))
             .collect();
-        format::write_index_dir(dir, manifest, &named)?;
-        drop(files);
-        Index::open(dir)
+        format::write_index_dir(dir, manifest, &named)
     }
 }

@@ -51,6 +51,19 @@ pub enum IndexError {
         /// Why it was rejected.
         message: String,
     },
+    /// Another [`crate::IndexWriter`] holds the index's write lock.
+    #[error("{path}: another IndexWriter holds this index's write lock")]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+    },
+    /// The manifest changed between an [`crate::IndexWriter`]'s open (or last commit) and
+    /// its commit; nothing was committed.
+    #[error("{path}: changed since this writer opened it (another writer or a rebuild?); nothing was committed")]
+    Conflict {
+        /// The manifest.
+        path: PathBuf,
+    },
     /// An argument out of its valid range (block size, thread count, ...).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

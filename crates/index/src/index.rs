@@ -1,85 +1,277 @@
-//! The index: opened from a directory by memory map, or built in memory.
+//! The index: opened from a directory by memory map, or built in memory; one or more
+//! segments, each with its set of deleted documents.
 
 use std::collections::HashMap;
+use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use splade_sparse::SparseView;
 
+use crate::deletes::DeleteSet;
 use crate::error::{IndexError, Result};
-use crate::format::{crc32, FileId, Manifest};
-use crate::storage::Bytes;
-use crate::validate::{file_path, validate};
+use crate::format::{
+    crc32, IndexManifest, Manifest, SegmentEntry, SegmentsManifest, MANIFEST_FILE,
+};
+use crate::segment::Segment;
 
 /// A read-only SPLADE index: forward (per-document) vectors, external ids, the per-block
-/// inverted layout and the per-term block maxima used for pruning. See [`crate::format`] for
-/// the files and [`Index::search`] / [`crate::Method`] for the search methods.
+/// inverted layout and the per-term block maxima used for pruning, in one or more
+/// segments. See [`crate::format`] for the files, [`Index::search`] / [`crate::Method`] for
+/// the search methods and [`crate::IndexWriter`] for adding and deleting documents.
+///
+/// **Document numbers** are global: the documents of the first segment are numbered from
+/// 0, those of the next segment follow, and so on (segment order, then document number
+/// within the segment). Deleted documents keep their numbers (so numbers run up to
+/// [`Self::max_doc`], not [`Self::len`]) but are never returned by searches or lookups.
+/// Score ties go to the smaller number, i.e. to the document added earlier. An index
+/// [`crate::IndexBuilder`] makes has one segment and no deletions: numbers are insertion
+/// order.
 ///
 /// Every array is validated when the index is opened or built (offsets monotone and in
 /// range, term ids `< dim`, weights finite and `>= 0`), so no input file can make a search
 /// panic or read out of bounds.
 #[derive(Debug)]
 pub struct Index {
-    manifest: Manifest,
-    files: Vec<Bytes>,
+    slots: Vec<Slot>,
+    dim: usize,
+    live: usize,
+    max_doc: usize,
+    nnz: usize,
     dir: Option<PathBuf>,
+    segments_manifest: Option<SegmentsManifest>,
     id_lookup: OnceLock<HashMap<String, u32>>,
 }
 
+/// One segment of an [`Index`], where its documents start and which are deleted.
+#[derive(Debug, Clone)]
+pub(crate) struct Slot {
+    pub segment: Arc<Segment>,
+    /// Global number of the segment's document 0.
+    pub base: u32,
+    pub deleted: DeleteSet,
+    /// Segment number and directory (relative to the index).
+    pub id: u64,
+    pub dir: String,
+}
+
+impl Slot {
+    pub(crate) fn live(&self) -> usize {
+        self.segment.len() - self.deleted.len()
+    }
+}
+
+/// A summary of one segment of an [`Index`] (see [`Index::segments`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SegmentInfo<'a> {
+    /// Segment number (0 for a single-segment index).
+    pub id: u64,
+    /// Directory of its arrays relative to the index directory (`.` for the top level).
+    pub dir: &'a str,
+    /// Global number of its first document.
+    pub first_doc: u32,
+    /// Documents stored in it, deleted ones included.
+    pub num_docs: usize,
+    /// Its deleted documents.
+    pub deleted: usize,
+    /// Its manifest (shape, files and checksums).
+    pub manifest: &'a Manifest,
+}
+
 impl Index {
-    /// Opens the index in `dir`: reads the manifest (format name and version checked first),
-    /// memory-maps every file, **verifies every file's size and CRC32** and validates the
-    /// structure. Both passes read each file once, sequentially (about as fast as the disk:
-    /// fine up to several GB); use [`Self::open_unverified`] to skip the checksums. Every
-    /// problem is an error naming the file.
+    /// Opens the index in `dir`, single-segment (version 2) or segmented (version 3):
+    /// reads the manifest (format name and version checked first), memory-maps every file,
+    /// **verifies every file's size and CRC32** and validates the structure and the
+    /// deletion files. Both passes read each file once, sequentially (about as fast as the
+    /// disk: fine up to several GB); use [`Self::open_unverified`] to skip the checksums of
+    /// the segment arrays. Every problem is an error naming the file.
+    ///
+    /// Opening while an [`crate::IndexWriter`] commits is safe: the manifest is replaced
+    /// atomically, and should the writer remove files of the previous generation while
+    /// they are being opened, the open starts again from the new manifest.
     pub fn open(dir: &Path) -> Result<Self> {
         Self::open_inner(dir, true)
     }
 
-    /// Like [`Self::open`] but without checksum verification: sizes and structure are still
-    /// validated, so a damaged file cannot cause a panic or an out-of-bounds read, but
-    /// damaged weights inside the valid range go unnoticed (they give wrong scores).
-    /// [`Self::verify`] checks the checksums later.
+    /// Like [`Self::open`] but without checksum verification of the segment arrays: sizes
+    /// and structure are still validated, so a damaged file cannot cause a panic or an
+    /// out-of-bounds read, but damaged weights inside the valid range go unnoticed (they
+    /// give wrong scores). [`Self::verify`] checks the checksums later.
     pub fn open_unverified(dir: &Path) -> Result<Self> {
         Self::open_inner(dir, false)
     }
 
     fn open_inner(dir: &Path, verify: bool) -> Result<Self> {
-        let manifest = Manifest::read(dir)?;
-        let mut files = Vec::with_capacity(FileId::ALL.len());
-        for id in FileId::ALL {
-            let bytes = Bytes::map(&dir.join(id.name()))?;
-            files.push(bytes);
+        let path = dir.join(MANIFEST_FILE);
+        let mut attempts = 0;
+        loop {
+            let text = fs::read(&path).map_err(|e| IndexError::io(&path, e))?;
+            let result = IndexManifest::parse(&text, &path)
+                .and_then(|m| Self::from_manifest(dir, m, &HashMap::new(), verify));
+            match result {
+                Ok(index) => return Ok(index),
+                Err(e) => {
+                    // A commit replaced the manifest (and removed the files it no longer
+                    // needs) while we were reading: open the new state.
+                    attempts += 1;
+                    let changed = fs::read(&path).is_ok_and(|now| now != text);
+                    if !(changed && attempts < 5) {
+                        return Err(e);
+                    }
+                }
+            }
         }
-        if verify {
-            verify_files(&manifest, &files, Some(dir))?;
-        }
-        Self::from_parts(manifest, files, Some(dir.to_path_buf()))
     }
 
-    pub(crate) fn from_parts(
-        manifest: Manifest,
-        files: Vec<Bytes>,
-        dir: Option<PathBuf>,
+    /// The index described by `manifest` in `dir`; segments found in `reuse` (by
+    /// directory name) are taken from there instead of being opened again.
+    pub(crate) fn from_manifest(
+        dir: &Path,
+        manifest: IndexManifest,
+        reuse: &HashMap<String, Arc<Segment>>,
+        verify: bool,
     ) -> Result<Self> {
-        // Sizes are checked before structure, so a truncated file reports its size.
-        validate(&manifest, &files, dir.as_deref())?;
+        match manifest {
+            IndexManifest::Single(m) => {
+                let dim = m.dim as usize;
+                let segment = Segment::open(dir, m, verify)?;
+                Self::from_slots(
+                    vec![(Arc::new(segment), DeleteSet::default(), 0, ".".to_string())],
+                    dim,
+                    Some(dir.to_path_buf()),
+                    None,
+                )
+            }
+            IndexManifest::Segments(m) => {
+                let mut parts = Vec::with_capacity(m.segments.len());
+                for entry in &m.segments {
+                    let segment = match reuse.get(&entry.dir) {
+                        Some(s) if s.manifest() == &entry.manifest => Arc::clone(s),
+                        _ => Arc::new(Segment::open(
+                            &dir.join(&entry.dir),
+                            entry.manifest.clone(),
+                            verify,
+                        )?),
+                    };
+                    let deleted = read_deletes(dir, entry)?;
+                    parts.push((segment, deleted, entry.id, entry.dir.clone()));
+                }
+                let dim = m.dim as usize;
+                Self::from_slots(parts, dim, Some(dir.to_path_buf()), Some(m))
+            }
+        }
+    }
+
+    /// An index of one segment built in memory.
+    pub(crate) fn from_segment(segment: Segment) -> Result<Self> {
+        let dim = segment.manifest().dim as usize;
+        Self::from_slots(
+            vec![(Arc::new(segment), DeleteSet::default(), 0, ".".to_string())],
+            dim,
+            None,
+            None,
+        )
+    }
+
+    fn from_slots(
+        parts: Vec<(Arc<Segment>, DeleteSet, u64, String)>,
+        dim: usize,
+        dir: Option<PathBuf>,
+        segments_manifest: Option<SegmentsManifest>,
+    ) -> Result<Self> {
+        let mut slots = Vec::with_capacity(parts.len());
+        let (mut base, mut live, mut nnz) = (0usize, 0usize, 0usize);
+        for (segment, deleted, id, seg_dir) in parts {
+            let too_many = || {
+                IndexError::InvalidArgument(format!(
+                    "more than 2^32 - 2 documents over all segments ({})",
+                    dir.as_deref().unwrap_or(Path::new("<memory>")).display()
+                ))
+            };
+            let start = u32::try_from(base).map_err(|_| too_many())?;
+            base += segment.len();
+            if base >= u32::MAX as usize {
+                return Err(too_many());
+            }
+            let indptr = segment.forward_indptr();
+            let deleted_nnz: usize = deleted
+                .docs()
+                .iter()
+                .map(|&d| {
+                    let (s, e) = (indptr.get(d as usize), indptr.get(d as usize + 1));
+                    s.zip(e).map_or(0, |(s, e)| e.saturating_sub(*s) as usize)
+                })
+                .sum();
+            nnz += segment.nnz().saturating_sub(deleted_nnz);
+            live += segment.len() - deleted.len();
+            slots.push(Slot {
+                segment,
+                base: start,
+                deleted,
+                id,
+                dir: seg_dir,
+            });
+        }
         Ok(Self {
-            manifest,
-            files,
+            slots,
+            dim,
+            live,
+            max_doc: base,
+            nnz,
             dir,
+            segments_manifest,
             id_lookup: OnceLock::new(),
         })
     }
 
-    /// Recomputes every file's CRC32 and compares it with the manifest.
+    /// Recomputes every segment file's CRC32 and compares it with the manifest.
     pub fn verify(&self) -> Result<()> {
-        verify_files(&self.manifest, &self.files, self.dir.as_deref())
+        self.slots.iter().try_for_each(|s| s.segment.verify())
     }
 
-    /// The manifest (format, version, shape, file sizes and checksums).
-    pub fn manifest(&self) -> &Manifest {
-        &self.manifest
+    /// The manifest of the only segment: `Some` when the index has exactly one segment
+    /// (every index [`crate::IndexBuilder`] builds or writes), `None` otherwise (see
+    /// [`Self::segments`] and [`Self::segments_manifest`]).
+    pub fn manifest(&self) -> Option<&Manifest> {
+        match self.slots.as_slice() {
+            [only] => Some(only.segment.manifest()),
+            _ => None,
+        }
+    }
+
+    /// The manifest of a segmented (version 3) directory; `None` for a single-segment
+    /// (version 2) directory or an index built in memory.
+    pub fn segments_manifest(&self) -> Option<&SegmentsManifest> {
+        self.segments_manifest.as_ref()
+    }
+
+    /// The commit generation (0 for a single-segment directory or an in-memory index).
+    pub fn generation(&self) -> u64 {
+        self.segments_manifest.as_ref().map_or(0, |m| m.generation)
+    }
+
+    /// The segments, in document order.
+    pub fn segments(&self) -> Vec<SegmentInfo<'_>> {
+        self.slots
+            .iter()
+            .map(|s| SegmentInfo {
+                id: s.id,
+                dir: &s.dir,
+                first_doc: s.base,
+                num_docs: s.segment.len(),
+                deleted: s.deleted.len(),
+                manifest: s.segment.manifest(),
+            })
+            .collect()
+    }
+
+    /// Number of segments.
+    pub fn num_segments(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub(crate) fn slots(&self) -> &[Slot] {
+        &self.slots
     }
 
     /// The directory the index was opened from (`None` when built in memory).
@@ -89,53 +281,91 @@ impl Index {
 
     /// Vector dimension: every term id is `< dim`.
     pub fn dim(&self) -> usize {
-        self.manifest.dim as usize
+        self.dim
     }
 
-    /// Number of documents.
+    /// Number of live (not deleted) documents.
     pub fn len(&self) -> usize {
-        self.manifest.num_docs as usize
+        self.live
     }
 
-    /// Whether the index holds no document.
+    /// Whether the index holds no live document.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// Total stored entries over all documents.
+    /// One more than the largest document number: [`Self::len`] plus the deleted
+    /// documents still stored.
+    pub fn max_doc(&self) -> usize {
+        self.max_doc
+    }
+
+    /// Number of deleted documents still stored (removed by merges).
+    pub fn num_deleted(&self) -> usize {
+        self.max_doc - self.live
+    }
+
+    /// Total stored entries over all live documents.
     pub fn nnz(&self) -> usize {
-        self.manifest.nnz as usize
+        self.nnz
     }
 
-    /// Documents per block.
+    /// Documents per block of the first segment (every segment an
+    /// [`crate::IndexWriter`] writes uses the same unless told otherwise);
+    /// [`crate::DEFAULT_BLOCK_SIZE`] when there is no segment.
     pub fn block_size(&self) -> usize {
-        self.manifest.block_size as usize
+        self.slots
+            .first()
+            .map_or(crate::DEFAULT_BLOCK_SIZE, |s| s.segment.block_size())
     }
 
-    /// Number of blocks.
+    /// Number of blocks over all segments.
     pub fn num_blocks(&self) -> usize {
-        self.len().div_ceil(self.block_size())
+        self.slots.iter().map(|s| s.segment.num_blocks()).sum()
     }
 
-    /// The external id of document `doc`.
+    /// The segment holding global document `doc` and the local number, whether or not
+    /// the document is deleted.
+    #[inline]
+    fn locate(&self, doc: u32) -> Option<(&Slot, u32)> {
+        let slot = match self.slots.as_slice() {
+            [only] => only,
+            slots => &slots[slots.partition_point(|s| s.base <= doc).checked_sub(1)?],
+        };
+        let local = doc - slot.base;
+        ((local as usize) < slot.segment.len()).then_some((slot, local))
+    }
+
+    /// The segment and local number of live document `doc`.
+    pub(crate) fn locate_live(&self, doc: u32) -> Option<(&Slot, u32)> {
+        self.locate(doc).filter(|(s, l)| !s.deleted.contains(*l))
+    }
+
+    /// Whether `doc` is the number of a deleted document.
+    pub fn is_deleted(&self, doc: u32) -> bool {
+        self.locate(doc).is_some_and(|(s, l)| s.deleted.contains(l))
+    }
+
+    /// The external id of document `doc` (`None` when out of range or deleted).
     pub fn id(&self, doc: u32) -> Option<&str> {
-        let offs = self.id_offsets();
-        let (s, e) = (
-            *offs.get(doc as usize)? as usize,
-            *offs.get(doc as usize + 1)? as usize,
-        );
-        std::str::from_utf8(self.id_data().get(s..e)?).ok()
+        let (slot, local) = self.locate_live(doc)?;
+        slot.segment.id(local)
     }
 
-    /// The number of the document with external id `id` (the first one, should a damaged
-    /// index hold duplicates). The first call builds a hash map of all ids.
+    /// The number of the live document with external id `id` (the first one, should a
+    /// damaged index hold duplicates). The first call builds a hash map of all ids.
     pub fn doc_number(&self, id: &str) -> Option<u32> {
         self.id_lookup
             .get_or_init(|| {
                 let mut map = HashMap::with_capacity(self.len());
-                for d in 0..self.len() as u32 {
-                    if let Some(i) = self.id(d) {
-                        map.entry(i.to_string()).or_insert(d);
+                for slot in &self.slots {
+                    for local in 0..slot.segment.len() as u32 {
+                        if slot.deleted.contains(local) {
+                            continue;
+                        }
+                        if let Some(i) = slot.segment.id(local) {
+                            map.entry(i.to_string()).or_insert(slot.base + local);
+                        }
                     }
                 }
                 map
@@ -144,103 +374,53 @@ impl Index {
             .copied()
     }
 
-    /// The stored vector of document `doc`.
+    /// The stored vector of document `doc` (`None` when out of range or deleted).
     pub fn document(&self, doc: u32) -> Option<SparseView<'_>> {
         let (terms, values) = self.document_slices(doc)?;
         SparseView::new(terms, values).ok()
     }
 
-    /// Term ids and weights of document `doc` (validated: ascending, `< dim`, finite, >= 0).
+    /// Term ids and weights of live document `doc` (validated: ascending, `< dim`, finite,
+    /// >= 0).
     pub(crate) fn document_slices(&self, doc: u32) -> Option<(&[u32], &[f32])> {
-        let indptr = self.forward_indptr();
-        let (s, e) = (
-            *indptr.get(doc as usize)? as usize,
-            *indptr.get(doc as usize + 1)? as usize,
-        );
-        Some((
-            self.forward_terms().get(s..e)?,
-            self.forward_values().get(s..e)?,
-        ))
-    }
-
-    fn array<T: bytemuck::Pod>(&self, id: FileId) -> &[T] {
-        self.files.get(id.slot()).map_or(&[], |b| b.typed())
-    }
-
-    pub(crate) fn forward_indptr(&self) -> &[u64] {
-        self.array(FileId::ForwardIndptr)
-    }
-    pub(crate) fn forward_terms(&self) -> &[u32] {
-        self.array(FileId::ForwardTerms)
-    }
-    pub(crate) fn forward_values(&self) -> &[f32] {
-        self.array(FileId::ForwardValues)
-    }
-    fn id_offsets(&self) -> &[u64] {
-        self.array(FileId::IdOffsets)
-    }
-    fn id_data(&self) -> &[u8] {
-        self.array(FileId::IdData)
-    }
-
-    /// The block layout and block maxima, borrowed together for a search.
-    pub(crate) fn blocks(&self) -> BlockArrays<'_> {
-        BlockArrays {
-            block_size: self.block_size(),
-            num_docs: self.len(),
-            entry_offsets: self.array(FileId::BlockEntryOffsets),
-            entry_docs: self.array(FileId::BlockEntryDocs),
-            entry_values: self.array(FileId::BlockEntryValues),
-            bound_offsets: self.array(FileId::BoundOffsets),
-            bound_blocks: self.array(FileId::BoundBlocks),
-            bound_codes: self.array(FileId::BoundCodes),
-            bound_scales: self.array(FileId::BoundScales),
-            bound_slots: self.array(FileId::BoundSlots),
-            doc_order: self.array(FileId::DocOrder),
-        }
+        let (slot, local) = self.locate_live(doc)?;
+        slot.segment.document_slices(local)
     }
 }
 
-/// Compares every file's size, then its CRC32, with the manifest.
-fn verify_files(manifest: &Manifest, files: &[Bytes], dir: Option<&Path>) -> Result<()> {
-    for (id, bytes) in FileId::ALL.into_iter().zip(files) {
-        let entry = manifest.entry(id);
-        let size = bytes.bytes().len() as u64;
-        if entry.map(|e| e.size) != Some(size) {
-            return Err(IndexError::corrupt(
-                file_path(dir, id),
-                format!(
-                    "size {size} bytes, manifest says {} (truncated or overwritten?)",
-                    entry.map_or_else(|| "nothing".into(), |e| e.size.to_string())
-                ),
-            ));
-        }
-        let actual = crc32(bytes.bytes());
-        if entry.map(|e| e.crc32) != Some(actual) {
-            return Err(IndexError::corrupt(
-                file_path(dir, id),
-                format!(
-                    "checksum mismatch (crc32 {actual:08x}, manifest says {})",
-                    entry.map_or_else(|| "nothing".into(), |e| format!("{:08x}", e.crc32))
-                ),
-            ));
-        }
+/// Reads, checks and decodes the deletion file of a segment (empty set when none).
+fn read_deletes(dir: &Path, entry: &SegmentEntry) -> Result<DeleteSet> {
+    let Some(d) = &entry.deletes else {
+        return Ok(DeleteSet::default());
+    };
+    let path = dir.join(&d.file);
+    let bytes = fs::read(&path).map_err(|e| IndexError::io(&path, e))?;
+    if bytes.len() as u64 != d.size {
+        return Err(IndexError::corrupt(
+            &path,
+            format!(
+                "size {} bytes, manifest says {} (truncated or overwritten?)",
+                bytes.len(),
+                d.size
+            ),
+        ));
     }
-    Ok(())
-}
-
-/// Borrowed views of the block arrays (see [`crate::format`]).
-pub(crate) struct BlockArrays<'a> {
-    pub block_size: usize,
-    pub num_docs: usize,
-    pub entry_offsets: &'a [u64],
-    pub entry_docs: &'a [u8],
-    pub entry_values: &'a [f32],
-    pub bound_offsets: &'a [u64],
-    pub bound_blocks: &'a [u32],
-    pub bound_codes: &'a [u8],
-    pub bound_scales: &'a [f32],
-    pub bound_slots: &'a [u64],
-    /// Block position -> document number.
-    pub doc_order: &'a [u32],
+    let actual = crc32(&bytes);
+    if actual != d.crc32 {
+        return Err(IndexError::corrupt(
+            &path,
+            format!(
+                "checksum mismatch (crc32 {actual:08x}, manifest says {:08x})",
+                d.crc32
+            ),
+        ));
+    }
+    let set = DeleteSet::decode(&bytes, entry.manifest.num_docs as usize, &path)?;
+    if set.len() as u64 != d.count {
+        return Err(IndexError::corrupt(
+            &path,
+            format!("{} deleted documents, manifest says {}", set.len(), d.count),
+        ));
+    }
+    Ok(set)
 }

@@ -6,6 +6,12 @@
 //!   [`readers`] (JSONL, Seismic binary).
 //! - Persist: [`IndexBuilder::write`] writes a versioned directory ([`mod@format`]) atomically;
 //!   [`Index::open`] memory-maps it, verifying checksums and structure.
+//! - Update: [`IndexWriter`] adds documents (an existing id is replaced: upsert) and
+//!   deletes them by id without a rebuild; [`IndexWriter::commit`] writes the additions as
+//!   a new immutable segment and the deletions as per-segment deletion files, then switches
+//!   the manifest atomically (a crash leaves the old or the new state, never a mix), and
+//!   merges neighbouring segments per [`MergePolicy`]; [`IndexWriter::optimize`] merges
+//!   everything into one segment, dropping deleted documents.
 //! - Layout: the builder clusters similar documents into the same blocks ([`Reorder`]), so
 //!   block maxima are tight and pruning skips most blocks; document numbers stay insertion
 //!   order (the format stores the permutation).
@@ -13,8 +19,13 @@
 //!   [`Index::search`] / [`Index::search_batch`] with [`SearchOptions`] (method, query term
 //!   pruning, threads), [`Method::Approximate`] (α / β: recall for speed), [`Index::explain`].
 //!
-//! Ranking everywhere: score descending, ties to the smaller document number (insertion
-//! order); only documents with a score `> 0` are returned.
+//! Ranking everywhere: score descending, ties to the smaller document number; only
+//! documents with a score `> 0` are returned. Document numbers follow segment order, then
+//! insertion order within a segment, so an earlier-added document wins a tie (a replaced
+//! document counts as added when it was replaced); for an index [`IndexBuilder`] made
+//! (one segment) they are insertion order. Deleted documents are never returned. Exact
+//! search over any number of segments returns the same hits as
+//! [`Index::brute_force_top_k`] over the live documents.
 //!
 //! ```
 //! use splade_index::{IndexBuilder, SearchOptions};
@@ -35,6 +46,7 @@
 
 mod brute;
 mod builder;
+mod deletes;
 mod error;
 mod explain;
 pub mod format;
@@ -42,14 +54,17 @@ mod index;
 mod quantize;
 pub mod readers;
 mod search;
+mod segment;
 mod storage;
 mod topk;
 mod validate;
+mod writer;
 
 pub use brute::brute_force_top_k;
 pub use builder::{IndexBuilder, Reorder, DEFAULT_BLOCK_SIZE, MAX_BLOCK_SIZE};
 pub use error::{IndexError, Result};
 pub use explain::{Explanation, TermContribution};
-pub use index::Index;
+pub use index::{Index, SegmentInfo};
 pub use search::{prune_query, Method, SearchOptions, SearchStats, Searcher};
 pub use topk::Hit;
+pub use writer::{CommitSummary, IndexWriter, MergePolicy};

@@ -8,7 +8,8 @@ use std::collections::BinaryHeap;
 /// its exact dot-product score.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Hit {
-    /// Document number (insertion order, from 0).
+    /// Document number (from 0; insertion order within a segment, segments in order: see
+    /// [`crate::Index`]).
     pub doc: u32,
     /// Dot product of the query and the document, accumulated in f64 in ascending term
     /// order and rounded to f32, exactly as `SparseView::dot` computes it.

@@ -73,8 +73,11 @@ fn round_trip_preserves_everything() {
         assert_eq!(index.dim(), 50);
         assert_eq!(index.block_size(), 8);
         assert_eq!(index.path(), Some(tmp.path()));
-        assert_eq!(index.manifest().version, FORMAT_VERSION);
-        assert_eq!(index.manifest().files, memory.manifest().files);
+        assert_eq!(index.manifest().unwrap().version, FORMAT_VERSION);
+        assert_eq!(
+            index.manifest().unwrap().files,
+            memory.manifest().unwrap().files
+        );
         for (d, v) in c.docs.iter().enumerate() {
             assert_eq!(index.id(d as u32), Some(format!("doc-{d}").as_str()));
             assert_eq!(index.document(d as u32), Some(v.view()));
@@ -169,14 +172,17 @@ fn edit_manifest(dir: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
 fn wrong_format_version_or_manifest_is_a_clear_error() {
     let tmp = tempfile::tempdir().unwrap();
     write_small(tmp.path());
-    edit_manifest(tmp.path(), |v| v["version"] = 3.into());
+    edit_manifest(tmp.path(), |v| v["version"] = 4.into());
     let err = Index::open(tmp.path()).unwrap_err();
     assert!(matches!(err, IndexError::UnsupportedFormat { .. }), "{err}");
     let msg = err.to_string();
     assert!(
-        msg.contains("manifest.json") && msg.contains("version 3"),
+        msg.contains("manifest.json") && msg.contains("version 4"),
         "{msg}"
     );
+    // Version 3 is the segmented layout: a version-2 manifest relabelled is invalid.
+    edit_manifest(tmp.path(), |v| v["version"] = 3.into());
+    expect_corrupt(Index::open(tmp.path()), MANIFEST_FILE);
     // Version 1 (blocks in insertion order, no `docs.order`): asked to rebuild.
     edit_manifest(tmp.path(), |v| v["version"] = 1.into());
     let msg = Index::open(tmp.path()).unwrap_err().to_string();
@@ -289,7 +295,7 @@ fn a_reordered_index_round_trips_with_its_permutation() {
         b.add(&format!("d{d}"), v.view()).unwrap();
     }
     let written = b.write(tmp.path()).unwrap();
-    assert_eq!(written.manifest().version, FORMAT_VERSION);
+    assert_eq!(written.manifest().unwrap().version, FORMAT_VERSION);
     assert!(tmp.path().join(FileId::DocOrder.name()).exists());
     let order: Vec<u32> = std::fs::read(tmp.path().join("docs.order"))
         .unwrap()

@@ -1,8 +1,9 @@
 //! Search methods, options, single and batch search.
 //!
 //! Every method returns the same ranking: score descending, ties to the smaller document
-//! number (insertion order), and only documents with score `> 0` (those sharing at least
-//! one term with a positive product); fewer than `k` hits when fewer documents match.
+//! number (segment order, then insertion order: see [`crate::Index`]), and only live
+//! documents with score `> 0` (those sharing at least one term with a positive product);
+//! fewer than `k` hits when fewer documents match.
 
 mod exact;
 

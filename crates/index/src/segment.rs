@@ -1,0 +1,177 @@
+//! One immutable segment: the arrays [`crate::IndexBuilder`] writes (format version 2),
+//! memory-mapped from a directory or built in memory. An [`crate::Index`] is a list of
+//! segments plus, per segment, the set of deleted documents.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{IndexError, Result};
+use crate::format::{crc32, FileId, Manifest};
+use crate::storage::Bytes;
+use crate::validate::{file_path, validate};
+
+/// A validated segment. Document numbers are local (`0..num_docs`).
+#[derive(Debug)]
+pub(crate) struct Segment {
+    manifest: Manifest,
+    files: Vec<Bytes>,
+    dir: Option<PathBuf>,
+}
+
+impl Segment {
+    /// Maps the files of the segment in `dir` described by `manifest`, verifies their
+    /// checksums when `verify` and validates the structure.
+    pub(crate) fn open(dir: &Path, manifest: Manifest, verify: bool) -> Result<Self> {
+        let mut files = Vec::with_capacity(FileId::ALL.len());
+        for id in FileId::ALL {
+            files.push(Bytes::map(&dir.join(id.name()))?);
+        }
+        if verify {
+            verify_files(&manifest, &files, Some(dir))?;
+        }
+        Self::from_parts(manifest, files, Some(dir.to_path_buf()))
+    }
+
+    pub(crate) fn from_parts(
+        manifest: Manifest,
+        files: Vec<Bytes>,
+        dir: Option<PathBuf>,
+    ) -> Result<Self> {
+        // Sizes are checked before structure, so a truncated file reports its size.
+        validate(&manifest, &files, dir.as_deref())?;
+        Ok(Self {
+            manifest,
+            files,
+            dir,
+        })
+    }
+
+    /// Recomputes every file's CRC32 and compares it with the manifest.
+    pub(crate) fn verify(&self) -> Result<()> {
+        verify_files(&self.manifest, &self.files, self.dir.as_deref())
+    }
+
+    pub(crate) fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.manifest.num_docs as usize
+    }
+
+    pub(crate) fn nnz(&self) -> usize {
+        self.manifest.nnz as usize
+    }
+
+    pub(crate) fn block_size(&self) -> usize {
+        self.manifest.block_size as usize
+    }
+
+    pub(crate) fn num_blocks(&self) -> usize {
+        self.len().div_ceil(self.block_size())
+    }
+
+    /// The external id of local document `doc`.
+    pub(crate) fn id(&self, doc: u32) -> Option<&str> {
+        let offs = self.id_offsets();
+        let (s, e) = (
+            *offs.get(doc as usize)? as usize,
+            *offs.get(doc as usize + 1)? as usize,
+        );
+        std::str::from_utf8(self.id_data().get(s..e)?).ok()
+    }
+
+    /// Term ids and weights of local document `doc` (validated: ascending, `< dim`,
+    /// finite, >= 0).
+    pub(crate) fn document_slices(&self, doc: u32) -> Option<(&[u32], &[f32])> {
+        let indptr = self.forward_indptr();
+        let (s, e) = (
+            *indptr.get(doc as usize)? as usize,
+            *indptr.get(doc as usize + 1)? as usize,
+        );
+        Some((
+            self.forward_terms().get(s..e)?,
+            self.forward_values().get(s..e)?,
+        ))
+    }
+
+    fn array<T: bytemuck::Pod>(&self, id: FileId) -> &[T] {
+        self.files.get(id.slot()).map_or(&[], |b| b.typed())
+    }
+
+    pub(crate) fn forward_indptr(&self) -> &[u64] {
+        self.array(FileId::ForwardIndptr)
+    }
+    pub(crate) fn forward_terms(&self) -> &[u32] {
+        self.array(FileId::ForwardTerms)
+    }
+    pub(crate) fn forward_values(&self) -> &[f32] {
+        self.array(FileId::ForwardValues)
+    }
+    fn id_offsets(&self) -> &[u64] {
+        self.array(FileId::IdOffsets)
+    }
+    fn id_data(&self) -> &[u8] {
+        self.array(FileId::IdData)
+    }
+
+    /// The block layout and block maxima, borrowed together for a search.
+    pub(crate) fn blocks(&self) -> BlockArrays<'_> {
+        BlockArrays {
+            block_size: self.block_size(),
+            num_docs: self.len(),
+            entry_offsets: self.array(FileId::BlockEntryOffsets),
+            entry_docs: self.array(FileId::BlockEntryDocs),
+            entry_values: self.array(FileId::BlockEntryValues),
+            bound_offsets: self.array(FileId::BoundOffsets),
+            bound_blocks: self.array(FileId::BoundBlocks),
+            bound_codes: self.array(FileId::BoundCodes),
+            bound_scales: self.array(FileId::BoundScales),
+            bound_slots: self.array(FileId::BoundSlots),
+            doc_order: self.array(FileId::DocOrder),
+        }
+    }
+}
+
+/// Compares every file's size, then its CRC32, with the manifest.
+fn verify_files(manifest: &Manifest, files: &[Bytes], dir: Option<&Path>) -> Result<()> {
+    for (id, bytes) in FileId::ALL.into_iter().zip(files) {
+        let entry = manifest.entry(id);
+        let size = bytes.bytes().len() as u64;
+        if entry.map(|e| e.size) != Some(size) {
+            return Err(IndexError::corrupt(
+                file_path(dir, id),
+                format!(
+                    "size {size} bytes, manifest says {} (truncated or overwritten?)",
+                    entry.map_or_else(|| "nothing".into(), |e| e.size.to_string())
+                ),
+            ));
+        }
+        let actual = crc32(bytes.bytes());
+        if entry.map(|e| e.crc32) != Some(actual) {
+            return Err(IndexError::corrupt(
+                file_path(dir, id),
+                format!(
+                    "checksum mismatch (crc32 {actual:08x}, manifest says {})",
+                    entry.map_or_else(|| "nothing".into(), |e| format!("{:08x}", e.crc32))
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Borrowed views of the block arrays (see [`crate::format`]).
+pub(crate) struct BlockArrays<'a> {
+    pub block_size: usize,
+    pub num_docs: usize,
+    pub entry_offsets: &'a [u64],
+    pub entry_docs: &'a [u8],
+    pub entry_values: &'a [f32],
+    pub bound_offsets: &'a [u64],
+    pub bound_blocks: &'a [u32],
+    pub bound_codes: &'a [u8],
+    pub bound_scales: &'a [f32],
+    pub bound_slots: &'a [u64],
+    /// Block position -> document number.
+    pub doc_order: &'a [u32],
+}
