@@ -1,5 +1,6 @@
 //! `splade index` and `splade search`: build a splade-index directory from sparse vectors
-//! (JSONL or Seismic binary) or from a corpus encoded with a model, and search it.
+//! (JSONL or Seismic binary) or from a corpus encoded with a model, add, replace and delete
+//! documents without a rebuild (segments, merged by `index optimize`), and search it.
 
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -7,8 +8,13 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::{ArgGroup, Args, Subcommand};
 use splade_encoder::{EncodeOptions, SparseEncoder, SparseVector};
+use splade_index::format::{FORMAT_VERSION, MANIFEST_FILE, SEGMENTS_VERSION};
 use splade_index::readers::{open_jsonl, read_seismic, Document};
-use splade_index::{Hit, Index, IndexBuilder, Method, Reorder, SearchOptions, DEFAULT_BLOCK_SIZE};
+use splade_index::{
+    Hit, Index, IndexBuilder, IndexWriter, MergePolicy, Method, Reorder, SearchOptions,
+    DEFAULT_BLOCK_SIZE,
+};
+use splade_sparse::SparseView;
 
 use crate::input;
 
@@ -23,16 +29,41 @@ pub struct IndexArgs {
 enum IndexCommand {
     /// Build an index directory from vectors, or from a corpus encoded with --model.
     Build(BuildArgs),
-    /// Print an index's manifest after verifying its checksums and structure.
+    /// Print an index's shape, segments and manifest after verifying its checksums and
+    /// structure.
     Info(InfoArgs),
+    /// Add documents to an index without rebuilding it (a new segment). A document whose id
+    /// is already in the index replaces it (upsert).
+    Add(AddArgs),
+    /// Delete documents by id (recorded per segment; `index optimize` drops them for good).
+    Delete(DeleteArgs),
+    /// Merge all segments of an index into one, dropping deleted documents.
+    Optimize(OptimizeArgs),
 }
 
 #[derive(Args)]
-#[command(group(ArgGroup::new("source").required(true).args(["vectors", "seismic", "corpus"])))]
 struct BuildArgs {
     /// The index directory to write (created; an index already there is replaced).
     #[arg(long)]
     out: PathBuf,
+    #[command(flatten)]
+    source: SourceArgs,
+    /// Vector dimension (default: the model's, or the largest index read + 1).
+    #[arg(long)]
+    dim: Option<usize>,
+    /// Documents per block of the block-max index (1..=256).
+    #[arg(long, default_value_t = DEFAULT_BLOCK_SIZE)]
+    block_size: usize,
+    /// Keep documents in input order in the blocks instead of clustering similar ones
+    /// together (results are the same; pruning is usually weaker).
+    #[arg(long)]
+    no_reorder: bool,
+}
+
+/// Where documents come from (`index build`, `index add`).
+#[derive(Args)]
+#[command(group(ArgGroup::new("source").required(true).args(["vectors", "seismic", "corpus"])))]
+struct SourceArgs {
     /// JSONL vectors: {"id": ..., "indices": [...], "values": [...]} per line (what
     /// `splade encode --id-field` writes).
     #[arg(long)]
@@ -51,16 +82,6 @@ struct BuildArgs {
     /// Model for --corpus (folder, Hugging Face Hub id, or `splade-tiny`).
     #[arg(long)]
     model: Option<String>,
-    /// Vector dimension (default: the model's, or the largest index read + 1).
-    #[arg(long)]
-    dim: Option<usize>,
-    /// Documents per block of the block-max index (1..=256).
-    #[arg(long, default_value_t = DEFAULT_BLOCK_SIZE)]
-    block_size: usize,
-    /// Keep documents in input order in the blocks instead of clustering similar ones
-    /// together (results are the same; pruning is usually weaker).
-    #[arg(long)]
-    no_reorder: bool,
     /// Texts per forward pass (--corpus).
     #[arg(long, default_value_t = 32)]
     batch_size: usize,
@@ -74,6 +95,55 @@ struct InfoArgs {
     /// The index directory.
     #[arg(long)]
     index: PathBuf,
+}
+
+#[derive(Args)]
+struct AddArgs {
+    /// The index directory (built by `index build`, or already updated).
+    #[arg(long)]
+    index: PathBuf,
+    #[command(flatten)]
+    source: SourceArgs,
+    /// Fail (committing nothing) if an id is already in the index instead of replacing
+    /// that document.
+    #[arg(long)]
+    no_replace: bool,
+    /// Documents per block of the new segment (default: the index's first segment's).
+    #[arg(long)]
+    block_size: Option<usize>,
+    /// Keep the new documents in input order in the blocks (see `index build`).
+    #[arg(long)]
+    no_reorder: bool,
+    /// Merge neighbouring segments (the smallest first) while the index has more than N.
+    #[arg(long, value_name = "N", default_value_t = MergePolicy::DEFAULT_MAX_SEGMENTS)]
+    max_segments: usize,
+}
+
+#[derive(Args)]
+#[command(group(ArgGroup::new("which").required(true).args(["ids", "ids_file"])))]
+struct DeleteArgs {
+    /// The index directory.
+    #[arg(long)]
+    index: PathBuf,
+    /// Ids to delete, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    ids: Vec<String>,
+    /// Ids to delete, one per line (blank lines skipped).
+    #[arg(long, value_name = "FILE")]
+    ids_file: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct OptimizeArgs {
+    /// The index directory.
+    #[arg(long)]
+    index: PathBuf,
+    /// Documents per block of the merged segment (default: the index's first segment's).
+    #[arg(long)]
+    block_size: Option<usize>,
+    /// Keep documents in index order in the blocks (see `index build`).
+    #[arg(long)]
+    no_reorder: bool,
 }
 
 /// `splade search ...`
@@ -141,6 +211,9 @@ pub fn run_index(args: IndexArgs) -> Result<()> {
     match args.command {
         IndexCommand::Build(b) => build(b),
         IndexCommand::Info(i) => info(&i.index),
+        IndexCommand::Add(a) => add(a),
+        IndexCommand::Delete(d) => delete(d),
+        IndexCommand::Optimize(o) => optimize(o),
     }
 }
 
@@ -175,62 +248,116 @@ fn read_texts(path: &Path, join_title: bool) -> Result<Vec<(String, String)>> {
 /// Documents per encode call: output starts early and memory stays bounded.
 const ENCODE_CHUNK: usize = 4096;
 
-fn build(args: BuildArgs) -> Result<()> {
-    let start = std::time::Instant::now();
-    let builder = if let Some(corpus) = &args.corpus {
-        let model = args.model.as_deref().context("--corpus needs --model")?;
-        let docs = read_texts(corpus, true)?;
-        let encoder = SparseEncoder::from_pretrained(model)?;
-        let dim = args.dim.unwrap_or(encoder.dim());
-        if dim != encoder.dim() {
-            bail!(
-                "--dim {dim} differs from the model's dimension {}",
-                encoder.dim()
-            );
+/// The documents of a [`SourceArgs`]: vectors read (and checked), or texts to encode.
+enum Documents {
+    Vectors(Vec<Document>),
+    Corpus {
+        path: PathBuf,
+        texts: Vec<(String, String)>,
+        encoder: Box<SparseEncoder>,
+        options: EncodeOptions,
+    },
+}
+
+impl Documents {
+    /// Reads `source`; `dim` (when known) bounds the vectors' indices.
+    fn load(source: &SourceArgs, dim: Option<usize>) -> Result<Self> {
+        if let Some(corpus) = &source.corpus {
+            let model = source.model.as_deref().context("--corpus needs --model")?;
+            let texts = read_texts(corpus, true)?;
+            let encoder = SparseEncoder::from_pretrained(model)?;
+            let options = EncodeOptions {
+                batch_size: source.batch_size,
+                max_active_dims: source.max_active_dims,
+                ..EncodeOptions::default()
+            };
+            return Ok(Documents::Corpus {
+                path: corpus.clone(),
+                texts,
+                encoder: Box::new(encoder),
+                options,
+            });
         }
-        let options = EncodeOptions {
-            batch_size: args.batch_size,
-            max_active_dims: args.max_active_dims,
-            ..EncodeOptions::default()
-        };
-        let mut builder = IndexBuilder::new(dim)
-            .block_size(args.block_size)
-            .reorder(reorder(args.no_reorder));
-        let bar = progress_bar(docs.len(), "encoding");
-        for chunk in docs.chunks(ENCODE_CHUNK) {
-            let texts: Vec<&str> = chunk.iter().map(|(_, t)| t.as_str()).collect();
-            let batch = encoder.encode_document(&texts, &options)?;
-            for ((id, _), row) in chunk.iter().zip(batch.rows()) {
-                builder
-                    .add(id, row)
-                    .with_context(|| format!("{}", corpus.display()))?;
-            }
-            bar.inc(chunk.len() as u64);
-        }
-        bar.finish_and_clear();
-        builder
-    } else {
-        let docs: Vec<Document> = match (&args.vectors, &args.seismic, &args.ids) {
-            (Some(v), _, _) => open_jsonl(v, args.dim)?.collect::<Result<_, _>>()?,
-            (None, Some(v), Some(ids)) => read_seismic(v, ids, args.dim)?,
+        let docs = match (&source.vectors, &source.seismic, &source.ids) {
+            (Some(v), _, _) => open_jsonl(v, dim)?.collect::<Result<_, _>>()?,
+            (None, Some(v), Some(ids)) => read_seismic(v, ids, dim)?,
             _ => {
                 bail!("give --vectors FILE, --seismic FILE --ids FILE, or --corpus FILE --model M")
             }
         };
-        let dim = args.dim.unwrap_or_else(|| {
-            docs.iter()
+        Ok(Documents::Vectors(docs))
+    }
+
+    /// The model's dimension, or one more than the largest index read.
+    fn dim(&self) -> usize {
+        match self {
+            Documents::Vectors(docs) => docs
+                .iter()
                 .filter_map(|d| d.vector.indices().last())
                 .max()
-                .map_or(0, |&m| m as usize + 1)
-        });
-        let mut builder = IndexBuilder::new(dim)
-            .block_size(args.block_size)
-            .reorder(reorder(args.no_reorder));
-        for d in &docs {
-            builder.add(&d.id, d.vector.view())?;
+                .map_or(0, |&m| m as usize + 1),
+            Documents::Corpus { encoder, .. } => encoder.dim(),
         }
-        builder
+    }
+
+    fn is_encoded(&self) -> bool {
+        matches!(self, Documents::Corpus { .. })
+    }
+
+    /// Hands every document to `add` in input order (encoding a corpus in chunks, with a
+    /// progress bar); returns how many.
+    fn feed(self, mut add: impl FnMut(&str, SparseView<'_>) -> Result<()>) -> Result<usize> {
+        match self {
+            Documents::Vectors(docs) => {
+                for d in &docs {
+                    add(&d.id, d.vector.view())?;
+                }
+                Ok(docs.len())
+            }
+            Documents::Corpus {
+                path,
+                texts,
+                encoder,
+                options,
+            } => {
+                let bar = progress_bar(texts.len(), "encoding");
+                for chunk in texts.chunks(ENCODE_CHUNK) {
+                    let just_texts: Vec<&str> = chunk.iter().map(|(_, t)| t.as_str()).collect();
+                    let batch = encoder.encode_document(&just_texts, &options)?;
+                    for ((id, _), row) in chunk.iter().zip(batch.rows()) {
+                        add(id, row).with_context(|| format!("{}", path.display()))?;
+                    }
+                    bar.inc(chunk.len() as u64);
+                }
+                bar.finish_and_clear();
+                Ok(texts.len())
+            }
+        }
+    }
+}
+
+fn build(args: BuildArgs) -> Result<()> {
+    let start = std::time::Instant::now();
+    let docs = Documents::load(&args.source, args.dim)?;
+    let dim = if docs.is_encoded() {
+        let dim = args.dim.unwrap_or(docs.dim());
+        if dim != docs.dim() {
+            bail!(
+                "--dim {dim} differs from the model's dimension {}",
+                docs.dim()
+            );
+        }
+        dim
+    } else {
+        args.dim.unwrap_or_else(|| docs.dim())
     };
+    let mut builder = IndexBuilder::new(dim)
+        .block_size(args.block_size)
+        .reorder(reorder(args.no_reorder));
+    docs.feed(|id, v| {
+        builder.add(id, v)?;
+        Ok(())
+    })?;
     let index = builder.write(&args.out)?;
     eprintln!(
         "indexed {} documents ({:.1} terms each, dim {}) into {} in {:.1}s",
@@ -243,10 +370,169 @@ fn build(args: BuildArgs) -> Result<()> {
     Ok(())
 }
 
+/// Opens `dir` for writing, with a clear message when it holds no index.
+fn open_writer(dir: &Path) -> Result<IndexWriter> {
+    if !dir.join(MANIFEST_FILE).exists() {
+        bail!(
+            "{}: no index there (build one with `splade index build`)",
+            dir.display()
+        );
+    }
+    Ok(IndexWriter::open(dir)?)
+}
+
+fn add(args: AddArgs) -> Result<()> {
+    let start = std::time::Instant::now();
+    let mut writer = open_writer(&args.index)?
+        .reorder(reorder(args.no_reorder))
+        .merge_policy(MergePolicy::max_segments(args.max_segments));
+    if let Some(b) = args.block_size {
+        writer = writer.block_size(b);
+    }
+    let dim = writer.dim();
+    let docs = Documents::load(&args.source, Some(dim))?;
+    if docs.is_encoded() && docs.dim() != dim {
+        bail!(
+            "the model's dimension {} differs from the index's {} ({})",
+            docs.dim(),
+            dim,
+            args.index.display()
+        );
+    }
+    let mut replaced = 0usize;
+    let count = docs.feed(|id, v| {
+        if args.no_replace && writer.contains(id) {
+            bail!("document '{id}' is already in the index (--no-replace); nothing was added");
+        }
+        if writer.add(id, v)? {
+            replaced += 1;
+        }
+        Ok(())
+    })?;
+    let s = writer.commit()?;
+    eprintln!(
+        "added {count} documents ({replaced} replaced a document with the same id) to {} in {:.1}s: \
+         {} live documents in {} segments{}",
+        args.index.display(),
+        start.elapsed().as_secs_f64(),
+        s.live,
+        s.segments,
+        merged_note(s.segments_merged)
+    );
+    Ok(())
+}
+
+fn merged_note(merged: usize) -> String {
+    if merged > 0 {
+        format!(" ({merged} segments merged)")
+    } else {
+        String::new()
+    }
+}
+
+fn delete(args: DeleteArgs) -> Result<()> {
+    let mut ids = args.ids.clone();
+    if let Some(path) = &args.ids_file {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        ids.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(String::from),
+        );
+    }
+    let mut seen = std::collections::HashSet::new();
+    ids.retain(|id| !id.is_empty() && seen.insert(id.clone()));
+    let mut writer = open_writer(&args.index)?;
+    let mut unknown = Vec::new();
+    let mut deleted = 0usize;
+    for id in &ids {
+        if writer.delete(id) {
+            deleted += 1;
+        } else {
+            unknown.push(id.as_str());
+        }
+    }
+    let s = writer.commit()?;
+    eprintln!(
+        "deleted {deleted} documents from {}: {} live documents in {} segments{}",
+        args.index.display(),
+        s.live,
+        s.segments,
+        merged_note(s.segments_merged)
+    );
+    if !unknown.is_empty() {
+        eprintln!(
+            "{} ids not in the index: {}",
+            unknown.len(),
+            unknown.join(", ")
+        );
+    }
+    Ok(())
+}
+
+fn optimize(args: OptimizeArgs) -> Result<()> {
+    let start = std::time::Instant::now();
+    let mut writer = open_writer(&args.index)?.reorder(reorder(args.no_reorder));
+    if let Some(b) = args.block_size {
+        writer = writer.block_size(b);
+    }
+    let (segments, deleted) = (writer.index().num_segments(), writer.index().num_deleted());
+    let s = writer.optimize()?;
+    if s.segments_written == 0 {
+        eprintln!(
+            "{} is already one segment without deleted documents ({} documents)",
+            args.index.display(),
+            s.live
+        );
+    } else {
+        eprintln!(
+            "merged {segments} segments into {} ({} documents, {deleted} deleted documents dropped) in {:.1}s",
+            s.segments,
+            s.live,
+            start.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
 fn info(dir: &Path) -> Result<()> {
     let index = Index::open(dir)?;
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.join(MANIFEST_FILE))
+            .with_context(|| format!("reading {}", dir.join(MANIFEST_FILE).display()))?,
+    )?;
+    let segments: Vec<serde_json::Value> = index
+        .segments()
+        .iter()
+        .map(|s| {
+            serde_json::json!({
+                "id": s.id,
+                "dir": s.dir,
+                "first_doc": s.first_doc,
+                "documents": s.num_docs - s.deleted,
+                "deleted": s.deleted,
+                "stored": s.num_docs,
+                "block_size": s.manifest.block_size,
+                "blocks": s.manifest.num_blocks(),
+            })
+        })
+        .collect();
+    let summary = serde_json::json!({
+        "path": dir.display().to_string(),
+        "format": splade_index::format::FORMAT_NAME,
+        "version": if index.segments_manifest().is_some() { SEGMENTS_VERSION } else { FORMAT_VERSION },
+        "generation": index.generation(),
+        "dim": index.dim(),
+        "documents": index.len(),
+        "deleted": index.num_deleted(),
+        "nnz": index.nnz(),
+        "segments": segments,
+        "manifest": manifest,
+    });
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{}", serde_json::to_string_pretty(index.manifest())?)?;
+    writeln!(out, "{}", serde_json::to_string_pretty(&summary)?)?;
     eprintln!("checksums and structure ok");
     Ok(())
 }

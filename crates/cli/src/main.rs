@@ -42,7 +42,8 @@ enum Command {
     Train(Box<train_cmd::TrainArgs>),
     /// Prepare training data (triplets from labelled pairs or BEIR qrels, mined negatives).
     Data(data_cmd::DataArgs),
-    /// Build or inspect a sparse inverted index (`index build`, `index info`).
+    /// Build, inspect or update a sparse inverted index (`index build`, `info`, `add`,
+    /// `delete`, `optimize`).
     Index(index_cmd::IndexArgs),
     /// Search an index: one query text, a queries file, or query vectors (TREC run output).
     Search(index_cmd::SearchArgs),

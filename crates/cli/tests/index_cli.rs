@@ -372,3 +372,358 @@ fn errors_name_the_file_and_line() {
     let err = failure(splade(&["search", "--index", d]));
     assert!(err.contains("--query-vectors"), "{err}");
 }
+
+/// Brute force over `live` (documents in index order): a TREC run with their ids.
+fn expected_run(live: &[Document], queries: &[Document], k: usize) -> String {
+    let mut run = String::new();
+    for q in queries {
+        let hits = brute_force_top_k(live.iter().map(|d| d.vector.view()), q.vector.view(), k);
+        for (rank, h) in hits.iter().enumerate() {
+            let id = &live[h.doc as usize].id;
+            run += &format!("{} Q0 {id} {} {} splade\n", q.id, rank + 1, h.score);
+        }
+    }
+    run
+}
+
+fn stderr_of(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "splade failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stderr).unwrap()
+}
+
+#[test]
+fn add_delete_optimize_match_brute_force_over_the_live_documents() {
+    let tmp = tempfile::tempdir().unwrap();
+    let all = documents();
+    let (first, more) = all.split_at(40);
+    let (v1, v2, qpath) = (
+        tmp.path().join("first.jsonl"),
+        tmp.path().join("more.jsonl"),
+        tmp.path().join("q.jsonl"),
+    );
+    write_jsonl(&v1, first);
+    write_jsonl(&qpath, &queries());
+    // More documents, a replacement of doc3 (upsert: it moves to the end) and, inside the
+    // same file, doc41 twice (the second one wins).
+    let mut added: Vec<Document> = more.to_vec();
+    added.push(Document {
+        id: "doc3".into(),
+        vector: SparseVector::from_pairs(vec![(1, 2.5), (8, 0.5)]).unwrap(),
+    });
+    added.push(Document {
+        id: "doc41".into(),
+        vector: SparseVector::from_pairs(vec![(2, 1.0)]).unwrap(),
+    });
+    write_jsonl(&v2, &added);
+    let dir = tmp.path().join("idx");
+    let d = dir.to_str().unwrap();
+    ok(splade(&[
+        "index",
+        "build",
+        "--out",
+        d,
+        "--vectors",
+        v1.to_str().unwrap(),
+        "--block-size",
+        "4",
+    ]));
+    let msg = stderr_of(splade(&[
+        "index",
+        "add",
+        "--index",
+        d,
+        "--vectors",
+        v2.to_str().unwrap(),
+    ]));
+    assert!(
+        msg.contains("added 22 documents (2 replaced")
+            && msg.contains("60 live documents in 2 segments"),
+        "{msg}"
+    );
+    // The model of the live documents, in index order.
+    let mut live: Vec<Document> = first.to_vec();
+    for doc in &added {
+        live.retain(|x| x.id != doc.id);
+        live.push(doc.clone());
+    }
+
+    let msg = stderr_of(splade(&[
+        "index",
+        "delete",
+        "--index",
+        d,
+        "--ids",
+        "doc1,nope,doc7,doc1",
+    ]));
+    assert!(
+        msg.contains("deleted 2 documents") && msg.contains("1 ids not in the index: nope"),
+        "{msg}"
+    );
+    let ids_file = tmp.path().join("ids.txt");
+    std::fs::write(&ids_file, "doc45\n\n  doc41  \nunknown-a\nunknown-b\n").unwrap();
+    let msg = stderr_of(splade(&[
+        "index",
+        "delete",
+        "--index",
+        d,
+        "--ids-file",
+        ids_file.to_str().unwrap(),
+    ]));
+    assert!(
+        msg.contains("deleted 2 documents")
+            && msg.contains("2 ids not in the index: unknown-a, unknown-b"),
+        "{msg}"
+    );
+    live.retain(|x| !["doc1", "doc7", "doc45", "doc41"].contains(&x.id.as_str()));
+
+    let search = |extra: &[&str]| {
+        let mut a = vec![
+            "search",
+            "--index",
+            d,
+            "--query-vectors",
+            qpath.to_str().unwrap(),
+            "--k",
+            "9",
+        ];
+        a.extend_from_slice(extra);
+        ok(splade(&a))
+    };
+    let expected = expected_run(&live, &queries(), 9);
+    assert_eq!(search(&["--exact"]), expected);
+    assert_eq!(
+        search(&["--approx-alpha", "1", "--approx-beta", "1"]),
+        expected
+    );
+    assert_eq!(search(&["--brute-force"]), expected);
+    for gone in ["doc1", "doc7", "doc45", "doc41"] {
+        assert!(!expected.contains(&format!(" {gone} ")));
+    }
+
+    let info: serde_json::Value =
+        serde_json::from_str(&ok(splade(&["index", "info", "--index", d]))).unwrap();
+    assert_eq!(info["version"], 3);
+    assert_eq!(info["documents"], live.len());
+    // doc1, doc7 and the old doc3 in segment 0; doc45 and doc41 in segment 1 (the first
+    // doc41 of the file was replaced before the commit: never stored).
+    assert_eq!(info["deleted"], 5);
+    let segments = info["segments"].as_array().unwrap();
+    assert_eq!(segments.len(), 2);
+    assert_eq!(
+        (segments[0]["dir"].as_str(), segments[0]["deleted"].as_u64()),
+        (Some("."), Some(3))
+    );
+    assert_eq!(segments[1]["stored"], 21);
+    assert_eq!(info["manifest"]["generation"], info["generation"]);
+
+    // --no-replace: an existing id fails the whole add.
+    let generation = info["generation"].clone();
+    let err = failure(splade(&[
+        "index",
+        "add",
+        "--index",
+        d,
+        "--vectors",
+        v1.to_str().unwrap(),
+        "--no-replace",
+    ]));
+    assert!(
+        err.contains("doc0") && err.contains("--no-replace"),
+        "{err}"
+    );
+    let info: serde_json::Value =
+        serde_json::from_str(&ok(splade(&["index", "info", "--index", d]))).unwrap();
+    assert_eq!(info["generation"], generation, "nothing committed");
+
+    let msg = stderr_of(splade(&["index", "optimize", "--index", d]));
+    assert!(
+        msg.contains("merged 2 segments into 1") && msg.contains("5 deleted documents dropped"),
+        "{msg}"
+    );
+    assert_eq!(search(&["--exact"]), expected);
+    let index = Index::open(&dir).unwrap();
+    assert_eq!(
+        (index.num_segments(), index.num_deleted(), index.len()),
+        (1, 0, live.len())
+    );
+    let msg = stderr_of(splade(&["index", "optimize", "--index", d]));
+    assert!(msg.contains("already one segment"), "{msg}");
+
+    // Every add is one commit; with --max-segments 2 neighbours are merged.
+    for (i, doc) in all.iter().take(3).enumerate() {
+        let one = tmp.path().join(format!("one{i}.jsonl"));
+        let doc = Document {
+            id: format!("extra{i}"),
+            vector: doc.vector.clone(),
+        };
+        write_jsonl(&one, std::slice::from_ref(&doc));
+        live.push(doc);
+        ok(splade(&[
+            "index",
+            "add",
+            "--index",
+            d,
+            "--vectors",
+            one.to_str().unwrap(),
+            "--max-segments",
+            "2",
+        ]));
+    }
+    assert_eq!(Index::open(&dir).unwrap().num_segments(), 2);
+    assert_eq!(search(&["--exact"]), expected_run(&live, &queries(), 9));
+}
+
+#[test]
+fn update_errors_are_clear() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vectors = tmp.path().join("docs.jsonl");
+    write_jsonl(&vectors, &documents());
+    let missing = tmp.path().join("missing");
+    let err = failure(splade(&[
+        "index",
+        "add",
+        "--index",
+        missing.to_str().unwrap(),
+        "--vectors",
+        vectors.to_str().unwrap(),
+    ]));
+    assert!(err.contains("no index there"), "{err}");
+    let err = failure(splade(&[
+        "index",
+        "delete",
+        "--index",
+        missing.to_str().unwrap(),
+        "--ids",
+        "a",
+    ]));
+    assert!(err.contains("no index there"), "{err}");
+    assert!(failure(splade(&[
+        "index",
+        "delete",
+        "--index",
+        missing.to_str().unwrap()
+    ]))
+    .contains("--ids"));
+
+    let dir = tmp.path().join("idx");
+    let d = dir.to_str().unwrap();
+    ok(splade(&[
+        "index",
+        "build",
+        "--out",
+        d,
+        "--vectors",
+        vectors.to_str().unwrap(),
+    ]));
+    // An index beyond the index's dimension (40) names the file and line.
+    let bad = tmp.path().join("bad.jsonl");
+    std::fs::write(
+        &bad,
+        "{\"id\": \"x\", \"indices\": [1], \"values\": [1.0]}\n{\"id\": \"y\", \"indices\": [40], \"values\": [1.0]}\n",
+    )
+    .unwrap();
+    let err = failure(splade(&[
+        "index",
+        "add",
+        "--index",
+        d,
+        "--vectors",
+        bad.to_str().unwrap(),
+    ]));
+    assert!(err.contains("bad.jsonl") && err.contains("line 2"), "{err}");
+    assert_eq!(Index::open(&dir).unwrap().len(), 60, "nothing added");
+    // A damaged deletion file is named.
+    ok(splade(&["index", "delete", "--index", d, "--ids", "doc3"]));
+    let del = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "bin"))
+        .unwrap();
+    let mut bytes = std::fs::read(&del).unwrap();
+    bytes.pop();
+    std::fs::write(&del, bytes).unwrap();
+    let name = del.file_name().unwrap().to_str().unwrap();
+    let err = failure(splade(&["index", "info", "--index", d]));
+    assert!(err.contains(name), "{err}");
+    let err = failure(splade(&[
+        "index",
+        "add",
+        "--index",
+        d,
+        "--vectors",
+        vectors.to_str().unwrap(),
+    ]));
+    assert!(err.contains(name), "{err}");
+}
+
+#[test]
+fn model_add_equals_a_build_of_everything() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = model();
+    let m = m.to_str().unwrap();
+    let lines = [
+        "{\"_id\": \"d1\", \"title\": \"Sparse retrieval\", \"text\": \"inverted indexes make search fast\"}",
+        "{\"_id\": \"d2\", \"title\": \"\", \"text\": \"cats sleep all day long\"}",
+        "{\"_id\": \"d3\", \"title\": \"Neural nets\", \"text\": \"transformers encode text into vectors\"}",
+        "{\"_id\": \"d4\", \"title\": \"\", \"text\": \"dogs chase cats in the garden\"}",
+    ];
+    let (a, b, all) = (
+        tmp.path().join("a.jsonl"),
+        tmp.path().join("b.jsonl"),
+        tmp.path().join("all.jsonl"),
+    );
+    std::fs::write(&a, lines[..2].join("\n")).unwrap();
+    std::fs::write(&b, lines[2..].join("\n")).unwrap();
+    std::fs::write(&all, lines.join("\n")).unwrap();
+    let (one, two) = (tmp.path().join("one"), tmp.path().join("two"));
+    ok(splade(&[
+        "index",
+        "build",
+        "--out",
+        one.to_str().unwrap(),
+        "--corpus",
+        all.to_str().unwrap(),
+        "--model",
+        m,
+    ]));
+    ok(splade(&[
+        "index",
+        "build",
+        "--out",
+        two.to_str().unwrap(),
+        "--corpus",
+        a.to_str().unwrap(),
+        "--model",
+        m,
+    ]));
+    ok(splade(&[
+        "index",
+        "add",
+        "--index",
+        two.to_str().unwrap(),
+        "--corpus",
+        b.to_str().unwrap(),
+        "--model",
+        m,
+    ]));
+    let search = |dir: &Path, q: &str| {
+        ok(splade(&[
+            "search",
+            "--index",
+            dir.to_str().unwrap(),
+            "--model",
+            m,
+            q,
+            "--k",
+            "4",
+        ]))
+    };
+    for q in ["sleeping cats", "fast search", "garden dogs"] {
+        assert_eq!(search(&one, q), search(&two, q));
+    }
+    assert_eq!(Index::open(&two).unwrap().num_segments(), 2);
+}
