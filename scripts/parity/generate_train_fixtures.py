@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 from sentence_transformers import SparseEncoder
-from sentence_transformers.sparse_encoder.losses import SparseMultipleNegativesRankingLoss, SpladeLoss
+from sentence_transformers.sparse_encoder.losses import SparseMarginMSELoss, SparseMultipleNegativesRankingLoss, SpladeLoss
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL = REPO / "fixtures/encoder/models/distilbert-tied-seedlayout"
@@ -37,7 +37,12 @@ CASES = {
     "seed_lambdas": {"lambda_query": 5e-5, "lambda_document": 3e-5, "with_negatives": True},
     "large_lambdas": {"lambda_query": 0.5, "lambda_document": 0.3, "with_negatives": True},
     "pairs_only": {"lambda_query": 0.05, "lambda_document": 0.03, "with_negatives": False},
+    # SpladeLoss(SparseMarginMSELoss): distillation onto teacher scores [positive, negative]
+    # per row (turned into margins by the loss), with visible FLOPS weights.
+    "margin_mse": {"lambda_query": 0.05, "lambda_document": 0.03, "with_negatives": True, "loss": "margin_mse"},
 }
+# Teacher scores (positive, negative) per row of BATCH for the distillation case.
+TEACHER_SCORES = [[9.5, 2.0], [7.25, 4.0], [8.0, 1.5], [6.0, 5.5]]
 ADAMW = {"lr": 1e-2, "betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": 0.01, "steps": 3}
 
 
@@ -55,12 +60,13 @@ def run_case(cfg: dict) -> dict:
     for module in model.modules():
         if isinstance(module, torch.nn.Dropout):
             module.p = 0.0
-    mnrl = SparseMultipleNegativesRankingLoss(model)
-    loss_fn = SpladeLoss(model, mnrl, document_regularizer_weight=cfg["lambda_document"],
+    distill = cfg.get("loss") == "margin_mse"
+    base = SparseMarginMSELoss(model) if distill else SparseMultipleNegativesRankingLoss(model)
+    loss_fn = SpladeLoss(model, base, document_regularizer_weight=cfg["lambda_document"],
                          query_regularizer_weight=cfg["lambda_query"])
     columns = list(zip(*BATCH)) if cfg["with_negatives"] else list(zip(*BATCH))[:2]
     features = [model.tokenize(list(col)) for col in columns]
-    labels = torch.zeros(len(BATCH))
+    labels = torch.tensor(TEACHER_SCORES) if distill else torch.zeros(len(BATCH))
 
     def forward():
         parts = loss_fn(features, labels)
@@ -74,6 +80,7 @@ def run_case(cfg: dict) -> dict:
     result = {
         "config": cfg,
         "texts": [list(c) for c in columns],
+        "labels": TEACHER_SCORES if distill else None,
         "loss": {"total": float(total), **{k: float(v) for k, v in parts.items()}},
         "grad_norms": grad_norms,
     }

@@ -10,7 +10,7 @@ use splade_eval::{BinaryClassificationEvaluator, InformationRetrievalEvaluator};
 use splade_train::data::{ColumnMapping, TrainingData};
 use splade_train::sampler::BatchSampler;
 use splade_train::trainer::{train, Metrics, TrainConfig};
-use splade_train::SpladeLossConfig;
+use splade_train::{BaseLoss, SpladeLossConfig};
 
 /// Every option is a flag and may also be set in the `--config` TOML file (same names, with
 /// underscores); flags win over the file, the file over the defaults (the seed's recipe).
@@ -25,7 +25,8 @@ pub struct TrainArgs {
     #[arg(long)]
     model: Option<String>,
     /// Training rows: JSONL (`anchor`, `positive`, optional `negative`/`negative_N` fields),
-    /// TSV or CSV with a header.
+    /// TSV or CSV with a header, or Parquet (a `.parquet` file or a folder of them, as a
+    /// Hugging Face dataset split stores them).
     #[arg(long)]
     train: Option<PathBuf>,
     /// Output folder: `checkpoint-STEP/` per evaluation and `final/` (the best or last model).
@@ -40,6 +41,14 @@ pub struct TrainArgs {
     /// Columns holding hard negatives, comma-separated (default: `negative`, `negative_N`).
     #[arg(long, value_delimiter = ',')]
     negative_columns: Option<Vec<String>>,
+    /// Column holding the labels of `--loss margin-mse` (teacher margins, or the teacher
+    /// scores of the positive then each negative; default: `label` or `score`).
+    #[arg(long)]
+    label_column: Option<String>,
+    /// The loss SpladeLoss wraps: `mnrl` (SparseMultipleNegativesRankingLoss, default) or
+    /// `margin-mse` (SparseMarginMSELoss: distillation onto teacher margins).
+    #[arg(long)]
+    loss: Option<String>,
     /// Passes over the data (default 1).
     #[arg(long)]
     epochs: Option<f64>,
@@ -70,6 +79,10 @@ pub struct TrainArgs {
     /// `no-duplicates` (default), `shuffled`, or `sequential` (file order, no shuffling).
     #[arg(long)]
     sampler: Option<String>,
+    /// Apply the model config's dropout while training, as PyTorch's train mode does (default
+    /// true); `--dropout false` trains without it.
+    #[arg(long)]
+    dropout: Option<bool>,
     /// λ_query of the FLOPS regulariser (default 5e-5).
     #[arg(long)]
     lambda_query: Option<f64>,
@@ -121,6 +134,8 @@ fn load_args(mut flags: TrainArgs) -> Result<TrainArgs> {
             anchor_column,
             positive_column,
             negative_columns,
+            label_column,
+            loss,
             epochs,
             max_steps,
             batch_size,
@@ -131,6 +146,7 @@ fn load_args(mut flags: TrainArgs) -> Result<TrainArgs> {
             gradient_accumulation,
             seed,
             sampler,
+            dropout,
             lambda_query,
             lambda_document,
             logging_steps,
@@ -195,6 +211,12 @@ pub fn run(args: TrainArgs) -> Result<()> {
             .clone()
             .unwrap_or_else(|| "positive".into()),
         negatives: args.negative_columns.clone().unwrap_or_default(),
+        label: args.label_column.clone(),
+    };
+    let base_loss = match args.loss.as_deref() {
+        None | Some("mnrl") => BaseLoss::MultipleNegativesRanking,
+        Some("margin-mse") | Some("margin_mse") => BaseLoss::MarginMse,
+        Some(other) => bail!("--loss: unknown '{other}' (mnrl, margin-mse)"),
     };
     let data = TrainingData::read(train_path, &mapping)?;
     if data.rows.is_empty() {
@@ -214,6 +236,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         },
         gradient_accumulation: args.gradient_accumulation.unwrap_or(1),
         seed: args.seed.unwrap_or(defaults.seed),
+        dropout: args.dropout.unwrap_or(defaults.dropout),
         sampler,
         loss: SpladeLossConfig {
             lambda_query: args.lambda_query.unwrap_or(defaults.loss.lambda_query),
@@ -221,6 +244,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
                 .lambda_document
                 .unwrap_or(defaults.loss.lambda_document),
             scale: 1.0,
+            base: base_loss,
         },
         logging_steps: args.logging_steps.unwrap_or(defaults.logging_steps),
         eval_steps: args.eval_steps,
@@ -333,6 +357,21 @@ pub fn run(args: TrainArgs) -> Result<()> {
         return Ok(());
     }
     let final_dir = output.join("final");
+    // The chart of the run, next to the logs and inside the model folder the card refers to.
+    let plot = output.join("training_plot.png");
+    splade_train::plot::plot_training(
+        &report.log,
+        &report.evaluations,
+        &format!("{} on {}", model, train_path.display()),
+        &plot,
+    )?;
+    std::fs::copy(&plot, final_dir.join("training_plot.png")).with_context(|| {
+        format!(
+            "cannot copy {} into {}",
+            plot.display(),
+            final_dir.display()
+        )
+    })?;
     let final_model = SparseEncoder::load(&final_dir, &candle_core::Device::Cpu)?;
     let dataset_name = train_path
         .file_name()

@@ -54,6 +54,26 @@ pub struct BackboneConfig {
     pub layer_norm_eps: f64,
     /// Whether the MLM decoder shares the word-embedding matrix.
     pub tie_word_embeddings: bool,
+    /// Training-time dropout on hidden states (`hidden_dropout_prob`, DistilBERT `dropout`).
+    pub hidden_dropout: f64,
+    /// Training-time dropout on attention probabilities (`attention_probs_dropout_prob`,
+    /// DistilBERT `attention_dropout`).
+    pub attention_dropout: f64,
+}
+
+/// An optional probability field, Hugging Face's default 0.1 when absent.
+fn probability(json: &Value, path: &Path, name: &str) -> Result<f64> {
+    match json.get(name) {
+        None | Some(Value::Null) => Ok(0.1),
+        Some(v) => v
+            .as_f64()
+            .filter(|p| (0.0..1.0).contains(p))
+            .ok_or_else(|| EncoderError::Config {
+                path: path.to_path_buf(),
+                field: name.to_string(),
+                message: format!("expected a probability in [0, 1), got {v}"),
+            }),
+    }
 }
 
 fn field<'a>(json: &'a Value, path: &Path, name: &str) -> Result<&'a Value> {
@@ -160,6 +180,8 @@ impl BackboneConfig {
                         .and_then(Value::as_f64)
                         .unwrap_or(1e-12),
                     tie_word_embeddings: tie,
+                    hidden_dropout: probability(json, path, "hidden_dropout_prob")?,
+                    attention_dropout: probability(json, path, "attention_probs_dropout_prob")?,
                 }
             }
             Architecture::DistilBert => BackboneConfig {
@@ -177,6 +199,8 @@ impl BackboneConfig {
                     .get("tie_weights_")
                     .and_then(Value::as_bool)
                     .unwrap_or(tie),
+                hidden_dropout: probability(json, path, "dropout")?,
+                attention_dropout: probability(json, path, "attention_dropout")?,
             },
         };
         if config.num_heads == 0 || config.hidden_size % config.num_heads != 0 {

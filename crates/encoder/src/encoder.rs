@@ -12,7 +12,7 @@ use splade_sparse::{
 use crate::error::{EncoderError, Result};
 use crate::hub::resolve_model;
 use crate::layout::ModelFolder;
-use crate::model::{find_weights, ForwardMode, MaskedLm, TokenBatch};
+use crate::model::{find_weights, Dropout, ForwardMode, MaskedLm, TokenBatch};
 use crate::pooling::{
     pool_dense, pool_max_differentiable, pool_sparse, PoolingConfig, PoolingStrategy,
 };
@@ -151,6 +151,12 @@ impl SparseEncoder {
     /// The tokenizer.
     pub fn tokenizer(&self) -> &TextTokenizer {
         &self.tokenizer
+    }
+
+    /// The dropout the model's `config.json` asks for during training, with masks drawn from a
+    /// stream seeded with `seed` (pass it to [`Self::forward_dense_with_dropout`]).
+    pub fn training_dropout(&self, seed: u64) -> Dropout {
+        Dropout::from_config(&self.folder.backbone, seed)
     }
 
     /// The backbone.
@@ -315,7 +321,7 @@ impl SparseEncoder {
             return Ok(Vec::new());
         }
         let batch = self.token_batch(rows)?;
-        let features = self.model.features(&batch, ForwardMode::Inference)?;
+        let features = self.model.features(&batch, ForwardMode::Inference, None)?;
         Ok(pool_sparse(
             &features,
             &batch.lengths,
@@ -325,16 +331,28 @@ impl SparseEncoder {
     }
 
     /// The differentiable forward pass: `[batch, vocab]` dense SPLADE weights whose graph
-    /// reaches every model parameter (for training).
+    /// reaches every model parameter (for training), without dropout.
     pub fn forward_dense(
         &self,
         texts: &[impl AsRef<str>],
         options: &EncodeOptions,
     ) -> Result<Tensor> {
+        self.forward_dense_with_dropout(texts, options, None)
+    }
+
+    /// [`Self::forward_dense`] with training-time dropout (see [`Self::training_dropout`]).
+    pub fn forward_dense_with_dropout(
+        &self,
+        texts: &[impl AsRef<str>],
+        options: &EncodeOptions,
+        dropout: Option<&Dropout>,
+    ) -> Result<Tensor> {
         let tokenized = self.tokenize(texts, options)?;
         let rows: Vec<&TokenizedText> = tokenized.iter().collect();
         let batch = self.token_batch(&rows)?;
-        let features = self.model.features(&batch, ForwardMode::Differentiable)?;
+        let features = self
+            .model
+            .features(&batch, ForwardMode::Differentiable, dropout)?;
         let pooling = self.folder.pooling;
         // On the CPU, max pooling uses the fused op (chunked forward, sparse backward).
         if pooling.strategy == PoolingStrategy::Max && self.device.is_cpu() {

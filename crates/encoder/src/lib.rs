@@ -32,6 +32,7 @@ pub mod tokenize;
 pub use encoder::{EncodeOptions, SparseEncoder};
 pub use error::{EncoderError, Result};
 pub use layout::{FolderLayout, ModelFolder};
+pub use model::Dropout;
 pub use pooling::{PoolingActivation, PoolingConfig, PoolingStrategy};
 pub use splade_sparse::{
     ScoreMatrix, Similarity, SparseBatch, SparseVector, SparseView, SparsityStats,

@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 
 use parquet::basic::Compression;
 use parquet::file::reader::{FileReader, SerializedFileReader};
-use parquet::record::Field;
+pub use parquet::record::Field;
 use parquet::schema::types::Type;
 
 use crate::data::RetrievalData;
@@ -61,7 +61,7 @@ pub fn is_parquet_dataset_dir(dir: &Path) -> bool {
 }
 
 /// Every `*.parquet` file under `dir` (recursively), sorted by path.
-fn parquet_files(dir: &Path) -> Result<Vec<PathBuf>> {
+pub fn parquet_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -149,9 +149,23 @@ fn split_files(dir: &Path, config: &str, split: &str) -> Result<Vec<PathBuf>> {
     }
 }
 
+/// The top-level column names of one parquet file, in schema order.
+pub fn column_names(path: &Path) -> Result<Vec<String>> {
+    let file = std::fs::File::open(path).map_err(|e| io_error(path, e))?;
+    let reader = SerializedFileReader::new(file)
+        .map_err(|e| parquet_error(path, format!("not a readable parquet file: {e}")))?;
+    let schema = reader.metadata().file_metadata().schema();
+    Ok(schema
+        .get_fields()
+        .iter()
+        .map(|f| f.name().to_string())
+        .collect())
+}
+
 /// Reads the given top-level columns of every row of one parquet file, calling `row` with the
-/// 0-based row number and the fields in `columns` order (`Field::Null` when null).
-fn read_columns(
+/// 0-based row number and the fields in `columns` order (`Field::Null` when null). Snappy and
+/// uncompressed files are supported (other codecs give an error naming the column).
+pub fn read_columns(
     path: &Path,
     columns: &[&str],
     mut row: impl FnMut(usize, &[&Field]) -> Result<()>,

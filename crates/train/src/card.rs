@@ -117,7 +117,16 @@ pub fn model_card(input: &CardInput<'_>) -> String {
             .join(" | ")
     );
     let c = input.config;
-    let _ = writeln!(s, "* Loss: `SpladeLoss` with these parameters:\n  ```json\n  {{\n      \"loss\": \"SparseMultipleNegativesRankingLoss(scale={}, similarity_fct='dot_score')\",\n      \"document_regularizer_weight\": {},\n      \"query_regularizer_weight\": {}\n  }}\n  ```\n", c.loss.scale, c.loss.lambda_document, c.loss.lambda_query);
+    let base = match c.loss.base {
+        crate::loss::BaseLoss::MultipleNegativesRanking => format!(
+            "SparseMultipleNegativesRankingLoss(scale={}, similarity_fct='dot_score')",
+            c.loss.scale
+        ),
+        crate::loss::BaseLoss::MarginMse => {
+            "SparseMarginMSELoss(similarity_fct='pairwise_dot_score')".to_string()
+        }
+    };
+    let _ = writeln!(s, "* Loss: `SpladeLoss` with these parameters:\n  ```json\n  {{\n      \"loss\": \"{base}\",\n      \"document_regularizer_weight\": {},\n      \"query_regularizer_weight\": {}\n  }}\n  ```\n", c.loss.lambda_document, c.loss.lambda_query);
     let _ = writeln!(s, "### Training Hyperparameters\n");
     let _ = writeln!(s, "- `per_device_train_batch_size`: {}", c.batch_size);
     let _ = writeln!(s, "- `learning_rate`: {}", c.learning_rate);
@@ -143,6 +152,15 @@ pub fn model_card(input: &CardInput<'_>) -> String {
         c.gradient_accumulation
     );
     let _ = writeln!(s, "- `seed`: {}", c.seed);
+    let _ = writeln!(
+        s,
+        "- `dropout`: {}",
+        if c.dropout {
+            "the model config's (train mode)"
+        } else {
+            "off"
+        }
+    );
     let _ = writeln!(s, "- `batch_sampler`: {:?}", c.sampler);
     let _ = writeln!(s, "- `lr_scheduler_type`: linear");
     let _ = writeln!(
@@ -153,7 +171,7 @@ pub fn model_card(input: &CardInput<'_>) -> String {
     if let Some(m) = &c.best_metric {
         let _ = writeln!(s, "- `load_best_model_at_end`: True (metric `{m}`)");
     }
-    let _ = writeln!(s, "\n### Training Logs\n\n| Epoch | Step | Training Loss | Base loss | Query FLOPS | Document FLOPS |\n|:--|:--|:--|:--|:--|:--|");
+    let _ = writeln!(s, "\n### Training Logs\n\n![training loss and evaluation metrics](training_plot.png)\n\n| Epoch | Step | Training Loss | Base loss | Query FLOPS | Document FLOPS |\n|:--|:--|:--|:--|:--|:--|");
     for e in &input.report.log {
         let _ = writeln!(
             s,

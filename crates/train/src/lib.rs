@@ -9,6 +9,7 @@ pub mod card;
 pub mod data;
 pub mod loss;
 pub mod optim;
+pub mod plot;
 pub mod sampler;
 pub mod save;
 pub mod schedule;
@@ -17,6 +18,6 @@ pub mod trainer;
 pub mod triplets;
 
 pub use loss::{
-    flops, margin_mse, multiple_negatives_ranking, splade_loss, splade_margin_mse_loss,
-    SpladeLossConfig, SpladeLossParts,
+    configured_splade_loss, flops, margin_mse, multiple_negatives_ranking, splade_loss,
+    splade_margin_mse_loss, BaseLoss, SpladeLossConfig, SpladeLossParts,
 };

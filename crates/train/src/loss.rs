@@ -65,7 +65,18 @@ pub fn margin_mse(columns: &[Tensor], labels: &Tensor) -> Result<Tensor> {
     (margins - labels)?.sqr()?.mean_all()
 }
 
-/// SpladeLoss's weights: the regulariser weights λ_query and λ_document and the MNRL scale.
+/// The loss SpladeLoss wraps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BaseLoss {
+    /// `SparseMultipleNegativesRankingLoss` (the seed's): in-batch and hard negatives, no labels.
+    #[default]
+    MultipleNegativesRanking,
+    /// `SparseMarginMSELoss`: distillation onto teacher margins given as labels.
+    MarginMse,
+}
+
+/// SpladeLoss's settings: the wrapped loss, the regulariser weights λ_query and λ_document and
+/// the MNRL scale.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SpladeLossConfig {
     /// Weight of FLOPS on anchor (query) embeddings; the seed uses 5e-5.
@@ -74,6 +85,8 @@ pub struct SpladeLossConfig {
     pub lambda_document: f64,
     /// Multiplier of the dot products inside MNRL; the seed uses 1.
     pub scale: f64,
+    /// The wrapped loss (MNRL by default).
+    pub base: BaseLoss,
 }
 
 impl Default for SpladeLossConfig {
@@ -82,7 +95,27 @@ impl Default for SpladeLossConfig {
             lambda_query: 5e-5,
             lambda_document: 3e-5,
             scale: 1.0,
+            base: BaseLoss::MultipleNegativesRanking,
         }
+    }
+}
+
+/// SpladeLoss with the configured base loss: `labels` (`[batch]` or `[batch, k]` teacher
+/// margins or scores) are required by [`BaseLoss::MarginMse`] and ignored by MNRL.
+pub fn configured_splade_loss(
+    columns: &[Tensor],
+    labels: Option<&Tensor>,
+    config: &SpladeLossConfig,
+    lambdas: (f64, f64),
+) -> Result<SpladeLossParts> {
+    match config.base {
+        BaseLoss::MultipleNegativesRanking => splade_loss(columns, config, lambdas),
+        BaseLoss::MarginMse => match labels {
+            Some(labels) => splade_margin_mse_loss(columns, labels, lambdas),
+            None => candle_core::bail!(
+                "SparseMarginMSELoss needs labels (teacher margins or scores) for every row"
+            ),
+        },
     }
 }
 

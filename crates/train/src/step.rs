@@ -3,10 +3,10 @@
 
 use crate::optim::{AdamW, AdamWConfig};
 use candle_core::backprop::GradStore;
-use candle_core::Var;
+use candle_core::{Tensor, Var};
 use splade_encoder::{EncodeOptions, Result, SparseEncoder};
 
-use crate::loss::{splade_loss, SpladeLossConfig, SpladeLossParts};
+use crate::loss::{configured_splade_loss, SpladeLossConfig, SpladeLossParts};
 
 /// Loss values of one step, as plain numbers.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -73,30 +73,47 @@ impl TrainStep {
     }
 
     /// The loss of a batch: `columns[0]` anchors, `columns[1]` positives, then negatives;
-    /// `lambdas` are the current (λ_query, λ_document).
-    pub fn loss(&self, columns: &[Vec<String>], lambdas: (f64, f64)) -> Result<SpladeLossParts> {
+    /// `labels` (`[batch]` or `[batch, k]`, for `SparseMarginMSELoss`) or `None`; `lambdas` are
+    /// the current (λ_query, λ_document). No dropout: the forward pass is deterministic.
+    pub fn loss(
+        &self,
+        columns: &[Vec<String>],
+        labels: Option<&Tensor>,
+        lambdas: (f64, f64),
+    ) -> Result<SpladeLossParts> {
         let options = EncodeOptions::default();
         let embeddings = columns
             .iter()
             .map(|texts| self.encoder.forward_dense(texts, &options))
             .collect::<Result<Vec<_>>>()?;
-        Ok(splade_loss(&embeddings, &self.loss, lambdas)?)
+        Ok(configured_splade_loss(
+            &embeddings,
+            labels,
+            &self.loss,
+            lambdas,
+        )?)
     }
 
     /// Loss and gradients of a batch, without updating the weights.
     pub fn gradients(
         &self,
         columns: &[Vec<String>],
+        labels: Option<&Tensor>,
         lambdas: (f64, f64),
     ) -> Result<(StepLosses, GradStore)> {
-        let parts = self.loss(columns, lambdas)?;
+        let parts = self.loss(columns, labels, lambdas)?;
         let grads = parts.total.backward()?;
         Ok((StepLosses::from_parts(&parts)?, grads))
     }
 
     /// One optimisation step on a batch; returns the loss before the update.
-    pub fn step(&mut self, columns: &[Vec<String>], lambdas: (f64, f64)) -> Result<StepLosses> {
-        let (losses, grads) = self.gradients(columns, lambdas)?;
+    pub fn step(
+        &mut self,
+        columns: &[Vec<String>],
+        labels: Option<&Tensor>,
+        lambdas: (f64, f64),
+    ) -> Result<StepLosses> {
+        let (losses, grads) = self.gradients(columns, labels, lambdas)?;
         self.optimizer.step(&grads)?;
         Ok(losses)
     }

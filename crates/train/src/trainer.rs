@@ -12,7 +12,7 @@ use candle_core::{DType, Var};
 use splade_encoder::{EncodeOptions, EncoderError, Result, SparseEncoder};
 
 use crate::data::TrainingData;
-use crate::loss::{splade_loss, SpladeLossConfig};
+use crate::loss::{configured_splade_loss, BaseLoss, SpladeLossConfig};
 use crate::sampler::{batches, BatchSampler};
 use crate::save::save_model;
 use crate::schedule::{linear_lr, regularizer_weight, WarmupShape};
@@ -36,8 +36,12 @@ pub struct TrainConfig {
     pub max_grad_norm: Option<f64>,
     /// Micro-batches per optimiser step (1).
     pub gradient_accumulation: usize,
-    /// Seed of the batch order (42).
+    /// Seed of the batch order and of the dropout masks (42).
     pub seed: u64,
+    /// Apply the dropout of the model's `config.json` during training, as PyTorch does in
+    /// train mode (true). Masks come from a stream seeded by `seed` and the micro-batch number,
+    /// so runs are reproducible and resumable.
+    pub dropout: bool,
     /// NO_DUPLICATES (default) or plain shuffling.
     pub sampler: BatchSampler,
     /// SpladeLoss weights (λ_query 5e-5, λ_document 3e-5, scale 1).
@@ -70,6 +74,7 @@ impl Default for TrainConfig {
             max_grad_norm: Some(1.0),
             gradient_accumulation: 1,
             seed: 42,
+            dropout: true,
             sampler: BatchSampler::NoDuplicates,
             loss: SpladeLossConfig::default(),
             regularizer_warmup: (1.0 / 3.0, WarmupShape::Quadratic),
@@ -201,6 +206,20 @@ pub fn train(
         return Err(EncoderError::InvalidArgument(
             "training rows need at least an anchor and a positive".into(),
         ));
+    }
+    if config.loss.base == BaseLoss::MarginMse {
+        if data.labels.len() != data.rows.len() {
+            return Err(EncoderError::InvalidArgument(
+                "SparseMarginMSELoss needs a label column (teacher margins or scores: `label` \
+                 or `score`, or the one named by the column mapping)"
+                    .into(),
+            ));
+        }
+        if data.columns.len() < 3 {
+            return Err(EncoderError::InvalidArgument(
+                "SparseMarginMSELoss needs (query, positive, negative…) rows".into(),
+            ));
+        }
     }
     let accumulation = config.gradient_accumulation.max(1);
     let micro_per_epoch = batches(
@@ -352,7 +371,7 @@ pub fn train(
         let lr = linear_lr(config.learning_rate, step, warmup_steps, total_steps);
         optimizer.set_learning_rate(lr);
         let mut grads: Option<GradStore> = None;
-        for _ in 0..accumulation {
+        for micro in 0..accumulation {
             if queue.is_empty() {
                 queue = batches(
                     &data.rows,
@@ -369,11 +388,21 @@ pub fn train(
             let columns: Vec<Vec<&str>> = (0..data.columns.len())
                 .map(|c| batch.iter().map(|&r| data.rows[r][c].as_str()).collect())
                 .collect();
+            let dropout = config
+                .dropout
+                .then(|| encoder.training_dropout(dropout_seed(config.seed, step, micro)))
+                .filter(|d| !d.is_noop());
             let embeddings = columns
                 .iter()
-                .map(|texts| encoder.forward_dense(texts, &options))
+                .map(|texts| encoder.forward_dense_with_dropout(texts, &options, dropout.as_ref()))
                 .collect::<Result<Vec<_>>>()?;
-            let parts = splade_loss(&embeddings, &config.loss, (lambda_q, lambda_d))?;
+            let labels = batch_labels(data, &batch, encoder.device())?;
+            let parts = configured_splade_loss(
+                &embeddings,
+                labels.as_ref(),
+                &config.loss,
+                (lambda_q, lambda_d),
+            )?;
             let scaled = (&parts.total / accumulation as f64)?;
             let micro = scaled.backward()?;
             match &mut grads {
@@ -457,4 +486,31 @@ pub fn train(
         None => save_model(&encoder, &vars, &output.join("final"), |_| Ok(()))?,
     }
     Ok(report)
+}
+
+/// The seed of the dropout masks of one micro-batch: a function of the run's seed and the
+/// position in the run only, so a resumed run draws the same masks as an uninterrupted one.
+fn dropout_seed(seed: u64, step: usize, micro: usize) -> u64 {
+    seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ ((step as u64) << 16).wrapping_add(micro as u64)
+}
+
+/// The labels of a batch's rows as a `[rows, values]` tensor, when the data has labels.
+fn batch_labels(
+    data: &TrainingData,
+    batch: &[usize],
+    device: &candle_core::Device,
+) -> Result<Option<candle_core::Tensor>> {
+    if data.labels.is_empty() {
+        return Ok(None);
+    }
+    let width = data.labels[0].len();
+    let flat: Vec<f32> = batch
+        .iter()
+        .flat_map(|&r| data.labels[r].iter().copied())
+        .collect();
+    Ok(Some(candle_core::Tensor::from_vec(
+        flat,
+        (batch.len(), width),
+        device,
+    )?))
 }

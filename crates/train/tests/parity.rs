@@ -3,12 +3,12 @@
 
 use std::path::Path;
 
-use candle_core::Device;
+use candle_core::{Device, Tensor};
 use serde_json::Value;
 use splade_encoder::SparseEncoder;
 use splade_train::optim::AdamWConfig;
 use splade_train::step::TrainStep;
-use splade_train::SpladeLossConfig;
+use splade_train::{BaseLoss, SpladeLossConfig};
 
 fn root() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
@@ -19,7 +19,7 @@ fn fixture(name: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
 }
 
-fn setup(f: &Value) -> (TrainStep, Vec<Vec<String>>, (f64, f64)) {
+fn setup(f: &Value) -> (TrainStep, Vec<Vec<String>>, Option<Tensor>, (f64, f64)) {
     let model = root().join("fixtures/encoder/models/distilbert-tied-seedlayout");
     let (encoder, vars) = SparseEncoder::load_trainable(&model, &Device::Cpu).unwrap();
     let a = &f["adamw"];
@@ -38,11 +38,22 @@ fn setup(f: &Value) -> (TrainStep, Vec<Vec<String>>, (f64, f64)) {
         lambda_query: lambdas.0,
         lambda_document: lambdas.1,
         scale: 1.0,
+        base: match f["config"]["loss"].as_str() {
+            Some("margin_mse") => BaseLoss::MarginMse,
+            _ => BaseLoss::MultipleNegativesRanking,
+        },
     };
     let columns: Vec<Vec<String>> = serde_json::from_value(f["texts"].clone()).unwrap();
+    // Labels (teacher scores or margins) of the distillation case.
+    let labels = f.get("labels").filter(|l| !l.is_null()).map(|l| {
+        let rows: Vec<Vec<f32>> = serde_json::from_value(l.clone()).unwrap();
+        let width = rows[0].len();
+        Tensor::from_vec(rows.concat(), (rows.len(), width), &Device::Cpu).unwrap()
+    });
     (
         TrainStep::new(encoder, vars, adamw, loss).unwrap(),
         columns,
+        labels,
         lambdas,
     )
 }
@@ -53,10 +64,12 @@ fn rel_close(ours: f64, reference: f64, tol: f64) -> bool {
 
 fn check(name: &str) {
     let f = fixture(name);
-    let (mut trainer, columns, lambdas) = setup(&f);
+    let (mut trainer, columns, labels, lambdas) = setup(&f);
 
     // Loss parts.
-    let (losses, grads) = trainer.gradients(&columns, lambdas).unwrap();
+    let (losses, grads) = trainer
+        .gradients(&columns, labels.as_ref(), lambdas)
+        .unwrap();
     let l = &f["loss"];
     for (ours, key) in [
         (losses.total, "total"),
@@ -111,7 +124,7 @@ fn check(name: &str) {
     );
 
     // Three AdamW steps: the losses seen and the weights reached.
-    let (mut trainer2, _, _) = setup(&f);
+    let (mut trainer2, _, _, _) = setup(&f);
     let a = &f["adamw"];
     let steps = a["steps"].as_u64().unwrap() as usize;
     for (s, reference) in a["losses"]
@@ -121,7 +134,10 @@ fn check(name: &str) {
         .take(steps)
         .enumerate()
     {
-        let got = trainer2.step(&columns, lambdas).unwrap().total as f64;
+        let got = trainer2
+            .step(&columns, labels.as_ref(), lambdas)
+            .unwrap()
+            .total as f64;
         let reference = reference.as_f64().unwrap();
         assert!(
             rel_close(got, reference, 1e-4),
@@ -183,4 +199,9 @@ fn large_lambdas_match_pytorch() {
 #[test]
 fn pairs_without_negatives_match_pytorch() {
     check("pairs_only");
+}
+
+#[test]
+fn margin_mse_distillation_matches_pytorch() {
+    check("margin_mse");
 }

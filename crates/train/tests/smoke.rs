@@ -52,6 +52,7 @@ fn loss_falls_and_the_saved_model_reloads() {
     let data = TrainingData {
         columns: vec!["anchor".into(), "positive".into(), "negative".into()],
         rows,
+        ..Default::default()
     };
     let config = TrainConfig {
         batch_size: 3,
@@ -64,6 +65,7 @@ fn loss_falls_and_the_saved_model_reloads() {
             lambda_query: 1e-4,
             lambda_document: 1e-4,
             scale: 1.0,
+            ..Default::default()
         },
         ..TrainConfig::default()
     };
@@ -125,6 +127,7 @@ fn a_stop_request_saves_a_checkpoint_and_ends_the_run() {
     let data = TrainingData {
         columns: vec!["anchor".into(), "positive".into()],
         rows,
+        ..Default::default()
     };
     let stop = Arc::new(AtomicBool::new(false));
     let config = TrainConfig {
@@ -172,6 +175,7 @@ fn resuming_from_a_checkpoint_reproduces_the_uninterrupted_run() {
     let data = TrainingData {
         columns: vec!["anchor".into(), "positive".into(), "negative".into()],
         rows,
+        ..Default::default()
     };
     // 4 batches per epoch of 3, 7 steps: the resume point (step 3) is inside the first epoch
     // and the run crosses into the second.
@@ -186,6 +190,7 @@ fn resuming_from_a_checkpoint_reproduces_the_uninterrupted_run() {
             lambda_query: 1e-3,
             lambda_document: 1e-3,
             scale: 1.0,
+            ..Default::default()
         },
         ..TrainConfig::default()
     };
@@ -248,4 +253,141 @@ fn resuming_from_a_checkpoint_reproduces_the_uninterrupted_run() {
             assert!((x - y).abs() <= 1e-5 * x.abs().max(1.0), "{x} vs {y}");
         }
     }
+}
+
+fn tiny_model() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/encoder/models/distilbert-tied-seedlayout")
+}
+
+fn losses_of(data: &TrainingData, config: &TrainConfig) -> Vec<f64> {
+    let (encoder, vars) = SparseEncoder::load_trainable(&tiny_model(), &Device::Cpu).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    train(
+        encoder,
+        vars,
+        data,
+        config,
+        out.path(),
+        |_, _| Ok(Metrics::new()),
+        |_| {},
+    )
+    .unwrap()
+    .log
+    .iter()
+    .map(|e| e.loss)
+    .collect()
+}
+
+#[test]
+fn dropout_follows_the_config_is_seeded_and_can_be_switched_off() {
+    let rows: Vec<Vec<String>> = (0..6)
+        .map(|i| vec![format!("question number {i}"), format!("answer {i}")])
+        .collect();
+    let data = TrainingData {
+        columns: vec!["anchor".into(), "positive".into()],
+        rows,
+        ..Default::default()
+    };
+    let config = TrainConfig {
+        batch_size: 3,
+        max_steps: Some(4),
+        logging_steps: 1,
+        learning_rate: 1e-3,
+        ..TrainConfig::default()
+    };
+    // The fixture model's config asks for dropout 0.1.
+    let with = losses_of(&data, &config);
+    assert_eq!(with, losses_of(&data, &config), "same seed, same masks");
+    let other_seed = losses_of(
+        &data,
+        &TrainConfig {
+            seed: 7,
+            sampler: splade_train::sampler::BatchSampler::Sequential,
+            ..config.clone()
+        },
+    );
+    let other_seed_again = losses_of(
+        &data,
+        &TrainConfig {
+            seed: 8,
+            sampler: splade_train::sampler::BatchSampler::Sequential,
+            ..config.clone()
+        },
+    );
+    assert_ne!(other_seed, other_seed_again, "the seed drives the masks");
+    let without = losses_of(
+        &data,
+        &TrainConfig {
+            dropout: false,
+            ..config.clone()
+        },
+    );
+    assert_eq!(
+        without,
+        losses_of(
+            &data,
+            &TrainConfig {
+                dropout: false,
+                ..config.clone()
+            }
+        )
+    );
+    assert_ne!(with, without, "dropout changes the forward pass");
+}
+
+#[test]
+fn margin_mse_distillation_loss_falls() {
+    // A teacher that prefers the positive by a fixed margin of 5.
+    let rows: Vec<Vec<String>> = (0..8)
+        .map(|i| {
+            vec![
+                format!("how do I cook dish {i}"),
+                format!("recipe for dish {i}"),
+                format!("history of country {i}"),
+            ]
+        })
+        .collect();
+    let data = TrainingData {
+        columns: vec!["anchor".into(), "positive".into(), "negative".into()],
+        labels: vec![vec![5.0]; rows.len()],
+        label_column: Some("label".into()),
+        rows,
+    };
+    let config = TrainConfig {
+        batch_size: 4,
+        max_steps: Some(30),
+        logging_steps: 5,
+        learning_rate: 3e-3,
+        dropout: false,
+        loss: SpladeLossConfig {
+            base: splade_train::BaseLoss::MarginMse,
+            ..Default::default()
+        },
+        ..TrainConfig::default()
+    };
+    let losses = losses_of(&data, &config);
+    assert!(
+        losses.last().unwrap() < &(losses[0] * 0.5),
+        "MarginMSE loss should fall: {losses:?}"
+    );
+    // Without labels the distillation loss refuses to start.
+    let unlabelled = TrainingData {
+        labels: Vec::new(),
+        label_column: None,
+        ..data.clone()
+    };
+    let (encoder, vars) = SparseEncoder::load_trainable(&tiny_model(), &Device::Cpu).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let e = train(
+        encoder,
+        vars,
+        &unlabelled,
+        &config,
+        out.path(),
+        |_, _| Ok(Metrics::new()),
+        |_| {},
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("needs a label column"), "{e}");
 }

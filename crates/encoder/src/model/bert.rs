@@ -3,6 +3,7 @@
 use candle_core::{Tensor, D};
 use candle_nn::VarBuilder;
 
+use super::dropout::{self, Dropout};
 use super::layers::{
     activate, attention_bias, embed, get_any, ForwardMode, LayerNorm, Linear, SelfAttention,
 };
@@ -41,14 +42,19 @@ impl BertLayer {
         })
     }
 
-    fn forward(&self, x: &Tensor, bias: &Tensor, mode: ForwardMode) -> candle_core::Result<Tensor> {
-        let a = self.attention.forward(x, bias, mode)?;
-        let x = self
-            .attention_norm
-            .forward(&(self.attention_out.forward(&a)? + x)?, mode)?;
+    fn forward(
+        &self,
+        x: &Tensor,
+        bias: &Tensor,
+        mode: ForwardMode,
+        drop: Option<&Dropout>,
+    ) -> candle_core::Result<Tensor> {
+        let a = self.attention.forward(x, bias, mode, drop)?;
+        let a = dropout::hidden(drop, self.attention_out.forward(&a)?)?;
+        let x = self.attention_norm.forward(&(a + x)?, mode)?;
         let inner = activate(&self.intermediate.forward(&x)?, self.act)?;
-        self.output_norm
-            .forward(&(self.output.forward(&inner)? + x)?, mode)
+        let out = dropout::hidden(drop, self.output.forward(&inner)?)?;
+        self.output_norm.forward(&(out + x)?, mode)
     }
 }
 
@@ -125,13 +131,14 @@ impl BertMaskedLm {
     }
 
     /// The transformed token features `[batch, seq, hidden]` that the decoder projects onto
-    /// the vocabulary.
+    /// the vocabulary; `drop` applies training-time dropout where BERT has it.
     pub fn features(
         &self,
         input_ids: &Tensor,
         token_type_ids: &Tensor,
         attention_mask: &Tensor,
         mode: ForwardMode,
+        drop: Option<&Dropout>,
     ) -> candle_core::Result<Tensor> {
         let (_, t) = input_ids.dims2()?;
         let mut x = embed(&self.word_embeddings, input_ids)?;
@@ -140,10 +147,10 @@ impl BertMaskedLm {
         if let Some(tt) = &self.token_type_embeddings {
             x = (x + embed(tt, token_type_ids)?)?;
         }
-        x = self.embeddings_norm.forward(&x, mode)?;
+        x = dropout::hidden(drop, self.embeddings_norm.forward(&x, mode)?)?;
         let bias = attention_bias(attention_mask)?;
         for layer in &self.layers {
-            x = layer.forward(&x, &bias, mode)?;
+            x = layer.forward(&x, &bias, mode, drop)?;
         }
         let y = activate(&self.transform.forward(&x)?, self.act)?;
         let y = self.transform_norm.forward(&y, mode)?;

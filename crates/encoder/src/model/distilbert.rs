@@ -3,6 +3,7 @@
 use candle_core::Tensor;
 use candle_nn::VarBuilder;
 
+use super::dropout::{self, Dropout};
 use super::layers::{
     activate, attention_bias, embed, ForwardMode, LayerNorm, Linear, SelfAttention,
 };
@@ -40,12 +41,23 @@ impl DistilBertLayer {
         })
     }
 
-    fn forward(&self, x: &Tensor, bias: &Tensor, mode: ForwardMode) -> candle_core::Result<Tensor> {
-        let a = self.out.forward(&self.attention.forward(x, bias, mode)?)?;
+    fn forward(
+        &self,
+        x: &Tensor,
+        bias: &Tensor,
+        mode: ForwardMode,
+        drop: Option<&Dropout>,
+    ) -> candle_core::Result<Tensor> {
+        // As transformers' DistilBERT: no dropout after the attention output projection, one
+        // after the feed-forward block.
+        let a = self
+            .out
+            .forward(&self.attention.forward(x, bias, mode, drop)?)?;
         let x = self.sa_norm.forward(&(a + x)?, mode)?;
         let ffn = self
             .lin2
             .forward(&activate(&self.lin1.forward(&x)?, self.act)?)?;
+        let ffn = dropout::hidden(drop, ffn)?;
         self.output_norm.forward(&(ffn + x)?, mode)
     }
 }
@@ -98,19 +110,21 @@ impl DistilBertMaskedLm {
     }
 
     /// The transformed token features `[batch, seq, hidden]`; DistilBERT has no token types.
+    /// `drop` applies training-time dropout where DistilBERT has it.
     pub fn features(
         &self,
         input_ids: &Tensor,
         attention_mask: &Tensor,
         mode: ForwardMode,
+        drop: Option<&Dropout>,
     ) -> candle_core::Result<Tensor> {
         let (_, t) = input_ids.dims2()?;
         let x = embed(&self.word_embeddings, input_ids)?
             .broadcast_add(&self.position_embeddings.narrow(0, 0, t)?)?;
-        let mut x = self.embeddings_norm.forward(&x, mode)?;
+        let mut x = dropout::hidden(drop, self.embeddings_norm.forward(&x, mode)?)?;
         let bias = attention_bias(attention_mask)?;
         for layer in &self.layers {
-            x = layer.forward(&x, &bias, mode)?;
+            x = layer.forward(&x, &bias, mode, drop)?;
         }
         let y = activate(&self.transform.forward(&x)?, self.act)?;
         self.transform_norm.forward(&y, mode)

@@ -5,6 +5,7 @@
 use candle_core::{DType, Module, Tensor, D};
 use candle_nn::VarBuilder;
 
+use super::dropout::Dropout;
 use crate::config::HiddenAct;
 
 /// Whether a forward pass must stay differentiable (training) or may use fused kernels that
@@ -132,12 +133,14 @@ pub struct SelfAttention {
 
 impl SelfAttention {
     /// Attends over `x` `[batch, seq, hidden]`; `mask_bias` is `[batch, 1, 1, seq]` with 0 for
-    /// real tokens and a large negative value for padding.
+    /// real tokens and a large negative value for padding. `dropout` (training only) drops
+    /// attention probabilities.
     pub fn forward(
         &self,
         x: &Tensor,
         mask_bias: &Tensor,
         mode: ForwardMode,
+        dropout: Option<&Dropout>,
     ) -> candle_core::Result<Tensor> {
         let (b, t, _) = x.dims3()?;
         let split = |y: Tensor| -> candle_core::Result<Tensor> {
@@ -153,6 +156,10 @@ impl SelfAttention {
         let probs = match mode {
             ForwardMode::Inference => candle_nn::ops::softmax_last_dim(&scores)?,
             ForwardMode::Differentiable => candle_nn::ops::softmax(&scores, D::Minus1)?,
+        };
+        let probs = match dropout {
+            Some(d) => d.attention(&probs)?,
+            None => probs,
         };
         probs
             .matmul(&v)?

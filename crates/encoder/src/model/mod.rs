@@ -3,6 +3,7 @@
 
 mod bert;
 mod distilbert;
+pub mod dropout;
 pub mod layers;
 
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use candle_nn::VarBuilder;
 
 pub use bert::BertMaskedLm;
 pub use distilbert::DistilBertMaskedLm;
+pub use dropout::Dropout;
 pub use layers::ForwardMode;
 
 use crate::config::{Architecture, BackboneConfig};
@@ -138,16 +140,25 @@ impl MaskedLm {
         Ok((model, vars))
     }
 
-    /// Per-token features `[batch, seq, hidden]` before the vocabulary projection.
-    pub fn features(&self, batch: &TokenBatch, mode: ForwardMode) -> candle_core::Result<Tensor> {
+    /// Per-token features `[batch, seq, hidden]` before the vocabulary projection;
+    /// `dropout` (training only) applies the architecture's dropout.
+    pub fn features(
+        &self,
+        batch: &TokenBatch,
+        mode: ForwardMode,
+        dropout: Option<&Dropout>,
+    ) -> candle_core::Result<Tensor> {
         match self {
             MaskedLm::Bert(m) => m.features(
                 &batch.input_ids,
                 &batch.token_type_ids,
                 &batch.attention_mask,
                 mode,
+                dropout,
             ),
-            MaskedLm::DistilBert(m) => m.features(&batch.input_ids, &batch.attention_mask, mode),
+            MaskedLm::DistilBert(m) => {
+                m.features(&batch.input_ids, &batch.attention_mask, mode, dropout)
+            }
         }
     }
 

@@ -1,0 +1,252 @@
+//! A PNG chart of a run: training loss (total and its MNRL part) over steps on top, the
+//! evaluation metrics over steps below. Text uses the embedded DejaVu Sans font, so no system
+//! fonts are needed.
+
+use std::path::Path;
+use std::sync::Once;
+
+use plotters::prelude::*;
+use splade_encoder::{EncoderError, Result};
+
+use crate::trainer::{LogEntry, Metrics};
+
+/// The most metric curves drawn in the lower panel (the headline ones are preferred).
+pub const MAX_METRIC_CURVES: usize = 8;
+
+const FONT: &str = "sans-serif";
+
+fn register_font() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // The embedded font is a valid TrueType file; failing to parse it would only lose text.
+        let _ = plotters::style::register_font(FONT, FontStyle::Normal, dejavu::sans::regular());
+    });
+}
+
+/// The metrics worth a curve: ranking headline metrics (nDCG@10, MRR@10) and binary
+/// classification AP/accuracy, the dot-product ones when there are any, in name order, at most
+/// [`MAX_METRIC_CURVES`]; all metrics when none of those exist.
+pub fn headline_metrics(evaluations: &[(usize, Metrics)]) -> Vec<String> {
+    let mut names: Vec<String> = evaluations
+        .iter()
+        .flat_map(|(_, m)| m.keys().cloned())
+        .collect();
+    names.sort();
+    names.dedup();
+    let headline = |n: &str| {
+        n.ends_with("ndcg@10")
+            || n.ends_with("mrr@10")
+            || n.ends_with("_ap")
+            || n.ends_with("_accuracy")
+    };
+    let chosen: Vec<String> = names.iter().filter(|n| headline(n)).cloned().collect();
+    // SPLADE models score with the dot product: its curves first, the others only without it.
+    let dot: Vec<String> = chosen
+        .iter()
+        .filter(|n| n.contains("dot_"))
+        .cloned()
+        .collect();
+    let chosen = match (dot.is_empty(), chosen.is_empty()) {
+        (false, _) => dot,
+        (true, false) => chosen,
+        (true, true) => names,
+    };
+    chosen.into_iter().take(MAX_METRIC_CURVES).collect()
+}
+
+fn plot_error(path: &Path, e: impl std::fmt::Display) -> EncoderError {
+    EncoderError::InvalidArgument(format!("cannot draw {}: {e}", path.display()))
+}
+
+fn range(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (lo, hi) = values
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+    if !lo.is_finite() {
+        return (0.0, 1.0);
+    }
+    let pad = ((hi - lo) * 0.05).max(1e-6);
+    (lo - pad, hi + pad)
+}
+
+/// Draws the loss curves of `log` and the metric curves of `evaluations` into a PNG at `path`
+/// (written to a temporary file first, then renamed). `title` heads the chart.
+pub fn plot_training(
+    log: &[LogEntry],
+    evaluations: &[(usize, Metrics)],
+    title: &str,
+    path: &Path,
+) -> Result<()> {
+    register_font();
+    let tmp = path.with_extension("tmp.png");
+    let last_step = log
+        .iter()
+        .map(|e| e.step)
+        .chain(evaluations.iter().map(|(s, _)| *s))
+        .max()
+        .unwrap_or(1)
+        .max(1) as f64;
+    {
+        let root = BitMapBackend::new(&tmp, (1000, 800)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| plot_error(path, e))?;
+        let root = root
+            .titled(title, (FONT, 22))
+            .map_err(|e| plot_error(path, e))?;
+        let (top, bottom) = root.split_vertically(380);
+
+        let (lo, hi) = range(log.iter().flat_map(|e| [e.loss, e.base_loss]));
+        let mut chart = ChartBuilder::on(&top)
+            .caption("training loss", (FONT, 18))
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(64)
+            .build_cartesian_2d(0f64..last_step, lo..hi)
+            .map_err(|e| plot_error(path, e))?;
+        chart
+            .configure_mesh()
+            .x_desc("step")
+            .label_style((FONT, 13))
+            .draw()
+            .map_err(|e| plot_error(path, e))?;
+        let series = [
+            ("loss (total)", RGBColor(31, 119, 180), true),
+            ("MNRL part", RGBColor(255, 127, 14), false),
+        ];
+        for (label, color, total) in series {
+            let points = log
+                .iter()
+                .map(|e| (e.step as f64, if total { e.loss } else { e.base_loss }));
+            chart
+                .draw_series(LineSeries::new(points, color.stroke_width(2)))
+                .map_err(|e| plot_error(path, e))?
+                .label(label)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+        }
+        chart
+            .configure_series_labels()
+            .label_font((FONT, 13))
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| plot_error(path, e))?;
+
+        let names = headline_metrics(evaluations);
+        let (lo, hi) = range(
+            evaluations
+                .iter()
+                .flat_map(|(_, m)| names.iter().filter_map(|n| m.get(n).copied())),
+        );
+        let mut chart = ChartBuilder::on(&bottom)
+            .caption("evaluation", (FONT, 18))
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(64)
+            .build_cartesian_2d(0f64..last_step, lo..hi)
+            .map_err(|e| plot_error(path, e))?;
+        chart
+            .configure_mesh()
+            .x_desc("step")
+            .label_style((FONT, 13))
+            .draw()
+            .map_err(|e| plot_error(path, e))?;
+        for (i, name) in names.iter().enumerate() {
+            let color = Palette99::pick(i).to_rgba();
+            let points: Vec<(f64, f64)> = evaluations
+                .iter()
+                .filter_map(|(s, m)| m.get(name).map(|v| (*s as f64, *v)))
+                .collect();
+            chart
+                .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
+                .map_err(|e| plot_error(path, e))?
+                .label(name.as_str())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+            chart
+                .draw_series(
+                    points
+                        .into_iter()
+                        .map(|p| Circle::new(p, 3, color.filled())),
+                )
+                .map_err(|e| plot_error(path, e))?;
+        }
+        if !names.is_empty() {
+            chart
+                .configure_series_labels()
+                .label_font((FONT, 13))
+                .position(SeriesLabelPosition::LowerRight)
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .draw()
+                .map_err(|e| plot_error(path, e))?;
+        }
+        root.present().map_err(|e| plot_error(path, e))?;
+    }
+    std::fs::rename(&tmp, path).map_err(|source| EncoderError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(step: usize, loss: f64) -> LogEntry {
+        LogEntry {
+            step,
+            epoch: step as f64 / 100.0,
+            loss,
+            base_loss: loss * 0.9,
+            query_regularizer_loss: 0.0,
+            document_regularizer_loss: 0.0,
+            learning_rate: 2e-5,
+            lambdas: (5e-5, 3e-5),
+            seconds_per_step: 0.1,
+        }
+    }
+
+    #[test]
+    fn writes_a_png_of_the_requested_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plot.png");
+        let log: Vec<LogEntry> = (1..=20).map(|s| entry(s * 5, 2.0 / s as f64)).collect();
+        let evals: Vec<(usize, Metrics)> = (1..=4)
+            .map(|i| {
+                let mut m = Metrics::new();
+                m.insert("eval_dot_ap".into(), 0.5 + 0.05 * i as f64);
+                m.insert("eval_active_dims".into(), 100.0);
+                (i * 25, m)
+            })
+            .collect();
+        plot_training(&log, &evals, "a run", &path).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(&bytes[1..4], b"PNG");
+        // IHDR: width and height, big endian, at bytes 16..24.
+        let w = u32::from_be_bytes(bytes[16..20].try_into().unwrap());
+        let h = u32::from_be_bytes(bytes[20..24].try_into().unwrap());
+        assert_eq!((w, h), (1000, 800));
+        assert!(!dir.path().join("plot.tmp.png").exists());
+    }
+
+    #[test]
+    fn headline_metrics_prefers_ranking_and_ap() {
+        let mut m = Metrics::new();
+        for k in [
+            "s_dot_ndcg@10",
+            "s_dot_map@100",
+            "eval_dot_ap",
+            "eval_cosine_ap",
+            "eval_query_active_dims",
+        ] {
+            m.insert(k.into(), 0.1);
+        }
+        assert_eq!(
+            headline_metrics(&[(1, m)]),
+            vec!["eval_dot_ap".to_string(), "s_dot_ndcg@10".to_string()]
+        );
+        let mut only = Metrics::new();
+        only.insert("x".into(), 1.0);
+        assert_eq!(headline_metrics(&[(1, only)]), vec!["x".to_string()]);
+    }
+}
