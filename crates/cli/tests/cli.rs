@@ -334,3 +334,111 @@ fn train_runs_from_a_config_file_with_flag_overrides() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The Python with sentence-transformers 6.x used for the round trip below: the
+/// `SPLADE_RS_REFERENCE_PYTHON` environment variable (the parity scripts' venv).
+fn reference_python() -> Option<PathBuf> {
+    std::env::var_os("SPLADE_RS_REFERENCE_PYTHON")
+        .map(PathBuf::from)
+        .filter(|p| p.is_file())
+}
+
+#[test]
+fn train_distills_from_parquet_and_sentence_transformers_loads_the_result() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/train/parquet");
+    let out_dir = tmp.path().join("run");
+    let pairs = tmp.path().join("pairs.tsv");
+    let args = |train: &Path| -> Vec<String> {
+        [
+            "train",
+            "--model",
+            model("distilbert-tied-seedlayout").to_str().unwrap(),
+            "--train",
+            train.to_str().unwrap(),
+            "--output",
+            out_dir.to_str().unwrap(),
+            "--loss",
+            "margin-mse",
+            "--label-column",
+            "extra",
+            "--batch-size",
+            "2",
+            "--max-steps",
+            "4",
+            "--logging-steps",
+            "1",
+            "--eval-steps",
+            "2",
+            "--eval-pairs",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([pairs.display().to_string()])
+        .collect()
+    };
+    std::fs::write(
+        &pairs,
+        "sentence1\tsentence2\tlabel\nhow do I learn python\tbest way to learn python\t1\nwhy is the sky blue\thow to cook rice\t0\nwhat is rust\twhat is the rust language\t1\nbest laptop\tcheap flights\t0\n",
+    )
+    .unwrap();
+    let run = |a: Vec<String>| {
+        let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+        splade(&refs, b"")
+    };
+    // The `extra` int64 column of the fixture holds the teacher margins (0..5).
+    let out = run(args(&fixtures.join("triplets")));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log = std::fs::read_to_string(out_dir.join("training_log.jsonl")).unwrap();
+    assert_eq!(log.lines().count(), 4);
+    let plot = std::fs::read(out_dir.join("final/training_plot.png")).unwrap();
+    assert_eq!(&plot[1..4], b"PNG");
+    let card = std::fs::read_to_string(out_dir.join("final/README.md")).unwrap();
+    assert!(card.contains("SparseMarginMSELoss"), "{card}");
+    assert!(card.contains("training_plot.png"), "{card}");
+    // A mapped label column that does not exist is named in the error.
+    let mut bad = args(&fixtures.join("triplets"));
+    let i = bad.iter().position(|a| a == "extra").unwrap();
+    bad[i] = "teacher".into();
+    let out = run(bad);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no label column 'teacher'"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The Python reference loads the trained folder and encodes the same vectors.
+    match reference_python() {
+        Some(python) => {
+            let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../scripts/parity/check_saved_model.py");
+            let check = Command::new(python)
+                .arg(script)
+                .arg(out_dir.join("final"))
+                .arg("--splade")
+                .arg(env!("CARGO_BIN_EXE_splade"))
+                .env("HF_HUB_OFFLINE", "1")
+                .output()
+                .unwrap();
+            assert!(
+                check.status.success(),
+                "sentence-transformers round trip failed:\n{}\n{}",
+                String::from_utf8_lossy(&check.stdout),
+                String::from_utf8_lossy(&check.stderr)
+            );
+        }
+        None => eprintln!(
+            "note: SPLADE_RS_REFERENCE_PYTHON is not set; the sentence-transformers round trip \
+             ran only in Rust (the reload above)"
+        ),
+    }
+    let reloaded = SparseEncoder::load(&out_dir.join("final"), &candle_core::Device::Cpu).unwrap();
+    let v = reloaded
+        .encode(&["how do I learn python"], &EncodeOptions::default())
+        .unwrap();
+    assert!(v.len() == 1 && v.nnz() > 0);
+}

@@ -337,9 +337,11 @@ impl TrainingData {
                 if let (Some(l), Some(f)) = (&label_column, fields.get(texts)) {
                     match parquet_label(f) {
                         Some(v) => labels.push(v),
-                        None => return fail(format!(
+                        None => {
+                            return fail(format!(
                             "label column '{l}' is not a number or a list of numbers (found {f})"
-                        )),
+                        ))
+                        }
                     }
                 }
                 rows.push(row);
