@@ -17,7 +17,13 @@ first third), AdamW lr 2e-5 with linear decay, no warm-up, weight decay 0, clipp
   target/release/splade train --model splade-tiny --train ordered.jsonl --sampler sequential \
       --max-steps 2000 --output runs/rs
 
-Evaluate before/after with `scripts/eval/compare_evaluators.py --model DIR`.
+  $PY scripts/train/side_by_side.py evaluate --models base=DIR,rs=runs/rs/final,st=runs/st/final \
+      --out runs/metrics.json [--st-evaluators]
+
+`evaluate` scores every model with the same evaluators (`splade eval`, whose numbers equal
+sentence-transformers' evaluators: EVALUATION.md) on the Quora test pairs (binary
+classification), SciFact test and the MS MARCO DL19 passage set (IR), and prints the table of
+TRAINING.md. `--st-evaluators` also runs sentence-transformers' own evaluators on each model.
 """
 
 from __future__ import annotations
@@ -132,6 +138,88 @@ def train_st(args: argparse.Namespace) -> int:
     return 0
 
 
+BINARY_KEYS = ["dot_ap", "dot_accuracy", "max_ap"]
+IR_KEYS = ["dot_ndcg@10", "dot_mrr@10", "dot_map@100", "dot_recall@10"]
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    import subprocess
+    import tempfile
+
+    data = args.data_dir
+    tasks = [
+        ("quora-test", ["binary", "--pairs", str(data / "quora-pairs/test/pairs.tsv")], BINARY_KEYS),
+        *[(name, ["ir", "--corpus", str(data / name / "corpus.jsonl"), "--queries", str(data / name / "queries.jsonl"),
+                  "--qrels", str(data / name / "qrels/test.tsv")], IR_KEYS)
+          for name in ("scifact", "mini-msmarco-dl19")],
+    ]
+    results = json.loads(args.out.read_text()) if args.out.exists() else {}
+    for spec in args.models.split(","):
+        label, model = spec.split("=", 1)
+        for task, cmd, _ in tasks:
+            key = f"{label}/{task}"
+            if key in results:
+                continue
+            with tempfile.TemporaryDirectory() as tmp:
+                out = Path(tmp) / "m.json"
+                t0 = time.perf_counter()
+                subprocess.run([str(args.splade), "--threads", str(args.threads), "eval", cmd[0], "--model", model,
+                                *cmd[1:], "--output", str(out)], check=True, stdout=subprocess.DEVNULL)
+                metrics = json.loads(out.read_text())
+            entry = {"splade-rs": metrics, "seconds": round(time.perf_counter() - t0, 1)}
+            if args.st_evaluators:
+                entry["st"] = st_evaluate(model, cmd)
+            results[key] = entry
+            args.out.write_text(json.dumps(results, indent=1) + "\n")
+            print(f"{key}: {entry['seconds']} s", file=sys.stderr)
+    labels = [spec.split("=", 1)[0] for spec in args.models.split(",")]
+    print("| dataset | metric | " + " | ".join(labels) + " |")
+    print("|:--|:--|" + "--:|" * len(labels))
+    for task, _, keys in tasks:
+        for i, k in enumerate(keys):
+            cells = [f"{results[f'{l}/{task}']['splade-rs'][k]:.4f}" for l in labels]
+            print(f"| {task if i == 0 else ''} | {k} | " + " | ".join(cells) + " |")
+    return 0
+
+
+def st_evaluate(model: str, cmd: list[str]) -> dict:
+    import csv
+
+    from sentence_transformers import SparseEncoder
+    from sentence_transformers.sparse_encoder.evaluation import (
+        SparseBinaryClassificationEvaluator,
+        SparseInformationRetrievalEvaluator,
+    )
+
+    encoder = SparseEncoder(model, device="cpu")
+    if cmd[0] == "binary":
+        with open(cmd[2], encoding="utf-8", newline="") as f:
+            rows = list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))[1:]
+        ev = SparseBinaryClassificationEvaluator([r[0] for r in rows], [r[1] for r in rows],
+                                                 [int(float(r[2])) for r in rows], write_csv=False,
+                                                 similarity_fn_names=["cosine", "dot", "euclidean", "manhattan"])
+    else:
+        corpus = {}
+        for line in open(cmd[2], encoding="utf-8"):
+            x = json.loads(line)
+            title = x.get("title") or ""
+            corpus[str(x["_id"])] = f"{title} {x['text']}" if title else x["text"]
+        queries = {str(x["_id"]): x["text"] for x in map(json.loads, open(cmd[4], encoding="utf-8"))}
+        relevant: dict = {}
+        for i, line in enumerate(open(cmd[6], encoding="utf-8")):
+            parts = line.rstrip("\r\n").split("\t")
+            try:
+                score = float(parts[2])
+            except ValueError:
+                if i == 0:
+                    continue
+                raise
+            if score > 0:
+                relevant.setdefault(parts[0], set()).add(parts[1])
+        ev = SparseInformationRetrievalEvaluator(queries, corpus, relevant, write_csv=False)
+    return {k: float(v) for k, v in ev(encoder).items()}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -150,8 +238,15 @@ def main() -> int:
     t.add_argument("--seed", type=int, default=42)
     t.add_argument("--threads", type=int, default=2)
     t.add_argument("--logging-steps", type=int, default=50)
+    e = sub.add_parser("evaluate", help="score models with the same evaluators, before/after table")
+    e.add_argument("--models", required=True, help="label=DIR,label=DIR,...")
+    e.add_argument("--out", type=Path, required=True, help="JSON of all metrics (resumed if present)")
+    e.add_argument("--data-dir", type=Path, default=Path(__file__).resolve().parents[3] / "shared" / "data")
+    e.add_argument("--splade", type=Path, default=Path(__file__).resolve().parents[2] / "target/release/splade")
+    e.add_argument("--threads", type=int, default=2)
+    e.add_argument("--st-evaluators", action="store_true")
     args = ap.parse_args()
-    return order(args) if args.cmd == "order" else train_st(args)
+    return {"order": order, "train-st": train_st, "evaluate": evaluate}[args.cmd](args)
 
 
 if __name__ == "__main__":
