@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! cargo run --release -p splade-index --example bench_index -- \
-//!     DOCS.jsonl QUERIES.jsonl [K] [BLOCK] [ALPHA:BETA,...] [--reorder=none|heaviest|clustered]
+//!     DOCS.jsonl QUERIES.jsonl [K] [BLOCK] [ALPHA:BETA[:MAX_QUERY_TERMS],...] [--reorder=none|heaviest|clustered]
 //! ```
 //!
 //! Both files hold `{"id", "indices", "values"}` lines (`splade encode --id-field`, or
@@ -117,15 +117,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let block: usize = pos
         .get(3)
         .map_or(Ok(splade_index::DEFAULT_BLOCK_SIZE), |s| s.parse())?;
-    let grid: Vec<(f32, f32)> = pos
+    // ALPHA:BETA or ALPHA:BETA:MAX_QUERY_TERMS (query term pruning before the search).
+    let grid: Vec<(f32, f32, Option<usize>)> = pos
         .get(4)
         .map_or("0.95:1,0.9:1,0.8:1,0.95:0.7,0.9:0.7,0.8:0.5,0.6:0.4", |s| {
             s.as_str()
         })
         .split(',')
         .map(|p| {
-            let (a, b) = p.split_once(':').ok_or("grid entries are ALPHA:BETA")?;
-            Ok::<_, Box<dyn std::error::Error>>((a.parse()?, b.parse()?))
+            let parts: Vec<&str> = p.split(':').collect();
+            let (a, b, m) = match parts.as_slice() {
+                [a, b] => (a, b, None),
+                [a, b, m] => (a, b, Some(m.parse()?)),
+                _ => return Err("grid entries are ALPHA:BETA[:MAX_QUERY_TERMS]".into()),
+            };
+            Ok::<_, Box<dyn std::error::Error>>((a.parse()?, b.parse()?, m))
         })
         .collect::<Result<_, _>>()?;
 
@@ -165,19 +171,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     rows.push(exact.json.clone());
-    for (alpha, beta) in grid {
+    for (alpha, beta, max_terms) in grid {
+        let method = if alpha == 1.0 && beta == 1.0 {
+            Method::Exact
+        } else {
+            Method::approximate(alpha, beta)?
+        };
         let options = SearchOptions {
             k,
-            method: Method::approximate(alpha, beta)?,
-            max_query_terms: None,
+            method,
+            max_query_terms: max_terms,
         };
-        let r = run(
-            &index,
-            &queries,
-            &options,
-            Some(&exact.hits),
-            &format!("approx alpha={alpha} beta={beta}"),
-        )?;
+        let label = match max_terms {
+            Some(m) => format!("approx alpha={alpha} beta={beta} max_terms={m}"),
+            None => format!("approx alpha={alpha} beta={beta}"),
+        };
+        let r = run(&index, &queries, &options, Some(&exact.hits), &label)?;
         rows.push(r.json);
     }
     let brute_n = queries.len().min(100);

@@ -38,16 +38,20 @@ use crate::topk::{Hit, TopK};
 /// Reusable per-thread buffers of the exact search.
 #[derive(Debug, Clone)]
 pub(crate) struct Scratch {
+    /// Block bounds of the current query (all zero between searches).
     bounds: Vec<f32>,
-    seen: Vec<bool>,
-    touched: Vec<u32>,
-    /// Per query term `i` and block `b`, at `i * num_blocks + b`: the position of `b` in
-    /// the term's block list, or `u32::MAX` (filled per query; replaces a binary search per
-    /// (term, scored block)).
+    /// Per query term `i` and block `b`, at `i * num_blocks + b`: the slot of (term, block)
+    /// in the block arrays (`bounds.slots`), or `u32::MAX` when the term is absent from the
+    /// block (filled per query; replaces a binary search per (term, scored block)).
     positions: Vec<u32>,
     /// Largest position table (entries); [`MAX_POSITIONS`] except in tests.
     max_positions: usize,
-    acc: Vec<f64>,
+    /// Per-document accumulators of the block being scored (a block position is a `u8`,
+    /// so indexing by it needs no bounds check).
+    acc: Box<[f64; 256]>,
+    /// The entry ranges of the block being scored: (query weight, start, end) per query
+    /// term present in the block, in ascending term order.
+    ranges: Vec<(f64, usize, usize)>,
     pub(crate) stats: SearchStats,
 }
 
@@ -55,31 +59,21 @@ impl Scratch {
     pub(crate) fn new() -> Self {
         Self {
             bounds: Vec::new(),
-            seen: Vec::new(),
-            touched: Vec::new(),
             positions: Vec::new(),
             max_positions: MAX_POSITIONS,
-            acc: vec![0.0; crate::builder::MAX_BLOCK_SIZE],
+            acc: Box::new([0.0; 256]),
+            ranges: Vec::new(),
             stats: SearchStats::default(),
         }
     }
 
-    /// Makes room for `num_blocks` blocks. Between searches every entry is 0 / false
-    /// (`clear_touched`), so buffers sized for a larger segment serve a smaller one.
+    /// Makes room for `num_blocks` blocks. Between searches every bound is 0 (the
+    /// candidate scan resets them), so buffers sized for a larger segment serve a smaller
+    /// one.
     fn prepare(&mut self, num_blocks: usize) {
         if self.bounds.len() < num_blocks {
             self.bounds = vec![0.0; num_blocks];
-            self.seen = vec![false; num_blocks];
         }
-        self.touched.clear();
-    }
-
-    fn clear_touched(&mut self) {
-        for &b in &self.touched {
-            self.bounds[b as usize] = 0.0;
-            self.seen[b as usize] = false;
-        }
-        self.touched.clear();
     }
 }
 
@@ -177,22 +171,26 @@ fn candidates(
         })
         .collect();
     scratch.prepare(num_blocks);
-    let table = terms.len() * num_blocks <= scratch.max_positions;
-    if table {
-        fill_positions(a, &terms, num_blocks, &mut scratch.positions);
-    }
-    let keys: Vec<u64> = if terms.iter().any(|t| t.weight < 0.0) {
+    // Slots are stored as u32 in the table (u32::MAX marks an absent term).
+    let table = terms.len() * num_blocks <= scratch.max_positions
+        && a.entry_offsets.len() <= u32::MAX as usize;
+    let negative = terms.iter().any(|t| t.weight < 0.0);
+    let contributing = fill_tables(a, &terms, num_blocks, table, !negative, scratch);
+    let bounds = &mut scratch.bounds[..num_blocks];
+    let keys: Vec<u64> = if negative {
         (0..num_blocks as u32)
             .map(|b| key(f32::INFINITY, b))
             .collect()
     } else {
-        let contributing = accumulate_bounds(a, &terms, scratch);
-        let keys = scratch
-            .touched
-            .iter()
-            .map(|&b| key(inflate(scratch.bounds[b as usize], contributing), b))
-            .collect();
-        scratch.clear_touched();
+        // Candidates: the blocks with a positive bound (a block whose bound terms all have
+        // zero maxima holds no document with a positive score on them).
+        let mut keys = Vec::new();
+        for (b, v) in bounds.iter_mut().enumerate() {
+            if *v > 0.0 {
+                keys.push(key(inflate(*v, contributing), b as u32));
+                *v = 0.0;
+            }
+        }
         keys
     };
     (terms, table, keys)
@@ -221,22 +219,28 @@ fn segment_top_k(
     let bound_terms = bound_terms(query, beta);
     let (terms, table, keys) = candidates(&a, num_blocks, query, &bound_terms, scratch);
     scratch.stats.blocks_candidate = keys.len();
-    let mut heap = BinaryHeap::from(keys);
+    let mut queue = BlockQueue::new(keys);
     let mut top = TopK::new(k);
     let mut scored = 0;
-    while let Some(k) = heap.pop() {
-        let (bound, block) = unkey(k);
-        // alpha == 1 multiplies exactly: the exact stopping rule.
-        if !top.may_admit(bound * alpha) {
-            break;
-        }
+    // alpha == 1 multiplies exactly: the exact stopping rule.
+    while let Some(block) = queue.next(&top, alpha) {
         scored += 1;
         let positions = if table {
             Some((&scratch.positions[..], num_blocks))
         } else {
             None
         };
-        score_block(&a, block, &terms, positions, &mut scratch.acc, &mut top);
+        if let Some(next) = queue.peek() {
+            prefetch_block(positions, terms.len(), next);
+        }
+        score_block(
+            &a,
+            block,
+            &terms,
+            positions,
+            (&mut scratch.acc, &mut scratch.ranges),
+            &mut top,
+        );
     }
     scratch.stats.blocks_scored = scored;
     top.into_sorted()
@@ -278,20 +282,19 @@ fn segments_top_k(
         }
         let (terms, table, keys) = candidates(&a, num_blocks, query, &bound_terms, scratch);
         scratch.stats.blocks_candidate += keys.len();
-        let mut heap = BinaryHeap::from(keys);
-        while let Some(k) = heap.pop() {
-            let (bound, block) = unkey(k);
-            if !top.may_admit(bound * alpha) {
-                break;
-            }
+        let mut queue = BlockQueue::new(keys);
+        while let Some(block) = queue.next(&top, alpha) {
             scratch.stats.blocks_scored += 1;
             let positions = table.then_some((&scratch.positions[..], num_blocks));
+            if let Some(next) = queue.peek() {
+                prefetch_block(positions, terms.len(), next);
+            }
             score_block_mapped(
                 &a,
                 block,
                 &terms,
                 positions,
-                &mut scratch.acc,
+                (&mut scratch.acc, &mut scratch.ranges),
                 &mut top,
                 map,
             );
@@ -300,47 +303,151 @@ fn segments_top_k(
     top.into_sorted()
 }
 
-/// Largest position table (entries) per query; beyond it, binary search.
-const MAX_POSITIONS: usize = 1 << 24;
+/// Candidate blocks in decreasing bound (ties: smaller block first) with the stopping rule:
+/// [`BlockQueue::next`] returns the next block while `alpha * bound` may still enter the
+/// top-k. Rather than one heap of every candidate (tens of thousands of blocks at a million
+/// documents, of which a few hundred are visited), the largest [`FIRST_BATCH`] keys are
+/// selected (`select_nth_unstable`, linear) into a heap; when it runs dry, the remaining keys
+/// that can no longer pass the rule are dropped and the next, twice as large, batch of the
+/// largest is taken. Every dropped key is smaller than every key still held and fails a rule
+/// that only gets stricter (θ never decreases), so the blocks visited, and their order, are
+/// exactly those of the single heap.
+struct BlockQueue {
+    heap: BinaryHeap<u64>,
+    rest: Vec<u64>,
+    batch: usize,
+}
 
-/// Fills `positions` (see [`Scratch`]) for every query term.
-#[inline(always)]
-fn fill_positions(a: &BlockArrays<'_>, terms: &[QueryTerm], nb: usize, positions: &mut Vec<u32>) {
-    positions.clear();
-    positions.resize(terms.len() * nb, u32::MAX);
-    for (i, t) in terms.iter().enumerate() {
-        let row = &mut positions[i * nb..(i + 1) * nb];
-        for (j, &b) in a.bound_blocks[t.start..t.end].iter().enumerate() {
-            row[b as usize] = j as u32;
+/// Keys in the first heap of a [`BlockQueue`].
+const FIRST_BATCH: usize = 128;
+
+impl BlockQueue {
+    fn new(keys: Vec<u64>) -> Self {
+        let mut queue = Self {
+            heap: BinaryHeap::new(),
+            rest: keys,
+            batch: FIRST_BATCH,
+        };
+        queue.refill(None);
+        queue
+    }
+
+    /// Moves the largest `batch` remaining keys (passing the rule) into the heap.
+    fn refill(&mut self, rule: Option<(&TopK, f32)>) {
+        if let Some((top, alpha)) = rule {
+            self.rest.retain(|&k| top.may_admit(unkey(k).0 * alpha));
         }
+        if self.rest.len() <= 2 * self.batch {
+            self.heap = BinaryHeap::from(std::mem::take(&mut self.rest));
+        } else {
+            let n = self.rest.len();
+            self.rest.select_nth_unstable(n - self.batch);
+            self.heap = BinaryHeap::from(self.rest.split_off(n - self.batch));
+            self.batch *= 2;
+        }
+    }
+
+    /// The next block to score, or `None` once the best remaining bound fails the rule.
+    #[inline]
+    fn next(&mut self, top: &TopK, alpha: f32) -> Option<usize> {
+        if self.heap.is_empty() {
+            if self.rest.is_empty() {
+                return None;
+            }
+            self.refill(Some((top, alpha)));
+        }
+        let (bound, block) = unkey(self.heap.pop()?);
+        top.may_admit(bound * alpha).then_some(block)
+    }
+
+    /// The block [`Self::next`] would consider next, if already in the heap.
+    #[inline]
+    fn peek(&self) -> Option<usize> {
+        self.heap.peek().map(|&k| unkey(k).1)
     }
 }
 
-/// Adds every positive query term's dequantised block maxima into `scratch.bounds`, noting
-/// the blocks touched; returns how many terms contributed.
+/// Largest position table (entries) per query; beyond it, binary search.
+const MAX_POSITIONS: usize = 1 << 24;
+
+/// One pass over the block lists of the query terms: fills the slot table (see
+/// [`Scratch`]) when `table`, and, when `bounds`, adds every positive bound term's
+/// dequantised block maxima into `scratch.bounds` (dense, one entry per block, no branch
+/// per entry); returns how many terms contributed to the bounds.
 #[inline(always)]
-fn accumulate_bounds(a: &BlockArrays<'_>, terms: &[QueryTerm], scratch: &mut Scratch) -> usize {
+fn fill_tables(
+    a: &BlockArrays<'_>,
+    terms: &[QueryTerm],
+    nb: usize,
+    table: bool,
+    bounds: bool,
+    scratch: &mut Scratch,
+) -> usize {
+    let positions = &mut scratch.positions;
+    if table {
+        positions.clear();
+        positions.resize(terms.len() * nb, u32::MAX);
+    }
+    let acc = &mut scratch.bounds[..nb];
     let mut contributing = 0;
-    for t in terms.iter().filter(|t| t.weight > 0.0 && t.bound) {
-        contributing += 1;
-        let qs = t.weight * t.scale;
+    for (i, t) in terms.iter().enumerate() {
         let range = t.start..t.end;
-        for (&b, &c) in a.bound_blocks[range.clone()]
-            .iter()
-            .zip(&a.bound_codes[range])
-        {
-            if c == 0 {
-                continue;
+        let blocks = &a.bound_blocks[range.clone()];
+        let bounded = bounds && t.weight > 0.0 && t.bound;
+        contributing += usize::from(bounded);
+        let qs = t.weight * t.scale;
+        match (table, bounded) {
+            (true, true) => {
+                let row = &mut positions[i * nb..(i + 1) * nb];
+                let codes = &a.bound_codes[range.clone()];
+                let slots = &a.bound_slots[range];
+                for ((&b, &c), &slot) in blocks.iter().zip(codes).zip(slots) {
+                    row[b as usize] = slot as u32;
+                    acc[b as usize] += qs * f32::from(c);
+                }
             }
-            let bi = b as usize;
-            if !scratch.seen[bi] {
-                scratch.seen[bi] = true;
-                scratch.touched.push(b);
+            (true, false) => {
+                let row = &mut positions[i * nb..(i + 1) * nb];
+                for (&b, &slot) in blocks.iter().zip(&a.bound_slots[range]) {
+                    row[b as usize] = slot as u32;
+                }
             }
-            scratch.bounds[bi] += qs * f32::from(c);
+            (false, true) => {
+                for (&b, &c) in blocks.iter().zip(&a.bound_codes[range]) {
+                    acc[b as usize] += qs * f32::from(c);
+                }
+            }
+            (false, false) => {}
         }
     }
     contributing
+}
+
+/// Hints the CPU to fetch the cache line holding `p` (no effect on results).
+#[inline(always)]
+fn prefetch<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch never faults, whatever the address.
+    #[allow(unused_unsafe)]
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>(p.cast::<i8>());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
+/// Prefetches the table entries of `block` for every query term, so that scoring it
+/// next finds them in cache.
+#[inline(always)]
+fn prefetch_block(positions: Option<(&[u32], usize)>, terms: usize, block: usize) {
+    if let Some((table, nb)) = positions {
+        for i in 0..terms {
+            if let Some(p) = table.get(i * nb + block) {
+                prefetch(p);
+            }
+        }
+    }
 }
 
 /// Scores every document of `block` exactly and offers it to `top` (numbers unchanged:
@@ -352,10 +459,10 @@ fn score_block(
     block: usize,
     terms: &[QueryTerm],
     positions: Option<(&[u32], usize)>,
-    acc: &mut [f64],
+    bufs: Bufs<'_>,
     top: &mut TopK,
 ) {
-    let (docs, acc) = accumulate_block(a, block, terms, positions, acc);
+    let (docs, acc) = accumulate_block(a, block, terms, positions, bufs);
     for (&doc, &s) in docs.iter().zip(acc.iter()) {
         top.push(doc, s as f32);
     }
@@ -368,11 +475,11 @@ fn score_block_mapped(
     block: usize,
     terms: &[QueryTerm],
     positions: Option<(&[u32], usize)>,
-    acc: &mut [f64],
+    bufs: Bufs<'_>,
     top: &mut TopK,
     map: DocMap<'_>,
 ) {
-    let (docs, acc) = accumulate_block(a, block, terms, positions, acc);
+    let (docs, acc) = accumulate_block(a, block, terms, positions, bufs);
     for (&doc, &s) in docs.iter().zip(acc.iter()) {
         if !is_deleted(map.deleted, doc) {
             top.push(map.base + doc, s as f32);
@@ -380,45 +487,60 @@ fn score_block_mapped(
     }
 }
 
+/// The scoring buffers of a [`Scratch`] (borrowed apart from its position table).
+type Bufs<'a> = (&'a mut [f64; 256], &'a mut Vec<(f64, usize, usize)>);
+
 /// The exact scores of the documents of `block` (in `acc`, by block slot) and their
 /// local numbers.
+///
+/// Two passes, so that the cache misses of one (term, block) pair do not wait for those of
+/// the previous one: first the entry range of every query term present in the block
+/// (independent loads through the slot table, whose lines `prefetch_block` requested while
+/// the previous block was scored), prefetching the start of each range; then the
+/// accumulation, term after term in ascending term order (the per-document order of
+/// additions of `SparseView::dot`, hence bit-identical scores).
 #[inline(always)]
 fn accumulate_block<'a, 'b>(
     a: &BlockArrays<'a>,
     block: usize,
     terms: &[QueryTerm],
     positions: Option<(&[u32], usize)>,
-    acc: &'b mut [f64],
+    (acc, ranges): Bufs<'b>,
 ) -> (&'a [u32], &'b [f64]) {
     let first = block * a.block_size;
     let len = a.block_size.min(a.num_docs - first);
-    let acc = &mut acc[..len];
-    acc.fill(0.0);
+    ranges.clear();
     for (i, t) in terms.iter().enumerate() {
-        let p = match positions {
+        let slot = match positions {
             Some((table, nb)) => match table[i * nb + block] {
                 u32::MAX => continue,
-                p => p as usize,
+                s => s as usize,
             },
             None => {
                 let blocks = &a.bound_blocks[t.start..t.end];
                 let Ok(p) = blocks.binary_search(&(block as u32)) else {
                     continue;
                 };
-                p
+                a.bound_slots[t.start + p] as usize
             }
         };
-        let slot = a.bound_slots[t.start + p] as usize;
         let (es, ee) = (
             a.entry_offsets[slot] as usize,
             a.entry_offsets[slot + 1] as usize,
         );
-        let w = t.weight as f64;
+        ranges.push((t.weight as f64, es, ee));
+    }
+    for &(_, es, _) in ranges.iter() {
+        prefetch(a.entry_docs[es..].as_ptr());
+        prefetch(a.entry_values[es..].as_ptr());
+    }
+    acc[..len].fill(0.0);
+    for &(w, es, ee) in ranges.iter() {
         for (&d, &v) in a.entry_docs[es..ee].iter().zip(&a.entry_values[es..ee]) {
             acc[d as usize] += w * v as f64;
         }
     }
-    (&a.doc_order[first..first + len], acc)
+    (&a.doc_order[first..first + len], &acc[..len])
 }
 
 #[cfg(test)]
@@ -426,6 +548,84 @@ mod tests {
     use super::*;
     use crate::{IndexBuilder, Reorder};
     use splade_sparse::SparseVector;
+
+    /// The batched queue visits the same blocks in the same order as one heap of every key,
+    /// whatever the rule (several refills: thousands of keys, equal bounds included).
+    #[test]
+    fn block_queue_visits_as_one_heap() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for round in 0..40 {
+            let n = [0, 1, 5, 300, 3000, 20000][round % 6];
+            let bounds: Vec<f32> = (0..n).map(|_| (next() % 500) as f32 / 7.0).collect();
+            let keys: Vec<u64> = (0..n as u32).map(|b| key(bounds[b as usize], b)).collect();
+            let (k, alpha) = ([1, 10, 100, 1000][round % 4], [1.0, 0.9, 0.5][round % 3]);
+            // The score "found" in each visited block (at most its bound) drives the k-th
+            // score up.
+            let score = |b: usize| (((b as u64 * 2_654_435_761) % 400) as f32 / 7.0).min(bounds[b]);
+            let mut heap = BinaryHeap::from(keys.clone());
+            let (mut top, mut want) = (TopK::new(k), Vec::new());
+            while let Some(key) = heap.pop() {
+                let (bound, block) = unkey(key);
+                if !top.may_admit(bound * alpha) {
+                    break;
+                }
+                want.push(block);
+                top.push(block as u32, score(block));
+            }
+            let mut queue = BlockQueue::new(keys);
+            let (mut top, mut got) = (TopK::new(k), Vec::new());
+            while let Some(block) = queue.next(&top, alpha) {
+                got.push(block);
+                top.push(block as u32, score(block));
+            }
+            assert_eq!(got.len(), want.len(), "n {n} k {k} alpha {alpha}");
+            assert_eq!(got, want);
+        }
+    }
+
+    /// Exact search equals brute force with thousands of candidate blocks (several queue
+    /// refills), and α = β = 1 equals exact.
+    #[test]
+    fn many_blocks_exact_equals_brute_force() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let dim = 200u64;
+        let mut vector = |n: usize| {
+            let mut pairs: Vec<(u32, f32)> = (0..n)
+                .map(|_| ((next() % dim) as u32, (next() % 64) as f32 / 16.0))
+                .collect();
+            pairs.sort_by_key(|p| p.0);
+            pairs.dedup_by_key(|p| p.0);
+            SparseVector::from_pairs(pairs).unwrap()
+        };
+        let mut b = IndexBuilder::new(dim as usize).block_size(2);
+        for d in 0..6000 {
+            b.add(&format!("d{d}"), vector(12).view()).unwrap();
+        }
+        let index = b.build().unwrap();
+        let mut scratch = Scratch::new();
+        for _ in 0..30 {
+            let q = vector(25);
+            for k in [1, 10, 300, 2000] {
+                let want = index.brute_force_top_k(q.view(), k);
+                assert_eq!(
+                    exact_top_k(&index, q.view(), k, 1.0, 1.0, &mut scratch),
+                    want
+                );
+            }
+        }
+    }
 
     /// The position table and the binary-search fallback find the same entries, in one
     /// segment and in several with deletions.
