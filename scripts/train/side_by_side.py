@@ -183,8 +183,6 @@ def evaluate(args: argparse.Namespace) -> int:
 
 
 def st_evaluate(model: str, cmd: list[str]) -> dict:
-    import csv
-
     from sentence_transformers import SparseEncoder
     from sentence_transformers.sparse_encoder.evaluation import (
         SparseBinaryClassificationEvaluator,
@@ -192,30 +190,15 @@ def st_evaluate(model: str, cmd: list[str]) -> dict:
     )
 
     encoder = SparseEncoder(model, device="cpu")
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "eval"))
+    from compare_evaluators import beir, pairs  # the same data preparation as EVALUATION.md
+
     if cmd[0] == "binary":
-        with open(cmd[2], encoding="utf-8", newline="") as f:
-            rows = list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))[1:]
-        ev = SparseBinaryClassificationEvaluator([r[0] for r in rows], [r[1] for r in rows],
-                                                 [int(float(r[2])) for r in rows], write_csv=False,
+        s1, s2, labels = pairs(Path(cmd[2]))
+        ev = SparseBinaryClassificationEvaluator(s1, s2, labels, write_csv=False,
                                                  similarity_fn_names=["cosine", "dot", "euclidean", "manhattan"])
     else:
-        corpus = {}
-        for line in open(cmd[2], encoding="utf-8"):
-            x = json.loads(line)
-            title = x.get("title") or ""
-            corpus[str(x["_id"])] = f"{title} {x['text']}" if title else x["text"]
-        queries = {str(x["_id"]): x["text"] for x in map(json.loads, open(cmd[4], encoding="utf-8"))}
-        relevant: dict = {}
-        for i, line in enumerate(open(cmd[6], encoding="utf-8")):
-            parts = line.rstrip("\r\n").split("\t")
-            try:
-                score = float(parts[2])
-            except ValueError:
-                if i == 0:
-                    continue
-                raise
-            if score > 0:
-                relevant.setdefault(parts[0], set()).add(parts[1])
+        corpus, queries, relevant = beir(Path(cmd[2]).parent)
         ev = SparseInformationRetrievalEvaluator(queries, corpus, relevant, write_csv=False)
     return {k: float(v) for k, v in ev(encoder).items()}
 

@@ -71,6 +71,33 @@ fn range(values: impl Iterator<Item = f64>) -> (f64, f64) {
     (lo - pad, hi + pad)
 }
 
+/// The chart of one panel: a caption, steps 0..`last_step` on x, `y` on y, and its grid.
+fn panel<'a, 'b>(
+    area: &'a DrawingArea<BitMapBackend<'b>, plotters::coord::Shift>,
+    caption: &str,
+    last_step: f64,
+    y: (f64, f64),
+) -> std::result::Result<
+    ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    String,
+> {
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, (FONT, 18))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(64)
+        .build_cartesian_2d(0f64..last_step, y.0..y.1)
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .x_desc("step")
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .label_style((FONT, 13))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    Ok(chart)
+}
+
 /// Draws the loss curves of `log` and the metric curves of `evaluations` into a PNG at `path`
 /// (written to a temporary file first, then renamed). `title` heads the chart.
 pub fn plot_training(
@@ -97,18 +124,7 @@ pub fn plot_training(
         let (top, bottom) = root.split_vertically(380);
 
         let (lo, hi) = range(log.iter().flat_map(|e| [e.loss, e.base_loss]));
-        let mut chart = ChartBuilder::on(&top)
-            .caption("training loss", (FONT, 18))
-            .margin(12)
-            .x_label_area_size(36)
-            .y_label_area_size(64)
-            .build_cartesian_2d(0f64..last_step, lo..hi)
-            .map_err(|e| plot_error(path, e))?;
-        chart
-            .configure_mesh()
-            .x_desc("step")
-            .label_style((FONT, 13))
-            .draw()
+        let mut chart = panel(&top, "training loss", last_step, (lo, hi))
             .map_err(|e| plot_error(path, e))?;
         let series = [
             ("loss (total)", RGBColor(31, 119, 180), true),
@@ -138,18 +154,12 @@ pub fn plot_training(
                 .iter()
                 .flat_map(|(_, m)| names.iter().filter_map(|n| m.get(n).copied())),
         );
-        let mut chart = ChartBuilder::on(&bottom)
-            .caption("evaluation", (FONT, 18))
-            .margin(12)
-            .x_label_area_size(36)
-            .y_label_area_size(64)
-            .build_cartesian_2d(0f64..last_step, lo..hi)
-            .map_err(|e| plot_error(path, e))?;
-        chart
-            .configure_mesh()
-            .x_desc("step")
-            .label_style((FONT, 13))
-            .draw()
+        let caption = if names.is_empty() {
+            "evaluation (none during this run)"
+        } else {
+            "evaluation"
+        };
+        let mut chart = panel(&bottom, caption, last_step, (lo, hi))
             .map_err(|e| plot_error(path, e))?;
         for (i, name) in names.iter().enumerate() {
             let color = Palette99::pick(i).to_rgba();
