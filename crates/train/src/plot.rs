@@ -124,8 +124,8 @@ pub fn plot_training(
         let (top, bottom) = root.split_vertically(380);
 
         let (lo, hi) = range(log.iter().flat_map(|e| [e.loss, e.base_loss]));
-        let mut chart = panel(&top, "training loss", last_step, (lo, hi))
-            .map_err(|e| plot_error(path, e))?;
+        let mut chart =
+            panel(&top, "training loss", last_step, (lo, hi)).map_err(|e| plot_error(path, e))?;
         let series = [
             ("loss (total)", RGBColor(31, 119, 180), true),
             ("MNRL part", RGBColor(255, 127, 14), false),
@@ -159,8 +159,8 @@ pub fn plot_training(
         } else {
             "evaluation"
         };
-        let mut chart = panel(&bottom, caption, last_step, (lo, hi))
-            .map_err(|e| plot_error(path, e))?;
+        let mut chart =
+            panel(&bottom, caption, last_step, (lo, hi)).map_err(|e| plot_error(path, e))?;
         for (i, name) in names.iter().enumerate() {
             let color = Palette99::pick(i).to_rgba();
             let points: Vec<(f64, f64)> = evaluations
