@@ -249,6 +249,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         logging_steps: args.logging_steps.unwrap_or(defaults.logging_steps),
         eval_steps: args.eval_steps,
         best_metric: args.best_metric.clone(),
+        show_progress: true,
         ..defaults
     };
     if let Some(ratio) = args.eval_ratio {

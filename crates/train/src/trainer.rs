@@ -60,6 +60,9 @@ pub struct TrainConfig {
     /// Continue the run from this checkpoint folder (its optimizer state, step, batch position
     /// and logs); the caller loads the model weights from the same folder.
     pub resume_from: Option<PathBuf>,
+    /// Show a progress bar with the step, the ETA and the last logged loss on stderr (false);
+    /// log callbacks and evaluations print above it.
+    pub show_progress: bool,
 }
 
 impl Default for TrainConfig {
@@ -83,6 +86,7 @@ impl Default for TrainConfig {
             best_metric: None,
             stop: None,
             resume_from: None,
+            show_progress: false,
         }
     }
 }
@@ -332,6 +336,19 @@ pub fn train(
             std::fs::write(&path, text).map_err(|source| EncoderError::Io { path, source })
         })
     };
+    let bar = if config.show_progress {
+        let bar = indicatif::ProgressBar::new(total_steps as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:30}] step {pos}/{len} ({per_sec}, {eta} left) {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar.set_position(step as u64);
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
     while step < total_steps {
         if config
             .stop
@@ -423,6 +440,7 @@ pub fn train(
         }
         optimizer.step(&grads)?;
         step += 1;
+        bar.inc(1);
         window.4 += 1;
         if step % config.logging_steps.max(1) == 0 || step == total_steps {
             let n = window.4 as f64;
@@ -437,7 +455,8 @@ pub fn train(
                 lambdas: (lambda_q, lambda_d),
                 seconds_per_step: window_start.elapsed().as_secs_f64() / n,
             };
-            on_log(&entry);
+            bar.set_message(format!("loss {:.4}", entry.loss));
+            bar.suspend(|| on_log(&entry));
             report.log.push(entry);
             window = (0.0, 0.0, 0.0, 0.0, 0);
             window_start = Instant::now();
@@ -445,7 +464,7 @@ pub fn train(
         let eval_now =
             config.eval_steps.is_some_and(|e| e > 0 && step % e == 0) || step == total_steps;
         if eval_now {
-            let metrics = evaluate(&encoder, step)?;
+            let metrics = bar.suspend(|| evaluate(&encoder, step))?;
             if let Some(name) = &config.best_metric {
                 let value = *metrics.get(name).ok_or_else(|| {
                     EncoderError::InvalidArgument(format!(
@@ -470,6 +489,7 @@ pub fn train(
             )?;
         }
     }
+    bar.finish_and_clear();
     report.steps = step;
     report.best_step = best.map(|(_, s)| s);
     // The final model: the best checkpoint's weights when a best metric was chosen.
