@@ -86,6 +86,12 @@ def load_jsonl(path):
 
 
 def peak_rss():
+    """Peak RSS of this process since exec (VmHWM). getrusage's ru_maxrss is not used: Linux
+    carries it over from the parent at fork, so a worker would report the driver's peak."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 

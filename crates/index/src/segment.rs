@@ -175,3 +175,10 @@ pub(crate) struct BlockArrays<'a> {
     /// Block position -> document number.
     pub doc_order: &'a [u32],
 }
+
+impl BlockArrays<'_> {
+    /// Number of blocks.
+    pub(crate) fn num_blocks(&self) -> usize {
+        self.num_docs.div_ceil(self.block_size.max(1))
+    }
+}

@@ -1,0 +1,80 @@
+//! Times searches on an existing index directory (no build): single-thread QPS, p50/p99 and
+//! recall@k against the exact search, for exact search and each `ALPHA:BETA` setting.
+//!
+//! ```text
+//! cargo run --release -p splade-index --example search_only -- INDEX_DIR QUERIES.jsonl [K] [ALPHA:BETA,...]
+//! ```
+
+use std::time::Instant;
+
+use splade_index::readers::open_jsonl;
+use splade_index::{Index, Method, SearchOptions, Searcher};
+use splade_sparse::SparseVector;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (Some(dir), Some(qpath)) = (args.first(), args.get(1)) else {
+        return Err("usage: search_only INDEX_DIR QUERIES.jsonl [K] [ALPHA:BETA,...]".into());
+    };
+    let k: usize = args.get(2).map_or(Ok(10), |s| s.parse())?;
+    let index = Index::open_unverified(std::path::Path::new(dir))?;
+    let queries: Vec<SparseVector> = open_jsonl(std::path::Path::new(qpath), None)?
+        .map(|d| d.map(|d| d.vector))
+        .collect::<Result<_, _>>()?;
+    let mut settings = vec![(1.0f32, 1.0f32)];
+    if let Some(g) = args.get(3) {
+        for p in g.split(',') {
+            let (a, b) = p.split_once(':').ok_or("grid entries are ALPHA:BETA")?;
+            settings.push((a.parse()?, b.parse()?));
+        }
+    }
+    let mut searcher = Searcher::new(&index);
+    let mut exact = Vec::new();
+    for (alpha, beta) in settings {
+        let method = if alpha == 1.0 && beta == 1.0 {
+            Method::Exact
+        } else {
+            Method::approximate(alpha, beta)?
+        };
+        let options = SearchOptions {
+            k,
+            method,
+            max_query_terms: None,
+        };
+        // One untimed pass (page cache), then the timed one.
+        for q in &queries {
+            std::hint::black_box(searcher.search(q.view(), &options));
+        }
+        let mut lat = Vec::with_capacity(queries.len());
+        let t = Instant::now();
+        let hits: Vec<_> = queries
+            .iter()
+            .map(|q| {
+                let s = Instant::now();
+                let h = searcher.search(q.view(), &options);
+                lat.push(s.elapsed().as_secs_f64() * 1e3);
+                h
+            })
+            .collect();
+        let qps = queries.len() as f64 / t.elapsed().as_secs_f64();
+        lat.sort_by(f64::total_cmp);
+        if exact.is_empty() {
+            exact = hits.clone();
+        }
+        let (mut found, mut total) = (0usize, 0usize);
+        for (got, want) in hits.iter().zip(&exact) {
+            total += want.len();
+            found += got
+                .iter()
+                .filter(|h| want.iter().any(|w| w.doc == h.doc))
+                .count();
+        }
+        println!(
+            "alpha={alpha} beta={beta} qps_1t={qps:.1} p50_ms={:.3} p99_ms={:.3} recall={:.4}",
+            lat[lat.len() / 2],
+            lat[(lat.len() - 1) * 99 / 100],
+            found as f64 / total.max(1) as f64
+        );
+    }
+    Ok(())
+}
