@@ -172,11 +172,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     rows.push(exact.json.clone());
     for (alpha, beta, max_terms) in grid {
-        let method = if alpha == 1.0 && beta == 1.0 {
-            Method::Exact
-        } else {
-            Method::approximate(alpha, beta)?
-        };
+        let method = Method::from_knobs(alpha, beta)?;
         let options = SearchOptions {
             k,
             method,

@@ -31,11 +31,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut searcher = Searcher::new(&index);
     let mut exact = Vec::new();
     for (alpha, beta) in settings {
-        let method = if alpha == 1.0 && beta == 1.0 {
-            Method::Exact
-        } else {
-            Method::approximate(alpha, beta)?
-        };
+        let method = Method::from_knobs(alpha, beta)?;
         let options = SearchOptions {
             k,
             method,

@@ -306,16 +306,17 @@ pub fn train(
         )
         .len()
     };
-    // Saves the weights plus everything needed to resume, atomically, into `dir`.
-    let save_checkpoint = |dir: &Path,
-                           step: usize,
+    // Saves the weights plus everything needed to resume, atomically, into
+    // `output/checkpoint-STEP`, and returns that folder.
+    let save_checkpoint = |step: usize,
                            epoch: u64,
                            queue_len: usize,
                            best: Option<(f64, usize)>,
                            report: &TrainReport,
                            optimizer: &AdamW|
-     -> Result<()> {
-        save_model(&encoder, &vars, dir, |staging| {
+     -> Result<PathBuf> {
+        let dir = output.join(format!("checkpoint-{step}"));
+        save_model(&encoder, &vars, &dir, |staging| {
             let optimizer_step = optimizer.save_state(&names, &staging.join(OPTIMIZER_STATE))?;
             let state = TrainerState {
                 step,
@@ -334,7 +335,8 @@ pub fn train(
                 .map_err(|e| EncoderError::InvalidArgument(e.to_string()))?;
             let path = staging.join(TRAINER_STATE);
             std::fs::write(&path, text).map_err(|source| EncoderError::Io { path, source })
-        })
+        })?;
+        Ok(dir)
     };
     let bar = if config.show_progress {
         let bar = indicatif::ProgressBar::new(total_steps as u64);
@@ -355,16 +357,7 @@ pub fn train(
             .as_ref()
             .is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst))
         {
-            let checkpoint = output.join(format!("checkpoint-{step}"));
-            save_checkpoint(
-                &checkpoint,
-                step,
-                epoch,
-                queue.len(),
-                best,
-                &report,
-                &optimizer,
-            )?;
+            let checkpoint = save_checkpoint(step, epoch, queue.len(), best, &report, &optimizer)?;
             report.steps = step;
             report.interrupted_at = Some(checkpoint);
             return Ok(report);
@@ -477,16 +470,7 @@ pub fn train(
                 }
             }
             report.evaluations.push((step, metrics));
-            let checkpoint = output.join(format!("checkpoint-{step}"));
-            save_checkpoint(
-                &checkpoint,
-                step,
-                epoch,
-                queue.len(),
-                best,
-                &report,
-                &optimizer,
-            )?;
+            save_checkpoint(step, epoch, queue.len(), best, &report, &optimizer)?;
         }
     }
     bar.finish_and_clear();

@@ -59,6 +59,17 @@ impl Method {
         }
         Ok(Method::Approximate { alpha, beta })
     }
+
+    /// The method for a pair of α/β knobs: [`Method::Exact`] at α = β = 1 (which the
+    /// approximate search equals, but the exact path serves faster), otherwise
+    /// [`Method::approximate`].
+    pub fn from_knobs(alpha: f32, beta: f32) -> Result<Self> {
+        if alpha == 1.0 && beta == 1.0 {
+            Ok(Method::Exact)
+        } else {
+            Self::approximate(alpha, beta)
+        }
+    }
 }
 
 /// Work counters of the last search of a [`Searcher`].
