@@ -1,5 +1,5 @@
-//! Times searches on an existing index directory (no build): single-thread QPS, p50/p99 and
-//! recall@k against the exact search, for exact search and each `ALPHA:BETA` setting.
+//! Times searches on an existing index directory (no build): single-thread QPS, p50/p99,
+//! recall@k against the exact search and the mean blocks scored and candidate per query, for exact search and each `ALPHA:BETA` setting.
 //!
 //! ```text
 //! cargo run --release -p splade-index --example search_only -- INDEX_DIR QUERIES.jsonl [K] [ALPHA:BETA,...]
@@ -42,6 +42,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             std::hint::black_box(searcher.search(q.view(), &options));
         }
         let mut lat = Vec::with_capacity(queries.len());
+        let (mut scored, mut candidates) = (0usize, 0usize);
         let t = Instant::now();
         let hits: Vec<_> = queries
             .iter()
@@ -49,6 +50,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let s = Instant::now();
                 let h = searcher.search(q.view(), &options);
                 lat.push(s.elapsed().as_secs_f64() * 1e3);
+                let stats = searcher.stats();
+                scored += stats.blocks_scored;
+                candidates += stats.blocks_candidate;
                 h
             })
             .collect();
@@ -66,10 +70,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .count();
         }
         println!(
-            "alpha={alpha} beta={beta} qps_1t={qps:.1} p50_ms={:.3} p99_ms={:.3} recall={:.4}",
+            "alpha={alpha} beta={beta} qps_1t={qps:.1} p50_ms={:.3} p99_ms={:.3} recall={:.4} blocks_scored={:.1} blocks_candidate={:.1}",
             lat[lat.len() / 2],
             lat[(lat.len() - 1) * 99 / 100],
-            found as f64 / total.max(1) as f64
+            found as f64 / total.max(1) as f64,
+            scored as f64 / queries.len() as f64,
+            candidates as f64 / queries.len() as f64,
         );
     }
     Ok(())

@@ -90,6 +90,17 @@ impl TopK {
         }
     }
 
+    /// The smallest score that may still enter: the k-th score when the top-k is full (a
+    /// tie may still win on document number), else 0 (only positive scores are kept).
+    #[inline]
+    pub(crate) fn floor(&self) -> f32 {
+        match self.heap.peek() {
+            _ if self.k == 0 => f32::INFINITY,
+            Some(w) if self.heap.len() >= self.k => w.0.score,
+            _ => 0.0,
+        }
+    }
+
     /// The hits, best first.
     pub(crate) fn into_sorted(self) -> Vec<Hit> {
         let mut hits: Vec<Hit> = self.heap.into_iter().map(|w| w.0).collect();

@@ -22,9 +22,14 @@
 //! Several segments (or deletions) are searched one segment after the other into the same
 //! top-k, with global document numbers and deleted documents skipped when hits are offered
 //! (their entries still count in the block bounds, which only makes the bounds looser).
-//! A lone segment without deletions takes a separate path with the original loop.
+//!
+//! Speed, none of which changes a result: heap keys are made up front only for the
+//! heaviest bounds (about [`UPFRONT`] blocks, the rest only if the search gets that far);
+//! the next blocks of the visiting order are prefetched in a software pipeline
+//! ([`visit_blocks`]); a document is offered to the top-k only when its score reaches the
+//! current k-th.
 
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 
 use splade_sparse::{SparseVector, SparseView};
 
@@ -42,7 +47,9 @@ pub(crate) struct Scratch {
     bounds: Vec<f32>,
     /// Per query term `i` and block `b`, at `i * num_blocks + b`: the slot of (term, block)
     /// in the block arrays (`bounds.slots`), or `u32::MAX` when the term is absent from the
-    /// block (filled per query; replaces a binary search per (term, scored block)).
+    /// block (filled per query; replaces a search per (term, scored block), and spares the
+    /// scoring one dependent load per term: the slot, read here in order during the bound
+    /// pass, would be a cache miss when a block is scored).
     positions: Vec<u32>,
     /// Largest position table (entries); [`MAX_POSITIONS`] except in tests.
     max_positions: usize,
@@ -52,6 +59,10 @@ pub(crate) struct Scratch {
     /// The entry ranges of the block being scored: (query weight, start, end) per query
     /// term present in the block, in ascending term order.
     ranges: Vec<(f64, usize, usize)>,
+    /// The same for the next block of the visiting order (filled one block ahead).
+    next_ranges: Vec<(f64, usize, usize)>,
+    /// Blocks taken from the queue but not scored yet (see [`visit_blocks`]).
+    ahead: VecDeque<(f32, usize)>,
     pub(crate) stats: SearchStats,
 }
 
@@ -63,6 +74,8 @@ impl Scratch {
             max_positions: MAX_POSITIONS,
             acc: Box::new([0.0; 256]),
             ranges: Vec::new(),
+            next_ranges: Vec::new(),
+            ahead: VecDeque::with_capacity(LOOKAHEAD),
             stats: SearchStats::default(),
         }
     }
@@ -137,8 +150,53 @@ fn bound_terms(query: SparseView<'_>, beta: f32) -> Option<SparseVector> {
     })
 }
 
-/// The query terms present in a segment, whether the position table is used, and the
-/// heap keys of the candidate blocks (every block for a query with a negative weight).
+/// The candidate blocks of one segment for one query: those sharing a (bound) term with it.
+struct Candidates {
+    /// The query terms present in the segment, in ascending term order.
+    terms: Vec<QueryTerm>,
+    /// Whether the position table is filled (see [`Scratch`]).
+    table: bool,
+    /// Heap keys of the candidates whose inflated bound is at least `cutoff` (every block,
+    /// with an infinite bound, for a query with a negative weight).
+    keys: Vec<u64>,
+    /// The rest of the candidates are the blocks with `0 < scratch.bounds[b]` whose inflated
+    /// bound is below this; their keys are made only when the search gets that far (see
+    /// [`BlockQueue`]). `0.0`: `keys` holds every candidate.
+    cutoff: f32,
+    /// Terms that contributed to the bounds (for [`inflate`]).
+    contributing: usize,
+}
+
+/// Keys made up front: the heaviest bounds, about this many, when a segment has many more
+/// candidate blocks (see [`cutoff`]).
+const UPFRONT: usize = 512;
+
+/// A bound such that about [`UPFRONT`] of the positive `bounds` (inflated) reach it, from a
+/// sample of at most 256 of them (`0.0`, every block up front, for fewer than
+/// `4 * UPFRONT` blocks). Any cutoff gives the same search; a good one spares making and
+/// ordering keys for the many blocks that are never visited.
+fn cutoff(bounds: &[f32], contributing: usize) -> f32 {
+    let nb = bounds.len();
+    if nb < 4 * UPFRONT {
+        return 0.0;
+    }
+    let step = nb / 256;
+    let mut sample: Vec<f32> = bounds
+        .iter()
+        .step_by(step)
+        .filter(|&&v| v > 0.0)
+        .map(|&v| inflate(v, contributing))
+        .collect();
+    // The sample's rank of the UPFRONT-th largest bound among all blocks.
+    let rank = (UPFRONT / step).max(1);
+    if sample.len() <= rank {
+        return 0.0;
+    }
+    let i = sample.len() - rank;
+    *sample.select_nth_unstable_by(i, f32::total_cmp).1
+}
+
+/// The query terms present in a segment and its candidate blocks (see [`Candidates`]).
 #[inline(always)]
 fn candidates(
     a: &BlockArrays<'_>,
@@ -146,7 +204,7 @@ fn candidates(
     query: SparseView<'_>,
     bound_terms: &Option<SparseVector>,
     scratch: &mut Scratch,
-) -> (Vec<QueryTerm>, bool, Vec<u64>) {
+) -> Candidates {
     let is_bound = |t: u32| {
         bound_terms
             .as_ref()
@@ -176,24 +234,43 @@ fn candidates(
         && a.entry_offsets.len() <= u32::MAX as usize;
     let negative = terms.iter().any(|t| t.weight < 0.0);
     let contributing = fill_tables(a, &terms, num_blocks, table, !negative, scratch);
-    let bounds = &mut scratch.bounds[..num_blocks];
-    let keys: Vec<u64> = if negative {
-        (0..num_blocks as u32)
+    let bounds = &scratch.bounds[..num_blocks];
+    let (keys, cutoff) = if negative {
+        let keys = (0..num_blocks as u32)
             .map(|b| key(f32::INFINITY, b))
-            .collect()
+            .collect();
+        (keys, 0.0)
     } else {
         // Candidates: the blocks with a positive bound (a block whose bound terms all have
         // zero maxima holds no document with a positive score on them).
-        let mut keys = Vec::new();
-        for (b, v) in bounds.iter_mut().enumerate() {
-            if *v > 0.0 {
-                keys.push(key(inflate(*v, contributing), b as u32));
-                *v = 0.0;
+        let cutoff = cutoff(bounds, contributing);
+        (
+            keys_between(bounds, contributing, cutoff, f32::INFINITY),
+            cutoff,
+        )
+    };
+    Candidates {
+        terms,
+        table,
+        keys,
+        cutoff,
+        contributing,
+    }
+}
+
+/// Heap keys of the blocks with a positive bound whose inflated bound `u` is in
+/// `low <= u < high`.
+fn keys_between(bounds: &[f32], contributing: usize, low: f32, high: f32) -> Vec<u64> {
+    let mut keys = Vec::new();
+    for (b, &v) in bounds.iter().enumerate() {
+        if v > 0.0 {
+            let u = inflate(v, contributing);
+            if u >= low && u < high {
+                keys.push(key(u, b as u32));
             }
         }
-        keys
-    };
-    (terms, table, keys)
+    }
+    keys
 }
 
 /// [`exact_top_k`] over a lone segment without deletions (document numbers unchanged).
@@ -217,32 +294,11 @@ fn segment_top_k(
         return Vec::new();
     }
     let bound_terms = bound_terms(query, beta);
-    let (terms, table, keys) = candidates(&a, num_blocks, query, &bound_terms, scratch);
-    scratch.stats.blocks_candidate = keys.len();
-    let mut queue = BlockQueue::new(keys);
+    let found = candidates(&a, num_blocks, query, &bound_terms, scratch);
     let mut top = TopK::new(k);
-    let mut scored = 0;
-    // alpha == 1 multiplies exactly: the exact stopping rule.
-    while let Some(block) = queue.next(&top, alpha) {
-        scored += 1;
-        let positions = if table {
-            Some((&scratch.positions[..], num_blocks))
-        } else {
-            None
-        };
-        if let Some(next) = queue.peek() {
-            prefetch_block(&a, positions, &terms, next);
-        }
-        score_block(
-            &a,
-            block,
-            &terms,
-            positions,
-            (&mut scratch.acc, &mut scratch.ranges),
-            &mut top,
-        );
-    }
-    scratch.stats.blocks_scored = scored;
+    visit_blocks(&a, found, alpha, scratch, &mut top, |top, doc, score| {
+        top.push(doc, score)
+    });
     top.into_sorted()
 }
 
@@ -280,27 +336,108 @@ fn segments_top_k(
         if num_blocks == 0 {
             continue;
         }
-        let (terms, table, keys) = candidates(&a, num_blocks, query, &bound_terms, scratch);
-        scratch.stats.blocks_candidate += keys.len();
-        let mut queue = BlockQueue::new(keys);
-        while let Some(block) = queue.next(&top, alpha) {
-            scratch.stats.blocks_scored += 1;
-            let positions = table.then_some((&scratch.positions[..], num_blocks));
-            if let Some(next) = queue.peek() {
-                prefetch_block(&a, positions, &terms, next);
+        let found = candidates(&a, num_blocks, query, &bound_terms, scratch);
+        visit_blocks(&a, found, alpha, scratch, &mut top, |top, doc, score| {
+            if !is_deleted(map.deleted, doc) {
+                top.push(map.base + doc, score);
             }
-            score_block_mapped(
-                &a,
-                block,
-                &terms,
-                positions,
-                (&mut scratch.acc, &mut scratch.ranges),
-                &mut top,
-                map,
-            );
-        }
+        });
     }
     top.into_sorted()
+}
+
+/// Blocks taken from the queue ahead of the one being scored (the software pipeline's
+/// depth; see [`visit_blocks`]).
+const LOOKAHEAD: usize = 4;
+
+/// Scores the candidate blocks of one segment in decreasing bound while the stopping rule
+/// admits them, offering every document's exact score (local number) through `offer`
+/// (only those that may enter the top-k); adds the blocks scored and the candidates to
+/// `scratch.stats`, and leaves every bound at zero for the next search.
+///
+/// Scoring a block is a chain of dependent loads (the slot table, the entry offsets, the
+/// entries), each likely a cache miss, since consecutive blocks of the visiting order lie
+/// far apart. So the loop runs a software pipeline over the next [`LOOKAHEAD`] blocks of
+/// the order: the table lines of a block are prefetched when it is taken from the queue,
+/// its entry offsets two blocks before it is scored, its entries one block before. Taking a
+/// block early changes nothing else: the rule is checked again when its turn comes (θ may
+/// have risen meanwhile), and the loop stops at the first block that fails it, as a loop
+/// taking one block at a time would, so the blocks scored and their order are the same.
+#[inline(always)]
+fn visit_blocks(
+    a: &BlockArrays<'_>,
+    found: Candidates,
+    alpha: f32,
+    scratch: &mut Scratch,
+    top: &mut TopK,
+    mut offer: impl FnMut(&mut TopK, u32, f32),
+) {
+    let num_blocks = a.num_blocks();
+    let Scratch {
+        bounds,
+        positions,
+        acc,
+        ranges,
+        next_ranges,
+        ahead,
+        stats,
+        ..
+    } = scratch;
+    let terms = &found.terms[..];
+    let bounds = &mut bounds[..num_blocks];
+    let positions = found.table.then_some((&positions[..], num_blocks));
+    let mut queue = BlockQueue::new(found.keys, (&*bounds, found.contributing, found.cutoff));
+    ahead.clear();
+    let (mut exhausted, mut ready, mut scored) = (false, None, 0);
+    loop {
+        while !exhausted && ahead.len() < LOOKAHEAD {
+            // alpha == 1 multiplies exactly: the exact stopping rule.
+            match queue.next(top, alpha) {
+                Some((bound, block)) => {
+                    prefetch_block(a, positions, terms, block);
+                    ahead.push_back((bound, block));
+                }
+                None => exhausted = true,
+            }
+        }
+        let Some((bound, block)) = ahead.pop_front() else {
+            break;
+        };
+        if !top.may_admit(bound * alpha) {
+            break;
+        }
+        if ready == Some(block) {
+            std::mem::swap(ranges, next_ranges);
+        } else {
+            block_ranges(a, block, terms, positions, ranges);
+        }
+        ready = None;
+        if let Some(&(_, next)) = ahead.front() {
+            block_ranges(a, next, terms, positions, next_ranges);
+            ready = Some(next);
+        }
+        if let (Some(&(_, after)), Some(_)) = (ahead.get(1), positions) {
+            for i in 0..terms.len() {
+                if let Some(slot) = table_slot(positions, i, after) {
+                    prefetch(&a.entry_offsets[slot]);
+                }
+            }
+        }
+        let (docs, scores) = accumulate(a, block, ranges, acc);
+        // Only a score at least the k-th may enter (ties may win on document number).
+        let floor = top.floor();
+        for (&doc, &s) in docs.iter().zip(scores) {
+            let s = s as f32;
+            if s >= floor {
+                offer(top, doc, s);
+            }
+        }
+        scored += 1;
+    }
+    stats.blocks_scored += scored;
+    stats.blocks_candidate += queue.candidates;
+    drop(queue);
+    bounds.fill(0.0);
 }
 
 /// Candidate blocks in decreasing bound (ties: smaller block first) with the stopping rule:
@@ -312,21 +449,39 @@ fn segments_top_k(
 /// largest is taken. Every dropped key is smaller than every key still held and fails a rule
 /// that only gets stricter (θ never decreases), so the blocks visited, and their order, are
 /// exactly those of the single heap.
-struct BlockQueue {
+///
+/// The blocks below a [`Candidates::cutoff`] get their keys only when the queue runs dry
+/// while the rule still admits the cutoff: every one of them is smaller than every key made
+/// up front, so they come after those in one heap as well.
+struct BlockQueue<'a> {
     heap: BinaryHeap<u64>,
     rest: Vec<u64>,
     batch: usize,
+    /// The blocks not keyed yet: the bounds, the contributing terms and the cutoff.
+    deferred: Option<(&'a [f32], usize, f32)>,
+    /// Candidate blocks (keyed or not).
+    candidates: usize,
 }
 
 /// Keys in the first heap of a [`BlockQueue`].
 const FIRST_BATCH: usize = 128;
 
-impl BlockQueue {
-    fn new(keys: Vec<u64>) -> Self {
+impl<'a> BlockQueue<'a> {
+    /// A queue of `keys` and, when `cutoff > 0`, of the blocks with a positive bound below
+    /// it (see [`Candidates`]).
+    fn new(keys: Vec<u64>, (bounds, contributing, cutoff): (&'a [f32], usize, f32)) -> Self {
+        let deferred = (cutoff > 0.0).then_some((bounds, contributing, cutoff));
+        let candidates = if deferred.is_some() {
+            bounds.iter().filter(|&&v| v > 0.0).count()
+        } else {
+            keys.len()
+        };
         let mut queue = Self {
             heap: BinaryHeap::new(),
             rest: keys,
             batch: FIRST_BATCH,
+            deferred,
+            candidates,
         };
         queue.refill(None);
         queue
@@ -347,23 +502,23 @@ impl BlockQueue {
         }
     }
 
-    /// The next block to score, or `None` once the best remaining bound fails the rule.
+    /// The next block to score and its bound, or `None` once the best remaining bound
+    /// fails the rule.
     #[inline]
-    fn next(&mut self, top: &TopK, alpha: f32) -> Option<usize> {
+    fn next(&mut self, top: &TopK, alpha: f32) -> Option<(f32, usize)> {
         if self.heap.is_empty() {
             if self.rest.is_empty() {
-                return None;
+                let (bounds, contributing, cutoff) = self.deferred.take()?;
+                if !top.may_admit(cutoff * alpha) {
+                    return None;
+                }
+                self.rest = keys_between(bounds, contributing, 0.0, cutoff);
+                self.batch = FIRST_BATCH;
             }
             self.refill(Some((top, alpha)));
         }
         let (bound, block) = unkey(self.heap.pop()?);
-        top.may_admit(bound * alpha).then_some(block)
-    }
-
-    /// The block [`Self::next`] would consider next, if already in the heap.
-    #[inline]
-    fn peek(&self) -> Option<usize> {
-        self.heap.peek().map(|&k| unkey(k).1)
+        top.may_admit(bound * alpha).then_some((bound, block))
     }
 }
 
@@ -525,71 +680,24 @@ fn find_block(blocks: &[u32], b: u32, nb: usize) -> Option<usize> {
     (j < hi && blocks[j] == b).then_some(j)
 }
 
-/// Scores every document of `block` exactly and offers it to `top` (numbers unchanged:
-/// a lone segment without deletions). The (term, block) entries are found through the
-/// term's block list (`bounds.slots`): its position comes from the per-query table, or a
-/// binary search for very large queries × indexes.
-fn score_block(
-    a: &BlockArrays<'_>,
-    block: usize,
-    terms: &[QueryTerm],
-    positions: Option<(&[u32], usize)>,
-    bufs: Bufs<'_>,
-    top: &mut TopK,
-) {
-    let (docs, acc) = accumulate_block(a, block, terms, positions, bufs);
-    for (&doc, &s) in docs.iter().zip(acc.iter()) {
-        top.push(doc, s as f32);
-    }
-}
-
-/// [`score_block`] for a later segment or one with deletions: global numbers, deleted
-/// documents skipped.
-fn score_block_mapped(
-    a: &BlockArrays<'_>,
-    block: usize,
-    terms: &[QueryTerm],
-    positions: Option<(&[u32], usize)>,
-    bufs: Bufs<'_>,
-    top: &mut TopK,
-    map: DocMap<'_>,
-) {
-    let (docs, acc) = accumulate_block(a, block, terms, positions, bufs);
-    for (&doc, &s) in docs.iter().zip(acc.iter()) {
-        if !is_deleted(map.deleted, doc) {
-            top.push(map.base + doc, s as f32);
-        }
-    }
-}
-
-/// The scoring buffers of a [`Scratch`] (borrowed apart from its position table).
-type Bufs<'a> = (&'a mut [f64; 256], &'a mut Vec<(f64, usize, usize)>);
-
-/// The exact scores of the documents of `block` (in `acc`, by block slot) and their
-/// local numbers.
-///
-/// Two passes, so that the cache misses of one (term, block) pair do not wait for those of
-/// the previous one: first the entry range of every query term present in the block
-/// (independent loads through the slot table, whose lines `prefetch_block` requested while
-/// the previous block was scored), prefetching the start of each range; then the
-/// accumulation, term after term in ascending term order (the per-document order of
-/// additions of `SparseView::dot`, hence bit-identical scores).
+/// The entry ranges of `block` into `ranges`: (query weight, start, end) per query term
+/// present in the block, in ascending term order, found through the term's block list
+/// (`bounds.slots`): its position comes from the per-query table, or [`find_block`] for very
+/// large queries × indexes. The start of every range is prefetched.
 #[inline(always)]
-fn accumulate_block<'a, 'b>(
-    a: &BlockArrays<'a>,
+fn block_ranges(
+    a: &BlockArrays<'_>,
     block: usize,
     terms: &[QueryTerm],
     positions: Option<(&[u32], usize)>,
-    (acc, ranges): Bufs<'b>,
-) -> (&'a [u32], &'b [f64]) {
-    let first = block * a.block_size;
-    let len = a.block_size.min(a.num_docs - first);
+    ranges: &mut Vec<(f64, usize, usize)>,
+) {
     ranges.clear();
     for (i, t) in terms.iter().enumerate() {
         let slot = match positions {
-            Some((table, nb)) => match table[i * nb + block] {
-                u32::MAX => continue,
-                s => s as usize,
+            Some(_) => match table_slot(positions, i, block) {
+                Some(slot) => slot,
+                None => continue,
             },
             None => {
                 let blocks = &a.bound_blocks[t.start..t.end];
@@ -609,8 +717,35 @@ fn accumulate_block<'a, 'b>(
         prefetch(a.entry_docs[es..].as_ptr());
         prefetch(a.entry_values[es..].as_ptr());
     }
+}
+
+/// The slot of (query term `i`, `block`) in the block arrays from the position table (see
+/// [`Scratch::positions`]), or `None` when the term is absent from the block (or there is
+/// no table).
+#[inline(always)]
+fn table_slot(positions: Option<(&[u32], usize)>, i: usize, block: usize) -> Option<usize> {
+    let (table, nb) = positions?;
+    match table[i * nb + block] {
+        u32::MAX => None,
+        slot => Some(slot as usize),
+    }
+}
+
+/// The exact scores of the documents of `block` (in `acc`, by block slot) from its entry
+/// ranges, and their local numbers: term after term in ascending term order, `q as f64 * w
+/// as f64` added per document (the per-document order of additions of `SparseView::dot`,
+/// hence bit-identical scores).
+#[inline(always)]
+fn accumulate<'a, 'b>(
+    a: &BlockArrays<'a>,
+    block: usize,
+    ranges: &[(f64, usize, usize)],
+    acc: &'b mut [f64; 256],
+) -> (&'a [u32], &'b [f64]) {
+    let first = block * a.block_size;
+    let len = a.block_size.min(a.num_docs - first);
     acc[..len].fill(0.0);
-    for &(w, es, ee) in ranges.iter() {
+    for &(w, es, ee) in ranges {
         for (&d, &v) in a.entry_docs[es..ee].iter().zip(&a.entry_values[es..ee]) {
             acc[d as usize] += w * v as f64;
         }
@@ -625,7 +760,9 @@ mod tests {
     use splade_sparse::SparseVector;
 
     /// The batched queue visits the same blocks in the same order as one heap of every key,
-    /// whatever the rule (several refills: thousands of keys, equal bounds included).
+    /// whatever the rule (several refills: thousands of keys, equal bounds included) and
+    /// whatever the cutoff below which keys are made late (none, the sampled one, one above
+    /// every bound).
     #[test]
     fn block_queue_visits_as_one_heap() {
         let mut state = 0x2545_f491_4f6c_dd1du64;
@@ -635,15 +772,17 @@ mod tests {
             state ^= state << 17;
             state
         };
-        for round in 0..40 {
+        let contributing = 3;
+        for round in 0..120 {
             let n = [0, 1, 5, 300, 3000, 20000][round % 6];
+            // Zero bounds (not candidates) included.
             let bounds: Vec<f32> = (0..n).map(|_| (next() % 500) as f32 / 7.0).collect();
-            let keys: Vec<u64> = (0..n as u32).map(|b| key(bounds[b as usize], b)).collect();
+            let all = keys_between(&bounds, contributing, 0.0, f32::INFINITY);
             let (k, alpha) = ([1, 10, 100, 1000][round % 4], [1.0, 0.9, 0.5][round % 3]);
             // The score "found" in each visited block (at most its bound) drives the k-th
             // score up.
             let score = |b: usize| (((b as u64 * 2_654_435_761) % 400) as f32 / 7.0).min(bounds[b]);
-            let mut heap = BinaryHeap::from(keys.clone());
+            let mut heap = BinaryHeap::from(all.clone());
             let (mut top, mut want) = (TopK::new(k), Vec::new());
             while let Some(key) = heap.pop() {
                 let (bound, block) = unkey(key);
@@ -653,15 +792,43 @@ mod tests {
                 want.push(block);
                 top.push(block as u32, score(block));
             }
-            let mut queue = BlockQueue::new(keys);
+            let cut = match (round / 6) % 3 {
+                0 => 0.0,
+                1 => cutoff(&bounds, contributing),
+                _ => inflate(500.0 / 7.0, contributing) * 2.0,
+            };
+            let keys = if cut > 0.0 {
+                keys_between(&bounds, contributing, cut, f32::INFINITY)
+            } else {
+                all.clone()
+            };
+            let mut queue = BlockQueue::new(keys, (&bounds, contributing, cut));
+            assert_eq!(queue.candidates, all.len());
             let (mut top, mut got) = (TopK::new(k), Vec::new());
-            while let Some(block) = queue.next(&top, alpha) {
+            while let Some((_, block)) = queue.next(&top, alpha) {
                 got.push(block);
                 top.push(block as u32, score(block));
             }
-            assert_eq!(got.len(), want.len(), "n {n} k {k} alpha {alpha}");
+            assert_eq!(
+                got.len(),
+                want.len(),
+                "n {n} k {k} alpha {alpha} cutoff {cut}"
+            );
             assert_eq!(got, want);
         }
+    }
+
+    /// The sampled cutoff keeps about `UPFRONT` blocks up front on a large segment, and
+    /// every block on a small one.
+    #[test]
+    fn cutoff_keeps_about_upfront_blocks() {
+        let bounds: Vec<f32> = (0..20_000u32)
+            .map(|b| ((b * 7919) % 20_011) as f32)
+            .collect();
+        let cut = cutoff(&bounds, 5);
+        let upfront = keys_between(&bounds, 5, cut, f32::INFINITY).len();
+        assert!((UPFRONT / 2..=UPFRONT * 2).contains(&upfront), "{upfront}");
+        assert_eq!(cutoff(&bounds[..4 * UPFRONT - 1], 5), 0.0);
     }
 
     /// `find_block` agrees with a binary search on sparse, dense and skewed lists.
@@ -725,6 +892,7 @@ mod tests {
         }
         let index = b.build().unwrap();
         let mut scratch = Scratch::new();
+        let mut deferred_used = 0;
         for _ in 0..30 {
             let q = vector(25);
             for k in [1, 10, 300, 2000] {
@@ -733,8 +901,18 @@ mod tests {
                     exact_top_k(&index, q.view(), k, 1.0, 1.0, &mut scratch),
                     want
                 );
+                // 3,000 blocks: keys are made up front only above a cutoff; k = 2000 needs
+                // more blocks than that (the late keys).
+                let scored = scratch.stats.blocks_scored;
+                let [only] = index.slots() else { panic!() };
+                let a = only.segment.blocks();
+                let found = candidates(&a, a.num_blocks(), q.view(), &None, &mut scratch);
+                scratch.bounds.fill(0.0);
+                assert!(found.cutoff > 0.0);
+                deferred_used += usize::from(scored > found.keys.len());
             }
         }
+        assert!(deferred_used >= 30, "{deferred_used}");
     }
 
     /// The position table and the binary-search fallback find the same entries, in one
