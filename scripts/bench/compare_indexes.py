@@ -436,7 +436,8 @@ def main():
 
 def markdown(res):
     la = lambda x: "/".join(f"{v:.1f}" for v in x) if x else "?"
-    lines = [f"{res['docs']} docs ({res['doc_nnz_mean']:.0f} terms), {res['queries']} queries "
+    merged = f"median of {res['runs_merged']} runs (median_of_runs.py); " if res.get("runs_merged") else ""
+    lines = [f"{merged}{res['docs']} docs ({res['doc_nnz_mean']:.0f} terms), {res['queries']} queries "
              f"({res['query_nnz_mean']:.0f} terms), k = {res['k']}; started {res.get('started', '?')}, "
              f"load average (1/5/15 min) {la(res.get('loadavg_start'))} at the start, "
              f"{la(res.get('loadavg_end'))} at the end", "",
