@@ -759,19 +759,23 @@ mod tests {
     use crate::{IndexBuilder, Reorder};
     use splade_sparse::SparseVector;
 
+    /// A seeded xorshift64 stream (deterministic test data without a dependency).
+    fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
+        move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        }
+    }
+
     /// The batched queue visits the same blocks in the same order as one heap of every key,
     /// whatever the rule (several refills: thousands of keys, equal bounds included) and
     /// whatever the cutoff below which keys are made late (none, the sampled one, one above
     /// every bound).
     #[test]
     fn block_queue_visits_as_one_heap() {
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = xorshift(0x2545_f491_4f6c_dd1du64);
         let contributing = 3;
         for round in 0..120 {
             let n = [0, 1, 5, 300, 3000, 20000][round % 6];
@@ -834,13 +838,7 @@ mod tests {
     /// `find_block` agrees with a binary search on sparse, dense and skewed lists.
     #[test]
     fn find_block_agrees_with_binary_search() {
-        let mut state = 0x1234_5678_9abc_def1u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = xorshift(0x1234_5678_9abc_def1u64);
         for round in 0..300 {
             let nb = 1 + (next() % 5000) as usize;
             let density = [0.001, 0.05, 0.5, 0.95, 1.0][round % 5];
@@ -870,13 +868,7 @@ mod tests {
     /// refills), and α = β = 1 equals exact.
     #[test]
     fn many_blocks_exact_equals_brute_force() {
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15u64);
         let dim = 200u64;
         let mut vector = |n: usize| {
             let mut pairs: Vec<(u32, f32)> = (0..n)
@@ -919,13 +911,7 @@ mod tests {
     /// segment and in several with deletions.
     #[test]
     fn position_table_and_binary_search_agree() {
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15u64);
         let dim = 300;
         let vector = |n: usize, next: &mut dyn FnMut() -> u64| {
             let pairs: Vec<(u32, f32)> = (0..n)
