@@ -37,7 +37,7 @@ use super::SearchStats;
 use crate::deletes::is_deleted;
 use crate::index::Index;
 use crate::quantize::inflate;
-use crate::segment::{BlockArrays, Segment};
+use crate::segment::BlockArrays;
 use crate::topk::{Hit, TopK};
 
 /// Reusable per-thread buffers of the exact search.
@@ -121,24 +121,6 @@ pub(crate) struct DocMap<'a> {
     pub base: u32,
     /// Deletion bitset (empty: nothing deleted).
     pub deleted: &'a [u64],
-}
-
-/// The top-k of `query` (see the module documentation); exact when `alpha == 1` and
-/// `beta == 1`, otherwise the approximation of [`super::Method::Approximate`].
-pub(crate) fn exact_top_k(
-    index: &Index,
-    query: SparseView<'_>,
-    k: usize,
-    alpha: f32,
-    beta: f32,
-    scratch: &mut Scratch,
-) -> Vec<Hit> {
-    match index.slots() {
-        [only] if only.base == 0 && only.deleted.is_empty() => {
-            segment_top_k(&only.segment, query, k, alpha, beta, scratch)
-        }
-        _ => segments_top_k(index, query, k, alpha, beta, scratch),
-    }
 }
 
 /// The heaviest `ceil(beta * nnz)` query terms (ties to the smaller id), which alone make
@@ -273,40 +255,12 @@ fn keys_between(bounds: &[f32], contributing: usize, low: f32, high: f32) -> Vec
     keys
 }
 
-/// [`exact_top_k`] over a lone segment without deletions (document numbers unchanged).
-/// Kept apart from the general case so that this loop compiles exactly as it did before
-/// indexes had several segments.
-fn segment_top_k(
-    segment: &Segment,
-    query: SparseView<'_>,
-    k: usize,
-    alpha: f32,
-    beta: f32,
-    scratch: &mut Scratch,
-) -> Vec<Hit> {
-    let a = segment.blocks();
-    let num_blocks = segment.num_blocks();
-    scratch.stats = SearchStats {
-        blocks_total: num_blocks,
-        ..SearchStats::default()
-    };
-    if k == 0 || num_blocks == 0 {
-        return Vec::new();
-    }
-    let bound_terms = bound_terms(query, beta);
-    let found = candidates(&a, num_blocks, query, &bound_terms, scratch);
-    let mut top = TopK::new(k);
-    visit_blocks(&a, found, alpha, scratch, &mut top, |top, doc, score| {
-        top.push(doc, score)
-    });
-    top.into_sorted()
-}
-
-/// [`exact_top_k`] over several segments, or one with deletions. Segments are searched in
-/// order into one top-k, so the k-th score found in one segment prunes the next; per
+/// The top-k of `query` (see the module documentation); exact when `alpha == 1` and
+/// `beta == 1`, otherwise the approximation of [`super::Method::Approximate`]. Segments are
+/// searched in order into one top-k, so the k-th score found in one segment prunes the next; per
 /// segment, the stopping rule is the one above, hence the result is the exact top-k over
 /// all live documents (global numbers: segment order, then number within the segment).
-fn segments_top_k(
+pub(crate) fn exact_top_k(
     index: &Index,
     query: SparseView<'_>,
     k: usize,
