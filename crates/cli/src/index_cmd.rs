@@ -6,12 +6,12 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use clap::{ArgGroup, Args, Subcommand};
+use clap::{ArgGroup, Args, Subcommand, ValueEnum};
 use splade_encoder::{EncodeOptions, SparseEncoder, SparseVector};
 use splade_index::format::{FORMAT_VERSION, MANIFEST_FILE, SEGMENTS_VERSION};
 use splade_index::readers::{open_jsonl, read_seismic, Document};
 use splade_index::{
-    Hit, Index, IndexBuilder, IndexWriter, MergePolicy, Method, Reorder, SearchOptions,
+    Hit, Index, IndexBuilder, IndexWriter, MergePolicy, Method, Reorder, SearchOptions, Traversal,
     DEFAULT_BLOCK_SIZE,
 };
 use splade_sparse::SparseView;
@@ -189,6 +189,12 @@ pub struct SearchArgs {
     /// Keep only the N heaviest terms of each query.
     #[arg(long, value_name = "N")]
     max_query_terms: Option<usize>,
+    /// How to go through each segment (same results, different speed): `auto` goes term at
+    /// a time on small segments (at most 32,768 documents) when block bounds would prune
+    /// little (long queries on long documents, e.g. SciFact), block-max pruning otherwise.
+    /// `term-at-a-time` is always exact, even with --approx-*.
+    #[arg(long, value_enum, default_value_t = TraversalArg::Auto)]
+    traversal: TraversalArg,
     /// Run tag, the last column of TREC lines.
     #[arg(long, default_value = "splade")]
     run_tag: String,
@@ -593,6 +599,7 @@ pub fn run_search(args: SearchArgs) -> Result<()> {
             Method::Exact
         },
         max_query_terms: args.max_query_terms,
+        traversal: args.traversal.into(),
     };
     let views: Vec<_> = queries.iter().map(|q| q.view()).collect();
     let results = index.search_batch(&views, &options, None)?;
@@ -678,4 +685,25 @@ fn write_table(
         writeln!(out, "(no document shares a term with the query)")?;
     }
     Ok(())
+}
+
+/// `--traversal` values (see [`Traversal`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum TraversalArg {
+    /// Per segment and query, whichever is expected to be faster.
+    Auto,
+    /// Block-max pruning only.
+    BlockMax,
+    /// Term at a time only.
+    TermAtATime,
+}
+
+impl From<TraversalArg> for Traversal {
+    fn from(t: TraversalArg) -> Self {
+        match t {
+            TraversalArg::Auto => Traversal::Auto,
+            TraversalArg::BlockMax => Traversal::BlockMax,
+            TraversalArg::TermAtATime => Traversal::TermAtATime,
+        }
+    }
 }

@@ -185,6 +185,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             k,
             method,
             max_query_terms: max_terms,
+            ..SearchOptions::default()
         };
         let label = match max_terms {
             Some(m) => format!("approx alpha={alpha} beta={beta} max_terms={m}"),

@@ -2,13 +2,13 @@
 //! recall@k against the exact search and the mean blocks scored and candidate per query, for exact search and each `ALPHA:BETA` setting.
 //!
 //! ```text
-//! cargo run --release -p splade-index --example search_only -- INDEX_DIR QUERIES.jsonl [K] [ALPHA:BETA,...]
+//! [TRAVERSAL=auto|blockmax|taat] cargo run --release -p splade-index --example search_only -- INDEX_DIR QUERIES.jsonl [K] [ALPHA:BETA,...]
 //! ```
 
 use std::time::Instant;
 
 use splade_index::readers::open_jsonl;
-use splade_index::{Index, Method, SearchOptions, Searcher};
+use splade_index::{Index, Method, SearchOptions, Searcher, Traversal};
 use splade_sparse::SparseVector;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -28,6 +28,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             settings.push((a.parse()?, b.parse()?));
         }
     }
+    // TRAVERSAL=auto|blockmax|taat (default auto).
+    let traversal = match std::env::var("TRAVERSAL").as_deref() {
+        Ok("blockmax") => Traversal::BlockMax,
+        Ok("taat") => Traversal::TermAtATime,
+        Ok("auto") | Err(_) => Traversal::Auto,
+        Ok(other) => return Err(format!("TRAVERSAL={other}: use auto, blockmax or taat").into()),
+    };
     let mut searcher = Searcher::new(&index);
     let mut exact = Vec::new();
     for (alpha, beta) in settings {
@@ -36,13 +43,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             k,
             method,
             max_query_terms: None,
+            traversal,
         };
         // One untimed pass (page cache), then the timed one.
         for q in &queries {
             std::hint::black_box(searcher.search(q.view(), &options));
         }
         let mut lat = Vec::with_capacity(queries.len());
-        let (mut scored, mut candidates) = (0usize, 0usize);
+        let (mut scored, mut candidates, mut taat) = (0usize, 0usize, 0usize);
         let t = Instant::now();
         let hits: Vec<_> = queries
             .iter()
@@ -53,6 +61,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let stats = searcher.stats();
                 scored += stats.blocks_scored;
                 candidates += stats.blocks_candidate;
+                taat += stats.segments_term_at_a_time;
                 h
             })
             .collect();
@@ -70,12 +79,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .count();
         }
         println!(
-            "alpha={alpha} beta={beta} qps_1t={qps:.1} p50_ms={:.3} p99_ms={:.3} recall={:.4} blocks_scored={:.1} blocks_candidate={:.1}",
+            "alpha={alpha} beta={beta} qps_1t={qps:.1} p50_ms={:.3} p99_ms={:.3} recall={:.4} blocks_scored={:.1} blocks_candidate={:.1} taat_segments={:.2}",
             lat[lat.len() / 2],
             lat[(lat.len() - 1) * 99 / 100],
             found as f64 / total.max(1) as f64,
             scored as f64 / queries.len() as f64,
             candidates as f64 / queries.len() as f64,
+            taat as f64 / queries.len() as f64,
         );
     }
     Ok(())

@@ -148,6 +148,7 @@ fn run(
                 k,
                 method: Method::approximate(alpha, beta)?,
                 max_query_terms: None,
+                ..SearchOptions::default()
             };
             let t = Instant::now();
             let mut found = 0usize;

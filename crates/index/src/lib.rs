@@ -65,6 +65,6 @@ pub use builder::{IndexBuilder, Reorder, DEFAULT_BLOCK_SIZE, MAX_BLOCK_SIZE};
 pub use error::{IndexError, Result};
 pub use explain::{Explanation, TermContribution};
 pub use index::{Index, SegmentInfo};
-pub use search::{prune_query, Method, SearchOptions, SearchStats, Searcher};
+pub use search::{prune_query, Method, SearchOptions, SearchStats, Searcher, Traversal};
 pub use topk::Hit;
 pub use writer::{CommitSummary, IndexWriter, MergePolicy};

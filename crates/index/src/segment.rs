@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{IndexError, Result};
 use crate::format::{crc32, FileId, Manifest};
+use crate::search::{LazyTermPostings, TermPostings, TraversalMemory};
 use crate::storage::Bytes;
 use crate::validate::{file_path, validate};
 
@@ -15,6 +16,10 @@ pub(crate) struct Segment {
     manifest: Manifest,
     files: Vec<Bytes>,
     dir: Option<PathBuf>,
+    /// The term-major postings copy of the term-at-a-time search, made on first use.
+    term_postings: LazyTermPostings,
+    /// What the automatic traversal learned from this segment's searches.
+    traversal_memory: TraversalMemory,
 }
 
 impl Segment {
@@ -42,6 +47,8 @@ impl Segment {
             manifest,
             files,
             dir,
+            term_postings: LazyTermPostings::default(),
+            traversal_memory: TraversalMemory::default(),
         })
     }
 
@@ -112,6 +119,21 @@ impl Segment {
     }
     fn id_data(&self) -> &[u8] {
         self.array(FileId::IdData)
+    }
+
+    /// The term-major postings copy (see `search::taat`), made on first use.
+    pub(crate) fn term_postings(&self) -> &TermPostings {
+        self.term_postings.get(&self.blocks())
+    }
+
+    /// Per term, the documents it occurs in (made on first use).
+    pub(crate) fn term_df(&self) -> &[u32] {
+        self.term_postings.df(&self.blocks())
+    }
+
+    /// What the automatic traversal learned from this segment's searches.
+    pub(crate) fn traversal_memory(&self) -> &TraversalMemory {
+        &self.traversal_memory
     }
 
     /// The block layout and block maxima, borrowed together for a search.

@@ -48,6 +48,7 @@ impl Ord for Worst {
 }
 
 /// Keeps the `k` best hits seen so far.
+#[derive(Clone)]
 pub(crate) struct TopK {
     k: usize,
     heap: BinaryHeap<Worst>,

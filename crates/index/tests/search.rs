@@ -4,7 +4,9 @@ mod common;
 
 use common::{bits, build, builder, collection, query, reference};
 use proptest::prelude::*;
-use splade_index::{brute_force_top_k, prune_query, Method, Reorder, SearchOptions, Searcher};
+use splade_index::{
+    brute_force_top_k, prune_query, Method, Reorder, SearchOptions, Searcher, Traversal,
+};
 use splade_sparse::SparseVector;
 
 proptest! {
@@ -20,9 +22,13 @@ proptest! {
         })
     ) {
         let index = build(&c);
+        let forced = |traversal| SearchOptions { k, traversal, ..SearchOptions::default() };
+        let (blocks, terms) = (forced(Traversal::BlockMax), forced(Traversal::TermAtATime));
         for q in &queries {
             let expected = reference(&c.docs, q, k);
             prop_assert_eq!(bits(&index.top_k(q.view(), k)), bits(&expected));
+            prop_assert_eq!(bits(&index.search(q.view(), &blocks)), bits(&expected));
+            prop_assert_eq!(bits(&index.search(q.view(), &terms)), bits(&expected));
             prop_assert_eq!(bits(&index.brute_force_top_k(q.view(), k)), bits(&expected));
             let views = c.docs.iter().map(|d| d.view());
             prop_assert_eq!(bits(&brute_force_top_k(views, q.view(), k)), bits(&expected));
@@ -43,8 +49,8 @@ proptest! {
         let plain = builder(&c).reorder(Reorder::None).build().unwrap();
         let reordered = builder(&c).reorder(Reorder::HeaviestTerms).build().unwrap();
         let clustered = builder(&c).reorder(Reorder::Clustered).build().unwrap();
-        let same = SearchOptions { k, method: Method::approximate(1.0, 1.0).unwrap(), max_query_terms: None };
-        let approx = SearchOptions { k, method: Method::approximate(alpha, beta).unwrap(), max_query_terms: None };
+        let same = SearchOptions { k, method: Method::approximate(1.0, 1.0).unwrap(), max_query_terms: None, ..SearchOptions::default() };
+        let approx = SearchOptions { k, method: Method::approximate(alpha, beta).unwrap(), max_query_terms: None, ..SearchOptions::default() };
         for q in &queries {
             let expected = bits(&reference(&c.docs, q, k));
             prop_assert_eq!(bits(&plain.top_k(q.view(), k)), expected.clone());
@@ -74,7 +80,7 @@ proptest! {
         })
     ) {
         let index = build(&c);
-        let options = SearchOptions { k, method: Method::Exact, max_query_terms: Some(n) };
+        let options = SearchOptions { k, method: Method::Exact, max_query_terms: Some(n), ..SearchOptions::default() };
         let views: Vec<_> = queries.iter().map(|q| q.view()).collect();
         let batch = index.search_batch(&views, &options, Some(2)).unwrap();
         let brute = index
@@ -102,7 +108,71 @@ proptest! {
         let (idx, vals) = q.clone().into_parts();
         let vals = vals.iter().zip(&signs).map(|(v, s)| if *s { -v } else { *v }).collect();
         let q = SparseVector::new(idx, vals).unwrap();
-        prop_assert_eq!(bits(&index.top_k(q.view(), k)), bits(&reference(&c.docs, &q, k)));
+        let expected = bits(&reference(&c.docs, &q, k));
+        prop_assert_eq!(bits(&index.top_k(q.view(), k)), expected.clone());
+        for traversal in [Traversal::BlockMax, Traversal::TermAtATime] {
+            let options = SearchOptions { k, traversal, ..SearchOptions::default() };
+            prop_assert_eq!(bits(&index.search(q.view(), &options)), expected.clone());
+        }
+    }
+}
+
+/// A small collection where block bounds cannot prune (every document holds every query
+/// term, weights alike): the automatic traversal hands the search over to term at a time,
+/// then goes there directly, probing block-max pruning now and then; every result equals
+/// the brute force. Queries of one term that few documents hold stay with block-max
+/// pruning.
+#[test]
+fn automatic_traversal_hands_dense_queries_over_and_stays_exact() {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let (dim, n) = (400u32, 3000usize);
+    let mut docs = Vec::with_capacity(n);
+    let mut b = splade_index::IndexBuilder::new(dim as usize);
+    for d in 0..n {
+        // Terms 0..60 in every document; a rare term (100 + d % 300) in each.
+        let mut pairs: Vec<(u32, f32)> = (0..60)
+            .map(|t| (t, 0.5 + (next() % 1000) as f32 / 1000.0))
+            .collect();
+        pairs.push((100 + (d as u32 % 300), 1.0));
+        let v = SparseVector::from_pairs(pairs).unwrap();
+        b.add(&format!("d{d}"), v.view()).unwrap();
+        docs.push(v);
+    }
+    let index = b.build().unwrap();
+    let mut searcher = Searcher::new(&index);
+    let options = SearchOptions::new(10);
+    let (mut handed_over, mut direct) = (0, 0);
+    for _ in 0..40 {
+        let q: Vec<(u32, f32)> = (0..60)
+            .map(|t| (t, 0.1 + (next() % 1000) as f32 / 1000.0))
+            .collect();
+        let q = SparseVector::from_pairs(q).unwrap();
+        let got = searcher.search(q.view(), &options);
+        assert_eq!(bits(&got), bits(&reference(&docs, &q, 10)));
+        let stats = searcher.stats();
+        assert_eq!(
+            stats.segments_term_at_a_time, 1,
+            "dense queries go term at a time"
+        );
+        assert_eq!(stats.postings_scored, 60 * n);
+        if stats.blocks_candidate > 0 {
+            handed_over += 1;
+        } else {
+            direct += 1;
+        }
+    }
+    assert!(handed_over >= 4, "the first searches probe, then hand over");
+    assert!(direct >= 30, "then most go term at a time directly");
+    for t in [100u32, 250] {
+        let q = SparseVector::from_pairs(vec![(t, 1.0)]).unwrap();
+        let got = searcher.search(q.view(), &options);
+        assert_eq!(bits(&got), bits(&reference(&docs, &q, 10)));
     }
 }
 

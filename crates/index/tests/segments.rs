@@ -13,6 +13,7 @@ use splade_index::format::{
 };
 use splade_index::{
     Hit, Index, IndexBuilder, IndexError, IndexWriter, MergePolicy, Method, Reorder, SearchOptions,
+    Traversal,
 };
 use splade_sparse::SparseVector;
 
@@ -73,13 +74,22 @@ fn check(index: &Index, model: &Model, queries: &[SparseVector], k: usize) {
         k,
         method: Method::approximate(1.0, 1.0).unwrap(),
         max_query_terms: None,
+        traversal: Traversal::Auto,
     };
+    let forced = |traversal| SearchOptions {
+        k,
+        traversal,
+        ..SearchOptions::default()
+    };
+    let (blocks, terms) = (forced(Traversal::BlockMax), forced(Traversal::TermAtATime));
     for q in queries {
         let want = expected(model, q, k);
         let exact = index.top_k(q.view(), k);
         assert_eq!(named(index, &exact), want);
         assert_eq!(bits(&exact), bits(&index.brute_force_top_k(q.view(), k)));
         assert_eq!(bits(&exact), bits(&index.search(q.view(), &same)));
+        assert_eq!(bits(&exact), bits(&index.search(q.view(), &blocks)));
+        assert_eq!(bits(&exact), bits(&index.search(q.view(), &terms)));
         let views: Vec<_> = std::iter::repeat_n(q.view(), 3).collect();
         let batch = index
             .search_batch(&views, &SearchOptions::new(k), Some(2))

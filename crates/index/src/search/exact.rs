@@ -33,7 +33,8 @@ use std::collections::{BinaryHeap, VecDeque};
 
 use splade_sparse::{SparseVector, SparseView};
 
-use super::SearchStats;
+use super::taat::{taat_segment, SwitchRule, MAX_TAAT_DOCS};
+use super::{SearchStats, Traversal};
 use crate::deletes::is_deleted;
 use crate::index::Index;
 use crate::quantize::inflate;
@@ -63,6 +64,8 @@ pub(crate) struct Scratch {
     next_ranges: Vec<(f64, usize, usize)>,
     /// Blocks taken from the queue but not scored yet (see [`visit_blocks`]).
     ahead: VecDeque<(f32, usize)>,
+    /// Per-document accumulators of the term-at-a-time search (see `taat`).
+    dense: Vec<f64>,
     pub(crate) stats: SearchStats,
 }
 
@@ -76,6 +79,7 @@ impl Scratch {
             ranges: Vec::new(),
             next_ranges: Vec::new(),
             ahead: VecDeque::with_capacity(LOOKAHEAD),
+            dense: Vec::new(),
             stats: SearchStats::default(),
         }
     }
@@ -264,8 +268,8 @@ pub(crate) fn exact_top_k(
     index: &Index,
     query: SparseView<'_>,
     k: usize,
-    alpha: f32,
-    beta: f32,
+    (alpha, beta): (f32, f32),
+    traversal: Traversal,
     scratch: &mut Scratch,
 ) -> Vec<Hit> {
     scratch.stats = SearchStats {
@@ -285,21 +289,59 @@ pub(crate) fn exact_top_k(
             base: slot.base,
             deleted: slot.deleted.words(),
         };
-        let a = slot.segment.blocks();
-        let num_blocks = slot.segment.num_blocks();
+        let segment = &slot.segment;
+        let a = segment.blocks();
+        let num_blocks = segment.num_blocks();
         if num_blocks == 0 {
             continue;
         }
-        let found = candidates(&a, num_blocks, query, &bound_terms, scratch);
-        visit_blocks(&a, found, alpha, scratch, &mut top, |top, doc, score| {
+        let offer = |top: &mut TopK, doc: u32, score: f32| {
             if !is_deleted(map.deleted, doc) {
                 top.push(map.base + doc, score);
             }
-        });
+        };
+        let term_at_a_time = |scratch: &mut Scratch, top: &mut TopK| {
+            let postings = segment.term_postings();
+            scratch.stats.segments_term_at_a_time += 1;
+            scratch.stats.postings_scored += postings.query_postings(query);
+            taat_segment(
+                postings,
+                segment.len(),
+                query,
+                &mut scratch.dense,
+                top,
+                |top, position, score| offer(top, a.doc_order[position as usize], score),
+            );
+        };
+        let switch = match traversal {
+            Traversal::TermAtATime => {
+                term_at_a_time(scratch, &mut top);
+                continue;
+            }
+            Traversal::BlockMax => None,
+            Traversal::Auto if segment.len() > MAX_TAAT_DOCS => None,
+            Traversal::Auto => match SwitchRule::new(segment.len(), segment.term_df(), query) {
+                Some(_) if segment.traversal_memory().skip_probe() => {
+                    term_at_a_time(scratch, &mut top);
+                    continue;
+                }
+                rule => rule,
+            },
+        };
+        let before = switch.as_ref().map(|_| top.clone());
+        let found = candidates(&a, num_blocks, query, &bound_terms, scratch);
+        let finished = visit_blocks(&a, found, alpha, switch, scratch, &mut top, offer);
+        if let Some(before) = before {
+            segment.traversal_memory().record(!finished);
+            if !finished {
+                // Start the segment again from the top-k as it was before it.
+                top = before;
+                term_at_a_time(scratch, &mut top);
+            }
+        }
     }
     top.into_sorted()
 }
-
 /// Blocks taken from the queue ahead of the one being scored (the software pipeline's
 /// depth; see [`visit_blocks`]).
 const LOOKAHEAD: usize = 4;
@@ -322,10 +364,11 @@ fn visit_blocks(
     a: &BlockArrays<'_>,
     found: Candidates,
     alpha: f32,
+    switch: Option<SwitchRule>,
     scratch: &mut Scratch,
     top: &mut TopK,
     mut offer: impl FnMut(&mut TopK, u32, f32),
-) {
+) -> bool {
     let num_blocks = a.num_blocks();
     let Scratch {
         bounds,
@@ -343,7 +386,21 @@ fn visit_blocks(
     let mut queue = BlockQueue::new(found.keys, (&*bounds, found.contributing, found.cutoff));
     ahead.clear();
     let (mut exhausted, mut ready, mut scored) = (false, None, 0);
+    let (mut entries, mut finished) = (0, true);
     loop {
+        if let Some(rule) = switch.as_ref().filter(|r| scored == r.check_after) {
+            let passing = bounds
+                .iter()
+                .filter(|&&v| v > 0.0 && top.may_admit(inflate(v, found.contributing) * alpha))
+                .count();
+            if rule.abandon(
+                passing.saturating_sub(scored),
+                entries as f64 / scored as f64,
+            ) {
+                finished = false;
+                break;
+            }
+        }
         while !exhausted && ahead.len() < LOOKAHEAD {
             // alpha == 1 multiplies exactly: the exact stopping rule.
             match queue.next(top, alpha) {
@@ -377,6 +434,9 @@ fn visit_blocks(
                 }
             }
         }
+        if switch.is_some() {
+            entries += ranges.iter().map(|r| r.2 - r.1).sum::<usize>();
+        }
         let (docs, scores) = accumulate(a, block, ranges, acc);
         // Only a score at least the k-th may enter (ties may win on document number).
         let floor = top.floor();
@@ -392,6 +452,7 @@ fn visit_blocks(
     stats.blocks_candidate += queue.candidates;
     drop(queue);
     bounds.fill(0.0);
+    finished
 }
 
 /// Candidate blocks in decreasing bound (ties: smaller block first) with the stopping rule:
@@ -844,7 +905,14 @@ mod tests {
             for k in [1, 10, 300, 2000] {
                 let want = index.brute_force_top_k(q.view(), k);
                 assert_eq!(
-                    exact_top_k(&index, q.view(), k, 1.0, 1.0, &mut scratch),
+                    exact_top_k(
+                        &index,
+                        q.view(),
+                        k,
+                        (1.0, 1.0),
+                        Traversal::BlockMax,
+                        &mut scratch
+                    ),
                     want
                 );
                 // 3,000 blocks: keys are made up front only above a cutoff; k = 2000 needs
@@ -910,12 +978,40 @@ mod tests {
             for _ in 0..50 {
                 let q = vector(30, &mut next);
                 for k in [1, 10, 100] {
-                    let a = exact_top_k(index, q.view(), k, 1.0, 1.0, &mut table);
-                    let b = exact_top_k(index, q.view(), k, 1.0, 1.0, &mut search);
+                    let a = exact_top_k(
+                        index,
+                        q.view(),
+                        k,
+                        (1.0, 1.0),
+                        Traversal::BlockMax,
+                        &mut table,
+                    );
+                    let b = exact_top_k(
+                        index,
+                        q.view(),
+                        k,
+                        (1.0, 1.0),
+                        Traversal::BlockMax,
+                        &mut search,
+                    );
                     assert_eq!(a, b);
                     assert_eq!(a, index.brute_force_top_k(q.view(), k));
-                    let a = exact_top_k(index, q.view(), k, 0.7, 0.5, &mut table);
-                    let b = exact_top_k(index, q.view(), k, 0.7, 0.5, &mut search);
+                    let a = exact_top_k(
+                        index,
+                        q.view(),
+                        k,
+                        (0.7, 0.5),
+                        Traversal::BlockMax,
+                        &mut table,
+                    );
+                    let b = exact_top_k(
+                        index,
+                        q.view(),
+                        k,
+                        (0.7, 0.5),
+                        Traversal::BlockMax,
+                        &mut search,
+                    );
                     assert_eq!(a, b);
                     assert!(a.iter().all(|h| !index.is_deleted(h.doc)));
                 }

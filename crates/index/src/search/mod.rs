@@ -6,6 +6,9 @@
 //! fewer than `k` hits when fewer documents match.
 
 mod exact;
+mod taat;
+
+pub(crate) use taat::{LazyTermPostings, TermPostings, TraversalMemory};
 
 use splade_sparse::{SparseVector, SparseView};
 
@@ -81,6 +84,11 @@ pub struct SearchStats {
     pub blocks_candidate: usize,
     /// Blocks in the index.
     pub blocks_total: usize,
+    /// Segments searched term at a time (see [`Traversal`]); their blocks count in none of
+    /// the block counters but the total.
+    pub segments_term_at_a_time: usize,
+    /// Postings added by the term-at-a-time searches.
+    pub postings_scored: usize,
 }
 
 /// Options of a search.
@@ -93,6 +101,28 @@ pub struct SearchOptions {
     /// Keep only this many of the query's heaviest terms (ties to the smaller term id)
     /// before searching. Results are then exact for the pruned query.
     pub max_query_terms: Option<usize>,
+    /// How segments are traversed (never changes an exact result).
+    pub traversal: Traversal,
+}
+
+/// How the exact and approximate methods go through a segment. Every traversal returns
+/// the exact top-k for [`Method::Exact`]; the choice is one of speed only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Traversal {
+    /// Per segment and query, term at a time when the segment is small (at most 32,768
+    /// documents) and the query's postings number at least two per document there (long
+    /// queries over long documents, where block bounds prune little); block-max pruning
+    /// otherwise.
+    #[default]
+    Auto,
+    /// Always block-max pruning (and, for [`Method::Approximate`], its α / β).
+    BlockMax,
+    /// Always term at a time: every posting of every query term is added into one
+    /// accumulator per document. Exact, whatever the method (α / β are not used). Needs a
+    /// term-major copy of each segment's postings in memory (8 bytes a posting), made on
+    /// first use.
+    TermAtATime,
 }
 
 impl Default for SearchOptions {
@@ -101,6 +131,7 @@ impl Default for SearchOptions {
             k: 10,
             method: Method::Exact,
             max_query_terms: None,
+            traversal: Traversal::Auto,
         }
     }
 }
@@ -149,12 +180,22 @@ impl<'a> Searcher<'a> {
             _ => query,
         };
         match options.method {
-            Method::Exact => {
-                exact::exact_top_k(self.index, query, options.k, 1.0, 1.0, &mut self.scratch)
-            }
-            Method::Approximate { alpha, beta } => {
-                exact::exact_top_k(self.index, query, options.k, alpha, beta, &mut self.scratch)
-            }
+            Method::Exact => exact::exact_top_k(
+                self.index,
+                query,
+                options.k,
+                (1.0, 1.0),
+                options.traversal,
+                &mut self.scratch,
+            ),
+            Method::Approximate { alpha, beta } => exact::exact_top_k(
+                self.index,
+                query,
+                options.k,
+                (alpha, beta),
+                options.traversal,
+                &mut self.scratch,
+            ),
             Method::BruteForce => {
                 self.scratch.stats = SearchStats::default();
                 index_brute_force(self.index, query, options.k)

@@ -1,0 +1,61 @@
+//! Per query: the postings of its terms (Σ df), the (term, block) pairs of its block lists,
+//! and the best of 5 timings of block-max and term-at-a-time search; one TSV line each.
+//! For choosing [`splade_index::Traversal::Auto`]'s rule.
+//!
+//! ```text
+//! cargo run --release -p splade-index --example traversal_costs -- INDEX_DIR QUERIES.jsonl [K]
+//! ```
+
+use std::time::Instant;
+
+use splade_index::readers::open_jsonl;
+use splade_index::{Index, SearchOptions, Searcher, Traversal};
+use splade_sparse::SparseVector;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (Some(dir), Some(qpath)) = (args.first(), args.get(1)) else {
+        return Err("usage: traversal_costs INDEX_DIR QUERIES.jsonl [K]".into());
+    };
+    let k: usize = args.get(2).map_or(Ok(10), |s| s.parse())?;
+    let index = Index::open_unverified(std::path::Path::new(dir))?;
+    let queries: Vec<SparseVector> = open_jsonl(std::path::Path::new(qpath), None)?
+        .map(|d| d.map(|d| d.vector))
+        .collect::<Result<_, _>>()?;
+    let mut searcher = Searcher::new(&index);
+    let options = |traversal| SearchOptions {
+        k,
+        traversal,
+        ..SearchOptions::default()
+    };
+    let (bmp, taat) = (
+        options(Traversal::BlockMax),
+        options(Traversal::TermAtATime),
+    );
+    println!("nnz\tpostings\tdocs\tblocks_scored\tblocks_candidate\tbmp_us\ttaat_us");
+    for q in &queries {
+        let mut best = [f64::INFINITY; 2];
+        for _ in 0..5 {
+            for (i, o) in [&bmp, &taat].into_iter().enumerate() {
+                let t = Instant::now();
+                std::hint::black_box(searcher.search(q.view(), o));
+                best[i] = best[i].min(t.elapsed().as_secs_f64() * 1e6);
+            }
+        }
+        searcher.search(q.view(), &taat);
+        let postings = searcher.stats().postings_scored;
+        searcher.search(q.view(), &bmp);
+        let s = searcher.stats();
+        println!(
+            "{}\t{}\t{}\t{}\t{}\t{:.2}\t{:.2}",
+            q.nnz(),
+            postings,
+            index.len(),
+            s.blocks_scored,
+            s.blocks_candidate,
+            best[0],
+            best[1]
+        );
+    }
+    Ok(())
+}
