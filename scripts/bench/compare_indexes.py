@@ -353,7 +353,7 @@ def main():
     ap.add_argument("--queries")
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--bench-bin", default="target/release/examples/bench_index")
-    ap.add_argument("--block-size", type=int, default=32)
+    ap.add_argument("--block-size", default="auto", help="splade-rs documents per block, or auto (chosen from the documents)")
     ap.add_argument("--systems", default="baseline,scipy,splade-index,splade-rs,bmp,seismic,kannolo")
     ap.add_argument("--bmp-bsize", type=int, default=32)
     ap.add_argument("--seismic-postings", type=int, default=1000)

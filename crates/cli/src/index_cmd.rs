@@ -12,7 +12,6 @@ use splade_index::format::{FORMAT_VERSION, MANIFEST_FILE, SEGMENTS_VERSION};
 use splade_index::readers::{open_jsonl, read_seismic, Document};
 use splade_index::{
     Hit, Index, IndexBuilder, IndexWriter, MergePolicy, Method, Reorder, SearchOptions, Traversal,
-    DEFAULT_BLOCK_SIZE,
 };
 use splade_sparse::SparseView;
 
@@ -53,9 +52,10 @@ struct BuildArgs {
     dim: Option<usize>,
     /// Documents per block of the block-max index (1..=256). Smaller blocks give tighter
     /// bounds but a longer bound pass per query: 16 was faster on ~100k short documents
-    /// (WordNet glosses), 32 on 1M longer ones (BENCHMARKS.md, "Block size").
-    #[arg(long, default_value_t = DEFAULT_BLOCK_SIZE)]
-    block_size: usize,
+    /// (WordNet glosses), 32 on 1M longer ones (BENCHMARKS.md, "Block size"). Default:
+    /// chosen from the documents, 16 when they average fewer than 64 terms, else 32.
+    #[arg(long)]
+    block_size: Option<usize>,
     /// Keep documents in input order in the blocks instead of clustering similar ones
     /// together (results are the same; pruning is usually weaker).
     #[arg(long)]
@@ -359,19 +359,21 @@ fn build(args: BuildArgs) -> Result<()> {
     } else {
         args.dim.unwrap_or_else(|| docs.dim())
     };
-    let mut builder = IndexBuilder::new(dim)
-        .block_size(args.block_size)
-        .reorder(reorder(args.no_reorder));
+    let mut builder = IndexBuilder::new(dim).reorder(reorder(args.no_reorder));
+    if let Some(b) = args.block_size {
+        builder = builder.block_size(b);
+    }
     docs.feed(|id, v| {
         builder.add(id, v)?;
         Ok(())
     })?;
     let index = builder.write(&args.out)?;
     eprintln!(
-        "indexed {} documents ({:.1} terms each, dim {}) into {} in {:.1}s",
+        "indexed {} documents ({:.1} terms each, dim {}, block size {}) into {} in {:.1}s",
         index.len(),
         index.nnz() as f64 / index.len().max(1) as f64,
         index.dim(),
+        index.block_size(),
         args.out.display(),
         start.elapsed().as_secs_f64()
     );

@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! cargo run --release -p splade-index --example bench_index -- \
-//!     DOCS.jsonl QUERIES.jsonl [K] [BLOCK] [ALPHA:BETA[:MAX_QUERY_TERMS],...] [--reorder=none|heaviest|clustered]
+//!     DOCS.jsonl QUERIES.jsonl [K] [BLOCK|auto] [ALPHA:BETA[:MAX_QUERY_TERMS],...] [--reorder=none|heaviest|clustered]
 //! ```
 //!
 //! Both files hold `{"id", "indices", "values"}` lines (`splade encode --id-field`, or
@@ -115,9 +115,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         _ => return Err("usage: bench_index DOCS.jsonl QUERIES.jsonl [K] [BLOCK] [ALPHA:BETA,...] [--reorder=none|heaviest|clustered]".into()),
     };
     let k: usize = pos.get(2).map_or(Ok(10), |s| s.parse())?;
-    let block: usize = pos
-        .get(3)
-        .map_or(Ok(splade_index::DEFAULT_BLOCK_SIZE), |s| s.parse())?;
+    // BLOCK: a number, or `auto` (the default: chosen from the documents).
+    let block: Option<usize> = match pos.get(3).map(|s| s.as_str()) {
+        None | Some("auto") => None,
+        Some(s) => Some(s.parse()?),
+    };
     // ALPHA:BETA or ALPHA:BETA:MAX_QUERY_TERMS (query term pruning before the search).
     let grid: Vec<(f32, f32, Option<usize>)> = pos
         .get(4)
@@ -151,7 +153,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let nnz: usize = docs.iter().map(|d| d.vector.nnz()).sum();
     let dir = tempdir_near(&docs_path)?;
     let t = Instant::now();
-    let mut builder = IndexBuilder::new(dim).block_size(block).reorder(reorder);
+    let mut builder = IndexBuilder::new(dim).reorder(reorder);
+    if let Some(block) = block {
+        builder = builder.block_size(block);
+    }
     for d in &docs {
         builder.add(&d.id, d.vector.view())?;
     }
@@ -201,9 +206,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let brute_qps = brute_n as f64 / t.elapsed().as_secs_f64();
     println!(
-        "{{\"system\": \"splade-rs\", \"docs\": {}, \"nnz\": {nnz}, \"queries\": {}, \"k\": {k}, \"block_size\": {block}, \"reorder\": \"{reorder:?}\", \"build_s\": {build_s:.2}, \"index_bytes\": {index_bytes}, \"peak_rss_bytes\": {}, \"blocks_total\": {}, \"brute_force_qps_1t\": {brute_qps:.1}, \"runs\": [{}]}}",
+        "{{\"system\": \"splade-rs\", \"docs\": {}, \"nnz\": {nnz}, \"queries\": {}, \"k\": {k}, \"block_size\": {}, \"reorder\": \"{reorder:?}\", \"build_s\": {build_s:.2}, \"index_bytes\": {index_bytes}, \"peak_rss_bytes\": {}, \"blocks_total\": {}, \"brute_force_qps_1t\": {brute_qps:.1}, \"runs\": [{}]}}",
         index.len(),
         queries.len(),
+        index.block_size(),
         peak_rss_bytes(),
         index.num_blocks(),
         rows.join(", ")

@@ -61,7 +61,10 @@ mod validate;
 mod writer;
 
 pub use brute::brute_force_top_k;
-pub use builder::{IndexBuilder, Reorder, DEFAULT_BLOCK_SIZE, MAX_BLOCK_SIZE};
+pub use builder::{
+    auto_block_size, IndexBuilder, Reorder, DEFAULT_BLOCK_SIZE, MAX_BLOCK_SIZE,
+    SHORT_DOCUMENTS_BLOCK_SIZE, SHORT_DOCUMENT_TERMS,
+};
 pub use error::{IndexError, Result};
 pub use explain::{Explanation, TermContribution};
 pub use index::{Index, SegmentInfo};

@@ -152,7 +152,8 @@ pub struct IndexWriter {
     pending_ids: HashMap<String, usize>,
     /// Global numbers of committed documents deleted since the last commit.
     pending_deletes: HashSet<u32>,
-    block_size: usize,
+    /// `None`: chosen per new segment ([`crate::auto_block_size`]).
+    block_size: Option<usize>,
     reorder: Reorder,
     policy: MergePolicy,
 }
@@ -195,7 +196,7 @@ impl IndexWriter {
         Ok(Self {
             dir: dir.to_path_buf(),
             _lock: lock,
-            block_size: index.block_size(),
+            block_size: index.slots().first().map(|s| s.segment.block_size()),
             index,
             manifest,
             manifest_bytes: bytes,
@@ -232,9 +233,10 @@ impl IndexWriter {
     }
 
     /// Documents per block of the segments this writer writes (default: the first
-    /// segment's, or [`crate::DEFAULT_BLOCK_SIZE`]); 1..=256, checked on commit.
+    /// segment's, or for an index without segments [`crate::auto_block_size`] of each new
+    /// segment's documents); 1..=256, checked on commit.
     pub fn block_size(mut self, block_size: usize) -> Self {
-        self.block_size = block_size;
+        self.block_size = Some(block_size);
         self
     }
 
@@ -383,11 +385,13 @@ impl IndexWriter {
         if !self.has_changes() && !groups.iter().any(rewrite) {
             return Ok(summary);
         }
-        if !(1..=crate::MAX_BLOCK_SIZE).contains(&self.block_size) {
+        if let Some(block_size) = self
+            .block_size
+            .filter(|b| !(1..=crate::MAX_BLOCK_SIZE).contains(b))
+        {
             return Err(IndexError::InvalidArgument(format!(
-                "block size must be in 1..={}, got {}",
+                "block size must be in 1..={}, got {block_size}",
                 crate::MAX_BLOCK_SIZE,
-                self.block_size
             )));
         }
 
@@ -418,9 +422,10 @@ impl IndexWriter {
             let id = next.next_segment;
             next.next_segment += 1;
             let dir_name = segment_dir_name(id);
-            let mut builder = IndexBuilder::new(self.dim())
-                .block_size(self.block_size)
-                .reorder(self.reorder);
+            let mut builder = IndexBuilder::new(self.dim()).reorder(self.reorder);
+            if let Some(block_size) = self.block_size {
+                builder = builder.block_size(block_size);
+            }
             for part in &parts[s..e] {
                 self.feed(part, &mut builder)?;
                 if matches!(part, Part::Existing { .. }) {

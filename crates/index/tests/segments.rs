@@ -823,3 +823,54 @@ proptest! {
         prop_assert_eq!(listing(dir), referenced(dir));
     }
 }
+
+/// Without a block size set, the builder and a writer on a new index choose it from the
+/// documents' mean length (16 below 64 terms, else 32); a writer on an index with segments
+/// keeps the first segment's; a size set explicitly wins.
+#[test]
+fn block_size_is_chosen_from_document_length_unless_set() {
+    let doc = |terms: u32| {
+        let pairs: Vec<(u32, f32)> = (0..terms).map(|t| (t, 1.0 + t as f32)).collect();
+        SparseVector::from_pairs(pairs).unwrap()
+    };
+    let build = |terms: u32, set: Option<usize>| {
+        let mut b = IndexBuilder::new(200);
+        if let Some(s) = set {
+            b = b.block_size(s);
+        }
+        for d in 0..40 {
+            b.add(&format!("d{d}"), doc(terms).view()).unwrap();
+        }
+        assert_eq!(b.effective_block_size(), b.clone().build().unwrap().block_size());
+        b.build().unwrap().block_size()
+    };
+    assert_eq!(build(10, None), 16);
+    assert_eq!(build(63, None), 16);
+    assert_eq!(build(64, None), 32);
+    assert_eq!(build(100, None), 32);
+    assert_eq!(build(100, Some(8)), 8);
+    assert_eq!(splade_index::auto_block_size(0, 0), 32, "no documents");
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mut w = IndexWriter::create(dir, 200).unwrap();
+    for d in 0..10 {
+        w.add(&format!("short{d}"), doc(5).view()).unwrap();
+    }
+    w.commit().unwrap();
+    drop(w);
+    let mut w = IndexWriter::open(dir)
+        .unwrap()
+        .merge_policy(MergePolicy::never());
+    for d in 0..10 {
+        w.add(&format!("long{d}"), doc(120).view()).unwrap();
+    }
+    w.commit().unwrap();
+    let index = Index::open(dir).unwrap();
+    let sizes: Vec<u32> = index
+        .segments()
+        .iter()
+        .map(|s| s.manifest.block_size)
+        .collect();
+    assert_eq!(sizes, [16, 16], "later segments keep the first one's size");
+}
