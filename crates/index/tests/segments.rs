@@ -841,7 +841,10 @@ fn block_size_is_chosen_from_document_length_unless_set() {
         for d in 0..40 {
             b.add(&format!("d{d}"), doc(terms).view()).unwrap();
         }
-        assert_eq!(b.effective_block_size(), b.clone().build().unwrap().block_size());
+        assert_eq!(
+            b.effective_block_size(),
+            b.clone().build().unwrap().block_size()
+        );
         b.build().unwrap().block_size()
     };
     assert_eq!(build(10, None), 16);

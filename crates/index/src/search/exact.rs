@@ -66,6 +66,8 @@ pub(crate) struct Scratch {
     ahead: VecDeque<(f32, usize)>,
     /// Per-document accumulators of the term-at-a-time search (see `taat`).
     dense: Vec<f64>,
+    /// Searches made with this scratch (from 1; see `taat::TraversalMemory`).
+    searches: u32,
     pub(crate) stats: SearchStats,
 }
 
@@ -80,6 +82,7 @@ impl Scratch {
             next_ranges: Vec::new(),
             ahead: VecDeque::with_capacity(LOOKAHEAD),
             dense: Vec::new(),
+            searches: 1,
             stats: SearchStats::default(),
         }
     }
@@ -281,6 +284,8 @@ pub(crate) fn exact_top_k(
     }
     let bound_terms = bound_terms(query, beta);
     let mut top = TopK::new(k);
+    let search = scratch.searches;
+    scratch.searches = search.wrapping_add(1);
     for slot in index.slots() {
         if slot.live() == 0 {
             continue;
@@ -321,7 +326,7 @@ pub(crate) fn exact_top_k(
             Traversal::BlockMax => None,
             Traversal::Auto if segment.len() > MAX_TAAT_DOCS => None,
             Traversal::Auto => match SwitchRule::new(segment.len(), segment.term_df(), query) {
-                Some(_) if segment.traversal_memory().skip_probe() => {
+                Some(_) if segment.traversal_memory().skip_probe(search) => {
                     term_at_a_time(scratch, &mut top);
                     continue;
                 }

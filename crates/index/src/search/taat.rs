@@ -36,6 +36,9 @@ pub(crate) struct TermPostings {
     /// Per term `t`, its postings are `postings[offsets[t]..offsets[t + 1]]`.
     offsets: Vec<usize>,
     postings: Vec<Posting>,
+    /// One more than the largest position (0 without postings): an accumulator this long
+    /// takes every posting without a bounds check.
+    span: usize,
 }
 
 /// One posting: the block position of a document and its weight for the term.
@@ -75,7 +78,16 @@ impl TermPostings {
             }
             offsets.push(postings.len());
         }
-        Self { offsets, postings }
+        let span = postings
+            .iter()
+            .map(|p| p.position as usize + 1)
+            .max()
+            .unwrap_or(0);
+        Self {
+            offsets,
+            postings,
+            span,
+        }
     }
 
     /// The postings of term `t` (empty when the term is out of range).
@@ -198,21 +210,19 @@ impl SwitchRule {
 /// starts the count again. Only speed depends on this history, never a result.
 #[derive(Debug, Default)]
 pub(crate) struct TraversalMemory {
-    /// Hand-overs in a row (capped at [`TRUST`]).
+    /// Hand-overs in a row (capped at [`TRUST`]); written only by probes.
     handovers: AtomicU32,
-    /// Searches so far (wrapping).
-    searches: AtomicU32,
 }
 
 /// Consecutive hand-overs after which [`TraversalMemory`] goes term at a time directly.
 const TRUST: u32 = 4;
 /// One search in this many probes block-max pruning even when trusted.
-const PROBE_EVERY: u32 = 16;
+const PROBE_EVERY: u32 = 64;
 
 impl TraversalMemory {
-    /// Whether the next search should go term at a time without probing.
-    pub(crate) fn skip_probe(&self) -> bool {
-        let n = self.searches.fetch_add(1, Ordering::Relaxed);
+    /// Whether search number `n` of a searcher (counted per searcher, so that threads
+    /// do not contend on a shared counter) should go term at a time without probing.
+    pub(crate) fn skip_probe(&self, n: u32) -> bool {
         self.handovers.load(Ordering::Relaxed) >= TRUST && n % PROBE_EVERY != 0
     }
 
@@ -242,19 +252,20 @@ pub(crate) fn taat_segment(
     mut offer: impl FnMut(&mut TopK, u32, f32),
 ) {
     acc.clear();
-    acc.resize(num_docs, 0.0);
+    acc.resize(num_docs.max(postings.span), 0.0);
     let acc = &mut acc[..];
     // Ascending term order: the order of summation per document.
     for (t, q) in query.iter() {
         let q = f64::from(q);
         for p in postings.term(t) {
-            if let Some(a) = acc.get_mut(p.position as usize) {
-                *a += q * f64::from(p.weight);
-            }
+            // SAFETY: every position is below `postings.span` (computed from the postings
+            // themselves, which nothing modifies after `build`), and `acc.len() >= span`.
+            let a = unsafe { acc.get_unchecked_mut(p.position as usize) };
+            *a += q * f64::from(p.weight);
         }
     }
     let mut floor = top.floor();
-    for (position, &s) in acc.iter().enumerate() {
+    for (position, &s) in acc[..num_docs].iter().enumerate() {
         let s = s as f32;
         if s > 0.0 && s >= floor {
             offer(top, position as u32, s);
@@ -332,16 +343,16 @@ mod tests {
     #[test]
     fn traversal_memory_trusts_consecutive_handovers_only() {
         let m = TraversalMemory::default();
-        for _ in 0..TRUST {
-            assert!(!m.skip_probe());
+        for n in 1..=TRUST {
+            assert!(!m.skip_probe(n));
             m.record(true);
         }
-        let skipped = (0..PROBE_EVERY).filter(|_| m.skip_probe()).count();
+        let skipped = (0..PROBE_EVERY).filter(|&n| m.skip_probe(n)).count();
         assert_eq!(skipped as u32, PROBE_EVERY - 1);
         m.record(false);
-        assert!(!m.skip_probe());
+        assert!(!m.skip_probe(1));
         m.record(true);
-        assert!(!m.skip_probe(), "one hand-over is not enough again");
+        assert!(!m.skip_probe(1), "one hand-over is not enough again");
     }
 
     /// The rule hands over when many blocks still pass, not when few do; never for a
