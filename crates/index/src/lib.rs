@@ -17,7 +17,14 @@
 //!   order (the format stores the permutation).
 //! - Search: [`Index::top_k`] (exact, pruned), [`Index::brute_force_top_k`] (reference),
 //!   [`Index::search`] / [`Index::search_batch`] with [`SearchOptions`] (method, query term
-//!   pruning, threads), [`Method::Approximate`] (α / β: recall for speed), [`Index::explain`].
+//!   pruning, threads, [`Traversal`]), [`Method::Approximate`] (α / β: recall for speed),
+//!   [`Index::explain`]. On small segments (at most 32,768 documents) where the block
+//!   bounds prune little (long queries over long documents), the search goes term at a
+//!   time instead: every posting of every query term into one f64 accumulator per
+//!   document, in ascending term order, so the scores are still bit-identical; the choice
+//!   is made per segment and query ([`Traversal::Auto`]), never changes a result, and can
+//!   be forced.
+//! - Block size: [`auto_block_size`] from the documents' mean length unless set.
 //!
 //! Ranking everywhere: score descending, ties to the smaller document number; only
 //! documents with a score `> 0` are returned. Document numbers follow segment order, then
