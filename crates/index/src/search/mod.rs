@@ -120,7 +120,8 @@ pub enum Traversal {
     BlockMax,
     /// Always term at a time: every posting of every query term is added into one
     /// accumulator per document. Exact, whatever the method (α / β are not used). Needs a
-    /// term-major copy of each segment's postings in memory (8 bytes a posting), made on
+    /// term-major copy of each segment's postings in memory (8 bytes a posting, plus dense
+    /// columns for the most frequent terms, at most twice that), made on
     /// first use.
     TermAtATime,
 }
