@@ -61,9 +61,11 @@ struct DenseColumns {
 }
 
 /// A term gets a dense column when it occurs in at least `span / DENSE_MIN_DF_DIVISOR`
-/// positions (a scattered add costs about 2.6 cycles a posting here, a column pass about
-/// 0.3 a document).
-const DENSE_MIN_DF_DIVISOR: usize = 8;
+/// positions. A column reads 4 bytes a document where the postings read 8 a posting, so
+/// below about half the documents it reads more bytes, but as one vectorised stream instead
+/// of scattered adds; on SciFact (full passes over the 1,109 queries, alternating runs)
+/// 1/4 was faster than both 1/8 and 1/2 (BENCHMARKS.md).
+const DENSE_MIN_DF_DIVISOR: usize = 4;
 /// The dense columns hold at most this many times the bytes of the postings copy (the
 /// most frequent terms first).
 const DENSE_MAX_BYTES_PER_POSTING_BYTE: usize = 2;
