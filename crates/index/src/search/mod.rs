@@ -229,7 +229,8 @@ impl Index {
 
     /// Searches many queries in parallel (rayon); results are in query order. `threads`
     /// sets the number of worker threads (default: rayon's global pool, i.e. all cores or
-    /// `RAYON_NUM_THREADS`).
+    /// `RAYON_NUM_THREADS`; a count equal to the global pool's uses that pool, any other a
+    /// pool built for the call).
     pub fn search_batch(
         &self,
         queries: &[SparseView<'_>],
@@ -248,6 +249,13 @@ impl Index {
             Some(0) => Err(IndexError::InvalidArgument(
                 "thread count must be at least 1".into(),
             )),
+            // The global pool already has that many threads: building a pool per call
+            // (spawning its threads) would cost more than a small batch.
+            Some(n)
+                if n == rayon::current_num_threads() && rayon::current_thread_index().is_none() =>
+            {
+                Ok(run())
+            }
             Some(n) => {
                 let pool = rayon::ThreadPoolBuilder::new()
                     .num_threads(n)
