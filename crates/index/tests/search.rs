@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{bits, build, builder, collection, query, reference};
+use common::{bits, build, builder, collection, query, reference, xorshift};
 use proptest::prelude::*;
 use splade_index::{
     brute_force_top_k, prune_query, Method, Reorder, SearchOptions, Searcher, Traversal,
@@ -124,13 +124,7 @@ proptest! {
 /// pruning.
 #[test]
 fn automatic_traversal_hands_dense_queries_over_and_stays_exact() {
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
     let (dim, n) = (400u32, 3000usize);
     let mut docs = Vec::with_capacity(n);
     let mut b = splade_index::IndexBuilder::new(dim as usize);

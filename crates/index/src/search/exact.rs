@@ -775,19 +775,10 @@ fn accumulate<'a, 'b>(
 
 #[cfg(test)]
 mod tests {
+    use super::super::xorshift;
     use super::*;
     use crate::{IndexBuilder, Reorder};
     use splade_sparse::SparseVector;
-
-    /// A seeded xorshift64 stream (deterministic test data without a dependency).
-    fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
-        move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        }
-    }
 
     /// The batched queue visits the same blocks in the same order as one heap of every key,
     /// whatever the rule (several refills: thousands of keys, equal bounds included) and

@@ -8,6 +8,17 @@
 mod exact;
 mod taat;
 
+/// A seeded xorshift64 stream (deterministic test data without a dependency).
+#[cfg(test)]
+fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
+    move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    }
+}
+
 pub(crate) use taat::{LazyTermPostings, TermPostings, TraversalMemory};
 
 use splade_sparse::{SparseVector, SparseView};

@@ -427,6 +427,7 @@ pub(crate) fn taat_segment(
 
 #[cfg(test)]
 mod tests {
+    use super::super::xorshift;
     use super::*;
     use crate::{IndexBuilder, Reorder};
     use splade_sparse::SparseVector;
@@ -436,13 +437,7 @@ mod tests {
     /// frequencies agree.
     #[test]
     fn term_postings_invert_the_forward_index() {
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = xorshift(0x2545_f491_4f6c_dd1du64);
         let dim = 50;
         let mut b = IndexBuilder::new(dim)
             .block_size(8)
@@ -494,13 +489,7 @@ mod tests {
     #[test]
     fn chunked_dense_and_sparse_terms_equal_brute_force() {
         use crate::search::{SearchOptions, Traversal};
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15u64);
         let dim = 400u64;
         let vector = |n: usize, next: &mut dyn FnMut() -> u64| {
             // Cubed positions: small term ids are far more frequent (dense columns).

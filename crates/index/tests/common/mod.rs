@@ -117,3 +117,13 @@ pub fn reference(docs: &[SparseVector], query: &SparseVector, k: usize) -> Vec<H
 pub fn bits(hits: &[Hit]) -> Vec<(u32, u32)> {
     hits.iter().map(|h| (h.doc, h.score.to_bits())).collect()
 }
+
+/// A seeded xorshift64 stream (deterministic test data without a dependency).
+pub fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
+    move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    }
+}
