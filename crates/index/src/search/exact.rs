@@ -65,7 +65,7 @@ pub(crate) struct Scratch {
     /// Blocks taken from the queue but not scored yet (see [`visit_blocks`]).
     ahead: VecDeque<(f32, usize)>,
     /// Per-document accumulators of the term-at-a-time search (see `taat`).
-    dense: Vec<f64>,
+    term_acc: Vec<f64>,
     /// Searches made with this scratch (from 1; see `taat::TraversalMemory`).
     searches: u32,
     pub(crate) stats: SearchStats,
@@ -81,7 +81,7 @@ impl Scratch {
             ranges: Vec::new(),
             next_ranges: Vec::new(),
             ahead: VecDeque::with_capacity(LOOKAHEAD),
-            dense: Vec::new(),
+            term_acc: Vec::new(),
             searches: 1,
             stats: SearchStats::default(),
         }
@@ -313,7 +313,7 @@ pub(crate) fn exact_top_k(
                 postings,
                 segment.len(),
                 query,
-                &mut scratch.dense,
+                &mut scratch.term_acc,
                 top,
                 |top, position, score| offer(top, a.doc_order[position as usize], score),
             );
@@ -347,6 +347,7 @@ pub(crate) fn exact_top_k(
     }
     top.into_sorted()
 }
+
 /// Blocks taken from the queue ahead of the one being scored (the software pipeline's
 /// depth; see [`visit_blocks`]).
 const LOOKAHEAD: usize = 4;
