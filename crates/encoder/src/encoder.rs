@@ -14,7 +14,7 @@ use crate::hub::resolve_model;
 use crate::layout::ModelFolder;
 use crate::model::{find_weights, Dropout, ForwardMode, MaskedLm, TokenBatch};
 use crate::pooling::{
-    pool_dense, pool_max_differentiable, pool_sparse, PoolingConfig, PoolingStrategy,
+    pool_dense, pool_max_differentiable_packed, pool_sparse_packed, PoolingConfig, PoolingStrategy,
 };
 use crate::tokenize::{TextTokenizer, TokenizedText};
 
@@ -321,10 +321,12 @@ impl SparseEncoder {
             return Ok(Vec::new());
         }
         let batch = self.token_batch(rows)?;
-        let features = self.model.features(&batch, ForwardMode::Inference, None)?;
-        Ok(pool_sparse(
-            &features,
-            &batch.lengths,
+        let (tokens, packing) = self
+            .model
+            .packed_features(&batch, ForwardMode::Inference, None)?;
+        Ok(pool_sparse_packed(
+            &tokens,
+            packing.starts(),
             self.model.head(),
             self.folder.pooling,
         )?)
@@ -350,21 +352,21 @@ impl SparseEncoder {
         let tokenized = self.tokenize(texts, options)?;
         let rows: Vec<&TokenizedText> = tokenized.iter().collect();
         let batch = self.token_batch(&rows)?;
-        let features = self
-            .model
-            .features(&batch, ForwardMode::Differentiable, dropout)?;
+        let (tokens, packing) =
+            self.model
+                .packed_features(&batch, ForwardMode::Differentiable, dropout)?;
         let pooling = self.folder.pooling;
         // On the CPU, max pooling uses the fused op (chunked forward, sparse backward).
         if pooling.strategy == PoolingStrategy::Max && self.device.is_cpu() {
-            return Ok(pool_max_differentiable(
-                &features,
-                &batch.lengths,
+            return Ok(pool_max_differentiable_packed(
+                &tokens,
+                packing.starts(),
                 self.model.head(),
                 pooling.activation,
             )?);
         }
         Ok(pool_dense(
-            &features,
+            &packing.pad(&tokens)?,
             &batch.attention_mask,
             self.model.head(),
             pooling,

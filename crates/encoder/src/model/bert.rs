@@ -7,6 +7,7 @@ use super::dropout::{self, Dropout};
 use super::layers::{
     activate, attention_bias, embed, get_any, ForwardMode, LayerNorm, Linear, SelfAttention,
 };
+use super::packing::Packing;
 use super::MlmHead;
 use crate::config::{BackboneConfig, HiddenAct};
 
@@ -45,11 +46,12 @@ impl BertLayer {
     fn forward(
         &self,
         x: &Tensor,
+        packing: &Packing,
         bias: &Tensor,
         mode: ForwardMode,
         drop: Option<&Dropout>,
     ) -> candle_core::Result<Tensor> {
-        let a = self.attention.forward(x, bias, mode, drop)?;
+        let a = self.attention.forward(x, packing, bias, mode, drop)?;
         let a = dropout::hidden(drop, self.attention_out.forward(&a)?)?;
         let x = self.attention_norm.forward(&(a + x)?, mode)?;
         let inner = activate(&self.intermediate.forward(&x)?, self.act)?;
@@ -130,32 +132,41 @@ impl BertMaskedLm {
         })
     }
 
-    /// The transformed token features `[batch, seq, hidden]` that the decoder projects onto
-    /// the vocabulary; `drop` applies training-time dropout where BERT has it.
+    /// The transformed features `[n, hidden]` of the real tokens of the batch `packing`
+    /// describes (see [`Packing`]), which the decoder projects onto the vocabulary; `drop`
+    /// applies training-time dropout where BERT has it.
     pub fn features(
         &self,
         input_ids: &Tensor,
         token_type_ids: &Tensor,
         attention_mask: &Tensor,
+        packing: &Packing,
         mode: ForwardMode,
         drop: Option<&Dropout>,
     ) -> candle_core::Result<Tensor> {
-        let (_, t) = input_ids.dims2()?;
-        let mut x = embed(&self.word_embeddings, input_ids)?;
-        let pos = self.position_embeddings.narrow(0, 0, t)?;
-        x = x.broadcast_add(&pos)?;
+        let mut x = (embed(&self.word_embeddings, &packing.pack(input_ids)?)?
+            + embed(&self.position_embeddings, packing.positions())?)?;
         if let Some(tt) = &self.token_type_embeddings {
-            x = (x + embed(tt, token_type_ids)?)?;
+            x = (x + embed(tt, &packing.pack(token_type_ids)?)?)?;
         }
         x = dropout::hidden(drop, self.embeddings_norm.forward(&x, mode)?)?;
         let bias = attention_bias(attention_mask)?;
         for layer in &self.layers {
-            x = layer.forward(&x, &bias, mode, drop)?;
+            x = layer.forward(&x, packing, &bias, mode, drop)?;
         }
         let y = activate(&self.transform.forward(&x)?, self.act)?;
         let y = self.transform_norm.forward(&y, mode)?;
-        debug_assert_eq!(y.dims()[2], self.head.weight.dim(D::Minus1)?);
+        debug_assert_eq!(y.dims()[1], self.head.weight.dim(D::Minus1)?);
         Ok(y)
+    }
+
+    /// Rows of the position-embedding table (the longest input the model takes).
+    pub fn max_positions(&self) -> usize {
+        self.position_embeddings
+            .dims()
+            .first()
+            .copied()
+            .unwrap_or(0)
     }
 
     /// The vocabulary projection.

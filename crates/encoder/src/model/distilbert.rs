@@ -7,6 +7,7 @@ use super::dropout::{self, Dropout};
 use super::layers::{
     activate, attention_bias, embed, ForwardMode, LayerNorm, Linear, SelfAttention,
 };
+use super::packing::Packing;
 use super::MlmHead;
 use crate::config::{BackboneConfig, HiddenAct};
 
@@ -44,6 +45,7 @@ impl DistilBertLayer {
     fn forward(
         &self,
         x: &Tensor,
+        packing: &Packing,
         bias: &Tensor,
         mode: ForwardMode,
         drop: Option<&Dropout>,
@@ -52,7 +54,7 @@ impl DistilBertLayer {
         // after the feed-forward block.
         let a = self
             .out
-            .forward(&self.attention.forward(x, bias, mode, drop)?)?;
+            .forward(&self.attention.forward(x, packing, bias, mode, drop)?)?;
         let x = self.sa_norm.forward(&(a + x)?, mode)?;
         let ffn = self
             .lin2
@@ -109,25 +111,35 @@ impl DistilBertMaskedLm {
         })
     }
 
-    /// The transformed token features `[batch, seq, hidden]`; DistilBERT has no token types.
-    /// `drop` applies training-time dropout where DistilBERT has it.
+    /// The transformed features `[n, hidden]` of the real tokens of the batch `packing`
+    /// describes (see [`Packing`]); DistilBERT has no token types. `drop` applies
+    /// training-time dropout where DistilBERT has it.
     pub fn features(
         &self,
         input_ids: &Tensor,
         attention_mask: &Tensor,
+        packing: &Packing,
         mode: ForwardMode,
         drop: Option<&Dropout>,
     ) -> candle_core::Result<Tensor> {
-        let (_, t) = input_ids.dims2()?;
-        let x = embed(&self.word_embeddings, input_ids)?
-            .broadcast_add(&self.position_embeddings.narrow(0, 0, t)?)?;
+        let x = (embed(&self.word_embeddings, &packing.pack(input_ids)?)?
+            + embed(&self.position_embeddings, packing.positions())?)?;
         let mut x = dropout::hidden(drop, self.embeddings_norm.forward(&x, mode)?)?;
         let bias = attention_bias(attention_mask)?;
         for layer in &self.layers {
-            x = layer.forward(&x, &bias, mode, drop)?;
+            x = layer.forward(&x, packing, &bias, mode, drop)?;
         }
         let y = activate(&self.transform.forward(&x)?, self.act)?;
         self.transform_norm.forward(&y, mode)
+    }
+
+    /// Rows of the position-embedding table (the longest input the model takes).
+    pub fn max_positions(&self) -> usize {
+        self.position_embeddings
+            .dims()
+            .first()
+            .copied()
+            .unwrap_or(0)
     }
 
     /// The vocabulary projection.

@@ -6,6 +6,7 @@ use candle_core::{DType, Module, Tensor, D};
 use candle_nn::VarBuilder;
 
 use super::dropout::Dropout;
+use super::packing::Packing;
 use crate::config::HiddenAct;
 
 /// Whether a forward pass must stay differentiable (training) or may use fused kernels that
@@ -132,19 +133,24 @@ pub struct SelfAttention {
 }
 
 impl SelfAttention {
-    /// Attends over `x` `[batch, seq, hidden]`; `mask_bias` is `[batch, 1, 1, seq]` with 0 for
-    /// real tokens and a large negative value for padding. `dropout` (training only) drops
-    /// attention probabilities.
+    /// Attends over the packed tokens `x` `[n, hidden]` of the batch `packing` describes;
+    /// `mask_bias` is `[batch, 1, 1, seq]` with 0 for real tokens and a large negative value for
+    /// padding. Queries, keys and values are projected on the real tokens only and padded for
+    /// the attention product. `dropout` (training only) drops attention probabilities.
+    /// Returns `[n, hidden]`.
     pub fn forward(
         &self,
         x: &Tensor,
+        packing: &Packing,
         mask_bias: &Tensor,
         mode: ForwardMode,
         dropout: Option<&Dropout>,
     ) -> candle_core::Result<Tensor> {
-        let (b, t, _) = x.dims3()?;
+        let (b, t) = (packing.batch(), packing.seq());
         let split = |y: Tensor| -> candle_core::Result<Tensor> {
-            y.reshape((b, t, self.num_heads, self.head_dim))?
+            packing
+                .pad(&y)?
+                .reshape((b, t, self.num_heads, self.head_dim))?
                 .transpose(1, 2)?
                 .contiguous()
         };
@@ -161,10 +167,11 @@ impl SelfAttention {
             Some(d) => d.attention(&probs)?,
             None => probs,
         };
-        probs
-            .matmul(&v)?
-            .transpose(1, 2)?
-            .reshape((b, t, self.num_heads * self.head_dim))
+        packing.pack(&probs.matmul(&v)?.transpose(1, 2)?.reshape((
+            b,
+            t,
+            self.num_heads * self.head_dim,
+        ))?)
     }
 }
 
@@ -176,7 +183,7 @@ pub fn attention_bias(mask: &Tensor) -> candle_core::Result<Tensor> {
     ((mask.ones_like()? - mask)? * f32::MIN as f64)?.reshape((b, 1, 1, t))
 }
 
-/// Word-embedding lookup.
+/// Embedding lookup: the rows of `table` at `ids` (any shape of u32 ids).
 pub fn embed(table: &Tensor, ids: &Tensor) -> candle_core::Result<Tensor> {
     candle_nn::Embedding::new(table.clone(), table.dim(1)?).forward(ids)
 }

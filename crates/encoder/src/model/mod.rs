@@ -5,6 +5,7 @@ mod bert;
 mod distilbert;
 pub mod dropout;
 pub mod layers;
+mod packing;
 
 use std::path::{Path, PathBuf};
 
@@ -15,6 +16,7 @@ pub use bert::BertMaskedLm;
 pub use distilbert::DistilBertMaskedLm;
 pub use dropout::Dropout;
 pub use layers::ForwardMode;
+pub use packing::Packing;
 
 use crate::config::{Architecture, BackboneConfig};
 use crate::error::{EncoderError, Result};
@@ -141,25 +143,57 @@ impl MaskedLm {
     }
 
     /// Per-token features `[batch, seq, hidden]` before the vocabulary projection;
-    /// `dropout` (training only) applies the architecture's dropout.
+    /// `dropout` (training only) applies the architecture's dropout. Padding positions hold a
+    /// copy of their text's first token (the model runs on real tokens only; see
+    /// [`Self::packed_features`]).
     pub fn features(
         &self,
         batch: &TokenBatch,
         mode: ForwardMode,
         dropout: Option<&Dropout>,
     ) -> candle_core::Result<Tensor> {
-        match self {
+        let (packed, packing) = self.packed_features(batch, mode, dropout)?;
+        packing.pad(&packed)
+    }
+
+    /// The features `[n, hidden]` of the batch's real tokens only, text after text, and the
+    /// [`Packing`] that maps them to the padded batch. Every per-token layer runs on these `n`
+    /// rows; only the attention product sees the padded layout.
+    pub fn packed_features(
+        &self,
+        batch: &TokenBatch,
+        mode: ForwardMode,
+        dropout: Option<&Dropout>,
+    ) -> candle_core::Result<(Tensor, Packing)> {
+        let (_, seq) = batch.input_ids.dims2()?;
+        let max_positions = match self {
+            MaskedLm::Bert(m) => m.max_positions(),
+            MaskedLm::DistilBert(m) => m.max_positions(),
+        };
+        if seq > max_positions {
+            candle_core::bail!(
+                "a batch of {seq} tokens exceeds the model's {max_positions} position embeddings"
+            );
+        }
+        let packing = Packing::new(&batch.lengths, seq, batch.input_ids.device())?;
+        let packed = match self {
             MaskedLm::Bert(m) => m.features(
                 &batch.input_ids,
                 &batch.token_type_ids,
                 &batch.attention_mask,
+                &packing,
                 mode,
                 dropout,
             ),
-            MaskedLm::DistilBert(m) => {
-                m.features(&batch.input_ids, &batch.attention_mask, mode, dropout)
-            }
-        }
+            MaskedLm::DistilBert(m) => m.features(
+                &batch.input_ids,
+                &batch.attention_mask,
+                &packing,
+                mode,
+                dropout,
+            ),
+        }?;
+        Ok((packed, packing))
     }
 
     /// The vocabulary projection.

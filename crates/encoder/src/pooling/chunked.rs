@@ -14,15 +14,40 @@ const VOCAB_CHUNK: usize = 4096;
 const TOKEN_CHUNK: usize = 1024;
 
 /// The real tokens of a padded batch, gathered into one matrix.
-pub(super) struct RealTokens {
+pub(super) struct RealTokens<'a> {
     /// `[n, hidden]`: row `starts[r] + i` is token `i` of text `r` (a differentiable gather).
     pub tokens: Tensor,
     /// `starts[r]..starts[r + 1]` are text `r`'s rows; `starts.len() == batch + 1`.
-    pub starts: Vec<usize>,
+    pub starts: std::borrow::Cow<'a, [usize]>,
+}
+
+impl<'a> RealTokens<'a> {
+    /// Packed token rows `[n, hidden]` whose text `r` is rows `starts[r]..starts[r + 1]`.
+    pub(super) fn packed(tokens: &Tensor, starts: &'a [usize]) -> candle_core::Result<Self> {
+        let n = tokens.dim(0)?;
+        if starts.first() != Some(&0)
+            || starts.last() != Some(&n)
+            || starts.windows(2).any(|w| w[0] > w[1])
+        {
+            candle_core::bail!("pooling: text offsets {starts:?} do not fit {n} token rows");
+        }
+        Ok(Self {
+            tokens: tokens.clone(),
+            starts: std::borrow::Cow::Borrowed(starts),
+        })
+    }
+
+    /// Texts in the batch.
+    pub(super) fn batch(&self) -> usize {
+        self.starts.len() - 1
+    }
 }
 
 /// Gathers the first `lengths[r]` tokens of every row of `features` `[batch, seq, hidden]`.
-pub(super) fn real_tokens(features: &Tensor, lengths: &[usize]) -> candle_core::Result<RealTokens> {
+pub(super) fn real_tokens(
+    features: &Tensor,
+    lengths: &[usize],
+) -> candle_core::Result<RealTokens<'static>> {
     let (b, t, h) = features.dims3()?;
     if lengths.len() != b || lengths.iter().any(|&l| l > t) {
         candle_core::bail!("pooling: lengths {lengths:?} do not fit features [{b}, {t}, {h}]");
@@ -36,7 +61,10 @@ pub(super) fn real_tokens(features: &Tensor, lengths: &[usize]) -> candle_core::
     let n = rows.len();
     let index = Tensor::from_vec(rows, n, features.device())?;
     let tokens = features.reshape((b * t, h))?.index_select(&index, 0)?;
-    Ok(RealTokens { tokens, starts })
+    Ok(RealTokens {
+        tokens,
+        starts: std::borrow::Cow::Owned(starts),
+    })
 }
 
 /// What [`fold_logits`] accumulates per (text, vocabulary entry).
@@ -142,11 +170,30 @@ pub fn pool_sparse(
     head: &MlmHead,
     config: PoolingConfig,
 ) -> candle_core::Result<Vec<SparseVector>> {
-    let real = real_tokens(features, lengths)?;
-    let folded = fold_logits(&real, head, config, false)?;
+    pool_real_tokens(&real_tokens(features, lengths)?, head, config)
+}
+
+/// [`pool_sparse`] on packed features `[n, hidden]` (real tokens only, text after text) whose
+/// text `r` is rows `starts[r]..starts[r + 1]`, as [`crate::model::MaskedLm::packed_features`]
+/// returns them.
+pub fn pool_sparse_packed(
+    tokens: &Tensor,
+    starts: &[usize],
+    head: &MlmHead,
+    config: PoolingConfig,
+) -> candle_core::Result<Vec<SparseVector>> {
+    pool_real_tokens(&RealTokens::packed(tokens, starts)?, head, config)
+}
+
+fn pool_real_tokens(
+    real: &RealTokens,
+    head: &MlmHead,
+    config: PoolingConfig,
+) -> candle_core::Result<Vec<SparseVector>> {
+    let folded = fold_logits(real, head, config, false)?;
     let vocab = folded.bias.len();
-    let mut result = Vec::with_capacity(lengths.len());
-    for r in 0..lengths.len() {
+    let mut result = Vec::with_capacity(real.batch());
+    for r in 0..real.batch() {
         let row = &folded.acc[r * vocab..(r + 1) * vocab];
         let mut indices = Vec::new();
         let mut values = Vec::new();

@@ -9,7 +9,7 @@
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 
-use super::chunked::{fold_logits, real_tokens};
+use super::chunked::{fold_logits, real_tokens, RealTokens};
 use super::{PoolingActivation, PoolingConfig, PoolingStrategy};
 use crate::model::MlmHead;
 
@@ -128,14 +128,32 @@ pub fn pool_max_differentiable(
     head: &MlmHead,
     activation: PoolingActivation,
 ) -> candle_core::Result<Tensor> {
-    let real = real_tokens(features, lengths)?;
+    fused_max_pool(real_tokens(features, lengths)?, head, activation)
+}
+
+/// [`pool_max_differentiable`] on packed features `[n, hidden]` (real tokens only, text after
+/// text) whose text `r` is rows `starts[r]..starts[r + 1]`.
+pub fn pool_max_differentiable_packed(
+    tokens: &Tensor,
+    starts: &[usize],
+    head: &MlmHead,
+    activation: PoolingActivation,
+) -> candle_core::Result<Tensor> {
+    fused_max_pool(RealTokens::packed(tokens, starts)?, head, activation)
+}
+
+fn fused_max_pool(
+    real: RealTokens,
+    head: &MlmHead,
+    activation: PoolingActivation,
+) -> candle_core::Result<Tensor> {
     let config = PoolingConfig {
         strategy: PoolingStrategy::Max,
         activation,
     };
     let folded = fold_logits(&real, head, config, true)?;
     let vocab = folded.bias.len();
-    let batch = lengths.len();
+    let batch = real.batch();
     let logit: Vec<f32> = folded
         .acc
         .iter()

@@ -23,8 +23,8 @@ use crate::model::MlmHead;
 mod chunked;
 mod fused_max;
 
-pub use chunked::pool_sparse;
-pub use fused_max::pool_max_differentiable;
+pub use chunked::{pool_sparse, pool_sparse_packed};
+pub use fused_max::{pool_max_differentiable, pool_max_differentiable_packed};
 
 /// How token weights are combined over the sequence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
