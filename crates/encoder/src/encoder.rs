@@ -373,6 +373,34 @@ impl SparseEncoder {
         )?)
     }
 
+    /// [`Self::forward_dense_with_dropout`] for several columns of texts at once (a training
+    /// batch's anchors, positives and negatives): one forward pass over all of them, split
+    /// back into one `[column length, vocab]` tensor per column. The texts do not interact
+    /// (each attends only to itself), so the values are those of one pass per column; the
+    /// packed batch makes the matrix products larger and the embedding and decoder gradients
+    /// (vocabulary × hidden) are formed once instead of once per column.
+    pub fn forward_dense_columns<S: AsRef<str>>(
+        &self,
+        columns: &[Vec<S>],
+        options: &EncodeOptions,
+        dropout: Option<&Dropout>,
+    ) -> Result<Vec<Tensor>> {
+        let texts: Vec<&str> = columns
+            .iter()
+            .flat_map(|c| c.iter().map(|t| t.as_ref()))
+            .collect();
+        let all = self.forward_dense_with_dropout(&texts, options, dropout)?;
+        let mut start = 0;
+        columns
+            .iter()
+            .map(|c| {
+                let part = all.narrow(0, start, c.len())?;
+                start += c.len();
+                Ok(part)
+            })
+            .collect()
+    }
+
     /// Every row of `a` against every row of `b` with the model's similarity function.
     pub fn similarity(&self, a: &SparseBatch, b: &SparseBatch) -> ScoreMatrix {
         splade_sparse::similarity(a, b, self.folder.similarity)

@@ -82,10 +82,9 @@ impl TrainStep {
         lambdas: (f64, f64),
     ) -> Result<SpladeLossParts> {
         let options = EncodeOptions::default();
-        let embeddings = columns
-            .iter()
-            .map(|texts| self.encoder.forward_dense(texts, &options))
-            .collect::<Result<Vec<_>>>()?;
+        let embeddings = self
+            .encoder
+            .forward_dense_columns(columns, &options, None)?;
         Ok(configured_splade_loss(
             &embeddings,
             labels,

@@ -402,10 +402,7 @@ pub fn train(
                 .dropout
                 .then(|| encoder.training_dropout(dropout_seed(config.seed, step, micro)))
                 .filter(|d| !d.is_noop());
-            let embeddings = columns
-                .iter()
-                .map(|texts| encoder.forward_dense_with_dropout(texts, &options, dropout.as_ref()))
-                .collect::<Result<Vec<_>>>()?;
+            let embeddings = encoder.forward_dense_columns(&columns, &options, dropout.as_ref())?;
             let labels = batch_labels(data, &batch, encoder.device())?;
             let parts = configured_splade_loss(
                 &embeddings,

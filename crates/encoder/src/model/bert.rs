@@ -5,7 +5,7 @@ use candle_nn::VarBuilder;
 
 use super::dropout::{self, Dropout};
 use super::layers::{
-    activate, attention_bias, embed, get_any, ForwardMode, LayerNorm, Linear, SelfAttention,
+    attention_bias, embed, get_any, ForwardMode, LayerNorm, Linear, SelfAttention,
 };
 use super::packing::Packing;
 use super::MlmHead;
@@ -54,7 +54,7 @@ impl BertLayer {
         let a = self.attention.forward(x, packing, bias, mode, drop)?;
         let a = dropout::hidden(drop, self.attention_out.forward(&a)?)?;
         let x = self.attention_norm.forward(&(a + x)?, mode)?;
-        let inner = activate(&self.intermediate.forward(&x)?, self.act)?;
+        let inner = self.intermediate.forward_activated(&x, self.act)?;
         let out = dropout::hidden(drop, self.output.forward(&inner)?)?;
         self.output_norm.forward(&(out + x)?, mode)
     }
@@ -154,7 +154,7 @@ impl BertMaskedLm {
         for layer in &self.layers {
             x = layer.forward(&x, packing, &bias, mode, drop)?;
         }
-        let y = activate(&self.transform.forward(&x)?, self.act)?;
+        let y = self.transform.forward_activated(&x, self.act)?;
         let y = self.transform_norm.forward(&y, mode)?;
         debug_assert_eq!(y.dims()[1], self.head.weight.dim(D::Minus1)?);
         Ok(y)

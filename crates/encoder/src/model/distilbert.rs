@@ -4,9 +4,7 @@ use candle_core::Tensor;
 use candle_nn::VarBuilder;
 
 use super::dropout::{self, Dropout};
-use super::layers::{
-    activate, attention_bias, embed, ForwardMode, LayerNorm, Linear, SelfAttention,
-};
+use super::layers::{attention_bias, embed, ForwardMode, LayerNorm, Linear, SelfAttention};
 use super::packing::Packing;
 use super::MlmHead;
 use crate::config::{BackboneConfig, HiddenAct};
@@ -58,7 +56,7 @@ impl DistilBertLayer {
         let x = self.sa_norm.forward(&(a + x)?, mode)?;
         let ffn = self
             .lin2
-            .forward(&activate(&self.lin1.forward(&x)?, self.act)?)?;
+            .forward(&self.lin1.forward_activated(&x, self.act)?)?;
         let ffn = dropout::hidden(drop, ffn)?;
         self.output_norm.forward(&(ffn + x)?, mode)
     }
@@ -129,7 +127,7 @@ impl DistilBertMaskedLm {
         for layer in &self.layers {
             x = layer.forward(&x, packing, &bias, mode, drop)?;
         }
-        let y = activate(&self.transform.forward(&x)?, self.act)?;
+        let y = self.transform.forward_activated(&x, self.act)?;
         self.transform_norm.forward(&y, mode)
     }
 

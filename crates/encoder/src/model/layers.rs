@@ -6,6 +6,7 @@ use candle_core::{DType, Module, Tensor, D};
 use candle_nn::VarBuilder;
 
 use super::dropout::Dropout;
+use super::fused;
 use super::packing::Packing;
 use crate::config::HiddenAct;
 
@@ -71,6 +72,25 @@ impl Linear {
         }
         y.reshape(dims)
     }
+
+    /// `act(x Wᵀ + b)`; on the CPU the bias and the exact GELU are one fused op (forward and
+    /// backward).
+    pub fn forward_activated(&self, x: &Tensor, act: HiddenAct) -> candle_core::Result<Tensor> {
+        if act != HiddenAct::GeluErf || !fused::supported(x) {
+            return activate(&self.forward(x)?, act);
+        }
+        let mut dims = x.dims().to_vec();
+        let in_dim = dims.last().copied().unwrap_or(0);
+        let rows = x.elem_count() / in_dim.max(1);
+        let y = fused::bias_gelu(
+            &x.reshape((rows, in_dim))?.matmul(&self.weight.t()?)?,
+            &self.bias,
+        )?;
+        if let Some(last) = dims.last_mut() {
+            *last = self.weight.dim(0)?;
+        }
+        y.reshape(dims)
+    }
 }
 
 /// LayerNorm over the last dimension.
@@ -100,6 +120,9 @@ impl LayerNorm {
                 &self.bias,
                 self.eps as f32,
             ),
+            ForwardMode::Differentiable if fused::supported(x) => {
+                fused::layer_norm(x, &self.weight, &self.bias, self.eps)
+            }
             ForwardMode::Differentiable => {
                 let mean = x.mean_keepdim(D::Minus1)?;
                 let centered = x.broadcast_sub(&mean)?;
@@ -158,10 +181,15 @@ impl SelfAttention {
         let q = split((self.query.forward(x)? * scale)?)?;
         let k = split(self.key.forward(x)?)?;
         let v = split(self.value.forward(x)?)?;
-        let scores = q.matmul(&k.t()?)?.broadcast_add(mask_bias)?;
-        let probs = match mode {
-            ForwardMode::Inference => candle_nn::ops::softmax_last_dim(&scores)?,
-            ForwardMode::Differentiable => candle_nn::ops::softmax(&scores, D::Minus1)?,
+        let scores = q.matmul(&k.t()?)?;
+        let probs = if fused::supported(&scores) {
+            fused::masked_softmax(&scores, mask_bias)?
+        } else {
+            let scores = scores.broadcast_add(mask_bias)?;
+            match mode {
+                ForwardMode::Inference => candle_nn::ops::softmax_last_dim(&scores)?,
+                ForwardMode::Differentiable => candle_nn::ops::softmax(&scores, D::Minus1)?,
+            }
         };
         let probs = match dropout {
             Some(d) => d.attention(&probs)?,
