@@ -111,6 +111,14 @@ pub struct TrainArgs {
     /// Metric selecting the best checkpoint (e.g. `eval_dot_ap`, `scifact_dot_ndcg@10`).
     #[arg(long)]
     best_metric: Option<String>,
+    /// Where to train: `cpu` (default), `cuda`, `cuda:N` or `auto` (a GPU when this build has
+    /// the `cuda` feature and one is present).
+    #[arg(long)]
+    device: Option<String>,
+    /// Activation precision: `f32` (default) or `bf16` (mixed precision: f32 weights,
+    /// optimizer and normalisations; GPU only, a CPU runs bf16 slower than f32).
+    #[arg(long)]
+    precision: Option<String>,
 }
 
 macro_rules! merge {
@@ -155,7 +163,9 @@ fn load_args(mut flags: TrainArgs) -> Result<TrainArgs> {
             eval_pairs,
             eval_beir,
             best_metric,
-            resume_from
+            resume_from,
+            device,
+            precision
         );
     }
     Ok(flags)
@@ -290,7 +300,17 @@ pub fn run(args: TrainArgs) -> Result<()> {
         Some(checkpoint) => checkpoint.clone(),
         None => resolve_model(&model)?,
     };
-    let (encoder, vars) = SparseEncoder::load_trainable(&dir, &candle_core::Device::Cpu)?;
+    let device = splade_encoder::device::parse_device(args.device.as_deref().unwrap_or("cpu"))?;
+    let precision = match args.precision.as_deref().unwrap_or("f32") {
+        "f32" => candle_core::DType::F32,
+        "bf16" if device.supports_bf16() => candle_core::DType::BF16,
+        "bf16" => {
+            bail!("--precision bf16 needs a GPU (--device cuda); on the CPU f32 is the faster path")
+        }
+        other => bail!("--precision '{other}': expected f32 or bf16"),
+    };
+    let (mut encoder, vars) = SparseEncoder::load_trainable(&dir, &device)?;
+    encoder.set_training_precision(precision)?;
     eprintln!(
         "training {} on {} rows ({} columns: {}), batch {}, lr {}, output {}",
         model,

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
 use splade_sparse::{
     ScoreMatrix, Similarity, SparseBatch, SparseVector, SparseView, SparsityStats,
@@ -55,6 +55,8 @@ pub struct SparseEncoder {
     tokenizer: TextTokenizer,
     model: MaskedLm,
     device: Device,
+    /// Precision of the differentiable (training) forward pass's activations.
+    training_activations: DType,
 }
 
 impl SparseEncoder {
@@ -81,6 +83,7 @@ impl SparseEncoder {
             tokenizer,
             model,
             device: device.clone(),
+            training_activations: DType::F32,
         })
     }
 
@@ -97,6 +100,7 @@ impl SparseEncoder {
             tokenizer,
             model,
             device: device.clone(),
+            training_activations: DType::F32,
         };
         Ok((encoder, vars))
     }
@@ -167,6 +171,26 @@ impl SparseEncoder {
     /// The device the model runs on.
     pub fn device(&self) -> &Device {
         &self.device
+    }
+
+    /// Sets the precision of the differentiable forward pass's activations and matrix
+    /// products: `F32` (the default) or `BF16` for mixed-precision training on a GPU. The
+    /// weights stay f32 and receive f32 gradients; LayerNorm, softmax, the pooling activation
+    /// and the loss run in f32. bf16 works on the CPU too, but candle widens it to f32 there,
+    /// so it is only slower.
+    pub fn set_training_precision(&mut self, activations: DType) -> Result<()> {
+        if !matches!(activations, DType::F32 | DType::BF16) {
+            return Err(EncoderError::InvalidArgument(format!(
+                "training precision must be f32 or bf16, not {activations:?}"
+            )));
+        }
+        self.training_activations = activations;
+        Ok(())
+    }
+
+    /// The precision set by [`Self::set_training_precision`].
+    pub fn training_precision(&self) -> DType {
+        self.training_activations
     }
 
     fn resolve_prompt(&self, options: &EncodeOptions) -> Result<String> {
@@ -321,9 +345,9 @@ impl SparseEncoder {
             return Ok(Vec::new());
         }
         let batch = self.token_batch(rows)?;
-        let (tokens, packing) = self
-            .model
-            .packed_features(&batch, ForwardMode::Inference, None)?;
+        let (tokens, packing) =
+            self.model
+                .packed_features(&batch, ForwardMode::Inference, None, DType::F32)?;
         Ok(pool_sparse_packed(
             &tokens,
             packing.starts(),
@@ -352,12 +376,18 @@ impl SparseEncoder {
         let tokenized = self.tokenize(texts, options)?;
         let rows: Vec<&TokenizedText> = tokenized.iter().collect();
         let batch = self.token_batch(&rows)?;
-        let (tokens, packing) =
-            self.model
-                .packed_features(&batch, ForwardMode::Differentiable, dropout)?;
+        let (tokens, packing) = self.model.packed_features(
+            &batch,
+            ForwardMode::Differentiable,
+            dropout,
+            self.training_activations,
+        )?;
         let pooling = self.folder.pooling;
-        // On the CPU, max pooling uses the fused op (chunked forward, sparse backward).
-        if pooling.strategy == PoolingStrategy::Max && self.device.is_cpu() {
+        // On the CPU in f32, max pooling uses the fused op (chunked forward, sparse backward).
+        if pooling.strategy == PoolingStrategy::Max
+            && self.device.is_cpu()
+            && tokens.dtype() == DType::F32
+        {
             return Ok(pool_max_differentiable_packed(
                 &tokens,
                 packing.starts(),

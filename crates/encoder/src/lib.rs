@@ -21,6 +21,7 @@
 
 pub mod config;
 pub mod default_model;
+pub mod device;
 mod encoder;
 mod error;
 pub mod hub;

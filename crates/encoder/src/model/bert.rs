@@ -1,14 +1,14 @@
 //! `BertForMaskedLM`: embeddings, transformer encoder and the MLM head transform.
 
-use candle_core::{Tensor, D};
+use candle_core::{DType, Tensor, D};
 use candle_nn::VarBuilder;
 
 use super::dropout::{self, Dropout};
 use super::layers::{
-    attention_bias, embed, get_any, ForwardMode, LayerNorm, Linear, SelfAttention,
+    as_dtype, attention_bias, embed, get_any, ForwardMode, LayerNorm, Linear, SelfAttention,
 };
 use super::packing::Packing;
-use super::MlmHead;
+use super::{MlmHead, TokenBatch};
 use crate::config::{BackboneConfig, HiddenAct};
 
 struct BertLayer {
@@ -133,24 +133,27 @@ impl BertMaskedLm {
     }
 
     /// The transformed features `[n, hidden]` of the real tokens of the batch `packing`
-    /// describes (see [`Packing`]), which the decoder projects onto the vocabulary; `drop`
+    /// describes (see [`Packing`]), computed in `activations` (f32, or bf16 with the
+    /// normalisations and softmax in f32), which the decoder projects onto the vocabulary; `drop`
     /// applies training-time dropout where BERT has it.
     pub fn features(
         &self,
-        input_ids: &Tensor,
-        token_type_ids: &Tensor,
-        attention_mask: &Tensor,
+        batch: &TokenBatch,
         packing: &Packing,
         mode: ForwardMode,
         drop: Option<&Dropout>,
+        activations: DType,
     ) -> candle_core::Result<Tensor> {
-        let mut x = (embed(&self.word_embeddings, &packing.pack(input_ids)?)?
+        let mut x = (embed(&self.word_embeddings, &packing.pack(&batch.input_ids)?)?
             + embed(&self.position_embeddings, packing.positions())?)?;
         if let Some(tt) = &self.token_type_embeddings {
-            x = (x + embed(tt, &packing.pack(token_type_ids)?)?)?;
+            x = (x + embed(tt, &packing.pack(&batch.token_type_ids)?)?)?;
         }
-        x = dropout::hidden(drop, self.embeddings_norm.forward(&x, mode)?)?;
-        let bias = attention_bias(attention_mask)?;
+        x = dropout::hidden(
+            drop,
+            as_dtype(&self.embeddings_norm.forward(&x, mode)?, activations)?,
+        )?;
+        let bias = attention_bias(&batch.attention_mask)?;
         for layer in &self.layers {
             x = layer.forward(&x, packing, &bias, mode, drop)?;
         }

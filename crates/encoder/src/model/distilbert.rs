@@ -1,12 +1,14 @@
 //! `DistilBertForMaskedLM`: embeddings, transformer and the vocabulary transform.
 
-use candle_core::Tensor;
+use candle_core::{DType, Tensor};
 use candle_nn::VarBuilder;
 
 use super::dropout::{self, Dropout};
-use super::layers::{attention_bias, embed, ForwardMode, LayerNorm, Linear, SelfAttention};
+use super::layers::{
+    as_dtype, attention_bias, embed, ForwardMode, LayerNorm, Linear, SelfAttention,
+};
 use super::packing::Packing;
-use super::MlmHead;
+use super::{MlmHead, TokenBatch};
 use crate::config::{BackboneConfig, HiddenAct};
 
 struct DistilBertLayer {
@@ -110,20 +112,24 @@ impl DistilBertMaskedLm {
     }
 
     /// The transformed features `[n, hidden]` of the real tokens of the batch `packing`
-    /// describes (see [`Packing`]); DistilBERT has no token types. `drop` applies
+    /// describes (see [`Packing`]), computed in `activations` (f32, or bf16 with the
+    /// normalisations and softmax in f32); DistilBERT has no token types. `drop` applies
     /// training-time dropout where DistilBERT has it.
     pub fn features(
         &self,
-        input_ids: &Tensor,
-        attention_mask: &Tensor,
+        batch: &TokenBatch,
         packing: &Packing,
         mode: ForwardMode,
         drop: Option<&Dropout>,
+        activations: DType,
     ) -> candle_core::Result<Tensor> {
-        let x = (embed(&self.word_embeddings, &packing.pack(input_ids)?)?
+        let x = (embed(&self.word_embeddings, &packing.pack(&batch.input_ids)?)?
             + embed(&self.position_embeddings, packing.positions())?)?;
-        let mut x = dropout::hidden(drop, self.embeddings_norm.forward(&x, mode)?)?;
-        let bias = attention_bias(attention_mask)?;
+        let mut x = dropout::hidden(
+            drop,
+            as_dtype(&self.embeddings_norm.forward(&x, mode)?, activations)?,
+        )?;
+        let bias = attention_bias(&batch.attention_mask)?;
         for layer in &self.layers {
             x = layer.forward(&x, packing, &bias, mode, drop)?;
         }

@@ -42,6 +42,16 @@ pub(crate) fn get_any(
     )))
 }
 
+/// `t` in `dtype` (a differentiable cast when it differs: gradients come back in `t`'s dtype,
+/// so f32 master weights train through bf16 activations).
+pub fn as_dtype(t: &Tensor, dtype: DType) -> candle_core::Result<Tensor> {
+    if t.dtype() == dtype {
+        Ok(t.clone())
+    } else {
+        t.to_dtype(dtype)
+    }
+}
+
 /// A dense layer `y = x Wᵀ + b` with PyTorch's weight layout `[out, in]`.
 #[derive(Debug, Clone)]
 pub struct Linear {
@@ -58,15 +68,16 @@ impl Linear {
         })
     }
 
-    /// Applies the layer to `[..., in]` (leading dimensions are flattened into one matmul).
+    /// Applies the layer to `[..., in]` (leading dimensions are flattened into one matmul), in
+    /// the dtype of `x` (the weights are cast when they differ).
     pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let mut dims = x.dims().to_vec();
         let in_dim = dims.last().copied().unwrap_or(0);
         let rows = x.elem_count() / in_dim.max(1);
         let y = x
             .reshape((rows, in_dim))?
-            .matmul(&self.weight.t()?)?
-            .broadcast_add(&self.bias)?;
+            .matmul(&as_dtype(&self.weight, x.dtype())?.t()?)?
+            .broadcast_add(&as_dtype(&self.bias, x.dtype())?)?;
         if let Some(last) = dims.last_mut() {
             *last = self.weight.dim(0)?;
         }
@@ -111,8 +122,13 @@ impl LayerNorm {
         })
     }
 
-    /// Normalises `x` over its last dimension.
+    /// Normalises `x` over its last dimension. Lower-precision activations (bf16) are
+    /// normalised in the weights' precision (f32) and cast back, as autocast does.
     pub fn forward(&self, x: &Tensor, mode: ForwardMode) -> candle_core::Result<Tensor> {
+        if x.dtype() != self.weight.dtype() {
+            let y = self.forward(&x.to_dtype(self.weight.dtype())?, mode)?;
+            return y.to_dtype(x.dtype());
+        }
         match mode {
             ForwardMode::Inference => candle_nn::ops::layer_norm(
                 &x.contiguous()?,
@@ -181,7 +197,9 @@ impl SelfAttention {
         let q = split((self.query.forward(x)? * scale)?)?;
         let k = split(self.key.forward(x)?)?;
         let v = split(self.value.forward(x)?)?;
-        let scores = q.matmul(&k.t()?)?;
+        // Scores and probabilities in f32 whatever the activations' precision (the mask bias
+        // is f32); the products with q, k and v run in the activations' dtype.
+        let scores = as_dtype(&q.matmul(&k.t()?)?, DType::F32)?;
         let probs = if fused::supported(&scores) {
             fused::masked_softmax(&scores, mask_bias)?
         } else {
@@ -195,11 +213,12 @@ impl SelfAttention {
             Some(d) => d.attention(&probs)?,
             None => probs,
         };
-        packing.pack(&probs.matmul(&v)?.transpose(1, 2)?.reshape((
-            b,
-            t,
-            self.num_heads * self.head_dim,
-        ))?)
+        packing.pack(
+            &as_dtype(&probs, v.dtype())?
+                .matmul(&v)?
+                .transpose(1, 2)?
+                .reshape((b, t, self.num_heads * self.head_dim))?,
+        )
     }
 }
 

@@ -153,18 +153,22 @@ impl MaskedLm {
         mode: ForwardMode,
         dropout: Option<&Dropout>,
     ) -> candle_core::Result<Tensor> {
-        let (packed, packing) = self.packed_features(batch, mode, dropout)?;
+        let (packed, packing) = self.packed_features(batch, mode, dropout, DType::F32)?;
         packing.pad(&packed)
     }
 
     /// The features `[n, hidden]` of the batch's real tokens only, text after text, and the
     /// [`Packing`] that maps them to the padded batch. Every per-token layer runs on these `n`
-    /// rows; only the attention product sees the padded layout.
+    /// rows; only the attention product sees the padded layout. `activations` is the
+    /// precision of the hidden states and matrix products: f32, or bf16 for mixed-precision
+    /// training on a GPU (weights stay f32 and receive f32 gradients; LayerNorm and softmax run
+    /// in f32).
     pub fn packed_features(
         &self,
         batch: &TokenBatch,
         mode: ForwardMode,
         dropout: Option<&Dropout>,
+        activations: DType,
     ) -> candle_core::Result<(Tensor, Packing)> {
         let (_, seq) = batch.input_ids.dims2()?;
         let max_positions = match self {
@@ -178,21 +182,8 @@ impl MaskedLm {
         }
         let packing = Packing::new(&batch.lengths, seq, batch.input_ids.device())?;
         let packed = match self {
-            MaskedLm::Bert(m) => m.features(
-                &batch.input_ids,
-                &batch.token_type_ids,
-                &batch.attention_mask,
-                &packing,
-                mode,
-                dropout,
-            ),
-            MaskedLm::DistilBert(m) => m.features(
-                &batch.input_ids,
-                &batch.attention_mask,
-                &packing,
-                mode,
-                dropout,
-            ),
+            MaskedLm::Bert(m) => m.features(batch, &packing, mode, dropout, activations),
+            MaskedLm::DistilBert(m) => m.features(batch, &packing, mode, dropout, activations),
         }?;
         Ok((packed, packing))
     }

@@ -15,7 +15,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use candle_core::{Device, Tensor, D};
+use candle_core::{DType, Device, Tensor, D};
 use splade_sparse::SparseVector;
 
 use crate::model::MlmHead;
@@ -140,15 +140,24 @@ pub fn pool_dense(
     config: PoolingConfig,
 ) -> candle_core::Result<Tensor> {
     let (b, t, h) = features.dims3()?;
+    // The projection runs in the features' dtype (bf16 in mixed precision), the activation
+    // and pooling in f32.
+    let dtype = features.dtype();
+    let cast = |w: &Tensor| -> candle_core::Result<Tensor> {
+        if w.dtype() == dtype {
+            Ok(w.clone())
+        } else {
+            w.to_dtype(dtype)
+        }
+    };
     let logits = features
         .reshape((b * t, h))?
-        .matmul(&head.weight.t()?)?
-        .broadcast_add(&head.bias)?
+        .matmul(&cast(&head.weight)?.t()?)?
+        .broadcast_add(&cast(&head.bias)?)?
+        .to_dtype(DType::F32)?
         .reshape((b, t, ()))?;
     let weights = config.activation.weight_tensor(&logits)?;
-    let mask = attention_mask
-        .to_dtype(weights.dtype())?
-        .unsqueeze(D::Minus1)?;
+    let mask = attention_mask.to_dtype(DType::F32)?.unsqueeze(D::Minus1)?;
     let masked = weights.broadcast_mul(&mask)?;
     match config.strategy {
         PoolingStrategy::Max => masked.max(1),
