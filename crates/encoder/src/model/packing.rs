@@ -96,16 +96,18 @@ impl Packing {
         &self.positions
     }
 
-    /// Packs a padded `[batch, seq, …]` (or `[batch * seq, …]`) tensor into `[n, …]`.
+    /// Packs a padded `[batch, seq, …]` tensor into `[n, …]`.
     pub fn pack(&self, padded: &Tensor) -> candle_core::Result<Tensor> {
         let dims = padded.dims();
-        let rest: Vec<usize> = if dims.len() >= 2 && dims[0] == self.batch && dims[1] == self.seq {
-            dims[2..].to_vec()
-        } else {
-            dims[1..].to_vec()
-        };
+        if dims.len() < 2 || dims[0] != self.batch || dims[1] != self.seq {
+            candle_core::bail!(
+                "packing: expected a [{}, {}, ...] tensor, got {dims:?}",
+                self.batch,
+                self.seq
+            );
+        }
         let mut flat = vec![self.batch * self.seq];
-        flat.extend_from_slice(&rest);
+        flat.extend_from_slice(&dims[2..]);
         let padded = padded.reshape(flat)?;
         match &self.gather {
             Some(g) => padded.index_select(g, 0),
@@ -176,6 +178,9 @@ mod tests {
         assert_eq!(p.pack(&x).unwrap().dims(), &[6, 5]);
         assert_eq!(p.pad(&p.pack(&x).unwrap()).unwrap().dims(), &[2, 3, 5]);
         assert!(Packing::new(&[4], 3, &Device::Cpu).is_err());
+        assert!(p
+            .pack(&Tensor::ones((6, 5), candle_core::DType::F32, &Device::Cpu).unwrap())
+            .is_err());
         assert!(Packing::new(&[0], 3, &Device::Cpu).is_err());
     }
 }
