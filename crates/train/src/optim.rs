@@ -8,6 +8,10 @@
 
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Result, Tensor, Var};
+use rayon::prelude::*;
+
+/// Values per parallel task of the host update.
+const PARALLEL_CHUNK: usize = 1 << 16;
 
 /// AdamW hyperparameters.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -193,12 +197,20 @@ impl AdamW {
                 Moments::Host { m, v } => {
                     let g = to_vec(g)?;
                     let mut theta = to_vec(slot.var.as_tensor())?;
-                    for (((t, m), v), &g) in theta.iter_mut().zip(m).zip(v).zip(&g) {
-                        *m = b1 * *m + (1.0 - b1) * g;
-                        *v = b2 * *v + (1.0 - b2) * g * g;
-                        let denom = v.sqrt() / bias2_sqrt + eps;
-                        *t = *t * decay - step_size * *m / denom;
-                    }
+                    // Element-wise, so splitting the work over threads changes no value.
+                    theta
+                        .par_chunks_mut(PARALLEL_CHUNK)
+                        .zip(m.par_chunks_mut(PARALLEL_CHUNK))
+                        .zip(v.par_chunks_mut(PARALLEL_CHUNK))
+                        .zip(g.par_chunks(PARALLEL_CHUNK))
+                        .for_each(|(((theta, m), v), g)| {
+                            for (((t, m), v), &g) in theta.iter_mut().zip(m).zip(v).zip(g) {
+                                *m = b1 * *m + (1.0 - b1) * g;
+                                *v = b2 * *v + (1.0 - b2) * g * g;
+                                let denom = v.sqrt() / bias2_sqrt + eps;
+                                *t = *t * decay - step_size * *m / denom;
+                            }
+                        });
                     let shape = slot.var.shape().clone();
                     slot.var
                         .set(&Tensor::from_vec(theta, shape, slot.var.device())?)?;
