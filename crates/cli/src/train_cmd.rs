@@ -116,7 +116,8 @@ pub struct TrainArgs {
     #[arg(long)]
     device: Option<String>,
     /// Activation precision: `f32` (default) or `bf16` (mixed precision: f32 weights,
-    /// optimizer and normalisations; GPU only, a CPU runs bf16 slower than f32).
+    /// optimizer and normalisations; GPU only, compute capability 8.0 (Ampere) or newer; a CPU
+    /// runs bf16 slower than f32).
     #[arg(long)]
     precision: Option<String>,
 }

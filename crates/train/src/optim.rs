@@ -51,6 +51,8 @@ enum Moments {
 struct Slot {
     var: Var,
     moments: Moments,
+    /// Whether weight decay applies to this variable.
+    decay: bool,
 }
 
 /// AdamW over a set of f32 variables (see the module docs for the CPU and device paths).
@@ -67,20 +69,51 @@ fn to_vec(t: &Tensor) -> Result<Vec<f32>> {
 impl AdamW {
     /// Optimises `vars` (moments start at zero): the fused host loop for CPU variables, tensor
     /// ops on the variables' device otherwise.
+    /// Weight decay applies to every variable, as `torch.optim.AdamW(model.parameters())`.
     pub fn new(vars: Vec<Var>, config: AdamWConfig) -> Result<Self> {
-        Self::build(vars, config, false)
+        let decay = vec![true; vars.len()];
+        Self::build(vars, decay, config, false)
+    }
+
+    /// Optimises named variables, with weight decay only on those `decays(name)` accepts (see
+    /// [`decays_like_hf_trainer`], the grouping sentence-transformers' trainer uses).
+    pub fn with_decay_filter(
+        vars: &[(String, Var)],
+        config: AdamWConfig,
+        decays: impl Fn(&str) -> bool,
+    ) -> Result<Self> {
+        let decay = vars.iter().map(|(name, _)| decays(name)).collect();
+        Self::build(
+            vars.iter().map(|(_, v)| v.clone()).collect(),
+            decay,
+            config,
+            false,
+        )
     }
 
     /// [`Self::new`] with the device (tensor-op) path for every variable, CPU ones included:
     /// the path GPU training takes, runnable and testable on the CPU.
     pub fn with_device_moments(vars: Vec<Var>, config: AdamWConfig) -> Result<Self> {
-        Self::build(vars, config, true)
+        let decay = vec![true; vars.len()];
+        Self::build(vars, decay, config, true)
     }
 
-    fn build(vars: Vec<Var>, config: AdamWConfig, device_moments: bool) -> Result<Self> {
+    fn build(
+        vars: Vec<Var>,
+        decay: Vec<bool>,
+        config: AdamWConfig,
+        device_moments: bool,
+    ) -> Result<Self> {
         let slots = vars
             .into_iter()
-            .map(|var| {
+            .zip(decay)
+            .map(|(var, decay)| {
+                if var.dtype() != DType::F32 {
+                    candle_core::bail!(
+                        "AdamW optimises f32 variables (master weights); got a {:?} one",
+                        var.dtype()
+                    );
+                }
                 let moments = if var.device().is_cpu() && !device_moments {
                     let n = var.elem_count();
                     Moments::Host {
@@ -94,7 +127,11 @@ impl AdamW {
                         v: zeros()?,
                     }
                 };
-                Ok(Slot { var, moments })
+                Ok(Slot {
+                    var,
+                    moments,
+                    decay,
+                })
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
@@ -185,7 +222,7 @@ impl AdamW {
         let bias1 = 1.0 - c.beta1.powi(self.step);
         let bias2 = 1.0 - c.beta2.powi(self.step);
         let (b1, b2) = (c.beta1 as f32, c.beta2 as f32);
-        let decay = (1.0 - c.lr * c.weight_decay) as f32;
+        let decay_factor = 1.0 - c.lr * c.weight_decay;
         let step_size = (c.lr / bias1) as f32;
         let bias2_sqrt = bias2.sqrt() as f32;
         let eps = c.eps as f32;
@@ -193,6 +230,8 @@ impl AdamW {
             let Some(g) = grads.get(slot.var.as_tensor()) else {
                 continue;
             };
+            let decay_factor = if slot.decay { decay_factor } else { 1.0 };
+            let decay = decay_factor as f32;
             match &mut slot.moments {
                 Moments::Host { m, v } => {
                     let g = to_vec(g)?;
@@ -222,18 +261,26 @@ impl AdamW {
                     *v = (v.affine(b2, 0.0)? + g.sqr()?.affine(1.0 - b2, 0.0)?)?;
                     let denom = v.sqrt()?.affine(1.0 / bias2.sqrt(), c.eps)?;
                     let update = (&*m / denom)?.affine(c.lr / bias1, 0.0)?;
-                    let theta = (slot
-                        .var
-                        .as_tensor()
-                        .detach()
-                        .affine(1.0 - c.lr * c.weight_decay, 0.0)?
-                        - update)?;
+                    let theta =
+                        (slot.var.as_tensor().detach().affine(decay_factor, 0.0)? - update)?;
                     slot.var.set(&theta)?;
                 }
             }
         }
         Ok(())
     }
+}
+
+/// Whether sentence-transformers' trainer (the Hugging Face `Trainer`) applies weight decay to
+/// a parameter: every parameter except biases and LayerNorm weights (by checkpoint name:
+/// `*.bias`, `*LayerNorm*`, `*layer_norm*`, and the older `gamma`/`beta` names).
+pub fn decays_like_hf_trainer(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    !(lower.contains("bias")
+        || lower.contains("layernorm")
+        || lower.contains("layer_norm")
+        || lower.ends_with(".gamma")
+        || lower.ends_with(".beta"))
 }
 
 #[cfg(test)]
@@ -278,6 +325,46 @@ mod tests {
             assert!((p - q).abs() < 1e-6, "{x:?} vs {y:?}");
         }
         assert!(x.iter().zip(&init).all(|(p, q)| p != q), "weights moved");
+    }
+
+    #[test]
+    fn weight_decay_skips_biases_and_layer_norms_as_the_hf_trainer_does() {
+        for name in [
+            "distilbert.transformer.layer.0.ffn.lin1.bias",
+            "distilbert.transformer.layer.0.sa_layer_norm.weight",
+            "bert.embeddings.LayerNorm.gamma",
+            "vocab_layer_norm.bias",
+            "vocab_projector.bias",
+        ] {
+            assert!(!decays_like_hf_trainer(name), "{name}");
+        }
+        for name in [
+            "distilbert.transformer.layer.0.ffn.lin1.weight",
+            "distilbert.embeddings.word_embeddings.weight",
+            "vocab_transform.weight",
+        ] {
+            assert!(decays_like_hf_trainer(name), "{name}");
+        }
+        // Same gradient (1) for both; only the weight also decays: Adam's first step moves each
+        // by lr, and decay takes lr·λ·θ off the weight.
+        let config = AdamWConfig {
+            lr: 0.1,
+            weight_decay: 0.5,
+            ..AdamWConfig::default()
+        };
+        let vars = vec![
+            ("w.weight".to_string(), var(&[1.0])),
+            ("w.bias".to_string(), var(&[1.0])),
+        ];
+        let mut opt = AdamW::with_decay_filter(&vars, config, decays_like_hf_trainer).unwrap();
+        let loss = (vars[0].1.as_tensor().sum_all().unwrap()
+            + vars[1].1.as_tensor().sum_all().unwrap())
+        .unwrap();
+        opt.step(&loss.backward().unwrap()).unwrap();
+        let w: Vec<f32> = vars[0].1.as_tensor().to_vec1().unwrap();
+        let b: Vec<f32> = vars[1].1.as_tensor().to_vec1().unwrap();
+        assert!((w[0] - 0.85).abs() < 1e-6, "{w:?}");
+        assert!((b[0] - 0.9).abs() < 1e-6, "{b:?}");
     }
 
     #[test]

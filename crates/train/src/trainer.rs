@@ -241,8 +241,9 @@ pub fn train(
         .unwrap_or_else(|| (config.epochs * steps_per_epoch as f64).ceil() as usize)
         .max(1);
     let warmup_steps = (config.warmup_ratio * total_steps as f64).ceil() as usize;
-    let mut optimizer = AdamW::new(
-        vars.iter().map(|(_, v)| v.clone()).collect(),
+    // Weight decay as sentence-transformers' trainer groups it: not on biases and LayerNorms.
+    let mut optimizer = AdamW::with_decay_filter(
+        &vars,
         AdamWConfig {
             lr: config.learning_rate,
             beta1: 0.9,
@@ -250,6 +251,7 @@ pub fn train(
             eps: 1e-8,
             weight_decay: config.weight_decay,
         },
+        crate::optim::decays_like_hf_trainer,
     )?;
     let options = EncodeOptions::default();
     let mut report = TrainReport {

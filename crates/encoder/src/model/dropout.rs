@@ -67,8 +67,13 @@ impl Dropout {
                 .map(|_| if rng.random::<f32>() < p { 0.0 } else { scale })
                 .collect()
         };
-        let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?;
-        x * mask
+        let mask = Tensor::from_vec(mask, x.shape(), x.device())?;
+        if x.dtype() == mask.dtype() {
+            x * mask
+        } else {
+            // Scale in f32: 1/(1-p) rounded to bf16 would shrink the kept values.
+            (x.to_dtype(mask.dtype())? * mask)?.to_dtype(x.dtype())
+        }
     }
 }
 

@@ -94,8 +94,9 @@ impl Linear {
         let in_dim = dims.last().copied().unwrap_or(0);
         let rows = x.elem_count() / in_dim.max(1);
         let y = fused::bias_gelu(
-            &x.reshape((rows, in_dim))?.matmul(&self.weight.t()?)?,
-            &self.bias,
+            &x.reshape((rows, in_dim))?
+                .matmul(&as_dtype(&self.weight, x.dtype())?.t()?)?,
+            &as_dtype(&self.bias, x.dtype())?,
         )?;
         if let Some(last) = dims.last_mut() {
             *last = self.weight.dim(0)?;
@@ -123,7 +124,8 @@ impl LayerNorm {
     }
 
     /// Normalises `x` over its last dimension. Lower-precision activations (bf16) are
-    /// normalised in the weights' precision (f32) and cast back, as autocast does.
+    /// normalised in the weights' precision (f32) and cast back, so the residual stream stays
+    /// bf16 (unlike PyTorch autocast, which keeps LayerNorm outputs in f32).
     pub fn forward(&self, x: &Tensor, mode: ForwardMode) -> candle_core::Result<Tensor> {
         if x.dtype() != self.weight.dtype() {
             let y = self.forward(&x.to_dtype(self.weight.dtype())?, mode)?;

@@ -180,6 +180,7 @@ impl MaskedLm {
                 "a batch of {seq} tokens exceeds the model's {max_positions} position embeddings"
             );
         }
+        check_right_padded(batch)?;
         let packing = Packing::new(&batch.lengths, seq, batch.input_ids.device())?;
         let packed = match self {
             MaskedLm::Bert(m) => m.features(batch, &packing, mode, dropout, activations),
@@ -195,6 +196,32 @@ impl MaskedLm {
             MaskedLm::DistilBert(m) => m.head(),
         }
     }
+}
+
+/// Checks that a batch's `lengths` agree with its attention mask and that padding is on the
+/// right, which packing relies on.
+fn check_right_padded(batch: &TokenBatch) -> candle_core::Result<()> {
+    let mask: Vec<Vec<u32>> = batch
+        .attention_mask
+        .to_device(&Device::Cpu)?
+        .to_dtype(DType::U32)?
+        .to_vec2()?;
+    if mask.len() != batch.lengths.len() {
+        candle_core::bail!(
+            "token batch: {} lengths for {} rows",
+            batch.lengths.len(),
+            mask.len()
+        );
+    }
+    for (r, (row, &len)) in mask.iter().zip(&batch.lengths).enumerate() {
+        if row.iter().enumerate().any(|(i, &m)| (m != 0) != (i < len)) {
+            candle_core::bail!(
+                "token batch row {r}: the attention mask does not match its length {len} \
+                 (batches must be right-padded)"
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Rejects a truncated or corrupt safetensors file with a message naming it, before mapping.

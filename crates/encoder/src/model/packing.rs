@@ -31,8 +31,14 @@ impl Packing {
     /// The packing of a right-padded batch whose row `r` has `lengths[r]` real tokens of `seq`.
     pub fn new(lengths: &[usize], seq: usize, device: &Device) -> candle_core::Result<Self> {
         let batch = lengths.len();
-        if let Some(&bad) = lengths.iter().find(|&&l| l > seq || l == 0) {
+        if let Some(&bad) = lengths.iter().find(|&&l| l > seq) {
             candle_core::bail!("packing: a text has {bad} tokens in a batch of width {seq}");
+        }
+        if lengths.contains(&0) {
+            candle_core::bail!(
+                "packing: a text has no tokens at all (its tokenizer adds no special tokens to \
+                 an empty text); drop empty texts or use a tokenizer with [CLS]/[SEP]"
+            );
         }
         let mut starts = Vec::with_capacity(batch + 1);
         starts.push(0);
@@ -118,6 +124,13 @@ impl Packing {
     /// Pads a packed `[n, …]` tensor into `[batch, seq, …]`; padding slots hold a copy of
     /// their text's first row (callers mask them).
     pub fn pad(&self, packed: &Tensor) -> candle_core::Result<Tensor> {
+        if packed.dims().first() != Some(&self.tokens()) {
+            candle_core::bail!(
+                "packing: expected [{}, ...] packed rows, got {:?}",
+                self.tokens(),
+                packed.dims()
+            );
+        }
         let mut dims = vec![self.batch, self.seq];
         dims.extend_from_slice(&packed.dims()[1..]);
         match &self.scatter {
@@ -182,5 +195,7 @@ mod tests {
             .pack(&Tensor::ones((6, 5), candle_core::DType::F32, &Device::Cpu).unwrap())
             .is_err());
         assert!(Packing::new(&[0], 3, &Device::Cpu).is_err());
+        let five = Tensor::ones((5, 5), candle_core::DType::F32, &Device::Cpu).unwrap();
+        assert!(p.pad(&five).is_err());
     }
 }
