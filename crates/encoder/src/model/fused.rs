@@ -34,7 +34,7 @@ fn slice<'a>(storage: &'a CpuStorage, layout: &Layout) -> candle_core::Result<&'
 }
 
 /// Runs `f` on the contiguous f32 data of a CPU tensor.
-fn with_data<R>(
+pub(crate) fn with_data<R>(
     t: &Tensor,
     f: impl FnOnce(&[f32]) -> candle_core::Result<R>,
 ) -> candle_core::Result<R> {
@@ -75,6 +75,23 @@ fn for_row_blocks(n_rows: usize, f: impl Fn(usize, Range<usize>) + Sync) {
             f(block, start..n_rows.min(start + ROWS_PER_TASK));
         }
     });
+}
+
+/// A new `n_rows × width` buffer whose row blocks `fill(rows, out)` writes in parallel
+/// (`out` holds exactly rows `rows`).
+fn map_rows(
+    n_rows: usize,
+    width: usize,
+    fill: impl Fn(Range<usize>, &mut [f32]) + Sync,
+) -> Vec<f32> {
+    let mut out = vec![0f32; n_rows * width];
+    let writer = Out(out.as_mut_ptr());
+    for_row_blocks(n_rows, |_, rows| {
+        // SAFETY: blocks are disjoint row ranges of `out`, which holds `n_rows` rows.
+        let block = unsafe { writer.rows_mut(&rows, width) };
+        fill(rows, block);
+    });
+    out
 }
 
 /// Per-block partial sums of `width` columns, added in block order (deterministic).
@@ -142,11 +159,7 @@ impl CustomOp3 for LayerNormOp {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (x, w, b) = (slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?);
         let h = w.len();
-        let mut out = vec![0f32; x.len()];
-        let writer = Out(out.as_mut_ptr());
-        for_row_blocks(x.len() / h.max(1), |_, rows| {
-            // SAFETY: blocks are disjoint row ranges of `out`.
-            let out = unsafe { writer.rows_mut(&rows, h) };
+        let out = map_rows(x.len() / h.max(1), h, |rows, out| {
             let x = &x[rows.start * h..rows.end * h];
             for (o, row) in out.chunks_mut(h).zip(x.chunks(h)) {
                 let (mean, rstd) = row_stats(row, self.eps);
@@ -276,11 +289,7 @@ impl CustomOp2 for BiasGeluOp {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (x, b) = (slice(s1, l1)?, slice(s2, l2)?);
         let f = b.len();
-        let mut out = vec![0f32; x.len()];
-        let writer = Out(out.as_mut_ptr());
-        for_row_blocks(x.len() / f.max(1), |_, rows| {
-            // SAFETY: blocks are disjoint row ranges of `out`.
-            let out = unsafe { writer.rows_mut(&rows, f) };
+        let out = map_rows(x.len() / f.max(1), f, |rows, out| {
             let x = &x[rows.start * f..rows.end * f];
             for (o, row) in out.chunks_mut(f).zip(x.chunks(f)) {
                 for j in 0..f {
@@ -371,11 +380,7 @@ impl CustomOp2 for MaskedSoftmaxOp {
         let (x, mask) = (slice(s1, l1)?, slice(s2, l2)?);
         let keys = l1.dims().last().copied().unwrap_or(1).max(1);
         let per_mask = self.rows_per_mask;
-        let mut out = vec![0f32; x.len()];
-        let writer = Out(out.as_mut_ptr());
-        for_row_blocks(x.len() / keys, |_, rows| {
-            // SAFETY: blocks are disjoint row ranges of `out`.
-            let out = unsafe { writer.rows_mut(&rows, keys) };
+        let out = map_rows(x.len() / keys, keys, |rows, out| {
             let x = &x[rows.start * keys..rows.end * keys];
             for (i, (o, row)) in out.chunks_mut(keys).zip(x.chunks(keys)).enumerate() {
                 let m = (rows.start + i) / per_mask;
@@ -407,11 +412,7 @@ impl CustomOp2 for MaskedSoftmaxOp {
         let keys = x.dims().last().copied().unwrap_or(1).max(1);
         let dx = with_data(res, |p| {
             with_data(grad, |g| {
-                let mut dx = vec![0f32; p.len()];
-                let writer = Out(dx.as_mut_ptr());
-                for_row_blocks(p.len() / keys, |_, rows| {
-                    // SAFETY: blocks are disjoint row ranges of `dx`.
-                    let dx = unsafe { writer.rows_mut(&rows, keys) };
+                let dx = map_rows(p.len() / keys, keys, |rows, dx| {
                     let p = &p[rows.start * keys..rows.end * keys];
                     let g = &g[rows.start * keys..rows.end * keys];
                     for ((dx, p), g) in dx.chunks_mut(keys).zip(p.chunks(keys)).zip(g.chunks(keys))

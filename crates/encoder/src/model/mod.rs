@@ -4,7 +4,7 @@
 mod bert;
 mod distilbert;
 pub mod dropout;
-mod fused;
+pub(crate) mod fused;
 pub mod layers;
 mod packing;
 

@@ -11,6 +11,7 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 
 use super::chunked::{fold_logits, real_tokens, RealTokens};
 use super::{PoolingActivation, PoolingConfig, PoolingStrategy};
+use crate::model::fused::with_data;
 use crate::model::MlmHead;
 
 /// The recorded forward pass of one fused max-pooling call.
@@ -34,23 +35,6 @@ impl PoolingActivation {
             PoolingActivation::Relu => inner,
             PoolingActivation::Log1pRelu => inner / (1.0 + x.ln_1p()),
         }
-    }
-}
-
-/// A contiguous f32 copy-free view of a CPU tensor's data.
-fn with_slice<R>(
-    t: &Tensor,
-    f: impl FnOnce(&[f32]) -> candle_core::Result<R>,
-) -> candle_core::Result<R> {
-    let t = t.contiguous()?;
-    let (storage, layout) = t.storage_and_layout();
-    let data = match &*storage {
-        candle_core::Storage::Cpu(cpu) => cpu.as_slice::<f32>()?,
-        _ => candle_core::bail!("the fused pooling backward runs on the CPU"),
-    };
-    match layout.contiguous_offsets() {
-        Some((start, end)) => f(&data[start..end]),
-        None => candle_core::bail!("tensor is not contiguous"),
     }
 }
 
@@ -87,9 +71,9 @@ impl CustomOp3 for FusedMaxPool {
         let mut d_tokens = vec![0f32; n * h];
         let mut d_weight = vec![0f32; self.vocab * h];
         let mut d_bias = vec![0f32; self.vocab];
-        with_slice(grad_res, |grad| {
-            with_slice(tokens, |x| {
-                with_slice(weight, |w| {
+        with_data(grad_res, |grad| {
+            with_data(tokens, |x| {
+                with_data(weight, |w| {
                     for (i, (&g, &out)) in grad.iter().zip(&self.out).enumerate() {
                         if g == 0.0 || out <= 0.0 {
                             continue;
