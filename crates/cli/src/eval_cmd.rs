@@ -215,7 +215,7 @@ fn binary(a: BinaryArgs) -> Result<()> {
         start.elapsed().as_secs_f64()
     );
     let metrics = binary_keys(&result);
-    print!("{}", markdown_table(&metrics));
+    write_stdout(&markdown_table(&metrics))?;
     write_output(a.common.output.as_deref(), &metrics)
 }
 
@@ -248,7 +248,7 @@ fn ir(a: IrArgs) -> Result<()> {
         start.elapsed().as_secs_f64()
     );
     let metrics = ir_keys(&result, true);
-    print!("{}", markdown_table(&metrics));
+    write_stdout(&markdown_table(&metrics))?;
     write_output(a.common.output.as_deref(), &metrics)
 }
 
@@ -368,6 +368,15 @@ fn beir(a: BeirArgs) -> Result<()> {
         .map(|r| (r.name.clone(), ir_keys(r, false)))
         .collect();
     columns.push((agg.name.clone(), agg.metrics.clone()));
-    print!("{}", markdown_columns(&columns));
+    write_stdout(&markdown_columns(&columns))?;
     write_output(a.common.output.as_deref(), &agg.flat())
+}
+
+/// Writes `text` to standard output (errors, e.g. a closed pipe, are returned).
+fn write_stdout(text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
+    Ok(())
 }

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::{ArgGroup, Args, Subcommand, ValueEnum};
 use splade_encoder::{EncodeOptions, SparseEncoder, SparseVector};
-use splade_index::format::{FORMAT_VERSION, MANIFEST_FILE, SEGMENTS_VERSION};
+use splade_index::format::{
+    FORMAT_VERSION, MANIFEST_FILE, MAX_DIM, MAX_INFERRED_DIM, SEGMENTS_VERSION,
+};
 use splade_index::readers::{open_jsonl, read_seismic, Document};
 use splade_index::{
     Hit, Index, IndexBuilder, IndexWriter, MergePolicy, Method, Reorder, SearchOptions, Traversal,
@@ -42,12 +44,21 @@ enum IndexCommand {
 
 #[derive(Args)]
 struct BuildArgs {
-    /// The index directory to write (created; an index already there is replaced).
+    /// The index directory to write: new, or an empty directory. A directory holding
+    /// anything else is refused (nothing is touched), an existing index too unless
+    /// --overwrite is given.
     #[arg(long)]
     out: PathBuf,
+    /// Replace the index already in --out. The rebuild is atomic: searches during it, and a
+    /// crash at any moment, see the old index or the new one (committed as its only
+    /// segment); files in --out that the index did not write are kept.
+    #[arg(long)]
+    overwrite: bool,
     #[command(flatten)]
     source: SourceArgs,
-    /// Vector dimension (default: the model's, or the largest index read + 1).
+    /// Vector dimension, at most 16,777,216 (2^24). Default: the model's, or the largest
+    /// index read + 1 when that is at most 262,144 (2^18, the largest known vocabulary);
+    /// above that --dim is required.
     #[arg(long)]
     dim: Option<usize>,
     /// Documents per block of the block-max index (1..=256). Smaller blocks give tighter
@@ -127,10 +138,11 @@ struct DeleteArgs {
     /// The index directory.
     #[arg(long)]
     index: PathBuf,
-    /// Ids to delete, comma-separated.
+    /// Ids to delete, comma-separated (an id holding a comma needs --ids-file).
     #[arg(long, value_delimiter = ',')]
     ids: Vec<String>,
-    /// Ids to delete, one per line (blank lines skipped).
+    /// Ids to delete, one per line, exactly as written: nothing is trimmed but the line end
+    /// (`\n` or `\r\n`); blank lines are skipped. Any id can be given this way.
     #[arg(long, value_name = "FILE")]
     ids_file: Option<PathBuf>,
 }
@@ -167,9 +179,9 @@ pub struct SearchArgs {
     /// Query vectors, JSONL {"id", "indices", "values"}. Prints a TREC run.
     #[arg(long, conflicts_with = "model")]
     query_vectors: Option<PathBuf>,
-    /// Hits per query.
-    #[arg(long, default_value_t = 10)]
-    k: usize,
+    /// Hits per query (at least 1).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    k: u32,
     /// Check every result list against a brute-force scan of all documents and fail on
     /// any difference (the pruned search is exact; this proves it on your data).
     #[arg(long)]
@@ -195,8 +207,8 @@ pub struct SearchArgs {
     /// `term-at-a-time` is always exact, even with --approx-*.
     #[arg(long, value_enum, default_value_t = TraversalArg::Auto)]
     traversal: TraversalArg,
-    /// Run tag, the last column of TREC lines.
-    #[arg(long, default_value = "splade")]
+    /// Run tag, the last column of TREC lines (no whitespace).
+    #[arg(long, default_value = "splade", value_parser = parse_run_tag)]
     run_tag: String,
     /// With a query text: show each hit's N largest term contributions (tokens from --model).
     #[arg(long, value_name = "N")]
@@ -346,6 +358,13 @@ impl Documents {
 
 fn build(args: BuildArgs) -> Result<()> {
     let start = std::time::Instant::now();
+    // Before any work: where the index goes, and the dimension asked for.
+    IndexBuilder::check_target(&args.out, args.overwrite)?;
+    if let Some(dim) = args.dim {
+        if dim == 0 || dim > MAX_DIM {
+            bail!("--dim {dim}: the dimension must be in 1..={MAX_DIM} (2^24)");
+        }
+    }
     let docs = Documents::load(&args.source, args.dim)?;
     let dim = if docs.is_encoded() {
         let dim = args.dim.unwrap_or(docs.dim());
@@ -357,7 +376,24 @@ fn build(args: BuildArgs) -> Result<()> {
         }
         dim
     } else {
-        args.dim.unwrap_or_else(|| docs.dim())
+        match args.dim {
+            Some(dim) => dim,
+            None => {
+                let inferred = docs.dim();
+                if inferred > MAX_INFERRED_DIM {
+                    bail!(
+                        "the largest index in the vectors is {}, beyond every known model vocabulary \
+                         ({MAX_INFERRED_DIM} terms): give the dimension with --dim (at most {MAX_DIM})",
+                        inferred - 1
+                    );
+                }
+                eprintln!(
+                    "dimension {inferred} inferred from the vectors (largest index + 1); \
+                     give --dim with the model's vocabulary size to record it"
+                );
+                inferred
+            }
+        }
     };
     let mut builder = IndexBuilder::new(dim).reorder(reorder(args.no_reorder));
     if let Some(b) = args.block_size {
@@ -367,7 +403,11 @@ fn build(args: BuildArgs) -> Result<()> {
         builder.add(id, v)?;
         Ok(())
     })?;
-    let index = builder.write(&args.out)?;
+    let index = if args.overwrite {
+        builder.write_over(&args.out)?
+    } else {
+        builder.write(&args.out)?
+    };
     eprintln!(
         "indexed {} documents ({:.1} terms each, dim {}, block size {}) into {} in {:.1}s",
         index.len(),
@@ -443,14 +483,9 @@ fn merged_note(merged: usize) -> String {
 fn delete(args: DeleteArgs) -> Result<()> {
     let mut ids = args.ids.clone();
     if let Some(path) = &args.ids_file {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        ids.extend(
-            text.lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .map(String::from),
-        );
+        let bytes = input::read_input(Some(path))?;
+        let lines = input::parse_texts(&bytes, None, &path.display().to_string())?;
+        ids.extend(lines.into_iter().filter(|l| !l.is_empty()));
     }
     let mut seen = std::collections::HashSet::new();
     ids.retain(|id| !id.is_empty() && seen.insert(id.clone()));
@@ -509,9 +544,13 @@ fn optimize(args: OptimizeArgs) -> Result<()> {
 
 fn info(dir: &Path) -> Result<()> {
     let index = Index::open(dir)?;
+    let manifest_path = dir.join(MANIFEST_FILE);
     let manifest: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(dir.join(MANIFEST_FILE))
-            .with_context(|| format!("reading {}", dir.join(MANIFEST_FILE).display()))?,
+        &splade_sparse::files::read_regular_file(
+            &manifest_path,
+            splade_index::format::MAX_MANIFEST_BYTES,
+        )
+        .with_context(|| format!("reading {}", manifest_path.display()))?,
     )?;
     let segments: Vec<serde_json::Value> = index
         .segments()
@@ -557,12 +596,23 @@ pub fn run_search(args: SearchArgs) -> Result<()> {
     let encoder = match &args.model {
         Some(m) => {
             let e = SparseEncoder::from_pretrained(m)?;
-            if e.dim() != index.dim() {
+            if e.dim() < index.dim() {
                 bail!(
-                    "the model's dimension {} differs from the index's {} ({})",
+                    "the model's dimension {} is smaller than the index's {} ({}): the index was \
+                     not built for this model's vocabulary",
                     e.dim(),
                     index.dim(),
                     args.index.display()
+                );
+            }
+            if e.dim() > index.dim() {
+                // An index built from vectors without --dim records largest index + 1:
+                // query terms beyond it occur in no document and score nothing.
+                eprintln!(
+                    "note: the index's dimension {} is below the model's {}; query terms beyond it \
+                     match no document",
+                    index.dim(),
+                    e.dim()
                 );
             }
             Some(e)
@@ -571,11 +621,7 @@ pub fn run_search(args: SearchArgs) -> Result<()> {
     };
     let (qids, queries): (Vec<String>, Vec<SparseVector>) = if let Some(path) = &args.query_vectors
     {
-        open_jsonl(path, None)?
-            .map(|d| d.map(|d| (d.id, d.vector)))
-            .collect::<Result<Vec<_>, _>>()?
-            .into_iter()
-            .unzip()
+        read_query_vectors(path)?
     } else {
         let encoder = encoder.as_ref().context("query texts need --model")?;
         let texts: Vec<(String, String)> = match (&args.query, &args.queries) {
@@ -589,7 +635,7 @@ pub fn run_search(args: SearchArgs) -> Result<()> {
         (texts.into_iter().map(|(id, _)| id).collect(), vectors)
     };
     let options = SearchOptions {
-        k: args.k,
+        k: args.k as usize,
         method: if args.brute_force {
             Method::BruteForce
         } else if args.approx_alpha.is_some() || args.approx_beta.is_some() {
@@ -642,7 +688,9 @@ pub fn run_search(args: SearchArgs) -> Result<()> {
                 let id = index.id(hit.doc).context("document id out of range")?;
                 writeln!(
                     out,
-                    "{qid} Q0 {id} {} {} {}",
+                    "{} Q0 {} {} {} {}",
+                    trec_id(qid),
+                    trec_id(id),
                     rank + 1,
                     hit.score,
                     args.run_tag
@@ -652,6 +700,58 @@ pub fn run_search(args: SearchArgs) -> Result<()> {
     }
     out.flush().context("writing to standard output")?;
     Ok(())
+}
+
+/// Query vectors of a JSONL file; a repeated id is an error naming both lines (as for
+/// `--queries`).
+fn read_query_vectors(path: &Path) -> Result<(Vec<String>, Vec<SparseVector>)> {
+    let mut reader = open_jsonl(path, None)?;
+    let mut seen = std::collections::HashMap::new();
+    let (mut ids, mut vectors) = (Vec::new(), Vec::new());
+    while let Some(doc) = reader.next() {
+        let doc = doc?;
+        if let Some(first) = seen.insert(doc.id.clone(), reader.line()) {
+            bail!(
+                "{}: line {}: duplicate query id {:?} (first on line {first})",
+                path.display(),
+                reader.line(),
+                doc.id
+            );
+        }
+        ids.push(doc.id);
+        vectors.push(doc.vector);
+    }
+    Ok((ids, vectors))
+}
+
+/// `--run-tag`: non-empty, no whitespace or control characters (one TREC field).
+fn parse_run_tag(tag: &str) -> std::result::Result<String, String> {
+    if tag.is_empty() || tag.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("a run tag is one non-empty word: no spaces, tabs or newlines".into());
+    }
+    Ok(tag.to_string())
+}
+
+/// A query or document id as one TREC run field: as it is, unless it holds whitespace;
+/// then each whitespace character and each `%` is percent-encoded (UTF-8 bytes as `%XX`:
+/// `"Global warming:14"` becomes `"Global%20warming:14"`), so that every line keeps its
+/// six fields. Ids never hold control characters (refused when they are read).
+pub(crate) fn trec_id(id: &str) -> std::borrow::Cow<'_, str> {
+    if !id.chars().any(char::is_whitespace) {
+        return std::borrow::Cow::Borrowed(id);
+    }
+    let mut out = String::with_capacity(id.len() + 8);
+    for c in id.chars() {
+        if c.is_whitespace() || c == '%' {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// A readable table of one query's hits, optionally with each hit's largest contributions
@@ -684,7 +784,7 @@ fn write_table(
         }
     }
     if hits.is_empty() {
-        writeln!(out, "(no document shares a term with the query)")?;
+        writeln!(out, "(no document scores above 0 for this query)")?;
     }
     Ok(())
 }

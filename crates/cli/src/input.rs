@@ -10,6 +10,8 @@ pub fn read_input(path: Option<&Path>) -> Result<Vec<u8>> {
     let mut bytes = Vec::new();
     match path {
         Some(p) => {
+            splade_sparse::files::check_readable_stream(p)
+                .with_context(|| format!("cannot read {}", p.display()))?;
             bytes = std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
         }
         None => {
@@ -22,8 +24,10 @@ pub fn read_input(path: Option<&Path>) -> Result<Vec<u8>> {
 }
 
 /// Splits input into lines: `\n` or `\r\n` separated, a final newline ends the last line
-/// (it does not start an empty one), an empty line is an empty text.
+/// (it does not start an empty one), an empty line is an empty text. A UTF-8 byte-order
+/// mark at the start is not part of the first line.
 fn lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
     let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
     let empty = bytes.is_empty();
     body.split(|&b| b == b'\n')
@@ -49,9 +53,6 @@ fn utf8_lines<'a>(
 
 /// A JSONL line's field, or an error naming the source, line and field.
 fn json_field(line: &str, field: &str, n: usize, source: &str) -> Result<serde_json::Value> {
-    if line.trim().is_empty() {
-        bail!("{source}: line {n}: empty line in JSONL input");
-    }
     let mut value: serde_json::Value =
         serde_json::from_str(line).map_err(|e| anyhow!("{source}: line {n}: invalid JSON: {e}"))?;
     value
@@ -60,9 +61,18 @@ fn json_field(line: &str, field: &str, n: usize, source: &str) -> Result<serde_j
         .ok_or_else(|| anyhow!("{source}: line {n}: no field '{field}'"))
 }
 
+/// Whether a line is skipped: in JSONL (`jsonl`), a blank line holds no record and is
+/// skipped, as every JSONL reader of splade-rs does; in plain text every line is a text
+/// (an empty line an empty text).
+fn skipped(line: &Result<(usize, &str)>, jsonl: bool) -> bool {
+    jsonl && matches!(line, Ok((_, l)) if l.trim().is_empty())
+}
+
 /// Decodes the texts of an input; `source` names it in errors (with 1-based line numbers).
+/// Plain text: one text per line. JSONL (`jsonl_field`): one object per non-blank line.
 pub fn parse_texts(bytes: &[u8], jsonl_field: Option<&str>, source: &str) -> Result<Vec<String>> {
     utf8_lines(bytes, source)
+        .filter(|line| !skipped(line, jsonl_field.is_some()))
         .map(|line| {
             let (n, line) = line?;
             match jsonl_field {
@@ -76,16 +86,22 @@ pub fn parse_texts(bytes: &[u8], jsonl_field: Option<&str>, source: &str) -> Res
         .collect()
 }
 
-/// Reads an id field (a string or an integer) from every line of a JSONL input.
+/// Reads an id field (a string or an integer) from every non-blank line of a JSONL input.
+/// Ids must be non-empty and free of control characters (newlines, tabs), which no line
+/// format of ids can hold.
 pub fn parse_ids(bytes: &[u8], id_field: &str, source: &str) -> Result<Vec<String>> {
     utf8_lines(bytes, source)
+        .filter(|line| !skipped(line, true))
         .map(|line| {
             let (n, line) = line?;
-            match json_field(line, id_field, n, source)? {
-                serde_json::Value::String(s) => Ok(s),
-                serde_json::Value::Number(x) => Ok(x.to_string()),
+            let id = match json_field(line, id_field, n, source)? {
+                serde_json::Value::String(s) => s,
+                serde_json::Value::Number(x) => x.to_string(),
                 _ => bail!("{source}: line {n}: field '{id_field}' is not a string or number"),
-            }
+            };
+            splade_index::readers::check_id(&id)
+                .map_err(|m| anyhow!("{source}: line {n}: field '{id_field}': {m}"))?;
+            Ok(id)
         })
         .collect()
 }

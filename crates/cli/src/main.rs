@@ -157,9 +157,8 @@ fn main() {
         .with_writer(std::io::stderr)
         .without_time()
         .init();
-    if let Some(n) = cli.threads {
-        // Read by rayon's global pool (and candle's kernels) when they first start.
-        std::env::set_var("RAYON_NUM_THREADS", n.max(1).to_string());
+    if let Err(err) = set_up_threads(cli.threads) {
+        exit_with(err);
     }
     let result = match cli.command {
         Command::Encode(args) => encode(args),
@@ -173,10 +172,83 @@ fn main() {
         Command::Search(args) => index_cmd::run_search(args),
     };
     if let Err(err) = result {
-        let chain: Vec<String> = err.chain().map(|e| e.to_string()).collect();
-        eprintln!("error: {}", chain.join(": "));
-        std::process::exit(1);
+        exit_with(err);
     }
+}
+
+/// Ends the process for `err`: quietly with status 0 when standard output was closed by
+/// its reader (`splade ... | head`), as ripgrep does; otherwise with the error's message
+/// and status 1.
+fn exit_with(err: anyhow::Error) -> ! {
+    let broken_pipe = err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    });
+    if broken_pipe {
+        std::process::exit(0);
+    }
+    let _ = writeln!(std::io::stderr(), "error: {}", error_message(&err));
+    std::process::exit(1);
+}
+
+/// The error and its causes joined by ": ", skipping a cause whose text the message
+/// already holds (errors that print their source would otherwise repeat it).
+fn error_message(err: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || message.contains(&text) {
+            continue;
+        }
+        if !message.is_empty() {
+            message.push_str(": ");
+        }
+        message.push_str(&text);
+    }
+    message
+}
+
+/// Most worker threads `--threads` (or `RAYON_NUM_THREADS`) may ask for, per core: more
+/// only adds overhead, and a count the operating system refuses would abort.
+const MAX_THREADS_PER_CORE: usize = 4;
+
+/// Sizes rayon's global pool (used by the index and, through `RAYON_NUM_THREADS`, by
+/// candle's kernels) from `--threads` or `RAYON_NUM_THREADS`, capped at
+/// [`MAX_THREADS_PER_CORE`] per core; a pool that cannot be created is an error.
+fn set_up_threads(threads: Option<usize>) -> Result<()> {
+    let from_env = std::env::var("RAYON_NUM_THREADS").ok();
+    let requested =
+        match (threads, &from_env) {
+            (Some(n), _) => Some(n),
+            (None, Some(v)) => Some(v.trim().parse::<usize>().map_err(|_| {
+                anyhow::anyhow!("RAYON_NUM_THREADS={v:?} is not a number of threads")
+            })?),
+            (None, None) => None,
+        };
+    let Some(requested) = requested else {
+        return Ok(());
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cap = cores * MAX_THREADS_PER_CORE;
+    let n = if requested == 0 {
+        // rayon's meaning of 0: one per core.
+        cores
+    } else if requested > cap {
+        tracing::warn!(
+            "{requested} threads requested; using {cap} ({MAX_THREADS_PER_CORE} per core, {cores} cores)"
+        );
+        cap
+    } else {
+        requested
+    };
+    // Read by candle's kernels when they first start.
+    std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build_global()
+        .with_context(|| format!("cannot start {n} worker threads"))?;
+    Ok(())
 }
 
 fn load(model: &ModelArg) -> Result<SparseEncoder> {
@@ -341,21 +413,24 @@ fn similarity(args: SimilarityArgs) -> Result<()> {
 fn info(args: ModelArg) -> Result<()> {
     let encoder = load(&args)?;
     let f = encoder.folder();
-    println!("folder:          {}", f.root.display());
-    println!("layout:          {:?}", f.layout);
-    println!("architecture:    {:?}", f.backbone.architecture);
-    println!(
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "folder:          {}", f.root.display())?;
+    writeln!(out, "layout:          {:?}", f.layout)?;
+    writeln!(out, "architecture:    {:?}", f.backbone.architecture)?;
+    writeln!(
+        out,
         "layers/hidden:   {} / {}",
         f.backbone.num_layers, f.backbone.hidden_size
-    );
-    println!("vocabulary:      {}", f.backbone.vocab_size);
-    println!("max_seq_length:  {}", f.max_seq_length);
-    println!("do_lower_case:   {}", f.do_lower_case);
-    println!("pooling:         {}", f.pooling);
-    println!("similarity:      {}", f.similarity);
+    )?;
+    writeln!(out, "vocabulary:      {}", f.backbone.vocab_size)?;
+    writeln!(out, "max_seq_length:  {}", f.max_seq_length)?;
+    writeln!(out, "do_lower_case:   {}", f.do_lower_case)?;
+    writeln!(out, "pooling:         {}", f.pooling)?;
+    writeln!(out, "similarity:      {}", f.similarity)?;
     for (name, prompt) in &f.prompts {
-        println!("prompt {name:<9}{prompt:?}");
+        writeln!(out, "prompt {name:<9}{prompt:?}")?;
     }
+    out.flush()?;
     Ok(())
 }
 
@@ -403,6 +478,8 @@ fn bench(args: BenchArgs) -> Result<()> {
         "active_dims": stats.active_dims,
         "threads": std::env::var("RAYON_NUM_THREADS").ok(),
     });
-    println!("{report}");
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{report}")?;
+    out.flush()?;
     Ok(())
 }

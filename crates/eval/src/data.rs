@@ -19,6 +19,11 @@ fn read_text(path: &Path) -> Result<String> {
         path: path.to_path_buf(),
         source,
     })?;
+    // A UTF-8 byte-order mark is not part of the first line.
+    let bytes = match bytes.strip_prefix(b"\xef\xbb\xbf") {
+        Some(rest) => rest.to_vec(),
+        None => bytes,
+    };
     String::from_utf8(bytes).map_err(|e| {
         let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
         let line = valid.iter().filter(|&&b| b == b'\n').count() + 1;
@@ -170,6 +175,13 @@ pub fn read_jsonl_texts(path: &Path, join_title: bool) -> Result<Vec<(String, St
             .get("_id")
             .and_then(json_id)
             .ok_or_else(|| parse_error(path, n, "missing '_id' (a string or number)"))?;
+        if let Some(c) = id.chars().find(|c| c.is_control()) {
+            return Err(parse_error(
+                path,
+                n,
+                format!("_id {id:?} contains the control character {c:?} (ids may not hold newlines, tabs or other control characters)"),
+            ));
+        }
         if let Some(first) = seen.insert(id.clone(), n) {
             return Err(parse_error(
                 path,

@@ -6,7 +6,7 @@ use std::path::Path;
 use splade_sparse::SparseView;
 
 use crate::error::{IndexError, Result};
-use crate::format::{self, FileId, Manifest, Referenced, FORMAT_NAME, FORMAT_VERSION};
+use crate::format::{self, DirState, FileId, Manifest, FORMAT_NAME, FORMAT_VERSION};
 use crate::index::Index;
 use crate::quantize::{encode_up, scale_for};
 use crate::segment::Segment;
@@ -199,8 +199,9 @@ fn cluster_documents(
     assign
 }
 
-/// Checks a document before it is added: a non-empty id, indices `< dim`, weights
-/// `>= 0`. Errors name the id.
+/// Checks a document before it is added: a non-empty id without control characters
+/// (newlines, tabs: every line format of ids breaks on them), indices `< dim`, weights in
+/// `0..=MAX_WEIGHT`. Errors name the id.
 pub(crate) fn check_document(id: &str, vector: SparseView<'_>, dim: usize) -> Result<()> {
     let invalid = |message: String| IndexError::InvalidDocument {
         id: id.to_string(),
@@ -208,6 +209,11 @@ pub(crate) fn check_document(id: &str, vector: SparseView<'_>, dim: usize) -> Re
     };
     if id.is_empty() {
         return Err(invalid("empty id".into()));
+    }
+    if let Some(c) = id.chars().find(|c| c.is_control()) {
+        return Err(invalid(format!(
+            "the id contains the control character {c:?} (ids may not hold newlines, tabs or other control characters)"
+        )));
     }
     if let Some(&last) = vector.indices().last() {
         if last as usize >= dim {
@@ -219,6 +225,12 @@ pub(crate) fn check_document(id: &str, vector: SparseView<'_>, dim: usize) -> Re
     if let Some((i, v)) = vector.iter().find(|&(_, v)| v < 0.0) {
         return Err(invalid(format!(
             "negative weight {v} at index {i} (weights must be >= 0)"
+        )));
+    }
+    if let Some((i, v)) = vector.iter().find(|&(_, v)| v > format::MAX_WEIGHT) {
+        return Err(invalid(format!(
+            "weight {v:e} at index {i} is above the largest weight {:e} (scores could overflow)",
+            format::MAX_WEIGHT
         )));
     }
     Ok(())
@@ -361,10 +373,11 @@ impl IndexBuilder {
                 "block size must be in 1..={MAX_BLOCK_SIZE}, got {block_size}"
             )));
         }
-        if self.dim as u64 > u64::from(u32::MAX) + 1 {
+        if self.dim > format::MAX_DIM {
             return Err(IndexError::InvalidArgument(format!(
-                "dimension {} does not fit u32 term ids",
-                self.dim
+                "dimension {} is above the largest supported dimension {} (2^24)",
+                self.dim,
+                format::MAX_DIM
             )));
         }
         Ok(())
@@ -527,17 +540,90 @@ impl IndexBuilder {
         Index::from_segment(Segment::from_parts(manifest, files, None)?)
     }
 
-    /// Writes the index to the directory `dir` (created if missing; an index already there,
-    /// single-segment or segmented, is replaced) and opens it. Every file is written to a
-    /// temporary name, synced and renamed; the manifest goes last. What a segmented index
-    /// left there (segment directories, deletion files) is removed afterwards.
+    /// Writes the index to the directory `dir`, which must not exist yet or be empty, and
+    /// opens it. The index is written into a temporary directory beside `dir` (every file
+    /// synced, the manifest last) and renamed to `dir` in one step, so a crash leaves
+    /// either no index or the complete one. Errors without touching anything: `dir` holds
+    /// an index ([`IndexError::IndexExists`]: use [`Self::write_over`]), holds anything
+    /// else ([`IndexError::NotAnIndex`]) or is a file ([`IndexError::NotADirectory`]).
     pub fn write(self, dir: &Path) -> Result<Index> {
-        self.write_arrays(dir)?;
-        let keep = Referenced {
-            top_arrays: true,
-            ..Referenced::default()
+        match format::dir_state(dir)? {
+            DirState::Missing | DirState::Empty => self.write_new(dir),
+            DirState::Index => Err(IndexError::IndexExists {
+                path: dir.to_path_buf(),
+            }),
+            state => Err(refusal(dir, state)),
+        }
+    }
+
+    /// Checks, without writing anything, that [`Self::write`] (or, with `overwrite`,
+    /// [`Self::write_over`]) could write into `dir`: the same errors, before the documents
+    /// are gathered (a long encoding should not end in a refusal).
+    pub fn check_target(dir: &Path, overwrite: bool) -> Result<()> {
+        match format::dir_state(dir)? {
+            DirState::Missing | DirState::Empty => Ok(()),
+            DirState::Index if overwrite => Ok(()),
+            DirState::Index => Err(IndexError::IndexExists {
+                path: dir.to_path_buf(),
+            }),
+            state => Err(refusal(dir, state)),
+        }
+    }
+
+    /// Like [`Self::write`], but an index already in `dir` is replaced: the new documents
+    /// are committed as the index's only segment (a version-3 directory) by one manifest
+    /// switch under the index's write lock, so searches opening the index during the
+    /// rebuild, and a crash at any moment, see the old index or the new one, never neither.
+    /// Files of the old index are removed after the switch; nothing else in `dir` is.
+    pub fn write_over(self, dir: &Path) -> Result<Index> {
+        match format::dir_state(dir)? {
+            DirState::Missing | DirState::Empty => self.write_new(dir),
+            DirState::Index => crate::writer::replace_index(dir, self),
+            state => Err(refusal(dir, state)),
+        }
+    }
+
+    /// Writes a new single-segment index directory at `dir` (missing or empty) through a
+    /// temporary sibling directory and one rename.
+    fn write_new(self, dir: &Path) -> Result<Index> {
+        let name = dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .filter(|n| *n != "." && *n != "..")
+            .ok_or_else(|| {
+                IndexError::InvalidArgument(format!(
+                    "{}: give the index directory a name (a path ending in a folder name)",
+                    dir.display()
+                ))
+            })?;
+        let parent = match dir.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => std::path::PathBuf::from("."),
         };
-        format::remove_unreferenced(dir, &keep)?;
+        std::fs::create_dir_all(&parent).map_err(|e| IndexError::io(&parent, e))?;
+        format::remove_stale_builds(&parent, name);
+        let tmp = parent.join(format::build_dir_name(name, std::process::id()));
+        if tmp.exists() {
+            std::fs::remove_dir_all(&tmp).map_err(|e| IndexError::io(&tmp, e))?;
+        }
+        let written = self.write_arrays(&tmp).and_then(|_| {
+            format::sync_dir(&parent)?;
+            std::fs::rename(&tmp, dir).map_err(|e| match e.kind() {
+                // Something was put into `dir` meanwhile.
+                std::io::ErrorKind::DirectoryNotEmpty | std::io::ErrorKind::AlreadyExists => {
+                    IndexError::NotAnIndex {
+                        path: dir.to_path_buf(),
+                        example: "(files added while the index was being built)".into(),
+                    }
+                }
+                _ => IndexError::io(dir, e),
+            })?;
+            format::sync_dir(&parent)
+        });
+        if let Err(e) = written {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
         Index::open(dir)
     }
 
@@ -551,5 +637,18 @@ impl IndexBuilder {
             .map(|(id, b)| (*id, b.bytes()))
             .collect();
         format::write_index_dir(dir, manifest, &named)
+    }
+}
+
+/// The error for writing an index into `dir` in `state` (not missing, empty or an index).
+fn refusal(dir: &Path, state: DirState) -> IndexError {
+    match state {
+        DirState::Other { example } => IndexError::NotAnIndex {
+            path: dir.to_path_buf(),
+            example,
+        },
+        _ => IndexError::NotADirectory {
+            path: dir.to_path_buf(),
+        },
     }
 }

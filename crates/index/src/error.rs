@@ -64,6 +64,28 @@ pub enum IndexError {
         /// The manifest.
         path: PathBuf,
     },
+    /// The directory to write an index into is not empty and holds no splade index;
+    /// nothing was written or removed.
+    #[error("{path}: not empty and not a splade index (it holds '{example}'); nothing was written there: choose a new or empty directory")]
+    NotAnIndex {
+        /// The directory.
+        path: PathBuf,
+        /// One of its entries.
+        example: String,
+    },
+    /// The directory to build an index into already holds one, and replacing it was not
+    /// asked for.
+    #[error("{path}: already holds a splade index; replace it explicitly (`splade index build --overwrite`, IndexBuilder::write_over) or choose another directory")]
+    IndexExists {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// A path that must be a directory is a file (or something else).
+    #[error("{path}: exists and is not a directory")]
+    NotADirectory {
+        /// The path.
+        path: PathBuf,
+    },
     /// An argument out of its valid range (block size, thread count, ...).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

@@ -69,6 +69,21 @@ pub const SEGMENTS_VERSION: u32 = 3;
 pub const MANIFEST_FILE: &str = "manifest.json";
 /// The lock file an [`crate::IndexWriter`] holds (created once, never removed).
 pub const LOCK_FILE: &str = "write.lock";
+/// The largest dimension (vocabulary size) an index is built with: 2^24 = 16,777,216, far
+/// above every model vocabulary (BERT 30,522, XLM-R 250,002, Gemma 262,144) and CSR's few
+/// thousand dimensions. Some arrays of a segment hold one entry per dimension.
+pub const MAX_DIM: usize = 1 << 24;
+/// When no dimension is given, it is inferred from the vectors (largest index + 1) only up
+/// to this size (2^18 = 262,144, the largest known model vocabulary); a larger index in
+/// the input is more likely an error than a vocabulary, so the dimension must be given.
+pub const MAX_INFERRED_DIM: usize = 1 << 18;
+/// The largest absolute weight of a document or query term: 1e15. With at most
+/// [`MAX_DIM`] terms per vector, every dot product then stays below 1.7e37, well inside
+/// f32's range, so no score can overflow to infinity (which would make pruned search and
+/// brute force disagree). SPLADE weights are below 10.
+pub const MAX_WEIGHT: f32 = 1e15;
+/// The largest `manifest.json` read: 64 MiB (one segment takes about 2 KB of it).
+pub const MAX_MANIFEST_BYTES: u64 = 64 << 20;
 
 /// One binary file of an index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -421,7 +436,7 @@ impl IndexManifest {
     /// fields (and, for version 3, the manifest's own checksum).
     pub fn read(dir: &Path) -> Result<Self> {
         let path = dir.join(MANIFEST_FILE);
-        let text = fs::read(&path).map_err(|e| IndexError::io(&path, e))?;
+        let text = read_manifest_bytes(&path)?;
         Self::parse(&text, &path)
     }
 
@@ -460,6 +475,100 @@ impl IndexManifest {
                     }
                 ),
             }),
+        }
+    }
+}
+
+/// Reads a manifest file: a regular file of at most [`MAX_MANIFEST_BYTES`] (a FIFO or a
+/// device in its place is an error, never a hang).
+pub(crate) fn read_manifest_bytes(path: &Path) -> Result<Vec<u8>> {
+    splade_sparse::files::read_regular_file(path, MAX_MANIFEST_BYTES)
+        .map_err(|e| IndexError::io(path, e))
+}
+
+/// What a directory given as an index location holds.
+#[derive(Debug)]
+pub(crate) enum DirState {
+    /// Nothing there.
+    Missing,
+    /// A file (or anything that is not a directory).
+    NotADirectory,
+    /// An empty directory.
+    Empty,
+    /// A directory with a `manifest.json` of this format (either version).
+    Index,
+    /// A non-empty directory that holds no index (`example`: one of its entries).
+    Other { example: String },
+}
+
+/// Looks at `dir` without changing anything. A `manifest.json` that is not a readable
+/// manifest of this format counts as [`DirState::Other`] (it may be someone else's).
+pub(crate) fn dir_state(dir: &Path) -> Result<DirState> {
+    let meta = match fs::symlink_metadata(dir) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(DirState::Missing),
+        Err(e) => return Err(IndexError::io(dir, e)),
+    };
+    let is_dir = meta.is_dir() || (meta.file_type().is_symlink() && dir.is_dir());
+    if !is_dir {
+        return Ok(DirState::NotADirectory);
+    }
+    let manifest = dir.join(MANIFEST_FILE);
+    if manifest.exists() {
+        let ours = read_manifest_bytes(&manifest)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+            .is_some_and(|v| v.get("format").and_then(|f| f.as_str()) == Some(FORMAT_NAME));
+        if ours {
+            return Ok(DirState::Index);
+        }
+        return Ok(DirState::Other {
+            example: MANIFEST_FILE.to_string(),
+        });
+    }
+    let mut entries = fs::read_dir(dir).map_err(|e| IndexError::io(dir, e))?;
+    match entries.next() {
+        None => Ok(DirState::Empty),
+        Some(entry) => {
+            let entry = entry.map_err(|e| IndexError::io(dir, e))?;
+            Ok(DirState::Other {
+                example: entry.file_name().to_string_lossy().into_owned(),
+            })
+        }
+    }
+}
+
+/// The temporary directory a new index named `name` is built in, beside its final place:
+/// `.NAME.splade-build-PID`.
+pub(crate) fn build_dir_name(name: &str, pid: u32) -> String {
+    format!(".{name}.splade-build-{pid}")
+}
+
+/// Removes temporary build directories of `name` in `parent` left by builds that crashed
+/// (their process is gone; checked through `/proc`, so only on Linux) and that hold only
+/// segment files. Best effort: failures are ignored.
+pub(crate) fn remove_stale_builds(parent: &Path, name: &str) {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(entries) = fs::read_dir(parent) else {
+        return;
+    };
+    let prefix = format!(".{name}.splade-build-");
+    for entry in entries.flatten() {
+        let Some(file_name) = entry.file_name().to_str().map(str::to_string) else {
+            continue;
+        };
+        let Some(pid) = file_name
+            .strip_prefix(&prefix)
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let path = entry.path();
+        let alive = Path::new("/proc").join(pid.to_string()).exists();
+        if !alive && path.is_dir() && holds_only_segment_files(&path).unwrap_or(false) {
+            let _ = fs::remove_dir_all(&path);
         }
     }
 }
@@ -585,10 +694,71 @@ impl Referenced {
     }
 }
 
+/// Whether `name` is exactly a segment directory name this crate writes (`seg-NNNNNN`).
+fn is_segment_dir_name(name: &str) -> bool {
+    name.strip_prefix("seg-")
+        .and_then(|n| n.parse::<u64>().ok())
+        .is_some_and(|id| id > 0 && segment_dir_name(id) == name)
+}
+
+/// Whether `name` is exactly a deletion file name this crate writes.
+fn is_deletes_file_name(name: &str) -> bool {
+    let Some(rest) = name
+        .strip_prefix("del-")
+        .and_then(|r| r.strip_suffix(".bin"))
+    else {
+        return false;
+    };
+    let Some((seg, generation)) = rest.split_once('-') else {
+        return false;
+    };
+    match (seg.parse::<u64>(), generation.parse::<u64>()) {
+        (Ok(s), Ok(g)) => deletes_file_name(s, g) == name,
+        _ => false,
+    }
+}
+
+/// Whether `name` is exactly a temporary name [`write_atomic`] gives one of this crate's
+/// files (`.NAME.tmp-PID`).
+fn is_temp_name(name: &str) -> bool {
+    let Some((target, pid)) = name.strip_prefix('.').and_then(|n| n.rsplit_once(".tmp-")) else {
+        return false;
+    };
+    !pid.is_empty()
+        && pid.bytes().all(|b| b.is_ascii_digit())
+        && (is_array_name(target) || target == MANIFEST_FILE || is_deletes_file_name(target))
+}
+
+fn is_array_name(name: &str) -> bool {
+    FileId::ALL.iter().any(|id| id.name() == name)
+}
+
+/// Whether the segment directory `path` holds only files this crate writes into one (its
+/// arrays, its manifest, their temporary names): a directory with anything else in it is
+/// not ours to remove.
+fn holds_only_segment_files(path: &Path) -> Result<bool> {
+    for entry in fs::read_dir(path).map_err(|e| IndexError::io(path, e))? {
+        let entry = entry.map_err(|e| IndexError::io(path, e))?;
+        let is_file = entry
+            .file_type()
+            .map_err(|e| IndexError::io(entry.path(), e))?
+            .is_file();
+        let ours = entry.file_name().to_str().is_some_and(|n| {
+            is_file && (is_array_name(n) || n == MANIFEST_FILE || is_temp_name(n))
+        });
+        if !ours {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// Removes from the index directory `dir` every file this crate writes that `keep` does
 /// not reference: segment directories, deletion files, the top-level arrays (when unused)
-/// and temporary files left by an interrupted write. Other files are left alone. Returns
-/// the number of entries removed.
+/// and temporary files left by an interrupted write. Only exact names of this crate's
+/// files count (`seg-NNNNNN` directories holding nothing but segment files,
+/// `del-NNNNNN-GGGGGG.bin`, `.NAME.tmp-PID` of those names); anything else is left alone.
+/// Returns the number of entries removed.
 pub(crate) fn remove_unreferenced(dir: &Path, keep: &Referenced) -> Result<usize> {
     let mut removed = 0;
     let entries = fs::read_dir(dir).map_err(|e| IndexError::io(dir, e))?;
@@ -598,23 +768,20 @@ pub(crate) fn remove_unreferenced(dir: &Path, keep: &Referenced) -> Result<usize
             continue;
         };
         let path = entry.path();
-        let is_dir = entry
-            .file_type()
-            .map_err(|e| IndexError::io(&path, e))?
-            .is_dir();
-        let segment_dir = name
-            .strip_prefix("seg-")
-            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
-        let orphan = if is_dir {
-            segment_dir && !keep.dirs.contains(&name)
+        let file_type = entry.file_type().map_err(|e| IndexError::io(&path, e))?;
+        let orphan = if file_type.is_dir() {
+            is_segment_dir_name(&name)
+                && !keep.dirs.contains(&name)
+                && holds_only_segment_files(&path)?
+        } else if file_type.is_file() {
+            (is_deletes_file_name(&name) && !keep.files.contains(&name))
+                || is_temp_name(&name)
+                || (is_array_name(&name) && !keep.top_arrays)
         } else {
-            let deletes = name.starts_with("del-") && name.ends_with(".bin");
-            let temp = name.starts_with('.') && name.contains(".tmp-");
-            let array = FileId::ALL.iter().any(|id| id.name() == name);
-            (deletes && !keep.files.contains(&name)) || temp || (array && !keep.top_arrays)
+            false
         };
         if orphan {
-            let result = if is_dir {
+            let result = if file_type.is_dir() {
                 fs::remove_dir_all(&path)
             } else {
                 fs::remove_file(&path)
@@ -630,4 +797,57 @@ pub(crate) fn remove_unreferenced(dir: &Path, keep: &Referenced) -> Result<usize
         sync_dir(dir)?;
     }
     Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_exact_names_of_this_crate_count_as_its_files() {
+        assert!(is_segment_dir_name("seg-000001"));
+        assert!(is_segment_dir_name("seg-1234567"));
+        assert!(!is_segment_dir_name("seg-2024"));
+        assert!(!is_segment_dir_name("seg-000000"));
+        assert!(!is_segment_dir_name("seg-00001x"));
+        assert!(is_deletes_file_name("del-000003-000012.bin"));
+        assert!(!is_deletes_file_name("del-3-12.bin"));
+        assert!(!is_deletes_file_name("del-notes.bin"));
+        assert!(is_temp_name(".manifest.json.tmp-123"));
+        assert!(is_temp_name(".forward.terms.tmp-9"));
+        assert!(!is_temp_name(".my-notes.tmp-1"));
+        assert!(!is_temp_name(".manifest.json.tmp-"));
+    }
+
+    #[test]
+    fn unknown_files_survive_a_cleanup() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for f in ["seg-2024", "seg-000007", "seg-000008"] {
+            fs::create_dir(d.join(f)).unwrap();
+        }
+        fs::write(d.join("seg-000007").join("forward.terms"), b"").unwrap();
+        fs::write(d.join("seg-000008").join("notes.txt"), b"mine").unwrap();
+        for f in [
+            "del-notes.bin",
+            "del-000001-000002.bin",
+            ".x.tmp-1",
+            "notes.txt",
+        ] {
+            fs::write(d.join(f), b"x").unwrap();
+        }
+        let removed = remove_unreferenced(d, &Referenced::default()).unwrap();
+        assert_eq!(removed, 2);
+        assert!(!d.join("seg-000007").exists());
+        assert!(!d.join("del-000001-000002.bin").exists());
+        for kept in [
+            "seg-2024",
+            "seg-000008",
+            "del-notes.bin",
+            ".x.tmp-1",
+            "notes.txt",
+        ] {
+            assert!(d.join(kept).exists(), "{kept}");
+        }
+    }
 }

@@ -2,7 +2,7 @@
 //! segments, each with its set of deleted documents.
 
 use std::collections::HashMap;
-use std::fs;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
@@ -11,7 +11,7 @@ use splade_sparse::SparseView;
 use crate::deletes::DeleteSet;
 use crate::error::{IndexError, Result};
 use crate::format::{
-    crc32, IndexManifest, Manifest, SegmentEntry, SegmentsManifest, MANIFEST_FILE,
+    self as format, crc32, IndexManifest, Manifest, SegmentEntry, SegmentsManifest, MANIFEST_FILE,
 };
 use crate::segment::Segment;
 
@@ -105,7 +105,7 @@ impl Index {
         let path = dir.join(MANIFEST_FILE);
         let mut attempts = 0;
         loop {
-            let text = fs::read(&path).map_err(|e| IndexError::io(&path, e))?;
+            let text = format::read_manifest_bytes(&path)?;
             let result = IndexManifest::parse(&text, &path)
                 .and_then(|m| Self::from_manifest(dir, m, &HashMap::new(), verify));
             match result {
@@ -114,7 +114,7 @@ impl Index {
                     // A commit replaced the manifest (and removed the files it no longer
                     // needs) while we were reading: open the new state.
                     attempts += 1;
-                    let changed = fs::read(&path).is_ok_and(|now| now != text);
+                    let changed = format::read_manifest_bytes(&path).is_ok_and(|now| now != text);
                     if !(changed && attempts < 5) {
                         return Err(e);
                     }
@@ -394,7 +394,20 @@ fn read_deletes(dir: &Path, entry: &SegmentEntry) -> Result<DeleteSet> {
         return Ok(DeleteSet::default());
     };
     let path = dir.join(&d.file);
-    let bytes = fs::read(&path).map_err(|e| IndexError::io(&path, e))?;
+    // The size follows from the count (header, one u32 per document, checksum): checked
+    // before reading, so a damaged manifest cannot make this read allocate more.
+    let expected = 28u64.saturating_add(d.count.saturating_mul(4));
+    if d.size != expected {
+        return Err(IndexError::corrupt(
+            dir.join(MANIFEST_FILE),
+            format!(
+                "deletion file '{}': size {} does not fit {} deleted documents ({expected} bytes)",
+                d.file, d.size, d.count
+            ),
+        ));
+    }
+    let bytes = splade_sparse::files::read_regular_file(&path, d.size)
+        .map_err(|e| IndexError::io(&path, e))?;
     if bytes.len() as u64 != d.size {
         return Err(IndexError::corrupt(
             &path,

@@ -17,6 +17,7 @@ use std::path::Path;
 use splade_sparse::SparseVector;
 
 use crate::error::{IndexError, Result};
+use crate::format::MAX_WEIGHT;
 
 /// One input record: an external id and its vector.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,13 +59,28 @@ fn check_vector(
             ));
         }
     }
-    if let Some(p) = values.iter().position(|v| !v.is_finite() || *v < 0.0) {
+    if let Some(p) = values.iter().position(|v| !(0.0..=MAX_WEIGHT).contains(v)) {
         return Err((
             "values",
             format!(
-                "value {} at position {p} is negative or not finite (SPLADE weights must be finite and >= 0)",
+                "value {} at position {p} is negative, not finite or above {MAX_WEIGHT:e} (SPLADE weights must be finite and in 0..={MAX_WEIGHT:e})",
                 values[p]
             ),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks an external id read from an input: non-empty, without control characters
+/// (newlines, tabs, ...), which no line-based format of ids (TREC runs, qrels, id files)
+/// can hold. `Err(message)`.
+pub fn check_id(id: &str) -> std::result::Result<(), String> {
+    if id.is_empty() {
+        return Err("empty id".into());
+    }
+    if let Some(c) = id.chars().find(|c| c.is_control()) {
+        return Err(format!(
+            "id {id:?} contains the control character {c:?} (ids may not hold newlines, tabs or other control characters)"
         ));
     }
     Ok(())
@@ -87,6 +103,11 @@ impl<R: BufRead> JsonlReader<R> {
             dim,
             line: 0,
         }
+    }
+
+    /// The 1-based line number of the record returned last (blank lines counted).
+    pub fn line(&self) -> usize {
+        self.line
     }
 
     fn err(&self, field: Option<&str>, message: impl Into<String>) -> IndexError {
@@ -113,9 +134,7 @@ impl<R: BufRead> JsonlReader<R> {
             serde_json::Value::Number(n) if n.is_u64() || n.is_i64() => n.to_string(),
             _ => return Err(self.err(Some("id"), "must be a string or an integer")),
         };
-        if id.is_empty() {
-            return Err(self.err(Some("id"), "empty id"));
-        }
+        check_id(&id).map_err(|m| self.err(Some("id"), m))?;
         let array = |name: &str| {
             field(name)?
                 .as_array()
@@ -161,16 +180,23 @@ impl<R: BufRead> Iterator for JsonlReader<R> {
                 Ok(t) => t,
                 Err(e) => return Some(Err(self.err(None, format!("cannot read: {e}")))),
             };
+            // A byte-order mark at the start of the file is not part of the first line.
+            let text = if self.line == 1 {
+                text.strip_prefix('\u{feff}').unwrap_or(&text)
+            } else {
+                &text
+            };
             if text.trim().is_empty() {
                 continue;
             }
-            return Some(self.parse(&text));
+            return Some(self.parse(text));
         }
     }
 }
 
 /// Opens a JSONL vectors file for streaming.
 pub fn open_jsonl(path: &Path, dim: Option<usize>) -> Result<JsonlReader<BufReader<File>>> {
+    splade_sparse::files::check_readable_stream(path).map_err(|e| IndexError::io(path, e))?;
     let file = File::open(path).map_err(|e| IndexError::io(path, e))?;
     Ok(JsonlReader::new(
         BufReader::new(file),
@@ -194,6 +220,15 @@ pub fn read_seismic(vectors: &Path, ids: &Path, dim: Option<usize>) -> Result<Ve
         location,
         message,
     };
+    for p in [vectors, ids] {
+        let meta = std::fs::metadata(p).map_err(|e| IndexError::io(p, e))?;
+        if !meta.is_file() {
+            return Err(IndexError::io(
+                p,
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"),
+            ));
+        }
+    }
     let file = File::open(vectors).map_err(|e| IndexError::io(vectors, e))?;
     let len = file
         .metadata()
@@ -246,8 +281,9 @@ pub fn read_seismic(vectors: &Path, ids: &Path, dim: Option<usize>) -> Result<Ve
         ));
     }
     let text = std::fs::read(ids).map_err(|e| IndexError::io(ids, e))?;
+    let text = text.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&text);
     let ids_source = ids.display().to_string();
-    let text = std::str::from_utf8(&text).map_err(|e| IndexError::Input {
+    let text = std::str::from_utf8(text).map_err(|e| IndexError::Input {
         source_name: ids_source.clone(),
         location: format!("byte {}", e.valid_up_to()),
         message: "invalid UTF-8".into(),
@@ -266,12 +302,12 @@ pub fn read_seismic(vectors: &Path, ids: &Path, dim: Option<usize>) -> Result<Ve
             message: format!("{} ids for {} vectors in {source}", names.len(), out.len()),
         });
     }
-    if let Some(p) = names.iter().position(|n| n.is_empty()) {
-        return Err(IndexError::Input {
-            source_name: ids_source,
+    for (p, name) in names.iter().enumerate() {
+        check_id(name).map_err(|message| IndexError::Input {
+            source_name: ids_source.clone(),
             location: format!("line {}", p + 1),
-            message: "empty id".into(),
-        });
+            message,
+        })?;
     }
     Ok(names
         .into_iter()

@@ -32,6 +32,11 @@ impl Bytes {
     /// Maps `path` read-only. An empty file becomes an empty owned array (mapping zero bytes
     /// fails on some platforms).
     pub(crate) fn map(path: &Path) -> Result<Self> {
+        // Checked before opening: opening a FIFO would block, and a device has no size.
+        let meta = std::fs::metadata(path).map_err(|e| IndexError::io(path, e))?;
+        if !meta.is_file() {
+            return Err(IndexError::corrupt(path, "not a regular file"));
+        }
         let file = File::open(path).map_err(|e| IndexError::io(path, e))?;
         let len = file.metadata().map_err(|e| IndexError::io(path, e))?.len();
         if len == 0 {

@@ -68,8 +68,18 @@ impl<'a> Checker<'a> {
         if v.len() != len {
             return Err(self.err(id, format!("{} entries, expected {len}", v.len())));
         }
-        if let Some(p) = v.iter().position(|x| !x.is_finite() || *x < 0.0) {
-            return Err(self.err(id, format!("entry {p} is negative or not finite")));
+        if let Some(p) = v
+            .iter()
+            .position(|x| !(0.0..=crate::format::MAX_WEIGHT).contains(x))
+        {
+            return Err(self.err(
+                id,
+                format!(
+                    "entry {p} ({}) is negative, not finite or above the largest weight {:e}",
+                    v[p],
+                    crate::format::MAX_WEIGHT
+                ),
+            ));
         }
         Ok(v)
     }

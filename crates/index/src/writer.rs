@@ -176,7 +176,7 @@ impl IndexWriter {
     pub fn open(dir: &Path) -> Result<Self> {
         let lock = lock(dir)?;
         let path = dir.join(MANIFEST_FILE);
-        let bytes = fs::read(&path).map_err(|e| IndexError::io(&path, e))?;
+        let bytes = format::read_manifest_bytes(&path)?;
         let parsed = IndexManifest::parse(&bytes, &path)?;
         let index = Index::from_manifest(dir, parsed.clone(), &HashMap::new(), true)?;
         let manifest = match parsed {
@@ -211,10 +211,30 @@ impl IndexWriter {
     /// Creates an empty segmented index of dimension `dim` in `dir` (created if missing)
     /// and opens it for writing. Error if `dir` already holds an index.
     pub fn create(dir: &Path, dim: usize) -> Result<Self> {
-        if dim as u64 > u64::from(u32::MAX) + 1 {
+        if dim > format::MAX_DIM {
             return Err(IndexError::InvalidArgument(format!(
-                "dimension {dim} does not fit u32 term ids"
+                "dimension {dim} is above the largest supported dimension {} (2^24)",
+                format::MAX_DIM
             )));
+        }
+        match format::dir_state(dir)? {
+            format::DirState::Missing | format::DirState::Empty => {}
+            format::DirState::Index => {
+                return Err(IndexError::IndexExists {
+                    path: dir.to_path_buf(),
+                })
+            }
+            format::DirState::NotADirectory => {
+                return Err(IndexError::NotADirectory {
+                    path: dir.to_path_buf(),
+                })
+            }
+            format::DirState::Other { example } => {
+                return Err(IndexError::NotAnIndex {
+                    path: dir.to_path_buf(),
+                    example,
+                })
+            }
         }
         fs::create_dir_all(dir).map_err(|e| IndexError::io(dir, e))?;
         let lock_file = lock(dir)?;
@@ -481,7 +501,7 @@ impl IndexWriter {
     /// Errors when `manifest.json` is not the one this writer last read or wrote.
     fn check_unchanged(&self) -> Result<()> {
         let path = self.dir.join(MANIFEST_FILE);
-        let current = fs::read(&path).map_err(|e| IndexError::io(&path, e))?;
+        let current = format::read_manifest_bytes(&path)?;
         if current != self.manifest_bytes {
             return Err(IndexError::Conflict { path });
         }
@@ -616,6 +636,70 @@ fn merge_groups(live: &[usize], max: usize) -> Vec<(usize, usize)> {
         groups[i] = (s, e, a + b);
     }
     groups.into_iter().map(|(s, e, _)| (s, e)).collect()
+}
+
+/// Replaces every document of the index in `dir` by `builder`'s in one commit: under the
+/// write lock, the new documents are written as a new segment directory, the new state is
+/// opened and verified, and a manifest naming only that segment is renamed over the old
+/// one; the old index's files are removed afterwards. A crash before the rename leaves the
+/// old index (plus a partial segment the next commit removes), after it the new one.
+pub(crate) fn replace_index(dir: &Path, builder: IndexBuilder) -> Result<Index> {
+    let _lock = lock(dir)?;
+    let path = dir.join(MANIFEST_FILE);
+    let bytes = format::read_manifest_bytes(&path)?;
+    let old = IndexManifest::parse(&bytes, &path).map_err(|e| {
+        IndexError::corrupt(
+            &path,
+            format!("the index to replace cannot be read ({e}); remove it by hand if it is no longer needed"),
+        )
+    })?;
+    let (generation, mut next_segment, referenced) = match &old {
+        IndexManifest::Segments(m) => (m.generation, m.next_segment, Referenced::of(m)),
+        IndexManifest::Single(_) => (
+            0,
+            1,
+            Referenced {
+                top_arrays: true,
+                ..Referenced::default()
+            },
+        ),
+    };
+    format::remove_unreferenced(dir, &referenced)?;
+    // A directory of that name that survived the cleanup is not ours: skip its number.
+    while dir.join(segment_dir_name(next_segment)).exists() {
+        next_segment += 1;
+    }
+    let id = next_segment;
+    let dim = builder.dim() as u64;
+    let seg_dir = segment_dir_name(id);
+    let seg_manifest = builder.write_arrays(&dir.join(&seg_dir))?;
+    format::sync_dir(dir)?;
+    let next = SegmentsManifest {
+        generation: generation + 1,
+        next_segment: id + 1,
+        segments: vec![SegmentEntry {
+            id,
+            dir: seg_dir,
+            deletes: None,
+            manifest: seg_manifest,
+        }],
+        ..SegmentsManifest::empty(dim)
+    };
+    let index = Index::from_manifest(
+        dir,
+        IndexManifest::Segments(next.clone()),
+        &HashMap::new(),
+        true,
+    )?;
+    let new_bytes = next.to_bytes()?;
+    if format::read_manifest_bytes(&path)? != bytes {
+        return Err(IndexError::Conflict { path });
+    }
+    format::write_atomic(dir, MANIFEST_FILE, &new_bytes)?;
+    format::sync_dir(dir)?;
+    // Committed; leftovers are harmless (the next commit removes them).
+    let _ = format::remove_unreferenced(dir, &Referenced::of(&next));
+    Ok(index)
 }
 
 /// Takes the exclusive write lock of the index in `dir`.

@@ -35,7 +35,12 @@ fn queries() -> Vec<SparseVector> {
     ]
 }
 
+/// Writes the small collection into `dir`, a fresh directory (whatever was there is
+/// removed first: `write` refuses to write over anything).
 fn write_small(dir: &Path) -> Index {
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).unwrap();
+    }
     builder(&small()).write(dir).expect("write")
 }
 
@@ -113,7 +118,14 @@ fn rewriting_replaces_an_index_and_keeps_open_maps_valid() {
         SparseVector::new(vec![2], vec![1.0]).unwrap().view(),
     )
     .unwrap();
-    let new = b.write(tmp.path()).unwrap();
+    // Replacing an index must be asked for; nothing is touched otherwise.
+    let refused = b.clone().write(tmp.path()).unwrap_err();
+    assert!(
+        matches!(refused, IndexError::IndexExists { .. }),
+        "{refused}"
+    );
+    assert_eq!(Index::open(tmp.path()).unwrap().len(), 150);
+    let new = b.write_over(tmp.path()).unwrap();
     assert_eq!(new.len(), 1);
     assert_eq!(old.len(), 150);
     assert_eq!(old.id(149), Some("doc-149"), "old map still readable");

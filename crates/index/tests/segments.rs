@@ -295,13 +295,25 @@ fn add_delete_upsert_commit_on_a_version_2_index() {
     assert_eq!(w.commit().unwrap().generation, 4);
     drop(w);
 
-    // A rebuild replaces the segmented index with a single-segment one, segments removed.
+    // A rebuild must be asked for; it then replaces the segmented index by one new
+    // segment (one manifest switch), the old segments removed.
     let rebuilt = docs("r", 5);
-    write_v2(dir, 20, &rebuilt, 4);
+    let mut b = IndexBuilder::new(20).block_size(4);
+    for (id, d) in &rebuilt {
+        b.add(id, d.view()).unwrap();
+    }
     assert!(matches!(
-        IndexManifest::read(dir).unwrap(),
-        IndexManifest::Single(_)
+        b.clone().write(dir),
+        Err(IndexError::IndexExists { .. })
     ));
+    b.write_over(dir).unwrap();
+    match IndexManifest::read(dir).unwrap() {
+        IndexManifest::Segments(m) => {
+            assert_eq!(m.segments.len(), 1);
+            assert_eq!(m.generation, 5);
+        }
+        other => panic!("expected one segment, got {other:?}"),
+    }
     assert_eq!(listing(dir), referenced(dir));
     check(&Index::open(dir).unwrap(), &rebuilt, &queries(), 50);
 }
@@ -352,10 +364,30 @@ fn one_writer_at_a_time_and_stale_writers_commit_nothing() {
     drop(w);
     let mut w = IndexWriter::open(dir).unwrap();
     w.add("a", v(&[(1, 1.0)]).view()).unwrap();
-    // A rebuild behind the writer's back (the builder takes no lock).
-    write_v2(dir, 20, &docs("e", 5), 4);
+    // A rebuild takes the write lock too: refused while the writer is open.
+    let mut b = IndexBuilder::new(20).block_size(4);
+    for (id, d) in docs("e", 5) {
+        b.add(&id, d.view()).unwrap();
+    }
+    let err = b.clone().write_over(dir).unwrap_err();
+    assert!(matches!(err, IndexError::Locked { .. }), "{err}");
+    assert_eq!(Index::open(dir).unwrap().len(), 10);
+    // A manifest replaced behind the writer's back (by hand, say): its commit writes
+    // nothing.
+    let manifest = std::fs::read(dir.join(MANIFEST_FILE)).unwrap();
+    let mut edited: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+    edited["note"] = "edited".into();
+    std::fs::write(
+        dir.join(MANIFEST_FILE),
+        serde_json::to_vec(&edited).unwrap(),
+    )
+    .unwrap();
     let err = w.commit().unwrap_err();
     assert!(matches!(err, IndexError::Conflict { .. }), "{err}");
+    drop(w);
+    std::fs::write(dir.join(MANIFEST_FILE), &manifest).unwrap();
+    assert_eq!(Index::open(dir).unwrap().len(), 10);
+    b.write_over(dir).unwrap();
     assert_eq!(Index::open(dir).unwrap().len(), 5);
     assert!(Index::open(dir).unwrap().doc_number("e1").is_some());
 }

@@ -16,6 +16,7 @@
 
 mod batch;
 mod error;
+pub mod files;
 mod similarity;
 mod stats;
 mod vector;

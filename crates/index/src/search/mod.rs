@@ -181,7 +181,9 @@ impl<'a> Searcher<'a> {
         }
     }
 
-    /// Searches one query.
+    /// Searches one query. A query with a weight beyond [`crate::format::MAX_WEIGHT`] in
+    /// absolute value is scored by brute force (same results as an exact search would
+    /// give, without the risk of overflowing bounds).
     pub fn search(&mut self, query: SparseView<'_>, options: &SearchOptions) -> Vec<Hit> {
         let pruned;
         let query = match options.max_query_terms {
@@ -191,7 +193,20 @@ impl<'a> Searcher<'a> {
             }
             _ => query,
         };
-        match options.method {
+        // Outside the weight bound, scores could overflow to infinity, where pruning and
+        // brute force may disagree: score such a query by brute force, which is the
+        // reference (documents are bounded at ingestion; see `format::MAX_WEIGHT`).
+        let unbounded = query
+            .values()
+            .iter()
+            .any(|v| v.abs() > crate::format::MAX_WEIGHT)
+            || self.index.dim() > crate::format::MAX_DIM;
+        let method = if unbounded {
+            Method::BruteForce
+        } else {
+            options.method
+        };
+        match method {
             Method::Exact => exact::exact_top_k(
                 self.index,
                 query,
