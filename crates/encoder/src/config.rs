@@ -95,6 +95,38 @@ fn usize_field(json: &Value, path: &Path, name: &str) -> Result<usize> {
         })
 }
 
+/// An optional non-negative integer field (`default` when absent or null).
+fn optional_usize(json: &Value, path: &Path, name: &str, default: usize) -> Result<usize> {
+    match json.get(name) {
+        None | Some(Value::Null) => Ok(default),
+        Some(v) => v
+            .as_u64()
+            .map(|n| n as usize)
+            .ok_or_else(|| EncoderError::Config {
+                path: path.to_path_buf(),
+                field: name.to_string(),
+                message: format!("expected a non-negative integer, got {v}"),
+            }),
+    }
+}
+
+/// LayerNorm's epsilon: a finite number > 0 (`default` when absent or null).
+fn layer_norm_eps(json: &Value, path: &Path, name: &str, default: f64) -> Result<f64> {
+    match json.get(name) {
+        None | Some(Value::Null) => Ok(default),
+        Some(v) => v
+            .as_f64()
+            .filter(|e| e.is_finite() && *e > 0.0)
+            .ok_or_else(|| EncoderError::Config {
+                path: path.to_path_buf(),
+                field: name.to_string(),
+                message: format!(
+                    "expected a finite number > 0, got {v} (it would change every LayerNorm)"
+                ),
+            }),
+    }
+}
+
 fn parse_act(json: &Value, path: &Path, name: &str) -> Result<HiddenAct> {
     let raw = json.get(name).and_then(Value::as_str).unwrap_or("gelu");
     match raw {
@@ -171,14 +203,8 @@ impl BackboneConfig {
                     intermediate_size: usize_field(json, path, "intermediate_size")?,
                     hidden_act: parse_act(json, path, "hidden_act")?,
                     max_position_embeddings: usize_field(json, path, "max_position_embeddings")?,
-                    type_vocab_size: json
-                        .get("type_vocab_size")
-                        .and_then(Value::as_u64)
-                        .unwrap_or(2) as usize,
-                    layer_norm_eps: json
-                        .get("layer_norm_eps")
-                        .and_then(Value::as_f64)
-                        .unwrap_or(1e-12),
+                    type_vocab_size: optional_usize(json, path, "type_vocab_size", 2)?,
+                    layer_norm_eps: layer_norm_eps(json, path, "layer_norm_eps", 1e-12)?,
                     tie_word_embeddings: tie,
                     hidden_dropout: probability(json, path, "hidden_dropout_prob")?,
                     attention_dropout: probability(json, path, "attention_probs_dropout_prob")?,
@@ -203,6 +229,30 @@ impl BackboneConfig {
                 attention_dropout: probability(json, path, "attention_dropout")?,
             },
         };
+        let (vocab, hidden, layers, inner) = match architecture {
+            Architecture::Bert => (
+                "vocab_size",
+                "hidden_size",
+                "num_hidden_layers",
+                "intermediate_size",
+            ),
+            Architecture::DistilBert => ("vocab_size", "dim", "n_layers", "hidden_dim"),
+        };
+        for (field, value) in [
+            (vocab, config.vocab_size),
+            (hidden, config.hidden_size),
+            (layers, config.num_layers),
+            (inner, config.intermediate_size),
+            ("max_position_embeddings", config.max_position_embeddings),
+        ] {
+            if value == 0 {
+                return Err(EncoderError::Config {
+                    path: path.to_path_buf(),
+                    field: field.into(),
+                    message: "must be at least 1".into(),
+                });
+            }
+        }
         if config.num_heads == 0 || config.hidden_size % config.num_heads != 0 {
             return Err(EncoderError::Config {
                 path: path.to_path_buf(),

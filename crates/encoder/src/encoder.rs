@@ -12,11 +12,15 @@ use splade_sparse::{
 use crate::error::{EncoderError, Result};
 use crate::hub::resolve_model;
 use crate::layout::ModelFolder;
-use crate::model::{find_weights, Dropout, ForwardMode, MaskedLm, TokenBatch};
-use crate::pooling::{
-    pool_dense, pool_max_differentiable_packed, pool_sparse_packed, PoolingConfig, PoolingStrategy,
+use crate::model::{
+    find_weights, first_non_finite_row, Dropout, ForwardMode, MaskedLm, TokenBatch,
 };
-use crate::tokenize::{TextTokenizer, TokenizedText};
+use crate::paths::check_inside;
+use crate::pooling::{
+    pool_dense, pool_max_differentiable_packed, pool_sparse_packed_checked, PoolingConfig,
+    PoolingStrategy,
+};
+use crate::tokenize::{tokenizer_source, TextTokenizer, TokenizedText};
 
 /// Options of one `encode` call.
 #[derive(Debug, Clone)]
@@ -106,14 +110,34 @@ impl SparseEncoder {
     }
 
     /// The folder's settings, its tokenizer and the path of its weights.
+    /// Every file read stays inside the model folder, and the tokenizer's ids fit the model's
+    /// vocabulary.
     fn read_parts(dir: &Path) -> Result<(ModelFolder, TextTokenizer, std::path::PathBuf)> {
         let folder = ModelFolder::read(dir)?;
+        for name in [
+            "tokenizer.json",
+            "vocab.txt",
+            "tokenizer_config.json",
+            "special_tokens_map.json",
+        ] {
+            check_inside(&folder.root, &folder.transformer_dir.join(name))?;
+        }
         let tokenizer = TextTokenizer::load(
             &folder.transformer_dir,
             folder.max_seq_length,
             folder.do_lower_case,
         )?;
+        let rows = folder.backbone.vocab_size;
+        if let Some(max_id) = tokenizer.max_token_id().filter(|&id| id as usize >= rows) {
+            return Err(EncoderError::TokenizerVocabulary {
+                tokenizer: tokenizer_source(&folder.transformer_dir),
+                config: folder.transformer_dir.join("config.json"),
+                max_id,
+                rows,
+            });
+        }
         let weights = find_weights(&folder.transformer_dir)?;
+        check_inside(&folder.root, &weights)?;
         Ok((folder, tokenizer, weights))
     }
 
@@ -269,7 +293,16 @@ impl SparseEncoder {
         let mut results: Vec<Option<SparseVector>> = vec![None; tokenized.len()];
         for chunk in order.chunks(options.batch_size) {
             let rows: Vec<&TokenizedText> = chunk.iter().map(|&i| &tokenized[i]).collect();
-            let vectors = self.encode_tokenized(&rows)?;
+            let vectors = self.encode_tokenized(&rows).map_err(|e| match e {
+                EncoderError::NonFiniteActivations { model, what, text } => {
+                    EncoderError::NonFiniteActivations {
+                        model,
+                        what,
+                        text: chunk[text],
+                    }
+                }
+                other => other,
+            })?;
             for (&i, v) in chunk.iter().zip(vectors) {
                 results[i] = Some(match options.max_active_dims {
                     Some(k) => v.view().top_k(k),
@@ -340,6 +373,9 @@ impl SparseEncoder {
         })
     }
 
+    /// Sparse vectors of a batch of tokenized texts. A NaN or an infinity in the final hidden
+    /// states, the logits or the pooled weights is an error ([`EncoderError::NonFiniteActivations`]
+    /// with the text's position in `rows`), never a silently emptied vector.
     fn encode_tokenized(&self, rows: &[&TokenizedText]) -> Result<Vec<SparseVector>> {
         if rows.is_empty() {
             return Ok(Vec::new());
@@ -348,12 +384,27 @@ impl SparseEncoder {
         let (tokens, packing) =
             self.model
                 .packed_features(&batch, ForwardMode::Inference, None, DType::F32)?;
-        Ok(pool_sparse_packed(
+        let text_of_row = |row: usize| packing.starts().partition_point(|&s| s <= row).max(1) - 1;
+        if let Some(row) = first_non_finite_row(&tokens)? {
+            return Err(self.non_finite("hidden states", text_of_row(row)));
+        }
+        match pool_sparse_packed_checked(
             &tokens,
             packing.starts(),
             self.model.head(),
             self.folder.pooling,
-        )?)
+        )? {
+            Ok(vectors) => Ok(vectors),
+            Err(text) => Err(self.non_finite("vocabulary logits or pooled weights", text)),
+        }
+    }
+
+    fn non_finite(&self, what: &str, text: usize) -> EncoderError {
+        EncoderError::NonFiniteActivations {
+            model: self.folder.root.clone(),
+            what: what.to_string(),
+            text,
+        }
     }
 
     /// The differentiable forward pass: `[batch, vocab]` dense SPLADE weights whose graph

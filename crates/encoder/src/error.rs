@@ -67,6 +67,42 @@ pub enum EncoderError {
     /// An invalid argument to an encoder call.
     #[error("{0}")]
     InvalidArgument(String),
+    /// A weight tensor holds NaN or infinite values.
+    #[error("weights {path}: tensor '{tensor}' holds NaN or infinite values (a damaged or diverged model)")]
+    NonFiniteWeights { path: PathBuf, tensor: String },
+    /// The forward pass produced NaN or infinite values.
+    #[error("model {model}: {what} hold NaN or infinite values (text #{text}); the model's weights overflow on it (a damaged or diverged model)")]
+    NonFiniteActivations {
+        model: PathBuf,
+        what: String,
+        text: usize,
+    },
+    /// The weights file holds tensors the model does not use (a mismatched config or
+    /// architecture).
+    #[error("weights {path}: {count} tensor(s) the model does not use: {names} (does config.json match these weights?)")]
+    UnusedWeights {
+        path: PathBuf,
+        count: usize,
+        names: String,
+    },
+    /// A path read from a model folder leads outside it.
+    #[error("{path} leads outside the model folder {root}{detail}; refusing to read it")]
+    OutsideModelFolder {
+        path: PathBuf,
+        root: PathBuf,
+        detail: String,
+    },
+    /// The tokenizer can produce ids the model has no embedding for.
+    #[error("tokenizer {tokenizer} holds token id {max_id} but the model has {rows} vocabulary rows (vocab_size in {config}); the tokenizer does not belong to these weights")]
+    TokenizerVocabulary {
+        tokenizer: PathBuf,
+        config: PathBuf,
+        max_id: u32,
+        rows: usize,
+    },
+    /// Training stopped at a step (a non-finite loss or gradient, a failed forward pass).
+    #[error("training step {step}: {message}")]
+    Training { step: usize, message: String },
     /// A tensor computation failed.
     #[error("tensor computation: {0}")]
     Candle(#[from] candle_core::Error),
@@ -78,8 +114,15 @@ pub enum EncoderError {
 /// Shorthand result type.
 pub type Result<T, E = EncoderError> = std::result::Result<T, E>;
 
+/// Reads a model-folder metadata file (JSON configuration): a regular file of at most
+/// [`splade_sparse::files::MAX_METADATA_BYTES`], so a FIFO or a device errors instead of hanging.
 pub(crate) fn read_to_string(path: &std::path::Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|source| {
+    read_text_limited(path, splade_sparse::files::MAX_METADATA_BYTES)
+}
+
+/// Reads a regular file of at most `max_bytes` as UTF-8 text.
+pub(crate) fn read_text_limited(path: &std::path::Path, max_bytes: u64) -> Result<String> {
+    splade_sparse::files::read_regular_text(path, max_bytes).map_err(|source| {
         if source.kind() == std::io::ErrorKind::NotFound {
             EncoderError::MissingFile {
                 path: path.to_path_buf(),

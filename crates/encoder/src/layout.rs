@@ -9,6 +9,7 @@ use splade_sparse::Similarity;
 
 use crate::config::BackboneConfig;
 use crate::error::{read_json, EncoderError, Result};
+use crate::paths::{check_inside, module_dir};
 use crate::pooling::{PoolingActivation, PoolingConfig, PoolingStrategy};
 
 /// Module types of a sentence-transformers pipeline that this crate runs.
@@ -59,12 +60,21 @@ fn config_err(path: &Path, field: &str, message: impl ToString) -> EncoderError 
     }
 }
 
-fn optional_json(path: &Path) -> Result<Option<Value>> {
-    if path.is_file() {
+/// Reads an optional JSON file of the model folder `root` (absent: `None`). Something that
+/// exists but is not a regular file (a FIFO, a folder) is an error, not "absent".
+pub(crate) fn optional_json(root: &Path, path: &Path) -> Result<Option<Value>> {
+    if path.exists() {
+        check_inside(root, path)?;
         read_json(path).map(Some)
     } else {
         Ok(None)
     }
+}
+
+/// Reads the required `config.json` of a transformer folder inside `root`.
+fn backbone_config(root: &Path, path: &Path) -> Result<BackboneConfig> {
+    check_inside(root, path)?;
+    BackboneConfig::from_file(path)
 }
 
 /// The last dotted component of a module type, e.g. `SpladePooling`.
@@ -82,15 +92,15 @@ impl ModelFolder {
             });
         }
         let modules_path = root.join("modules.json");
-        match optional_json(&modules_path)? {
+        match optional_json(root, &modules_path)? {
             Some(modules) => Self::read_sentence_transformers(root, &modules_path, &modules),
             None => Self::read_plain(root),
         }
     }
 
     fn read_plain(root: &Path) -> Result<Self> {
-        let backbone = BackboneConfig::from_file(&root.join("config.json"))?;
-        let (max_seq_length, do_lower_case) = transformer_settings(root, &backbone)?;
+        let backbone = backbone_config(root, &root.join("config.json"))?;
+        let (max_seq_length, do_lower_case) = transformer_settings(root, root, &backbone)?;
         let mut folder = Self {
             root: root.to_path_buf(),
             transformer_dir: root.to_path_buf(),
@@ -123,13 +133,27 @@ impl ModelFolder {
                 .get("type")
                 .and_then(Value::as_str)
                 .ok_or_else(|| config_err(modules_path, &format!("[{i}].type"), "missing"))?;
-            let path = module.get("path").and_then(Value::as_str).unwrap_or("");
+            let raw_path = module.get("path").and_then(Value::as_str).unwrap_or("");
             if kind.starts_with("sentence_transformers.sparse_encoder.models.") {
                 layout = FolderLayout::SentenceTransformersV5;
             }
             match (type_name(kind), i) {
-                ("MLMTransformer" | "Transformer", 0) => transformer = Some(root.join(path)),
-                ("SpladePooling", 1) => pooling = Some(root.join(path)),
+                ("MLMTransformer" | "Transformer", 0) => {
+                    transformer = Some(module_dir(
+                        root,
+                        raw_path,
+                        modules_path,
+                        &format!("[{i}].path"),
+                    )?)
+                }
+                ("SpladePooling", 1) => {
+                    pooling = Some(module_dir(
+                        root,
+                        raw_path,
+                        modules_path,
+                        &format!("[{i}].path"),
+                    )?)
+                }
                 _ => {
                     return Err(EncoderError::UnsupportedModule {
                         module: kind.to_string(),
@@ -146,10 +170,20 @@ impl ModelFolder {
                 supported: SUPPORTED_MODULES.to_string(),
             });
         };
-        check_transformer_task(&transformer_dir.join("sentence_bert_config.json"))?;
-        let backbone = BackboneConfig::from_file(&transformer_dir.join("config.json"))?;
-        let (max_seq_length, do_lower_case) = transformer_settings(&transformer_dir, &backbone)?;
-        let pooling = read_pooling(&pooling_dir.join("config.json"), backbone.vocab_size)?;
+        if !pooling_dir.is_dir() {
+            return Err(EncoderError::MissingFile {
+                path: pooling_dir,
+                hint: format!(
+                    " (the SpladePooling module folder named in {})",
+                    modules_path.display()
+                ),
+            });
+        }
+        check_transformer_task(root, &transformer_dir.join("sentence_bert_config.json"))?;
+        let backbone = backbone_config(root, &transformer_dir.join("config.json"))?;
+        let (max_seq_length, do_lower_case) =
+            transformer_settings(root, &transformer_dir, &backbone)?;
+        let pooling = read_pooling(root, &pooling_dir.join("config.json"), backbone.vocab_size)?;
         let mut folder = Self {
             root: root.to_path_buf(),
             transformer_dir,
@@ -169,7 +203,7 @@ impl ModelFolder {
     /// Prompts, default prompt and similarity from `config_sentence_transformers.json`.
     fn read_model_settings(&mut self) -> Result<()> {
         let path = self.root.join("config_sentence_transformers.json");
-        let Some(json) = optional_json(&path)? else {
+        let Some(json) = optional_json(&self.root, &path)? else {
             return Ok(());
         };
         if let Some(prompts) = json.get("prompts").and_then(Value::as_object) {
@@ -194,8 +228,8 @@ impl ModelFolder {
 }
 
 /// A v6 `Transformer` module declares its task; SpladePooling needs MLM logits (`fill-mask`).
-fn check_transformer_task(path: &Path) -> Result<()> {
-    let task = optional_json(path)?.and_then(|j| {
+fn check_transformer_task(root: &Path, path: &Path) -> Result<()> {
+    let task = optional_json(root, path)?.and_then(|j| {
         j.get("transformer_task")
             .and_then(Value::as_str)
             .map(str::to_string)
@@ -213,10 +247,14 @@ fn check_transformer_task(path: &Path) -> Result<()> {
 /// `max_seq_length` and `do_lower_case` of the transformer module, as sentence-transformers
 /// derives them: `sentence_bert_config.json` when present; otherwise the smaller of the
 /// model's `max_position_embeddings` and the tokenizer's `model_max_length`.
-fn transformer_settings(dir: &Path, backbone: &BackboneConfig) -> Result<(usize, bool)> {
+fn transformer_settings(
+    root: &Path,
+    dir: &Path,
+    backbone: &BackboneConfig,
+) -> Result<(usize, bool)> {
     let sbert_path = dir.join("sentence_bert_config.json");
-    let sbert = optional_json(&sbert_path)?;
-    let tokenizer_config = optional_json(&dir.join("tokenizer_config.json"))?;
+    let sbert = optional_json(root, &sbert_path)?;
+    let tokenizer_config = optional_json(root, &dir.join("tokenizer_config.json"))?;
     let do_lower_case = sbert
         .as_ref()
         .and_then(|j| j.get("do_lower_case"))
@@ -256,8 +294,8 @@ fn transformer_settings(dir: &Path, backbone: &BackboneConfig) -> Result<(usize,
     Ok((max_seq_length, do_lower_case))
 }
 
-fn read_pooling(path: &Path, vocab_size: usize) -> Result<PoolingConfig> {
-    let Some(json) = optional_json(path)? else {
+fn read_pooling(root: &Path, path: &Path, vocab_size: usize) -> Result<PoolingConfig> {
+    let Some(json) = optional_json(root, path)? else {
         return Ok(PoolingConfig::default());
     };
     let strategy = match json.get("pooling_strategy").and_then(Value::as_str) {

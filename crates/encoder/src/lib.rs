@@ -27,6 +27,7 @@ mod error;
 pub mod hub;
 pub mod layout;
 pub mod model;
+mod paths;
 pub mod pooling;
 pub mod tokenize;
 

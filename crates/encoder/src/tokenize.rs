@@ -17,6 +17,10 @@ use tokenizers::{
 
 use crate::error::{read_json, EncoderError, Result};
 
+/// The largest `tokenizer.json` read (real ones reach ~20 MB; the limit only stops a device
+/// or a runaway file from being read forever).
+pub const MAX_TOKENIZER_BYTES: u64 = 512 << 20;
+
 /// One tokenized text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenizedText {
@@ -49,19 +53,29 @@ impl TextTokenizer {
     pub fn load(dir: &Path, max_length: usize, do_lower_case: bool) -> Result<Self> {
         let json_path = dir.join("tokenizer.json");
         let config = read_optional_json(&dir.join("tokenizer_config.json"))?;
-        let mut inner = if json_path.is_file() {
-            Tokenizer::from_file(&json_path).map_err(|e| tokenizer_error(&json_path, e))?
+        let has_json = json_path.exists();
+        let mut inner = if has_json {
+            let bytes = splade_sparse::files::read_regular_file(&json_path, MAX_TOKENIZER_BYTES)
+                .map_err(|source| EncoderError::Io {
+                    path: json_path.clone(),
+                    source,
+                })?;
+            Tokenizer::from_bytes(&bytes).map_err(|e| tokenizer_error(&json_path, e))?
         } else {
             let vocab = dir.join("vocab.txt");
-            if !vocab.is_file() {
+            if !vocab.exists() {
                 return Err(EncoderError::MissingFile {
                     path: json_path,
                     hint: format!(" (nor {})", vocab.display()),
                 });
             }
+            // A FIFO or a device would block or never end: only a regular file is read.
+            if !vocab.is_file() {
+                return Err(tokenizer_error(&vocab, "not a regular file"));
+            }
             wordpiece_from_vocab(&vocab, &config)?
         };
-        let source = if json_path.is_file() {
+        let source = if has_json {
             json_path
         } else {
             dir.join("vocab.txt")
@@ -131,6 +145,11 @@ impl TextTokenizer {
         self.inner.id_to_token(id)
     }
 
+    /// The largest token id the tokenizer can produce (its vocabulary and added tokens).
+    pub fn max_token_id(&self) -> Option<u32> {
+        self.inner.get_vocab(true).into_values().max()
+    }
+
     /// The underlying Hugging Face tokenizer.
     pub fn inner(&self) -> &Tokenizer {
         &self.inner
@@ -159,7 +178,7 @@ fn prepend_lowercase(tokenizer: &mut Tokenizer) {
 }
 
 fn read_optional_json(path: &Path) -> Result<Value> {
-    if path.is_file() {
+    if path.exists() {
         read_json(path)
     } else {
         Ok(Value::Null)
@@ -251,7 +270,7 @@ fn model_token_id(model: &WordPiece, token: &str, vocab: &Path) -> Result<u32> {
 /// Where a tokenizer was loaded from (for messages).
 pub fn tokenizer_source(dir: &Path) -> PathBuf {
     let json = dir.join("tokenizer.json");
-    if json.is_file() {
+    if json.exists() {
         json
     } else {
         dir.join("vocab.txt")

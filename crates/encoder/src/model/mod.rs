@@ -8,9 +8,14 @@ pub(crate) mod fused;
 pub mod layers;
 mod packing;
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
-use candle_core::{DType, Device, Tensor, Var};
+use candle_core::pickle::PthTensors;
+use candle_core::safetensors::MmapedSafetensors;
+use candle_core::{DType, Device, Shape, Tensor, Var};
+use candle_nn::var_builder::SimpleBackend;
 use candle_nn::VarBuilder;
 
 pub use bert::BertMaskedLm;
@@ -68,78 +73,125 @@ pub fn find_weights(dir: &Path) -> Result<PathBuf> {
 
 impl MaskedLm {
     /// Loads the backbone from a weights file (`.safetensors`, memory-mapped, or a PyTorch
-    /// `.bin` pickle) in f32 on `device`.
+    /// `.bin` pickle) in f32 on `device`. Every tensor of the file must be finite, and every
+    /// one must be used by the model (besides [`IGNORED_TENSORS`]); the layer count and the
+    /// token-type table of `config` must match the file.
     pub fn load(weights: &Path, config: &BackboneConfig, device: &Device) -> Result<Self> {
-        let wrap = |e: candle_core::Error| EncoderError::Weights {
-            path: weights.to_path_buf(),
-            message: e.to_string(),
-        };
+        let wrap = weights_error(weights);
         let is_safetensors = weights.extension().is_some_and(|e| e == "safetensors");
-        let vb = if is_safetensors {
+        let (backend, names): (Box<dyn SimpleBackend>, Vec<String>) = if is_safetensors {
             check_safetensors_header(weights)?;
             // SAFETY: the file is memory-mapped read-only; the header was validated above and
             // candle validates every tensor's bounds against the mapping.
-            unsafe { VarBuilder::from_mmaped_safetensors(&[weights], DType::F32, device) }
-                .map_err(wrap)?
+            let st = unsafe { MmapedSafetensors::new(weights) }.map_err(&wrap)?;
+            let mut names = Vec::new();
+            for (name, _) in st.tensors() {
+                let tensor = st.load(&name, &Device::Cpu).map_err(&wrap)?;
+                check_finite(weights, &name, &tensor)?;
+                names.push(name);
+            }
+            (Box::new(st), names)
         } else {
-            VarBuilder::from_pth(weights, DType::F32, device).map_err(wrap)?
+            let pth = PthTensors::new(weights, None).map_err(&wrap)?;
+            let mut names: Vec<String> = pth.tensor_infos().keys().cloned().collect();
+            names.sort();
+            for name in &names {
+                if let Some(tensor) = pth.get(name).map_err(&wrap)? {
+                    check_finite(weights, name, &tensor)?;
+                }
+            }
+            (Box::new(pth), names)
         };
+        Self::build(backend, &names, weights, config, device)
+    }
+
+    /// Builds the model from `backend`, whose tensors are `names`, checking the config
+    /// against them and that every tensor is used.
+    fn build(
+        backend: Box<dyn SimpleBackend>,
+        names: &[String],
+        weights: &Path,
+        config: &BackboneConfig,
+        device: &Device,
+    ) -> Result<Self> {
+        let wrap = weights_error(weights);
+        check_config_against_weights(names, weights, config)?;
+        let used = std::sync::Arc::new(std::sync::Mutex::new(HashSet::new()));
+        let tracked = Tracked {
+            inner: backend,
+            used: used.clone(),
+        };
+        let vb = VarBuilder::from_backend(Box::new(tracked), DType::F32, device.clone());
         let model = match config.architecture {
-            Architecture::Bert => MaskedLm::Bert(BertMaskedLm::load(vb, config).map_err(wrap)?),
+            Architecture::Bert => MaskedLm::Bert(BertMaskedLm::load(vb, config).map_err(&wrap)?),
             Architecture::DistilBert => {
-                MaskedLm::DistilBert(DistilBertMaskedLm::load(vb, config).map_err(wrap)?)
+                MaskedLm::DistilBert(DistilBertMaskedLm::load(vb, config).map_err(&wrap)?)
             }
         };
+        let used = used.lock().map(|u| u.clone()).unwrap_or_default();
+        let unused: Vec<&str> = names
+            .iter()
+            .map(String::as_str)
+            .filter(|n| !used.contains(*n) && !is_ignored(n))
+            .collect();
+        if !unused.is_empty() {
+            const SHOWN: usize = 10;
+            let mut list = unused[..unused.len().min(SHOWN)].join(", ");
+            if unused.len() > SHOWN {
+                list.push_str(&format!(", … ({} more)", unused.len() - SHOWN));
+            }
+            return Err(EncoderError::UnusedWeights {
+                path: weights.to_path_buf(),
+                count: unused.len(),
+                names: list,
+            });
+        }
         Ok(model)
     }
 
     /// Loads the backbone with every floating-point weight as a trainable [`Var`] (a copy in
     /// memory, not a memory map). Returns the model and its variables by checkpoint name; tied
-    /// weights are one variable, so their gradients add up as in PyTorch.
+    /// weights are one variable, so their gradients add up as in PyTorch. The weights are
+    /// checked as [`Self::load`] checks them.
     pub fn load_trainable(
         weights: &Path,
         config: &BackboneConfig,
         device: &Device,
     ) -> Result<(Self, Vec<(String, Var)>)> {
-        let wrap = |e: candle_core::Error| EncoderError::Weights {
-            path: weights.to_path_buf(),
-            message: e.to_string(),
-        };
+        let wrap = weights_error(weights);
         let tensors: Vec<(String, Tensor)> =
             if weights.extension().is_some_and(|e| e == "safetensors") {
                 check_safetensors_header(weights)?;
                 candle_core::safetensors::load(weights, device)
-                    .map_err(wrap)?
+                    .map_err(&wrap)?
                     .into_iter()
                     .collect()
             } else {
-                candle_core::pickle::read_all(weights).map_err(wrap)?
+                candle_core::pickle::read_all(weights).map_err(&wrap)?
             };
         let mut vars = Vec::new();
         let mut map = std::collections::HashMap::new();
+        let mut names = Vec::new();
         for (name, tensor) in tensors {
+            check_finite(weights, &name, &tensor)?;
+            names.push(name.clone());
             if !tensor.dtype().is_float() {
                 continue;
             }
             let var = Var::from_tensor(
                 &tensor
                     .to_dtype(DType::F32)
-                    .map_err(wrap)?
+                    .map_err(&wrap)?
                     .to_device(device)
-                    .map_err(wrap)?,
+                    .map_err(&wrap)?,
             )
-            .map_err(wrap)?;
+            .map_err(&wrap)?;
             map.insert(name.clone(), var.as_tensor().clone());
             vars.push((name, var));
         }
         vars.sort_by(|a, b| a.0.cmp(&b.0));
-        let vb = VarBuilder::from_tensors(map, DType::F32, device);
-        let model = match config.architecture {
-            Architecture::Bert => MaskedLm::Bert(BertMaskedLm::load(vb, config).map_err(wrap)?),
-            Architecture::DistilBert => {
-                MaskedLm::DistilBert(DistilBertMaskedLm::load(vb, config).map_err(wrap)?)
-            }
-        };
+        names.sort();
+        let model = Self::build(Box::new(map), &names, weights, config, device)?;
         Ok((model, vars))
     }
 
@@ -196,6 +248,191 @@ impl MaskedLm {
             MaskedLm::DistilBert(m) => m.head(),
         }
     }
+}
+
+/// Tensors a checkpoint may hold that the MLM model does not use (as transformers'
+/// `_keys_to_ignore_on_load_unexpected`): BERT's pooler and next-sentence head (pre-training
+/// checkpoints), `position_ids` / `token_type_ids` buffers of older transformers versions, and
+/// `cls.predictions.bias` beside the `cls.predictions.decoder.bias` the forward pass uses.
+pub const IGNORED_TENSORS: &[&str] = &[
+    "bert.pooler.*",
+    "cls.seq_relationship.*",
+    "*.position_ids",
+    "*.token_type_ids",
+    "cls.predictions.bias",
+    "cls.predictions.decoder.bias",
+];
+
+fn is_ignored(name: &str) -> bool {
+    IGNORED_TENSORS.iter().any(|pattern| {
+        if let Some(prefix) = pattern.strip_suffix('*') {
+            name.starts_with(prefix)
+        } else if let Some(suffix) = pattern.strip_prefix('*') {
+            name.ends_with(suffix)
+        } else {
+            name == *pattern
+        }
+    })
+}
+
+fn weights_error(weights: &Path) -> impl Fn(candle_core::Error) -> EncoderError + '_ {
+    move |e| EncoderError::Weights {
+        path: weights.to_path_buf(),
+        message: e.to_string(),
+    }
+}
+
+/// A [`SimpleBackend`] that records which tensors the model asked for.
+struct Tracked {
+    inner: Box<dyn SimpleBackend>,
+    used: Arc<Mutex<HashSet<String>>>,
+}
+
+impl Tracked {
+    fn record(&self, name: &str) {
+        if let Ok(mut used) = self.used.lock() {
+            used.insert(name.to_string());
+        }
+    }
+}
+
+impl SimpleBackend for Tracked {
+    fn get(
+        &self,
+        s: Shape,
+        name: &str,
+        h: candle_nn::Init,
+        dtype: DType,
+        dev: &Device,
+    ) -> candle_core::Result<Tensor> {
+        self.record(name);
+        self.inner.get(s, name, h, dtype, dev)
+    }
+
+    fn get_unchecked(&self, name: &str, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
+        self.record(name);
+        self.inner.get_unchecked(name, dtype, dev)
+    }
+
+    fn contains_tensor(&self, name: &str) -> bool {
+        self.inner.contains_tensor(name)
+    }
+}
+
+/// Whether every value of an f32 slice is finite (vectorisable: no early exit inside a block).
+pub(crate) fn all_finite(data: &[f32]) -> bool {
+    data.chunks(1024)
+        .all(|block| block.iter().fold(true, |ok, v| ok & v.is_finite()))
+}
+
+/// Errors when a floating-point weight tensor holds a NaN or an infinity.
+fn check_finite(weights: &Path, name: &str, tensor: &Tensor) -> Result<()> {
+    if !tensor.dtype().is_float() {
+        return Ok(());
+    }
+    let wrap = weights_error(weights);
+    let host = tensor
+        .to_device(&Device::Cpu)
+        .and_then(|t| t.to_dtype(DType::F32))
+        .map_err(&wrap)?;
+    if fused::with_data(&host, |d| Ok(all_finite(d))).map_err(&wrap)? {
+        Ok(())
+    } else {
+        Err(EncoderError::NonFiniteWeights {
+            path: weights.to_path_buf(),
+            tensor: name.to_string(),
+        })
+    }
+}
+
+/// The first row of a 2-D float tensor (`[rows, width]`) holding a NaN or an infinity.
+pub(crate) fn first_non_finite_row(t: &Tensor) -> candle_core::Result<Option<usize>> {
+    let width = t.dim(1)?.max(1);
+    let t = t.to_dtype(DType::F32)?;
+    let host = if t.device().is_cpu() {
+        t
+    } else {
+        // One reduction on the device ((x - x) is 0 for finite x, NaN otherwise); the rows are
+        // looked at on the host only when something is wrong.
+        if (&t - &t)?.sum_all()?.to_scalar::<f32>()? == 0.0 {
+            return Ok(None);
+        }
+        t.to_device(&Device::Cpu)?
+    };
+    fused::with_data(&host, |d| {
+        Ok(d.chunks(width).position(|row| !all_finite(row)))
+    })
+}
+
+/// The transformer layer numbers present in the weights (`bert.encoder.layer.N.…`,
+/// `distilbert.transformer.layer.N.…`).
+fn weight_layers(names: &[String], config: &BackboneConfig) -> Vec<usize> {
+    let prefix = match config.architecture {
+        Architecture::Bert => "bert.encoder.layer.",
+        Architecture::DistilBert => "distilbert.transformer.layer.",
+    };
+    let mut layers: Vec<usize> = names
+        .iter()
+        .filter_map(|n| n.strip_prefix(prefix))
+        .filter_map(|rest| rest.split('.').next()?.parse().ok())
+        .collect();
+    layers.sort_unstable();
+    layers.dedup();
+    layers
+}
+
+/// Config values that would silently change the model: a layer count other than the weights',
+/// or no token types while the weights hold a token-type table.
+fn check_config_against_weights(
+    names: &[String],
+    weights: &Path,
+    config: &BackboneConfig,
+) -> Result<()> {
+    let config_path = weights
+        .parent()
+        .map(|d| d.join("config.json"))
+        .unwrap_or_else(|| PathBuf::from("config.json"));
+    let layers = weight_layers(names, config);
+    let (layers_field, type_field) = match config.architecture {
+        Architecture::Bert => ("num_hidden_layers", "type_vocab_size"),
+        Architecture::DistilBert => ("n_layers", "type_vocab_size"),
+    };
+    let in_weights = layers.last().map_or(0, |&l| l + 1);
+    if in_weights != config.num_layers || layers.len() != in_weights {
+        return Err(EncoderError::Config {
+            path: config_path,
+            field: layers_field.into(),
+            message: format!(
+                "{} layer(s) configured, but {} holds {} (layers {:?}); the model would {}",
+                config.num_layers,
+                weights.display(),
+                layers.len(),
+                layers,
+                if config.num_layers < in_weights {
+                    "silently ignore the extra layers"
+                } else {
+                    "miss layer weights"
+                }
+            ),
+        });
+    }
+    if config.architecture == Architecture::Bert
+        && config.type_vocab_size == 0
+        && names
+            .iter()
+            .any(|n| n == "bert.embeddings.token_type_embeddings.weight")
+    {
+        return Err(EncoderError::Config {
+            path: config_path,
+            field: type_field.into(),
+            message: format!(
+                "0, but {} holds bert.embeddings.token_type_embeddings.weight (the model would \
+                 silently skip the token-type embeddings)",
+                weights.display()
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Checks that a batch's `lengths` agree with its attention mask and that padding is on the

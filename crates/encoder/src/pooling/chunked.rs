@@ -77,6 +77,9 @@ pub(super) struct Folded {
     pub argmax: Option<Vec<u32>>,
     /// The decoder bias on the CPU.
     pub bias: Vec<f32>,
+    /// The first text (position in the batch) whose logits hold a NaN or an infinity (max
+    /// pooling would silently drop a NaN).
+    pub non_finite: Option<usize>,
 }
 
 /// Projects `tokens` onto the vocabulary in chunks and folds each text's rows.
@@ -99,6 +102,7 @@ pub(super) fn fold_logits(
     let tokens = real.tokens.detach();
     let weight = head.weight.detach();
     let n = real.starts[b];
+    let mut non_finite = None;
     let mut v0 = 0;
     while v0 < vocab {
         let c = VOCAB_CHUNK.min(vocab - v0);
@@ -120,6 +124,10 @@ pub(super) fn fold_logits(
                 Some((start, end)) => &data[start..end],
                 None => candle_core::bail!("logits block is not contiguous"),
             };
+            if non_finite.is_none() && !crate::model::all_finite(data) {
+                let token = t0 + data.iter().position(|v| !v.is_finite()).unwrap_or(0) / c;
+                non_finite = Some(real.starts.partition_point(|&s| s <= token).max(1) - 1);
+            }
             for r in 0..b {
                 let lo = real.starts[r].max(t0);
                 let hi = real.starts[r + 1].min(t0 + m);
@@ -157,7 +165,12 @@ pub(super) fn fold_logits(
         }
         v0 += c;
     }
-    Ok(Folded { acc, argmax, bias })
+    Ok(Folded {
+        acc,
+        argmax,
+        bias,
+        non_finite,
+    })
 }
 
 /// The inference path: pooled sparse vectors for a padded batch of features.
@@ -185,12 +198,39 @@ pub fn pool_sparse_packed(
     pool_real_tokens(&RealTokens::packed(tokens, starts)?, head, config)
 }
 
+/// [`pool_sparse_packed`] that reports the first text (position in the batch) whose logits or
+/// pooled weights are not finite as `Ok(Err(text))`.
+pub(crate) fn pool_sparse_packed_checked(
+    tokens: &Tensor,
+    starts: &[usize],
+    head: &MlmHead,
+    config: PoolingConfig,
+) -> candle_core::Result<Result<Vec<SparseVector>, usize>> {
+    pool_real_tokens_checked(&RealTokens::packed(tokens, starts)?, head, config)
+}
+
 fn pool_real_tokens(
     real: &RealTokens,
     head: &MlmHead,
     config: PoolingConfig,
 ) -> candle_core::Result<Vec<SparseVector>> {
+    match pool_real_tokens_checked(real, head, config)? {
+        Ok(vectors) => Ok(vectors),
+        Err(text) => candle_core::bail!(
+            "pooling: the vocabulary logits of text {text} of the batch hold NaN or infinite values"
+        ),
+    }
+}
+
+fn pool_real_tokens_checked(
+    real: &RealTokens,
+    head: &MlmHead,
+    config: PoolingConfig,
+) -> candle_core::Result<Result<Vec<SparseVector>, usize>> {
     let folded = fold_logits(real, head, config, false)?;
+    if let Some(text) = folded.non_finite {
+        return Ok(Err(text));
+    }
     let vocab = folded.bias.len();
     let mut result = Vec::with_capacity(real.batch());
     for r in 0..real.batch() {
@@ -207,10 +247,51 @@ fn pool_real_tokens(
                 values.push(w);
             }
         }
+        // Pooled weights of finite logits are finite; checked all the same (`w > 0.0` above
+        // would drop a NaN silently, but not an infinity).
+        if !crate::model::all_finite(&values) {
+            return Ok(Err(r));
+        }
         result.push(
             SparseVector::new(indices, values)
                 .map_err(|e| candle_core::Error::Msg(e.to_string()))?,
         );
     }
-    Ok(result)
+    Ok(Ok(result))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    /// Finite tokens and weights whose products overflow: the text is reported, never an
+    /// empty or partial vector (max pooling alone would drop the NaN logits).
+    #[test]
+    fn overflowing_logits_name_their_text() {
+        let dev = Device::Cpu;
+        let head = MlmHead {
+            weight: Tensor::new(&[[1e30f32, -1e30], [1.0, 2.0], [3e38, 3e38]], &dev).unwrap(),
+            bias: Tensor::new(&[0f32, 0.0, 0.0], &dev).unwrap(),
+        };
+        let config = PoolingConfig::default();
+        // Text 0: rows 0..2 (small values), text 1: rows 2..3 (huge values).
+        let tokens = Tensor::new(&[[1e-3f32, 1e-3], [2e-3, 0.0], [1e30, 1e30]], &dev).unwrap();
+        let checked = pool_sparse_packed_checked(&tokens, &[0, 2, 3], &head, config).unwrap();
+        assert_eq!(checked.err(), Some(1));
+        let err = pool_sparse_packed(&tokens, &[0, 2, 3], &head, config).unwrap_err();
+        assert!(err.to_string().contains("NaN or infinite"), "{err}");
+        // Without the huge text, everything is finite.
+        let small = tokens.narrow(0, 0, 2).unwrap();
+        let ok = pool_sparse_packed_checked(&small, &[0, 2], &head, config).unwrap();
+        assert!(ok.is_ok());
+        // An infinite pooled weight (finite logit + finite bias overflowing) is caught too.
+        let head = MlmHead {
+            weight: Tensor::new(&[[1.0f32, 0.0]], &dev).unwrap(),
+            bias: Tensor::new(&[3.4e38f32], &dev).unwrap(),
+        };
+        let big = Tensor::new(&[[3.4e38f32, 0.0]], &dev).unwrap();
+        let checked = pool_sparse_packed_checked(&big, &[0, 1], &head, config).unwrap();
+        assert_eq!(checked.err(), Some(0));
+    }
 }

@@ -136,6 +136,11 @@ fn fused_max_pool(
         activation,
     };
     let folded = fold_logits(&real, head, config, true)?;
+    if let Some(text) = folded.non_finite {
+        candle_core::bail!(
+            "pooling: the vocabulary logits of text {text} of the batch hold NaN or infinite values"
+        );
+    }
     let vocab = folded.bias.len();
     let batch = real.batch();
     let logit: Vec<f32> = folded

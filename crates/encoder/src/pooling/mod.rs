@@ -23,6 +23,7 @@ use crate::model::MlmHead;
 mod chunked;
 mod fused_max;
 
+pub(crate) use chunked::pool_sparse_packed_checked;
 pub use chunked::{pool_sparse, pool_sparse_packed};
 pub use fused_max::{pool_max_differentiable, pool_max_differentiable_packed};
 
