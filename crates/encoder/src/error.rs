@@ -2,6 +2,10 @@
 
 use std::path::PathBuf;
 
+/// The words every "activations are not finite" message holds (the differentiable pooling
+/// reports it as a tensor error; training recognises divergence by it).
+pub const NON_FINITE: &str = "hold NaN or infinite values";
+
 /// Why loading a model or encoding text failed.
 #[derive(Debug, thiserror::Error)]
 pub enum EncoderError {
@@ -71,7 +75,7 @@ pub enum EncoderError {
     #[error("weights {path}: tensor '{tensor}' holds NaN or infinite values (a damaged or diverged model)")]
     NonFiniteWeights { path: PathBuf, tensor: String },
     /// The forward pass produced NaN or infinite values.
-    #[error("model {model}: {what} hold NaN or infinite values (text #{text}); the model's weights overflow on it (a damaged or diverged model)")]
+    #[error("model {model}: {what} {NON_FINITE} (text #{text}); the model's weights overflow on it (a damaged or diverged model)")]
     NonFiniteActivations {
         model: PathBuf,
         what: String,

@@ -32,7 +32,7 @@ pub mod pooling;
 pub mod tokenize;
 
 pub use encoder::{EncodeOptions, SparseEncoder};
-pub use error::{EncoderError, Result};
+pub use error::{EncoderError, Result, NON_FINITE};
 pub use layout::{FolderLayout, ModelFolder};
 pub use model::Dropout;
 pub use pooling::{PoolingActivation, PoolingConfig, PoolingStrategy};

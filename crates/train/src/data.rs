@@ -184,12 +184,24 @@ fn parquet_label(f: &splade_eval::hf_parquet::Field) -> Option<Vec<f32>> {
     }
 }
 
-/// Checks that every row has as many label values as the first.
+/// Checks that every row has as many label values as the first, and that every value is
+/// finite (a NaN or infinite teacher score would train a NaN model).
 fn check_label_widths(
     labels: &[Vec<f32>],
     path: &str,
     first_line: impl Fn(usize) -> usize,
 ) -> Result<(), DataError> {
+    if let Some((i, l)) = labels
+        .iter()
+        .enumerate()
+        .find(|(_, l)| l.iter().any(|x| !x.is_finite()))
+    {
+        return Err(DataError::Record {
+            path: path.to_string(),
+            line: first_line(i),
+            message: format!("label {l:?} is not finite (NaN or infinite)"),
+        });
+    }
     if let Some(width) = labels.first().map(Vec::len) {
         if let Some((i, l)) = labels.iter().enumerate().find(|(_, l)| l.len() != width) {
             return Err(DataError::Record {

@@ -29,6 +29,15 @@ pub fn save_model(
     out: &Path,
     extra: impl FnOnce(&Path) -> Result<()>,
 ) -> Result<()> {
+    // A diverged run must not leave a NaN model behind: refuse before touching `out`.
+    for (name, var) in vars {
+        if !is_finite(var.as_tensor())? {
+            return Err(EncoderError::NonFiniteWeights {
+                path: out.to_path_buf(),
+                tensor: name.clone(),
+            });
+        }
+    }
     let parent = out
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -49,6 +58,15 @@ pub fn save_model(
         std::fs::remove_dir_all(out).map_err(io(out))?;
     }
     std::fs::rename(&staging, out).map_err(io(out))
+}
+
+/// Whether every value of a float tensor is finite ((x - x) is 0 for finite x, NaN otherwise).
+fn is_finite(t: &Tensor) -> Result<bool> {
+    if !t.dtype().is_float() {
+        return Ok(true);
+    }
+    let t = t.to_dtype(candle_core::DType::F32)?;
+    Ok((&t - &t)?.sum_all()?.to_scalar::<f32>()? == 0.0)
 }
 
 fn write_folder(encoder: &SparseEncoder, vars: &[(String, Var)], dir: &Path) -> Result<()> {

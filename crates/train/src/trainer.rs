@@ -65,6 +65,83 @@ pub struct TrainConfig {
     pub show_progress: bool,
 }
 
+impl TrainConfig {
+    /// Refuses hyper-parameters that would train nothing or a NaN model: non-finite or
+    /// out-of-range numbers and zero counts. The message names the field.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |field: &str, expected: &str, value: String| {
+            Err(EncoderError::InvalidArgument(format!(
+                "training option {field}: expected {expected}, got {value}"
+            )))
+        };
+        let finite = |field: &str, value: f64, min: f64, min_inclusive: bool, max: f64| {
+            let low_ok = if min_inclusive {
+                value >= min
+            } else {
+                value > min
+            };
+            if value.is_finite() && low_ok && value <= max {
+                Ok(())
+            } else {
+                let range = match (min_inclusive, max.is_finite()) {
+                    (true, true) => format!("a number in [{min}, {max}]"),
+                    (false, true) => format!("a number in ({min}, {max}]"),
+                    (true, false) => format!("a finite number >= {min}"),
+                    (false, false) => format!("a finite number > {min}"),
+                };
+                bad(field, &range, value.to_string())
+            }
+        };
+        finite(
+            "learning_rate",
+            self.learning_rate,
+            0.0,
+            false,
+            f64::INFINITY,
+        )?;
+        finite("epochs", self.epochs, 0.0, false, f64::INFINITY)?;
+        finite("warmup_ratio", self.warmup_ratio, 0.0, true, 1.0)?;
+        finite("weight_decay", self.weight_decay, 0.0, true, f64::INFINITY)?;
+        if let Some(norm) = self.max_grad_norm {
+            finite("max_grad_norm", norm, 0.0, false, f64::INFINITY)?;
+        }
+        finite(
+            "lambda_query",
+            self.loss.lambda_query,
+            0.0,
+            true,
+            f64::INFINITY,
+        )?;
+        finite(
+            "lambda_document",
+            self.loss.lambda_document,
+            0.0,
+            true,
+            f64::INFINITY,
+        )?;
+        finite("loss.scale", self.loss.scale, 0.0, false, f64::INFINITY)?;
+        finite(
+            "regularizer_warmup",
+            self.regularizer_warmup.0,
+            0.0,
+            true,
+            1.0,
+        )?;
+        for (field, value) in [
+            ("batch_size", Some(self.batch_size)),
+            ("gradient_accumulation", Some(self.gradient_accumulation)),
+            ("logging_steps", Some(self.logging_steps)),
+            ("max_steps", self.max_steps),
+            ("eval_steps", self.eval_steps),
+        ] {
+            if value == Some(0) {
+                return bad(field, "at least 1", "0".into());
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Default for TrainConfig {
     fn default() -> Self {
         Self {
@@ -203,6 +280,7 @@ pub fn train(
     mut evaluate: impl FnMut(&SparseEncoder, usize) -> Result<Metrics>,
     mut on_log: impl FnMut(&LogEntry),
 ) -> Result<TrainReport> {
+    config.validate()?;
     if data.rows.is_empty() {
         return Err(EncoderError::InvalidArgument("no training rows".into()));
     }
@@ -404,7 +482,20 @@ pub fn train(
                 .dropout
                 .then(|| encoder.training_dropout(dropout_seed(config.seed, step, micro)))
                 .filter(|d| !d.is_noop());
-            let embeddings = encoder.forward_dense_columns(&columns, &options, dropout.as_ref())?;
+            let at_step = |e: EncoderError| {
+                let message = e.to_string();
+                if message.contains(splade_encoder::NON_FINITE) {
+                    diverged(step + 1, "the activations are not finite", output)
+                } else {
+                    EncoderError::Training {
+                        step: step + 1,
+                        message,
+                    }
+                }
+            };
+            let embeddings = encoder
+                .forward_dense_columns(&columns, &options, dropout.as_ref())
+                .map_err(at_step)?;
             let labels = batch_labels(data, &batch, encoder.device())?;
             let parts = configured_splade_loss(
                 &embeddings,
@@ -412,6 +503,10 @@ pub fn train(
                 &config.loss,
                 (lambda_q, lambda_d),
             )?;
+            let loss = parts.total.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+            if !loss.is_finite() {
+                return Err(diverged(step + 1, &format!("the loss is {loss}"), output));
+            }
             let scaled = (&parts.total / accumulation as f64)?;
             let micro = scaled.backward()?;
             match &mut grads {
@@ -428,7 +523,14 @@ pub fn train(
         }
         let Some(mut grads) = grads else { break };
         if let Some(max_norm) = config.max_grad_norm {
-            clip_gradients(&vars, &mut grads, max_norm)?;
+            let norm = clip_gradients(&vars, &mut grads, max_norm)?;
+            if !norm.is_finite() {
+                return Err(diverged(
+                    step + 1,
+                    &format!("the gradient norm is {norm}"),
+                    output,
+                ));
+            }
         }
         optimizer.step(&grads)?;
         step += 1;
@@ -489,6 +591,38 @@ pub fn train(
         None => save_model(&encoder, &vars, &output.join("final"), |_| Ok(()))?,
     }
     Ok(report)
+}
+
+/// The error of a run whose loss or gradients stopped being finite at `step`: nothing of that
+/// step is saved, so the output keeps its last (finite) checkpoint.
+fn diverged(step: usize, what: &str, output: &Path) -> EncoderError {
+    let last = std::fs::read_dir(output)
+        .ok()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| {
+            e.ok()?
+                .file_name()
+                .to_str()?
+                .strip_prefix("checkpoint-")?
+                .parse::<usize>()
+                .ok()
+        })
+        .max();
+    EncoderError::Training {
+        step,
+        message: format!(
+            "{what} (NaN or infinite): training diverged, stopping without saving this step; {} \
+             (try a lower learning rate, or check the data and labels)",
+            match last {
+                Some(s) => format!(
+                    "the last good checkpoint is {}",
+                    output.join(format!("checkpoint-{s}")).display()
+                ),
+                None => "no checkpoint was written yet".to_string(),
+            }
+        ),
+    }
 }
 
 /// The seed of the dropout masks of one micro-batch: a function of the run's seed and the

@@ -217,7 +217,8 @@ fn pool_real_tokens(
     match pool_real_tokens_checked(real, head, config)? {
         Ok(vectors) => Ok(vectors),
         Err(text) => candle_core::bail!(
-            "pooling: the vocabulary logits of text {text} of the batch hold NaN or infinite values"
+            "pooling: the vocabulary logits of text {text} of the batch {}",
+            crate::NON_FINITE
         ),
     }
 }

@@ -138,7 +138,8 @@ fn fused_max_pool(
     let folded = fold_logits(&real, head, config, true)?;
     if let Some(text) = folded.non_finite {
         candle_core::bail!(
-            "pooling: the vocabulary logits of text {text} of the batch hold NaN or infinite values"
+            "pooling: the vocabulary logits of text {text} of the batch {}",
+            crate::NON_FINITE
         );
     }
     let vocab = folded.bias.len();
