@@ -687,6 +687,29 @@ fn dimensions_are_inferred_safely_and_capped() {
         "300001",
     ]));
     assert_eq!(Index::open(&idx).unwrap().dim(), 300_001);
+    // The largest dimension: the index's size follows its documents, not the dimension
+    // (it was 12 bytes per dimension: 200 MB here).
+    let big = tmp.path().join("big");
+    ok(splade(&[
+        "index",
+        "build",
+        "--out",
+        s(&big),
+        "--vectors",
+        s(&f),
+        "--dim",
+        "16777216",
+    ]));
+    let bytes: u64 = std::fs::read_dir(&big)
+        .unwrap()
+        .flatten()
+        .map(|e| e.metadata().unwrap().len())
+        .sum();
+    assert!(bytes < 4 << 20, "{bytes} bytes for one document");
+    let index = Index::open(&big).unwrap();
+    assert_eq!(index.dim(), 16_777_216);
+    let q = SparseVector::new(vec![300_000, 16_000_000], vec![1.0, 1.0]).unwrap();
+    assert_eq!(index.top_k(q.view(), 5).len(), 1);
 }
 
 /// Item 12: a FIFO where a manifest belongs, or a device as input, is an error, not a

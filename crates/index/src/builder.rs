@@ -430,12 +430,16 @@ impl IndexBuilder {
             }
             block_term_offsets.push(block_terms.len() as u64);
         }
-        let mut bound_offsets = Vec::with_capacity(self.dim + 1);
+        // Per-term arrays end at the last term that occurs: their size follows the
+        // documents, not the dimension (an index of dimension 2^24 holding a few terms
+        // stays small). Readers treat missing trailing terms as terms without postings.
+        let stored_terms = maxima.keys().next_back().map_or(0, |&t| t as usize + 1);
+        let mut bound_offsets = Vec::with_capacity(stored_terms + 1);
         bound_offsets.push(0u64);
         let mut bound_blocks = Vec::new();
         let mut bound_codes = Vec::new();
         let mut bound_slots = Vec::new();
-        let mut bound_scales = vec![0.0f32; self.dim];
+        let mut bound_scales = vec![0.0f32; stored_terms];
         let mut next_term = 0usize;
         for (term, list) in &maxima {
             let t = *term as usize;
@@ -454,7 +458,7 @@ impl IndexBuilder {
             bound_offsets.push(bound_blocks.len() as u64);
             next_term = t + 1;
         }
-        while next_term < self.dim {
+        while next_term < stored_terms {
             bound_offsets.push(bound_blocks.len() as u64);
             next_term += 1;
         }
@@ -512,7 +516,10 @@ impl IndexBuilder {
                     .collect();
                 let clusters = n.div_ceil(4 * self.effective_block_size()).max(1);
                 let assign = if clusters > 1 {
-                    cluster_documents(self.dim, &self.indptr, &self.terms, &self.values, clusters)
+                    // Term ids below the largest one used: the inverted lists of the
+                    // centroids need no more.
+                    let used = self.terms.iter().max().map_or(0, |&t| t as usize + 1);
+                    cluster_documents(used, &self.indptr, &self.terms, &self.values, clusters)
                 } else {
                     vec![0; n]
                 };

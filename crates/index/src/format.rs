@@ -33,12 +33,16 @@
 //! | `blocks.entry_offsets` | u64 | len(blocks.terms) + 1 | per (block, term), its range of entries |
 //! | `blocks.entry_docs` | u8 | nnz | document position inside the block, strictly ascending |
 //! | `blocks.entry_values` | f32 | nnz | the document's weight for the term |
-//! | `bounds.offsets` | u64 | dim + 1 | per term, its range of `bounds.blocks` |
+//! | `bounds.offsets` | u64 | T + 1 | per term, its range of `bounds.blocks` |
 //! | `bounds.blocks` | u32 | - | the blocks a term occurs in, strictly ascending |
 //! | `bounds.codes` | u8 | len(bounds.blocks) | block maximum, quantised upwards |
 //! | `bounds.slots` | u64 | len(bounds.blocks) | position of (term, block) in `blocks.terms` |
-//! | `bounds.scales` | f32 | dim | per term, the scale of its codes |
+//! | `bounds.scales` | f32 | T | per term, the scale of its codes |
 //! | `docs.order` | u32 | n | per block position `p` (block `p / B`, slot `p % B`), the document number stored there |
+//!
+//! `T` is one more than the largest term that occurs (at most `dim`; indexes written before
+//! this rule store `T = dim`): terms above it have no postings, so the per-term arrays grow
+//! with the documents, not with the dimension.
 //!
 //! The forward index and the ids are in document-number (insertion) order. The block
 //! layout is in *block-position* order: the builder may reorder documents so that each

@@ -197,7 +197,33 @@ pub(crate) fn validate(manifest: &Manifest, files: &[Bytes], dir: Option<&Path>)
 
     // Block maxima.
     let bound_blocks: &[u32] = c.typed(FileId::BoundBlocks)?;
-    let bo = c.offsets(FileId::BoundOffsets, dim + 1, bound_blocks.len())?;
+    // One entry per (block, term) pair of the block layout (checked one to one below).
+    if bound_blocks.len() != block_terms.len() {
+        return Err(c.err(
+            FileId::BoundBlocks,
+            format!(
+                "{} entries for {} (block, term) pairs",
+                bound_blocks.len(),
+                block_terms.len()
+            ),
+        ));
+    }
+    // Terms after the last one that occurs are not stored (an index of a large dimension
+    // stays small); older indexes store all `dim`.
+    let stored_terms = c
+        .typed::<u64>(FileId::BoundOffsets)?
+        .len()
+        .saturating_sub(1);
+    if stored_terms > dim {
+        return Err(c.err(
+            FileId::BoundOffsets,
+            format!(
+                "{} entries, more than dimension {dim} + 1",
+                stored_terms + 1
+            ),
+        ));
+    }
+    let bo = c.offsets(FileId::BoundOffsets, stored_terms + 1, bound_blocks.len())?;
     c.ascending_runs(FileId::BoundBlocks, bo, bound_blocks, |_| nb as u64)?;
     let codes: &[u8] = c.typed(FileId::BoundCodes)?;
     if codes.len() != bound_blocks.len() {
@@ -206,7 +232,7 @@ pub(crate) fn validate(manifest: &Manifest, files: &[Bytes], dir: Option<&Path>)
             format!("expected {} entries", bound_blocks.len()),
         ));
     }
-    c.weights(FileId::BoundScales, dim)?;
+    c.weights(FileId::BoundScales, stored_terms)?;
     let slots: &[u64] = c.typed(FileId::BoundSlots)?;
     if slots.len() != bound_blocks.len() {
         return Err(c.err(
