@@ -167,3 +167,18 @@ fn non_finite_labels_in_training_files_are_refused_with_their_line() {
         );
     }
 }
+
+#[test]
+fn a_model_with_non_finite_weights_is_never_saved() {
+    let (encoder, vars) = SparseEncoder::load_trainable(&model(), &Device::Cpu).unwrap();
+    let (name, var) = &vars[vars.len() / 2];
+    let poisoned = (var.as_tensor().ones_like().unwrap() * f64::NAN).unwrap();
+    var.set(&poisoned).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let target = out.path().join("final");
+    let err = splade_train::save::save_model(&encoder, &vars, &target, |_| Ok(()))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains(name.as_str()) && err.contains("NaN"), "{err}");
+    assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0);
+}

@@ -352,9 +352,9 @@ pub(crate) fn first_non_finite_row(t: &Tensor) -> candle_core::Result<Option<usi
     let host = if t.device().is_cpu() {
         t
     } else {
-        // One reduction on the device ((x - x) is 0 for finite x, NaN otherwise); the rows are
+        // One reduction on the device (0·x is 0 for finite x, NaN otherwise); the rows are
         // looked at on the host only when something is wrong.
-        if (&t - &t)?.sum_all()?.to_scalar::<f32>()? == 0.0 {
+        if (&t * 0.0)?.sum_all()?.to_scalar::<f32>()? == 0.0 {
             return Ok(None);
         }
         t.to_device(&Device::Cpu)?
