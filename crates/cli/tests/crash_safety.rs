@@ -79,6 +79,45 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// A thread that opens (checksums verified) and searches an index in a loop until
+/// stopped; every open must succeed with the old or the new number of documents.
+struct Searching {
+    stop: Arc<AtomicBool>,
+    searches: Arc<AtomicUsize>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Searching {
+    fn start(dir: &Path, old: usize, new: usize) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let searches = Arc::new(AtomicUsize::new(0));
+        let thread = {
+            let (dir, stop, searches) = (dir.to_path_buf(), stop.clone(), searches.clone());
+            std::thread::spawn(move || {
+                let q = SparseVector::new(vec![3, 16, 29], vec![1.0, 2.0, 0.5]).unwrap();
+                while !stop.load(Ordering::Relaxed) {
+                    let index = Index::open(&dir).expect("a search during the command");
+                    assert!(index.len() == old || index.len() == new, "{}", index.len());
+                    let _ = index.top_k(q.view(), 10);
+                    searches.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        };
+        Self {
+            stop,
+            searches,
+            thread,
+        }
+    }
+
+    /// Stops the loop; panics if a search failed.
+    fn stop(self) -> usize {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().expect("no search failed");
+        self.searches.load(Ordering::Relaxed)
+    }
+}
+
 /// Kills `args` at points spread over `full` (its uninterrupted duration) `runs` times,
 /// restoring `start` before each run; checks old-or-new after each kill with searches
 /// running. Returns (kills that left the old state, kills that left the new state).
@@ -90,12 +129,15 @@ fn kill_repeatedly(
     old: &BTreeSet<String>,
     new: &BTreeSet<String>,
 ) -> (usize, usize) {
-    // One uninterrupted run: its duration and its result.
+    // One uninterrupted run, with searches running as in the killed ones: its duration
+    // and its result.
     let _ = std::fs::remove_dir_all(work);
     copy_dir(start, work);
+    let searching = Searching::start(work, old.len(), new.len());
     let t = Instant::now();
     run_ok(args);
     let full = t.elapsed().max(Duration::from_millis(100));
+    searching.stop();
     assert_eq!(&live_ids(work), new, "{name}: the uninterrupted run");
 
     let (mut olds, mut news) = (0, 0);
@@ -103,27 +145,13 @@ fn kill_repeatedly(
     for run in 0..n {
         let _ = std::fs::remove_dir_all(work);
         copy_dir(start, work);
-        let stop = Arc::new(AtomicBool::new(false));
-        let searches = Arc::new(AtomicUsize::new(0));
-        let searcher = {
-            let (dir, stop, searches) = (work.to_path_buf(), stop.clone(), searches.clone());
-            let (old, new) = (old.len(), new.len());
-            std::thread::spawn(move || {
-                let q = SparseVector::new(vec![3, 16, 29], vec![1.0, 2.0, 0.5]).unwrap();
-                while !stop.load(Ordering::Relaxed) {
-                    let index = Index::open(&dir).expect("a search during the command");
-                    assert!(index.len() == old || index.len() == new, "{}", index.len());
-                    let _ = index.top_k(q.view(), 10);
-                    searches.fetch_add(1, Ordering::Relaxed);
-                }
-            })
-        };
+        let searching = Searching::start(work, old.len(), new.len());
         let mut child = splade().args(args).spawn().unwrap();
-        std::thread::sleep(full.mul_f64((run as f64 + 0.5) / n as f64 * 1.1));
+        // Spread over the command's duration, and a little beyond.
+        std::thread::sleep(full.mul_f64((run as f64 + 0.5) / n as f64 * 1.2));
         let _ = child.kill();
         let _ = child.wait();
-        stop.store(true, Ordering::Relaxed);
-        searcher.join().expect("no search failed");
+        searching.stop();
         let after = live_ids(work);
         if &after == old {
             olds += 1;
