@@ -6,11 +6,64 @@
 //! `SPLADE_FUZZ_CASES` sets the cases per property (default 24 here, what CI runs);
 //! `scripts/fuzz.sh` runs a long pass.
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
 
 use proptest::prelude::*;
 use splade_encoder::{EncodeOptions, SparseEncoder};
+
+/// Counts live heap bytes and their peak, to bound what a corrupted length field can make
+/// the loader allocate.
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator; only adds counters.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let p = System.alloc(layout);
+        if !p.is_null() {
+            let now = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+            PEAK.fetch_max(now, Ordering::Relaxed);
+        }
+        p
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout);
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let p = System.realloc(ptr, layout, new_size);
+        if !p.is_null() {
+            if new_size >= layout.size() {
+                let grow = new_size - layout.size();
+                let now = LIVE.fetch_add(grow, Ordering::Relaxed) + grow;
+                PEAK.fetch_max(now, Ordering::Relaxed);
+            } else {
+                LIVE.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
+            }
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+static MEASURING: Mutex<()> = Mutex::new(());
+
+/// Runs `f` and returns its result with the peak of heap bytes it added (other tests'
+/// allocations can only add to it: the bound checked is an upper one).
+fn peak_of<R>(f: impl FnOnce() -> R) -> (R, usize) {
+    let _guard = MEASURING.lock().unwrap_or_else(|e| e.into_inner());
+    let base = LIVE.load(Ordering::Relaxed);
+    PEAK.store(base, Ordering::Relaxed);
+    let r = f();
+    (r, PEAK.load(Ordering::Relaxed).saturating_sub(base))
+}
 
 fn cases() -> u32 {
     std::env::var("SPLADE_FUZZ_CASES")
@@ -241,8 +294,17 @@ proptest! {
             }
         }
         std::fs::write(&path, &bytes).unwrap();
-        let result = std::panic::catch_unwind(|| SparseEncoder::from_pretrained(dir.to_str().unwrap()));
+        let folder_bytes: usize = walk(&dir).iter().map(|p| std::fs::metadata(p).unwrap().len() as usize).sum();
+        let (result, peak) = peak_of(|| {
+            std::panic::catch_unwind(|| SparseEncoder::from_pretrained(dir.to_str().unwrap()))
+        });
         prop_assert!(result.is_ok(), "loading panicked on a mutated safetensors header");
+        // A loaded model holds its weights and tokenizer a few times over while loading;
+        // a length field must not add to that.
+        prop_assert!(
+            peak <= 16 * folder_bytes + (64 << 20),
+            "loading allocated {peak} bytes for a {folder_bytes}-byte folder"
+        );
         if let Ok(Ok(encoder)) = result {
             let encoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check_encodes(&encoder)));
             prop_assert!(encoded.is_ok(), "encoding panicked after a mutated header");
