@@ -273,15 +273,26 @@ fn validate_args(args: &TrainArgs) -> Result<()> {
     Ok(())
 }
 
-/// Checks `--output` before any work: a folder (created if needed) that can be written, and
-/// not one holding an earlier run's models unless resuming or `--overwrite`.
-fn prepare_output(output: &Path, resuming: bool, overwrite: bool) -> Result<()> {
+/// Checks `--output` before any work: a folder (created if needed) that can be written.
+fn prepare_output(output: &Path) -> Result<()> {
     if output.exists() && !output.is_dir() {
         bail!(
             "--output {}: exists and is not a folder (training writes a folder there)",
             output.display()
         );
     }
+    std::fs::create_dir_all(output)
+        .with_context(|| format!("--output {}: cannot create the folder", output.display()))?;
+    let probe = output.join(format!(".splade-write-test-{}", std::process::id()));
+    std::fs::write(&probe, b"")
+        .with_context(|| format!("--output {}: cannot write there", output.display()))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+/// Refuses an `--output` folder holding an earlier run's models (`final/`, `checkpoint-N/`),
+/// which this run would replace, unless resuming or `--overwrite`.
+fn check_earlier_run(output: &Path, resuming: bool, overwrite: bool) -> Result<()> {
     if output.is_dir() && !resuming && !overwrite {
         let earlier: Vec<String> = std::fs::read_dir(output)
             .with_context(|| format!("cannot read --output {}", output.display()))?
@@ -298,12 +309,6 @@ fn prepare_output(output: &Path, resuming: bool, overwrite: bool) -> Result<()> 
             );
         }
     }
-    std::fs::create_dir_all(output)
-        .with_context(|| format!("--output {}: cannot create the folder", output.display()))?;
-    let probe = output.join(format!(".splade-write-test-{}", std::process::id()));
-    std::fs::write(&probe, b"")
-        .with_context(|| format!("--output {}: cannot write there", output.display()))?;
-    let _ = std::fs::remove_file(&probe);
     Ok(())
 }
 
@@ -317,7 +322,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let Some(output) = args.output.as_deref() else {
         bail!("--output DIR is required")
     };
-    prepare_output(output, args.resume_from.is_some(), args.overwrite)?;
+    prepare_output(output)?;
     let model = args
         .model
         .clone()
@@ -350,6 +355,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     if data.rows.is_empty() {
         bail!("{}: no training rows", train_path.display());
     }
+    check_earlier_run(output, args.resume_from.is_some(), args.overwrite)?;
     let mut config = TrainConfig {
         batch_size: args.batch_size.unwrap_or(defaults.batch_size),
         epochs: args.epochs.unwrap_or(defaults.epochs),
