@@ -7,16 +7,12 @@ use splade_sparse::SparseView;
 
 use crate::error::{IndexError, Result};
 use crate::format::{self, DirState, FileId, Manifest, FORMAT_NAME, FORMAT_VERSION};
+use crate::format::{DEFAULT_BLOCK_SIZE, MAX_BLOCK_SIZE};
 use crate::index::Index;
 use crate::quantize::{encode_up, scale_for};
 use crate::segment::Segment;
 use crate::storage::{Bytes, OwnedArray};
 
-/// The number of documents per block for documents of [`SHORT_DOCUMENT_TERMS`] terms or
-/// more on average (32: on synthetic 100k and WordNet glosses it scored about 3x / 1.4x
-/// faster than 64 at the median, for about 5% more index bytes; at 1M documents of 105
-/// terms 1.4x faster than 16).
-pub const DEFAULT_BLOCK_SIZE: usize = 32;
 /// The number of documents per block for short documents (fewer than
 /// [`SHORT_DOCUMENT_TERMS`] terms on average): on the WordNet glosses (117k documents of 35
 /// terms) exact search was 1.36x faster at 16 than at 32.
@@ -39,8 +35,6 @@ pub fn auto_block_size(num_docs: usize, nnz: usize) -> usize {
         DEFAULT_BLOCK_SIZE
     }
 }
-/// The largest block size (positions inside a block are stored as u8).
-pub const MAX_BLOCK_SIZE: usize = 256;
 
 /// How the builder lays documents out in blocks. Block-max pruning skips a block when the
 /// sum of the query's weights times the block's per-term maxima cannot reach the current
@@ -577,22 +571,9 @@ impl IndexBuilder {
         }
     }
 
-    /// Like [`Self::write`], but an index already in `dir` is replaced: the new documents
-    /// are committed as the index's only segment (a version-3 directory) by one manifest
-    /// switch under the index's write lock, so searches opening the index during the
-    /// rebuild, and a crash at any moment, see the old index or the new one, never neither.
-    /// Files of the old index are removed after the switch; nothing else in `dir` is.
-    pub fn write_over(self, dir: &Path) -> Result<Index> {
-        match format::dir_state(dir)? {
-            DirState::Missing | DirState::Empty => self.write_new(dir),
-            DirState::Index => crate::writer::replace_index(dir, self),
-            state => Err(refusal(dir, state)),
-        }
-    }
-
     /// Writes a new single-segment index directory at `dir` (missing or empty) through a
     /// temporary sibling directory and one rename.
-    fn write_new(self, dir: &Path) -> Result<Index> {
+    pub(crate) fn write_new(self, dir: &Path) -> Result<Index> {
         let name = dir
             .file_name()
             .and_then(|n| n.to_str())
@@ -648,7 +629,7 @@ impl IndexBuilder {
 }
 
 /// The error for writing an index into `dir` in `state` (not missing, empty or an index).
-fn refusal(dir: &Path, state: DirState) -> IndexError {
+pub(crate) fn refusal(dir: &Path, state: DirState) -> IndexError {
     match state {
         DirState::Other { example } => IndexError::NotAnIndex {
             path: dir.to_path_buf(),

@@ -316,7 +316,7 @@ impl Index {
     pub fn block_size(&self) -> usize {
         self.slots
             .first()
-            .map_or(crate::DEFAULT_BLOCK_SIZE, |s| s.segment.block_size())
+            .map_or(format::DEFAULT_BLOCK_SIZE, |s| s.segment.block_size())
     }
 
     /// Number of blocks over all segments.

@@ -69,12 +69,23 @@ mod writer;
 
 pub use brute::brute_force_top_k;
 pub use builder::{
-    auto_block_size, IndexBuilder, Reorder, DEFAULT_BLOCK_SIZE, MAX_BLOCK_SIZE,
-    SHORT_DOCUMENTS_BLOCK_SIZE, SHORT_DOCUMENT_TERMS,
+    auto_block_size, IndexBuilder, Reorder, SHORT_DOCUMENTS_BLOCK_SIZE, SHORT_DOCUMENT_TERMS,
 };
 pub use error::{IndexError, Result};
 pub use explain::{Explanation, TermContribution};
+pub use format::{DEFAULT_BLOCK_SIZE, MAX_BLOCK_SIZE};
 pub use index::{Index, SegmentInfo};
 pub use search::{prune_query, Method, SearchOptions, SearchStats, Searcher, Traversal};
 pub use topk::Hit;
 pub use writer::{CommitSummary, IndexWriter, MergePolicy};
+
+/// A seeded xorshift64 stream (deterministic test data without a dependency).
+#[cfg(test)]
+fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
+    move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    }
+}

@@ -124,7 +124,7 @@ pub(crate) fn validate(manifest: &Manifest, files: &[Bytes], dir: Option<&Path>)
         );
         IndexError::corrupt(path, reason)
     };
-    if !(1..=crate::builder::MAX_BLOCK_SIZE as u32).contains(&manifest.block_size) {
+    if !(1..=crate::format::MAX_BLOCK_SIZE as u32).contains(&manifest.block_size) {
         return Err(manifest_err(format!(
             "block size {} is not in 1..=256",
             manifest.block_size

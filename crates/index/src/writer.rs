@@ -8,11 +8,11 @@ use std::sync::Arc;
 
 use splade_sparse::{SparseVector, SparseView};
 
-use crate::builder::{check_document, IndexBuilder, Reorder};
+use crate::builder::{check_document, refusal, IndexBuilder, Reorder};
 use crate::deletes::DeleteSet;
 use crate::error::{IndexError, Result};
 use crate::format::{
-    self, deletes_file_name, segment_dir_name, DeletesEntry, IndexManifest, Referenced,
+    self, deletes_file_name, segment_dir_name, DeletesEntry, DirState, IndexManifest, Referenced,
     SegmentEntry, SegmentsManifest, LOCK_FILE, MANIFEST_FILE,
 };
 use crate::index::Index;
@@ -407,11 +407,11 @@ impl IndexWriter {
         }
         if let Some(block_size) = self
             .block_size
-            .filter(|b| !(1..=crate::MAX_BLOCK_SIZE).contains(b))
+            .filter(|b| !(1..=format::MAX_BLOCK_SIZE).contains(b))
         {
             return Err(IndexError::InvalidArgument(format!(
                 "block size must be in 1..={}, got {block_size}",
-                crate::MAX_BLOCK_SIZE,
+                format::MAX_BLOCK_SIZE,
             )));
         }
 
@@ -638,12 +638,29 @@ fn merge_groups(live: &[usize], max: usize) -> Vec<(usize, usize)> {
     groups.into_iter().map(|(s, e, _)| (s, e)).collect()
 }
 
+// `IndexBuilder::write_over` lives here, not in `builder.rs`, so that the builder does
+// not depend on the writer (which builds its segments with an `IndexBuilder`).
+impl IndexBuilder {
+    /// Like [`Self::write`], but an index already in `dir` is replaced: the new documents
+    /// are committed as the index's only segment (a version-3 directory) by one manifest
+    /// switch under the index's write lock, so searches opening the index during the
+    /// rebuild, and a crash at any moment, see the old index or the new one, never neither.
+    /// Files of the old index are removed after the switch; nothing else in `dir` is.
+    pub fn write_over(self, dir: &Path) -> Result<Index> {
+        match format::dir_state(dir)? {
+            DirState::Missing | DirState::Empty => self.write_new(dir),
+            DirState::Index => replace_index(dir, self),
+            state => Err(refusal(dir, state)),
+        }
+    }
+}
+
 /// Replaces every document of the index in `dir` by `builder`'s in one commit: under the
 /// write lock, the new documents are written as a new segment directory, the new state is
 /// opened and verified, and a manifest naming only that segment is renamed over the old
 /// one; the old index's files are removed afterwards. A crash before the rename leaves the
 /// old index (plus a partial segment the next commit removes), after it the new one.
-pub(crate) fn replace_index(dir: &Path, builder: IndexBuilder) -> Result<Index> {
+fn replace_index(dir: &Path, builder: IndexBuilder) -> Result<Index> {
     let _lock = lock(dir)?;
     let path = dir.join(MANIFEST_FILE);
     let bytes = format::read_manifest_bytes(&path)?;

@@ -5,21 +5,8 @@
 //! documents with score `> 0` (those sharing at least one term with a positive product);
 //! fewer than `k` hits when fewer documents match.
 
-mod exact;
+mod block_max;
 mod taat;
-
-/// A seeded xorshift64 stream (deterministic test data without a dependency).
-#[cfg(test)]
-fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
-    move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    }
-}
-
-pub(crate) use taat::{LazyTermPostings, TermPostings, TraversalMemory};
 
 use splade_sparse::{SparseVector, SparseView};
 
@@ -169,7 +156,7 @@ pub fn prune_query(query: SparseView<'_>, n: usize) -> SparseVector {
 #[derive(Debug, Clone)]
 pub struct Searcher<'a> {
     index: &'a Index,
-    scratch: exact::Scratch,
+    scratch: block_max::Scratch,
 }
 
 impl<'a> Searcher<'a> {
@@ -177,7 +164,7 @@ impl<'a> Searcher<'a> {
     pub fn new(index: &'a Index) -> Self {
         Self {
             index,
-            scratch: exact::Scratch::new(),
+            scratch: block_max::Scratch::new(),
         }
     }
 
@@ -207,7 +194,7 @@ impl<'a> Searcher<'a> {
             options.method
         };
         match method {
-            Method::Exact => exact::exact_top_k(
+            Method::Exact => block_max::block_max_top_k(
                 self.index,
                 query,
                 options.k,
@@ -215,7 +202,7 @@ impl<'a> Searcher<'a> {
                 options.traversal,
                 &mut self.scratch,
             ),
-            Method::Approximate { alpha, beta } => exact::exact_top_k(
+            Method::Approximate { alpha, beta } => block_max::block_max_top_k(
                 self.index,
                 query,
                 options.k,

@@ -6,11 +6,12 @@
 //! at a time through the (term, block) indirection costs more than simply adding up every
 //! posting of every query term. This path does that:
 //!
-//! 1. A term-major copy of the segment's postings ([`TermPostings`]: per term, its
-//!    (block position, weight) pairs in ascending position) is made once, on the first
-//!    search that uses it, from the block arrays (`O(nnz)`; 8 bytes per posting, in memory
-//!    only: nothing on disk changes). The most frequent terms also get a dense column
-//!    (their weight at every position, 0 elsewhere; at most twice the postings' bytes).
+//! 1. A term-major copy of the segment's postings ([`TermPostings`], in
+//!    `segment::postings`: per term, its (block position, weight) pairs in ascending
+//!    position) is made once, on the first search that uses it, from the block arrays
+//!    (`O(nnz)`; 8 bytes per posting, in memory only: nothing on disk changes). The most
+//!    frequent terms also get a dense column (their weight at every position, 0 elsewhere;
+//!    at most twice the postings' bytes).
 //! 2. Per query, one f64 accumulator per document: for each query term in ascending term
 //!    order, every posting adds `q as f64 * w as f64`, or, for a dense column, every
 //!    position does (a vectorised pass; absent documents add `+0.0`, which changes no sum).
@@ -24,158 +25,10 @@
 //! whatever the scores; [`SwitchRule`] compares that with what block-max pruning would
 //! still have to score.
 
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::OnceLock;
-
 use splade_sparse::SparseView;
 
-use crate::segment::BlockArrays;
+use crate::segment::postings::{Posting, TermPostings};
 use crate::topk::TopK;
-
-/// The postings of a segment by term: per term, its (block position, weight) pairs in
-/// ascending block position.
-#[derive(Debug)]
-pub(crate) struct TermPostings {
-    /// Per term `t`, its postings are `postings[offsets[t]..offsets[t + 1]]`.
-    offsets: Vec<usize>,
-    postings: Vec<Posting>,
-    /// One more than the largest position (0 without postings): an accumulator this long
-    /// takes every posting without a bounds check.
-    span: usize,
-    /// Per term, its dense column (see [`DenseColumns`]), if it has one.
-    dense: DenseColumns,
-}
-
-/// Frequent terms as dense columns: per column, the term's weight at every block position
-/// (0 where the term is absent), `span` values. Adding a whole column into the accumulator
-/// is a vectorised streaming pass, far cheaper per document than a scattered add per
-/// posting once the term occurs in more than about one document in [`DENSE_MIN_DF_DIVISOR`].
-/// Adding the `+0.0` products of absent documents leaves their sums unchanged, so the
-/// scores stay bit-identical.
-#[derive(Debug, Default)]
-struct DenseColumns {
-    /// Per term, its column number, or `u32::MAX`.
-    column_of: Vec<u32>,
-    /// The columns, `span` values each, one after the other.
-    values: Vec<f32>,
-}
-
-/// A term gets a dense column when it occurs in at least `span / DENSE_MIN_DF_DIVISOR`
-/// positions. A column reads 4 bytes a document where the postings read 8 a posting, so
-/// below about half the documents it reads more bytes, but as one vectorised stream instead
-/// of scattered adds; on SciFact (full passes over the 1,109 queries, alternating runs)
-/// 1/4 was faster than both 1/8 and 1/2 (BENCHMARKS.md).
-const DENSE_MIN_DF_DIVISOR: usize = 4;
-/// The dense columns hold at most this many times the bytes of the postings copy (the
-/// most frequent terms first).
-const DENSE_MAX_BYTES_PER_POSTING_BYTE: usize = 2;
-
-/// One posting: the block position of a document and its weight for the term.
-#[derive(Debug, Clone, Copy)]
-#[repr(C)]
-struct Posting {
-    position: u32,
-    weight: f32,
-}
-
-impl TermPostings {
-    /// The term-major copy of the block arrays: per term, its blocks in ascending order and,
-    /// within a block, its entries in ascending slot, i.e. ascending block position.
-    pub(crate) fn build(a: &BlockArrays<'_>) -> Self {
-        let dim = a.bound_offsets.len().saturating_sub(1);
-        let mut offsets = Vec::with_capacity(dim + 1);
-        let mut postings = Vec::with_capacity(a.entry_values.len());
-        offsets.push(0);
-        for t in 0..dim {
-            let (start, end) = (a.bound_offsets[t] as usize, a.bound_offsets[t + 1] as usize);
-            for (&block, &slot) in a.bound_blocks[start..end]
-                .iter()
-                .zip(&a.bound_slots[start..end])
-            {
-                let base = block as usize * a.block_size;
-                let slot = slot as usize;
-                let (s, e) = (
-                    a.entry_offsets[slot] as usize,
-                    a.entry_offsets[slot + 1] as usize,
-                );
-                for (&d, &w) in a.entry_docs[s..e].iter().zip(&a.entry_values[s..e]) {
-                    postings.push(Posting {
-                        position: (base + d as usize) as u32,
-                        weight: w,
-                    });
-                }
-            }
-            offsets.push(postings.len());
-        }
-        let span = postings
-            .iter()
-            .map(|p| p.position as usize + 1)
-            .max()
-            .unwrap_or(0);
-        let dense = DenseColumns::build(&offsets, &postings, span);
-        Self {
-            offsets,
-            postings,
-            span,
-            dense,
-        }
-    }
-
-    /// The dense column of term `t`, if it has one (`span` values).
-    #[inline]
-    fn column(&self, t: u32) -> Option<&[f32]> {
-        let c = *self.dense.column_of.get(t as usize)?;
-        (c != u32::MAX).then(|| {
-            let start = c as usize * self.span;
-            &self.dense.values[start..start + self.span]
-        })
-    }
-
-    /// The postings of term `t` (empty when the term is out of range).
-    #[inline]
-    fn term(&self, t: u32) -> &[Posting] {
-        let t = t as usize;
-        match (self.offsets.get(t), self.offsets.get(t + 1)) {
-            (Some(&s), Some(&e)) => &self.postings[s..e],
-            _ => &[],
-        }
-    }
-
-    /// Postings of the query's terms (`Σ df`).
-    pub(crate) fn query_postings(&self, query: SparseView<'_>) -> usize {
-        query.indices().iter().map(|&t| self.term(t).len()).sum()
-    }
-}
-
-impl DenseColumns {
-    /// Columns for the most frequent terms with at least `span / DENSE_MIN_DF_DIVISOR`
-    /// postings, within the byte budget.
-    fn build(offsets: &[usize], postings: &[Posting], span: usize) -> Self {
-        let terms = offsets.len().saturating_sub(1);
-        let min_df = (span / DENSE_MIN_DF_DIVISOR).max(1);
-        let mut frequent: Vec<(usize, usize)> = (0..terms)
-            .map(|t| (offsets[t + 1] - offsets[t], t))
-            .filter(|&(df, _)| df >= min_df)
-            .collect();
-        frequent.sort_unstable_by(|a, b| b.cmp(a));
-        let budget = DENSE_MAX_BYTES_PER_POSTING_BYTE * std::mem::size_of_val(postings);
-        let per_column = span * std::mem::size_of::<f32>();
-        let count = frequent.len().min(budget / per_column.max(1));
-        if count == 0 {
-            return Self::default();
-        }
-        let mut column_of = vec![u32::MAX; terms];
-        let mut values = vec![0.0f32; count * span];
-        for (c, &(_, t)) in frequent[..count].iter().enumerate() {
-            column_of[t] = c as u32;
-            let column = &mut values[c * span..(c + 1) * span];
-            for p in &postings[offsets[t]..offsets[t + 1]] {
-                column[p.position as usize] = p.weight;
-            }
-        }
-        Self { column_of, values }
-    }
-}
 
 /// `acc[i] += q * column[i]` in f64 over the common length: per element the same two
 /// roundings as a scattered add (the product of two f32 is exact in f64), vectorised with
@@ -212,41 +65,6 @@ fn add_column_avx512(acc: &mut [f64], column: &[f32], q: f64) {
 #[target_feature(enable = "avx2")]
 fn add_column_avx2(acc: &mut [f64], column: &[f32], q: f64) {
     add_column_plain(acc, column, q);
-}
-
-/// A segment's term-major postings and per-term document frequencies, each made on
-/// first use and shared by every search of the segment.
-#[derive(Debug, Default)]
-pub(crate) struct LazyTermPostings {
-    postings: OnceLock<TermPostings>,
-    df: OnceLock<Box<[u32]>>,
-}
-
-impl LazyTermPostings {
-    /// The postings, built from `a` on first use.
-    pub(crate) fn get(&self, a: &BlockArrays<'_>) -> &TermPostings {
-        self.postings.get_or_init(|| TermPostings::build(a))
-    }
-
-    /// Per term, the documents it occurs in (4 bytes a term, from one pass over the block
-    /// lists on first use; no term-major copy needed).
-    pub(crate) fn df(&self, a: &BlockArrays<'_>) -> &[u32] {
-        self.df.get_or_init(|| {
-            let terms = a.bound_offsets.len().saturating_sub(1);
-            (0..terms)
-                .map(|t| {
-                    let (s, e) = (a.bound_offsets[t] as usize, a.bound_offsets[t + 1] as usize);
-                    a.bound_slots[s..e]
-                        .iter()
-                        .map(|&slot| {
-                            let slot = slot as usize;
-                            (a.entry_offsets[slot + 1] - a.entry_offsets[slot]) as u32
-                        })
-                        .sum()
-                })
-                .collect()
-        })
-    }
 }
 
 /// Largest segment (documents) that [`super::Traversal::Auto`] may search term at a
@@ -310,45 +128,6 @@ impl SwitchRule {
     }
 }
 
-/// What [`super::Traversal::Auto`] learned from a segment's recent searches. Probing
-/// block-max pruning (its bound pass and first blocks) before handing over costs about as
-/// much as the term-at-a-time search itself on a collection where it hands over every
-/// time (SciFact), and the queries of one index tend to be alike. So once the last
-/// [`TRUST`] probes in a row handed over, the searches go term at a time directly, except
-/// one in [`PROBE_EVERY`], which probes again; a probe that finishes by block-max pruning
-/// starts the count again. Only speed depends on this history, never a result.
-#[derive(Debug, Default)]
-pub(crate) struct TraversalMemory {
-    /// Hand-overs in a row (capped at [`TRUST`]); written only by probes.
-    handovers: AtomicU32,
-}
-
-/// Consecutive hand-overs after which [`TraversalMemory`] goes term at a time directly.
-const TRUST: u32 = 4;
-/// One search in this many probes block-max pruning even when trusted.
-const PROBE_EVERY: u32 = 64;
-
-impl TraversalMemory {
-    /// Whether search number `n` of a searcher (counted per searcher, so that threads
-    /// do not contend on a shared counter) should go term at a time without probing.
-    pub(crate) fn skip_probe(&self, n: u32) -> bool {
-        self.handovers.load(Ordering::Relaxed) >= TRUST && n % PROBE_EVERY != 0
-    }
-
-    /// Records how a probe ended: handed over to term at a time, or finished.
-    pub(crate) fn record(&self, handed_over: bool) {
-        if handed_over {
-            let _ = self
-                .handovers
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |h| {
-                    Some((h + 1).min(TRUST))
-                });
-        } else {
-            self.handovers.store(0, Ordering::Relaxed);
-        }
-    }
-}
-
 /// Documents per accumulator chunk of [`taat_segment`]: 16 KiB of f64, which stays in L1 with
 /// room for the columns (on SciFact 1,024 and 8,192 were slower).
 const CHUNK: usize = 2048;
@@ -372,7 +151,7 @@ pub(crate) fn taat_segment(
     mut offer: impl FnMut(&mut TopK, u32, f32),
 ) {
     acc.clear();
-    acc.resize(num_docs.max(postings.span), 0.0);
+    acc.resize(num_docs.max(postings.span()), 0.0);
     let acc = &mut acc[..];
     // Per query term, in ascending term order (the order of summation per document): its
     // weight and its dense column or postings.
@@ -388,7 +167,7 @@ pub(crate) fn taat_segment(
         .collect();
     // The accumulator is traversed in chunks that stay in L1, every term in turn per chunk:
     // per document the additions still come in ascending term order.
-    let span = postings.span;
+    let span = postings.span();
     let mut lo = 0;
     while lo < span {
         let hi = (lo + CHUNK).min(span);
@@ -427,62 +206,10 @@ pub(crate) fn taat_segment(
 
 #[cfg(test)]
 mod tests {
-    use super::super::xorshift;
     use super::*;
-    use crate::{IndexBuilder, Reorder};
+    use crate::xorshift;
+    use crate::IndexBuilder;
     use splade_sparse::SparseVector;
-
-    /// The term-major copy holds, per term, exactly the documents of the forward index
-    /// that have it, with their weights, in ascending block position; the document
-    /// frequencies agree.
-    #[test]
-    fn term_postings_invert_the_forward_index() {
-        let mut next = xorshift(0x2545_f491_4f6c_dd1du64);
-        let dim = 50;
-        let mut b = IndexBuilder::new(dim)
-            .block_size(8)
-            .reorder(Reorder::Clustered);
-        let mut docs = Vec::new();
-        for d in 0..300 {
-            let mut pairs: Vec<(u32, f32)> = (0..next() % 12)
-                .map(|_| ((next() % dim as u64) as u32, (next() % 100) as f32 / 10.0))
-                .collect();
-            pairs.sort_by_key(|p| p.0);
-            pairs.dedup_by_key(|p| p.0);
-            let v = SparseVector::from_pairs(pairs).unwrap();
-            b.add(&format!("d{d}"), v.view()).unwrap();
-            docs.push(v);
-        }
-        let index = b.build().unwrap();
-        let [only] = index.slots() else { panic!() };
-        let a = only.segment.blocks();
-        let postings = TermPostings::build(&a);
-        let lazy = LazyTermPostings::default();
-        let df = lazy.df(&a);
-        for t in 0..dim as u32 {
-            let got: Vec<(u32, u32)> = postings
-                .term(t)
-                .iter()
-                .map(|p| (a.doc_order[p.position as usize], p.weight.to_bits()))
-                .collect();
-            let positions: Vec<u32> = postings.term(t).iter().map(|p| p.position).collect();
-            assert!(positions.windows(2).all(|w| w[0] < w[1]), "ascending");
-            let mut want: Vec<(u32, u32)> = docs
-                .iter()
-                .enumerate()
-                .filter_map(|(d, v)| {
-                    let i = v.indices().binary_search(&t).ok()?;
-                    Some((d as u32, v.values()[i].to_bits()))
-                })
-                .collect();
-            let mut got_sorted = got.clone();
-            got_sorted.sort();
-            want.sort();
-            assert_eq!(got_sorted, want, "term {t}");
-            assert_eq!(df[t as usize] as usize, want.len());
-        }
-        assert!(postings.term(dim as u32).is_empty(), "out of range");
-    }
 
     /// Over several accumulator chunks, with frequent terms as dense columns and the rest as
     /// postings, term at a time equals the brute force bit for bit (ties included).
@@ -511,7 +238,7 @@ mod tests {
         let index = b.build().unwrap();
         let [only] = index.slots() else { panic!() };
         let postings = only.segment.term_postings();
-        assert!(postings.span > 3 * CHUNK);
+        assert!(postings.span() > 3 * CHUNK);
         let columns = (0..dim as u32)
             .filter(|&t| postings.column(t).is_some())
             .count();
@@ -536,23 +263,6 @@ mod tests {
                 .collect();
             assert_eq!(bits, want);
         }
-    }
-
-    /// Probes until [`TRUST`] hand-overs in a row, then direct except one search in
-    /// [`PROBE_EVERY`]; a probe that finishes starts over.
-    #[test]
-    fn traversal_memory_trusts_consecutive_handovers_only() {
-        let m = TraversalMemory::default();
-        for n in 1..=TRUST {
-            assert!(!m.skip_probe(n));
-            m.record(true);
-        }
-        let skipped = (0..PROBE_EVERY).filter(|&n| m.skip_probe(n)).count();
-        assert_eq!(skipped as u32, PROBE_EVERY - 1);
-        m.record(false);
-        assert!(!m.skip_probe(1));
-        m.record(true);
-        assert!(!m.skip_probe(1), "one hand-over is not enough again");
     }
 
     /// The rule hands over when many blocks still pass, not when few do; never for a

@@ -1,5 +1,7 @@
-//! Exact top-k by block-max pruning (after BMP, Mallia, Nardini, Tonellotto and Suel,
-//! SIGIR 2024).
+//! The block-max traversal (after BMP, Mallia, Nardini, Tonellotto and Suel, SIGIR 2024):
+//! the top-k by block-max pruning, exact ([`crate::Method::Exact`]) or with BMP's α / β
+//! knobs ([`crate::Method::Approximate`]); per segment it may hand over to the
+//! term-at-a-time traversal ([`super::taat`]) when the bounds prune little.
 //!
 //! 1. Every block `b` that shares a term with the query gets an upper bound
 //!    `U(b) = inflate(Σ_t q_t · scale_t · code_t(b))` over the query terms with `q_t > 0`;
@@ -38,10 +40,10 @@ use super::{SearchStats, Traversal};
 use crate::deletes::is_deleted;
 use crate::index::Index;
 use crate::quantize::inflate;
-use crate::segment::BlockArrays;
+use crate::segment::blocks::BlockArrays;
 use crate::topk::{Hit, TopK};
 
-/// Reusable per-thread buffers of the exact search.
+/// Reusable per-thread buffers of the block-max search.
 #[derive(Debug, Clone)]
 pub(crate) struct Scratch {
     /// Block bounds of the current query (all zero between searches).
@@ -66,7 +68,7 @@ pub(crate) struct Scratch {
     ahead: VecDeque<(f32, usize)>,
     /// Per-document accumulators of the term-at-a-time search (see `taat`).
     term_acc: Vec<f64>,
-    /// Searches made with this scratch (from 1; see `taat::TraversalMemory`).
+    /// Searches made with this scratch (from 1; see `segment::memory::TraversalMemory`).
     searches: u32,
     pub(crate) stats: SearchStats,
 }
@@ -267,7 +269,7 @@ fn keys_between(bounds: &[f32], contributing: usize, low: f32, high: f32) -> Vec
 /// searched in order into one top-k, so the k-th score found in one segment prunes the next; per
 /// segment, the stopping rule is the one above, hence the result is the exact top-k over
 /// all live documents (global numbers: segment order, then number within the segment).
-pub(crate) fn exact_top_k(
+pub(crate) fn block_max_top_k(
     index: &Index,
     query: SparseView<'_>,
     k: usize,
@@ -776,8 +778,8 @@ fn accumulate<'a, 'b>(
 
 #[cfg(test)]
 mod tests {
-    use super::super::xorshift;
     use super::*;
+    use crate::xorshift;
     use crate::{IndexBuilder, Reorder};
     use splade_sparse::SparseVector;
 
@@ -902,7 +904,7 @@ mod tests {
             for k in [1, 10, 300, 2000] {
                 let want = index.brute_force_top_k(q.view(), k);
                 assert_eq!(
-                    exact_top_k(
+                    block_max_top_k(
                         &index,
                         q.view(),
                         k,
@@ -975,7 +977,7 @@ mod tests {
             for _ in 0..50 {
                 let q = vector(30, &mut next);
                 for k in [1, 10, 100] {
-                    let a = exact_top_k(
+                    let a = block_max_top_k(
                         index,
                         q.view(),
                         k,
@@ -983,7 +985,7 @@ mod tests {
                         Traversal::BlockMax,
                         &mut table,
                     );
-                    let b = exact_top_k(
+                    let b = block_max_top_k(
                         index,
                         q.view(),
                         k,
@@ -993,7 +995,7 @@ mod tests {
                     );
                     assert_eq!(a, b);
                     assert_eq!(a, index.brute_force_top_k(q.view(), k));
-                    let a = exact_top_k(
+                    let a = block_max_top_k(
                         index,
                         q.view(),
                         k,
@@ -1001,7 +1003,7 @@ mod tests {
                         Traversal::BlockMax,
                         &mut table,
                     );
-                    let b = exact_top_k(
+                    let b = block_max_top_k(
                         index,
                         q.view(),
                         k,

@@ -1,14 +1,25 @@
 //! One immutable segment: the arrays [`crate::IndexBuilder`] writes (format version 2),
 //! memory-mapped from a directory or built in memory. An [`crate::Index`] is a list of
 //! segments plus, per segment, the set of deleted documents.
+//!
+//! Besides the mapped files, a segment holds what searches derive from it and keep: the
+//! term-major postings copy ([`postings`], made on first use) and what the automatic
+//! traversal learned ([`memory`]). The search itself (`crate::search`) depends on this
+//! module, never the reverse.
+
+pub(crate) mod blocks;
+pub(crate) mod memory;
+pub(crate) mod postings;
 
 use std::path::{Path, PathBuf};
 
 use crate::error::{IndexError, Result};
 use crate::format::{crc32, FileId, Manifest};
-use crate::search::{LazyTermPostings, TermPostings, TraversalMemory};
 use crate::storage::Bytes;
 use crate::validate::{file_path, validate};
+use blocks::BlockArrays;
+use memory::TraversalMemory;
+use postings::{LazyTermPostings, TermPostings};
 
 /// A validated segment. Document numbers are local (`0..num_docs`).
 #[derive(Debug)]
@@ -121,7 +132,7 @@ impl Segment {
         self.array(FileId::IdData)
     }
 
-    /// The term-major postings copy (see `search::taat`), made on first use.
+    /// The term-major postings copy (see [`postings`]), made on first use.
     pub(crate) fn term_postings(&self) -> &TermPostings {
         self.term_postings.get(&self.blocks())
     }
@@ -180,27 +191,4 @@ fn verify_files(manifest: &Manifest, files: &[Bytes], dir: Option<&Path>) -> Res
         }
     }
     Ok(())
-}
-
-/// Borrowed views of the block arrays (see [`crate::format`]).
-pub(crate) struct BlockArrays<'a> {
-    pub block_size: usize,
-    pub num_docs: usize,
-    pub entry_offsets: &'a [u64],
-    pub entry_docs: &'a [u8],
-    pub entry_values: &'a [f32],
-    pub bound_offsets: &'a [u64],
-    pub bound_blocks: &'a [u32],
-    pub bound_codes: &'a [u8],
-    pub bound_scales: &'a [f32],
-    pub bound_slots: &'a [u64],
-    /// Block position -> document number.
-    pub doc_order: &'a [u32],
-}
-
-impl BlockArrays<'_> {
-    /// Number of blocks.
-    pub(crate) fn num_blocks(&self) -> usize {
-        self.num_docs.div_ceil(self.block_size.max(1))
-    }
 }

@@ -1,0 +1,25 @@
+//! Borrowed views of a segment's block arrays: the block layout and the block maxima that
+//! block-max pruning, the term-major postings copy and the validation read.
+
+/// Borrowed views of the block arrays (see [`crate::format`]).
+pub(crate) struct BlockArrays<'a> {
+    pub block_size: usize,
+    pub num_docs: usize,
+    pub entry_offsets: &'a [u64],
+    pub entry_docs: &'a [u8],
+    pub entry_values: &'a [f32],
+    pub bound_offsets: &'a [u64],
+    pub bound_blocks: &'a [u32],
+    pub bound_codes: &'a [u8],
+    pub bound_scales: &'a [f32],
+    pub bound_slots: &'a [u64],
+    /// Block position -> document number.
+    pub doc_order: &'a [u32],
+}
+
+impl BlockArrays<'_> {
+    /// Number of blocks.
+    pub(crate) fn num_blocks(&self) -> usize {
+        self.num_docs.div_ceil(self.block_size.max(1))
+    }
+}

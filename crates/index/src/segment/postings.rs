@@ -1,0 +1,267 @@
+//! The term-major copy of a segment's postings, for the term-at-a-time search
+//! (`search::taat`).
+//!
+//! [`TermPostings`]: per term, its (block position, weight) pairs in ascending position,
+//! made once from the block arrays on the first search that uses it (`O(nnz)`; 8 bytes a
+//! posting, in memory only: nothing on disk changes). The most frequent terms also get a
+//! dense column (their weight at every position, 0 elsewhere; at most twice the postings'
+//! bytes). [`LazyTermPostings`] holds the copy and the per-term document frequencies of a
+//! segment, each made on first use.
+//!
+//! Depends only on the block arrays ([`super::blocks`]); the search that reads it lives in
+//! `search::taat`.
+
+use std::sync::OnceLock;
+
+use splade_sparse::SparseView;
+
+use super::blocks::BlockArrays;
+
+/// The postings of a segment by term: per term, its (block position, weight) pairs in
+/// ascending block position.
+#[derive(Debug)]
+pub(crate) struct TermPostings {
+    /// Per term `t`, its postings are `postings[offsets[t]..offsets[t + 1]]`.
+    offsets: Vec<usize>,
+    postings: Vec<Posting>,
+    /// One more than the largest position (0 without postings): an accumulator this long
+    /// takes every posting without a bounds check.
+    span: usize,
+    /// Per term, its dense column (see [`DenseColumns`]), if it has one.
+    dense: DenseColumns,
+}
+
+/// Frequent terms as dense columns: per column, the term's weight at every block position
+/// (0 where the term is absent), `span` values. Adding a whole column into the accumulator
+/// is a vectorised streaming pass, far cheaper per document than a scattered add per
+/// posting once the term occurs in more than about one document in [`DENSE_MIN_DF_DIVISOR`].
+/// Adding the `+0.0` products of absent documents leaves their sums unchanged, so the
+/// scores stay bit-identical.
+#[derive(Debug, Default)]
+struct DenseColumns {
+    /// Per term, its column number, or `u32::MAX`.
+    column_of: Vec<u32>,
+    /// The columns, `span` values each, one after the other.
+    values: Vec<f32>,
+}
+
+/// A term gets a dense column when it occurs in at least `span / DENSE_MIN_DF_DIVISOR`
+/// positions. A column reads 4 bytes a document where the postings read 8 a posting, so
+/// below about half the documents it reads more bytes, but as one vectorised stream instead
+/// of scattered adds; on SciFact (full passes over the 1,109 queries, alternating runs)
+/// 1/4 was faster than both 1/8 and 1/2 (BENCHMARKS.md).
+const DENSE_MIN_DF_DIVISOR: usize = 4;
+/// The dense columns hold at most this many times the bytes of the postings copy (the
+/// most frequent terms first).
+const DENSE_MAX_BYTES_PER_POSTING_BYTE: usize = 2;
+
+/// One posting: the block position of a document and its weight for the term.
+#[derive(Debug, Clone, Copy)]
+#[repr(C)]
+pub(crate) struct Posting {
+    /// Block position (see [`BlockArrays::doc_order`]).
+    pub(crate) position: u32,
+    /// The term's weight in that document.
+    pub(crate) weight: f32,
+}
+
+impl TermPostings {
+    /// The term-major copy of the block arrays: per term, its blocks in ascending order and,
+    /// within a block, its entries in ascending slot, i.e. ascending block position.
+    pub(crate) fn build(a: &BlockArrays<'_>) -> Self {
+        let dim = a.bound_offsets.len().saturating_sub(1);
+        let mut offsets = Vec::with_capacity(dim + 1);
+        let mut postings = Vec::with_capacity(a.entry_values.len());
+        offsets.push(0);
+        for t in 0..dim {
+            let (start, end) = (a.bound_offsets[t] as usize, a.bound_offsets[t + 1] as usize);
+            for (&block, &slot) in a.bound_blocks[start..end]
+                .iter()
+                .zip(&a.bound_slots[start..end])
+            {
+                let base = block as usize * a.block_size;
+                let slot = slot as usize;
+                let (s, e) = (
+                    a.entry_offsets[slot] as usize,
+                    a.entry_offsets[slot + 1] as usize,
+                );
+                for (&d, &w) in a.entry_docs[s..e].iter().zip(&a.entry_values[s..e]) {
+                    postings.push(Posting {
+                        position: (base + d as usize) as u32,
+                        weight: w,
+                    });
+                }
+            }
+            offsets.push(postings.len());
+        }
+        let span = postings
+            .iter()
+            .map(|p| p.position as usize + 1)
+            .max()
+            .unwrap_or(0);
+        let dense = DenseColumns::build(&offsets, &postings, span);
+        Self {
+            offsets,
+            postings,
+            span,
+            dense,
+        }
+    }
+
+    /// One more than the largest block position with a posting (0 without postings):
+    /// an accumulator this long takes every posting without a bounds check.
+    #[inline]
+    pub(crate) fn span(&self) -> usize {
+        self.span
+    }
+
+    /// The dense column of term `t`, if it has one (`span` values).
+    #[inline]
+    pub(crate) fn column(&self, t: u32) -> Option<&[f32]> {
+        let c = *self.dense.column_of.get(t as usize)?;
+        (c != u32::MAX).then(|| {
+            let start = c as usize * self.span;
+            &self.dense.values[start..start + self.span]
+        })
+    }
+
+    /// The postings of term `t` (empty when the term is out of range).
+    #[inline]
+    pub(crate) fn term(&self, t: u32) -> &[Posting] {
+        let t = t as usize;
+        match (self.offsets.get(t), self.offsets.get(t + 1)) {
+            (Some(&s), Some(&e)) => &self.postings[s..e],
+            _ => &[],
+        }
+    }
+
+    /// Postings of the query's terms (`Σ df`).
+    pub(crate) fn query_postings(&self, query: SparseView<'_>) -> usize {
+        query.indices().iter().map(|&t| self.term(t).len()).sum()
+    }
+}
+
+impl DenseColumns {
+    /// Columns for the most frequent terms with at least `span / DENSE_MIN_DF_DIVISOR`
+    /// postings, within the byte budget.
+    fn build(offsets: &[usize], postings: &[Posting], span: usize) -> Self {
+        let terms = offsets.len().saturating_sub(1);
+        let min_df = (span / DENSE_MIN_DF_DIVISOR).max(1);
+        let mut frequent: Vec<(usize, usize)> = (0..terms)
+            .map(|t| (offsets[t + 1] - offsets[t], t))
+            .filter(|&(df, _)| df >= min_df)
+            .collect();
+        frequent.sort_unstable_by(|a, b| b.cmp(a));
+        let budget = DENSE_MAX_BYTES_PER_POSTING_BYTE * std::mem::size_of_val(postings);
+        let per_column = span * std::mem::size_of::<f32>();
+        let count = frequent.len().min(budget / per_column.max(1));
+        if count == 0 {
+            return Self::default();
+        }
+        let mut column_of = vec![u32::MAX; terms];
+        let mut values = vec![0.0f32; count * span];
+        for (c, &(_, t)) in frequent[..count].iter().enumerate() {
+            column_of[t] = c as u32;
+            let column = &mut values[c * span..(c + 1) * span];
+            for p in &postings[offsets[t]..offsets[t + 1]] {
+                column[p.position as usize] = p.weight;
+            }
+        }
+        Self { column_of, values }
+    }
+}
+
+/// A segment's term-major postings and per-term document frequencies, each made on
+/// first use and shared by every search of the segment.
+#[derive(Debug, Default)]
+pub(crate) struct LazyTermPostings {
+    postings: OnceLock<TermPostings>,
+    df: OnceLock<Box<[u32]>>,
+}
+
+impl LazyTermPostings {
+    /// The postings, built from `a` on first use.
+    pub(crate) fn get(&self, a: &BlockArrays<'_>) -> &TermPostings {
+        self.postings.get_or_init(|| TermPostings::build(a))
+    }
+
+    /// Per term, the documents it occurs in (4 bytes a term, from one pass over the block
+    /// lists on first use; no term-major copy needed).
+    pub(crate) fn df(&self, a: &BlockArrays<'_>) -> &[u32] {
+        self.df.get_or_init(|| {
+            let terms = a.bound_offsets.len().saturating_sub(1);
+            (0..terms)
+                .map(|t| {
+                    let (s, e) = (a.bound_offsets[t] as usize, a.bound_offsets[t + 1] as usize);
+                    a.bound_slots[s..e]
+                        .iter()
+                        .map(|&slot| {
+                            let slot = slot as usize;
+                            (a.entry_offsets[slot + 1] - a.entry_offsets[slot]) as u32
+                        })
+                        .sum()
+                })
+                .collect()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::xorshift;
+    use crate::{IndexBuilder, Reorder};
+    use splade_sparse::SparseVector;
+
+    /// The term-major copy holds, per term, exactly the documents of the forward index
+    /// that have it, with their weights, in ascending block position; the document
+    /// frequencies agree.
+    #[test]
+    fn term_postings_invert_the_forward_index() {
+        let mut next = xorshift(0x2545_f491_4f6c_dd1du64);
+        let dim = 50;
+        let mut b = IndexBuilder::new(dim)
+            .block_size(8)
+            .reorder(Reorder::Clustered);
+        let mut docs = Vec::new();
+        for d in 0..300 {
+            let mut pairs: Vec<(u32, f32)> = (0..next() % 12)
+                .map(|_| ((next() % dim as u64) as u32, (next() % 100) as f32 / 10.0))
+                .collect();
+            pairs.sort_by_key(|p| p.0);
+            pairs.dedup_by_key(|p| p.0);
+            let v = SparseVector::from_pairs(pairs).unwrap();
+            b.add(&format!("d{d}"), v.view()).unwrap();
+            docs.push(v);
+        }
+        let index = b.build().unwrap();
+        let [only] = index.slots() else { panic!() };
+        let a = only.segment.blocks();
+        let postings = TermPostings::build(&a);
+        let lazy = LazyTermPostings::default();
+        let df = lazy.df(&a);
+        for t in 0..dim as u32 {
+            let got: Vec<(u32, u32)> = postings
+                .term(t)
+                .iter()
+                .map(|p| (a.doc_order[p.position as usize], p.weight.to_bits()))
+                .collect();
+            let positions: Vec<u32> = postings.term(t).iter().map(|p| p.position).collect();
+            assert!(positions.windows(2).all(|w| w[0] < w[1]), "ascending");
+            let mut want: Vec<(u32, u32)> = docs
+                .iter()
+                .enumerate()
+                .filter_map(|(d, v)| {
+                    let i = v.indices().binary_search(&t).ok()?;
+                    Some((d as u32, v.values()[i].to_bits()))
+                })
+                .collect();
+            let mut got_sorted = got.clone();
+            got_sorted.sort();
+            want.sort();
+            assert_eq!(got_sorted, want, "term {t}");
+            assert_eq!(df[t as usize] as usize, want.len());
+        }
+        assert!(postings.term(dim as u32).is_empty(), "out of range");
+    }
+}
