@@ -77,8 +77,8 @@ pub(super) struct Folded {
     pub argmax: Option<Vec<u32>>,
     /// The decoder bias on the CPU.
     pub bias: Vec<f32>,
-    /// The first text (position in the batch) whose logits hold a NaN or an infinity (max
-    /// pooling would silently drop a NaN).
+    /// The first text (position in the batch) whose folded logits hold a NaN (kept by the fold:
+    /// `f32::max` would silently drop it) or an infinity.
     pub non_finite: Option<usize>,
 }
 
@@ -102,7 +102,6 @@ pub(super) fn fold_logits(
     let tokens = real.tokens.detach();
     let weight = head.weight.detach();
     let n = real.starts[b];
-    let mut non_finite = None;
     let mut v0 = 0;
     while v0 < vocab {
         let c = VOCAB_CHUNK.min(vocab - v0);
@@ -124,10 +123,6 @@ pub(super) fn fold_logits(
                 Some((start, end)) => &data[start..end],
                 None => candle_core::bail!("logits block is not contiguous"),
             };
-            if non_finite.is_none() && !crate::model::all_finite(data) {
-                let token = t0 + data.iter().position(|v| !v.is_finite()).unwrap_or(0) / c;
-                non_finite = Some(real.starts.partition_point(|&s| s <= token).max(1) - 1);
-            }
             for r in 0..b {
                 let lo = real.starts[r].max(t0);
                 let hi = real.starts[r + 1].min(t0 + m);
@@ -135,9 +130,11 @@ pub(super) fn fold_logits(
                 for token in lo..hi {
                     let row = &data[(token - t0) * c..(token - t0 + 1) * c];
                     match (config.strategy, argmax.as_mut()) {
+                        // A NaN logit sticks in the accumulator (`f32::max` would drop it), to be
+                        // found once the fold is done.
                         (PoolingStrategy::Max, None) => {
                             for (o, &x) in acc[range.clone()].iter_mut().zip(row) {
-                                *o = o.max(x);
+                                *o = if x > *o || x.is_nan() { x } else { *o };
                             }
                         }
                         (PoolingStrategy::Max, Some(arg)) => {
@@ -145,7 +142,7 @@ pub(super) fn fold_logits(
                             for ((o, a), &x) in
                                 acc[range.clone()].iter_mut().zip(arg.iter_mut()).zip(row)
                             {
-                                if x > *o {
+                                if x > *o || x.is_nan() {
                                     *o = x;
                                     *a = token as u32;
                                 }
@@ -155,7 +152,13 @@ pub(super) fn fold_logits(
                             for ((o, &x), &bj) in
                                 acc[range.clone()].iter_mut().zip(row).zip(bias_chunk)
                             {
-                                *o += config.activation.weight(x + bj);
+                                let v = x + bj;
+                                // `weight` maps NaN to 0: keep it NaN instead.
+                                *o += if v.is_nan() {
+                                    v
+                                } else {
+                                    config.activation.weight(v)
+                                };
                             }
                         }
                     }
@@ -165,6 +168,12 @@ pub(super) fn fold_logits(
         }
         v0 += c;
     }
+    // Texts whose logits held a NaN (sticky in `acc`) or, for sum pooling, an infinity.
+    // (A text without tokens keeps its initial values: it has no logits to check.)
+    let non_finite = acc
+        .chunks(vocab.max(1))
+        .enumerate()
+        .position(|(r, row)| real.starts[r] < real.starts[r + 1] && !crate::model::all_finite(row));
     Ok(Folded {
         acc,
         argmax,
@@ -279,6 +288,12 @@ mod tests {
         // Text 0: rows 0..2 (small values), text 1: rows 2..3 (huge values).
         let tokens = Tensor::new(&[[1e-3f32, 1e-3], [2e-3, 0.0], [1e30, 1e30]], &dev).unwrap();
         let checked = pool_sparse_packed_checked(&tokens, &[0, 2, 3], &head, config).unwrap();
+        assert_eq!(checked.err(), Some(1));
+        let sum = PoolingConfig {
+            strategy: PoolingStrategy::Sum,
+            ..config
+        };
+        let checked = pool_sparse_packed_checked(&tokens, &[0, 2, 3], &head, sum).unwrap();
         assert_eq!(checked.err(), Some(1));
         let err = pool_sparse_packed(&tokens, &[0, 2, 3], &head, config).unwrap_err();
         assert!(err.to_string().contains("NaN or infinite"), "{err}");
