@@ -25,8 +25,8 @@ use crate::tokenize::{tokenizer_source, TextTokenizer, TokenizedText};
 /// Options of one `encode` call.
 #[derive(Debug, Clone)]
 pub struct EncodeOptions {
-    /// Texts per forward pass (default 32). Texts are sorted by length first, so batches hold
-    /// texts of similar length; results always come back in input order.
+    /// Texts per forward pass (default 32; 0 is an error). Texts are sorted by length first,
+    /// so batches hold texts of similar length; results always come back in input order.
     pub batch_size: usize,
     /// A named prompt from the model's `prompts` to prepend.
     pub prompt_name: Option<String>,

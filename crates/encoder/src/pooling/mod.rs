@@ -167,12 +167,17 @@ pub fn pool_dense(
 }
 
 /// Converts `[batch, vocab]` dense weights to sparse vectors keeping strictly positive entries.
+/// A NaN or an infinity is an error (it would be dropped, or kept, silently).
 pub fn dense_to_sparse(dense: &Tensor) -> candle_core::Result<Vec<SparseVector>> {
     dense
         .to_device(&Device::Cpu)?
         .to_vec2::<f32>()?
         .iter()
-        .map(|row| {
+        .enumerate()
+        .map(|(r, row)| {
+            if !crate::model::all_finite(row) {
+                candle_core::bail!("dense weights of row {r} {}", crate::NON_FINITE);
+            }
             let (indices, values): (Vec<u32>, Vec<f32>) = row
                 .iter()
                 .enumerate()
@@ -182,4 +187,21 @@ pub fn dense_to_sparse(dense: &Tensor) -> candle_core::Result<Vec<SparseVector>>
             SparseVector::new(indices, values).map_err(|e| candle_core::Error::Msg(e.to_string()))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dense_to_sparse_refuses_non_finite_weights() {
+        let dev = Device::Cpu;
+        let ok = Tensor::new(&[[0f32, 1.5, 0.0]], &dev).unwrap();
+        assert_eq!(dense_to_sparse(&ok).unwrap()[0].nnz(), 1);
+        for bad in [f32::NAN, f32::INFINITY] {
+            let t = Tensor::new(&[[0f32, 1.0, 0.0], [0.5, bad, 0.0]], &dev).unwrap();
+            let err = dense_to_sparse(&t).unwrap_err().to_string();
+            assert!(err.contains("row 1") && err.contains("NaN"), "{err}");
+        }
+    }
 }
