@@ -34,6 +34,39 @@
 //! search over any number of segments returns the same hits as
 //! [`Index::brute_force_top_k`] over the live documents.
 //!
+//! # Module layers
+//!
+//! Each module uses only modules of lower layers (so the module graph has no cycle);
+//! `tests/module_layers.rs` reads this diagram and checks it against every `crate::`,
+//! `super::` and child-module path of the non-test code.
+//!
+//! ```text
+//! 7  search  explain  writer
+//! 6  brute  builder
+//! 5  index
+//! 4  segment
+//! 3  segment::postings  segment::memory
+//! 2  segment::blocks  validate  deletes  readers
+//! 1  format  storage  quantize  topk
+//! 0  error
+//! ```
+//!
+//! - 0-1, the on-disk format and the bytes: [`mod@format`] (file layout, manifests, limits
+//!   such as [`MAX_BLOCK_SIZE`], atomic directory writes), `storage` (memory-mapped or
+//!   owned arrays), `quantize` (block-maximum codes), `topk` (the ranking, [`Hit`]).
+//! - 2-4, one segment: `segment::blocks` (borrowed views of the block arrays),
+//!   `segment::postings` (the term-major copy and dense columns of the term-at-a-time
+//!   search, made on first use), `segment::memory` (what the automatic traversal learned),
+//!   `validate` (structure checks when a segment is opened), `segment` (a mapped, validated
+//!   segment); `deletes` (deletion bitsets) and [`readers`] (input files) sit beside them.
+//! - 5, [`Index`]: segments plus their deletions, global document numbers.
+//! - 6-7, what uses an index: `brute` (the reference scorer), [`IndexBuilder`], `search`
+//!   ([`Searcher`]: `search::block_max`, the block-max traversal of exact and approximate
+//!   search, and `search::taat`, the term-at-a-time traversal), [`Index::explain`], and
+//!   [`IndexWriter`] (which writes its segments with an [`IndexBuilder`]).
+//!
+//! # Example
+//!
 //! ```
 //! use splade_index::{IndexBuilder, SearchOptions};
 //! use splade_sparse::SparseVector;
@@ -50,6 +83,8 @@
 //! assert_eq!(hits, index.brute_force_top_k(query.view(), 10));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+
+#![warn(missing_docs)]
 
 mod brute;
 mod builder;

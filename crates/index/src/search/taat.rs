@@ -76,7 +76,7 @@ pub(crate) const MAX_TAAT_DOCS: usize = 1 << 15;
 const CHECK_AFTER: usize = 8;
 
 /// Cost model of the two traversals, in nanoseconds, fitted on SciFact and the MS MARCO
-/// subset on this project's 2-core machine (`traversal_costs` example): term at a time
+/// subset on this project's 2-core machine (`traversal_costs` bench): term at a time
 /// costs per posting and per document (zeroing and the final pass); block-max scoring
 /// costs per entry of a scored block and per scored block. Fitted before the dense columns,
 /// which made term at a time cheaper on frequent terms: the rule errs towards block-max.

@@ -1,5 +1,6 @@
-//! Borrowed views of a segment's block arrays: the block layout and the block maxima that
-//! block-max pruning, the term-major postings copy and the validation read.
+//! Borrowed views of a segment's block arrays (the block layout and the quantised block
+//! maxima, see [`crate::format`]), as the block-max search and the term-major postings
+//! copy read them.
 
 /// Borrowed views of the block arrays (see [`crate::format`]).
 pub(crate) struct BlockArrays<'a> {
