@@ -166,7 +166,7 @@ pub fn ensure_default_model() -> Result<PathBuf> {
     })?;
     sync_dir(&model_dir);
     if target.exists() {
-        // An incomplete earlier attempt: replace it.
+        // An incomplete, damaged or unverified earlier copy: replace it.
         std::fs::remove_dir_all(&target).map_err(|source| EncoderError::Io {
             path: target.clone(),
             source,
