@@ -6,7 +6,8 @@ Reads documents and queries as {"id", "indices", "values"} JSONL (make_synthetic
 for recall), then runs each system in its own subprocess (so peak RSS is per system):
 
   scipy      exact: one CSR mat-vec per query (1 thread)
-  splade-rs  crates/index/examples/bench_index (exact + alpha/beta grid; 1 and 2 threads)
+  splade-rs  crates/index/benches/bench_index.rs (exact + alpha/beta grid; 1 and 2 threads; built
+             with `cargo bench --no-run` unless --bench-bin names the binary)
   bmp        bmp 0.2.8 (Mallia et al.): exact (alpha = beta = 1) and approximate; document
              weights quantised to u8 (largest weight -> 255), so "exact" is exact for the
              quantised weights
@@ -31,7 +32,7 @@ process (includes the vectors loaded in Python: see the `baseline` row).
 
   /work/venv-peers/bin/python scripts/bench/compare_indexes.py \
       --docs /tmp/syn/docs.jsonl --queries /tmp/syn/queries.jsonl \
-      --bench-bin target/release/examples/bench_index --out /tmp/syn/results.json
+      --out /tmp/syn/results.json
 """
 
 import argparse
@@ -347,12 +348,25 @@ def exact_truth(dind, didx, dval, qind, qidx, qval, k):
     return truth
 
 
+def build_bench_bin():
+    """Builds crates/index/benches/bench_index.rs (release-optimised `bench` profile) and returns
+    the path of its executable (target/release/deps/bench_index-HASH)."""
+    out = subprocess.run(["cargo", "bench", "-p", "splade-index", "--bench", "bench_index", "--no-run",
+                          "--message-format=json"], check=True, capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        msg = json.loads(line)
+        if msg.get("reason") == "compiler-artifact" and msg["target"]["name"] == "bench_index" and msg.get("executable"):
+            return msg["executable"]
+    sys.exit("cargo bench --no-run built no bench_index executable")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--docs")
     ap.add_argument("--queries")
     ap.add_argument("--k", type=int, default=10)
-    ap.add_argument("--bench-bin", default="target/release/examples/bench_index")
+    ap.add_argument("--bench-bin", help="the splade-rs bench_index binary (default: built by "
+                    "`cargo bench -p splade-index --bench bench_index --no-run`, from the current directory)")
     ap.add_argument("--block-size", default="auto", help="splade-rs documents per block, or auto (chosen from the documents)")
     ap.add_argument("--systems", default="baseline,scipy,splade-index,splade-rs,bmp,seismic,kannolo")
     ap.add_argument("--bmp-bsize", type=int, default=32)
@@ -399,6 +413,9 @@ def main():
         load = os.getloadavg()
         timeout = getattr(a, "timeout_" + system.replace("-", "_"), None) or a.timeout
         if system == "splade-rs":
+            if a.bench_bin is None:
+                a.bench_bin = build_bench_bin()
+                print(f"splade-rs: {a.bench_bin}", file=sys.stderr)
             jsonl = lambda p: p[: -len(".bin")] + ".jsonl" if p.endswith(".bin") else p
             cmd = [a.bench_bin, jsonl(a.docs), jsonl(a.queries), str(a.k), str(a.block_size), a.rs_grid]
         else:

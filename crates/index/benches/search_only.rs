@@ -2,7 +2,7 @@
 //! recall@k against the exact search and the mean blocks scored and candidate per query, for exact search and each `ALPHA:BETA` setting.
 //!
 //! ```text
-//! [TRAVERSAL=auto|blockmax|taat] cargo run --release -p splade-index --example search_only -- INDEX_DIR QUERIES.jsonl [K] [ALPHA:BETA,...]
+//! [TRAVERSAL=auto|blockmax|taat] cargo bench -p splade-index --bench search_only -- INDEX_DIR QUERIES.jsonl [K] [ALPHA:BETA,...]
 //! ```
 
 use std::time::Instant;
@@ -11,10 +11,20 @@ use splade_index::readers::open_jsonl;
 use splade_index::{Index, Method, SearchOptions, Searcher, Traversal};
 use splade_sparse::SparseVector;
 
+const USAGE: &str = "usage: search_only INDEX_DIR QUERIES.jsonl [K] [ALPHA:BETA,...]";
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    // `cargo bench` adds `--bench`; without arguments (a plain `cargo bench`), the usage.
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    if args.is_empty() {
+        eprintln!("{USAGE}");
+        return Ok(());
+    }
     let (Some(dir), Some(qpath)) = (args.first(), args.get(1)) else {
-        return Err("usage: search_only INDEX_DIR QUERIES.jsonl [K] [ALPHA:BETA,...]".into());
+        return Err(USAGE.into());
     };
     let k: usize = args.get(2).map_or(Ok(10), |s| s.parse())?;
     let index = Index::open_unverified(std::path::Path::new(dir))?;

@@ -3,7 +3,7 @@
 //! For choosing [`splade_index::Traversal::Auto`]'s rule.
 //!
 //! ```text
-//! cargo run --release -p splade-index --example traversal_costs -- INDEX_DIR QUERIES.jsonl [K]
+//! cargo bench -p splade-index --bench traversal_costs -- INDEX_DIR QUERIES.jsonl [K]
 //! ```
 
 use std::time::Instant;
@@ -12,10 +12,20 @@ use splade_index::readers::open_jsonl;
 use splade_index::{Index, SearchOptions, Searcher, Traversal};
 use splade_sparse::SparseVector;
 
+const USAGE: &str = "usage: traversal_costs INDEX_DIR QUERIES.jsonl [K]";
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    // `cargo bench` adds `--bench`; without arguments (a plain `cargo bench`), the usage.
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    if args.is_empty() {
+        eprintln!("{USAGE}");
+        return Ok(());
+    }
     let (Some(dir), Some(qpath)) = (args.first(), args.get(1)) else {
-        return Err("usage: traversal_costs INDEX_DIR QUERIES.jsonl [K]".into());
+        return Err(USAGE.into());
     };
     let k: usize = args.get(2).map_or(Ok(10), |s| s.parse())?;
     let index = Index::open_unverified(std::path::Path::new(dir))?;

@@ -4,7 +4,7 @@
 //! exact search (which equals brute force).
 //!
 //! ```text
-//! cargo run --release -p splade-index --example bench_index -- \
+//! cargo bench -p splade-index --bench bench_index -- \
 //!     DOCS.jsonl QUERIES.jsonl [K] [BLOCK|auto] [ALPHA:BETA[:MAX_QUERY_TERMS],...] [--reorder=none|heaviest|clustered]
 //! ```
 //!
@@ -101,8 +101,18 @@ fn run(
     Ok(Run { hits, json })
 }
 
+const USAGE: &str = "usage: bench_index DOCS.jsonl QUERIES.jsonl [K] [BLOCK] [ALPHA:BETA,...] [--reorder=none|heaviest|clustered]";
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    // `cargo bench` adds `--bench`; without arguments (a plain `cargo bench`), the usage.
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    if args.is_empty() {
+        eprintln!("{USAGE}");
+        return Ok(());
+    }
     let reorder = match args.iter().find_map(|a| a.strip_prefix("--reorder=")) {
         None | Some("clustered") => Reorder::Clustered,
         Some("heaviest") => Reorder::HeaviestTerms,
@@ -112,7 +122,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let pos: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
     let (docs_path, queries_path) = match (pos.first(), pos.get(1)) {
         (Some(d), Some(q)) => (std::path::PathBuf::from(d), std::path::PathBuf::from(q)),
-        _ => return Err("usage: bench_index DOCS.jsonl QUERIES.jsonl [K] [BLOCK] [ALPHA:BETA,...] [--reorder=none|heaviest|clustered]".into()),
+        _ => return Err(USAGE.into()),
     };
     let k: usize = pos.get(2).map_or(Ok(10), |s| s.parse())?;
     // BLOCK: a number, or `auto` (the default: chosen from the documents).

@@ -5,7 +5,7 @@
 //! Runs with documents in insertion order and reordered by heaviest terms (the default),
 //! and reports the blocks scored per query.
 //!
-//! `cargo run --release -p splade-index --example synthetic_qps -- [DOCS] [QUERIES] [BLOCK]`
+//! `cargo bench -p splade-index --bench synthetic_qps -- [DOCS] [QUERIES] [BLOCK]`
 
 use std::time::Instant;
 
@@ -65,8 +65,10 @@ impl Zipf {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // `cargo bench` adds `--bench`.
     let args: Vec<usize> = std::env::args()
         .skip(1)
+        .filter(|a| a != "--bench")
         .map(|a| a.parse())
         .collect::<Result<_, _>>()?;
     let docs = args.first().copied().unwrap_or(100_000);
