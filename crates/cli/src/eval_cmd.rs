@@ -7,11 +7,8 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use splade_encoder::{default_model::DEFAULT_MODEL, EncodeOptions, Similarity, SparseEncoder};
-use splade_eval::data::{find_beir_dirs, read_beir_dir, read_beir_files, read_binary_pairs};
-use splade_eval::hf_parquet::{
-    dataset_dir_name, is_parquet_dataset_dir, parquet_splits, read_parquet_dir,
-};
-use splade_eval::nanobeir::nanobeir_name;
+use splade_eval::data::{read_beir_files, read_binary_pairs};
+use splade_eval::datasets::find_datasets;
 use splade_eval::report::{
     binary_keys, ir_keys, markdown_columns, markdown_table, to_json, Metrics,
 };
@@ -252,107 +249,11 @@ fn ir(a: IrArgs) -> Result<()> {
     write_output(a.common.output.as_deref(), &metrics)
 }
 
-/// Where one dataset of `splade eval beir` comes from.
-enum Source {
-    /// A BEIR folder (`corpus.jsonl`, `queries.jsonl`, `qrels/<split>.tsv`).
-    Beir(PathBuf),
-    /// One split of a folder in the Hugging Face parquet layout.
-    Parquet(PathBuf, String),
-}
-
-/// The datasets of a parquet folder: one per split, named by the split, except a folder with
-/// a single split that is not a `Nano*` name (`train`), named after the folder / Hub repository.
-fn parquet_datasets(dir: &Path) -> Result<Vec<(String, Source)>> {
-    let splits = parquet_splits(dir)?;
-    let single = splits.len() == 1 && !splits[0].starts_with("Nano");
-    Ok(splits
-        .into_iter()
-        .map(|s| {
-            let name = if single {
-                dataset_dir_name(dir)
-            } else {
-                s.clone()
-            };
-            (name, Source::Parquet(dir.to_path_buf(), s))
-        })
-        .collect())
-}
-
-/// Every dataset under `--data-dir`: the folder itself when it is in the parquet layout, else
-/// its BEIR subfolders (with `qrels/<split>.tsv`) and parquet subfolders, sorted by folder.
-fn discover(data_dir: &Path, split: &str) -> Result<Vec<(String, Source)>> {
-    if is_parquet_dataset_dir(data_dir) {
-        return parquet_datasets(data_dir);
-    }
-    let beir: Vec<PathBuf> = find_beir_dirs(data_dir, split)?;
-    let mut subdirs: Vec<PathBuf> = std::fs::read_dir(data_dir)
-        .with_context(|| format!("reading {}", data_dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_dir())
-        .collect();
-    subdirs.sort();
-    let mut out = Vec::new();
-    for dir in subdirs {
-        if beir.contains(&dir) {
-            out.push((folder_name(&dir), Source::Beir(dir)));
-        } else if is_parquet_dataset_dir(&dir) {
-            out.extend(parquet_datasets(&dir)?);
-        }
-    }
-    Ok(out)
-}
-
-fn folder_name(dir: &Path) -> String {
-    dir.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| dir.display().to_string())
-}
-
 fn beir(a: BeirArgs) -> Result<()> {
-    let found = discover(&a.data_dir, &a.split)?;
-    let selected: Vec<(String, Source)> = if a.datasets.is_empty() {
-        if found.is_empty() {
-            bail!(
-                "{}: no subfolder has corpus.jsonl, queries.jsonl and qrels/{}.tsv, and no \
-                 folder has the parquet layout (corpus/, queries/, qrels/ with *.parquet)",
-                a.data_dir.display(),
-                a.split
-            );
-        }
-        found
-    } else {
-        let mut found: Vec<Option<(String, Source)>> = found.into_iter().map(Some).collect();
-        let mut out = Vec::new();
-        for d in &a.datasets {
-            let nano = nanobeir_name(d);
-            let matches = |n: &str| {
-                n == d
-                    || n.eq_ignore_ascii_case(d)
-                    || nano.as_deref().is_some_and(|x| n.eq_ignore_ascii_case(x))
-            };
-            let hit = found
-                .iter()
-                .position(|f| f.as_ref().is_some_and(|(n, _)| n == d))
-                .or_else(|| {
-                    found
-                        .iter()
-                        .position(|f| f.as_ref().is_some_and(|(n, _)| matches(n)))
-                });
-            match hit {
-                Some(i) => out.push(found[i].take().expect("each dataset is taken once")),
-                // A subfolder without qrels/<split>.tsv: reading it names the missing file.
-                None => out.push((d.clone(), Source::Beir(a.data_dir.join(d)))),
-            }
-        }
-        out
-    };
     let mut evaluators = Vec::new();
-    for (name, source) in selected {
-        let data = match &source {
-            Source::Beir(dir) => read_beir_dir(dir, &a.split)?,
-            Source::Parquet(dir, split) => read_parquet_dir(dir, Some(split))?,
-        };
-        evaluators.push(ir_evaluator(data, &name, &a.common, &a.cutoffs)?);
+    for dataset in find_datasets(&a.data_dir, &a.split, &a.datasets)? {
+        let data = dataset.read(&a.split)?;
+        evaluators.push(ir_evaluator(data, &dataset.name, &a.common, &a.cutoffs)?);
     }
     let encoder = load(&a.common)?;
     let mut results = Vec::new();

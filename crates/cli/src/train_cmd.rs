@@ -101,7 +101,9 @@ pub struct TrainArgs {
     /// Binary-classification evaluation pairs (TSV `sentence1 sentence2 label`).
     #[arg(long)]
     eval_pairs: Option<PathBuf>,
-    /// BEIR folder (corpus.jsonl, queries.jsonl, qrels/test.tsv) for IR evaluation.
+    /// One retrieval dataset for IR evaluation, in any layout `splade eval beir` reads: a
+    /// BEIR folder (corpus.jsonl, queries.jsonl, qrels/test.tsv) or a Hugging Face parquet
+    /// folder (corpus/, queries/, qrels/), or a folder holding exactly one of those.
     #[arg(long)]
     eval_beir: Option<PathBuf>,
     /// Continue an interrupted or finished run from one of its `checkpoint-STEP` folders
@@ -402,13 +404,20 @@ pub fn run(args: TrainArgs) -> Result<()> {
     };
     let ir = match &args.eval_beir {
         Some(dir) => {
-            let name = dir
-                .file_name()
-                .map(|n| n.to_string_lossy().to_string())
-                .unwrap_or_else(|| "ir".into());
+            // The layouts `splade eval beir` reads: a BEIR folder or a parquet one.
+            let found = splade_eval::datasets::find_datasets(dir, "test", &[])?;
+            let [dataset] = found.as_slice() else {
+                let names: Vec<&str> = found.iter().map(|d| d.name.as_str()).collect();
+                bail!(
+                    "--eval-beir {}: {} datasets there ({}); give the folder of one",
+                    dir.display(),
+                    names.len(),
+                    names.join(", ")
+                );
+            };
             Some(InformationRetrievalEvaluator::new(
-                splade_eval::data::read_beir_dir(dir, "test")?,
-                name,
+                dataset.read("test")?,
+                dataset.name.clone(),
             )?)
         }
         None => None,

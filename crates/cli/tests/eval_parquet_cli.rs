@@ -92,3 +92,54 @@ fn a_bad_parquet_folder_is_one_clear_error() {
         "{err}"
     );
 }
+
+/// `train --eval-beir` reads the layouts `eval beir` reads: a BEIR folder and the same
+/// data as a parquet repository folder give the same evaluations.
+#[test]
+fn train_eval_beir_reads_beir_and_parquet_folders() {
+    let tmp = tempfile::tempdir().unwrap();
+    let train = tmp.path().join("triplets.jsonl");
+    let rows: String = (0..4)
+        .map(|i| format!("{{\"anchor\":\"question {i}\",\"positive\":\"same question {i}\",\"negative\":\"other topic {i}\"}}\n"))
+        .collect();
+    std::fs::write(&train, rows).unwrap();
+    let run = |eval_dir: &str, name: &str| -> serde_json::Value {
+        let out_dir = tmp.path().join(name);
+        let o = Command::new(env!("CARGO_BIN_EXE_splade"))
+            .args(["train", "--model"])
+            .arg(root().join("fixtures/encoder/models/bert-tied-v6"))
+            .arg("--train")
+            .arg(&train)
+            .arg("--output")
+            .arg(&out_dir)
+            .args(["--max-steps", "1", "--batch-size", "2", "--eval-steps", "1"])
+            .args(["--eval-beir", eval_dir])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let text = std::fs::read_to_string(out_dir.join("evaluations.json")).unwrap();
+        serde_json::from_str(&text).unwrap()
+    };
+    let beir = run(&fixture("beir/NanoTiny"), "beir");
+    let parquet = run(&fixture("zeta-alpha/NanoTiny"), "parquet");
+    assert_eq!(beir, parquet);
+    assert!(beir.to_string().contains("NanoTiny_cosine_ndcg@10"), "{beir}");
+    // A folder of several datasets: one must be chosen.
+    let o = Command::new(env!("CARGO_BIN_EXE_splade"))
+        .args(["train", "--model"])
+        .arg(root().join("fixtures/encoder/models/bert-tied-v6"))
+        .arg("--train")
+        .arg(&train)
+        .arg("--output")
+        .arg(tmp.path().join("several"))
+        .args(["--max-steps", "1", "--batch-size", "2"])
+        .args(["--eval-beir", &fixture("beir")])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("2 datasets there (NanoSmall, NanoTiny)"),
+        "{err}"
+    );
+}

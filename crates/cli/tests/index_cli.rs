@@ -464,7 +464,9 @@ fn add_delete_optimize_match_brute_force_over_the_live_documents() {
         "{msg}"
     );
     let ids_file = tmp.path().join("ids.txt");
-    std::fs::write(&ids_file, "doc45\n\n  doc41  \nunknown-a\nunknown-b\n").unwrap();
+    // One id per line exactly as written (only the line end is dropped): "  doc41  " is
+    // not "doc41".
+    std::fs::write(&ids_file, "doc45\n\n  doc41  \r\ndoc41\r\nunknown-a\n").unwrap();
     let msg = stderr_of(splade(&[
         "index",
         "delete",
@@ -475,7 +477,7 @@ fn add_delete_optimize_match_brute_force_over_the_live_documents() {
     ]));
     assert!(
         msg.contains("deleted 2 documents")
-            && msg.contains("2 ids not in the index: unknown-a, unknown-b"),
+            && msg.contains("2 ids not in the index:   doc41  , unknown-a"),
         "{msg}"
     );
     live.retain(|x| !["doc1", "doc7", "doc45", "doc41"].contains(&x.id.as_str()));

@@ -15,6 +15,7 @@
 
 pub mod binary;
 pub mod data;
+pub mod datasets;
 mod error;
 pub mod evaluator;
 pub mod hf_parquet;
