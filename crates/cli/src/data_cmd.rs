@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use splade_encoder::{EncodeOptions, SparseEncoder};
+use splade_encoder::EncodeOptions;
 use splade_train::triplets::{
     exclude_pairs, mine_hard_negatives, read_labelled_pairs, triplets_from_pairs,
 };
@@ -50,6 +50,9 @@ struct TripletArgs {
     /// Model for mining negatives.
     #[arg(long, default_value = splade_encoder::default_model::DEFAULT_MODEL)]
     model: String,
+    /// Where the model runs: cpu, cuda, cuda:N or auto.
+    #[arg(long, default_value = "cpu")]
+    device: String,
     /// Output JSONL file (written atomically).
     #[arg(long)]
     out: PathBuf,
@@ -93,7 +96,7 @@ fn triplets(args: TripletArgs) -> Result<()> {
                     .collect()
             } else {
                 columns.extend((1..=args.negatives).map(|i| format!("negative_{i}")));
-                let encoder = SparseEncoder::from_pretrained(&args.model)?;
+                let encoder = crate::load_encoder(&args.model, &args.device)?;
                 let options = EncodeOptions {
                     show_progress: true,
                     ..EncodeOptions::default()

@@ -39,6 +39,9 @@ struct Common {
     /// Model folder, Hugging Face Hub id, or `splade-tiny` (the default model).
     #[arg(long, default_value = DEFAULT_MODEL)]
     model: String,
+    /// Where the model runs: cpu, cuda, cuda:N or auto.
+    #[arg(long, default_value = "cpu")]
+    device: String,
     /// Texts per forward pass.
     #[arg(long, default_value_t = 32)]
     batch_size: usize,
@@ -180,7 +183,7 @@ fn encode_options(c: &Common) -> EncodeOptions {
 }
 
 fn load(c: &Common) -> Result<SparseEncoder> {
-    SparseEncoder::from_pretrained(&c.model).with_context(|| format!("loading model {}", c.model))
+    crate::load_encoder(&c.model, &c.device)
 }
 
 fn write_output(path: Option<&Path>, metrics: &Metrics) -> Result<()> {

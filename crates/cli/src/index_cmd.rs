@@ -95,6 +95,9 @@ struct SourceArgs {
     /// Model for --corpus (folder, Hugging Face Hub id, or `splade-tiny`).
     #[arg(long)]
     model: Option<String>,
+    /// Where --model runs: cpu, cuda, cuda:N or auto.
+    #[arg(long, default_value = "cpu")]
+    device: String,
     /// Texts per forward pass (--corpus).
     #[arg(long, default_value_t = 32)]
     batch_size: usize,
@@ -172,6 +175,9 @@ pub struct SearchArgs {
     /// Model to encode query texts with (its `query` prompt applies).
     #[arg(long)]
     model: Option<String>,
+    /// Where --model runs: cpu, cuda, cuda:N or auto.
+    #[arg(long, default_value = "cpu")]
+    device: String,
     /// Queries to encode with --model: BEIR queries.jsonl (`_id`, `text`) or, for any other
     /// extension, one query per line (qid = 1-based line number). Prints a TREC run.
     #[arg(long, requires = "model")]
@@ -285,7 +291,7 @@ impl Documents {
         if let Some(corpus) = &source.corpus {
             let model = source.model.as_deref().context("--corpus needs --model")?;
             let texts = read_texts(corpus, true)?;
-            let encoder = SparseEncoder::from_pretrained(model)?;
+            let encoder = crate::load_encoder(model, &source.device)?;
             let options = EncodeOptions {
                 batch_size: source.batch_size,
                 max_active_dims: source.max_active_dims,
@@ -595,7 +601,7 @@ pub fn run_search(args: SearchArgs) -> Result<()> {
     };
     let encoder = match &args.model {
         Some(m) => {
-            let e = SparseEncoder::from_pretrained(m)?;
+            let e = crate::load_encoder(m, &args.device)?;
             if e.dim() < index.dim() {
                 bail!(
                     "the model's dimension {} is smaller than the index's {} ({}): the index was \

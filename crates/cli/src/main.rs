@@ -72,6 +72,17 @@ struct ModelArg {
     /// Model folder, Hugging Face Hub id, or `splade-tiny` (the default model, fetched once).
     #[arg(long, default_value = DEFAULT_MODEL)]
     model: String,
+    /// Where the model runs: cpu, cuda, cuda:N or auto (a GPU when the build has the `cuda`
+    /// feature and one is usable, else the CPU).
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+/// Loads the model `name` onto the device named `device` (`cpu`, `cuda[:N]`, `auto`).
+pub(crate) fn load_encoder(name: &str, device: &str) -> Result<SparseEncoder> {
+    let device = splade_encoder::device::parse_device(device)?;
+    SparseEncoder::from_pretrained_on(name, &device)
+        .with_context(|| format!("loading model {name}"))
 }
 
 #[derive(Args)]
@@ -252,7 +263,7 @@ fn set_up_threads(threads: Option<usize>) -> Result<()> {
 }
 
 fn load(model: &ModelArg) -> Result<SparseEncoder> {
-    Ok(SparseEncoder::from_pretrained(&model.model)?)
+    load_encoder(&model.model, &model.device)
 }
 
 /// Texts are encoded and written in chunks so output starts early and memory stays bounded.

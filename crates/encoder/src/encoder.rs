@@ -70,6 +70,12 @@ impl SparseEncoder {
         Self::load(&resolve_model(name_or_path)?, &Device::Cpu)
     }
 
+    /// [`Self::from_pretrained`] onto `device` (see [`crate::device::parse_device`] for the
+    /// `cpu` / `cuda[:N]` / `auto` names the command line accepts).
+    pub fn from_pretrained_on(name_or_path: &str, device: &Device) -> Result<Self> {
+        Self::load(&resolve_model(name_or_path)?, device)
+    }
+
     /// Loads a local model folder onto `device`.
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
         let (folder, tokenizer, weights) = Self::read_parts(dir)?;
