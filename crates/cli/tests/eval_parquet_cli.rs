@@ -123,7 +123,10 @@ fn train_eval_beir_reads_beir_and_parquet_folders() {
     let beir = run(&fixture("beir/NanoTiny"), "beir");
     let parquet = run(&fixture("zeta-alpha/NanoTiny"), "parquet");
     assert_eq!(beir, parquet);
-    assert!(beir.to_string().contains("NanoTiny_cosine_ndcg@10"), "{beir}");
+    assert!(
+        beir.to_string().contains("NanoTiny_cosine_ndcg@10"),
+        "{beir}"
+    );
     // A folder of several datasets: one must be chosen.
     let o = Command::new(env!("CARGO_BIN_EXE_splade"))
         .args(["train", "--model"])
