@@ -40,6 +40,9 @@ pub enum EvalError {
     /// The encoder failed.
     #[error(transparent)]
     Encoder(#[from] splade_encoder::EncoderError),
+    /// The index failed (building or searching the corpus index).
+    #[error(transparent)]
+    Index(#[from] splade_index::IndexError),
 }
 
 /// Result alias of this crate.

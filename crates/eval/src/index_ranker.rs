@@ -5,7 +5,7 @@
 //! sharing no term with the query score 0; when fewer than `k` documents score above 0, the
 //! list is completed with zero-score documents in tie-rank order, as a full scan would.
 
-use splade_index::{Index, IndexBuilder, Method, SearchOptions};
+use splade_index::{Index, Method, SearchOptions};
 use splade_sparse::SparseBatch;
 
 use crate::error::{EvalError, Result};
@@ -32,18 +32,16 @@ impl IndexRanker {
         }
         let mut position: Vec<usize> = (0..corpus.len()).collect();
         position.sort_by_key(|&d| tie_rank[d]);
-        let mut builder = IndexBuilder::new(corpus.dim());
-        for &d in &position {
-            let row = corpus
-                .row(d)
-                .ok_or_else(|| EvalError::InvalidArgument(format!("no corpus row {d}")))?;
-            builder
-                .add(&d.to_string(), row)
-                .map_err(|e| EvalError::InvalidData(format!("index: {e}")))?;
-        }
-        let index = builder
-            .build()
-            .map_err(|e| EvalError::InvalidData(format!("index: {e}")))?;
+        let rows = position
+            .iter()
+            .map(|&d| {
+                corpus
+                    .row(d)
+                    .map(|row| (d.to_string(), row))
+                    .ok_or_else(|| EvalError::InvalidArgument(format!("no corpus row {d}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let index = crate::corpus::index_vectors(corpus.dim(), rows)?;
         Ok(Self {
             index,
             method: Method::Exact,

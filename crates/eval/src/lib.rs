@@ -14,6 +14,7 @@
 //! See `scripts/parity/EVAL_SEMANTICS.md` for the reference semantics, with source references.
 
 pub mod binary;
+pub mod corpus;
 pub mod data;
 pub mod datasets;
 mod error;
@@ -24,6 +25,7 @@ pub mod ir;
 pub mod nanobeir;
 pub mod ranking;
 pub mod report;
+pub mod trec;
 
 pub use binary::{BinaryMetrics, ThresholdSemantics};
 pub use error::{EvalError, Result};
