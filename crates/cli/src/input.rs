@@ -111,6 +111,23 @@ pub fn source_name(path: Option<&Path>) -> String {
     path.map_or_else(|| "<stdin>".to_string(), |p| p.display().to_string())
 }
 
+/// Texts and ids of a corpus or queries file: BEIR JSONL (by extension) or plain lines.
+pub fn read_texts(path: &Path, join_title: bool) -> Result<Vec<(String, String)>> {
+    let is_jsonl = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("jsonl"));
+    if is_jsonl {
+        return Ok(splade_eval::data::read_jsonl_texts(path, join_title)?);
+    }
+    let source = path.display().to_string();
+    let texts = parse_texts(&read_input(Some(path))?, None, &source)?;
+    Ok(texts
+        .into_iter()
+        .enumerate()
+        .map(|(i, t)| ((i + 1).to_string(), t))
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,6 +4,7 @@ mod data_cmd;
 mod eval_cmd;
 mod index_cmd;
 mod input;
+mod search_cmd;
 mod train_cmd;
 
 use std::io::{BufWriter, Write};
@@ -46,7 +47,7 @@ enum Command {
     /// `delete`, `optimize`).
     Index(index_cmd::IndexArgs),
     /// Search an index: one query text, a queries file, or query vectors (TREC run output).
-    Search(index_cmd::SearchArgs),
+    Search(search_cmd::SearchArgs),
 }
 
 #[derive(Args)]
@@ -180,7 +181,7 @@ fn main() {
         Command::Train(args) => train_cmd::run(*args),
         Command::Data(args) => data_cmd::run(args),
         Command::Index(args) => index_cmd::run_index(args),
-        Command::Search(args) => index_cmd::run_search(args),
+        Command::Search(args) => search_cmd::run_search(args),
     };
     if let Err(err) = result {
         exit_with(err);

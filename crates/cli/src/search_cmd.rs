@@ -1,0 +1,273 @@
+//! `splade search`: search an index with query texts (encoded with a model) or query
+//! vectors, and print a TREC run or, for one query text, a table with explanations.
+
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::{ArgGroup, Args, ValueEnum};
+use splade_encoder::{EncodeOptions, SparseEncoder, SparseVector};
+use splade_eval::trec::run_line;
+use splade_index::readers::open_jsonl;
+use splade_index::{Hit, Index, Method, SearchOptions, Traversal};
+
+use crate::input;
+
+/// `splade search ...`
+#[derive(Args)]
+#[command(group(ArgGroup::new("input").required(true).args(["query", "queries", "query_vectors"])))]
+pub struct SearchArgs {
+    /// The index directory.
+    #[arg(long)]
+    index: PathBuf,
+    /// One query text (needs --model): prints a table of rank, score and id.
+    query: Option<String>,
+    /// Model to encode query texts with (its `query` prompt applies).
+    #[arg(long)]
+    model: Option<String>,
+    /// Where --model runs: cpu, cuda, cuda:N or auto.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Queries to encode with --model: BEIR queries.jsonl (`_id`, `text`) or, for any other
+    /// extension, one query per line (qid = 1-based line number). Prints a TREC run.
+    #[arg(long, requires = "model")]
+    queries: Option<PathBuf>,
+    /// Query vectors, JSONL {"id", "indices", "values"}. Prints a TREC run.
+    #[arg(long, conflicts_with = "model")]
+    query_vectors: Option<PathBuf>,
+    /// Hits per query (at least 1).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    k: u32,
+    /// Check every result list against a brute-force scan of all documents and fail on
+    /// any difference (the pruned search is exact; this proves it on your data).
+    #[arg(long)]
+    exact: bool,
+    /// Score every document instead of using block-max pruning.
+    #[arg(long, conflicts_with = "exact")]
+    brute_force: bool,
+    /// Approximate search: score a block only while ALPHA x its score bound reaches the
+    /// current k-th score (0 < ALPHA <= 1; lower is faster, recall may drop). Returned
+    /// scores stay exact; documents may be missed.
+    #[arg(long, value_name = "ALPHA", conflicts_with_all = ["exact", "brute_force"])]
+    approx_alpha: Option<f32>,
+    /// Approximate search: compute block bounds from the heaviest BETA fraction of each
+    /// query's terms only (0 < BETA <= 1; lower is faster, recall may drop).
+    #[arg(long, value_name = "BETA", conflicts_with_all = ["exact", "brute_force"])]
+    approx_beta: Option<f32>,
+    /// Keep only the N heaviest terms of each query.
+    #[arg(long, value_name = "N")]
+    max_query_terms: Option<usize>,
+    /// How to go through each segment (same results, different speed): `auto` goes term at
+    /// a time on small segments (at most 32,768 documents) when block bounds would prune
+    /// little (long queries on long documents, e.g. SciFact), block-max pruning otherwise.
+    /// `term-at-a-time` is always exact, even with --approx-*.
+    #[arg(long, value_enum, default_value_t = TraversalArg::Auto)]
+    traversal: TraversalArg,
+    /// Run tag, the last column of TREC lines (no whitespace).
+    #[arg(long, default_value = "splade", value_parser = parse_run_tag)]
+    run_tag: String,
+    /// With a query text: show each hit's N largest term contributions (tokens from --model).
+    #[arg(long, value_name = "N")]
+    explain: Option<usize>,
+    /// Skip checksum verification when opening the index (structure is still checked).
+    #[arg(long)]
+    no_verify: bool,
+}
+
+/// Runs `splade search`.
+pub fn run_search(args: SearchArgs) -> Result<()> {
+    let index = if args.no_verify {
+        Index::open_unverified(&args.index)?
+    } else {
+        Index::open(&args.index)?
+    };
+    let encoder = match &args.model {
+        Some(m) => {
+            let e = crate::load_encoder(m, &args.device)?;
+            if e.dim() < index.dim() {
+                bail!(
+                    "the model's dimension {} is smaller than the index's {} ({}): the index was \
+                     not built for this model's vocabulary",
+                    e.dim(),
+                    index.dim(),
+                    args.index.display()
+                );
+            }
+            if e.dim() > index.dim() {
+                // An index built from vectors without --dim records largest index + 1:
+                // query terms beyond it occur in no document and score nothing.
+                eprintln!(
+                    "note: the index's dimension {} is below the model's {}; query terms beyond it \
+                     match no document",
+                    index.dim(),
+                    e.dim()
+                );
+            }
+            Some(e)
+        }
+        None => None,
+    };
+    let (qids, queries): (Vec<String>, Vec<SparseVector>) = if let Some(path) = &args.query_vectors
+    {
+        read_query_vectors(path)?
+    } else {
+        let encoder = encoder.as_ref().context("query texts need --model")?;
+        let texts: Vec<(String, String)> = match (&args.query, &args.queries) {
+            (Some(q), None) => vec![("1".to_string(), q.clone())],
+            (None, Some(path)) => input::read_texts(path, false)?,
+            _ => bail!("give a query text, --queries FILE or --query-vectors FILE"),
+        };
+        let just_texts: Vec<&str> = texts.iter().map(|(_, t)| t.as_str()).collect();
+        let batch = encoder.encode_query(&just_texts, &EncodeOptions::default())?;
+        let vectors = batch.to_vectors();
+        (texts.into_iter().map(|(id, _)| id).collect(), vectors)
+    };
+    let options = SearchOptions {
+        k: args.k as usize,
+        method: if args.brute_force {
+            Method::BruteForce
+        } else if args.approx_alpha.is_some() || args.approx_beta.is_some() {
+            Method::approximate(
+                args.approx_alpha.unwrap_or(1.0),
+                args.approx_beta.unwrap_or(1.0),
+            )?
+        } else {
+            Method::Exact
+        },
+        max_query_terms: args.max_query_terms,
+        traversal: args.traversal.into(),
+    };
+    let views: Vec<_> = queries.iter().map(|q| q.view()).collect();
+    let results = index.search_batch(&views, &options, None)?;
+    if args.exact {
+        let brute = index.search_batch(
+            &views,
+            &SearchOptions {
+                method: Method::BruteForce,
+                ..options
+            },
+            None,
+        )?;
+        if let Some(q) = (0..results.len()).find(|&q| results[q] != brute[q]) {
+            bail!(
+                "query {}: block-max search differs from brute force (please report this)",
+                qids[q]
+            );
+        }
+        eprintln!(
+            "verified: all {} result lists equal brute force",
+            results.len()
+        );
+    }
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    if args.query.is_some() {
+        write_table(
+            &mut out,
+            &index,
+            &queries[0],
+            &results[0],
+            args.explain,
+            encoder.as_ref(),
+        )?;
+    } else {
+        for (qid, hits) in qids.iter().zip(&results) {
+            for (rank, hit) in hits.iter().enumerate() {
+                let id = index.id(hit.doc).context("document id out of range")?;
+                writeln!(
+                    out,
+                    "{}",
+                    run_line(qid, id, rank + 1, hit.score, &args.run_tag)
+                )?;
+            }
+        }
+    }
+    out.flush().context("writing to standard output")?;
+    Ok(())
+}
+
+/// Query vectors of a JSONL file; a repeated id is an error naming both lines (as for
+/// `--queries`).
+fn read_query_vectors(path: &Path) -> Result<(Vec<String>, Vec<SparseVector>)> {
+    let mut reader = open_jsonl(path, None)?;
+    let mut seen = std::collections::HashMap::new();
+    let (mut ids, mut vectors) = (Vec::new(), Vec::new());
+    while let Some(doc) = reader.next() {
+        let doc = doc?;
+        if let Some(first) = seen.insert(doc.id.clone(), reader.line()) {
+            bail!(
+                "{}: line {}: duplicate query id {:?} (first on line {first})",
+                path.display(),
+                reader.line(),
+                doc.id
+            );
+        }
+        ids.push(doc.id);
+        vectors.push(doc.vector);
+    }
+    Ok((ids, vectors))
+}
+
+/// `--run-tag`: non-empty, no whitespace or control characters (one TREC field).
+fn parse_run_tag(tag: &str) -> std::result::Result<String, String> {
+    if tag.is_empty() || tag.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("a run tag is one non-empty word: no spaces, tabs or newlines".into());
+    }
+    Ok(tag.to_string())
+}
+
+/// A readable table of one query's hits, optionally with each hit's largest contributions
+/// (term ids mapped to tokens by the model's tokenizer).
+fn write_table(
+    out: &mut impl Write,
+    index: &Index,
+    query: &SparseVector,
+    hits: &[Hit],
+    explain: Option<usize>,
+    encoder: Option<&SparseEncoder>,
+) -> Result<()> {
+    writeln!(out, "{:>4}  {:>10}  id", "rank", "score")?;
+    for (rank, hit) in hits.iter().enumerate() {
+        let id = index.id(hit.doc).context("document id out of range")?;
+        writeln!(out, "{:>4}  {:>10.4}  {id}", rank + 1, hit.score)?;
+        let Some(n) = explain else { continue };
+        let Some(e) = index.explain(query.view(), hit.doc) else {
+            continue;
+        };
+        for t in e.terms.iter().take(n) {
+            let token = encoder
+                .and_then(|enc| enc.tokenizer().id_to_token(t.term))
+                .unwrap_or_else(|| format!("[{}]", t.term));
+            writeln!(
+                out,
+                "                  {token:<16} {:.3} x {:.3} = {:.4}",
+                t.query_weight, t.doc_weight, t.contribution
+            )?;
+        }
+    }
+    if hits.is_empty() {
+        writeln!(out, "(no document scores above 0 for this query)")?;
+    }
+    Ok(())
+}
+
+/// `--traversal` values (see [`Traversal`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum TraversalArg {
+    /// Per segment and query, whichever is expected to be faster.
+    Auto,
+    /// Block-max pruning only.
+    BlockMax,
+    /// Term at a time only.
+    TermAtATime,
+}
+
+impl From<TraversalArg> for Traversal {
+    fn from(t: TraversalArg) -> Self {
+        match t {
+            TraversalArg::Auto => Traversal::Auto,
+            TraversalArg::BlockMax => Traversal::BlockMax,
+            TraversalArg::TermAtATime => Traversal::TermAtATime,
+        }
+    }
+}
