@@ -15,17 +15,17 @@
 
 pub mod binary;
 pub mod corpus;
-pub mod data;
-pub mod datasets;
 mod error;
 pub mod evaluator;
-pub mod hf_parquet;
 pub mod index_ranker;
 pub mod ir;
 pub mod nanobeir;
 pub mod ranking;
 pub mod report;
 pub mod trec;
+
+/// The dataset readers, from `splade-data` (kept under their former paths).
+pub use splade_data::{beir as data, datasets, parquet as hf_parquet};
 
 pub use binary::{BinaryMetrics, ThresholdSemantics};
 pub use error::{EvalError, Result};

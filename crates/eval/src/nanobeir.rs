@@ -15,31 +15,7 @@ use crate::report::{ir_keys, Metrics};
 /// The default aggregate name (`NanoBEIR_{aggregate_key}` with `aggregate_key="mean"`).
 pub const DEFAULT_AGGREGATE_NAME: &str = "NanoBEIR_mean";
 
-/// NanoBEIR dataset keys and the names sentence-transformers gives them (`Nano` + this).
-pub const NANOBEIR_DATASETS: [(&str, &str); 13] = [
-    ("climatefever", "ClimateFEVER"),
-    ("dbpedia", "DBPedia"),
-    ("fever", "FEVER"),
-    ("fiqa2018", "FiQA2018"),
-    ("hotpotqa", "HotpotQA"),
-    ("msmarco", "MSMARCO"),
-    ("nfcorpus", "NFCorpus"),
-    ("nq", "NQ"),
-    ("quoraretrieval", "QuoraRetrieval"),
-    ("scidocs", "SCIDOCS"),
-    ("arguana", "ArguAna"),
-    ("scifact", "SciFact"),
-    ("touche2020", "Touche2020"),
-];
-
-/// `Nano{Name}` for a NanoBEIR dataset key (case-insensitive), e.g. `scifact` -> `NanoSciFact`.
-pub fn nanobeir_name(key: &str) -> Option<String> {
-    let key = key.to_ascii_lowercase();
-    NANOBEIR_DATASETS
-        .iter()
-        .find(|(k, _)| *k == key)
-        .map(|(_, n)| format!("Nano{n}"))
-}
+pub use splade_data::datasets::{nanobeir_name, NANOBEIR_DATASETS};
 
 /// Per-dataset results and their aggregate.
 #[derive(Debug, Clone, PartialEq)]

@@ -168,8 +168,8 @@ fn label_from_json(v: &serde_json::Value) -> Result<Vec<f32>, String> {
 }
 
 /// A parquet label cell: a number or a list of numbers.
-fn parquet_label(f: &splade_eval::hf_parquet::Field) -> Option<Vec<f32>> {
-    use splade_eval::hf_parquet::Field;
+fn parquet_label(f: &splade_data::parquet::Field) -> Option<Vec<f32>> {
+    use splade_data::parquet::Field;
     let number = |f: &Field| match f {
         Field::Float(x) => Some(*x),
         Field::Double(x) => Some(*x as f32),
@@ -298,9 +298,9 @@ impl TrainingData {
     /// (all must have the mapped columns). Errors name the file, the row (1-based) and the
     /// column.
     pub fn from_parquet(path: &Path, mapping: &ColumnMapping) -> Result<Self, DataError> {
-        use splade_eval::hf_parquet::{self, Field};
+        use splade_data::parquet::{self as hf_parquet, Field};
         let name = path.display().to_string();
-        let to_columns = |e: splade_eval::EvalError| DataError::Columns {
+        let to_columns = |e: splade_data::DataError| DataError::Columns {
             path: name.clone(),
             message: e.to_string(),
         };
@@ -335,7 +335,7 @@ impl TrainingData {
                         line: n + 1,
                         message,
                     });
-                    Err(splade_eval::EvalError::InvalidData(String::new()))
+                    Err(splade_data::DataError::InvalidData(String::new()))
                 };
                 let mut row = Vec::with_capacity(texts);
                 for (c, f) in wanted.iter().zip(fields).take(texts) {

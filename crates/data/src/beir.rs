@@ -12,10 +12,10 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use crate::error::{EvalError, Result};
+use crate::error::{DataError, Result};
 
 fn read_text(path: &Path) -> Result<String> {
-    let bytes = std::fs::read(path).map_err(|source| EvalError::Io {
+    let bytes = std::fs::read(path).map_err(|source| DataError::Io {
         path: path.to_path_buf(),
         source,
     })?;
@@ -27,7 +27,7 @@ fn read_text(path: &Path) -> Result<String> {
     String::from_utf8(bytes).map_err(|e| {
         let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
         let line = valid.iter().filter(|&&b| b == b'\n').count() + 1;
-        EvalError::Parse {
+        DataError::Parse {
             path: path.to_path_buf(),
             line,
             message: "invalid UTF-8".into(),
@@ -46,8 +46,8 @@ fn lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
         .map(|(i, l)| (i + 1, l.strip_suffix('\r').unwrap_or(l)))
 }
 
-fn parse_error(path: &Path, line: usize, message: impl Into<String>) -> EvalError {
-    EvalError::Parse {
+fn parse_error(path: &Path, line: usize, message: impl Into<String>) -> DataError {
+    DataError::Parse {
         path: path.to_path_buf(),
         line,
         message: message.into(),
@@ -175,13 +175,7 @@ pub fn read_jsonl_texts(path: &Path, join_title: bool) -> Result<Vec<(String, St
             .get("_id")
             .and_then(json_id)
             .ok_or_else(|| parse_error(path, n, "missing '_id' (a string or number)"))?;
-        if let Some(c) = id.chars().find(|c| c.is_control()) {
-            return Err(parse_error(
-                path,
-                n,
-                format!("_id {id:?} contains the control character {c:?} (ids may not hold newlines, tabs or other control characters)"),
-            ));
-        }
+        crate::check_id(&id).map_err(|m| parse_error(path, n, format!("_id: {m}")))?;
         if let Some(first) = seen.insert(id.clone(), n) {
             return Err(parse_error(
                 path,
@@ -265,13 +259,13 @@ pub fn read_beir_files(corpus: &Path, queries: &Path, qrels: &Path) -> Result<Re
 
 /// The subfolders of `dir` that hold a BEIR dataset with `qrels/<split>.tsv`, sorted by name.
 pub fn find_beir_dirs(dir: &Path, split: &str) -> Result<Vec<PathBuf>> {
-    let entries = std::fs::read_dir(dir).map_err(|source| EvalError::Io {
+    let entries = std::fs::read_dir(dir).map_err(|source| DataError::Io {
         path: dir.to_path_buf(),
         source,
     })?;
     let mut out = Vec::new();
     for entry in entries {
-        let entry = entry.map_err(|source| EvalError::Io {
+        let entry = entry.map_err(|source| DataError::Io {
             path: dir.to_path_buf(),
             source,
         })?;
@@ -320,18 +314,21 @@ mod tests {
             "sentence1\tsentence2\tlabel\na\tb\t1\nx\ty\t2\n",
         );
         let e = read_binary_pairs(&p).unwrap_err().to_string();
-        assert!(e.contains("p.tsv:3:") && e.contains("not 0 or 1"), "{e}");
+        assert!(
+            e.contains("p.tsv: line 3:") && e.contains("not 0 or 1"),
+            "{e}"
+        );
         let p = write(d.path(), "q.tsv", "sentence1\tsentence2\tlabel\na\tb\n");
         let e = read_binary_pairs(&p).unwrap_err().to_string();
         assert!(
-            e.contains("q.tsv:2:") && e.contains("3 tab-separated"),
+            e.contains("q.tsv: line 2:") && e.contains("3 tab-separated"),
             "{e}"
         );
         let p = write(d.path(), "h.tsv", "s1\ts2\tlabel\n");
         assert!(read_binary_pairs(&p)
             .unwrap_err()
             .to_string()
-            .contains("h.tsv:1:"));
+            .contains("h.tsv: line 1:"));
         let missing = d.path().join("missing.tsv");
         assert!(read_binary_pairs(&missing)
             .unwrap_err()
@@ -383,20 +380,29 @@ mod tests {
             "{\"_id\": \"a\", \"text\": \"x\"}\n{\"_id\": \"a\", \"text\": \"y\"}\n",
         );
         let e = read_jsonl_texts(&p, true).unwrap_err().to_string();
-        assert!(e.contains("c.jsonl:2:") && e.contains("duplicate"), "{e}");
+        assert!(
+            e.contains("c.jsonl: line 2:") && e.contains("duplicate"),
+            "{e}"
+        );
         let p = write(d.path(), "b.jsonl", "{\"_id\": \"a\"}\n");
         assert!(read_jsonl_texts(&p, true)
             .unwrap_err()
             .to_string()
-            .contains("b.jsonl:1: missing field 'text'"));
+            .contains("b.jsonl: line 1: missing field 'text'"));
         let p = write(d.path(), "j.jsonl", "not json\n");
         assert!(read_jsonl_texts(&p, true)
             .unwrap_err()
             .to_string()
-            .contains("j.jsonl:1:"));
+            .contains("j.jsonl: line 1:"));
         let p = write(d.path(), "r.tsv", "q\td\t1\nq\td\tx\n");
-        assert!(read_qrels(&p).unwrap_err().to_string().contains("r.tsv:2:"));
+        assert!(read_qrels(&p)
+            .unwrap_err()
+            .to_string()
+            .contains("r.tsv: line 2:"));
         let p = write(d.path(), "s.tsv", "q d 1\n");
-        assert!(read_qrels(&p).unwrap_err().to_string().contains("s.tsv:1:"));
+        assert!(read_qrels(&p)
+            .unwrap_err()
+            .to_string()
+            .contains("s.tsv: line 1:"));
     }
 }

@@ -5,12 +5,35 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::data::{find_beir_dirs, read_beir_dir, RetrievalData};
-use crate::error::{EvalError, Result};
-use crate::hf_parquet::{
-    dataset_dir_name, is_parquet_dataset_dir, parquet_splits, read_parquet_dir,
-};
-use crate::nanobeir::nanobeir_name;
+use crate::beir::{find_beir_dirs, read_beir_dir, RetrievalData};
+use crate::error::{DataError, Result};
+use crate::parquet::{dataset_dir_name, is_parquet_dataset_dir, parquet_splits, read_parquet_dir};
+
+/// NanoBEIR dataset keys and the names sentence-transformers gives them (`Nano` + this).
+pub const NANOBEIR_DATASETS: [(&str, &str); 13] = [
+    ("climatefever", "ClimateFEVER"),
+    ("dbpedia", "DBPedia"),
+    ("fever", "FEVER"),
+    ("fiqa2018", "FiQA2018"),
+    ("hotpotqa", "HotpotQA"),
+    ("msmarco", "MSMARCO"),
+    ("nfcorpus", "NFCorpus"),
+    ("nq", "NQ"),
+    ("quoraretrieval", "QuoraRetrieval"),
+    ("scidocs", "SCIDOCS"),
+    ("arguana", "ArguAna"),
+    ("scifact", "SciFact"),
+    ("touche2020", "Touche2020"),
+];
+
+/// `Nano{Name}` for a NanoBEIR dataset key (case-insensitive), e.g. `scifact` -> `NanoSciFact`.
+pub fn nanobeir_name(key: &str) -> Option<String> {
+    let key = key.to_ascii_lowercase();
+    NANOBEIR_DATASETS
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, n)| format!("Nano{n}"))
+}
 
 /// Where one dataset comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,7 +110,7 @@ pub fn discover(data_dir: &Path, split: &str) -> Result<Vec<Dataset>> {
     }
     let beir: Vec<PathBuf> = find_beir_dirs(data_dir, split)?;
     let mut subdirs: Vec<PathBuf> = std::fs::read_dir(data_dir)
-        .map_err(|source| EvalError::Io {
+        .map_err(|source| DataError::Io {
             path: data_dir.to_path_buf(),
             source,
         })?
@@ -118,7 +141,7 @@ pub fn find_datasets(data_dir: &Path, split: &str, wanted: &[String]) -> Result<
     let found = discover(data_dir, split)?;
     if wanted.is_empty() {
         if found.is_empty() {
-            return Err(EvalError::InvalidData(format!(
+            return Err(DataError::InvalidData(format!(
                 "{}: no subfolder has corpus.jsonl, queries.jsonl and qrels/{split}.tsv, and no \
                  folder has the parquet layout (corpus/, queries/, qrels/ with *.parquet)",
                 data_dir.display()

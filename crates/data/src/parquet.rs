@@ -31,21 +31,21 @@ use parquet::file::reader::{FileReader, SerializedFileReader};
 pub use parquet::record::Field;
 use parquet::schema::types::Type;
 
-use crate::data::RetrievalData;
-use crate::error::{EvalError, Result};
+use crate::beir::RetrievalData;
+use crate::error::{DataError, Result};
 
 /// The three configs of the layout.
 pub const CONFIGS: [&str; 3] = ["corpus", "queries", "qrels"];
 
-fn parquet_error(path: &Path, message: impl Into<String>) -> EvalError {
-    EvalError::Parquet {
+fn parquet_error(path: &Path, message: impl Into<String>) -> DataError {
+    DataError::Parquet {
         path: path.to_path_buf(),
         message: message.into(),
     }
 }
 
-fn io_error(path: &Path, source: std::io::Error) -> EvalError {
-    EvalError::Io {
+fn io_error(path: &Path, source: std::io::Error) -> DataError {
+    DataError::Io {
         path: path.to_path_buf(),
         source,
     }
