@@ -3,14 +3,74 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use clap::Args;
+use clap::{Args, ValueEnum};
 use serde::Deserialize;
-use splade_encoder::{default_model::DEFAULT_MODEL, hub::resolve_model, SparseEncoder};
+use splade_encoder::{
+    default_model::DEFAULT_MODEL, hub::resolve_model, SparseEncoder, TrainableEncoder,
+};
 use splade_eval::{BinaryClassificationEvaluator, InformationRetrievalEvaluator};
 use splade_train::data::{ColumnMapping, TrainingData};
+use splade_train::output::{run_to_folder, RunInfo};
 use splade_train::sampler::BatchSampler;
-use splade_train::trainer::{train, Metrics, TrainConfig};
+use splade_train::trainer::{Metrics, TrainConfig};
 use splade_train::{BaseLoss, SpladeLossConfig};
+
+/// `--sampler` values (and the `sampler` key of a `--config` file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+pub enum SamplerArg {
+    /// No text twice in a batch (sentence-transformers' NO_DUPLICATES).
+    #[value(alias = "no_duplicates")]
+    #[serde(rename = "no-duplicates", alias = "no_duplicates")]
+    NoDuplicates,
+    /// Plain shuffling.
+    #[serde(rename = "shuffled")]
+    Shuffled,
+    /// File order, no shuffling.
+    #[serde(rename = "sequential")]
+    Sequential,
+}
+
+impl From<SamplerArg> for BatchSampler {
+    fn from(s: SamplerArg) -> Self {
+        match s {
+            SamplerArg::NoDuplicates => BatchSampler::NoDuplicates,
+            SamplerArg::Shuffled => BatchSampler::Shuffled,
+            SamplerArg::Sequential => BatchSampler::Sequential,
+        }
+    }
+}
+
+/// `--loss` values (and the `loss` key of a `--config` file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+pub enum LossArg {
+    /// SparseMultipleNegativesRankingLoss.
+    #[serde(rename = "mnrl")]
+    Mnrl,
+    /// SparseMarginMSELoss: distillation onto teacher margins.
+    #[value(alias = "margin_mse")]
+    #[serde(rename = "margin-mse", alias = "margin_mse")]
+    MarginMse,
+}
+
+impl From<LossArg> for BaseLoss {
+    fn from(l: LossArg) -> Self {
+        match l {
+            LossArg::Mnrl => BaseLoss::MultipleNegativesRanking,
+            LossArg::MarginMse => BaseLoss::MarginMse,
+        }
+    }
+}
+
+/// `--precision` values (and the `precision` key of a `--config` file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+pub enum PrecisionArg {
+    /// f32 activations.
+    #[serde(rename = "f32")]
+    F32,
+    /// bf16 activations, f32 weights (mixed precision; GPU only).
+    #[serde(rename = "bf16")]
+    Bf16,
+}
 
 /// Every option is a flag and may also be set in the `--config` TOML file (same names, with
 /// underscores); flags win over the file, the file over the defaults (the seed's recipe).
@@ -47,8 +107,8 @@ pub struct TrainArgs {
     label_column: Option<String>,
     /// The loss SpladeLoss wraps: `mnrl` (SparseMultipleNegativesRankingLoss, default) or
     /// `margin-mse` (SparseMarginMSELoss: distillation onto teacher margins).
-    #[arg(long)]
-    loss: Option<String>,
+    #[arg(long, value_enum)]
+    loss: Option<LossArg>,
     /// Passes over the data (default 1).
     #[arg(long)]
     epochs: Option<f64>,
@@ -77,8 +137,8 @@ pub struct TrainArgs {
     #[arg(long)]
     seed: Option<u64>,
     /// `no-duplicates` (default), `shuffled`, or `sequential` (file order, no shuffling).
-    #[arg(long)]
-    sampler: Option<String>,
+    #[arg(long, value_enum)]
+    sampler: Option<SamplerArg>,
     /// Apply the model config's dropout while training, as PyTorch's train mode does (default
     /// true); `--dropout false` trains without it.
     #[arg(long)]
@@ -120,8 +180,8 @@ pub struct TrainArgs {
     /// Activation precision: `f32` (default) or `bf16` (mixed precision: f32 weights,
     /// optimizer and normalisations; GPU only, compute capability 8.0 (Ampere) or newer; a CPU
     /// runs bf16 slower than f32).
-    #[arg(long)]
-    precision: Option<String>,
+    #[arg(long, value_enum)]
+    precision: Option<PrecisionArg>,
     /// Train into an `--output` folder that already holds a run (`final/`, `checkpoint-N/`),
     /// replacing its models; without it such a folder is refused (unless resuming).
     #[arg(long)]
@@ -187,17 +247,14 @@ fn evaluator_metrics(
     encoder: &SparseEncoder,
     pairs: Option<&BinaryClassificationEvaluator>,
     ir: Option<&InformationRetrievalEvaluator>,
-) -> splade_encoder::Result<Metrics> {
-    let wrap = |e: splade_eval::EvalError| {
-        splade_encoder::EncoderError::InvalidArgument(format!("evaluation: {e}"))
-    };
+) -> splade_train::Result<Metrics> {
     let mut metrics = Metrics::new();
     if let Some(evaluator) = pairs {
-        let result = evaluator.evaluate(encoder).map_err(wrap)?;
+        let result = evaluator.evaluate(encoder)?;
         metrics.extend(splade_eval::report::binary_keys(&result));
     }
     if let Some(evaluator) = ir {
-        let result = evaluator.evaluate(encoder).map_err(wrap)?;
+        let result = evaluator.evaluate(encoder)?;
         metrics.extend(splade_eval::report::ir_keys(&result, true));
     }
     Ok(metrics)
@@ -330,12 +387,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(|| DEFAULT_MODEL.to_string());
     let defaults = TrainConfig::default();
-    let sampler = match args.sampler.as_deref() {
-        None | Some("no-duplicates") | Some("no_duplicates") => BatchSampler::NoDuplicates,
-        Some("shuffled") => BatchSampler::Shuffled,
-        Some("sequential") => BatchSampler::Sequential,
-        Some(other) => bail!("--sampler: unknown '{other}' (no-duplicates, shuffled, sequential)"),
-    };
+    let sampler = args.sampler.map_or(defaults.sampler, BatchSampler::from);
     let mapping = ColumnMapping {
         anchor: args
             .anchor_column
@@ -348,11 +400,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         negatives: args.negative_columns.clone().unwrap_or_default(),
         label: args.label_column.clone(),
     };
-    let base_loss = match args.loss.as_deref() {
-        None | Some("mnrl") => BaseLoss::MultipleNegativesRanking,
-        Some("margin-mse") | Some("margin_mse") => BaseLoss::MarginMse,
-        Some(other) => bail!("--loss: unknown '{other}' (mnrl, margin-mse)"),
-    };
+    let base_loss = args.loss.map_or(defaults.loss.base, BaseLoss::from);
     let data = TrainingData::read(train_path, &mapping)?;
     if data.rows.is_empty() {
         bail!("{}: no training rows", train_path.display());
@@ -434,16 +482,14 @@ pub fn run(args: TrainArgs) -> Result<()> {
         None => resolve_model(&model)?,
     };
     let device = splade_encoder::device::parse_device(args.device.as_deref().unwrap_or("cpu"))?;
-    let precision = match args.precision.as_deref().unwrap_or("f32") {
-        "f32" => candle_core::DType::F32,
-        "bf16" if device.supports_bf16() => candle_core::DType::BF16,
-        "bf16" => {
+    config.precision = match args.precision.unwrap_or(PrecisionArg::F32) {
+        PrecisionArg::F32 => candle_core::DType::F32,
+        PrecisionArg::Bf16 if device.supports_bf16() => candle_core::DType::BF16,
+        PrecisionArg::Bf16 => {
             bail!("--precision bf16 needs a GPU (--device cuda); on the CPU f32 is the faster path")
         }
-        other => bail!("--precision '{other}': expected f32 or bf16"),
     };
-    let (mut encoder, vars) = SparseEncoder::load_trainable(&dir, &device)?;
-    encoder.set_training_precision(precision)?;
+    let encoder = TrainableEncoder::load(&dir, &device)?;
     eprintln!(
         "training {} on {} rows ({} columns: {}), batch {}, lr {}, output {}",
         model,
@@ -454,12 +500,15 @@ pub fn run(args: TrainArgs) -> Result<()> {
         config.learning_rate,
         output.display()
     );
-    let report = train(
+    let report = run_to_folder(
         encoder,
-        vars,
         &data,
         &config,
         output,
+        RunInfo {
+            base_model: &model,
+            train_path,
+        },
         |encoder, step| {
             let metrics = evaluator_metrics(encoder, pairs.as_ref(), ir.as_ref())?;
             let shown: Vec<String> = metrics
@@ -486,22 +535,6 @@ pub fn run(args: TrainArgs) -> Result<()> {
             );
         },
     )?;
-    let log_path = output.join("training_log.jsonl");
-    let mut log = String::new();
-    for entry in &report.log {
-        log.push_str(&serde_json::to_string(entry)?);
-        log.push('\n');
-    }
-    write_atomic(&log_path, &log)?;
-    let evals: Vec<serde_json::Value> = report
-        .evaluations
-        .iter()
-        .map(|(step, m)| serde_json::json!({"step": step, "metrics": m}))
-        .collect();
-    write_atomic(
-        &output.join("evaluations.json"),
-        &serde_json::to_string_pretty(&evals)?,
-    )?;
     if let Some(checkpoint) = &report.interrupted_at {
         eprintln!(
             "interrupted after step {}: checkpoint saved in {}",
@@ -510,36 +543,6 @@ pub fn run(args: TrainArgs) -> Result<()> {
         );
         return Ok(());
     }
-    let final_dir = output.join("final");
-    // The chart of the run, next to the logs and inside the model folder the card refers to.
-    let plot = output.join("training_plot.png");
-    splade_train::plot::plot_training(
-        &report.log,
-        &report.evaluations,
-        &format!("{} on {}", model, train_path.display()),
-        &plot,
-    )?;
-    std::fs::copy(&plot, final_dir.join("training_plot.png")).with_context(|| {
-        format!(
-            "cannot copy {} into {}",
-            plot.display(),
-            final_dir.display()
-        )
-    })?;
-    let final_model = SparseEncoder::load(&final_dir, &candle_core::Device::Cpu)?;
-    let dataset_name = train_path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_else(|| train_path.display().to_string());
-    let card = splade_train::card::model_card(&splade_train::card::CardInput {
-        encoder: &final_model,
-        base_model: &model,
-        dataset_name: &dataset_name,
-        data: &data,
-        config: &config,
-        report: &report,
-    });
-    write_atomic(&final_dir.join("README.md"), &card)?;
     eprintln!(
         "done: {} steps; model in {}{}",
         report.steps,
@@ -549,12 +552,5 @@ pub fn run(args: TrainArgs) -> Result<()> {
             .map(|s| format!(" (best checkpoint: step {s})"))
             .unwrap_or_default()
     );
-    Ok(())
-}
-
-fn write_atomic(path: &Path, text: &str) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }

@@ -12,14 +12,9 @@ use splade_sparse::{
 use crate::error::{EncoderError, Result};
 use crate::hub::resolve_model;
 use crate::layout::ModelFolder;
-use crate::model::{
-    find_weights, first_non_finite_row, Dropout, ForwardMode, MaskedLm, TokenBatch,
-};
+use crate::model::{find_weights, first_non_finite_row, ForwardMode, MaskedLm, TokenBatch};
 use crate::paths::check_inside;
-use crate::pooling::{
-    pool_dense, pool_max_differentiable_packed, pool_sparse_packed_checked, PoolingConfig,
-    PoolingStrategy,
-};
+use crate::pooling::{pool_sparse_packed_checked, PoolingConfig};
 use crate::tokenize::{tokenizer_source, TextTokenizer, TokenizedText};
 
 /// Options of one `encode` call.
@@ -59,8 +54,6 @@ pub struct SparseEncoder {
     tokenizer: TextTokenizer,
     model: MaskedLm,
     device: Device,
-    /// Precision of the differentiable (training) forward pass's activations.
-    training_activations: DType,
 }
 
 impl SparseEncoder {
@@ -93,32 +86,30 @@ impl SparseEncoder {
             tokenizer,
             model,
             device: device.clone(),
-            training_activations: DType::F32,
         })
     }
 
-    /// Loads a local model folder for training: every weight is a trainable variable,
-    /// returned by checkpoint name (see [`MaskedLm::load_trainable`]).
-    pub fn load_trainable(
-        dir: &Path,
+    /// An encoder from its parts (the trainable loader builds one around trainable weights).
+    pub(crate) fn from_parts(
+        folder: ModelFolder,
+        tokenizer: TextTokenizer,
+        model: MaskedLm,
         device: &Device,
-    ) -> Result<(Self, Vec<(String, candle_core::Var)>)> {
-        let (folder, tokenizer, weights) = Self::read_parts(dir)?;
-        let (model, vars) = MaskedLm::load_trainable(&weights, &folder.backbone, device)?;
-        let encoder = Self {
+    ) -> Self {
+        Self {
             folder,
             tokenizer,
             model,
             device: device.clone(),
-            training_activations: DType::F32,
-        };
-        Ok((encoder, vars))
+        }
     }
 
     /// The folder's settings, its tokenizer and the path of its weights.
     /// Every file read stays inside the model folder, and the tokenizer's ids fit the model's
     /// vocabulary.
-    fn read_parts(dir: &Path) -> Result<(ModelFolder, TextTokenizer, std::path::PathBuf)> {
+    pub(crate) fn read_parts(
+        dir: &Path,
+    ) -> Result<(ModelFolder, TextTokenizer, std::path::PathBuf)> {
         let folder = ModelFolder::read(dir)?;
         for name in [
             "tokenizer.json",
@@ -187,12 +178,6 @@ impl SparseEncoder {
         &self.tokenizer
     }
 
-    /// The dropout the model's `config.json` asks for during training, with masks drawn from a
-    /// stream seeded with `seed` (pass it to [`Self::forward_dense_with_dropout`]).
-    pub fn training_dropout(&self, seed: u64) -> Dropout {
-        Dropout::from_config(&self.folder.backbone, seed)
-    }
-
     /// The backbone.
     pub fn model(&self) -> &MaskedLm {
         &self.model
@@ -201,26 +186,6 @@ impl SparseEncoder {
     /// The device the model runs on.
     pub fn device(&self) -> &Device {
         &self.device
-    }
-
-    /// Sets the precision of the differentiable forward pass's activations and matrix
-    /// products: `F32` (the default) or `BF16` for mixed-precision training on a GPU. The
-    /// weights stay f32 and receive f32 gradients; LayerNorm, softmax, the pooling activation
-    /// and the loss run in f32. bf16 works on the CPU too, but candle widens it to f32 there,
-    /// so it is only slower.
-    pub fn set_training_precision(&mut self, activations: DType) -> Result<()> {
-        if !matches!(activations, DType::F32 | DType::BF16) {
-            return Err(EncoderError::InvalidArgument(format!(
-                "training precision must be f32 or bf16, not {activations:?}"
-            )));
-        }
-        self.training_activations = activations;
-        Ok(())
-    }
-
-    /// The precision set by [`Self::set_training_precision`].
-    pub fn training_precision(&self) -> DType {
-        self.training_activations
     }
 
     fn resolve_prompt(&self, options: &EncodeOptions) -> Result<String> {
@@ -411,81 +376,6 @@ impl SparseEncoder {
             what: what.to_string(),
             text,
         }
-    }
-
-    /// The differentiable forward pass: `[batch, vocab]` dense SPLADE weights whose graph
-    /// reaches every model parameter (for training), without dropout.
-    pub fn forward_dense(
-        &self,
-        texts: &[impl AsRef<str>],
-        options: &EncodeOptions,
-    ) -> Result<Tensor> {
-        self.forward_dense_with_dropout(texts, options, None)
-    }
-
-    /// [`Self::forward_dense`] with training-time dropout (see [`Self::training_dropout`]).
-    pub fn forward_dense_with_dropout(
-        &self,
-        texts: &[impl AsRef<str>],
-        options: &EncodeOptions,
-        dropout: Option<&Dropout>,
-    ) -> Result<Tensor> {
-        let tokenized = self.tokenize(texts, options)?;
-        let rows: Vec<&TokenizedText> = tokenized.iter().collect();
-        let batch = self.token_batch(&rows)?;
-        let (tokens, packing) = self.model.packed_features(
-            &batch,
-            ForwardMode::Differentiable,
-            dropout,
-            self.training_activations,
-        )?;
-        let pooling = self.folder.pooling;
-        // On the CPU in f32, max pooling uses the fused op (chunked forward, sparse backward).
-        if pooling.strategy == PoolingStrategy::Max
-            && self.device.is_cpu()
-            && tokens.dtype() == DType::F32
-        {
-            return Ok(pool_max_differentiable_packed(
-                &tokens,
-                packing.starts(),
-                self.model.head(),
-                pooling.activation,
-            )?);
-        }
-        Ok(pool_dense(
-            &packing.pad(&tokens)?,
-            &batch.attention_mask,
-            self.model.head(),
-            pooling,
-        )?)
-    }
-
-    /// [`Self::forward_dense_with_dropout`] for several columns of texts at once (a training
-    /// batch's anchors, positives and negatives): one forward pass over all of them, split
-    /// back into one `[column length, vocab]` tensor per column. The texts do not interact
-    /// (each attends only to itself), so the values are those of one pass per column; the
-    /// packed batch makes the matrix products larger and the embedding and decoder gradients
-    /// (vocabulary × hidden) are formed once instead of once per column.
-    pub fn forward_dense_columns<S: AsRef<str>>(
-        &self,
-        columns: &[Vec<S>],
-        options: &EncodeOptions,
-        dropout: Option<&Dropout>,
-    ) -> Result<Vec<Tensor>> {
-        let texts: Vec<&str> = columns
-            .iter()
-            .flat_map(|c| c.iter().map(|t| t.as_ref()))
-            .collect();
-        let all = self.forward_dense_with_dropout(&texts, options, dropout)?;
-        let mut start = 0;
-        columns
-            .iter()
-            .map(|c| {
-                let part = all.narrow(0, start, c.len())?;
-                start += c.len();
-                Ok(part)
-            })
-            .collect()
     }
 
     /// Every row of `a` against every row of `b` with the model's similarity function.

@@ -104,9 +104,6 @@ pub enum EncoderError {
         max_id: u32,
         rows: usize,
     },
-    /// Training stopped at a step (a non-finite loss or gradient, a failed forward pass).
-    #[error("training step {step}: {message}")]
-    Training { step: usize, message: String },
     /// A tensor computation failed.
     #[error("tensor computation: {0}")]
     Candle(#[from] candle_core::Error),

@@ -18,6 +18,10 @@
 //! ```
 //!
 //! Texts longer than the model's max sequence length are truncated (as in the reference).
+//!
+//! [`SparseEncoder`] is inference only. Training loads a [`TrainableEncoder`] (module
+//! [`trainable`]): the same encoder over trainable weights, with the differentiable forward
+//! pass, dropout and mixed precision; the `splade-train` crate drives it.
 
 pub mod config;
 pub mod default_model;
@@ -30,6 +34,7 @@ pub mod model;
 mod paths;
 pub mod pooling;
 pub mod tokenize;
+pub mod trainable;
 
 pub use encoder::{EncodeOptions, SparseEncoder};
 pub use error::{EncoderError, Result, NON_FINITE};
@@ -39,3 +44,4 @@ pub use pooling::{PoolingActivation, PoolingConfig, PoolingStrategy};
 pub use splade_sparse::{
     ScoreMatrix, Similarity, SparseBatch, SparseVector, SparseView, SparsityStats,
 };
+pub use trainable::TrainableEncoder;

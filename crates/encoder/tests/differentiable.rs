@@ -12,7 +12,7 @@ use splade_encoder::pooling::{
     dense_to_sparse, pool_dense, pool_max_differentiable, pool_sparse, PoolingActivation,
     PoolingConfig, PoolingStrategy,
 };
-use splade_encoder::{EncodeOptions, SparseEncoder};
+use splade_encoder::{EncodeOptions, TrainableEncoder};
 
 fn fixture(name: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -52,7 +52,7 @@ fn forward_dense_matches_encode() {
         "Zoë's café in 東京",
     ];
     for name in ["distilbert-untied-v6", "bert-tied-v6"] {
-        let enc = SparseEncoder::load(&fixture(name), &Device::Cpu).unwrap();
+        let enc = TrainableEncoder::load(&fixture(name), &Device::Cpu).unwrap();
         let dense = enc
             .forward_dense(&texts, &EncodeOptions::default())
             .unwrap();

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use candle_core::{Device, Tensor};
 use common::{copy_dir, fixture_model};
-use splade_encoder::{default_model, EncodeOptions, EncoderError, SparseEncoder};
+use splade_encoder::{default_model, EncodeOptions, EncoderError, SparseEncoder, TrainableEncoder};
 
 fn copy_model(name: &str) -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
@@ -71,9 +71,9 @@ fn a_nan_weight_of_the_default_model_is_refused_at_load_naming_the_tensor() {
         "{err}"
     );
     // Training loads the weights its own way: the same check applies.
-    let err = SparseEncoder::load_trainable(tmp.path(), &Device::Cpu)
+    let err = TrainableEncoder::load(tmp.path(), &Device::Cpu)
         .err()
-        .expect("load_trainable should fail")
+        .expect("TrainableEncoder::load should fail")
         .to_string();
     assert!(err.contains(name), "{err}");
     // An infinity too.
@@ -97,7 +97,7 @@ fn the_default_model_and_the_fixtures_load_without_unused_tensors() {
     ] {
         SparseEncoder::load(&fixture_model(name), &Device::Cpu)
             .unwrap_or_else(|e| panic!("{name}: {e}"));
-        SparseEncoder::load_trainable(&fixture_model(name), &Device::Cpu)
+        TrainableEncoder::load(&fixture_model(name), &Device::Cpu)
             .unwrap_or_else(|e| panic!("{name}: {e}"));
     }
 }
@@ -204,9 +204,9 @@ fn a_layer_count_other_than_the_weights_is_an_error() {
                 err.contains(field) && err.contains(&format!("{configured} layer(s) configured")),
                 "{model} {configured}: {err}"
             );
-            let err = SparseEncoder::load_trainable(tmp.path(), &Device::Cpu)
+            let err = TrainableEncoder::load(tmp.path(), &Device::Cpu)
                 .err()
-                .expect("load_trainable should fail")
+                .expect("TrainableEncoder::load should fail")
                 .to_string();
             assert!(err.contains(field), "{err}");
         }

@@ -2,19 +2,18 @@
 //! (used by scripts/parity/check_saved_model.py to check the round trip with the reference).
 //!
 //! Run: `cargo run --release -p splade-train --example save_fixture -- SRC_DIR OUT_DIR`
-fn main() -> Result<(), splade_encoder::EncoderError> {
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let (src, out) = match (args.get(1), args.get(2)) {
         (Some(s), Some(o)) => (s, o),
-        _ => {
-            return Err(splade_encoder::EncoderError::InvalidArgument(
-                "usage: save_fixture SRC_DIR OUT_DIR".into(),
-            ))
-        }
+        _ => return Err("usage: save_fixture SRC_DIR OUT_DIR".into()),
     };
-    let (encoder, vars) = splade_encoder::SparseEncoder::load_trainable(
+    let encoder = splade_encoder::TrainableEncoder::load(
         std::path::Path::new(src),
         &candle_core::Device::Cpu,
     )?;
-    splade_train::save::save_model(&encoder, &vars, std::path::Path::new(out), |_| Ok(()))
+    splade_train::save::save_model(&encoder, encoder.vars(), std::path::Path::new(out), |_| {
+        Ok(())
+    })?;
+    Ok(())
 }

@@ -6,9 +6,12 @@
 //! forward/backward/AdamW step over a batch of (anchor, positive, negatives…) texts.
 
 pub mod card;
+pub mod checkpoint;
 pub mod data;
+mod error;
 pub mod loss;
 pub mod optim;
+pub mod output;
 pub mod plot;
 pub mod sampler;
 pub mod save;
@@ -17,6 +20,7 @@ pub mod step;
 pub mod trainer;
 pub mod triplets;
 
+pub use error::{Result, TrainError};
 pub use loss::{
     configured_splade_loss, flops, margin_mse, multiple_negatives_ranking, splade_loss,
     splade_margin_mse_loss, BaseLoss, SpladeLossConfig, SpladeLossParts,

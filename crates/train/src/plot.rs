@@ -5,9 +5,9 @@
 use std::path::Path;
 use std::sync::Once;
 
+use crate::error::{Result, TrainError};
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
-use splade_encoder::{EncoderError, Result};
 
 use crate::trainer::{LogEntry, Metrics};
 
@@ -55,8 +55,11 @@ pub fn headline_metrics(evaluations: &[(usize, Metrics)]) -> Vec<String> {
     chosen.into_iter().take(MAX_METRIC_CURVES).collect()
 }
 
-fn plot_error(path: &Path, e: impl std::fmt::Display) -> EncoderError {
-    EncoderError::InvalidArgument(format!("cannot draw {}: {e}", path.display()))
+fn plot_error(path: &Path, e: impl std::fmt::Display) -> TrainError {
+    TrainError::Plot {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
 }
 
 fn range(values: impl Iterator<Item = f64>) -> (f64, f64) {
@@ -193,10 +196,7 @@ pub fn plot_training(
         }
         root.present().map_err(|e| plot_error(path, e))?;
     }
-    std::fs::rename(&tmp, path).map_err(|source| EncoderError::Io {
-        path: path.to_path_buf(),
-        source,
-    })
+    std::fs::rename(&tmp, path).map_err(TrainError::write(path))
 }
 
 #[cfg(test)]

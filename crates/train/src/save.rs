@@ -5,18 +5,19 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{Tensor, Var};
 use serde_json::json;
-use splade_encoder::{EncoderError, Result, SparseEncoder};
+use splade_encoder::{EncoderError, SparseEncoder};
 
-fn io(path: &Path) -> impl Fn(std::io::Error) -> EncoderError + '_ {
-    move |source| EncoderError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+use crate::error::{Result, TrainError};
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> TrainError + '_ {
+    move |source| TrainError::write(path)(source)
 }
 
 fn write_json(path: &Path, value: &serde_json::Value) -> Result<()> {
-    let text = serde_json::to_string_pretty(value)
-        .map_err(|e| EncoderError::InvalidArgument(e.to_string()))?;
+    let text = serde_json::to_string_pretty(value).map_err(|source| TrainError::Json {
+        path: path.to_path_buf(),
+        source,
+    })?;
     std::fs::write(path, text + "\n").map_err(io(path))
 }
 
@@ -35,7 +36,8 @@ pub fn save_model(
             return Err(EncoderError::NonFiniteWeights {
                 path: out.to_path_buf(),
                 tensor: name.clone(),
-            });
+            }
+            .into());
         }
     }
     let parent = out
@@ -78,9 +80,11 @@ fn write_folder(encoder: &SparseEncoder, vars: &[(String, Var)], dir: &Path) -> 
         .map(|(n, v)| (n.clone(), v.as_tensor().clone()))
         .collect();
     let weights = dir.join("model.safetensors");
-    candle_core::safetensors::save(&tensors, &weights).map_err(|e| EncoderError::Weights {
-        path: weights.clone(),
-        message: e.to_string(),
+    candle_core::safetensors::save(&tensors, &weights).map_err(|source| {
+        TrainError::SaveWeights {
+            path: weights.clone(),
+            source,
+        }
     })?;
     // The backbone config and tokenizer files, unchanged, except the max length.
     for file in [
@@ -91,14 +95,14 @@ fn write_folder(encoder: &SparseEncoder, vars: &[(String, Var)], dir: &Path) -> 
     ] {
         let from = source.join(file);
         if from.is_file() {
-            std::fs::copy(&from, dir.join(file)).map_err(io(&from))?;
+            std::fs::copy(&from, dir.join(file)).map_err(TrainError::read(&from))?;
         }
     }
     let tokenizer_config_path = source.join("tokenizer_config.json");
     let mut tokenizer_config = if tokenizer_config_path.is_file() {
-        let text =
-            std::fs::read_to_string(&tokenizer_config_path).map_err(io(&tokenizer_config_path))?;
-        serde_json::from_str(&text).map_err(|source| EncoderError::Json {
+        let text = std::fs::read_to_string(&tokenizer_config_path)
+            .map_err(TrainError::read(&tokenizer_config_path))?;
+        serde_json::from_str(&text).map_err(|source| TrainError::Json {
             path: tokenizer_config_path.clone(),
             source,
         })?

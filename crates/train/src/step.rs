@@ -1,70 +1,136 @@
-//! One training step: encode each column differentiably, compute SpladeLoss, backpropagate,
-//! update the weights with AdamW.
+//! One training step, the only one: encode each micro-batch's columns differentiably (with the
+//! model's dropout), compute SpladeLoss, backpropagate, accumulate the micro-batches'
+//! gradients, clip their global norm, and update the weights with AdamW. A NaN or an infinity
+//! in the activations, the loss or the gradient norm stops the step with
+//! [`TrainError::Diverged`] before the weights change.
+//!
+//! [`crate::trainer::Trainer`] drives `splade train` through [`TrainStep::step`], and the
+//! PyTorch parity tests (`crates/train/tests/parity.rs`) call the same method.
 
-use crate::optim::{AdamW, AdamWConfig};
 use candle_core::backprop::GradStore;
-use candle_core::{Tensor, Var};
-use splade_encoder::{EncodeOptions, Result, SparseEncoder};
+use candle_core::{DType, Tensor};
+use splade_encoder::{Dropout, EncodeOptions, EncoderError, TrainableEncoder};
 
+use crate::error::{Result, TrainError};
 use crate::loss::{configured_splade_loss, SpladeLossConfig, SpladeLossParts};
+use crate::optim::{decays_like_hf_trainer, AdamW, AdamWConfig};
 
-/// Loss values of one step, as plain numbers.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// Loss values of one step (the mean over its micro-batches), as plain numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct StepLosses {
     /// Total loss.
-    pub total: f32,
-    /// MNRL part.
-    pub base: f32,
+    pub total: f64,
+    /// The base loss part (MNRL or MarginMSE).
+    pub base: f64,
     /// Weighted query FLOPS part.
-    pub query_regularizer: f32,
+    pub query_regularizer: f64,
     /// Weighted document FLOPS part.
-    pub document_regularizer: f32,
+    pub document_regularizer: f64,
 }
 
 impl StepLosses {
-    fn from_parts(parts: &SpladeLossParts) -> Result<Self> {
-        Ok(Self {
-            total: parts.total.to_scalar()?,
-            base: parts.base.to_scalar()?,
-            query_regularizer: parts.query_regularizer.to_scalar()?,
-            document_regularizer: parts.document_regularizer.to_scalar()?,
-        })
+    /// Adds one micro-batch's parts, each divided by `micro_batches`.
+    fn add(&mut self, parts: &SpladeLossParts, micro_batches: usize) -> Result<()> {
+        let scalar =
+            |t: &Tensor| -> Result<f64> { Ok(t.to_scalar::<f32>()? as f64 / micro_batches as f64) };
+        self.total += scalar(&parts.total)?;
+        self.base += scalar(&parts.base)?;
+        self.query_regularizer += scalar(&parts.query_regularizer)?;
+        self.document_regularizer += scalar(&parts.document_regularizer)?;
+        Ok(())
     }
 }
 
-/// A trainable encoder with its optimiser.
+/// Which variables AdamW's weight decay applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecayFilter {
+    /// Every variable, as `torch.optim.AdamW(model.parameters())`.
+    All,
+    /// Not biases and LayerNorms, as sentence-transformers' (Hugging Face's) trainer groups
+    /// them ([`decays_like_hf_trainer`]).
+    LikeHfTrainer,
+}
+
+/// How a [`TrainStep`] trains.
+#[derive(Debug, Clone)]
+pub struct StepConfig {
+    /// AdamW's hyper-parameters (the learning rate is the initial one; the trainer sets it
+    /// before every step with [`TrainStep::set_learning_rate`]).
+    pub adamw: AdamWConfig,
+    /// Which variables decay.
+    pub decay: DecayFilter,
+    /// SpladeLoss: base loss, λ maxima, scale.
+    pub loss: SpladeLossConfig,
+    /// Clip the global gradient norm to this, as `torch.nn.utils.clip_grad_norm_`; `None`
+    /// disables clipping.
+    pub max_grad_norm: Option<f64>,
+    /// `Some(seed)`: apply the dropout of the model's `config.json`, with masks seeded by
+    /// `seed`, the step and the micro-batch (so a resumed run draws the masks of an
+    /// uninterrupted one); `None`: the deterministic forward pass.
+    pub dropout_seed: Option<u64>,
+    /// Precision of the activations: `F32` or `BF16` (mixed precision, see
+    /// [`TrainableEncoder::set_precision`]).
+    pub precision: DType,
+}
+
+/// One micro-batch: `columns[0]` anchors, `columns[1]` positives, then negatives; `labels`
+/// (`[rows]` or `[rows, k]`, for `SparseMarginMSELoss`) or `None`.
+#[derive(Debug, Clone)]
+pub struct MicroBatch<'a> {
+    /// Texts by column.
+    pub columns: Vec<Vec<&'a str>>,
+    /// Teacher labels of the rows.
+    pub labels: Option<Tensor>,
+}
+
+/// A trainable encoder with its optimiser and the settings of its step.
 pub struct TrainStep {
-    encoder: SparseEncoder,
-    vars: Vec<(String, Var)>,
+    encoder: TrainableEncoder,
     optimizer: AdamW,
-    loss: SpladeLossConfig,
+    config: StepConfig,
 }
 
 impl TrainStep {
-    /// Wraps an encoder loaded with [`SparseEncoder::load_trainable`] and its variables.
-    pub fn new(
-        encoder: SparseEncoder,
-        vars: Vec<(String, Var)>,
-        adamw: AdamWConfig,
-        loss: SpladeLossConfig,
-    ) -> Result<Self> {
-        let optimizer = AdamW::new(vars.iter().map(|(_, v)| v.clone()).collect(), adamw)?;
+    /// Wraps an encoder loaded with [`TrainableEncoder::load`]: sets its precision and builds
+    /// the optimiser over its variables.
+    pub fn new(mut encoder: TrainableEncoder, config: StepConfig) -> Result<Self> {
+        encoder.set_precision(config.precision)?;
+        let optimizer = match config.decay {
+            DecayFilter::All => AdamW::with_decay_filter(encoder.vars(), config.adamw, |_| true)?,
+            DecayFilter::LikeHfTrainer => {
+                AdamW::with_decay_filter(encoder.vars(), config.adamw, decays_like_hf_trainer)?
+            }
+        };
         Ok(Self {
             encoder,
-            vars,
             optimizer,
-            loss,
+            config,
         })
     }
 
     /// The encoder being trained.
-    pub fn encoder(&self) -> &SparseEncoder {
+    pub fn encoder(&self) -> &TrainableEncoder {
         &self.encoder
     }
 
     /// The trainable variables by checkpoint name.
-    pub fn vars(&self) -> &[(String, Var)] {
-        &self.vars
+    pub fn vars(&self) -> &[(String, candle_core::Var)] {
+        self.encoder.vars()
+    }
+
+    /// The optimiser (its state goes into checkpoints).
+    pub fn optimizer(&self) -> &AdamW {
+        &self.optimizer
+    }
+
+    /// The optimiser, to restore its state from a checkpoint.
+    pub fn optimizer_mut(&mut self) -> &mut AdamW {
+        &mut self.optimizer
+    }
+
+    /// The step's settings.
+    pub fn config(&self) -> &StepConfig {
+        &self.config
     }
 
     /// Sets the learning rate of the next steps.
@@ -72,48 +138,162 @@ impl TrainStep {
         self.optimizer.set_learning_rate(lr);
     }
 
-    /// The loss of a batch: `columns[0]` anchors, `columns[1]` positives, then negatives;
-    /// `labels` (`[batch]` or `[batch, k]`, for `SparseMarginMSELoss`) or `None`; `lambdas` are
-    /// the current (λ_query, λ_document). No dropout: the forward pass is deterministic.
+    /// The loss parts of one micro-batch of optimiser step `step` (0-based; it seeds the
+    /// dropout masks with `micro`), with the regulariser weights `lambdas`. A forward pass
+    /// whose activations are not finite is [`TrainError::Diverged`]; another failure is
+    /// [`TrainError::Step`].
     pub fn loss(
         &self,
-        columns: &[Vec<String>],
-        labels: Option<&Tensor>,
+        step: usize,
+        micro: usize,
+        batch: &MicroBatch<'_>,
         lambdas: (f64, f64),
     ) -> Result<SpladeLossParts> {
-        let options = EncodeOptions::default();
+        let dropout: Option<Dropout> = self
+            .config
+            .dropout_seed
+            .map(|seed| self.encoder.dropout(dropout_seed(seed, step, micro)))
+            .filter(|d| !d.is_noop());
         let embeddings = self
             .encoder
-            .forward_dense_columns(columns, &options, None)?;
+            .forward_dense_columns(&batch.columns, &EncodeOptions::default(), dropout.as_ref())
+            .map_err(|e| at_step(step, e))?;
         Ok(configured_splade_loss(
             &embeddings,
-            labels,
-            &self.loss,
+            batch.labels.as_ref(),
+            &self.config.loss,
             lambdas,
         )?)
     }
 
-    /// Loss and gradients of a batch, without updating the weights.
+    /// Losses (the mean over the micro-batches) and gradients (of that mean) of optimiser step
+    /// `step`, clipped to the configured norm, without updating the weights. A non-finite
+    /// loss or gradient norm is [`TrainError::Diverged`].
     pub fn gradients(
         &self,
-        columns: &[Vec<String>],
-        labels: Option<&Tensor>,
+        step: usize,
+        micro_batches: &[MicroBatch<'_>],
         lambdas: (f64, f64),
     ) -> Result<(StepLosses, GradStore)> {
-        let parts = self.loss(columns, labels, lambdas)?;
-        let grads = parts.total.backward()?;
-        Ok((StepLosses::from_parts(&parts)?, grads))
+        let n = micro_batches.len();
+        let mut losses = StepLosses::default();
+        let mut grads: Option<GradStore> = None;
+        for (micro, batch) in micro_batches.iter().enumerate() {
+            let parts = self.loss(step, micro, batch, lambdas)?;
+            let loss = parts.total.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+            if !loss.is_finite() {
+                return Err(diverged(step, format!("the loss is {loss}")));
+            }
+            let scaled = (&parts.total / n as f64)?;
+            let micro_grads = scaled.backward()?;
+            match &mut grads {
+                None => grads = Some(micro_grads),
+                Some(acc) => accumulate(self.vars(), acc, micro_grads)?,
+            }
+            losses.add(&parts, n)?;
+        }
+        let Some(mut grads) = grads else {
+            return Err(TrainError::InvalidData(format!(
+                "training step {}: no micro-batch",
+                step + 1
+            )));
+        };
+        if let Some(max_norm) = self.config.max_grad_norm {
+            let norm = clip_gradients(self.vars(), &mut grads, max_norm)?;
+            if !norm.is_finite() {
+                return Err(diverged(step, format!("the gradient norm is {norm}")));
+            }
+        }
+        Ok((losses, grads))
     }
 
-    /// One optimisation step on a batch; returns the loss before the update.
+    /// Optimiser step `step` (0-based) over its micro-batches (gradient accumulation: one
+    /// micro-batch each unless configured otherwise): [`Self::gradients`], then AdamW.
+    /// Returns the losses before the update.
     pub fn step(
         &mut self,
-        columns: &[Vec<String>],
-        labels: Option<&Tensor>,
+        step: usize,
+        micro_batches: &[MicroBatch<'_>],
         lambdas: (f64, f64),
     ) -> Result<StepLosses> {
-        let (losses, grads) = self.gradients(columns, labels, lambdas)?;
+        let (losses, grads) = self.gradients(step, micro_batches, lambdas)?;
         self.optimizer.step(&grads)?;
         Ok(losses)
     }
+}
+
+/// The error of a forward pass at step `step` (0-based).
+fn at_step(step: usize, e: EncoderError) -> TrainError {
+    if e.to_string().contains(splade_encoder::NON_FINITE) {
+        diverged(step, "the activations are not finite".into())
+    } else {
+        TrainError::Step {
+            step: step + 1,
+            source: Box::new(e.into()),
+        }
+    }
+}
+
+/// Divergence at step `step` (0-based); the trainer adds the last checkpoint.
+fn diverged(step: usize, what: String) -> TrainError {
+    TrainError::Diverged {
+        step: step + 1,
+        what,
+        last_checkpoint: None,
+    }
+}
+
+/// The seed of the dropout masks of one micro-batch: a function of the run's seed and the
+/// position in the run only, so a resumed run draws the same masks as an uninterrupted one.
+fn dropout_seed(seed: u64, step: usize, micro: usize) -> u64 {
+    seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ ((step as u64) << 16).wrapping_add(micro as u64)
+}
+
+fn global_norm(vars: &[(String, candle_core::Var)], grads: &GradStore) -> Result<f64> {
+    let mut total = 0.0;
+    for (_, v) in vars {
+        if let Some(g) = grads.get(v.as_tensor()) {
+            total += g
+                .to_dtype(DType::F64)?
+                .sqr()?
+                .sum_all()?
+                .to_scalar::<f64>()?;
+        }
+    }
+    Ok(total.sqrt())
+}
+
+/// Scales gradients so their global norm is at most `max_norm`, as `torch.nn.utils.clip_grad_norm_`.
+fn clip_gradients(
+    vars: &[(String, candle_core::Var)],
+    grads: &mut GradStore,
+    max_norm: f64,
+) -> Result<f64> {
+    let norm = global_norm(vars, grads)?;
+    let coef = max_norm / (norm + 1e-6);
+    if coef < 1.0 {
+        for (_, v) in vars {
+            if let Some(g) = grads.remove(v.as_tensor()) {
+                grads.insert(v.as_tensor(), (g * coef)?);
+            }
+        }
+    }
+    Ok(norm)
+}
+
+fn accumulate(
+    vars: &[(String, candle_core::Var)],
+    into: &mut GradStore,
+    from: GradStore,
+) -> Result<()> {
+    for (_, v) in vars {
+        if let Some(g) = from.get(v.as_tensor()) {
+            let sum = match into.remove(v.as_tensor()) {
+                Some(acc) => (acc + g)?,
+                None => g.clone(),
+            };
+            into.insert(v.as_tensor(), sum);
+        }
+    }
+    Ok(())
 }

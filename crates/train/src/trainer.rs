@@ -6,16 +6,20 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::optim::{AdamW, AdamWConfig};
-use candle_core::backprop::GradStore;
-use candle_core::{DType, Var};
-use splade_encoder::{EncodeOptions, EncoderError, Result, SparseEncoder};
+use candle_core::DType;
+use splade_encoder::{SparseEncoder, TrainableEncoder};
 
+use crate::checkpoint::{
+    checkpoint_dir, last_checkpoint, read_checkpoint, write_checkpoint, TrainerState,
+};
 use crate::data::TrainingData;
-use crate::loss::{configured_splade_loss, BaseLoss, SpladeLossConfig};
+use crate::error::{Result, TrainError};
+use crate::loss::{BaseLoss, SpladeLossConfig};
+use crate::optim::AdamWConfig;
 use crate::sampler::{batches, BatchSampler};
 use crate::save::save_model;
 use crate::schedule::{linear_lr, regularizer_weight, WarmupShape};
+use crate::step::{DecayFilter, MicroBatch, StepConfig, StepLosses, TrainStep};
 
 /// Hyperparameters of a run. The defaults are the seed model card's recipe.
 #[derive(Debug, Clone)]
@@ -63,6 +67,8 @@ pub struct TrainConfig {
     /// Show a progress bar with the step, the ETA and the last logged loss on stderr (false);
     /// log callbacks and evaluations print above it.
     pub show_progress: bool,
+    /// Precision of the activations: `F32` (default) or `BF16` (mixed precision, for GPUs).
+    pub precision: DType,
 }
 
 impl TrainConfig {
@@ -70,9 +76,11 @@ impl TrainConfig {
     /// out-of-range numbers and zero counts. The message names the field.
     pub fn validate(&self) -> Result<()> {
         let bad = |field: &str, expected: &str, value: String| {
-            Err(EncoderError::InvalidArgument(format!(
-                "training option {field}: expected {expected}, got {value}"
-            )))
+            Err(TrainError::Config {
+                field: field.to_string(),
+                expected: expected.to_string(),
+                value,
+            })
         };
         let finite = |field: &str, value: f64, min: f64, min_inclusive: bool, max: f64| {
             let low_ok = if min_inclusive {
@@ -164,6 +172,7 @@ impl Default for TrainConfig {
             stop: None,
             resume_from: None,
             show_progress: false,
+            precision: DType::F32,
         }
     }
 }
@@ -211,424 +220,463 @@ pub struct TrainReport {
     pub output: PathBuf,
 }
 
-/// What a checkpoint records besides the weights, to resume the run exactly.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-struct TrainerState {
-    step: usize,
-    /// Epochs whose batch order has been drawn (the current one is `epochs_started - 1`).
-    epochs_started: u64,
-    /// Micro-batches of the current epoch already used.
-    consumed_in_epoch: usize,
-    optimizer_step: i32,
-    best: Option<(f64, usize)>,
-    log: Vec<LogEntry>,
-    evaluations: Vec<(usize, Metrics)>,
+/// The step counts of a run, fixed before it starts.
+#[derive(Debug, Clone, Copy)]
+struct Plan {
+    /// Optimiser steps per epoch.
+    steps_per_epoch: usize,
+    /// Optimiser steps of the run.
+    total_steps: usize,
+    /// Steps with a rising learning rate.
+    warmup_steps: usize,
 }
 
-const TRAINER_STATE: &str = "trainer_state.json";
-const OPTIMIZER_STATE: &str = "optimizer.safetensors";
+/// Running sums of the losses since the last log entry.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    losses: StepLosses,
+    steps: usize,
+    start: Instant,
+}
 
-fn global_norm(vars: &[(String, Var)], grads: &GradStore) -> Result<f64> {
-    let mut total = 0.0;
-    for (_, v) in vars {
-        if let Some(g) = grads.get(v.as_tensor()) {
-            total += g
-                .to_dtype(DType::F64)?
-                .sqr()?
-                .sum_all()?
-                .to_scalar::<f64>()?;
+impl Window {
+    fn new() -> Self {
+        Self {
+            losses: StepLosses::default(),
+            steps: 0,
+            start: Instant::now(),
         }
     }
-    Ok(total.sqrt())
 }
 
-/// Scales gradients so their global norm is at most `max_norm`, as `torch.nn.utils.clip_grad_norm_`.
-fn clip_gradients(vars: &[(String, Var)], grads: &mut GradStore, max_norm: f64) -> Result<f64> {
-    let norm = global_norm(vars, grads)?;
-    let coef = max_norm / (norm + 1e-6);
-    if coef < 1.0 {
-        for (_, v) in vars {
-            if let Some(g) = grads.remove(v.as_tensor()) {
-                grads.insert(v.as_tensor(), (g * coef)?);
+/// A training run in phases: [`Trainer::new`] (checks, the optimiser), [`Trainer::resume`]
+/// (from a checkpoint), [`Trainer::step`] (one optimiser step through [`TrainStep::step`],
+/// the step the PyTorch parity tests check, and the log), [`Trainer::evaluate`] (metrics, the
+/// best step, a checkpoint), [`Trainer::checkpoint`] and [`Trainer::finish`] (the final or
+/// best model into `output/final`). [`Trainer::run`] runs them in order; [`train`] is the
+/// one-call form.
+pub struct Trainer<'a> {
+    data: &'a TrainingData,
+    config: &'a TrainConfig,
+    output: PathBuf,
+    step: TrainStep,
+    plan: Plan,
+    /// Optimiser steps taken.
+    steps_done: usize,
+    /// Epochs whose batch order has been drawn.
+    epoch: u64,
+    /// The current epoch's remaining micro-batches, next last.
+    queue: Vec<Vec<usize>>,
+    best: Option<(f64, usize)>,
+    report: TrainReport,
+    window: Window,
+}
+
+impl<'a> Trainer<'a> {
+    /// Checks the configuration against the data and builds the step (optimiser, precision,
+    /// dropout). Checkpoints go to `output/checkpoint-STEP`, the final (or best) model to
+    /// `output/final`.
+    pub fn new(
+        encoder: TrainableEncoder,
+        data: &'a TrainingData,
+        config: &'a TrainConfig,
+        output: &Path,
+    ) -> Result<Self> {
+        config.validate()?;
+        check_data(data, config)?;
+        let step = TrainStep::new(
+            encoder,
+            StepConfig {
+                adamw: AdamWConfig {
+                    lr: config.learning_rate,
+                    beta1: 0.9,
+                    beta2: 0.999,
+                    eps: 1e-8,
+                    weight_decay: config.weight_decay,
+                },
+                // Weight decay as sentence-transformers' trainer groups it: not on biases and
+                // LayerNorms.
+                decay: DecayFilter::LikeHfTrainer,
+                loss: config.loss,
+                max_grad_norm: config.max_grad_norm,
+                dropout_seed: config.dropout.then_some(config.seed),
+                precision: config.precision,
+            },
+        )?;
+        let micro_per_epoch = batches(
+            &data.rows,
+            config.batch_size,
+            config.sampler,
+            config.seed,
+            0,
+            false,
+        )
+        .len();
+        let steps_per_epoch = micro_per_epoch
+            .div_ceil(config.gradient_accumulation.max(1))
+            .max(1);
+        let total_steps = config
+            .max_steps
+            .unwrap_or_else(|| (config.epochs * steps_per_epoch as f64).ceil() as usize)
+            .max(1);
+        let warmup_steps = (config.warmup_ratio * total_steps as f64).ceil() as usize;
+        Ok(Self {
+            data,
+            config,
+            output: output.to_path_buf(),
+            step,
+            plan: Plan {
+                steps_per_epoch,
+                total_steps,
+                warmup_steps,
+            },
+            steps_done: 0,
+            epoch: 0,
+            queue: Vec::new(),
+            best: None,
+            report: TrainReport {
+                output: output.to_path_buf(),
+                ..TrainReport::default()
+            },
+            window: Window::new(),
+        })
+    }
+
+    /// The step being driven (its encoder, variables and optimiser).
+    pub fn train_step(&self) -> &TrainStep {
+        &self.step
+    }
+
+    /// Optimiser steps taken so far.
+    pub fn steps_done(&self) -> usize {
+        self.steps_done
+    }
+
+    /// Optimiser steps of the whole run.
+    pub fn total_steps(&self) -> usize {
+        self.plan.total_steps
+    }
+
+    /// Whether every step of the run has been taken.
+    pub fn is_done(&self) -> bool {
+        self.steps_done >= self.plan.total_steps
+    }
+
+    /// Phase *resume*: continues from a checkpoint folder (its optimiser state, step, batch
+    /// position and logs). The encoder given to [`Self::new`] must hold the same folder's
+    /// weights.
+    pub fn resume(&mut self, checkpoint: &Path) -> Result<()> {
+        let state = read_checkpoint(checkpoint, &mut self.step)?;
+        self.steps_done = state.step;
+        self.epoch = state.epochs_started;
+        self.queue.clear();
+        if self.epoch > 0 {
+            self.queue = self.epoch_batches(self.epoch - 1);
+            self.queue.reverse();
+            for _ in 0..state.consumed_in_epoch {
+                self.queue.pop();
             }
         }
+        self.best = state.best;
+        self.report.log = state.log;
+        self.report.evaluations = state.evaluations;
+        Ok(())
     }
-    Ok(norm)
-}
 
-fn accumulate(vars: &[(String, Var)], into: &mut GradStore, from: GradStore) -> Result<()> {
-    for (_, v) in vars {
-        if let Some(g) = from.get(v.as_tensor()) {
-            let sum = match into.remove(v.as_tensor()) {
-                Some(acc) => (acc + g)?,
-                None => g.clone(),
-            };
-            into.insert(v.as_tensor(), sum);
+    fn epoch_batches(&self, epoch: u64) -> Vec<Vec<usize>> {
+        batches(
+            &self.data.rows,
+            self.config.batch_size,
+            self.config.sampler,
+            self.config.seed,
+            epoch,
+            false,
+        )
+    }
+
+    /// The next micro-batch's rows, drawing the next epoch's order when one ends.
+    fn next_batch(&mut self) -> Option<Vec<usize>> {
+        if self.queue.is_empty() {
+            self.queue = self.epoch_batches(self.epoch);
+            self.queue.reverse();
+            self.epoch += 1;
+        }
+        self.queue.pop()
+    }
+
+    /// The regulariser weights (λ_query, λ_document) at the current step.
+    fn lambdas(&self) -> (f64, f64) {
+        let (fraction, shape) = self.config.regularizer_warmup;
+        let at = |lambda| {
+            regularizer_weight(
+                lambda,
+                self.steps_done,
+                self.plan.total_steps,
+                fraction,
+                shape,
+            )
+        };
+        (
+            at(self.config.loss.lambda_query),
+            at(self.config.loss.lambda_document),
+        )
+    }
+
+    /// Phase *step*: one optimiser step over the next `gradient_accumulation` micro-batches,
+    /// with the scheduled learning rate and regulariser weights. Returns the log entry when
+    /// this step ends a logging window. A divergence names the last good checkpoint.
+    pub fn step(&mut self) -> Result<Option<LogEntry>> {
+        let lambdas = self.lambdas();
+        let lr = linear_lr(
+            self.config.learning_rate,
+            self.steps_done,
+            self.plan.warmup_steps,
+            self.plan.total_steps,
+        );
+        self.step.set_learning_rate(lr);
+        let accumulation = self.config.gradient_accumulation.max(1);
+        let data = self.data;
+        let mut rows = Vec::with_capacity(accumulation);
+        for _ in 0..accumulation {
+            match self.next_batch() {
+                Some(batch) => rows.push(batch),
+                None => break,
+            }
+        }
+        let device = self.step.encoder().device().clone();
+        let micro_batches = rows
+            .iter()
+            .map(|batch| {
+                Ok(MicroBatch {
+                    columns: (0..data.columns.len())
+                        .map(|c| batch.iter().map(|&r| data.rows[r][c].as_str()).collect())
+                        .collect(),
+                    labels: batch_labels(data, batch, &device)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let losses = self
+            .step
+            .step(self.steps_done, &micro_batches, lambdas)
+            .map_err(|e| self.with_last_checkpoint(e))?;
+        self.steps_done += 1;
+        let w = &mut self.window;
+        w.losses.total += losses.total;
+        w.losses.base += losses.base;
+        w.losses.query_regularizer += losses.query_regularizer;
+        w.losses.document_regularizer += losses.document_regularizer;
+        w.steps += 1;
+        let step = self.steps_done;
+        if step % self.config.logging_steps.max(1) != 0 && step != self.plan.total_steps {
+            return Ok(None);
+        }
+        let n = w.steps as f64;
+        let entry = LogEntry {
+            step,
+            epoch: step as f64 / self.plan.steps_per_epoch as f64,
+            loss: w.losses.total / n,
+            base_loss: w.losses.base / n,
+            query_regularizer_loss: w.losses.query_regularizer / n,
+            document_regularizer_loss: w.losses.document_regularizer / n,
+            learning_rate: lr,
+            lambdas,
+            seconds_per_step: w.start.elapsed().as_secs_f64() / n,
+        };
+        self.report.log.push(entry.clone());
+        self.window = Window::new();
+        Ok(Some(entry))
+    }
+
+    /// A divergence error naming the output's last good checkpoint.
+    fn with_last_checkpoint(&self, e: TrainError) -> TrainError {
+        match e {
+            TrainError::Diverged { step, what, .. } => TrainError::Diverged {
+                step,
+                what,
+                last_checkpoint: last_checkpoint(&self.output),
+            },
+            other => other,
         }
     }
-    Ok(())
+
+    /// Whether the configuration asks for an evaluation after the current step (every
+    /// `eval_steps`, and after the last step).
+    pub fn evaluation_due(&self) -> bool {
+        let step = self.steps_done;
+        self.config
+            .eval_steps
+            .is_some_and(|e| e > 0 && step % e == 0)
+            || step == self.plan.total_steps
+    }
+
+    /// Phase *evaluate*: `evaluate` on the current model, the best step so far by the
+    /// configured metric, and a checkpoint of this step.
+    pub fn evaluate(
+        &mut self,
+        evaluate: impl FnOnce(&SparseEncoder, usize) -> Result<Metrics>,
+    ) -> Result<()> {
+        let step = self.steps_done;
+        let metrics = evaluate(self.step.encoder(), step)?;
+        if let Some(name) = &self.config.best_metric {
+            let value = *metrics.get(name).ok_or_else(|| TrainError::UnknownMetric {
+                name: name.clone(),
+                available: metrics.keys().cloned().collect::<Vec<_>>().join(", "),
+            })?;
+            if self.best.is_none_or(|(b, _)| value > b) {
+                self.best = Some((value, step));
+            }
+        }
+        self.report.evaluations.push((step, metrics));
+        self.checkpoint()?;
+        Ok(())
+    }
+
+    /// Phase *checkpoint*: saves the weights plus everything needed to resume, atomically,
+    /// into `output/checkpoint-STEP`, and returns that folder.
+    pub fn checkpoint(&self) -> Result<PathBuf> {
+        let consumed_in_epoch = if self.epoch > 0 {
+            self.epoch_batches(self.epoch - 1).len() - self.queue.len()
+        } else {
+            0
+        };
+        write_checkpoint(
+            &self.output,
+            &self.step,
+            TrainerState {
+                step: self.steps_done,
+                epochs_started: self.epoch,
+                consumed_in_epoch,
+                optimizer_step: 0,
+                best: self.best,
+                log: self.report.log.clone(),
+                evaluations: self.report.evaluations.clone(),
+            },
+        )
+    }
+
+    /// Phase *finish*: writes the final model into `output/final` (the best checkpoint's
+    /// weights when a best metric was chosen and another step won) and returns the report.
+    pub fn finish(mut self) -> Result<TrainReport> {
+        self.report.steps = self.steps_done;
+        self.report.best_step = self.best.map(|(_, s)| s);
+        let final_dir = self.output.join("final");
+        match self.report.best_step {
+            Some(s) if s != self.steps_done => {
+                let best = TrainableEncoder::load(
+                    &checkpoint_dir(&self.output, s),
+                    &candle_core::Device::Cpu,
+                )?;
+                save_model(&best, best.vars(), &final_dir, |_| Ok(()))?;
+            }
+            _ => save_model(
+                self.step.encoder(),
+                self.step.vars(),
+                &final_dir,
+                |_| Ok(()),
+            )?,
+        }
+        Ok(self.report)
+    }
+
+    /// Stops early: saves a checkpoint of the last finished step and returns the report with
+    /// [`TrainReport::interrupted_at`] set.
+    pub fn interrupt(mut self) -> Result<TrainReport> {
+        let checkpoint = self.checkpoint()?;
+        self.report.steps = self.steps_done;
+        self.report.interrupted_at = Some(checkpoint);
+        Ok(self.report)
+    }
+
+    /// Runs the phases: resume (when configured), then steps with logging and evaluations
+    /// until the run ends or [`TrainConfig::stop`] is set, then finish. `evaluate` is called
+    /// every `eval_steps` and at the end with the current model; `on_log` with each log entry.
+    pub fn run(
+        mut self,
+        mut evaluate: impl FnMut(&SparseEncoder, usize) -> Result<Metrics>,
+        mut on_log: impl FnMut(&LogEntry),
+    ) -> Result<TrainReport> {
+        if let Some(dir) = &self.config.resume_from {
+            self.resume(dir)?;
+        }
+        let bar = progress_bar(self.config.show_progress, self.plan.total_steps);
+        bar.set_position(self.steps_done as u64);
+        while !self.is_done() {
+            if self
+                .config
+                .stop
+                .as_ref()
+                .is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst))
+            {
+                return self.interrupt();
+            }
+            let entry = self.step()?;
+            bar.inc(1);
+            if let Some(entry) = entry {
+                bar.set_message(format!("loss {:.4}", entry.loss));
+                bar.suspend(|| on_log(&entry));
+            }
+            if self.evaluation_due() {
+                bar.suspend(|| self.evaluate(&mut evaluate))?;
+            }
+        }
+        bar.finish_and_clear();
+        self.finish()
+    }
 }
 
-/// Runs training. `evaluate` is called every `eval_steps` and at the end with the current
-/// model; checkpoints go to `output/checkpoint-STEP`, the final (or best) model to `output`.
-pub fn train(
-    encoder: SparseEncoder,
-    vars: Vec<(String, Var)>,
-    data: &TrainingData,
-    config: &TrainConfig,
-    output: &Path,
-    mut evaluate: impl FnMut(&SparseEncoder, usize) -> Result<Metrics>,
-    mut on_log: impl FnMut(&LogEntry),
-) -> Result<TrainReport> {
-    config.validate()?;
+fn progress_bar(show: bool, total_steps: usize) -> indicatif::ProgressBar {
+    if !show {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(total_steps as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:30}] step {pos}/{len} ({per_sec}, {eta} left) {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+/// Refuses data the configured loss cannot train on.
+fn check_data(data: &TrainingData, config: &TrainConfig) -> Result<()> {
     if data.rows.is_empty() {
-        return Err(EncoderError::InvalidArgument("no training rows".into()));
+        return Err(TrainError::InvalidData("no training rows".into()));
     }
     if data.columns.len() < 2 {
-        return Err(EncoderError::InvalidArgument(
+        return Err(TrainError::InvalidData(
             "training rows need at least an anchor and a positive".into(),
         ));
     }
     if config.loss.base == BaseLoss::MarginMse {
         if data.labels.len() != data.rows.len() {
-            return Err(EncoderError::InvalidArgument(
+            return Err(TrainError::InvalidData(
                 "SparseMarginMSELoss needs a label column (teacher margins or scores: `label` \
                  or `score`, or the one named by the column mapping)"
                     .into(),
             ));
         }
         if data.columns.len() < 3 {
-            return Err(EncoderError::InvalidArgument(
+            return Err(TrainError::InvalidData(
                 "SparseMarginMSELoss needs (query, positive, negative…) rows".into(),
             ));
         }
     }
-    let accumulation = config.gradient_accumulation.max(1);
-    let micro_per_epoch = batches(
-        &data.rows,
-        config.batch_size,
-        config.sampler,
-        config.seed,
-        0,
-        false,
-    )
-    .len();
-    let steps_per_epoch = micro_per_epoch.div_ceil(accumulation).max(1);
-    let total_steps = config
-        .max_steps
-        .unwrap_or_else(|| (config.epochs * steps_per_epoch as f64).ceil() as usize)
-        .max(1);
-    let warmup_steps = (config.warmup_ratio * total_steps as f64).ceil() as usize;
-    // Weight decay as sentence-transformers' trainer groups it: not on biases and LayerNorms.
-    let mut optimizer = AdamW::with_decay_filter(
-        &vars,
-        AdamWConfig {
-            lr: config.learning_rate,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: config.weight_decay,
-        },
-        crate::optim::decays_like_hf_trainer,
-    )?;
-    let options = EncodeOptions::default();
-    let mut report = TrainReport {
-        output: output.to_path_buf(),
-        ..TrainReport::default()
-    };
-    let mut best: Option<(f64, usize)> = None;
-    let mut window = (0.0, 0.0, 0.0, 0.0, 0usize);
-    let mut window_start = Instant::now();
-    let mut epoch = 0u64;
-    let mut queue: Vec<Vec<usize>> = Vec::new();
-    let mut step = 0;
-    let names: Vec<String> = vars.iter().map(|(n, _)| n.clone()).collect();
-    if let Some(dir) = &config.resume_from {
-        let path = dir.join(TRAINER_STATE);
-        let text = std::fs::read_to_string(&path).map_err(|source| EncoderError::Io {
-            path: path.clone(),
-            source,
-        })?;
-        let state: TrainerState =
-            serde_json::from_str(&text).map_err(|source| EncoderError::Json {
-                path: path.clone(),
-                source,
-            })?;
-        optimizer.load_state(&names, &dir.join(OPTIMIZER_STATE), state.optimizer_step)?;
-        step = state.step;
-        epoch = state.epochs_started;
-        if epoch > 0 {
-            queue = batches(
-                &data.rows,
-                config.batch_size,
-                config.sampler,
-                config.seed,
-                epoch - 1,
-                false,
-            );
-            queue.reverse();
-            for _ in 0..state.consumed_in_epoch {
-                queue.pop();
-            }
-        }
-        best = state.best;
-        report.log = state.log;
-        report.evaluations = state.evaluations;
-    }
-    let epoch_len = |epoch: u64| {
-        batches(
-            &data.rows,
-            config.batch_size,
-            config.sampler,
-            config.seed,
-            epoch,
-            false,
-        )
-        .len()
-    };
-    // Saves the weights plus everything needed to resume, atomically, into
-    // `output/checkpoint-STEP`, and returns that folder.
-    let save_checkpoint = |step: usize,
-                           epoch: u64,
-                           queue_len: usize,
-                           best: Option<(f64, usize)>,
-                           report: &TrainReport,
-                           optimizer: &AdamW|
-     -> Result<PathBuf> {
-        let dir = output.join(format!("checkpoint-{step}"));
-        save_model(&encoder, &vars, &dir, |staging| {
-            let optimizer_step = optimizer.save_state(&names, &staging.join(OPTIMIZER_STATE))?;
-            let state = TrainerState {
-                step,
-                epochs_started: epoch,
-                consumed_in_epoch: if epoch > 0 {
-                    epoch_len(epoch - 1) - queue_len
-                } else {
-                    0
-                },
-                optimizer_step,
-                best,
-                log: report.log.clone(),
-                evaluations: report.evaluations.clone(),
-            };
-            let text = serde_json::to_string_pretty(&state)
-                .map_err(|e| EncoderError::InvalidArgument(e.to_string()))?;
-            let path = staging.join(TRAINER_STATE);
-            std::fs::write(&path, text).map_err(|source| EncoderError::Io { path, source })
-        })?;
-        Ok(dir)
-    };
-    let bar = if config.show_progress {
-        let bar = indicatif::ProgressBar::new(total_steps as u64);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{elapsed_precise} [{bar:30}] step {pos}/{len} ({per_sec}, {eta} left) {msg}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        bar.set_position(step as u64);
-        bar
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    while step < total_steps {
-        if config
-            .stop
-            .as_ref()
-            .is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst))
-        {
-            let checkpoint = save_checkpoint(step, epoch, queue.len(), best, &report, &optimizer)?;
-            report.steps = step;
-            report.interrupted_at = Some(checkpoint);
-            return Ok(report);
-        }
-        let (lambda_q, lambda_d) = (
-            regularizer_weight(
-                config.loss.lambda_query,
-                step,
-                total_steps,
-                config.regularizer_warmup.0,
-                config.regularizer_warmup.1,
-            ),
-            regularizer_weight(
-                config.loss.lambda_document,
-                step,
-                total_steps,
-                config.regularizer_warmup.0,
-                config.regularizer_warmup.1,
-            ),
-        );
-        let lr = linear_lr(config.learning_rate, step, warmup_steps, total_steps);
-        optimizer.set_learning_rate(lr);
-        let mut grads: Option<GradStore> = None;
-        for micro in 0..accumulation {
-            if queue.is_empty() {
-                queue = batches(
-                    &data.rows,
-                    config.batch_size,
-                    config.sampler,
-                    config.seed,
-                    epoch,
-                    false,
-                );
-                queue.reverse();
-                epoch += 1;
-            }
-            let Some(batch) = queue.pop() else { break };
-            let columns: Vec<Vec<&str>> = (0..data.columns.len())
-                .map(|c| batch.iter().map(|&r| data.rows[r][c].as_str()).collect())
-                .collect();
-            let dropout = config
-                .dropout
-                .then(|| encoder.training_dropout(dropout_seed(config.seed, step, micro)))
-                .filter(|d| !d.is_noop());
-            let at_step = |e: EncoderError| {
-                let message = e.to_string();
-                if message.contains(splade_encoder::NON_FINITE) {
-                    diverged(step + 1, "the activations are not finite", output)
-                } else {
-                    EncoderError::Training {
-                        step: step + 1,
-                        message,
-                    }
-                }
-            };
-            let embeddings = encoder
-                .forward_dense_columns(&columns, &options, dropout.as_ref())
-                .map_err(at_step)?;
-            let labels = batch_labels(data, &batch, encoder.device())?;
-            let parts = configured_splade_loss(
-                &embeddings,
-                labels.as_ref(),
-                &config.loss,
-                (lambda_q, lambda_d),
-            )?;
-            let loss = parts.total.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-            if !loss.is_finite() {
-                return Err(diverged(step + 1, &format!("the loss is {loss}"), output));
-            }
-            let scaled = (&parts.total / accumulation as f64)?;
-            let micro = scaled.backward()?;
-            match &mut grads {
-                None => grads = Some(micro),
-                Some(acc) => accumulate(&vars, acc, micro)?,
-            }
-            let scalar = |t: &candle_core::Tensor| -> Result<f64> {
-                Ok(t.to_scalar::<f32>()? as f64 / accumulation as f64)
-            };
-            window.0 += scalar(&parts.total)?;
-            window.1 += scalar(&parts.base)?;
-            window.2 += scalar(&parts.query_regularizer)?;
-            window.3 += scalar(&parts.document_regularizer)?;
-        }
-        let Some(mut grads) = grads else { break };
-        if let Some(max_norm) = config.max_grad_norm {
-            let norm = clip_gradients(&vars, &mut grads, max_norm)?;
-            if !norm.is_finite() {
-                return Err(diverged(
-                    step + 1,
-                    &format!("the gradient norm is {norm}"),
-                    output,
-                ));
-            }
-        }
-        optimizer.step(&grads)?;
-        step += 1;
-        bar.inc(1);
-        window.4 += 1;
-        if step % config.logging_steps.max(1) == 0 || step == total_steps {
-            let n = window.4 as f64;
-            let entry = LogEntry {
-                step,
-                epoch: step as f64 / steps_per_epoch as f64,
-                loss: window.0 / n,
-                base_loss: window.1 / n,
-                query_regularizer_loss: window.2 / n,
-                document_regularizer_loss: window.3 / n,
-                learning_rate: lr,
-                lambdas: (lambda_q, lambda_d),
-                seconds_per_step: window_start.elapsed().as_secs_f64() / n,
-            };
-            bar.set_message(format!("loss {:.4}", entry.loss));
-            bar.suspend(|| on_log(&entry));
-            report.log.push(entry);
-            window = (0.0, 0.0, 0.0, 0.0, 0);
-            window_start = Instant::now();
-        }
-        let eval_now =
-            config.eval_steps.is_some_and(|e| e > 0 && step % e == 0) || step == total_steps;
-        if eval_now {
-            let metrics = bar.suspend(|| evaluate(&encoder, step))?;
-            if let Some(name) = &config.best_metric {
-                let value = *metrics.get(name).ok_or_else(|| {
-                    EncoderError::InvalidArgument(format!(
-                        "best metric '{name}' is not among the evaluation's metrics ({})",
-                        metrics.keys().cloned().collect::<Vec<_>>().join(", ")
-                    ))
-                })?;
-                if best.is_none_or(|(b, _)| value > b) {
-                    best = Some((value, step));
-                }
-            }
-            report.evaluations.push((step, metrics));
-            save_checkpoint(step, epoch, queue.len(), best, &report, &optimizer)?;
-        }
-    }
-    bar.finish_and_clear();
-    report.steps = step;
-    report.best_step = best.map(|(_, s)| s);
-    // The final model: the best checkpoint's weights when a best metric was chosen.
-    let final_source = match report.best_step {
-        Some(s) if s != step => Some(output.join(format!("checkpoint-{s}"))),
-        _ => None,
-    };
-    match final_source {
-        Some(dir) => {
-            let (best_encoder, best_vars) =
-                SparseEncoder::load_trainable(&dir, &candle_core::Device::Cpu)?;
-            save_model(&best_encoder, &best_vars, &output.join("final"), |_| Ok(()))?;
-        }
-        None => save_model(&encoder, &vars, &output.join("final"), |_| Ok(()))?,
-    }
-    Ok(report)
+    Ok(())
 }
 
-/// The error of a run whose loss or gradients stopped being finite at `step`: nothing of that
-/// step is saved, so the output keeps its last (finite) checkpoint.
-fn diverged(step: usize, what: &str, output: &Path) -> EncoderError {
-    let last = std::fs::read_dir(output)
-        .ok()
-        .into_iter()
-        .flatten()
-        .filter_map(|e| {
-            e.ok()?
-                .file_name()
-                .to_str()?
-                .strip_prefix("checkpoint-")?
-                .parse::<usize>()
-                .ok()
-        })
-        .max();
-    EncoderError::Training {
-        step,
-        message: format!(
-            "{what} (NaN or infinite): training diverged, stopping without saving this step; {} \
-             (try a lower learning rate, or check the data and labels)",
-            match last {
-                Some(s) => format!(
-                    "the last good checkpoint is {}",
-                    output.join(format!("checkpoint-{s}")).display()
-                ),
-                None => "no checkpoint was written yet".to_string(),
-            }
-        ),
-    }
-}
-
-/// The seed of the dropout masks of one micro-batch: a function of the run's seed and the
-/// position in the run only, so a resumed run draws the same masks as an uninterrupted one.
-fn dropout_seed(seed: u64, step: usize, micro: usize) -> u64 {
-    seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ ((step as u64) << 16).wrapping_add(micro as u64)
+/// Runs training ([`Trainer::new`] then [`Trainer::run`]). `evaluate` is called every
+/// `eval_steps` and at the end with the current model; checkpoints go to
+/// `output/checkpoint-STEP`, the final (or best) model to `output/final`.
+pub fn train(
+    encoder: TrainableEncoder,
+    data: &TrainingData,
+    config: &TrainConfig,
+    output: &Path,
+    evaluate: impl FnMut(&SparseEncoder, usize) -> Result<Metrics>,
+    on_log: impl FnMut(&LogEntry),
+) -> Result<TrainReport> {
+    Trainer::new(encoder, data, config, output)?.run(evaluate, on_log)
 }
 
 /// The labels of a batch's rows as a `[rows, values]` tensor, when the data has labels.

@@ -5,7 +5,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Read;
 use std::path::Path;
 
-use splade_encoder::{EncodeOptions, EncoderError, Result, SparseEncoder};
+use splade_encoder::{EncodeOptions, SparseEncoder};
+
+use crate::error::Result;
 use splade_index::{IndexBuilder, SearchOptions};
 
 /// Reads labelled sentence pairs as `(sentence1, sentence2, duplicate)`, from either
@@ -171,13 +173,11 @@ pub fn mine_hard_negatives(
     let doc_ids: Vec<&String> = corpus.keys().collect();
     let doc_texts: Vec<&String> = corpus.values().collect();
     let doc_vectors = encoder.encode_document(&doc_texts, options)?;
-    let index_error =
-        |e: splade_index::IndexError| EncoderError::InvalidArgument(format!("index: {e}"));
     let mut builder = IndexBuilder::new(encoder.dim());
     for (id, row) in doc_ids.iter().zip(doc_vectors.rows()) {
-        builder.add(id, row).map_err(index_error)?;
+        builder.add(id, row)?;
     }
-    let index = builder.build().map_err(index_error)?;
+    let index = builder.build()?;
     let mut relevant: BTreeMap<&str, HashSet<&str>> = BTreeMap::new();
     for (q, d) in pairs {
         if queries.contains_key(q) {

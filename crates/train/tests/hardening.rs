@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use candle_core::Device;
-use splade_encoder::SparseEncoder;
+use splade_encoder::{SparseEncoder, TrainableEncoder};
 use splade_train::data::TrainingData;
 use splade_train::sampler::BatchSampler;
 use splade_train::trainer::{train, Metrics, TrainConfig};
@@ -34,11 +34,10 @@ fn data(labels: Vec<Vec<f32>>) -> TrainingData {
     }
 }
 
-fn run(data: &TrainingData, config: &TrainConfig, out: &Path) -> splade_encoder::Result<()> {
-    let (encoder, vars) = SparseEncoder::load_trainable(&model(), &Device::Cpu).unwrap();
+fn run(data: &TrainingData, config: &TrainConfig, out: &Path) -> splade_train::Result<()> {
+    let encoder = TrainableEncoder::load(&model(), &Device::Cpu).unwrap();
     train(
         encoder,
-        vars,
         data,
         config,
         out,
@@ -170,13 +169,14 @@ fn non_finite_labels_in_training_files_are_refused_with_their_line() {
 
 #[test]
 fn a_model_with_non_finite_weights_is_never_saved() {
-    let (encoder, vars) = SparseEncoder::load_trainable(&model(), &Device::Cpu).unwrap();
+    let encoder = TrainableEncoder::load(&model(), &Device::Cpu).unwrap();
+    let vars = encoder.vars();
     let (name, var) = &vars[vars.len() / 2];
     let poisoned = (var.as_tensor().ones_like().unwrap() * f64::NAN).unwrap();
     var.set(&poisoned).unwrap();
     let out = tempfile::tempdir().unwrap();
     let target = out.path().join("final");
-    let err = splade_train::save::save_model(&encoder, &vars, &target, |_| Ok(()))
+    let err = splade_train::save::save_model(&encoder, vars, &target, |_| Ok(()))
         .unwrap_err()
         .to_string();
     assert!(err.contains(name.as_str()) && err.contains("NaN"), "{err}");

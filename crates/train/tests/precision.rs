@@ -3,10 +3,11 @@
 
 use std::path::Path;
 
-use candle_core::{DType, Device, Var};
-use splade_encoder::{EncodeOptions, SparseEncoder};
+use candle_core::{DType, Device};
+use splade_encoder::{EncodeOptions, TrainableEncoder};
 use splade_train::loss::configured_splade_loss;
 use splade_train::optim::{AdamW, AdamWConfig};
+use splade_train::step::{DecayFilter, MicroBatch, StepConfig, TrainStep};
 use splade_train::SpladeLossConfig;
 
 fn model() -> std::path::PathBuf {
@@ -34,22 +35,31 @@ fn columns() -> Vec<Vec<&'static str>> {
     ]
 }
 
-/// Loss and gradients (f64, flattened in variable order) of one batch.
-fn loss_and_gradients(encoder: &SparseEncoder, vars: &[(String, Var)]) -> (f64, Vec<f64>) {
-    let embeddings = encoder
-        .forward_dense_columns(&columns(), &EncodeOptions::default(), None)
-        .unwrap();
-    assert!(embeddings.iter().all(|e| e.dtype() == DType::F32));
-    let parts = configured_splade_loss(
-        &embeddings,
-        None,
-        &SpladeLossConfig::default(),
-        (5e-5, 3e-5),
+/// Loss and gradients (f64, flattened in variable order) of one batch, through the trainer's
+/// step ([`TrainStep::gradients`]) at the given precision, without dropout or clipping.
+fn loss_and_gradients(precision: DType) -> (f64, Vec<f64>) {
+    let encoder = TrainableEncoder::load(&model(), &Device::Cpu).unwrap();
+    let step = TrainStep::new(
+        encoder,
+        StepConfig {
+            adamw: AdamWConfig::default(),
+            decay: DecayFilter::All,
+            loss: SpladeLossConfig::default(),
+            max_grad_norm: None,
+            dropout_seed: None,
+            precision,
+        },
     )
     .unwrap();
-    let grads = parts.total.backward().unwrap();
+    assert_eq!(step.encoder().precision(), precision);
+    assert!(step.vars().iter().all(|(_, v)| v.dtype() == DType::F32));
+    let batch = MicroBatch {
+        columns: columns(),
+        labels: None,
+    };
+    let (losses, grads) = step.gradients(0, &[batch], (5e-5, 3e-5)).unwrap();
     let mut flat = Vec::new();
-    for (name, var) in vars {
+    for (name, var) in step.vars() {
         let g = grads
             .get(var.as_tensor())
             .unwrap_or_else(|| panic!("no gradient for {name}"));
@@ -67,18 +77,13 @@ fn loss_and_gradients(encoder: &SparseEncoder, vars: &[(String, Var)]) -> (f64, 
                 .map(f64::from),
         );
     }
-    (parts.total.to_scalar::<f32>().unwrap() as f64, flat)
+    (losses.total, flat)
 }
 
 #[test]
 fn bf16_mixed_precision_tracks_f32() {
-    let (f32_encoder, f32_vars) = SparseEncoder::load_trainable(&model(), &Device::Cpu).unwrap();
-    let (mut bf16_encoder, bf16_vars) =
-        SparseEncoder::load_trainable(&model(), &Device::Cpu).unwrap();
-    bf16_encoder.set_training_precision(DType::BF16).unwrap();
-    assert!(bf16_vars.iter().all(|(_, v)| v.dtype() == DType::F32));
-    let (loss32, g32) = loss_and_gradients(&f32_encoder, &f32_vars);
-    let (loss16, g16) = loss_and_gradients(&bf16_encoder, &bf16_vars);
+    let (loss32, g32) = loss_and_gradients(DType::F32);
+    let (loss16, g16) = loss_and_gradients(DType::BF16);
     assert!(
         (loss16 - loss32).abs() <= 0.03 * loss32.abs(),
         "loss bf16 {loss16} vs f32 {loss32}"
@@ -94,13 +99,15 @@ fn bf16_mixed_precision_tracks_f32() {
     );
     // bf16 really ran: the gradients are not bit-identical to f32's.
     assert!(g32 != g16);
-    assert!(bf16_encoder.set_training_precision(DType::F16).is_err());
+    let mut encoder = TrainableEncoder::load(&model(), &Device::Cpu).unwrap();
+    assert!(encoder.set_precision(DType::F16).is_err());
 }
 
 #[test]
 fn device_optimizer_in_bf16_lowers_the_loss() {
-    let (mut encoder, vars) = SparseEncoder::load_trainable(&model(), &Device::Cpu).unwrap();
-    encoder.set_training_precision(DType::BF16).unwrap();
+    let mut encoder = TrainableEncoder::load(&model(), &Device::Cpu).unwrap();
+    encoder.set_precision(DType::BF16).unwrap();
+    let vars = encoder.vars().to_vec();
     let config = AdamWConfig {
         lr: 1e-3,
         ..AdamWConfig::default()

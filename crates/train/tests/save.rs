@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use candle_core::Device;
-use splade_encoder::{EncodeOptions, FolderLayout, SparseEncoder};
+use splade_encoder::{EncodeOptions, FolderLayout, SparseEncoder, TrainableEncoder};
 use splade_train::save::save_model;
 
 #[test]
@@ -16,10 +16,11 @@ fn saved_model_reloads_to_the_same_vectors() {
         let src = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../../fixtures/encoder/models")
             .join(name);
-        let (encoder, vars) = SparseEncoder::load_trainable(&src, &Device::Cpu).unwrap();
+        let encoder = TrainableEncoder::load(&src, &Device::Cpu).unwrap();
+        let vars = encoder.vars();
         let tmp = tempfile::tempdir().unwrap();
         let out = tmp.path().join("saved");
-        save_model(&encoder, &vars, &out, |_| Ok(())).unwrap();
+        save_model(&encoder, vars, &out, |_| Ok(())).unwrap();
         let reloaded = SparseEncoder::load(&out, &Device::Cpu).unwrap();
         assert_eq!(
             reloaded.folder().layout,
@@ -41,11 +42,12 @@ fn saved_model_reloads_to_the_same_vectors() {
         let b = reloaded.encode(&texts, &EncodeOptions::default()).unwrap();
         assert_eq!(a, b, "{name}: vectors changed by save + reload");
         // Saving again over an existing folder replaces it.
-        save_model(&encoder, &vars, &out, |dir| {
-            std::fs::write(dir.join("README.md"), "card").map_err(|e| {
-                splade_encoder::EncoderError::Io {
+        save_model(&encoder, vars, &out, |dir| {
+            std::fs::write(dir.join("README.md"), "card").map_err(|source| {
+                splade_train::TrainError::Io {
+                    action: "cannot write",
                     path: dir.to_path_buf(),
-                    source: e,
+                    source,
                 }
             })
         })

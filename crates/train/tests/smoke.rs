@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use candle_core::Device;
-use splade_encoder::{EncodeOptions, SparseEncoder};
+use splade_encoder::{EncodeOptions, SparseEncoder, TrainableEncoder};
 use splade_train::data::TrainingData;
 use splade_train::trainer::{train, Metrics, TrainConfig};
 use splade_train::SpladeLossConfig;
@@ -13,7 +13,7 @@ use splade_train::SpladeLossConfig;
 fn loss_falls_and_the_saved_model_reloads() {
     let model = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../fixtures/encoder/models/distilbert-tied-seedlayout");
-    let (encoder, vars) = SparseEncoder::load_trainable(&model, &Device::Cpu).unwrap();
+    let encoder = TrainableEncoder::load(&model, &Device::Cpu).unwrap();
     let rows: Vec<Vec<String>> = [
         (
             "how do i learn python",
@@ -73,7 +73,6 @@ fn loss_falls_and_the_saved_model_reloads() {
     let mut evaluated = Vec::new();
     let report = train(
         encoder,
-        vars,
         &data,
         &config,
         out.path(),
@@ -120,7 +119,7 @@ fn a_stop_request_saves_a_checkpoint_and_ends_the_run() {
     use std::sync::Arc;
     let model = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../fixtures/encoder/models/distilbert-tied-seedlayout");
-    let (encoder, vars) = SparseEncoder::load_trainable(&model, &Device::Cpu).unwrap();
+    let encoder = TrainableEncoder::load(&model, &Device::Cpu).unwrap();
     let rows: Vec<Vec<String>> = (0..12)
         .map(|i| vec![format!("question {i}"), format!("same question {i}")])
         .collect();
@@ -140,7 +139,6 @@ fn a_stop_request_saves_a_checkpoint_and_ends_the_run() {
     let out = tempfile::tempdir().unwrap();
     let report = train(
         encoder,
-        vars,
         &data,
         &config,
         out.path(),
@@ -195,10 +193,9 @@ fn resuming_from_a_checkpoint_reproduces_the_uninterrupted_run() {
         ..TrainConfig::default()
     };
     let straight = tempfile::tempdir().unwrap();
-    let (encoder, vars) = SparseEncoder::load_trainable(&model, &Device::Cpu).unwrap();
+    let encoder = TrainableEncoder::load(&model, &Device::Cpu).unwrap();
     let full = train(
         encoder,
-        vars,
         &data,
         &config,
         straight.path(),
@@ -209,14 +206,13 @@ fn resuming_from_a_checkpoint_reproduces_the_uninterrupted_run() {
 
     let checkpoint = straight.path().join("checkpoint-3");
     let resumed_dir = tempfile::tempdir().unwrap();
-    let (encoder, vars) = SparseEncoder::load_trainable(&checkpoint, &Device::Cpu).unwrap();
+    let encoder = TrainableEncoder::load(&checkpoint, &Device::Cpu).unwrap();
     let resumed_config = TrainConfig {
         resume_from: Some(checkpoint),
         ..config.clone()
     };
     let resumed = train(
         encoder,
-        vars,
         &data,
         &resumed_config,
         resumed_dir.path(),
@@ -261,11 +257,10 @@ fn tiny_model() -> std::path::PathBuf {
 }
 
 fn losses_of(data: &TrainingData, config: &TrainConfig) -> Vec<f64> {
-    let (encoder, vars) = SparseEncoder::load_trainable(&tiny_model(), &Device::Cpu).unwrap();
+    let encoder = TrainableEncoder::load(&tiny_model(), &Device::Cpu).unwrap();
     let out = tempfile::tempdir().unwrap();
     train(
         encoder,
-        vars,
         data,
         config,
         out.path(),
@@ -377,11 +372,10 @@ fn margin_mse_distillation_loss_falls() {
         label_column: None,
         ..data.clone()
     };
-    let (encoder, vars) = SparseEncoder::load_trainable(&tiny_model(), &Device::Cpu).unwrap();
+    let encoder = TrainableEncoder::load(&tiny_model(), &Device::Cpu).unwrap();
     let out = tempfile::tempdir().unwrap();
     let e = train(
         encoder,
-        vars,
         &unlabelled,
         &config,
         out.path(),

@@ -1,0 +1,111 @@
+//! [`TrainError`]: why training (or one of its helpers: saving, plotting, mining negatives)
+//! failed. Errors of the crates training builds on are kept as sources, not flattened into
+//! strings, so a caller can match on them and the command line prints the whole chain.
+
+use std::path::PathBuf;
+
+/// Why a training run, or a piece of one, failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// Loading, running or checking the model failed.
+    #[error(transparent)]
+    Encoder(#[from] splade_encoder::EncoderError),
+    /// Reading the training rows failed.
+    #[error(transparent)]
+    Data(#[from] crate::data::DataError),
+    /// An evaluation during training failed.
+    #[error("evaluation")]
+    Eval(#[from] splade_eval::EvalError),
+    /// Building or searching an index (hard-negative mining) failed.
+    #[error("index")]
+    Index(#[from] splade_index::IndexError),
+    /// A tensor computation failed.
+    #[error("tensor computation")]
+    Candle(#[from] candle_core::Error),
+    /// A file could not be read or written.
+    #[error("{action} {path}")]
+    Io {
+        /// `cannot read` or `cannot write`.
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Writing a weights file failed.
+    #[error("cannot write weights {path}")]
+    SaveWeights {
+        path: PathBuf,
+        #[source]
+        source: candle_core::Error,
+    },
+    /// A JSON file (a checkpoint's trainer state) is malformed, or a value could not be
+    /// written as JSON.
+    #[error("JSON {path}")]
+    Json {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A hyper-parameter is out of range (non-finite, zero counts, an unknown best metric…).
+    #[error("training option {field}: expected {expected}, got {value}")]
+    Config {
+        field: String,
+        expected: String,
+        value: String,
+    },
+    /// The metric chosen to pick the best checkpoint is not among the evaluation's.
+    #[error("best metric '{name}' is not among the evaluation's metrics ({available})")]
+    UnknownMetric { name: String, available: String },
+    /// The training rows cannot be trained on with this configuration (none, no positive
+    /// column, no labels for a loss that needs them).
+    #[error("{0}")]
+    InvalidData(String),
+    /// The loss, the gradients or the activations stopped being finite at `step` (1-based):
+    /// nothing of that step was saved.
+    #[error(
+        "training step {step}: {what} (NaN or infinite): training diverged, stopping without \
+         saving this step; {} (try a lower learning rate, or check the data and labels)",
+        match last_checkpoint {
+            Some(dir) => format!("the last good checkpoint is {}", dir.display()),
+            None => "no checkpoint was written yet".to_string(),
+        }
+    )]
+    Diverged {
+        step: usize,
+        what: String,
+        last_checkpoint: Option<PathBuf>,
+    },
+    /// The forward pass of a step failed for another reason.
+    #[error("training step {step}")]
+    Step {
+        step: usize,
+        #[source]
+        source: Box<TrainError>,
+    },
+    /// Drawing the training chart failed.
+    #[error("cannot draw {path}: {message}")]
+    Plot { path: PathBuf, message: String },
+}
+
+/// Shorthand result type of the training crate.
+pub type Result<T, E = TrainError> = std::result::Result<T, E>;
+
+impl TrainError {
+    pub(crate) fn read(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.into();
+        move |source| TrainError::Io {
+            action: "cannot read",
+            path,
+            source,
+        }
+    }
+
+    pub(crate) fn write(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.into();
+        move |source| TrainError::Io {
+            action: "cannot write",
+            path,
+            source,
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! The output folder of a run, as `splade train` writes it: `checkpoint-STEP/` and `final/`
+//! (written by the [`Trainer`]), then `training_log.jsonl`, `evaluations.json`,
+//! `training_plot.png` (also copied into `final/`) and the model card `final/README.md`.
+//! [`run_to_folder`] does all of it, so a library user gets the same folder as the command.
+
+use std::path::Path;
+
+use splade_encoder::{SparseEncoder, TrainableEncoder};
+
+use crate::card::{model_card, CardInput};
+use crate::data::TrainingData;
+use crate::error::{Result, TrainError};
+use crate::plot::plot_training;
+use crate::trainer::{LogEntry, Metrics, TrainConfig, TrainReport, Trainer};
+
+/// What the output files say about a run besides its report.
+#[derive(Debug, Clone, Copy)]
+pub struct RunInfo<'a> {
+    /// Where the base model came from (folder, Hub id or `splade-tiny`), for the card.
+    pub base_model: &'a str,
+    /// The training file or folder, for the card and the chart's title.
+    pub train_path: &'a Path,
+}
+
+/// Trains ([`Trainer::new`], [`Trainer::run`]) and writes the run's files into `output`
+/// ([`write_run_files`]). `evaluate` and `on_log` are as for [`Trainer::run`].
+pub fn run_to_folder(
+    encoder: TrainableEncoder,
+    data: &TrainingData,
+    config: &TrainConfig,
+    output: &Path,
+    info: RunInfo<'_>,
+    evaluate: impl FnMut(&SparseEncoder, usize) -> Result<Metrics>,
+    on_log: impl FnMut(&LogEntry),
+) -> Result<TrainReport> {
+    let report = Trainer::new(encoder, data, config, output)?.run(evaluate, on_log)?;
+    write_run_files(output, &report, data, config, info)?;
+    Ok(report)
+}
+
+/// Writes the logs of a finished or interrupted run (`training_log.jsonl`, one entry per
+/// line, and `evaluations.json`); for a finished run also the chart (`training_plot.png`, in
+/// `output` and in `output/final`) and the model card (`output/final/README.md`).
+pub fn write_run_files(
+    output: &Path,
+    report: &TrainReport,
+    data: &TrainingData,
+    config: &TrainConfig,
+    info: RunInfo<'_>,
+) -> Result<()> {
+    let log_path = output.join("training_log.jsonl");
+    let mut log = String::new();
+    for entry in &report.log {
+        log.push_str(&to_json(&log_path, entry, false)?);
+        log.push('\n');
+    }
+    write_atomic(&log_path, &log)?;
+    let evals_path = output.join("evaluations.json");
+    let evals: Vec<serde_json::Value> = report
+        .evaluations
+        .iter()
+        .map(|(step, m)| serde_json::json!({"step": step, "metrics": m}))
+        .collect();
+    write_atomic(&evals_path, &to_json(&evals_path, &evals, true)?)?;
+    if report.interrupted_at.is_some() {
+        return Ok(());
+    }
+    let final_dir = output.join("final");
+    // The chart of the run, next to the logs and inside the model folder the card refers to.
+    let plot = output.join("training_plot.png");
+    plot_training(
+        &report.log,
+        &report.evaluations,
+        &format!("{} on {}", info.base_model, info.train_path.display()),
+        &plot,
+    )?;
+    let copy = final_dir.join("training_plot.png");
+    std::fs::copy(&plot, &copy).map_err(TrainError::write(copy))?;
+    let final_model = SparseEncoder::load(&final_dir, &candle_core::Device::Cpu)?;
+    let dataset_name = info
+        .train_path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| info.train_path.display().to_string());
+    let card = model_card(&CardInput {
+        encoder: &final_model,
+        base_model: info.base_model,
+        dataset_name: &dataset_name,
+        data,
+        config,
+        report,
+    });
+    write_atomic(&final_dir.join("README.md"), &card)
+}
+
+fn to_json(path: &Path, value: &impl serde::Serialize, pretty: bool) -> Result<String> {
+    let text = if pretty {
+        serde_json::to_string_pretty(value)
+    } else {
+        serde_json::to_string(value)
+    };
+    text.map_err(|source| TrainError::Json {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Writes `text` to a temporary sibling, then renames it over `path`.
+fn write_atomic(path: &Path, text: &str) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).map_err(TrainError::write(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(TrainError::write(path))
+}
