@@ -7,7 +7,9 @@
 //! - [`beir`]: sentence-pair TSV files and BEIR retrieval folders;
 //! - [`parquet`]: retrieval datasets in the Hugging Face parquet layout (NanoBEIR);
 //! - [`datasets`]: finding the datasets of a data folder (`splade eval beir`,
-//!   `splade train --eval-beir`).
+//!   `splade train --eval-beir`);
+//! - [`training`]: training rows (anchor, positive, negatives, labels) from JSONL, CSV/TSV
+//!   or parquet with a column mapping (`splade train --train`).
 //!
 //! The rules shared by every reader: a UTF-8 byte-order mark at the start of a file is
 //! ignored; in JSONL a blank line holds no record and is skipped, in plain text every line
@@ -21,6 +23,7 @@ pub mod datasets;
 mod error;
 pub mod parquet;
 pub mod text;
+pub mod training;
 
 pub use error::{DataError, Result};
 
