@@ -18,6 +18,8 @@
 //! Sparse *vector* files (JSONL vectors, Seismic binary) are read by `splade-index`'s
 //! `readers`, next to the index they feed (that crate has no dependency on this one).
 
+#![warn(missing_docs)]
+
 pub mod beir;
 pub mod datasets;
 mod error;

@@ -13,6 +13,8 @@
 //!
 //! See `scripts/parity/EVAL_SEMANTICS.md` for the reference semantics, with source references.
 
+#![warn(missing_docs)]
+
 pub mod binary;
 pub mod corpus;
 mod error;

@@ -1,5 +1,6 @@
-//! Exact top-k retrieval behind a small trait, so the index crate's exact search can replace
-//! the brute-force ranker later.
+//! Exact top-k retrieval behind a small trait ([`Ranker`]): the brute-force ranker here, and
+//! the index crate's exact search ([`crate::IndexRanker`], `splade eval ir --use-index`),
+//! which returns the same hits.
 //!
 //! Order contract (sentence-transformers 6.2, `InformationRetrievalEvaluator.compute_all_metrics`):
 //! hits are sorted by score descending and **ties are broken by the corpus id in ascending

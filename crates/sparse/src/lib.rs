@@ -14,6 +14,8 @@
 //! assert_eq!(Similarity::Dot.score(&q.view(), &d.view()), 1.0);
 //! ```
 
+#![warn(missing_docs)]
+
 mod batch;
 mod error;
 pub mod files;
