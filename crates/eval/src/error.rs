@@ -15,6 +15,9 @@ pub enum EvalError {
     /// The encoder failed.
     #[error(transparent)]
     Encoder(#[from] splade_encoder::EncoderError),
+    /// A sparse vector or batch was rejected.
+    #[error(transparent)]
+    Sparse(#[from] splade_sparse::SparseError),
     /// The index failed (building or searching the corpus index).
     #[error(transparent)]
     Index(#[from] splade_index::IndexError),

@@ -134,8 +134,7 @@ fn gather(batch: &SparseBatch, positions: &[usize]) -> Result<SparseBatch> {
         let row = batch.row(p).ok_or_else(|| {
             EvalError::InvalidArgument(format!("row {p} of a batch of {}", batch.len()))
         })?;
-        out.push(row)
-            .map_err(|e| EvalError::InvalidArgument(e.to_string()))?;
+        out.push(row)?;
     }
     Ok(out)
 }
@@ -280,8 +279,7 @@ impl InformationRetrievalEvaluator {
             }
             let mut ranker = crate::IndexRanker::new(corpus_emb, &id_ranks(&ids))?;
             if let Some((alpha, beta)) = self.approximate {
-                let method = splade_index::Method::approximate(alpha, beta)
-                    .map_err(|e| EvalError::InvalidArgument(e.to_string()))?;
+                let method = splade_index::Method::approximate(alpha, beta)?;
                 ranker = ranker.with_method(method);
             }
             return self.evaluate_with_ranker(query_emb, corpus_emb, function, &ranker);
