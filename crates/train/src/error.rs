@@ -74,6 +74,9 @@ pub enum TrainError {
         step: usize,
         what: String,
         last_checkpoint: Option<PathBuf>,
+        /// The forward pass's error, when the activations were found not finite there.
+        #[source]
+        source: Option<Box<splade_encoder::EncoderError>>,
     },
     /// The forward pass of a step failed for another reason.
     #[error("training step {step}")]

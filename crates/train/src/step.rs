@@ -225,7 +225,12 @@ impl TrainStep {
 /// The error of a forward pass at step `step` (0-based).
 fn at_step(step: usize, e: EncoderError) -> TrainError {
     if e.to_string().contains(splade_encoder::NON_FINITE) {
-        diverged(step, "the activations are not finite".into())
+        TrainError::Diverged {
+            step: step + 1,
+            what: "the activations are not finite".into(),
+            last_checkpoint: None,
+            source: Some(Box::new(e)),
+        }
     } else {
         TrainError::Step {
             step: step + 1,
@@ -240,6 +245,7 @@ fn diverged(step: usize, what: String) -> TrainError {
         step: step + 1,
         what,
         last_checkpoint: None,
+        source: None,
     }
 }
 

@@ -490,10 +490,13 @@ impl<'a> Trainer<'a> {
     /// A divergence error naming the output's last good checkpoint.
     fn with_last_checkpoint(&self, e: TrainError) -> TrainError {
         match e {
-            TrainError::Diverged { step, what, .. } => TrainError::Diverged {
+            TrainError::Diverged {
+                step, what, source, ..
+            } => TrainError::Diverged {
                 step,
                 what,
                 last_checkpoint: last_checkpoint(&self.output),
+                source,
             },
             other => other,
         }

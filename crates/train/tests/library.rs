@@ -164,3 +164,44 @@ fn failures_are_typed() {
         other => panic!("expected divergence, got {other}"),
     }
 }
+
+#[test]
+fn non_finite_activations_are_a_divergence_keeping_the_forward_error() {
+    let data = data(Vec::new());
+    let config = config();
+    let out = tempfile::tempdir().unwrap();
+    let encoder = TrainableEncoder::load(&model(), &Device::Cpu).unwrap();
+    // NaN in the LayerNorm in front of the vocabulary projection: NaN logits.
+    let (name, norm) = encoder
+        .vars()
+        .iter()
+        .find(|(n, _)| n.contains("vocab_layer_norm.weight"))
+        .expect("the vocabulary LayerNorm");
+    let poisoned = (norm.as_tensor().ones_like().unwrap() * f64::NAN).unwrap();
+    norm.set(&poisoned).unwrap();
+    let name = name.clone();
+    let mut trainer = Trainer::new(encoder, &data, &config, out.path()).unwrap();
+    match trainer.step() {
+        Err(e @ TrainError::Diverged { .. }) => {
+            let TrainError::Diverged {
+                step,
+                ref what,
+                ref source,
+                ..
+            } = e
+            else {
+                unreachable!()
+            };
+            assert_eq!(step, 1);
+            assert!(what.contains("activations"), "{e}");
+            let source = source.as_ref().expect("the forward pass's error");
+            assert!(
+                source.to_string().contains(splade_encoder::NON_FINITE),
+                "{name}: {source}"
+            );
+            assert!(std::error::Error::source(&e).is_some());
+        }
+        Err(other) => panic!("expected divergence, got {other}"),
+        Ok(_) => panic!("expected divergence"),
+    }
+}
