@@ -13,7 +13,7 @@ use splade_train::data::{ColumnMapping, TrainingData};
 use splade_train::output::{run_to_folder, RunInfo};
 use splade_train::sampler::BatchSampler;
 use splade_train::trainer::{Metrics, TrainConfig};
-use splade_train::{BaseLoss, SpladeLossConfig};
+use splade_train::{BaseLoss, SpladeLossConfig, TrainError};
 
 /// `--sampler` values (and the `sampler` key of a `--config` file).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
@@ -332,43 +332,23 @@ fn validate_args(args: &TrainArgs) -> Result<()> {
     Ok(())
 }
 
-/// Checks `--output` before any work: a folder (created if needed) that can be written.
+/// Checks `--output` before any work (see [`splade_train::output::prepare_folder`]).
 fn prepare_output(output: &Path) -> Result<()> {
-    if output.exists() && !output.is_dir() {
-        bail!(
-            "--output {}: exists and is not a folder (training writes a folder there)",
-            output.display()
-        );
-    }
-    std::fs::create_dir_all(output)
-        .with_context(|| format!("--output {}: cannot create the folder", output.display()))?;
-    let probe = output.join(format!(".splade-write-test-{}", std::process::id()));
-    std::fs::write(&probe, b"")
-        .with_context(|| format!("--output {}: cannot write there", output.display()))?;
-    let _ = std::fs::remove_file(&probe);
-    Ok(())
+    splade_train::output::prepare_folder(output).context("--output")
 }
 
-/// Refuses an `--output` folder holding an earlier run's models (`final/`, `checkpoint-N/`),
-/// which this run would replace, unless resuming or `--overwrite`.
+/// Refuses an `--output` folder holding an earlier run's models, unless resuming or
+/// `--overwrite` (see [`splade_train::output::check_earlier_run`]); names the flags.
 fn check_earlier_run(output: &Path, resuming: bool, overwrite: bool) -> Result<()> {
-    if output.is_dir() && !resuming && !overwrite {
-        let earlier: Vec<String> = std::fs::read_dir(output)
-            .with_context(|| format!("cannot read --output {}", output.display()))?
-            .filter_map(|e| e.ok())
-            .map(|e| e.file_name().to_string_lossy().to_string())
-            .filter(|n| n == "final" || n.starts_with("checkpoint-"))
-            .collect();
-        if !earlier.is_empty() {
-            bail!(
-                "--output {}: already holds a training run ({}); choose another folder, \
-                 continue it with --resume-from, or pass --overwrite to replace its models",
-                output.display(),
-                earlier.join(", ")
-            );
-        }
+    match splade_train::output::check_earlier_run(output, resuming, overwrite) {
+        Err(TrainError::EarlierRun { path, found }) => bail!(
+            "--output {}: already holds a training run ({}); choose another folder, \
+             continue it with --resume-from, or pass --overwrite to replace its models",
+            path.display(),
+            found.join(", ")
+        ),
+        other => other.context("--output"),
     }
-    Ok(())
 }
 
 /// Runs `splade train`.

@@ -53,6 +53,17 @@ pub enum TrainError {
         expected: String,
         value: String,
     },
+    /// The output folder's path is taken by something that is not a folder.
+    #[error("{path}: exists and is not a folder (training writes a folder there)")]
+    OutputNotAFolder { path: PathBuf },
+    /// The output folder holds an earlier run's models (`final/`, `checkpoint-N/`), which a
+    /// new run would replace.
+    #[error(
+        "{path}: already holds a training run ({}); choose another folder, resume that run \
+         from one of its checkpoints, or allow overwriting its models",
+        found.join(", ")
+    )]
+    EarlierRun { path: PathBuf, found: Vec<String> },
     /// The metric chosen to pick the best checkpoint is not among the evaluation's.
     #[error("best metric '{name}' is not among the evaluation's metrics ({available})")]
     UnknownMetric { name: String, available: String },

@@ -13,6 +13,43 @@ use crate::error::{Result, TrainError};
 use crate::plot::plot_training;
 use crate::trainer::{LogEntry, Metrics, TrainConfig, TrainReport, Trainer};
 
+/// Checks an output folder before any work: a folder (created if needed) that can be written.
+pub fn prepare_folder(output: &Path) -> Result<()> {
+    if output.exists() && !output.is_dir() {
+        return Err(TrainError::OutputNotAFolder {
+            path: output.to_path_buf(),
+        });
+    }
+    std::fs::create_dir_all(output).map_err(TrainError::write(output))?;
+    let probe = output.join(format!(".splade-write-test-{}", std::process::id()));
+    std::fs::write(&probe, b"").map_err(TrainError::write(&probe))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+/// Refuses an output folder holding an earlier run's models (`final/`, `checkpoint-N/`),
+/// which a new run would replace, unless `resuming` that run or `overwrite` is allowed.
+pub fn check_earlier_run(output: &Path, resuming: bool, overwrite: bool) -> Result<()> {
+    if !output.is_dir() || resuming || overwrite {
+        return Ok(());
+    }
+    let mut found: Vec<String> = std::fs::read_dir(output)
+        .map_err(TrainError::read(output))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| n == "final" || n.starts_with("checkpoint-"))
+        .collect();
+    found.sort();
+    if found.is_empty() {
+        Ok(())
+    } else {
+        Err(TrainError::EarlierRun {
+            path: output.to_path_buf(),
+            found,
+        })
+    }
+}
+
 /// What the output files say about a run besides its report.
 #[derive(Debug, Clone, Copy)]
 pub struct RunInfo<'a> {
