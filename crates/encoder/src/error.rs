@@ -12,32 +12,47 @@ pub enum EncoderError {
     /// A file could not be read.
     #[error("cannot read {path}: {source}")]
     Io {
+        /// The file or folder involved.
         path: PathBuf,
+        /// The underlying error.
         #[source]
         source: std::io::Error,
     },
     /// A required file is absent.
     #[error("missing file {path}{hint}")]
-    MissingFile { path: PathBuf, hint: String },
+    MissingFile {
+        /// The file or folder involved.
+        path: PathBuf,
+        /// How to get it.
+        hint: String,
+    },
     /// A JSON configuration file is malformed.
     #[error("invalid JSON in {path}: {source}")]
     Json {
+        /// The file or folder involved.
         path: PathBuf,
+        /// The underlying error.
         #[source]
         source: serde_json::Error,
     },
     /// A configuration field is missing or has an unusable value.
     #[error("{path}: field '{field}': {message}")]
     Config {
+        /// The file or folder involved.
         path: PathBuf,
+        /// The field.
         field: String,
+        /// What is wrong.
         message: String,
     },
     /// The model architecture is not one this crate implements.
     #[error("unsupported architecture '{architecture}' in {path} (supported: {supported})")]
     UnsupportedArchitecture {
+        /// The architecture named.
         architecture: String,
+        /// The file or folder involved.
         path: PathBuf,
+        /// What is supported.
         supported: String,
     },
     /// A sentence-transformers module type this crate does not implement.
@@ -45,24 +60,45 @@ pub enum EncoderError {
         "unsupported sentence-transformers module '{module}' in {path} (supported: {supported})"
     )]
     UnsupportedModule {
+        /// The module.
         module: String,
+        /// The file or folder involved.
         path: PathBuf,
+        /// What is supported.
         supported: String,
     },
     /// The weights file is unreadable, or lacks or mis-shapes a tensor.
     #[error("weights {path}: {message}")]
-    Weights { path: PathBuf, message: String },
+    Weights {
+        /// The file or folder involved.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
     /// The tokenizer files could not be loaded.
     #[error("tokenizer {path}: {message}")]
-    Tokenizer { path: PathBuf, message: String },
+    Tokenizer {
+        /// The file or folder involved.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
     /// Tokenizing a text failed.
     #[error("tokenizing text #{index}: {message}")]
-    Tokenize { index: usize, message: String },
+    Tokenize {
+        /// The text's position in the input.
+        index: usize,
+        /// What is wrong.
+        message: String,
+    },
     /// A Hugging Face Hub id could not be resolved.
     #[error("model '{id}' is not a local folder and could not be fetched from the Hugging Face Hub ({message}); cached files are looked for in {cache}")]
     Hub {
+        /// The id.
         id: String,
+        /// The cache folder.
         cache: PathBuf,
+        /// What is wrong.
         message: String,
     },
     /// Fetching the default model failed.
@@ -73,35 +109,53 @@ pub enum EncoderError {
     InvalidArgument(String),
     /// A weight tensor holds NaN or infinite values.
     #[error("weights {path}: tensor '{tensor}' holds NaN or infinite values (a damaged or diverged model)")]
-    NonFiniteWeights { path: PathBuf, tensor: String },
+    NonFiniteWeights {
+        /// The file or folder involved.
+        path: PathBuf,
+        /// The tensor's name.
+        tensor: String,
+    },
     /// The forward pass produced NaN or infinite values.
     #[error("model {model}: {what} {NON_FINITE} (text #{text}); the model's weights overflow on it (a damaged or diverged model)")]
     NonFiniteActivations {
+        /// The model folder.
         model: PathBuf,
+        /// What went wrong.
         what: String,
+        /// The text's position in the input.
         text: usize,
     },
     /// The weights file holds tensors the model does not use (a mismatched config or
     /// architecture).
     #[error("weights {path}: {count} tensor(s) the model does not use: {names} (does config.json match these weights?)")]
     UnusedWeights {
+        /// The file or folder involved.
         path: PathBuf,
+        /// How many.
         count: usize,
+        /// The names.
         names: String,
     },
     /// A path read from a model folder leads outside it.
     #[error("{path} leads outside the model folder {root}{detail}; refusing to read it")]
     OutsideModelFolder {
+        /// The file or folder involved.
         path: PathBuf,
+        /// The model folder.
         root: PathBuf,
+        /// Details.
         detail: String,
     },
     /// The tokenizer can produce ids the model has no embedding for.
     #[error("tokenizer {tokenizer} holds token id {max_id} but the model has {rows} vocabulary rows (vocab_size in {config}); the tokenizer does not belong to these weights")]
     TokenizerVocabulary {
+        /// The tokenizer file.
         tokenizer: PathBuf,
+        /// The configuration file.
         config: PathBuf,
+        /// The largest token id.
         max_id: u32,
+        /// Rows in the weights.
         rows: usize,
     },
     /// A tensor computation failed.

@@ -23,6 +23,8 @@
 //! [`trainable`]): the same encoder over trainable weights, with the differentiable forward
 //! pass, dropout and mixed precision; the `splade-train` crate drives it.
 
+#![warn(missing_docs)]
+
 pub mod config;
 pub mod default_model;
 pub mod device;

@@ -27,14 +27,18 @@ pub enum TrainError {
     Io {
         /// `cannot read` or `cannot write`.
         action: &'static str,
+        /// The file or folder involved.
         path: PathBuf,
+        /// The underlying error.
         #[source]
         source: std::io::Error,
     },
     /// Writing a weights file failed.
     #[error("cannot write weights {path}")]
     SaveWeights {
+        /// The file or folder involved.
         path: PathBuf,
+        /// The underlying error.
         #[source]
         source: candle_core::Error,
     },
@@ -42,20 +46,28 @@ pub enum TrainError {
     /// written as JSON.
     #[error("JSON {path}")]
     Json {
+        /// The file or folder involved.
         path: PathBuf,
+        /// The underlying error.
         #[source]
         source: serde_json::Error,
     },
     /// A hyper-parameter is out of range (non-finite, zero counts, an unknown best metric…).
     #[error("training option {field}: expected {expected}, got {value}")]
     Config {
+        /// The field.
         field: String,
+        /// What was expected.
         expected: String,
+        /// The value found.
         value: String,
     },
     /// The output folder's path is taken by something that is not a folder.
     #[error("{path}: exists and is not a folder (training writes a folder there)")]
-    OutputNotAFolder { path: PathBuf },
+    OutputNotAFolder {
+        /// The file or folder involved.
+        path: PathBuf,
+    },
     /// The output folder holds an earlier run's models (`final/`, `checkpoint-N/`), which a
     /// new run would replace.
     #[error(
@@ -63,10 +75,20 @@ pub enum TrainError {
          from one of its checkpoints, or allow overwriting its models",
         found.join(", ")
     )]
-    EarlierRun { path: PathBuf, found: Vec<String> },
+    EarlierRun {
+        /// The file or folder involved.
+        path: PathBuf,
+        /// What was found.
+        found: Vec<String>,
+    },
     /// The metric chosen to pick the best checkpoint is not among the evaluation's.
     #[error("best metric '{name}' is not among the evaluation's metrics ({available})")]
-    UnknownMetric { name: String, available: String },
+    UnknownMetric {
+        /// The name given.
+        name: String,
+        /// The names available.
+        available: String,
+    },
     /// The training rows cannot be trained on with this configuration (none, no positive
     /// column, no labels for a loss that needs them).
     #[error("{0}")]
@@ -82,8 +104,11 @@ pub enum TrainError {
         }
     )]
     Diverged {
+        /// The training step.
         step: usize,
+        /// What went wrong.
         what: String,
+        /// The last good checkpoint, if any.
         last_checkpoint: Option<PathBuf>,
         /// The forward pass's error, when the activations were found not finite there.
         #[source]
@@ -92,13 +117,20 @@ pub enum TrainError {
     /// The forward pass of a step failed for another reason.
     #[error("training step {step}")]
     Step {
+        /// The training step.
         step: usize,
+        /// The underlying error.
         #[source]
         source: Box<TrainError>,
     },
     /// Drawing the training chart failed.
     #[error("cannot draw {path}: {message}")]
-    Plot { path: PathBuf, message: String },
+    Plot {
+        /// The file or folder involved.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
 }
 
 /// Shorthand result type of the training crate.

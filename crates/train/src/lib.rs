@@ -1,9 +1,22 @@
-//! SPLADE training for splade-rs on candle's autograd.
+//! SPLADE training for splade-rs on candle's autograd, as sentence-transformers'
+//! `SparseEncoderTrainer` does it.
 //!
-//! This first part holds the pieces whose numbers must match sentence-transformers exactly:
-//! [`loss::splade_loss`] (SparseMultipleNegativesRankingLoss + FLOPS regularisers),
-//! the regulariser warm-up and learning-rate [`schedule`]s, and [`step::TrainStep`], one
-//! forward/backward/AdamW step over a batch of (anchor, positive, negatives…) texts.
+//! - The numbers that must match sentence-transformers exactly: [`loss`] (SpladeLoss:
+//!   SparseMultipleNegativesRankingLoss or SparseMarginMSELoss plus the FLOPS regularisers),
+//!   the learning-rate and regulariser warm-up [`schedule`]s, [`optim`] (AdamW), and
+//!   [`step::TrainStep`], the one forward/backward/AdamW step (gradient accumulation,
+//!   clipping, dropout, precision, non-finite checks) that both the parity tests and
+//!   [`trainer::Trainer`] run.
+//! - The loop: [`trainer::Trainer`] with its phases (resume, step, evaluate, checkpoint,
+//!   finish), [`sampler`]s, [`checkpoint`]s; [`output::run_to_folder`] writes what
+//!   `splade train` writes (logs, evaluations, [`plot`], model [`card`], the best model in
+//!   the sentence-transformers layout via [`save`]).
+//! - Data: training rows ([`data`], from `splade-data`) and triplets mined from pairs or
+//!   BEIR qrels ([`triplets`]).
+//!
+//! `crates/train/examples/train_from_library.rs` trains a model from the library.
+
+#![warn(missing_docs)]
 
 pub mod card;
 pub mod checkpoint;

@@ -8,7 +8,7 @@ use std::path::Path;
 use splade_encoder::{EncodeOptions, SparseEncoder};
 
 use crate::error::Result;
-use splade_index::{IndexBuilder, SearchOptions};
+use splade_index::SearchOptions;
 
 /// Reads labelled sentence pairs as `(sentence1, sentence2, duplicate)`, from either
 /// - a `pairs.tsv` (header `sentence1 sentence2 label`, tab-separated, no quoting), or
@@ -170,14 +170,8 @@ pub fn mine_hard_negatives(
     negatives: usize,
     options: &EncodeOptions,
 ) -> Result<Vec<Vec<String>>> {
-    let doc_ids: Vec<&String> = corpus.keys().collect();
-    let doc_texts: Vec<&String> = corpus.values().collect();
-    let doc_vectors = encoder.encode_document(&doc_texts, options)?;
-    let mut builder = IndexBuilder::new(encoder.dim());
-    for (id, row) in doc_ids.iter().zip(doc_vectors.rows()) {
-        builder.add(id, row)?;
-    }
-    let index = builder.build()?;
+    let documents: Vec<(&String, &String)> = corpus.iter().collect();
+    let index = splade_eval::corpus::encode_corpus_index(encoder, &documents, options)?;
     let mut relevant: BTreeMap<&str, HashSet<&str>> = BTreeMap::new();
     for (q, d) in pairs {
         if queries.contains_key(q) {
