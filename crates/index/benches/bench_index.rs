@@ -13,6 +13,8 @@
 //! to DOCS (removed afterwards) and reopened from disk before searching; one untimed pass of
 //! exact searches pages the memory-mapped index in before the timed passes.
 
+mod common;
+
 use std::time::Instant;
 
 use splade_index::readers::open_jsonl;
@@ -104,15 +106,9 @@ fn run(
 const USAGE: &str = "usage: bench_index DOCS.jsonl QUERIES.jsonl [K] [BLOCK] [ALPHA:BETA,...] [--reorder=none|heaviest|clustered]";
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // `cargo bench` adds `--bench`; without arguments (a plain `cargo bench`), the usage.
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| a != "--bench")
-        .collect();
-    if args.is_empty() {
-        eprintln!("{USAGE}");
+    let Some(args) = common::args_or_usage(USAGE) else {
         return Ok(());
-    }
+    };
     let reorder = match args.iter().find_map(|a| a.strip_prefix("--reorder=")) {
         None | Some("clustered") => Reorder::Clustered,
         Some("heaviest") => Reorder::HeaviestTerms,

@@ -5,6 +5,8 @@
 //! [TRAVERSAL=auto|blockmax|taat] cargo bench -p splade-index --bench search_only -- INDEX_DIR QUERIES.jsonl [K] [ALPHA:BETA,...]
 //! ```
 
+mod common;
+
 use std::time::Instant;
 
 use splade_index::readers::open_jsonl;
@@ -14,15 +16,9 @@ use splade_sparse::SparseVector;
 const USAGE: &str = "usage: search_only INDEX_DIR QUERIES.jsonl [K] [ALPHA:BETA,...]";
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // `cargo bench` adds `--bench`; without arguments (a plain `cargo bench`), the usage.
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| a != "--bench")
-        .collect();
-    if args.is_empty() {
-        eprintln!("{USAGE}");
+    let Some(args) = common::args_or_usage(USAGE) else {
         return Ok(());
-    }
+    };
     let (Some(dir), Some(qpath)) = (args.first(), args.get(1)) else {
         return Err(USAGE.into());
     };

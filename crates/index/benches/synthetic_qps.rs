@@ -7,6 +7,8 @@
 //!
 //! `cargo bench -p splade-index --bench synthetic_qps -- [DOCS] [QUERIES] [BLOCK]`
 
+mod common;
+
 use std::time::Instant;
 
 use splade_index::{Index, IndexBuilder, Method, Reorder, SearchOptions, Searcher};
@@ -65,10 +67,8 @@ impl Zipf {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // `cargo bench` adds `--bench`.
-    let args: Vec<usize> = std::env::args()
-        .skip(1)
-        .filter(|a| a != "--bench")
+    let args: Vec<usize> = common::bench_args()
+        .iter()
         .map(|a| a.parse())
         .collect::<Result<_, _>>()?;
     let docs = args.first().copied().unwrap_or(100_000);

@@ -6,6 +6,8 @@
 //! cargo bench -p splade-index --bench traversal_costs -- INDEX_DIR QUERIES.jsonl [K]
 //! ```
 
+mod common;
+
 use std::time::Instant;
 
 use splade_index::readers::open_jsonl;
@@ -15,15 +17,9 @@ use splade_sparse::SparseVector;
 const USAGE: &str = "usage: traversal_costs INDEX_DIR QUERIES.jsonl [K]";
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // `cargo bench` adds `--bench`; without arguments (a plain `cargo bench`), the usage.
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| a != "--bench")
-        .collect();
-    if args.is_empty() {
-        eprintln!("{USAGE}");
+    let Some(args) = common::args_or_usage(USAGE) else {
         return Ok(());
-    }
+    };
     let (Some(dir), Some(qpath)) = (args.first(), args.get(1)) else {
         return Err(USAGE.into());
     };

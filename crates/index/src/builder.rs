@@ -201,14 +201,7 @@ pub(crate) fn check_document(id: &str, vector: SparseView<'_>, dim: usize) -> Re
         id: id.to_string(),
         message,
     };
-    if id.is_empty() {
-        return Err(invalid("empty id".into()));
-    }
-    if let Some(c) = id.chars().find(|c| c.is_control()) {
-        return Err(invalid(format!(
-            "the id contains the control character {c:?} (ids may not hold newlines, tabs or other control characters)"
-        )));
-    }
+    crate::readers::check_id(id).map_err(invalid)?;
     if let Some(&last) = vector.indices().last() {
         if last as usize >= dim {
             return Err(invalid(format!(

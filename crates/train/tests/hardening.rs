@@ -2,6 +2,9 @@
 //! up front, and a loss that stops being finite ends the run with an error naming the step,
 //! keeping the last good checkpoint and writing nothing of the bad step.
 
+mod common;
+
+use common::{data, model};
 use std::path::Path;
 
 use candle_core::Device;
@@ -10,29 +13,6 @@ use splade_train::data::TrainingData;
 use splade_train::sampler::BatchSampler;
 use splade_train::trainer::{train, Metrics, TrainConfig};
 use splade_train::{BaseLoss, SpladeLossConfig};
-
-fn model() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fixtures/encoder/models/distilbert-tied-seedlayout")
-}
-
-fn data(labels: Vec<Vec<f32>>) -> TrainingData {
-    let rows: Vec<Vec<String>> = (0..labels.len().max(4))
-        .map(|i| {
-            vec![
-                format!("question {i}"),
-                format!("same question {i}"),
-                format!("other topic {i}"),
-            ]
-        })
-        .collect();
-    TrainingData {
-        columns: vec!["anchor".into(), "positive".into(), "negative".into()],
-        rows,
-        label_column: (!labels.is_empty()).then(|| "label".into()),
-        labels,
-    }
-}
 
 fn run(data: &TrainingData, config: &TrainConfig, out: &Path) -> splade_train::Result<()> {
     let encoder = TrainableEncoder::load(&model(), &Device::Cpu).unwrap();

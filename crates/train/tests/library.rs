@@ -1,38 +1,17 @@
 //! The training crate as a library: `run_to_folder` writes the folder `splade train` writes,
 //! the `Trainer` phases can be driven one by one, and failures are typed `TrainError`s.
 
+mod common;
+
+use common::{data, model};
 use std::path::Path;
 
 use candle_core::Device;
 use splade_encoder::{SparseEncoder, TrainableEncoder};
-use splade_train::data::TrainingData;
 use splade_train::output::{run_to_folder, RunInfo};
 use splade_train::sampler::BatchSampler;
 use splade_train::trainer::{Metrics, TrainConfig, Trainer};
 use splade_train::{BaseLoss, SpladeLossConfig, TrainError};
-
-fn model() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fixtures/encoder/models/distilbert-tied-seedlayout")
-}
-
-fn data(labels: Vec<Vec<f32>>) -> TrainingData {
-    let rows: Vec<Vec<String>> = (0..labels.len().max(4))
-        .map(|i| {
-            vec![
-                format!("question {i}"),
-                format!("same question {i}"),
-                format!("other topic {i}"),
-            ]
-        })
-        .collect();
-    TrainingData {
-        columns: vec!["anchor".into(), "positive".into(), "negative".into()],
-        rows,
-        label_column: (!labels.is_empty()).then(|| "label".into()),
-        labels,
-    }
-}
 
 fn config() -> TrainConfig {
     TrainConfig {
