@@ -6,6 +6,9 @@
 //! - [`milvus`]: a collection keyed by document id with a `SPARSE_FLOAT_VECTOR` field
 //!   (`SPARSE_INVERTED_INDEX`, metric `IP`), batched upserts with retries, flush and load,
 //!   search. Run live in the tests against milvus-lite.
+//! - [`qdrant`]: a named sparse vector (IDF modifier when asked) over Qdrant's REST API, and
+//!   points files in Qdrant's JSON shape. The requests are checked against Qdrant's OpenAPI
+//!   schema; points files are loaded into Qdrant's own engine (qdrant-edge-py) by the tests.
 //!
 //! ## Why Milvus's gRPC API (the `milvus-sdk-rust` crate) and not REST v2
 //!
@@ -26,6 +29,7 @@ pub mod atomic;
 pub mod document;
 pub mod error;
 pub mod milvus;
+pub mod qdrant;
 pub mod retry;
 
 pub use document::{DocumentSource, ExportDocument};

@@ -7,3 +7,5 @@ mod engine_servers;
 
 mod corpus;
 mod milvus;
+mod openapi;
+mod qdrant;
