@@ -1,23 +1,26 @@
 //! `splade index`: build a splade-index directory from sparse vectors (JSONL or Seismic
 //! binary) or from a corpus encoded with a model, add, replace and delete documents without
-//! a rebuild (segments, merged by `index optimize`), and inspect it. Searching is
-//! `search_cmd`.
+//! a rebuild (segments, merged by `index optimize`), and inspect it; build one shard of a
+//! corpus (`--shard`, resumable with `--resume`: `checkpoint`) and merge shard indexes
+//! (`index merge`). Searching is `search_cmd`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::{ArgGroup, Args, Subcommand};
+use splade_data::shard::Shard;
 use splade_encoder::{EncodeOptions, SparseEncoder};
 use splade_index::format::{
     FORMAT_VERSION, MANIFEST_FILE, MAX_DIM, MAX_INFERRED_DIM, SEGMENTS_VERSION,
 };
+use splade_index::merge::{merge_indexes, MergeOptions};
 use splade_index::readers::{open_jsonl, read_seismic, Document};
 use splade_index::{Index, IndexBuilder, IndexWriter, MergePolicy, Reorder};
 use splade_sparse::SparseView;
 
-use crate::input;
-use splade_eval::corpus::encode_documents;
+use crate::{checkpoint, input};
+use splade_eval::corpus::{encode_documents, ENCODE_CHUNK};
 
 /// `splade index ...`
 #[derive(Args)]
@@ -40,6 +43,9 @@ enum IndexCommand {
     Delete(DeleteArgs),
     /// Merge all segments of an index into one, dropping deleted documents.
     Optimize(OptimizeArgs),
+    /// Merge indexes built from shards of one corpus (`index build --shard`) into the index
+    /// of the whole corpus: byte for byte what `index build` writes from the whole corpus.
+    Merge(MergeArgs),
 }
 
 #[derive(Args)]
@@ -69,6 +75,45 @@ struct BuildArgs {
     block_size: Option<usize>,
     /// Keep documents in input order in the blocks instead of clustering similar ones
     /// together (results are the same; pruning is usually weaker).
+    #[arg(long)]
+    no_reorder: bool,
+    /// With --corpus: index only shard I of N (counted from 0), one contiguous range of the
+    /// corpus's documents; `index merge` of the shard indexes in shard order gives the
+    /// index of the whole corpus.
+    #[arg(long, value_name = "I/N", requires = "corpus")]
+    shard: Option<Shard>,
+    /// With --corpus: documents per encode call (batched by length inside it), the unit of
+    /// --shard and of --resume's checkpoints (as `splade encode --chunk-size`; give the
+    /// same value to every shard).
+    #[arg(long, value_name = "N", default_value_t = ENCODE_CHUNK, requires = "corpus",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    chunk_size: usize,
+    /// With --corpus: checkpoint the encoded vectors in OUT.vectors.jsonl.part (beside
+    /// --out, synced after every chunk) and continue from it after an interruption: its
+    /// complete chunks are kept (checked against the corpus's ids), an unfinished chunk and
+    /// a torn last line are dropped, the remaining documents are encoded and the index is
+    /// written; the checkpoint is removed once the index is complete. A first run with --resume starts
+    /// the checkpoint; an index already complete at --out is left as it is.
+    #[arg(long, requires = "corpus")]
+    resume: bool,
+}
+
+#[derive(Args)]
+struct MergeArgs {
+    /// The merged index directory: new or empty (as for `index build`).
+    #[arg(long)]
+    out: PathBuf,
+    /// Replace an index already in --out (atomically, as `index build --overwrite`).
+    #[arg(long)]
+    overwrite: bool,
+    /// The indexes to merge, in shard order (0/N first): the merged index holds their live
+    /// documents in this order.
+    #[arg(required = true, value_name = "DIR")]
+    inputs: Vec<PathBuf>,
+    /// Documents per block (default: chosen from all the documents, as `index build` does).
+    #[arg(long)]
+    block_size: Option<usize>,
+    /// Keep documents in input order in the blocks (see `index build`).
     #[arg(long)]
     no_reorder: bool,
 }
@@ -179,10 +224,12 @@ pub fn run_index(args: IndexArgs) -> Result<()> {
         IndexCommand::Add(a) => add(a),
         IndexCommand::Delete(d) => delete(d),
         IndexCommand::Optimize(o) => optimize(o),
+        IndexCommand::Merge(m) => merge(m),
     }
 }
 
-fn progress_bar(len: usize, what: &str) -> indicatif::ProgressBar {
+/// A progress bar on stderr for `len` items: `what [bar] pos/len (rate, eta)`.
+pub(crate) fn progress_bar(len: usize, what: &str) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(len as u64);
     let template =
         format!("{{spinner}} {what} [{{bar:40}}] {{pos}}/{{len}} ({{per_sec}}, eta {{eta}})");
@@ -201,15 +248,30 @@ enum Documents {
         texts: Vec<(String, String)>,
         encoder: Box<SparseEncoder>,
         options: EncodeOptions,
+        /// Documents per encode call.
+        chunk: usize,
     },
 }
 
 impl Documents {
-    /// Reads `source`; `dim` (when known) bounds the vectors' indices.
-    fn load(source: &SourceArgs, dim: Option<usize>) -> Result<Self> {
+    /// Reads `source` (only `shard` of a corpus cut into chunks of `chunk` documents);
+    /// `dim` (when known) bounds the vectors' indices.
+    fn load(source: &SourceArgs, dim: Option<usize>, shard: Shard, chunk: usize) -> Result<Self> {
         if let Some(corpus) = &source.corpus {
             let model = source.model.as_deref().context("--corpus needs --model")?;
-            let texts = input::read_texts(corpus, true)?;
+            let mut texts = input::read_texts(corpus, true)?;
+            let range = shard.range(texts.len(), chunk);
+            if shard != Shard::whole() {
+                eprintln!(
+                    "shard {shard}: documents {}..{} of {} ({} documents)",
+                    range.start + 1,
+                    range.end,
+                    corpus.display(),
+                    range.len()
+                );
+            }
+            texts.truncate(range.end);
+            texts.drain(..range.start);
             let encoder = crate::load_encoder(model, &source.device)?;
             let options = EncodeOptions {
                 batch_size: source.batch_size,
@@ -221,6 +283,7 @@ impl Documents {
                 texts,
                 encoder: Box::new(encoder),
                 options,
+                chunk,
             });
         }
         let docs = match (&source.vectors, &source.seismic, &source.ids) {
@@ -249,9 +312,14 @@ impl Documents {
         matches!(self, Documents::Corpus { .. })
     }
 
-    /// Hands every document to `add` in input order (encoding a corpus in chunks, with a
-    /// progress bar); returns how many.
-    fn feed(self, mut add: impl FnMut(&str, SparseView<'_>) -> Result<()>) -> Result<usize> {
+    /// Hands every document to `add` in input order (encoding a corpus in chunks of
+    /// [`ENCODE_CHUNK`], with a progress bar, calling `chunk_done` after each); returns how
+    /// many.
+    fn feed(
+        self,
+        mut add: impl FnMut(&str, SparseView<'_>) -> Result<()>,
+        mut chunk_done: impl FnMut() -> Result<()>,
+    ) -> Result<usize> {
         match self {
             Documents::Vectors(docs) => {
                 for d in &docs {
@@ -264,15 +332,19 @@ impl Documents {
                 texts,
                 encoder,
                 options,
+                chunk,
             } => {
                 let bar = progress_bar(texts.len(), "encoding");
-                let count = encode_documents(&encoder, &texts, &options, |id, row| {
-                    add(id, row).with_context(|| format!("{}", path.display()))?;
-                    bar.inc(1);
-                    anyhow::Ok(())
-                })?;
+                for chunk in texts.chunks(chunk) {
+                    encode_documents(&encoder, chunk, &options, |id, row| {
+                        add(id, row).with_context(|| format!("{}", path.display()))?;
+                        bar.inc(1);
+                        anyhow::Ok(())
+                    })?;
+                    chunk_done()?;
+                }
                 bar.finish_and_clear();
-                Ok(count)
+                Ok(texts.len())
             }
         }
     }
@@ -280,14 +352,25 @@ impl Documents {
 
 fn build(args: BuildArgs) -> Result<()> {
     let start = std::time::Instant::now();
+    let shard = args.shard.unwrap_or_else(Shard::whole);
+    // With --resume, an index already at --out may be this run's, finished before a crash.
+    let finished = args.resume && !args.overwrite && args.out.join(MANIFEST_FILE).exists();
     // Before any work: where the index goes, and the dimension asked for.
-    IndexBuilder::check_target(&args.out, args.overwrite)?;
+    if !finished {
+        IndexBuilder::check_target(&args.out, args.overwrite)?;
+    }
     if let Some(dim) = args.dim {
         if dim == 0 || dim > MAX_DIM {
             bail!("--dim {dim}: the dimension must be in 1..={MAX_DIM} (2^24)");
         }
     }
-    let docs = Documents::load(&args.source, args.dim)?;
+    let mut docs = Documents::load(&args.source, args.dim, shard, args.chunk_size)?;
+    if finished {
+        let Documents::Corpus { texts, .. } = &docs else {
+            bail!("--resume needs --corpus");
+        };
+        return checkpoint::already_built(&args.out, texts);
+    }
     let dim = if docs.is_encoded() {
         let dim = args.dim.unwrap_or(docs.dim());
         if dim != docs.dim() {
@@ -321,15 +404,41 @@ fn build(args: BuildArgs) -> Result<()> {
     if let Some(b) = args.block_size {
         builder = builder.block_size(b);
     }
-    docs.feed(|id, v| {
-        builder.add(id, v)?;
-        Ok(())
-    })?;
+    let log = std::cell::RefCell::new(None);
+    if args.resume {
+        let Documents::Corpus { texts, .. } = &mut docs else {
+            bail!("--resume needs --corpus");
+        };
+        let (out, kept) = checkpoint::resume(&args.out, texts, dim, args.chunk_size)?;
+        for doc in &kept {
+            builder.add(&doc.id, doc.vector.view())?;
+        }
+        texts.drain(..kept.len());
+        *log.borrow_mut() = Some(out);
+    }
+    docs.feed(
+        |id, v| {
+            builder.add(id, v)?;
+            if let Some(log) = log.borrow_mut().as_mut() {
+                log.write_line(&checkpoint::vector_line(id, v)?)?;
+            }
+            Ok(())
+        },
+        || {
+            if let Some(log) = log.borrow_mut().as_mut() {
+                log.checkpoint()?;
+            }
+            Ok(())
+        },
+    )?;
     let index = if args.overwrite {
         builder.write_over(&args.out)?
     } else {
         builder.write(&args.out)?
     };
+    if let Some(log) = log.into_inner() {
+        log.discard()?;
+    }
     eprintln!(
         "indexed {} documents ({:.1} terms each, dim {}, block size {}) into {} in {:.1}s",
         index.len(),
@@ -337,6 +446,32 @@ fn build(args: BuildArgs) -> Result<()> {
         index.dim(),
         index.block_size(),
         args.out.display(),
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn merge(args: MergeArgs) -> Result<()> {
+    let start = std::time::Instant::now();
+    let options = MergeOptions {
+        block_size: args.block_size,
+        reorder: reorder(args.no_reorder),
+        overwrite: args.overwrite,
+    };
+    let summary = merge_indexes(&args.inputs, &args.out, &options)?;
+    let index = &summary.index;
+    eprintln!(
+        "merged {} indexes ({} documents: {}) into {} (block size {}) in {:.1}s",
+        args.inputs.len(),
+        index.len(),
+        summary
+            .documents
+            .iter()
+            .map(usize::to_string)
+            .collect::<Vec<_>>()
+            .join(" + "),
+        args.out.display(),
+        index.block_size(),
         start.elapsed().as_secs_f64()
     );
     Ok(())
@@ -362,7 +497,7 @@ fn add(args: AddArgs) -> Result<()> {
         writer = writer.block_size(b);
     }
     let dim = writer.dim();
-    let docs = Documents::load(&args.source, Some(dim))?;
+    let docs = Documents::load(&args.source, Some(dim), Shard::whole(), ENCODE_CHUNK)?;
     if docs.is_encoded() && docs.dim() != dim {
         bail!(
             "the model's dimension {} differs from the index's {} ({})",
@@ -372,15 +507,18 @@ fn add(args: AddArgs) -> Result<()> {
         );
     }
     let mut replaced = 0usize;
-    let count = docs.feed(|id, v| {
-        if args.no_replace && writer.contains(id) {
-            bail!("document '{id}' is already in the index (--no-replace); nothing was added");
-        }
-        if writer.add(id, v)? {
-            replaced += 1;
-        }
-        Ok(())
-    })?;
+    let count = docs.feed(
+        |id, v| {
+            if args.no_replace && writer.contains(id) {
+                bail!("document '{id}' is already in the index (--no-replace); nothing was added");
+            }
+            if writer.add(id, v)? {
+                replaced += 1;
+            }
+            Ok(())
+        },
+        || Ok(()),
+    )?;
     let s = writer.commit()?;
     eprintln!(
         "added {count} documents ({replaced} replaced a document with the same id) to {} in {:.1}s: \

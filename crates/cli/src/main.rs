@@ -1,6 +1,8 @@
 //! `splade`: the splade-rs command line.
 
+mod checkpoint;
 mod data_cmd;
+mod encode_cmd;
 mod eval_cmd;
 mod index_cmd;
 mod input;
@@ -12,9 +14,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use splade_encoder::{
-    default_model::DEFAULT_MODEL, EncodeOptions, Similarity, SparseBatch, SparseEncoder,
-};
+use splade_encoder::{default_model::DEFAULT_MODEL, EncodeOptions, Similarity, SparseEncoder};
 
 /// SPLADE learned sparse retrieval: encode text into sparse vectors.
 #[derive(Parser)]
@@ -30,7 +30,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Encode texts (one per line) into sparse vectors, one JSON object per line.
-    Encode(EncodeArgs),
+    Encode(encode_cmd::EncodeArgs),
     /// Score two texts, or two files of texts line by line, with the model's similarity.
     Similarity(SimilarityArgs),
     /// Show what a model folder or id resolves to and how it will be run.
@@ -69,14 +69,14 @@ struct BenchArgs {
 }
 
 #[derive(Args, Clone)]
-struct ModelArg {
+pub(crate) struct ModelArg {
     /// Model folder, Hugging Face Hub id, or `splade-tiny` (the default model, fetched once).
     #[arg(long, default_value = DEFAULT_MODEL)]
-    model: String,
+    pub(crate) model: String,
     /// Where the model runs: cpu, cuda, cuda:N or auto (a GPU when the build has the `cuda`
     /// feature and one is usable, else the CPU).
     #[arg(long, default_value = "cpu")]
-    device: String,
+    pub(crate) device: String,
 }
 
 /// Loads the model `name` onto the device named `device` (`cpu`, `cuda[:N]`, `auto`).
@@ -84,40 +84,6 @@ pub(crate) fn load_encoder(name: &str, device: &str) -> Result<SparseEncoder> {
     let device = splade_encoder::device::parse_device(device)?;
     SparseEncoder::from_pretrained_on(name, &device)
         .with_context(|| format!("loading model {name}"))
-}
-
-#[derive(Args)]
-struct EncodeArgs {
-    #[command(flatten)]
-    model: ModelArg,
-    /// Encode as queries (the model's `query` prompt).
-    #[arg(long, conflicts_with = "document")]
-    query: bool,
-    /// Encode as documents (the model's `document` prompt).
-    #[arg(long)]
-    document: bool,
-    /// Keep only the K largest weights of each vector.
-    #[arg(long, value_name = "K")]
-    max_active_dims: Option<usize>,
-    /// Texts per forward pass.
-    #[arg(long, default_value_t = 32)]
-    batch_size: usize,
-    /// Input file (default: standard input).
-    #[arg(long)]
-    input: Option<PathBuf>,
-    /// Read JSONL and take the text from this field.
-    #[arg(long, value_name = "NAME")]
-    jsonl_field: Option<String>,
-    /// With --jsonl-field: copy this field (e.g. `_id`) into each output object as "id",
-    /// giving the `{"id", "indices", "values"}` lines `splade index build --vectors` reads.
-    #[arg(long, value_name = "NAME", requires = "jsonl_field")]
-    id_field: Option<String>,
-    /// Print the N heaviest tokens of each text instead of JSON.
-    #[arg(long, value_name = "N")]
-    top_tokens: Option<usize>,
-    /// Show a progress bar on stderr.
-    #[arg(long)]
-    progress: bool,
 }
 
 #[derive(Args)]
@@ -173,7 +139,7 @@ fn main() {
         exit_with(err);
     }
     let result = match cli.command {
-        Command::Encode(args) => encode(args),
+        Command::Encode(args) => encode_cmd::run(args),
         Command::Similarity(args) => similarity(args),
         Command::Info(args) => info(args),
         Command::Bench(args) => bench(args),
@@ -265,114 +231,6 @@ fn set_up_threads(threads: Option<usize>) -> Result<()> {
 
 fn load(model: &ModelArg) -> Result<SparseEncoder> {
     load_encoder(&model.model, &model.device)
-}
-
-/// Texts are encoded and written in chunks so output starts early and memory stays bounded.
-const WRITE_CHUNK: usize = 4096;
-
-fn encode(args: EncodeArgs) -> Result<()> {
-    let source = input::source_name(args.input.as_deref());
-    let bytes = input::read_input(args.input.as_deref())?;
-    let texts = input::parse_texts(&bytes, args.jsonl_field.as_deref(), &source)?;
-    let ids = match &args.id_field {
-        Some(field) => Some(input::parse_ids(&bytes, field, &source)?),
-        None => None,
-    };
-    let encoder = load(&args.model)?;
-    let options = EncodeOptions {
-        batch_size: args.batch_size,
-        max_active_dims: args.max_active_dims,
-        show_progress: false,
-        ..EncodeOptions::default()
-    };
-    let bar = if args.progress {
-        indicatif_bar(texts.len())
-    } else {
-        None
-    };
-    let stdout = std::io::stdout();
-    let mut out = BufWriter::new(stdout.lock());
-    for (c, chunk) in texts.chunks(WRITE_CHUNK).enumerate() {
-        let batch = if args.query {
-            encoder.encode_query(chunk, &options)?
-        } else if args.document {
-            encoder.encode_document(chunk, &options)?
-        } else {
-            encoder.encode(chunk, &options)?
-        };
-        match args.top_tokens {
-            Some(n) => write_top_tokens(&mut out, &encoder, chunk, &batch, n, c * WRITE_CHUNK)?,
-            None => {
-                let start = c * WRITE_CHUNK;
-                let chunk_ids = ids.as_ref().map(|ids| &ids[start..start + chunk.len()]);
-                write_json_lines(&mut out, &batch, chunk_ids)?
-            }
-        }
-        if let Some(bar) = &bar {
-            bar.inc(chunk.len() as u64);
-        }
-    }
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
-    }
-    out.flush().context("writing to standard output")?;
-    Ok(())
-}
-
-fn indicatif_bar(len: usize) -> Option<indicatif::ProgressBar> {
-    let bar = indicatif::ProgressBar::new(len as u64);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} encoding [{bar:40}] {pos}/{len} texts ({per_sec}, eta {eta})",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    Some(bar)
-}
-
-fn write_json_lines(
-    out: &mut impl Write,
-    batch: &SparseBatch,
-    ids: Option<&[String]>,
-) -> Result<()> {
-    for (r, row) in batch.rows().enumerate() {
-        let line = match ids {
-            Some(ids) => {
-                serde_json::json!({"id": ids[r], "indices": row.indices(), "values": row.values()})
-            }
-            None => serde_json::json!({"indices": row.indices(), "values": row.values()}),
-        };
-        serde_json::to_writer(&mut *out, &line)?;
-        out.write_all(b"\n")?;
-    }
-    Ok(())
-}
-
-fn write_top_tokens(
-    out: &mut impl Write,
-    encoder: &SparseEncoder,
-    texts: &[String],
-    batch: &SparseBatch,
-    n: usize,
-    offset: usize,
-) -> Result<()> {
-    for (i, (text, row)) in texts.iter().zip(batch.rows()).enumerate() {
-        let shown: String = text.chars().take(100).collect();
-        let more = if text.chars().count() > 100 {
-            "…"
-        } else {
-            ""
-        };
-        writeln!(out, "[{}] {shown}{more}", offset + i + 1)?;
-        writeln!(out, "    {} active dims", row.nnz())?;
-        let terms: Vec<String> = encoder
-            .decode(row, Some(n))
-            .into_iter()
-            .map(|(t, w)| format!("{t} {w:.3}"))
-            .collect();
-        writeln!(out, "    {}", terms.join("  "))?;
-    }
-    Ok(())
 }
 
 fn similarity(args: SimilarityArgs) -> Result<()> {

@@ -9,7 +9,11 @@
 //! - [`datasets`]: finding the datasets of a data folder (`splade eval beir`,
 //!   `splade train --eval-beir`);
 //! - [`training`]: training rows (anchor, positive, negatives, labels) from JSONL, CSV/TSV
-//!   or parquet with a column mapping (`splade train --train`).
+//!   or parquet with a column mapping (`splade train --train`);
+//! - [`shard`]: one contiguous part of an input (`--shard I/N`), for encoding a corpus on
+//!   several machines;
+//! - [`partial`]: line outputs written as `FILE.part`, resumable after a crash (`--resume`)
+//!   and renamed to `FILE` when complete.
 //!
 //! The rules shared by every reader: a UTF-8 byte-order mark at the start of a file is
 //! ignored; in JSONL a blank line holds no record and is skipped, in plain text every line
@@ -24,6 +28,8 @@ pub mod beir;
 pub mod datasets;
 mod error;
 pub mod parquet;
+pub mod partial;
+pub mod shard;
 pub mod text;
 pub mod training;
 

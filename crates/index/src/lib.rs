@@ -12,6 +12,8 @@
 //!   the manifest atomically (a crash leaves the old or the new state, never a mix), and
 //!   merges neighbouring segments per [`MergePolicy`]; [`IndexWriter::optimize`] merges
 //!   everything into one segment, dropping deleted documents.
+//! - Merge: [`merge::merge_indexes`] joins indexes built from shards of one corpus into the
+//!   index of the whole corpus, byte for byte what a build from the whole corpus writes.
 //! - Layout: the builder clusters similar documents into the same blocks ([`Reorder`]), so
 //!   block maxima are tight and pruning skips most blocks; document numbers stay insertion
 //!   order (the format stores the permutation).
@@ -41,7 +43,7 @@
 //! `super::` and child-module path of the non-test code.
 //!
 //! ```text
-//! 7  search  explain  writer
+//! 7  search  explain  writer  merge
 //! 6  brute  builder
 //! 5  index
 //! 4  segment
@@ -63,7 +65,8 @@
 //! - 6-7, what uses an index: `brute` (the reference scorer), [`IndexBuilder`], `search`
 //!   ([`Searcher`]: `search::block_max`, the block-max traversal of exact and approximate
 //!   search, and `search::taat`, the term-at-a-time traversal), [`Index::explain`], and
-//!   [`IndexWriter`] (which writes its segments with an [`IndexBuilder`]).
+//!   [`IndexWriter`] (which writes its segments with an [`IndexBuilder`]), and [`merge`]
+//!   (indexes built from shards of a corpus merged into the whole corpus's index).
 //!
 //! # Example
 //!
@@ -93,6 +96,7 @@ mod error;
 mod explain;
 pub mod format;
 mod index;
+pub mod merge;
 mod quantize;
 pub mod readers;
 mod search;

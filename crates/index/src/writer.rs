@@ -728,41 +728,11 @@ fn lock(dir: &Path) -> Result<File> {
         .write(true)
         .open(&path)
         .map_err(|e| IndexError::io(&path, e))?;
-    match try_lock_exclusive(&file) {
+    match splade_sparse::files::try_lock_exclusive(&file) {
         Ok(true) => Ok(file),
         Ok(false) => Err(IndexError::Locked { path }),
         Err(e) => Err(IndexError::io(&path, e)),
     }
-}
-
-/// `flock(LOCK_EX | LOCK_NB)`: `Ok(false)` when another open file holds the lock. The lock
-/// goes with the file (dropped writer) or the process (crash).
-#[cfg(unix)]
-fn try_lock_exclusive(file: &File) -> std::io::Result<bool> {
-    use std::os::raw::c_int;
-    use std::os::unix::io::AsRawFd;
-    extern "C" {
-        fn flock(fd: c_int, operation: c_int) -> c_int;
-    }
-    const LOCK_EX: c_int = 2;
-    const LOCK_NB: c_int = 4;
-    // SAFETY: `flock` takes a descriptor and flags, no pointers; the descriptor belongs to
-    // `file`, which outlives the call.
-    if unsafe { flock(file.as_raw_fd(), LOCK_EX | LOCK_NB) } == 0 {
-        return Ok(true);
-    }
-    let e = std::io::Error::last_os_error();
-    if e.kind() == std::io::ErrorKind::WouldBlock {
-        Ok(false)
-    } else {
-        Err(e)
-    }
-}
-
-/// Without `flock`, only the manifest check at commit guards against a second writer.
-#[cfg(not(unix))]
-fn try_lock_exclusive(_file: &File) -> std::io::Result<bool> {
-    Ok(true)
 }
 
 #[cfg(test)]

@@ -102,6 +102,38 @@ fn file_kind(meta: &std::fs::Metadata) -> &'static str {
     "not a regular file"
 }
 
+/// Takes an exclusive advisory lock on `file` without waiting (`flock(LOCK_EX | LOCK_NB)`):
+/// `Ok(false)` when another open file description holds it. The lock is released when
+/// `file` is closed or its process ends (a crash included). Without `flock` (not Unix) it
+/// always succeeds.
+#[cfg(unix)]
+pub fn try_lock_exclusive(file: &File) -> io::Result<bool> {
+    use std::os::raw::c_int;
+    use std::os::unix::io::AsRawFd;
+    extern "C" {
+        fn flock(fd: c_int, operation: c_int) -> c_int;
+    }
+    const LOCK_EX: c_int = 2;
+    const LOCK_NB: c_int = 4;
+    // SAFETY: `flock` takes a descriptor and flags, no pointers; the descriptor belongs to
+    // `file`, which outlives the call.
+    if unsafe { flock(file.as_raw_fd(), LOCK_EX | LOCK_NB) } == 0 {
+        return Ok(true);
+    }
+    let e = io::Error::last_os_error();
+    if e.kind() == io::ErrorKind::WouldBlock {
+        Ok(false)
+    } else {
+        Err(e)
+    }
+}
+
+/// Without `flock`, no lock is taken.
+#[cfg(not(unix))]
+pub fn try_lock_exclusive(_file: &File) -> io::Result<bool> {
+    Ok(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
