@@ -1,6 +1,7 @@
 //! `splade eval`: sentence-transformers' evaluators (binary classification, information
 //! retrieval, NanoBEIR-style aggregation over BEIR folders) with the model card's key names.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -16,6 +17,8 @@ use splade_eval::{
     aggregate, BinaryClassificationEvaluator, Cutoffs, InformationRetrievalEvaluator,
     ThresholdSemantics, DEFAULT_AGGREGATE_NAME,
 };
+use splade_index::readers::read_jsonl;
+use splade_sparse::{SparseBatch, SparseVector};
 
 /// Arguments of `splade eval`.
 #[derive(Args)]
@@ -138,6 +141,20 @@ struct IrArgs {
     /// Prefix of every metric key (e.g. `NanoSciFact`).
     #[arg(long, default_value = "")]
     name: String,
+    /// Rank through a Milvus collection holding the corpus, milvus://HOST:PORT/COLLECTION
+    /// (written by `splade export milvus`; ids = corpus ids), to compare its metrics with
+    /// local ranking. Scores are inner products (dot).
+    #[arg(long, value_name = "ADDRESS", conflicts_with = "use_index")]
+    engine: Option<String>,
+    /// Document vectors, JSONL `{"id", "indices", "values"}` (`splade encode --document
+    /// --jsonl-field text --id-field _id`), used instead of encoding the corpus with --model;
+    /// every corpus id needs one.
+    #[arg(long, value_name = "FILE", requires = "query_vectors")]
+    corpus_vectors: Option<PathBuf>,
+    /// Query vectors (JSONL, as --corpus-vectors; `splade encode --query`), used with
+    /// --corpus-vectors instead of encoding the queries.
+    #[arg(long, value_name = "FILE", requires = "corpus_vectors")]
+    query_vectors: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -238,9 +255,40 @@ fn ir_evaluator(
 fn ir(a: IrArgs) -> Result<()> {
     let data = read_beir_files(&a.corpus, &a.queries, &a.qrels)?;
     let ev = ir_evaluator(data, &a.name, &a.common, &a.cutoffs)?;
-    let encoder = load(&a.common)?;
     let start = Instant::now();
-    let result = ev.evaluate(&encoder)?;
+    let (query_emb, corpus_emb, function) = match (&a.corpus_vectors, &a.query_vectors) {
+        (Some(cv), Some(qv)) => {
+            let query_ids: Vec<&str> = ev.queries.iter().map(|(id, _)| id.as_str()).collect();
+            let corpus_ids: Vec<&str> = ev.corpus.iter().map(|(id, _)| id.as_str()).collect();
+            let (queries, corpus) = vectors_in_order(qv, &query_ids, cv, &corpus_ids)?;
+            (
+                queries,
+                corpus,
+                a.cutoffs.similarity.unwrap_or(Similarity::Dot),
+            )
+        }
+        _ => {
+            let encoder = load(&a.common)?;
+            let q: Vec<&str> = ev.queries.iter().map(|(_, t)| t.as_str()).collect();
+            let c: Vec<&str> = ev.corpus.iter().map(|(_, t)| t.as_str()).collect();
+            (
+                encoder.encode_query(&q, &ev.options)?,
+                encoder.encode_document(&c, &ev.options)?,
+                a.cutoffs.similarity.unwrap_or(encoder.similarity_fn()),
+            )
+        }
+    };
+    let result = match &a.engine {
+        Some(address) => {
+            if function != Similarity::Dot {
+                bail!("--engine ranks by inner product (dot); the evaluation asks for {function}");
+            }
+            let ids: Vec<&str> = ev.corpus.iter().map(|(id, _)| id.as_str()).collect();
+            let ranker = crate::engine_ranker::MilvusRanker::new(address, &ids)?;
+            ev.evaluate_with_ranker(&query_emb, &corpus_emb, function, &ranker)?
+        }
+        None => ev.evaluate_embeddings(&query_emb, &corpus_emb, function)?,
+    };
     eprintln!(
         "evaluated {} queries against {} documents in {:.2} s",
         result.num_queries,
@@ -274,6 +322,41 @@ fn beir(a: BeirArgs) -> Result<()> {
     columns.push((agg.name.clone(), agg.metrics.clone()));
     write_stdout(&markdown_columns(&columns))?;
     write_output(a.common.output.as_deref(), &agg.flat())
+}
+
+/// The vectors of `query_ids` and `corpus_ids` (in those orders) from two JSONL vector
+/// files, as batches of one dimension (the largest term id + 1 over both). An id without a
+/// vector is an error naming the file.
+fn vectors_in_order(
+    query_file: &Path,
+    query_ids: &[&str],
+    corpus_file: &Path,
+    corpus_ids: &[&str],
+) -> Result<(SparseBatch, SparseBatch)> {
+    let queries = read_jsonl(query_file, None)?;
+    let corpus = read_jsonl(corpus_file, None)?;
+    let dim = queries
+        .iter()
+        .chain(&corpus)
+        .filter_map(|d| d.vector.indices().last())
+        .max()
+        .map_or(1, |&t| t as usize + 1);
+    let batch = |file: &Path, docs: &[splade_index::readers::Document], ids: &[&str]| {
+        let by_id: HashMap<&str, &SparseVector> =
+            docs.iter().map(|d| (d.id.as_str(), &d.vector)).collect();
+        let mut batch = SparseBatch::new(dim);
+        for id in ids {
+            let v = by_id
+                .get(id)
+                .with_context(|| format!("{}: no vector for id {id:?}", file.display()))?;
+            batch.push(v.view())?;
+        }
+        Ok::<_, anyhow::Error>(batch)
+    };
+    Ok((
+        batch(query_file, &queries, query_ids)?,
+        batch(corpus_file, &corpus, corpus_ids)?,
+    ))
 }
 
 /// Writes `text` to standard output (errors, e.g. a closed pipe, are returned).

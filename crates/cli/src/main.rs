@@ -3,7 +3,9 @@
 mod checkpoint;
 mod data_cmd;
 mod encode_cmd;
+mod engine_ranker;
 mod eval_cmd;
+mod export_cmd;
 mod index_cmd;
 mod input;
 mod search_cmd;
@@ -48,6 +50,8 @@ enum Command {
     Index(index_cmd::IndexArgs),
     /// Search an index: one query text, a queries file, or query vectors (TREC run output).
     Search(search_cmd::SearchArgs),
+    /// Export documents to a distributed engine (`export milvus|qdrant|opensearch|elasticsearch`).
+    Export(export_cmd::ExportArgs),
 }
 
 #[derive(Args)]
@@ -148,6 +152,7 @@ fn main() {
         Command::Data(args) => data_cmd::run(args),
         Command::Index(args) => index_cmd::run_index(args),
         Command::Search(args) => search_cmd::run_search(args),
+        Command::Export(args) => export_cmd::run(args),
     };
     if let Err(err) = result {
         exit_with(err);

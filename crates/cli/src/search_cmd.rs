@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::{ArgGroup, Args, ValueEnum};
 use splade_encoder::{EncodeOptions, SparseEncoder, SparseVector};
+use splade_engines::lucene::{msearch_lines, query_body, LuceneEngine};
+use splade_engines::milvus::{MilvusCollection, MilvusTarget};
 use splade_eval::trec::run_line;
 use splade_index::readers::open_jsonl;
 use splade_index::{Hit, Index, Method, SearchOptions, Traversal};
@@ -16,10 +18,27 @@ use crate::input;
 /// `splade search ...`
 #[derive(Args)]
 #[command(group(ArgGroup::new("input").required(true).args(["query", "queries", "query_vectors"])))]
+#[command(group(ArgGroup::new("target").required(true).args(["index", "engine", "emit_query"])))]
 pub struct SearchArgs {
     /// The index directory.
     #[arg(long)]
-    index: PathBuf,
+    index: Option<PathBuf>,
+    /// Search a Milvus collection instead of an index: milvus://HOST:PORT/COLLECTION
+    /// (what `splade export milvus` wrote). Queries are encoded here; Milvus ranks by inner
+    /// product; the output is the same TREC run or table.
+    #[arg(long, value_name = "ADDRESS", conflicts_with_all = ["exact", "brute_force", "approx_alpha", "approx_beta", "explain", "no_verify", "max_query_terms"])]
+    engine: Option<String>,
+    /// Print the search request instead of searching: the body for one query text, or
+    /// `_msearch` lines (header `{"index": --index-name}`, body) for several. Token keys
+    /// come from --model's vocabulary; `opensearch-seismic` keys by token id.
+    #[arg(long, value_enum, value_name = "ENGINE", conflicts_with_all = ["exact", "brute_force", "approx_alpha", "approx_beta", "explain", "no_verify", "max_query_terms"])]
+    emit_query: Option<EmitQuery>,
+    /// With --emit-query: the engine's vector field.
+    #[arg(long, default_value = splade_engines::lucene::DEFAULT_FIELD, requires = "emit_query")]
+    field: String,
+    /// With --emit-query: the engine's index, named in `_msearch` headers.
+    #[arg(long, default_value = "splade", requires = "emit_query")]
+    index_name: String,
     /// One query text (needs --model): prints a table of rank, score and id.
     query: Option<String>,
     /// Model to encode query texts with (its `query` prompt applies).
@@ -76,10 +95,20 @@ pub struct SearchArgs {
 
 /// Runs `splade search`.
 pub fn run_search(args: SearchArgs) -> Result<()> {
+    if let Some(emit) = args.emit_query {
+        return emit_query(emit, &args);
+    }
+    if let Some(engine) = &args.engine {
+        return engine_search(engine, &args);
+    }
+    let index_dir = args
+        .index
+        .as_ref()
+        .context("give --index DIR or --engine ADDRESS")?;
     let index = if args.no_verify {
-        Index::open_unverified(&args.index)?
+        Index::open_unverified(index_dir)?
     } else {
-        Index::open(&args.index)?
+        Index::open(index_dir)?
     };
     let encoder = match &args.model {
         Some(m) => {
@@ -90,7 +119,7 @@ pub fn run_search(args: SearchArgs) -> Result<()> {
                      not built for this model's vocabulary",
                     e.dim(),
                     index.dim(),
-                    args.index.display()
+                    index_dir.display()
                 );
             }
             if e.dim() > index.dim() {
@@ -107,21 +136,7 @@ pub fn run_search(args: SearchArgs) -> Result<()> {
         }
         None => None,
     };
-    let (qids, queries): (Vec<String>, Vec<SparseVector>) = if let Some(path) = &args.query_vectors
-    {
-        read_query_vectors(path)?
-    } else {
-        let encoder = encoder.as_ref().context("query texts need --model")?;
-        let texts: Vec<(String, String)> = match (&args.query, &args.queries) {
-            (Some(q), None) => vec![("1".to_string(), q.clone())],
-            (None, Some(path)) => input::read_texts(path, false)?,
-            _ => bail!("give a query text, --queries FILE or --query-vectors FILE"),
-        };
-        let just_texts: Vec<&str> = texts.iter().map(|(_, t)| t.as_str()).collect();
-        let batch = encoder.encode_query(&just_texts, &EncodeOptions::default())?;
-        let vectors = batch.to_vectors();
-        (texts.into_iter().map(|(id, _)| id).collect(), vectors)
-    };
+    let (qids, queries) = query_inputs(&args, encoder.as_ref())?;
     let options = SearchOptions {
         k: args.k as usize,
         method: if args.brute_force {
@@ -182,6 +197,116 @@ pub fn run_search(args: SearchArgs) -> Result<()> {
             }
         }
     }
+    out.flush().context("writing to standard output")?;
+    Ok(())
+}
+
+/// The query ids and vectors: read from --query-vectors, or the query text(s) encoded with
+/// the model's query route.
+fn query_inputs(
+    args: &SearchArgs,
+    encoder: Option<&SparseEncoder>,
+) -> Result<(Vec<String>, Vec<SparseVector>)> {
+    if let Some(path) = &args.query_vectors {
+        return read_query_vectors(path);
+    }
+    let encoder = encoder.context("query texts need --model")?;
+    let texts: Vec<(String, String)> = match (&args.query, &args.queries) {
+        (Some(q), None) => vec![("1".to_string(), q.clone())],
+        (None, Some(path)) => input::read_texts(path, false)?,
+        _ => bail!("give a query text, --queries FILE or --query-vectors FILE"),
+    };
+    let just_texts: Vec<&str> = texts.iter().map(|(_, t)| t.as_str()).collect();
+    let batch = encoder.encode_query(&just_texts, &EncodeOptions::default())?;
+    let vectors = batch.to_vectors();
+    Ok((texts.into_iter().map(|(id, _)| id).collect(), vectors))
+}
+
+/// `splade search --engine milvus://...`: the queries ranked by Milvus, printed as the
+/// index search prints them.
+fn engine_search(address: &str, args: &SearchArgs) -> Result<()> {
+    let target = MilvusTarget::parse(address)?;
+    let encoder = match &args.model {
+        Some(m) => Some(crate::load_encoder(m, &args.device)?),
+        None => None,
+    };
+    let (qids, queries) = query_inputs(args, encoder.as_ref())?;
+    let collection = MilvusCollection::connect(&target)?;
+    let views: Vec<_> = queries.iter().map(|q| q.view()).collect();
+    let results = collection.search(&views, args.k as usize)?;
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    if args.query.is_some() {
+        writeln!(out, "{:>4}  {:>10}  id", "rank", "score")?;
+        for (rank, hit) in results[0].iter().enumerate() {
+            writeln!(out, "{:>4}  {:>10.4}  {}", rank + 1, hit.score, hit.id)?;
+        }
+        if results[0].is_empty() {
+            writeln!(out, "(no document scores above 0 for this query)")?;
+        }
+    } else {
+        for (qid, hits) in qids.iter().zip(&results) {
+            for (rank, hit) in hits.iter().enumerate() {
+                writeln!(
+                    out,
+                    "{}",
+                    run_line(qid, &hit.id, rank + 1, hit.score, &args.run_tag)
+                )?;
+            }
+        }
+    }
+    out.flush().context("writing to standard output")?;
+    Ok(())
+}
+
+/// `--emit-query` engines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum EmitQuery {
+    /// OpenSearch `neural_sparse` with `query_tokens` (for `rank_features` fields).
+    Opensearch,
+    /// OpenSearch 3.3+ `neural_sparse` on a `sparse_vector` (seismic) field: token ids.
+    OpensearchSeismic,
+    /// Elasticsearch `sparse_vector` query with `query_vector`.
+    Elasticsearch,
+}
+
+/// `splade search --emit-query ENGINE`: the engine's search bodies on standard output.
+fn emit_query(emit: EmitQuery, args: &SearchArgs) -> Result<()> {
+    let engine = match emit {
+        EmitQuery::Opensearch => LuceneEngine::OpenSearchRankFeatures,
+        EmitQuery::OpensearchSeismic => LuceneEngine::OpenSearchSeismic,
+        EmitQuery::Elasticsearch => LuceneEngine::Elasticsearch,
+    };
+    let encoder = match &args.model {
+        Some(m) => Some(crate::load_encoder(m, &args.device)?),
+        None => None,
+    };
+    let tokens = if engine.needs_vocabulary() {
+        let model = args.model.as_deref().context(
+            "--emit-query opensearch|elasticsearch names tokens from a vocabulary: give --model (and query texts)",
+        )?;
+        Some(crate::export_cmd::token_map(model, &args.device)?)
+    } else {
+        None
+    };
+    let (_, queries) = query_inputs(args, encoder.as_ref())?;
+    let views: Vec<_> = queries.iter().map(|q| q.view()).collect();
+    let k = args.k as usize;
+    let text = if args.query.is_some() {
+        let body = query_body(engine, tokens.as_ref(), views[0], &args.field, k)?;
+        format!("{}\n", serde_json::to_string_pretty(&body)?)
+    } else {
+        msearch_lines(
+            engine,
+            tokens.as_ref(),
+            &views,
+            &args.field,
+            &args.index_name,
+            k,
+        )?
+    };
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
     out.flush().context("writing to standard output")?;
     Ok(())
 }

@@ -9,6 +9,9 @@
 //! - [`qdrant`]: a named sparse vector (IDF modifier when asked) over Qdrant's REST API, and
 //!   points files in Qdrant's JSON shape. The requests are checked against Qdrant's OpenAPI
 //!   schema; points files are loaded into Qdrant's own engine (qdrant-edge-py) by the tests.
+//! - [`lucene`]: OpenSearch (`rank_features`, 3.3+ `sparse_vector` seismic) and
+//!   Elasticsearch (`sparse_vector`): token maps from the model's vocabulary, mappings,
+//!   `_bulk` lines, query bodies. Shape-checked against their documentation.
 //!
 //! ## Why Milvus's gRPC API (the `milvus-sdk-rust` crate) and not REST v2
 //!
@@ -28,6 +31,7 @@
 pub mod atomic;
 pub mod document;
 pub mod error;
+pub mod lucene;
 pub mod milvus;
 pub mod qdrant;
 pub mod retry;

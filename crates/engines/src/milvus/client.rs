@@ -14,8 +14,15 @@ use crate::error::{EngineError, Result};
 use crate::retry::RetryPolicy;
 use crate::EngineHit;
 
-/// Most hits Milvus returns for one query (its `topk` limit).
-pub const MAX_K: usize = 16_384;
+/// Most hits asked for per query. Milvus allows 16,384, but through this SDK a search
+/// answer of more than about 1,100 hits (all queries of a request together) never arrives
+/// from milvus-lite 3.2 (seen here: one query with k = 2,000, or 16 queries with k = 120,
+/// hang while pymilvus gets the same answers), so k stays at most 1,000 and queries are
+/// sent in requests of at most [`MAX_HITS_PER_REQUEST`] hits.
+pub const MAX_K: usize = 1_000;
+
+/// Most hits (queries x k) one search request asks for; see [`MAX_K`].
+pub const MAX_HITS_PER_REQUEST: usize = 1_000;
 
 /// A connection to one collection of a Milvus server.
 pub struct MilvusCollection {
@@ -370,10 +377,10 @@ impl MilvusCollection {
             )));
         }
         let mut out = Vec::with_capacity(queries.len());
-        // Requests of up to 64 queries (Milvus's `nq` limit is far above; this bounds the
-        // size of one answer).
-        for (c, chunk) in queries.chunks(64).enumerate() {
-            let action = format!("searching queries {}..{}", c * 64 + 1, c * 64 + chunk.len());
+        let per_request = (MAX_HITS_PER_REQUEST / k).max(1);
+        for (c, chunk) in queries.chunks(per_request).enumerate() {
+            let first = c * per_request;
+            let action = format!("searching queries {}..{}", first + 1, first + chunk.len());
             let vectors: Vec<SparseVector> = chunk.iter().map(|q| to_milvus(*q)).collect();
             let response = self
                 .retry

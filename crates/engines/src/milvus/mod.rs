@@ -15,7 +15,7 @@ mod client;
 mod export;
 
 pub use address::MilvusTarget;
-pub use client::{CollectionLayout, MilvusCollection, MAX_K};
+pub use client::{CollectionLayout, MilvusCollection, MAX_HITS_PER_REQUEST, MAX_K};
 pub use export::{export_milvus, MilvusExportOptions, MilvusExportReport};
 
 /// The primary key field: the document id.
