@@ -38,7 +38,7 @@ enum Engine {
     Qdrant(QdrantArgs),
     /// For OpenSearch: a `_bulk` file (--out, plus the index mapping with --mapping-out) or
     /// straight to a cluster (--url). `rank_features` with token keys from --model's
-    /// vocabulary (searched by `neural_sparse`), or with --seismic the 3.3+ `sparse_vector`
+    /// vocabulary (searched by `neural_sparse`), or with --sparse-vector-field the 3.3+ `sparse_vector`
     /// field (method `seismic`) keyed by token id. Documents are keyed by id (`_id`).
     Opensearch(LuceneArgs),
     /// For Elasticsearch: a `sparse_vector` field with token keys from --model's vocabulary;
@@ -209,10 +209,10 @@ struct LuceneArgs {
     /// The vector field's name.
     #[arg(long, default_value = splade_engines::lucene::DEFAULT_FIELD)]
     field: String,
-    /// OpenSearch 3.3+ `sparse_vector` with the `seismic` method (token ids as keys; no
-    /// vocabulary needed) instead of `rank_features`.
+    /// OpenSearch 3.3+ `sparse_vector` field with the `seismic` method (token ids as keys;
+    /// no vocabulary needed) instead of `rank_features`.
     #[arg(long)]
-    seismic: bool,
+    sparse_vector_field: bool,
     /// Documents per `_bulk` request (--url).
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..))]
     batch_size: u32,
@@ -229,7 +229,7 @@ pub fn run(args: ExportArgs) -> Result<()> {
         Engine::Milvus(a) => milvus(a),
         Engine::Qdrant(a) => qdrant(a),
         Engine::Opensearch(a) => {
-            let engine = if a.seismic {
+            let engine = if a.sparse_vector_field {
                 LuceneEngine::OpenSearchSeismic
             } else {
                 LuceneEngine::OpenSearchRankFeatures
@@ -237,8 +237,8 @@ pub fn run(args: ExportArgs) -> Result<()> {
             lucene(a, engine)
         }
         Engine::Elasticsearch(a) => {
-            if a.seismic {
-                bail!("--seismic is an OpenSearch field type");
+            if a.sparse_vector_field {
+                bail!("--sparse-vector-field is OpenSearch's seismic field; Elasticsearch's sparse_vector is the default here");
             }
             lucene(a, LuceneEngine::Elasticsearch)
         }
