@@ -10,3 +10,4 @@ mod lucene;
 mod milvus;
 mod openapi;
 mod qdrant;
+mod qdrant_rest;
