@@ -100,9 +100,9 @@ impl MilvusCollection {
             let layout = self.layout()?;
             if layout.has_text != store_text {
                 return Err(EngineError::Collection(format!(
-                    "Milvus collection {} {} a {TEXT_FIELD:?} field; export {} --store-text, or to another collection",
+                    "Milvus collection {} {} {TEXT_FIELD:?} field; export {} --store-text, or to another collection",
                     self.target.collection,
-                    if layout.has_text { "has" } else { "has no" },
+                    if layout.has_text { "has a" } else { "has no" },
                     if layout.has_text { "with" } else { "without" },
                 )));
             }

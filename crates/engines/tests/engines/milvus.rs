@@ -166,3 +166,45 @@ fn bad_inputs_are_clear_errors() {
         .to_string();
     assert!(err.contains("Milvus at http://127.0.0.1:9"), "{err}");
 }
+
+#[test]
+fn texts_are_stored_and_a_layout_mismatch_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = MilvusLite::start(&tmp.path().join("milvus"));
+    let mut docs = documents(50, DIM, 51);
+    for d in &mut docs {
+        d.text = Some(format!("the text of {}", d.id));
+    }
+    let with_text = MilvusExportOptions {
+        store_text: true,
+        ..MilvusExportOptions::default()
+    };
+    let target = MilvusTarget::new(&server.uri(), "texts").unwrap();
+    let report = export_milvus(&target, &docs, &with_text, &mut quiet()).unwrap();
+    assert_eq!(report.count, 50);
+    let layout = MilvusCollection::connect(&target)
+        .unwrap()
+        .layout()
+        .unwrap();
+    assert!(layout.has_text);
+    let err = export_milvus(
+        &target,
+        &docs,
+        &MilvusExportOptions::default(),
+        &mut quiet(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("has a \"text\" field"), "{err}");
+    let plain = MilvusTarget::new(&server.uri(), "plain").unwrap();
+    export_milvus(&plain, &docs, &MilvusExportOptions::default(), &mut quiet()).unwrap();
+    let err = export_milvus(&plain, &docs, &with_text, &mut quiet())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("has no \"text\" field"), "{err}");
+    docs[3].text = None;
+    let err = export_milvus(&target, &docs, &with_text, &mut quiet())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("document \"doc-3\" has no text"), "{err}");
+}
