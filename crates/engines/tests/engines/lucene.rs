@@ -343,3 +343,116 @@ fn bulk_files_round_trip_to_our_vectors() {
     assert!(err.to_string().contains("beyond the vocabulary"), "{err}");
     assert!(!tmp.path().join("x.ndjson").exists());
 }
+
+/// `post_bulk` against a stand-in cluster (no OpenSearch or Elasticsearch runs here): the
+/// index is created with our mapping when `HEAD` says it is missing, `_bulk` bodies are
+/// ndjson pairs of the documented shape, documents are keyed by `_id` (sending twice keeps
+/// one copy), and an answer with `"errors": true` is an error quoting the failed item.
+#[test]
+fn post_bulk_creates_the_index_then_sends_keyed_documents() {
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+
+    use splade_engines::lucene::post_bulk;
+
+    #[derive(Default)]
+    struct Cluster {
+        mappings: BTreeMap<String, Value>,
+        docs: BTreeMap<String, Value>,
+        bulk_requests: usize,
+        reject_next: bool,
+    }
+    let cluster = Arc::new(Mutex::new(Cluster::default()));
+    let shared = cluster.clone();
+    let url = crate::http::serve(move |method, target, body| {
+        let mut c = shared.lock().unwrap();
+        match (method, target) {
+            ("HEAD", t) => {
+                let found = c.mappings.contains_key(t.trim_start_matches('/'));
+                (if found { 200 } else { 404 }, json!({}))
+            }
+            ("PUT", t) => {
+                let mapping: Value = serde_json::from_slice(body).unwrap();
+                c.mappings
+                    .insert(t.trim_start_matches('/').to_string(), mapping);
+                (200, json!({"acknowledged": true}))
+            }
+            ("POST", "/_bulk") => {
+                c.bulk_requests += 1;
+                let lines: Vec<Value> = std::str::from_utf8(body)
+                    .unwrap()
+                    .lines()
+                    .map(|l| serde_json::from_str(l).unwrap())
+                    .collect();
+                let documented = fixture_lines("bulk-index-action.ndjson");
+                let mut items = Vec::new();
+                for pair in lines.chunks(2) {
+                    assert_eq!(skeleton(&pair[0]), skeleton(&documented[0]));
+                    let id = pair[0]["index"]["_id"].as_str().unwrap().to_string();
+                    if std::mem::take(&mut c.reject_next) {
+                        items.push(json!({"index": {"_id": id, "status": 400, "error": {"type": "document_parsing_exception", "reason": "[sparse_vector] fields do not support dots in feature names"}}}));
+                    } else {
+                        c.docs.insert(id.clone(), pair[1].clone());
+                        items.push(json!({"index": {"_id": id, "status": 201}}));
+                    }
+                }
+                let errors = items.iter().any(|i| i["index"]["error"].is_object());
+                (200, json!({"took": 1, "errors": errors, "items": items}))
+            }
+            _ => (405, json!({})),
+        }
+    });
+    let tokens = TokenMap::from_vocabulary(&vocabulary());
+    let docs = documents(230, DIM, 61);
+    let mut progress = Vec::new();
+    for _ in 0..2 {
+        progress.clear();
+        post_bulk(
+            &url,
+            None,
+            LuceneEngine::Elasticsearch,
+            Some(&tokens),
+            &docs,
+            "scifact",
+            "splade",
+            false,
+            100,
+            &mut |n| progress.push(n),
+        )
+        .unwrap();
+    }
+    assert_eq!(progress, vec![100, 200, 230]);
+    {
+        let c = cluster.lock().unwrap();
+        assert_eq!(c.mappings.len(), 1);
+        assert_eq!(
+            c.mappings["scifact"],
+            mapping(LuceneEngine::Elasticsearch, "splade", false)
+        );
+        assert_eq!(c.bulk_requests, 6);
+        assert_eq!(c.docs.len(), 230, "sending twice must not add documents");
+        let back = tokens
+            .decode(c.docs["doc-7"]["splade"].as_object().unwrap())
+            .unwrap();
+        assert_eq!(back, docs[7].vector);
+    }
+    cluster.lock().unwrap().reject_next = true;
+    let err = post_bulk(
+        &url,
+        None,
+        LuceneEngine::Elasticsearch,
+        Some(&tokens),
+        &docs[..10],
+        "scifact",
+        "splade",
+        false,
+        100,
+        &mut |_| {},
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("documents 1..10") && err.contains("do not support dots"),
+        "{err}"
+    );
+}

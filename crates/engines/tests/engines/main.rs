@@ -6,6 +6,7 @@
 mod engine_servers;
 
 mod corpus;
+mod http;
 mod lucene;
 mod milvus;
 mod openapi;

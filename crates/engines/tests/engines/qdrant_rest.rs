@@ -5,8 +5,6 @@
 //! its idempotency, not Qdrant itself.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
@@ -14,6 +12,7 @@ use splade_engines::qdrant::{export_qdrant, QdrantExportOptions, QdrantRest};
 use splade_engines::retry::RetryPolicy;
 
 use crate::corpus::{assert_same_top_k, documents, exact_top_k, queries};
+use crate::http::serve;
 use crate::openapi::OpenApi;
 
 const DIM: u32 = 2000;
@@ -24,33 +23,6 @@ struct State {
     requests: Vec<String>,
     /// Upsert requests to refuse with 503 before accepting again.
     fail_upserts: usize,
-}
-
-/// One HTTP/1.1 request: method, target, body.
-fn read_request(reader: &mut BufReader<TcpStream>) -> Option<(String, String, Vec<u8>)> {
-    let mut line = String::new();
-    if reader.read_line(&mut line).ok()? == 0 {
-        return None;
-    }
-    let mut parts = line.split_whitespace();
-    let (method, target) = (parts.next()?.to_string(), parts.next()?.to_string());
-    let mut length = 0;
-    loop {
-        let mut header = String::new();
-        reader.read_line(&mut header).ok()?;
-        let header = header.trim_end();
-        if header.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = header.split_once(':') {
-            if k.eq_ignore_ascii_case("content-length") {
-                length = v.trim().parse().ok()?;
-            }
-        }
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).ok()?;
-    Some((method, target, body))
 }
 
 fn dot(a: &Value, b: &Value) -> f64 {
@@ -156,31 +128,14 @@ fn answer(
 
 /// Starts the stand-in server; returns its URL and state.
 fn stand_in() -> (String, Arc<Mutex<State>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
     let state = Arc::new(Mutex::new(State::default()));
     let shared = state.clone();
-    std::thread::spawn(move || {
-        let api = Arc::new(OpenApi::load(
-            &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../../fixtures/engines/qdrant/openapi.json"),
-        ));
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { break };
-            let (api, state) = (api.clone(), shared.clone());
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut writer = stream;
-                while let Some((method, target, body)) = read_request(&mut reader) {
-                    let (status, value) =
-                        answer(&api, &mut state.lock().unwrap(), &method, &target, &body);
-                    let text = value.to_string();
-                    let reason = if status == 200 { "OK" } else { "Error" };
-                    let _ = write!(writer, "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{text}", text.len());
-                    let _ = writer.flush();
-                }
-            });
-        }
+    let api = OpenApi::load(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fixtures/engines/qdrant/openapi.json"),
+    );
+    let url = serve(move |method, target, body| {
+        answer(&api, &mut shared.lock().unwrap(), method, target, body)
     });
     (url, state)
 }
