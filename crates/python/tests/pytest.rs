@@ -1,0 +1,117 @@
+//! Runs the Python tests of the `splade_rs` package (`tests/python`, pytest) from
+//! `cargo test`, so the README's test command covers them: builds the wheel with maturin
+//! (abi3, release, the `extension-module` feature, this workspace's target directory),
+//! installs it into a virtual environment and runs pytest there.
+//!
+//! The environment is `SPLADE_RS_PYTHON_VENV` when set, else `target/python-venv`, created
+//! with `python3 -m venv` and filled from `requirements-test.txt` (PyPI) when it lacks them.
+//! Missing Python or pip is a failure with a clear message, never a silent pass.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn crate_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The workspace's target directory (`CARGO_TARGET_TMPDIR` is `<target>/tmp`).
+fn target_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .expect("CARGO_TARGET_TMPDIR has a parent")
+        .to_path_buf()
+}
+
+fn run(cmd: &mut Command, what: &str) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot run {cmd:?}: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n{text}",
+        out.status
+    );
+    text
+}
+
+/// The test environment's python, created and filled when needed.
+fn venv_python() -> PathBuf {
+    let venv = std::env::var_os("SPLADE_RS_PYTHON_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target_dir().join("python-venv"));
+    let python = venv.join("bin").join("python");
+    if !python.exists() {
+        run(
+            Command::new("python3").args(["-m", "venv"]).arg(&venv),
+            "creating the Python test environment (python3 -m venv; install python3 and python3-venv)",
+        );
+    }
+    let ready = Command::new(&python)
+        .args(["-c", "import maturin, numpy, scipy, pytest"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ready {
+        run(
+            Command::new(&python)
+                .args(["-m", "pip", "install", "-q", "-r"])
+                .arg(crate_dir().join("requirements-test.txt")),
+            "installing maturin, numpy, scipy and pytest from PyPI",
+        );
+    }
+    python
+}
+
+#[test]
+fn python_package_tests_pass() {
+    let python = venv_python();
+    let wheels = target_dir().join("python-wheels");
+    let _ = std::fs::remove_dir_all(&wheels);
+    run(
+        Command::new(&python)
+            .args(["-m", "maturin", "build", "--release", "--quiet", "-i"])
+            .arg(&python)
+            .arg("-o")
+            .arg(&wheels)
+            .current_dir(crate_dir())
+            .env("CARGO_TARGET_DIR", target_dir()),
+        "building the splade_rs wheel with maturin",
+    );
+    let wheel = std::fs::read_dir(&wheels)
+        .expect("maturin wrote the wheel folder")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|x| x == "whl"))
+        .expect("maturin built a wheel");
+    run(
+        Command::new(&python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--force-reinstall",
+                "--no-deps",
+            ])
+            .arg(&wheel),
+        "installing the wheel",
+    );
+    let report = run(
+        Command::new(&python)
+            .args([
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "tests/python",
+            ])
+            .current_dir(crate_dir()),
+        "pytest tests/python",
+    );
+    println!("{report}");
+    assert!(report.contains(" passed"), "pytest ran no test:\n{report}");
+}
