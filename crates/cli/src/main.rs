@@ -9,6 +9,7 @@ mod export_cmd;
 mod index_cmd;
 mod input;
 mod search_cmd;
+mod serve_cmd;
 mod train_cmd;
 
 use std::io::{BufWriter, Write};
@@ -52,6 +53,9 @@ enum Command {
     Search(search_cmd::SearchArgs),
     /// Export documents to a distributed engine (`export milvus|qdrant|opensearch|elasticsearch`).
     Export(export_cmd::ExportArgs),
+    /// Serve the model over HTTP (text-embeddings-inference compatible), with search and
+    /// live updates of an index when given `--index`.
+    Serve(Box<serve_cmd::ServeArgs>),
 }
 
 #[derive(Args)]
@@ -131,14 +135,26 @@ fn tune_allocator() {}
 fn main() {
     tune_allocator();
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "splade=info,splade_encoder=info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .without_time()
-        .init();
+    let filter = || {
+        tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| "splade=info,splade_encoder=info,splade_server=info".into())
+    };
+    match &cli.command {
+        Command::Serve(args) if args.json_output => tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter())
+            .with_writer(std::io::stderr)
+            .init(),
+        Command::Serve(_) => tracing_subscriber::fmt()
+            .with_env_filter(filter())
+            .with_writer(std::io::stderr)
+            .init(),
+        _ => tracing_subscriber::fmt()
+            .with_env_filter(filter())
+            .with_writer(std::io::stderr)
+            .without_time()
+            .init(),
+    }
     if let Err(err) = set_up_threads(cli.threads) {
         exit_with(err);
     }
@@ -153,6 +169,7 @@ fn main() {
         Command::Index(args) => index_cmd::run_index(args),
         Command::Search(args) => search_cmd::run_search(args),
         Command::Export(args) => export_cmd::run(args),
+        Command::Serve(args) => serve_cmd::run(*args),
     };
     if let Err(err) = result {
         exit_with(err);

@@ -15,7 +15,7 @@ use crate::layout::ModelFolder;
 use crate::model::{find_weights, first_non_finite_row, ForwardMode, MaskedLm, TokenBatch};
 use crate::paths::check_inside;
 use crate::pooling::{pool_sparse_packed_checked, PoolingConfig};
-use crate::tokenize::{tokenizer_source, TextTokenizer, TokenizedText};
+use crate::tokenize::{tokenizer_source, TextTokenizer, TokenizedText, Truncation};
 
 /// Options of one `encode` call.
 #[derive(Debug, Clone)]
@@ -188,6 +188,13 @@ impl SparseEncoder {
         &self.device
     }
 
+    /// The prompt text `options` prepend to every text (empty for none): the literal
+    /// `prompt`, else the named prompt, else the model's default prompt. An unknown prompt
+    /// name is an error.
+    pub fn prompt_text(&self, options: &EncodeOptions) -> Result<String> {
+        self.resolve_prompt(options)
+    }
+
     fn resolve_prompt(&self, options: &EncodeOptions) -> Result<String> {
         if let Some(prompt) = &options.prompt {
             return Ok(prompt.clone());
@@ -296,14 +303,7 @@ impl SparseEncoder {
         texts: &[impl AsRef<str>],
         options: &EncodeOptions,
     ) -> Result<SparseBatch> {
-        let mut options = options.clone();
-        if options.prompt.is_none()
-            && options.prompt_name.is_none()
-            && self.folder.prompts.contains_key("query")
-        {
-            options.prompt_name = Some("query".into());
-        }
-        self.encode(texts, &options)
+        self.encode(texts, &self.query_options(options))
     }
 
     /// Encodes documents: uses the model's `document` (or `passage`, `corpus`) prompt when it
@@ -313,6 +313,25 @@ impl SparseEncoder {
         texts: &[impl AsRef<str>],
         options: &EncodeOptions,
     ) -> Result<SparseBatch> {
+        self.encode(texts, &self.document_options(options))
+    }
+
+    /// The options [`Self::encode_query`] encodes with: `options` plus the model's `query`
+    /// prompt when it has one and none is set.
+    pub fn query_options(&self, options: &EncodeOptions) -> EncodeOptions {
+        let mut options = options.clone();
+        if options.prompt.is_none()
+            && options.prompt_name.is_none()
+            && self.folder.prompts.contains_key("query")
+        {
+            options.prompt_name = Some("query".into());
+        }
+        options
+    }
+
+    /// The options [`Self::encode_document`] encodes with: `options` plus the model's
+    /// `document` (or `passage`, `corpus`) prompt when it has one and none is set.
+    pub fn document_options(&self, options: &EncodeOptions) -> EncodeOptions {
         let mut options = options.clone();
         if options.prompt.is_none() && options.prompt_name.is_none() {
             options.prompt_name = DOCUMENT_PROMPT_NAMES
@@ -320,7 +339,57 @@ impl SparseEncoder {
                 .find(|n| self.folder.prompts.contains_key(**n))
                 .map(|n| n.to_string());
         }
-        self.encode(texts, &options)
+        options
+    }
+
+    /// Tokenizes texts as [`Self::tokenize`] does, truncating as `truncation` says
+    /// ([`Truncation::Refuse`]: a text longer than [`Self::max_seq_length`] tokens is an
+    /// error). With [`Truncation::Right`] this is [`Self::tokenize`].
+    pub fn tokenize_truncating(
+        &self,
+        texts: &[impl AsRef<str>],
+        options: &EncodeOptions,
+        truncation: Truncation,
+    ) -> Result<Vec<TokenizedText>> {
+        let prompt = self.resolve_prompt(options)?;
+        if prompt.is_empty() {
+            return self.tokenizer.encode_truncating(texts, truncation);
+        }
+        let prompted: Vec<String> = texts
+            .iter()
+            .map(|t| format!("{prompt}{}", t.as_ref()))
+            .collect();
+        self.tokenizer.encode_truncating(&prompted, truncation)
+    }
+
+    /// Encodes tokenized texts (from [`Self::tokenize`] or [`Self::tokenize_truncating`])
+    /// in one forward pass, one vector per row in order, keeping the `max_active_dims`
+    /// heaviest weights of each when set. A caller that batches texts itself (a server)
+    /// uses this; [`Self::encode`] is tokenization plus this, in batches.
+    pub fn encode_tokens(
+        &self,
+        rows: &[&TokenizedText],
+        max_active_dims: Option<usize>,
+    ) -> Result<Vec<SparseVector>> {
+        if max_active_dims == Some(0) {
+            return Err(EncoderError::InvalidArgument(
+                "max_active_dims must be at least 1".into(),
+            ));
+        }
+        let max_length = self.max_seq_length();
+        if let Some(index) = rows.iter().position(|r| r.ids.len() > max_length) {
+            return Err(EncoderError::InputTooLong {
+                index,
+                what: "tokens",
+                limit: max_length,
+                given: rows[index].ids.len(),
+            });
+        }
+        let vectors = self.encode_tokenized(rows)?;
+        Ok(match max_active_dims {
+            Some(k) => vectors.into_iter().map(|v| v.view().top_k(k)).collect(),
+            None => vectors,
+        })
     }
 
     /// Pads tokenized texts into a batch on the model's device.

@@ -91,6 +91,18 @@ pub enum EncoderError {
         /// What is wrong.
         message: String,
     },
+    /// A text exceeds the model's max length and may not be truncated.
+    #[error("`inputs` must have less than {limit} {what}. Given: {given} (text #{index})")]
+    InputTooLong {
+        /// The text's position in the input.
+        index: usize,
+        /// `tokens` or `characters`.
+        what: &'static str,
+        /// The largest count allowed.
+        limit: usize,
+        /// The text's count.
+        given: usize,
+    },
     /// A Hugging Face Hub id could not be resolved.
     #[error("model '{id}' is not a local folder and could not be fetched from the Hugging Face Hub ({message}); cached files are looked for in {cache}")]
     Hub {

@@ -46,4 +46,5 @@ pub use pooling::{PoolingActivation, PoolingConfig, PoolingStrategy};
 pub use splade_sparse::{
     ScoreMatrix, Similarity, SparseBatch, SparseVector, SparseView, SparsityStats,
 };
+pub use tokenize::{TokenizedText, Truncation};
 pub use trainable::TrainableEncoder;

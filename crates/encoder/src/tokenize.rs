@@ -17,9 +17,17 @@ use tokenizers::{
 
 use crate::error::{read_json, EncoderError, Result};
 
+/// A tokenized text with offsets, special-token mask and token strings (see
+/// [`TextTokenizer::encoding`]).
+pub use tokenizers::Encoding;
+
 /// The largest `tokenizer.json` read (real ones reach ~20 MB; the limit only stops a device
 /// or a runaway file from being read forever).
 pub const MAX_TOKENIZER_BYTES: u64 = 512 << 20;
+
+/// Characters allowed per token of the max length before a text that may not be truncated
+/// is refused without tokenizing it (text-embeddings-inference's limit).
+pub const MAX_CHARS_PER_TOKEN: usize = 250;
 
 /// One tokenized text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,10 +38,26 @@ pub struct TokenizedText {
     pub type_ids: Vec<u32>,
 }
 
+/// What happens to a text longer than the model's max length (special tokens included).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Truncation {
+    /// Keep the first tokens (sentence-transformers' behaviour, the default).
+    #[default]
+    Right,
+    /// Keep the last tokens.
+    Left,
+    /// Refuse the text: [`EncoderError::InputTooLong`].
+    Refuse,
+}
+
 /// The tokenizer of a model plus the text preparation sentence-transformers applies first.
 #[derive(Clone)]
 pub struct TextTokenizer {
     inner: Tokenizer,
+    /// The same tokenizer truncating on the left, made on first use.
+    left: std::sync::OnceLock<Tokenizer>,
+    /// The same tokenizer without truncation, made on first use.
+    untruncated: std::sync::OnceLock<Tokenizer>,
     do_lower_case: bool,
     max_length: usize,
     pad_id: u32,
@@ -99,6 +123,8 @@ impl TextTokenizer {
         let pad_id = inner.token_to_id(&pad_token).unwrap_or(0);
         Ok(Self {
             inner,
+            left: std::sync::OnceLock::new(),
+            untruncated: std::sync::OnceLock::new(),
             do_lower_case,
             max_length,
             pad_id,
@@ -138,6 +164,104 @@ impl TextTokenizer {
                 })
             })
             .collect()
+    }
+
+    /// Tokenizes texts, truncating as `truncation` says. With [`Truncation::Refuse`] a text
+    /// of more than [`Self::max_length`] tokens is an error
+    /// ([`EncoderError::InputTooLong`]); it is refused before tokenization when it has more
+    /// than 250 characters per allowed token (so no request can make the tokenizer work on
+    /// megabytes of text only to refuse it).
+    pub fn encode_truncating(
+        &self,
+        texts: &[impl AsRef<str>],
+        truncation: Truncation,
+    ) -> Result<Vec<TokenizedText>> {
+        let (cell, direction) = match truncation {
+            Truncation::Right => return self.encode(texts),
+            Truncation::Left => (&self.left, Some(TruncationDirection::Left)),
+            Truncation::Refuse => (&self.untruncated, None),
+        };
+        let tokenizer = match cell.get() {
+            Some(tokenizer) => tokenizer,
+            None => {
+                let made = self.with_truncation(direction)?;
+                cell.get_or_init(|| made)
+            }
+        };
+        let char_limit = self.max_length.saturating_mul(MAX_CHARS_PER_TOKEN);
+        texts
+            .iter()
+            .enumerate()
+            .map(|(index, text)| {
+                let text = text.as_ref();
+                if truncation == Truncation::Refuse && text.len() > char_limit {
+                    let chars = text.chars().count();
+                    if chars > char_limit {
+                        return Err(EncoderError::InputTooLong {
+                            index,
+                            what: "characters",
+                            limit: char_limit,
+                            given: chars,
+                        });
+                    }
+                }
+                let enc =
+                    tokenizer
+                        .encode_fast(text, true)
+                        .map_err(|e| EncoderError::Tokenize {
+                            index,
+                            message: e.to_string(),
+                        })?;
+                if truncation == Truncation::Refuse && enc.len() > self.max_length {
+                    return Err(EncoderError::InputTooLong {
+                        index,
+                        what: "tokens",
+                        limit: self.max_length,
+                        given: enc.len(),
+                    });
+                }
+                Ok(TokenizedText {
+                    ids: enc.get_ids().to_vec(),
+                    type_ids: enc.get_type_ids().to_vec(),
+                })
+            })
+            .collect()
+    }
+
+    /// The full encoding of one text (offsets, special-token mask, token strings), without
+    /// truncation: what a `/tokenize` route shows.
+    pub fn encoding(&self, text: &str, add_special_tokens: bool) -> Result<Encoding> {
+        let tokenizer = match self.untruncated.get() {
+            Some(tokenizer) => tokenizer,
+            None => {
+                let made = self.with_truncation(None)?;
+                self.untruncated.get_or_init(|| made)
+            }
+        };
+        tokenizer
+            .encode(text, add_special_tokens)
+            .map_err(|e| EncoderError::Tokenize {
+                index: 0,
+                message: e.to_string(),
+            })
+    }
+
+    /// A copy of the tokenizer truncating on the `direction` side, or not at all.
+    fn with_truncation(&self, direction: Option<TruncationDirection>) -> Result<Tokenizer> {
+        let mut tokenizer = self.inner.clone();
+        let params = direction.map(|direction| TruncationParams {
+            direction,
+            max_length: self.max_length,
+            strategy: TruncationStrategy::LongestFirst,
+            stride: 0,
+        });
+        tokenizer
+            .with_truncation(params)
+            .map_err(|e| EncoderError::Tokenize {
+                index: 0,
+                message: format!("setting up truncation: {e}"),
+            })?;
+        Ok(tokenizer)
     }
 
     /// The vocabulary string of a token id.

@@ -184,6 +184,61 @@ impl Case {
                 &format!("{name}: batch size 1, row {r}"),
             );
         }
+        // Pre-tokenized rows through `encode_tokens`, in another grouping: the same vectors.
+        let tokens = self.encoder.tokenize(&sub, &Self::opts()).unwrap();
+        let mut rows: Vec<&splade_encoder::TokenizedText> = tokens.iter().collect();
+        rows.reverse();
+        let reversed = self.encoder.encode_tokens(&rows, None).unwrap();
+        for (r, v) in reversed.iter().rev().enumerate() {
+            assert_vectors_match(
+                v,
+                &batch.row(r).unwrap().to_owned(),
+                &format!("{name}: encode_tokens row {r}"),
+            );
+        }
+        // Truncation: left keeps the end, refusing names the length, right is `tokenize`.
+        let long = vec!["word"; 2 * self.encoder.max_seq_length()].join(" ") + " last";
+        let max = self.encoder.max_seq_length();
+        let right = self
+            .encoder
+            .tokenize_truncating(&[&long], &Self::opts(), splade_encoder::Truncation::Right)
+            .unwrap();
+        assert_eq!(
+            right,
+            self.encoder.tokenize(&[&long], &Self::opts()).unwrap()
+        );
+        let left = self
+            .encoder
+            .tokenize_truncating(&[&long], &Self::opts(), splade_encoder::Truncation::Left)
+            .unwrap();
+        assert_eq!((right[0].ids.len(), left[0].ids.len()), (max, max));
+        assert_ne!(
+            right[0].ids, left[0].ids,
+            "{name}: left truncation keeps the end"
+        );
+        match self.encoder.tokenize_truncating(
+            &[&long],
+            &Self::opts(),
+            splade_encoder::Truncation::Refuse,
+        ) {
+            Err(splade_encoder::EncoderError::InputTooLong { limit, given, .. }) => {
+                assert_eq!(limit, max);
+                assert!(given > max);
+            }
+            other => panic!("{name}: a too-long text was not refused: {other:?}"),
+        }
+        let short = self
+            .encoder
+            .tokenize_truncating(&sub[..1], &Self::opts(), splade_encoder::Truncation::Refuse)
+            .unwrap();
+        assert_eq!(
+            short,
+            self.encoder.tokenize(&sub[..1], &Self::opts()).unwrap()
+        );
+        assert!(matches!(
+            self.encoder.encode_tokens(&[&left[0]], Some(0)),
+            Err(splade_encoder::EncoderError::InvalidArgument(_))
+        ));
 
         // Prompts.
         if let Some(prompt_ids) = e.get("prompt_text_ids") {

@@ -196,7 +196,7 @@ fn cluster_documents(
 /// Checks a document before it is added: a non-empty id without control characters
 /// (newlines, tabs: every line format of ids breaks on them), indices `< dim`, weights in
 /// `0..=MAX_WEIGHT`. Errors name the id.
-pub(crate) fn check_document(id: &str, vector: SparseView<'_>, dim: usize) -> Result<()> {
+pub fn check_document(id: &str, vector: SparseView<'_>, dim: usize) -> Result<()> {
     let invalid = |message: String| IndexError::InvalidDocument {
         id: id.to_string(),
         message,

@@ -31,7 +31,7 @@ use crate::segment::Segment;
 /// Every array is validated when the index is opened or built (offsets monotone and in
 /// range, term ids `< dim`, weights finite and `>= 0`), so no input file can make a search
 /// panic or read out of bounds.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Index {
     slots: Vec<Slot>,
     dim: usize,

@@ -187,6 +187,9 @@ impl SelfAttention {
         mode: ForwardMode,
         dropout: Option<&Dropout>,
     ) -> candle_core::Result<Tensor> {
+        if mode == ForwardMode::Inference && packing.is_padded() {
+            return self.forward_by_length(x, packing);
+        }
         let (b, t) = (packing.batch(), packing.seq());
         let split = |y: Tensor| -> candle_core::Result<Tensor> {
             packing
@@ -221,6 +224,69 @@ impl SelfAttention {
                 .transpose(1, 2)?
                 .reshape((b, t, self.num_heads * self.head_dim))?,
         )
+    }
+}
+
+impl SelfAttention {
+    /// Inference over a padded batch: the texts of each length attend together, unpadded, so
+    /// every text's result is bit for bit what it gets when encoded alone (or among texts of
+    /// its own length). Padding would change the width of the probabilities x values product
+    /// and the order of its float sums, so a text's vector would depend, in its last bits, on
+    /// the other texts of its batch: a server batching requests dynamically could then not
+    /// answer exactly what offline encoding gives.
+    fn forward_by_length(&self, x: &Tensor, packing: &Packing) -> candle_core::Result<Tensor> {
+        let device = x.device();
+        let scale = 1.0 / (self.head_dim as f64).sqrt();
+        let q_all = (self.query.forward(x)? * scale)?;
+        let k_all = self.key.forward(x)?;
+        let v_all = self.value.forward(x)?;
+        let starts = packing.starts();
+        let mut by_length: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
+        for r in 0..packing.batch() {
+            by_length
+                .entry(starts[r + 1] - starts[r])
+                .or_default()
+                .push(r);
+        }
+        let n = packing.tokens();
+        let mut outputs = Vec::with_capacity(by_length.len());
+        let mut order: Vec<u32> = Vec::with_capacity(n);
+        for (len, texts) in by_length {
+            let rows: Vec<u32> = texts
+                .iter()
+                .flat_map(|&r| (starts[r]..starts[r + 1]).map(|i| i as u32))
+                .collect();
+            let g = texts.len();
+            let index = Tensor::from_vec(rows.clone(), rows.len(), device)?;
+            let split = |y: &Tensor| -> candle_core::Result<Tensor> {
+                y.index_select(&index, 0)?
+                    .reshape((g, len, self.num_heads, self.head_dim))?
+                    .transpose(1, 2)?
+                    .contiguous()
+            };
+            let (q, k, v) = (split(&q_all)?, split(&k_all)?, split(&v_all)?);
+            let scores = as_dtype(&q.matmul(&k.t()?)?, DType::F32)?;
+            // The same ops as an unpadded batch (whose mask bias is all zeros).
+            let bias = Tensor::zeros((g, 1, 1, len), DType::F32, device)?;
+            let probs = if fused::supported(&scores) {
+                fused::masked_softmax(&scores, &bias)?
+            } else {
+                candle_nn::ops::softmax_last_dim(&scores.broadcast_add(&bias)?)?
+            };
+            outputs.push(
+                as_dtype(&probs, v.dtype())?
+                    .matmul(&v)?
+                    .transpose(1, 2)?
+                    .reshape((g * len, self.num_heads * self.head_dim))?,
+            );
+            order.extend(rows);
+        }
+        // Back to packed order: packed row i is row inverse[i] of the concatenation.
+        let mut inverse = vec![0u32; n];
+        for (position, &row) in order.iter().enumerate() {
+            inverse[row as usize] = position as u32;
+        }
+        Tensor::cat(&outputs, 0)?.index_select(&Tensor::from_vec(inverse, n, device)?, 0)
     }
 }
 

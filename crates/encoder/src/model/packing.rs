@@ -77,6 +77,11 @@ impl Packing {
         })
     }
 
+    /// Whether the batch has padding (texts of different lengths).
+    pub fn is_padded(&self) -> bool {
+        self.gather.is_some()
+    }
+
     /// Texts in the batch.
     pub fn batch(&self) -> usize {
         self.batch
