@@ -4,7 +4,8 @@
 //! installs it into a virtual environment and runs pytest there.
 //!
 //! The environment is `SPLADE_RS_PYTHON_VENV` when set, else `target/python-venv`, created
-//! with `python3 -m venv` and filled from `requirements-test.txt` (PyPI) when it lacks them.
+//! with `python3 -m venv` and filled from `requirements-test.txt` (PyPI: maturin, numpy,
+//! scipy, pytest, ray[data]) when it lacks them.
 //! Missing Python or pip is a failure with a clear message, never a silent pass.
 
 use std::path::{Path, PathBuf};
@@ -52,7 +53,7 @@ fn venv_python() -> PathBuf {
         );
     }
     let ready = Command::new(&python)
-        .args(["-c", "import maturin, numpy, scipy, pytest"])
+        .args(["-c", "import maturin, numpy, scipy, pytest, ray.data"])
         .output()
         .is_ok_and(|o| o.status.success());
     if !ready {
