@@ -14,6 +14,13 @@ pub struct NativeEncoder {
     encoder: SparseEncoder,
 }
 
+impl NativeEncoder {
+    /// The Rust encoder.
+    pub(crate) fn inner(&self) -> &SparseEncoder {
+        &self.encoder
+    }
+}
+
 /// Which prompt route an encode call takes.
 fn route(kind: &str) -> PyResult<u8> {
     match kind {

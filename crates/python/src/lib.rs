@@ -6,6 +6,7 @@
 //!   similarity, decode, sparsity, intersection).
 //! - [`index`]: `NativeIndex`, a splade-index directory (build, open, add, delete, optimize,
 //!   search, info).
+//! - [`eval`]: sentence-transformers' sparse IR and binary-classification evaluators.
 //! - [`csr`]: CSR batches across the boundary as little-endian byte buffers (`indptr` i64,
 //!   `indices` i32, `data` f32), the layout of a scipy `csr_matrix`.
 //!
@@ -17,6 +18,7 @@
 pub mod csr;
 pub mod encoder;
 mod errors;
+pub mod eval;
 pub mod index;
 
 use pyo3::prelude::*;
@@ -28,6 +30,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<index::NativeIndex>()?;
     m.add_function(wrap_pyfunction!(encoder::similarity, m)?)?;
     m.add_function(wrap_pyfunction!(encoder::intersection, m)?)?;
+    m.add_function(wrap_pyfunction!(eval::evaluate_ir, m)?)?;
+    m.add_function(wrap_pyfunction!(eval::evaluate_binary, m)?)?;
     m.add(
         "DEFAULT_MODEL",
         splade_encoder::default_model::DEFAULT_MODEL,

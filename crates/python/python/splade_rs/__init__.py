@@ -5,6 +5,8 @@
   ``scipy.sparse.csr_matrix`` batches (or torch sparse COO tensors on request).
 - :class:`Index` is splade-rs's exact sparse inverted index (build, open, add, delete,
   optimize, search).
+- :func:`evaluate_ir` and :func:`evaluate_binary` return sentence-transformers' evaluator
+  dictionaries (same keys and definitions).
 
 Model and index work runs in Rust with the GIL released, so Python threads keep running.
 Errors are ``ValueError`` for bad input and ``OSError`` for files, with the Rust message.
@@ -12,6 +14,7 @@ Errors are ``ValueError`` for bad input and ``OSError`` for files, with the Rust
 
 from ._native import DEFAULT_MODEL
 from .encoder import SparseEncoder
+from .evaluation import evaluate_binary, evaluate_ir
 from .index import Index
 
-__all__ = ["DEFAULT_MODEL", "SparseEncoder", "Index"]
+__all__ = ["DEFAULT_MODEL", "SparseEncoder", "Index", "evaluate_ir", "evaluate_binary"]

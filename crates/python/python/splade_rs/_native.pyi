@@ -1,7 +1,7 @@
 """Type stubs of the native module (Rust, pyo3). Use the classes of ``splade_rs`` instead."""
 
 from os import PathLike
-from typing import List, Optional, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 DEFAULT_MODEL: str
 
@@ -64,3 +64,22 @@ class NativeIndex:
     def dim(self) -> int: ...
     @property
     def path(self) -> str: ...
+
+def evaluate_ir(
+    encoder: NativeEncoder,
+    corpus: List[Tuple[str, str]],
+    queries: List[Tuple[str, str]],
+    relevant: Dict[str, List[str]],
+    name: str,
+    batch_size: int = 32,
+    max_active_dims: Optional[int] = None,
+) -> List[Tuple[str, float]]: ...
+def evaluate_binary(
+    encoder: NativeEncoder,
+    sentences1: List[str],
+    sentences2: List[str],
+    labels: List[int],
+    name: str,
+    batch_size: int = 32,
+    max_active_dims: Optional[int] = None,
+) -> List[Tuple[str, float]]: ...
