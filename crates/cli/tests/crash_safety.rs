@@ -15,6 +15,10 @@ use std::time::{Duration, Instant};
 use splade_index::Index;
 use splade_sparse::SparseVector;
 
+#[path = "common/fs.rs"]
+mod fs;
+use fs::copy_dir;
+
 fn runs() -> usize {
     std::env::var("SPLADE_CRASH_RUNS")
         .ok()
@@ -64,19 +68,6 @@ fn live_ids(dir: &Path) -> BTreeSet<String> {
     (0..index.max_doc() as u32)
         .filter_map(|d| index.id(d).map(str::to_string))
         .collect()
-}
-
-/// Copies an index directory (files only, one level of segment directories).
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            copy_dir(&p, &to.join(e.file_name()));
-        } else {
-            std::fs::copy(&p, to.join(e.file_name())).unwrap();
-        }
-    }
 }
 
 /// A thread that opens (checksums verified) and searches an index in a loop until

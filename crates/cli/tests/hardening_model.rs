@@ -9,6 +9,10 @@ use std::process::{Command, Output, Stdio};
 
 use candle_core::{Device, Tensor};
 
+#[path = "common/fs.rs"]
+mod fs;
+use fs::copy_dir;
+
 fn model(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../fixtures/encoder/models")
@@ -37,19 +41,6 @@ fn splade(args: &[&str], stdin: &[u8]) -> Output {
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).to_string()
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 /// Before: every text came out as an empty vector and the exit code was 0.

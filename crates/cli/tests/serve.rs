@@ -2,7 +2,11 @@
 //! offline encoding and search bit for bit, TEI's OpenAPI contract, bad requests, auth,
 //! overload, durability across `kill -9`, atomic visibility of updates, graceful shutdown.
 
+#[path = "common/fs.rs"]
+mod fs;
 mod serve_support;
+
+use fs::copy_dir;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -798,19 +802,6 @@ fn assert_same_ranking(got: &[(String, f32)], expected: &[(String, f32)], what: 
             // Allowed only among near-equal scores.
             let tied = expected.iter().any(|o| o.0 == g.0 && close(o.1, e.1));
             assert!(tied, "{what}: {got:?} vs {expected:?}");
-        }
-    }
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
         }
     }
 }

@@ -226,15 +226,7 @@ impl SparseEncoder {
         texts: &[impl AsRef<str>],
         options: &EncodeOptions,
     ) -> Result<Vec<TokenizedText>> {
-        let prompt = self.resolve_prompt(options)?;
-        if prompt.is_empty() {
-            return self.tokenizer.encode(texts);
-        }
-        let prompted: Vec<String> = texts
-            .iter()
-            .map(|t| format!("{prompt}{}", t.as_ref()))
-            .collect();
-        self.tokenizer.encode(&prompted)
+        self.tokenize_truncating(texts, options, Truncation::Right)
     }
 
     /// Encodes texts into sparse vectors, one row per text in input order.

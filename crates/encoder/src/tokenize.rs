@@ -148,22 +148,7 @@ impl TextTokenizer {
 
     /// Tokenizes texts.
     pub fn encode(&self, texts: &[impl AsRef<str>]) -> Result<Vec<TokenizedText>> {
-        texts
-            .iter()
-            .enumerate()
-            .map(|(index, text)| {
-                let enc = self.inner.encode_fast(text.as_ref(), true).map_err(|e| {
-                    EncoderError::Tokenize {
-                        index,
-                        message: e.to_string(),
-                    }
-                })?;
-                Ok(TokenizedText {
-                    ids: enc.get_ids().to_vec(),
-                    type_ids: enc.get_type_ids().to_vec(),
-                })
-            })
-            .collect()
+        self.encode_truncating(texts, Truncation::Right)
     }
 
     /// Tokenizes texts, truncating as `truncation` says. With [`Truncation::Refuse`] a text
@@ -176,18 +161,7 @@ impl TextTokenizer {
         texts: &[impl AsRef<str>],
         truncation: Truncation,
     ) -> Result<Vec<TokenizedText>> {
-        let (cell, direction) = match truncation {
-            Truncation::Right => return self.encode(texts),
-            Truncation::Left => (&self.left, Some(TruncationDirection::Left)),
-            Truncation::Refuse => (&self.untruncated, None),
-        };
-        let tokenizer = match cell.get() {
-            Some(tokenizer) => tokenizer,
-            None => {
-                let made = self.with_truncation(direction)?;
-                cell.get_or_init(|| made)
-            }
-        };
+        let tokenizer = self.variant(truncation)?;
         let char_limit = self.max_length.saturating_mul(MAX_CHARS_PER_TOKEN);
         texts
             .iter()
@@ -231,19 +205,30 @@ impl TextTokenizer {
     /// The full encoding of one text (offsets, special-token mask, token strings), without
     /// truncation: what a `/tokenize` route shows.
     pub fn encoding(&self, text: &str, add_special_tokens: bool) -> Result<Encoding> {
-        let tokenizer = match self.untruncated.get() {
-            Some(tokenizer) => tokenizer,
-            None => {
-                let made = self.with_truncation(None)?;
-                self.untruncated.get_or_init(|| made)
-            }
-        };
+        let tokenizer = self.variant(Truncation::Refuse)?;
         tokenizer
             .encode(text, add_special_tokens)
             .map_err(|e| EncoderError::Tokenize {
                 index: 0,
                 message: e.to_string(),
             })
+    }
+
+    /// The tokenizer that truncates as `truncation` says (none for [`Truncation::Refuse`]);
+    /// the left and untruncated copies are made on first use.
+    fn variant(&self, truncation: Truncation) -> Result<&Tokenizer> {
+        let (cell, direction) = match truncation {
+            Truncation::Right => return Ok(&self.inner),
+            Truncation::Left => (&self.left, Some(TruncationDirection::Left)),
+            Truncation::Refuse => (&self.untruncated, None),
+        };
+        match cell.get() {
+            Some(tokenizer) => Ok(tokenizer),
+            None => {
+                let made = self.with_truncation(direction)?;
+                Ok(cell.get_or_init(|| made))
+            }
+        }
     }
 
     /// A copy of the tokenizer truncating on the `direction` side, or not at all.

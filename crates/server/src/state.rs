@@ -4,7 +4,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, HeaderValue};
-use splade_encoder::Truncation;
+use splade_encoder::{SparseVector, Truncation};
+
+use crate::types::InputType;
 
 use crate::config::ServerConfig;
 use crate::error::{ApiError, ErrorType};
@@ -66,6 +68,40 @@ impl AppState {
         })
     }
 
+    /// The items of a request as vectors, in order: its texts encoded in one call with
+    /// `prompt_name`, truncated on the right as offline encoding does; its vectors as given.
+    pub async fn vectors_of(
+        &self,
+        items: Vec<Item>,
+        prompt_name: &str,
+    ) -> Result<Vec<SparseVector>, ApiError> {
+        let texts: Vec<InputType> = items
+            .iter()
+            .filter_map(|item| match item {
+                Item::Text(t) => Some(InputType::String(t.clone())),
+                Item::Vector(_) => None,
+            })
+            .collect();
+        let mut encoded = Vec::new().into_iter();
+        if !texts.is_empty() {
+            let permit = self.infer.try_acquire(texts.len())?;
+            let options = self.infer.options_for(Some(prompt_name))?;
+            encoded = self
+                .infer
+                .encode(texts, options, Truncation::Right, &permit)
+                .await?
+                .vectors
+                .into_iter();
+        }
+        Ok(items
+            .into_iter()
+            .filter_map(|item| match item {
+                Item::Text(_) => encoded.next(),
+                Item::Vector(v) => Some(v),
+            })
+            .collect())
+    }
+
     /// Counts a failed request under its kind and passes the error on.
     pub fn failed(&self, error: ApiError) -> ApiError {
         self.metrics.count(
@@ -115,4 +151,12 @@ pub fn timing_headers(start: Instant, characters: usize, encoded: Option<&Encode
         headers.insert("x-inference-time", ms(e.inference));
     }
     headers
+}
+
+/// One item of a search or update request: a text to encode, or a checked vector.
+pub enum Item {
+    /// A text.
+    Text(String),
+    /// A vector.
+    Vector(SparseVector),
 }

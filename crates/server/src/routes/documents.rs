@@ -3,14 +3,13 @@
 
 use axum::extract::State;
 use axum::Json;
-use splade_encoder::Truncation;
 use splade_sparse::SparseVector;
 
 use crate::error::ApiError;
 use crate::json::JsonBody;
 use crate::routes::search::check_vector;
-use crate::state::SharedState;
-use crate::types::{DeleteRequest, DocumentInput, InputType, SparseInput, UpdateResponse};
+use crate::state::{Item, SharedState};
+use crate::types::{DeleteRequest, DocumentInput, SparseInput, UpdateResponse};
 
 /// Adds or replaces documents: `[{"id", "text"} | {"id", "indices", "values"}, ...]`. Texts
 /// are encoded with the model's document encoding (at most `--max-client-batch-size` texts
@@ -24,46 +23,35 @@ pub async fn upsert(
         return Err(ApiError::empty("the document list cannot be empty"));
     }
     let mut ids = Vec::with_capacity(docs.len());
-    let mut vectors: Vec<Option<SparseVector>> = Vec::with_capacity(docs.len());
-    let mut texts = Vec::new();
-    let mut text_slots = Vec::new();
+    let mut items = Vec::with_capacity(docs.len());
     for (i, doc) in docs.into_iter().enumerate() {
         splade_index::readers::check_id(&doc.id)
             .map_err(|m| ApiError::validation(format!("document #{i}: `id`: {m}")))?;
-        match (doc.text, doc.indices, doc.values) {
-            (Some(text), None, None) => {
-                text_slots.push(i);
-                texts.push(InputType::String(text));
-                vectors.push(None);
-            }
-            (None, Some(indices), Some(values)) => {
-                let v = check_vector(SparseInput { indices, values }, i)
-                    .map_err(|e| ApiError::validation(e.error.replace("query #", "document #")))?;
-                vectors.push(Some(v));
-            }
+        items.push(match (doc.text, doc.indices, doc.values) {
+            (Some(text), None, None) => Item::Text(text),
+            (None, Some(indices), Some(values)) => Item::Vector(check_vector(
+                SparseInput { indices, values },
+                "document",
+                i,
+            )?),
             _ => {
                 return Err(ApiError::validation(format!(
                     "document #{i} ({}): give either `text` or both `indices` and `values`",
                     doc.id
                 )))
             }
-        }
+        });
         ids.push(doc.id);
     }
-    if !texts.is_empty() {
-        state.check_batch(texts.len(), "texts")?;
-        let permit = state.infer.try_acquire(texts.len())?;
-        let options = state.infer.options_for(Some("document"))?;
-        let encoded = state
-            .infer
-            .encode(texts, options, Truncation::Right, &permit)
-            .await?;
-        for (slot, v) in text_slots.into_iter().zip(encoded.vectors) {
-            vectors[slot] = Some(v);
-        }
+    let texts = items
+        .iter()
+        .filter(|item| matches!(item, Item::Text(_)))
+        .count();
+    if texts > 0 {
+        state.check_batch(texts, "texts")?;
     }
-    let docs: Vec<(String, SparseVector)> =
-        ids.into_iter().zip(vectors.into_iter().flatten()).collect();
+    let vectors = state.vectors_of(items, "document").await?;
+    let docs: Vec<(String, SparseVector)> = ids.into_iter().zip(vectors).collect();
     let answer = live.upsert(docs).await?;
     Ok(Json(answer))
 }

@@ -8,16 +8,15 @@ use std::time::Instant;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use splade_encoder::Truncation;
 use splade_index::{format::MAX_WEIGHT, Index, Method, SearchOptions};
 use splade_sparse::SparseVector;
 
 use crate::error::{ApiError, ErrorType};
 use crate::json::JsonBody;
-use crate::state::SharedState;
+use crate::state::{Item, SharedState};
 use crate::types::{
-    BatchSearchResponse, InputType, QueryInput, SearchHit, SearchRequest, SearchResult,
-    SparseInput, TermExplanation,
+    BatchSearchResponse, QueryInput, SearchHit, SearchRequest, SearchResult, SparseInput,
+    TermExplanation,
 };
 
 /// Searches the live index (a snapshot taken after the queries are encoded).
@@ -106,57 +105,41 @@ async fn run(state: &SharedState, req: SearchRequest) -> Result<Response, ApiErr
     })
 }
 
-/// The queries as vectors: texts encoded (one model call for all of them), vectors checked.
+/// The queries as vectors: texts encoded (one model call for all of them, with the query
+/// encoding unless `prompt_name` says otherwise), vectors checked.
 async fn query_vectors(
     state: &SharedState,
     queries: Vec<QueryInput>,
     prompt_name: Option<&str>,
 ) -> Result<Vec<SparseVector>, ApiError> {
-    let mut vectors: Vec<Option<SparseVector>> = Vec::with_capacity(queries.len());
-    let mut texts = Vec::new();
-    let mut text_slots = Vec::new();
-    for (i, q) in queries.into_iter().enumerate() {
-        match q {
-            QueryInput::Text(t) => {
-                text_slots.push(i);
-                texts.push(InputType::String(t));
-                vectors.push(None);
-            }
-            QueryInput::Vector(v) => vectors.push(Some(check_vector(v, i)?)),
-        }
-    }
-    if !texts.is_empty() {
-        let permit = state.infer.try_acquire(texts.len())?;
-        let options = state
-            .infer
-            .options_for(Some(prompt_name.unwrap_or("query")))?;
-        // `splade search` truncates queries as sentence-transformers does: on the right.
-        let encoded = state
-            .infer
-            .encode(texts, options, Truncation::Right, &permit)
-            .await?;
-        for (slot, v) in text_slots.into_iter().zip(encoded.vectors) {
-            vectors[slot] = Some(v);
-        }
-    }
-    Ok(vectors.into_iter().flatten().collect())
+    let items = queries
+        .into_iter()
+        .enumerate()
+        .map(|(i, q)| match q {
+            QueryInput::Text(t) => Ok(Item::Text(t)),
+            QueryInput::Vector(v) => check_vector(v, "query", i).map(Item::Vector),
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    state
+        .vectors_of(items, prompt_name.unwrap_or("query"))
+        .await
 }
 
-/// A query vector of a request: strictly ascending indices, one finite weight in
-/// `0..=MAX_WEIGHT` each.
-pub fn check_vector(v: SparseInput, position: usize) -> Result<SparseVector, ApiError> {
+/// A vector of a request (`what` #`position`: a query or a document): strictly ascending
+/// indices, one finite weight in `0..=MAX_WEIGHT` each.
+pub fn check_vector(v: SparseInput, what: &str, position: usize) -> Result<SparseVector, ApiError> {
     if let Some(p) = v
         .values
         .iter()
         .position(|w| !(0.0..=MAX_WEIGHT).contains(w))
     {
         return Err(ApiError::validation(format!(
-            "query #{position}: value {} at position {p} is negative, not finite or above {MAX_WEIGHT:e}",
+            "{what} #{position}: value {} at position {p} is negative, not finite or above {MAX_WEIGHT:e}",
             v.values[p]
         )));
     }
     SparseVector::new(v.indices, v.values)
-        .map_err(|e| ApiError::validation(format!("query #{position}: {e}")))
+        .map_err(|e| ApiError::validation(format!("{what} #{position}: {e}")))
 }
 
 fn hits(
