@@ -24,6 +24,7 @@ pub mod data;
 mod error;
 pub mod loss;
 pub mod optim;
+pub mod options;
 pub mod output;
 pub mod plot;
 pub mod sampler;

@@ -203,6 +203,17 @@ pub struct LogEntry {
 /// Evaluation results at a step: metric name to value.
 pub type Metrics = BTreeMap<String, f64>;
 
+/// What [`Trainer::run_observed`] tells its caller while a run goes on (a progress display, a
+/// Python callback). Every method has an empty default.
+pub trait TrainObserver {
+    /// After each optimiser step: `step` (1-based) of `total`.
+    fn stepped(&mut self, _step: usize, _total: usize) {}
+    /// After each log entry (every `logging_steps`).
+    fn logged(&mut self, _entry: &LogEntry) {}
+    /// After each evaluation, with its metrics.
+    fn evaluated(&mut self, _step: usize, _metrics: &Metrics) {}
+}
+
 /// What a run produced.
 #[derive(Debug, Clone, Default)]
 pub struct TrainReport {
@@ -594,9 +605,24 @@ impl<'a> Trainer<'a> {
     /// until the run ends or [`TrainConfig::stop`] is set, then finish. `evaluate` is called
     /// every `eval_steps` and at the end with the current model; `on_log` with each log entry.
     pub fn run(
+        self,
+        evaluate: impl FnMut(&SparseEncoder, usize) -> Result<Metrics>,
+        on_log: impl FnMut(&LogEntry),
+    ) -> Result<TrainReport> {
+        struct LogOnly<F>(F);
+        impl<F: FnMut(&LogEntry)> TrainObserver for LogOnly<F> {
+            fn logged(&mut self, entry: &LogEntry) {
+                (self.0)(entry)
+            }
+        }
+        self.run_observed(evaluate, &mut LogOnly(on_log))
+    }
+
+    /// [`Trainer::run`] telling `observer` of every step, log entry and evaluation.
+    pub fn run_observed(
         mut self,
         mut evaluate: impl FnMut(&SparseEncoder, usize) -> Result<Metrics>,
-        mut on_log: impl FnMut(&LogEntry),
+        observer: &mut dyn TrainObserver,
     ) -> Result<TrainReport> {
         if let Some(dir) = &self.config.resume_from {
             self.resume(dir)?;
@@ -614,12 +640,19 @@ impl<'a> Trainer<'a> {
             }
             let entry = self.step()?;
             bar.inc(1);
+            observer.stepped(self.steps_done, self.plan.total_steps);
             if let Some(entry) = entry {
                 bar.set_message(format!("loss {:.4}", entry.loss));
-                bar.suspend(|| on_log(&entry));
+                bar.suspend(|| observer.logged(&entry));
             }
             if self.evaluation_due() {
-                bar.suspend(|| self.evaluate(&mut evaluate))?;
+                bar.suspend(|| {
+                    self.evaluate(|encoder, step| {
+                        let metrics = evaluate(encoder, step)?;
+                        observer.evaluated(step, &metrics);
+                        Ok(metrics)
+                    })
+                })?;
             }
         }
         bar.finish_and_clear();
