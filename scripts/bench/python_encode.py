@@ -38,19 +38,12 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare_encoders import quora_questions, scifact_passages  # noqa: E402
+from compare_encoders import peak_rss, quora_questions, scifact_passages  # noqa: E402
 
 THREADS = 2
 BATCH = 32
 QUERY = "what causes the northern lights"
 CALLS = 300
-
-
-def peak_rss() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    return 0
 
 
 def load(engine: str, model_dir: str):
