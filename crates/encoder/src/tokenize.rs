@@ -202,6 +202,19 @@ impl TextTokenizer {
             .collect()
     }
 
+    /// The token ids of one text without special tokens, truncated to [`Self::max_length`]
+    /// (what sentence-transformers' `SparseStaticEmbedding` looks weights up for); `index` is
+    /// the text's position, for messages.
+    pub fn encode_without_special_tokens(&self, text: &str, index: usize) -> Result<Vec<u32>> {
+        self.inner
+            .encode_fast(text, false)
+            .map(|enc| enc.get_ids().to_vec())
+            .map_err(|e| EncoderError::Tokenize {
+                index,
+                message: e.to_string(),
+            })
+    }
+
     /// The full encoding of one text (offsets, special-token mask, token strings), without
     /// truncation: what a `/tokenize` route shows.
     pub fn encoding(&self, text: &str, add_special_tokens: bool) -> Result<Encoding> {
