@@ -230,8 +230,8 @@ fn no_route_message(model: &std::path::Path, task: Option<&str>, available: &str
         ),
         None => format!(
             "{}: could not determine route for task=None, modality='text'. Available routes: \
-             {available}. Encode as queries or documents (encode_query / encode_document), or set \
-             a default route in the Router",
+             {available}. Encode as queries or documents (encode_query / encode_document; \
+             --query / --document on the command line), or set a default route in the Router",
             model.display()
         ),
     }

@@ -16,7 +16,7 @@ use splade_sparse::SparseVector;
 use crate::error::{EncoderError, Result};
 use crate::layout::optional_json;
 use crate::paths::check_inside;
-use crate::tokenize::{tokenizer_source, TextTokenizer};
+use crate::tokenize::{tokenizer_source, TextTokenizer, Truncation};
 
 /// Token limit when the tokenizer names none (transformers' "very large integer").
 const UNLIMITED: usize = 1 << 30;
@@ -183,7 +183,19 @@ impl StaticEmbedding {
     /// The token ids of `text` (`index`: its position, for messages): no special tokens,
     /// truncated to [`Self::max_length`].
     pub fn tokenize(&self, text: &str, index: usize) -> Result<Vec<u32>> {
-        self.tokenizer.encode_without_special_tokens(text, index)
+        self.tokenize_truncating(text, index, Truncation::Right)
+    }
+
+    /// [`Self::tokenize`] truncating as `truncation` says ([`Truncation::Refuse`]: more than
+    /// [`Self::max_length`] tokens is an error).
+    pub fn tokenize_truncating(
+        &self,
+        text: &str,
+        index: usize,
+        truncation: Truncation,
+    ) -> Result<Vec<u32>> {
+        self.tokenizer
+            .encode_without_special_tokens(text, index, truncation)
     }
 
     /// The vector of a tokenized text: the weight of each distinct token, zeros left out.

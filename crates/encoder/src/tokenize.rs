@@ -203,16 +203,31 @@ impl TextTokenizer {
     }
 
     /// The token ids of one text without special tokens, truncated to [`Self::max_length`]
-    /// (what sentence-transformers' `SparseStaticEmbedding` looks weights up for); `index` is
-    /// the text's position, for messages.
-    pub fn encode_without_special_tokens(&self, text: &str, index: usize) -> Result<Vec<u32>> {
-        self.inner
+    /// as `truncation` says (what sentence-transformers' `SparseStaticEmbedding` looks
+    /// weights up for, with [`Truncation::Right`]); `index` is the text's position, for
+    /// messages.
+    pub fn encode_without_special_tokens(
+        &self,
+        text: &str,
+        index: usize,
+        truncation: Truncation,
+    ) -> Result<Vec<u32>> {
+        let enc = self
+            .variant(truncation)?
             .encode_fast(text, false)
-            .map(|enc| enc.get_ids().to_vec())
             .map_err(|e| EncoderError::Tokenize {
                 index,
                 message: e.to_string(),
-            })
+            })?;
+        if truncation == Truncation::Refuse && enc.len() > self.max_length {
+            return Err(EncoderError::InputTooLong {
+                index,
+                what: "tokens",
+                limit: self.max_length,
+                given: enc.len(),
+            });
+        }
+        Ok(enc.get_ids().to_vec())
     }
 
     /// The full encoding of one text (offsets, special-token mask, token strings), without
