@@ -287,7 +287,32 @@ fn index_build_search_and_eval_with_an_inference_free_model() {
 #[test]
 fn serve_encodes_queries_on_the_static_route() {
     let m = model("router-learned");
-    let server = Server::start(&["--model", m.to_str().unwrap()]);
+    // An index of documents encoded on the document route, searched over HTTP with query
+    // texts, which the server encodes on the query route.
+    let tmp = tempfile::tempdir().unwrap();
+    let corpus = tmp.path().join("corpus.txt");
+    std::fs::write(
+        &corpus,
+        "rain forms when water vapour condenses\ncats sleep all day long\ninverted indexes make sparse search fast\n",
+    )
+    .unwrap();
+    let index_dir = tmp.path().join("idx");
+    ok(splade(&[
+        "index",
+        "build",
+        "--out",
+        index_dir.to_str().unwrap(),
+        "--corpus",
+        corpus.to_str().unwrap(),
+        "--model",
+        m.to_str().unwrap(),
+    ]));
+    let server = Server::start(&[
+        "--model",
+        m.to_str().unwrap(),
+        "--index",
+        index_dir.to_str().unwrap(),
+    ]);
     let agent = agent();
     let encoder = load("router-learned");
     let opts = EncodeOptions::default();
@@ -335,6 +360,35 @@ fn serve_encodes_queries_on_the_static_route() {
                 "row {r}: {a} vs {b}"
             );
         }
+    }
+    let index = Index::open(&index_dir).unwrap();
+    for (i, text) in QUERIES.iter().enumerate() {
+        let reply = post(
+            &agent,
+            &server.url("/search"),
+            &json!({"query": text, "k": 3}),
+        );
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        let hits: Vec<(String, f32)> = reply.json()["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| {
+                (
+                    h["id"].as_str().unwrap().to_string(),
+                    h["score"].as_f64().unwrap() as f32,
+                )
+            })
+            .collect();
+        let expected: Vec<(String, f32)> = index
+            .top_k(q.row(i).unwrap(), 3)
+            .iter()
+            .map(|h| (index.id(h.doc).unwrap().to_string(), h.score))
+            .collect();
+        assert_eq!(
+            hits, expected,
+            "serve /search {text:?} ranks with the query route"
+        );
     }
     drop(server);
 
