@@ -496,3 +496,60 @@ fn the_trainer_runs_the_new_losses_and_refuses_unfit_rows() {
     let err = run(&triplets, bad, None).unwrap_err().to_string();
     assert!(err.contains("loss.student_temperature"), "{err}");
 }
+
+/// `splade train --loss` / the TOML `loss` key / Python's `loss=` select each loss with the
+/// reference's defaults, and `gradient_cache` turns GradCache on.
+#[test]
+fn training_options_select_the_new_losses() {
+    use splade_train::options::{LossOption, TrainOptions};
+    for (option, base) in [
+        (LossOption::Mse, BaseLoss::Mse),
+        (LossOption::CosineSimilarity, BaseLoss::CosineSimilarity),
+        (LossOption::Cosent, BaseLoss::CoSent { scale: 20.0 }),
+        (LossOption::Angle, BaseLoss::AnglE { scale: 20.0 }),
+        (
+            LossOption::Triplet,
+            BaseLoss::Triplet {
+                distance: TripletDistance::Euclidean,
+                margin: 5.0,
+            },
+        ),
+        (
+            LossOption::DistillKlDiv,
+            BaseLoss::DistillKlDiv {
+                student_temperature: 2.0,
+                teacher_temperature: 2.0,
+            },
+        ),
+    ] {
+        let options = TrainOptions {
+            loss: Some(option),
+            gradient_cache: Some(4),
+            ..TrainOptions::default()
+        };
+        options.validate().unwrap();
+        let config = options.train_config(100);
+        assert_eq!(config.loss.base, base);
+        assert_eq!(config.gradient_cache, Some(4));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("run.toml");
+    std::fs::write(&path, "loss = \"distill-kl-div\"\ngradient_cache = 8\n").unwrap();
+    let options = TrainOptions {
+        config: Some(path),
+        ..TrainOptions::default()
+    }
+    .with_config_file()
+    .unwrap();
+    assert_eq!(options.loss, Some(LossOption::DistillKlDiv));
+    assert_eq!(options.gradient_cache, Some(8));
+    let zero = TrainOptions {
+        gradient_cache: Some(0),
+        ..TrainOptions::default()
+    };
+    assert!(zero
+        .validate()
+        .unwrap_err()
+        .to_string()
+        .contains("gradient_cache"));
+}
