@@ -7,6 +7,8 @@ weights after 3 AdamW steps (the schema of generate_train_fixtures.py), on real 
 Cases (fixtures/train/losses/<case>.json):
   cosine_similarity  SparseCosineSimilarityLoss, 6 STS-B train pairs, labels = score / 5.
   cosent             SparseCoSENTLoss (scale 20), the same pairs (two equal labels included).
+  cosent_scale1      the same with scale 1 (the scale amplifies float differences; see the
+                     tolerances in crates/train/tests/losses.rs).
   angle              SparseAnglELoss (scale 20), the same pairs.
   triplet            SparseTripletLoss (Euclidean distance, margin 5), 4 SciFact train
                      (query, relevant abstract, most word-sharing non-relevant abstract) triplets.
@@ -181,6 +183,8 @@ def main() -> None:
         "cosine_similarity": (SparseCosineSimilarityLoss, pair_cols, pair_labels, lambdas,
                               {"labels": scores, "loss_name": "cosine_similarity"}),
         "cosent": (SparseCoSENTLoss, pair_cols, pair_labels, lambdas, {"labels": scores, "loss_name": "cosent", "scale": 20.0}),
+        "cosent_scale1": (lambda m: SparseCoSENTLoss(m, scale=1.0), pair_cols, pair_labels, lambdas,
+                          {"labels": scores, "loss_name": "cosent", "scale": 1.0}),
         "angle": (SparseAnglELoss, pair_cols, pair_labels, lambdas, {"labels": scores, "loss_name": "angle", "scale": 20.0}),
         "triplet": (SparseTripletLoss, trip_cols, None, lambdas,
                     {"labels": None, "loss_name": "triplet", "distance": "euclidean", "margin": 5.0}),
