@@ -16,7 +16,7 @@ struct Printer;
 impl TrainObserver for Printer {
     fn logged(&mut self, entry: &LogEntry) {
         eprintln!(
-            "step {} epoch {:.3} loss {:.4} (mnrl {:.4}, flops q {:.5} d {:.5}) lr {:.3e} {:.2}s/step",
+            "step {} epoch {:.3} loss {:.4} (base {:.4}, flops q {:.5} d {:.5}) lr {:.3e} {:.2}s/step",
             entry.step,
             entry.epoch,
             entry.loss,

@@ -60,13 +60,40 @@ pub enum LossOption {
     #[cfg_attr(feature = "clap", value(alias = "margin_mse"))]
     #[serde(rename = "margin-mse", alias = "margin_mse")]
     MarginMse,
+    /// SparseMSELoss: distillation onto teacher embeddings (labels of vocabulary width).
+    #[serde(rename = "mse")]
+    Mse,
+    /// SparseCosineSimilarityLoss: pair cosines regress onto a score per pair.
+    #[cfg_attr(feature = "clap", value(alias = "cosine_similarity"))]
+    #[serde(rename = "cosine-similarity", alias = "cosine_similarity")]
+    CosineSimilarity,
+    /// SparseCoSENTLoss (scale 20): ranks the pairs by their scores.
+    #[serde(rename = "cosent")]
+    Cosent,
+    /// SparseAnglELoss (scale 20): CoSENT on the angle similarity.
+    #[serde(rename = "angle")]
+    Angle,
+    /// SparseTripletLoss (Euclidean distance, margin 5) on (anchor, positive, negative) rows.
+    #[serde(rename = "triplet")]
+    Triplet,
+    /// SparseDistillKLDivLoss (temperature 2): teacher scores of every candidate column.
+    #[cfg_attr(feature = "clap", value(alias = "distill_kl_div"))]
+    #[serde(rename = "distill-kl-div", alias = "distill_kl_div")]
+    DistillKlDiv,
 }
 
 impl From<LossOption> for BaseLoss {
+    /// Each loss with sentence-transformers' default settings.
     fn from(l: LossOption) -> Self {
         match l {
             LossOption::Mnrl => BaseLoss::MultipleNegativesRanking,
             LossOption::MarginMse => BaseLoss::MarginMse,
+            LossOption::Mse => BaseLoss::Mse,
+            LossOption::CosineSimilarity => BaseLoss::CosineSimilarity,
+            LossOption::Cosent => BaseLoss::cosent(),
+            LossOption::Angle => BaseLoss::angle(),
+            LossOption::Triplet => BaseLoss::triplet(),
+            LossOption::DistillKlDiv => BaseLoss::distill_kl_div(),
         }
     }
 }
@@ -114,14 +141,23 @@ pub struct TrainOptions {
     /// Columns holding hard negatives, comma-separated (default: `negative`, `negative_N`).
     #[cfg_attr(feature = "clap", arg(long, value_delimiter = ','))]
     pub negative_columns: Option<Vec<String>>,
-    /// Column holding the labels of `--loss margin-mse` (teacher margins, or the teacher
-    /// scores of the positive then each negative; default: `label` or `score`).
+    /// Column holding the labels (default: `label` or `score`): `--loss margin-mse` teacher
+    /// margins, or the teacher scores of the positive then each negative; the pair score of
+    /// `cosine-similarity`, `cosent`, `angle`; the candidates' teacher scores of
+    /// `distill-kl-div`; the teacher embedding of `mse`.
     #[cfg_attr(feature = "clap", arg(long))]
     pub label_column: Option<String>,
-    /// The loss SpladeLoss wraps: `mnrl` (SparseMultipleNegativesRankingLoss, default) or
-    /// `margin-mse` (SparseMarginMSELoss: distillation onto teacher margins).
+    /// The loss SpladeLoss wraps: `mnrl` (SparseMultipleNegativesRankingLoss, default),
+    /// `margin-mse` (SparseMarginMSELoss: distillation onto teacher margins), `mse`,
+    /// `cosine-similarity`, `cosent`, `angle` (labels: one score per pair), `triplet`
+    /// (anchor, positive, negative rows) or `distill-kl-div` (teacher scores per candidate),
+    /// each with sentence-transformers' defaults.
     #[cfg_attr(feature = "clap", arg(long, value_enum))]
     pub loss: Option<LossOption>,
+    /// CachedSpladeLoss: embed each batch this many rows at a time (GradCache), for large
+    /// batches in small memory; the same loss and gradients.
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub gradient_cache: Option<usize>,
     /// Passes over the data (default 1).
     #[cfg_attr(feature = "clap", arg(long))]
     pub epochs: Option<f64>,
@@ -262,6 +298,7 @@ impl TrainOptions {
             negative_columns,
             label_column,
             loss,
+            gradient_cache,
             epochs,
             max_steps,
             batch_size,
@@ -354,6 +391,7 @@ impl TrainOptions {
             ("gradient_accumulation", self.gradient_accumulation),
             ("logging_steps", self.logging_steps),
             ("eval_steps", self.eval_steps),
+            ("gradient_cache", self.gradient_cache),
         ] {
             if value == Some(0) {
                 return Err(TrainError::Config {
@@ -398,6 +436,7 @@ impl TrainOptions {
             eval_steps: self.eval_steps,
             best_metric: self.best_metric.clone(),
             resume_from: self.resume_from.clone(),
+            gradient_cache: self.gradient_cache,
             ..defaults
         };
         if let Some(ratio) = self.eval_ratio {
