@@ -63,6 +63,9 @@ pub enum Reorder {
 const CENTROID_TERMS: usize = 48;
 /// k-means rounds.
 const CLUSTER_ROUNDS: usize = 4;
+/// Terms in more than `1 / COMMON_TERM_DIVISOR` of the documents take no part in the
+/// clustering (see [`cluster_documents`]).
+const COMMON_TERM_DIVISOR: usize = 4;
 
 /// Spherical k-means over sparse documents with sparse (top-`CENTROID_TERMS`) centroids:
 /// the cluster of every document (`clusters` = no shared term with any centroid).
@@ -91,6 +94,23 @@ fn cluster_documents(
         if norm > 0.0 {
             pairs.iter_mut().for_each(|p| p.1 /= norm);
         }
+    };
+    // Stopword-like terms (in more than `1 / COMMON_TERM_DIVISOR` of the documents) say
+    // little about a document's cluster, but sit in nearly every centroid: scoring a
+    // document through their inverted lists would cost `clusters` operations per such
+    // term (on a collection with a few dozen of them in every document, most of the build
+    // time). They are left out of centroids and assignments.
+    let mut df = vec![0u32; dim];
+    for &t in terms {
+        df[t as usize] += 1;
+    }
+    let common: Vec<bool> = df
+        .iter()
+        .map(|&f| f as usize > n / COMMON_TERM_DIVISOR)
+        .collect();
+    let truncate = |pairs: &mut Vec<(u32, f32)>| {
+        pairs.retain(|p| !common[p.0 as usize]);
+        truncate(pairs)
     };
     let mut centroids: Vec<Vec<(u32, f32)>> = (0..clusters)
         .map(|c| {
@@ -127,6 +147,9 @@ fn cluster_documents(
                 |(acc, touched), d| {
                     let (t, v) = doc(d);
                     for (&t, &w) in t.iter().zip(v) {
+                        if common[t as usize] {
+                            continue;
+                        }
                         let (s, e) = (
                             offsets[t as usize] as usize,
                             offsets[t as usize + 1] as usize,
