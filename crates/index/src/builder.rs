@@ -66,6 +66,10 @@ const CLUSTER_ROUNDS: usize = 4;
 /// Terms in more than `1 / COMMON_TERM_DIVISOR` of the documents take no part in the
 /// clustering (see [`cluster_documents`]).
 const COMMON_TERM_DIVISOR: usize = 4;
+/// Per k-means round, terms in more than `max(clusters / LONG_LIST_DIVISOR,
+/// LONG_LIST_MIN)` centroids are not used to assign documents.
+const LONG_LIST_DIVISOR: usize = 32;
+const LONG_LIST_MIN: usize = 64;
 
 /// Spherical k-means over sparse documents with sparse (top-`CENTROID_TERMS`) centroids:
 /// the cluster of every document (`clusters` = no shared term with any centroid).
@@ -129,6 +133,11 @@ fn cluster_documents(
                 offsets[t as usize + 1] += 1;
             }
         }
+        // A term in more than `long` centroids is left out of this round's assignment: it
+        // tells few clusters apart, and its list would cost that many operations per
+        // document holding it.
+        let long = (clusters / LONG_LIST_DIVISOR).max(LONG_LIST_MIN) as u32;
+        let skip: Vec<bool> = offsets[1..].iter().map(|&c| c > long).collect();
         for t in 0..dim {
             offsets[t + 1] += offsets[t];
         }
@@ -147,7 +156,7 @@ fn cluster_documents(
                 |(acc, touched), d| {
                     let (t, v) = doc(d);
                     for (&t, &w) in t.iter().zip(v) {
-                        if common[t as usize] {
+                        if skip[t as usize] {
                             continue;
                         }
                         let (s, e) = (
