@@ -363,10 +363,6 @@ pub(crate) fn block_max_top_k(
                 continue;
             }
             Traversal::BlockMax => None,
-            // Approximate search on a large segment stays with block-max pruning: its α / β
-            // stop early, which the cost model (made for the exact stopping rule) does not
-            // see, and the screening search would make it exact, and slower.
-            Traversal::Auto if segment.len() > MAX_TAAT_DOCS && (alpha, beta) != (1.0, 1.0) => None,
             Traversal::Auto => match SwitchRule::new(segment.len(), segment.term_df(), query) {
                 Some(_) if segment.traversal_memory().skip_probe(search) => {
                     term_at_a_time(scratch, &mut top);

@@ -116,8 +116,7 @@ pub enum Traversal {
     /// than the term-at-a-time search (a cost model from the query terms' document
     /// frequencies; long queries over long documents, stopword-like terms, flat weights);
     /// once a segment handed over several times in a row, its searches go term at a time
-    /// directly (probing now and then). [`Method::Approximate`] on a segment over 32,768
-    /// documents always uses block-max pruning (its α / β stop early).
+    /// directly (probing now and then).
     #[default]
     Auto,
     /// Always block-max pruning (and, for [`Method::Approximate`], its α / β).
