@@ -77,8 +77,8 @@ pub struct SearchArgs {
     #[arg(long, value_name = "N")]
     max_query_terms: Option<usize>,
     /// How to go through each segment (same results, different speed): `auto` goes term at
-    /// a time on small segments (at most 32,768 documents) when block bounds would prune
-    /// little (long queries on long documents, e.g. SciFact), block-max pruning otherwise.
+    /// a time when block bounds would prune little (long queries on long documents, e.g.
+    /// SciFact; stopword-like terms and flat weights), block-max pruning otherwise.
     /// `term-at-a-time` is always exact, even with --approx-*.
     #[arg(long, value_enum, default_value_t = TraversalArg::Auto)]
     traversal: TraversalArg,

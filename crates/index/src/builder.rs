@@ -63,6 +63,13 @@ pub enum Reorder {
 const CENTROID_TERMS: usize = 48;
 /// k-means rounds.
 const CLUSTER_ROUNDS: usize = 4;
+/// Terms in more than `1 / COMMON_TERM_DIVISOR` of the documents take no part in the
+/// clustering (see [`cluster_documents`]).
+const COMMON_TERM_DIVISOR: usize = 4;
+/// Per k-means round, terms in more than `max(clusters / LONG_LIST_DIVISOR,
+/// LONG_LIST_MIN)` centroids are not used to assign documents.
+const LONG_LIST_DIVISOR: usize = 32;
+const LONG_LIST_MIN: usize = 64;
 
 /// Spherical k-means over sparse documents with sparse (top-`CENTROID_TERMS`) centroids:
 /// the cluster of every document (`clusters` = no shared term with any centroid).
@@ -92,6 +99,23 @@ fn cluster_documents(
             pairs.iter_mut().for_each(|p| p.1 /= norm);
         }
     };
+    // Stopword-like terms (in more than `1 / COMMON_TERM_DIVISOR` of the documents) say
+    // little about a document's cluster, but sit in nearly every centroid: scoring a
+    // document through their inverted lists would cost `clusters` operations per such
+    // term (on a collection with a few dozen of them in every document, most of the build
+    // time). They are left out of centroids and assignments.
+    let mut df = vec![0u32; dim];
+    for &t in terms {
+        df[t as usize] += 1;
+    }
+    let common: Vec<bool> = df
+        .iter()
+        .map(|&f| f as usize > n / COMMON_TERM_DIVISOR)
+        .collect();
+    let truncate = |pairs: &mut Vec<(u32, f32)>| {
+        pairs.retain(|p| !common[p.0 as usize]);
+        truncate(pairs)
+    };
     let mut centroids: Vec<Vec<(u32, f32)>> = (0..clusters)
         .map(|c| {
             let (t, v) = doc(c * n / clusters);
@@ -109,6 +133,11 @@ fn cluster_documents(
                 offsets[t as usize + 1] += 1;
             }
         }
+        // A term in more than `long` centroids is left out of this round's assignment: it
+        // tells few clusters apart, and its list would cost that many operations per
+        // document holding it.
+        let long = (clusters / LONG_LIST_DIVISOR).max(LONG_LIST_MIN) as u32;
+        let skip: Vec<bool> = offsets[1..].iter().map(|&c| c > long).collect();
         for t in 0..dim {
             offsets[t + 1] += offsets[t];
         }
@@ -127,6 +156,9 @@ fn cluster_documents(
                 |(acc, touched), d| {
                     let (t, v) = doc(d);
                     for (&t, &w) in t.iter().zip(v) {
+                        if skip[t as usize] {
+                            continue;
+                        }
                         let (s, e) = (
                             offsets[t as usize] as usize,
                             offsets[t as usize + 1] as usize,
@@ -383,8 +415,8 @@ impl IndexBuilder {
         let mut entry_offsets = vec![0u64];
         let mut entry_docs: Vec<u8> = Vec::with_capacity(self.terms.len());
         let mut entry_values: Vec<f32> = Vec::with_capacity(self.terms.len());
-        // Per term: (block, block maximum) in ascending block order.
-        let mut maxima: BTreeMap<u32, Vec<(u32, f32, u64)>> = BTreeMap::new();
+        // Per slot (a (block, term) pair, in block order): the term's maximum in the block.
+        let mut slot_max: Vec<f32> = Vec::new();
         let mut scratch: Vec<(u32, u8, f32)> = Vec::new();
         let order = self.document_order();
         for b in 0..num_blocks {
@@ -410,45 +442,49 @@ impl IndexBuilder {
                     max = max.max(scratch[i].2);
                     i += 1;
                 }
-                let slot = block_terms.len() as u64;
                 block_terms.push(term);
+                slot_max.push(max);
                 entry_offsets.push(entry_docs.len() as u64);
-                maxima.entry(term).or_default().push((b as u32, max, slot));
             }
             block_term_offsets.push(block_terms.len() as u64);
         }
         // Per-term arrays end at the last term that occurs: their size follows the
         // documents, not the dimension (an index of dimension 2^24 holding a few terms
         // stays small). Readers treat missing trailing terms as terms without postings.
-        let stored_terms = maxima.keys().next_back().map_or(0, |&t| t as usize + 1);
-        let mut bound_offsets = Vec::with_capacity(stored_terms + 1);
-        bound_offsets.push(0u64);
-        let mut bound_blocks = Vec::new();
-        let mut bound_codes = Vec::new();
-        let mut bound_slots = Vec::new();
-        let mut bound_scales = vec![0.0f32; stored_terms];
-        let mut next_term = 0usize;
-        for (term, list) in &maxima {
-            let t = *term as usize;
-            while next_term < t {
-                bound_offsets.push(bound_blocks.len() as u64);
-                next_term += 1;
-            }
-            let max = list.iter().fold(0.0f32, |m, &(_, v, _)| m.max(v));
-            let scale = scale_for(max);
-            bound_scales[t] = scale;
-            for &(block, v, slot) in list {
-                bound_blocks.push(block);
-                bound_codes.push(encode_up(v, scale));
-                bound_slots.push(slot);
-            }
-            bound_offsets.push(bound_blocks.len() as u64);
-            next_term = t + 1;
+        let stored_terms = block_terms.iter().max().map_or(0, |&t| t as usize + 1);
+        // The term-major block lists by a counting sort of the slots (which are in block
+        // order, so every term's blocks stay ascending): per term, its blocks, their
+        // maxima quantised upwards with the term's scale, and their slots.
+        let mut bound_offsets = vec![0u64; stored_terms + 1];
+        let mut term_max = vec![0.0f32; stored_terms];
+        for (&t, &m) in block_terms.iter().zip(&slot_max) {
+            bound_offsets[t as usize + 1] += 1;
+            term_max[t as usize] = term_max[t as usize].max(m);
         }
-        while next_term < stored_terms {
-            bound_offsets.push(bound_blocks.len() as u64);
-            next_term += 1;
+        for t in 0..stored_terms {
+            bound_offsets[t + 1] += bound_offsets[t];
         }
+        let bound_scales: Vec<f32> = term_max.iter().map(|&m| scale_for(m)).collect();
+        let pairs = block_terms.len();
+        let mut bound_blocks = vec![0u32; pairs];
+        let mut bound_codes = vec![0u8; pairs];
+        let mut bound_slots = vec![0u64; pairs];
+        let mut fill: Vec<u64> = bound_offsets[..stored_terms].to_vec();
+        for b in 0..num_blocks {
+            let (s, e) = (
+                block_term_offsets[b] as usize,
+                block_term_offsets[b + 1] as usize,
+            );
+            for slot in s..e {
+                let t = block_terms[slot] as usize;
+                let at = fill[t] as usize;
+                fill[t] += 1;
+                bound_blocks[at] = b as u32;
+                bound_codes[at] = encode_up(slot_max[slot], bound_scales[t]);
+                bound_slots[at] = slot as u64;
+            }
+        }
+        drop(slot_max);
         let manifest = Manifest {
             format: FORMAT_NAME.to_string(),
             version: FORMAT_VERSION,
@@ -631,5 +667,74 @@ pub(crate) fn refusal(dir: &Path, state: DirState) -> IndexError {
         _ => IndexError::NotADirectory {
             path: dir.to_path_buf(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::xorshift;
+    use splade_sparse::SparseVector;
+
+    /// The term-major block lists (made by a counting sort of the slots) hold every
+    /// (block, term) slot exactly once, blocks ascending per term, each with the code of
+    /// its block maximum under the term's scale, and the slot's entries are the term's
+    /// weights in the documents of that block.
+    #[test]
+    fn block_lists_index_every_slot_once_with_its_maximum() {
+        let mut next = xorshift(0x0dd_b1a5_e5ca_1ab1);
+        let dim = 120;
+        let mut b = IndexBuilder::new(dim).block_size(8);
+        let mut docs = Vec::new();
+        for d in 0..700 {
+            let mut pairs: Vec<(u32, f32)> = (0..1 + next() % 20)
+                .map(|_| ((next() % 100) as u32, (next() % 1000) as f32 / 64.0))
+                .collect();
+            pairs.sort_by_key(|p| p.0);
+            pairs.dedup_by_key(|p| p.0);
+            let v = SparseVector::from_pairs(pairs).unwrap();
+            b.add(&format!("d{d}"), v.view()).unwrap();
+            docs.push(v);
+        }
+        let index = b.build().unwrap();
+        let [only] = index.slots() else { panic!() };
+        let a = only.segment.blocks();
+        let slots = a.entry_offsets.len() - 1;
+        let mut seen = vec![false; slots];
+        let terms = a.bound_offsets.len() - 1;
+        assert_eq!(terms, 100, "lists end at the last term used");
+        for t in 0..terms {
+            let (s, e) = (a.bound_offsets[t] as usize, a.bound_offsets[t + 1] as usize);
+            let blocks = &a.bound_blocks[s..e];
+            assert!(
+                blocks.windows(2).all(|w| w[0] < w[1]),
+                "term {t}: ascending"
+            );
+            let mut maxima = Vec::new();
+            for i in s..e {
+                let slot = a.bound_slots[i] as usize;
+                assert!(
+                    !std::mem::replace(&mut seen[slot], true),
+                    "slot {slot} twice"
+                );
+                let (es, ee) = (
+                    a.entry_offsets[slot] as usize,
+                    a.entry_offsets[slot + 1] as usize,
+                );
+                let base = a.bound_blocks[i] as usize * a.block_size;
+                for (&d, &w) in a.entry_docs[es..ee].iter().zip(&a.entry_values[es..ee]) {
+                    let doc = &docs[a.doc_order[base + d as usize] as usize];
+                    let j = doc.indices().binary_search(&(t as u32)).unwrap();
+                    assert_eq!(doc.values()[j].to_bits(), w.to_bits());
+                }
+                maxima.push(a.entry_values[es..ee].iter().fold(0.0f32, |m, &w| m.max(w)));
+            }
+            let scale = scale_for(maxima.iter().fold(0.0f32, |m, &w| m.max(w)));
+            assert_eq!(a.bound_scales[t].to_bits(), scale.to_bits());
+            for (i, &m) in (s..e).zip(&maxima) {
+                assert_eq!(a.bound_codes[i], encode_up(m, scale));
+            }
+        }
+        assert!(seen.iter().all(|&s| s), "every slot listed");
     }
 }

@@ -20,12 +20,15 @@
 //! - Search: [`Index::top_k`] (exact, pruned), [`Index::brute_force_top_k`] (reference),
 //!   [`Index::search`] / [`Index::search_batch`] with [`SearchOptions`] (method, query term
 //!   pruning, threads, [`Traversal`]), [`Method::Approximate`] (α / β: recall for speed),
-//!   [`Index::explain`]. On small segments (at most 32,768 documents) where the block
-//!   bounds prune little (long queries over long documents), the search goes term at a
-//!   time instead: every posting of every query term into one f64 accumulator per
-//!   document, in ascending term order, so the scores are still bit-identical; the choice
-//!   is made per segment and query ([`Traversal::Auto`]), never changes a result, and can
-//!   be forced.
+//!   [`Index::explain`]. Where the block bounds prune little (long queries over long
+//!   documents; stopword-like terms in almost every document, flat weights), the search
+//!   goes term at a time instead: on small segments (at most 32,768 documents) every
+//!   posting of every query term into one f64 accumulator per document, in ascending term
+//!   order, so the scores are still bit-identical; on larger ones an approximate f32 pass
+//!   (frequent terms as byte columns) with a proven error bound screens the documents
+//!   that may enter the top k, which are then rescored exactly by the brute force's dot
+//!   product. The choice is made per segment and query by a cost model
+//!   ([`Traversal::Auto`]), never changes a result, and can be forced.
 //! - Block size: [`auto_block_size`] from the documents' mean length unless set.
 //!
 //! Ranking everywhere: score descending, ties to the smaller document number; only

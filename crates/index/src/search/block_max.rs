@@ -35,8 +35,9 @@ use std::collections::{BinaryHeap, VecDeque};
 
 use splade_sparse::{SparseVector, SparseView};
 
-use super::taat::{taat_segment, SwitchRule, MAX_TAAT_DOCS};
+use super::taat::{screen_segment, taat_segment, ScreenScratch, SwitchRule, MAX_TAAT_DOCS};
 use super::{SearchStats, Traversal};
+use crate::brute::dot_slices;
 use crate::deletes::is_deleted;
 use crate::index::Index;
 use crate::quantize::inflate;
@@ -68,6 +69,8 @@ pub(crate) struct Scratch {
     ahead: VecDeque<(f32, usize)>,
     /// Per-document accumulators of the term-at-a-time search (see `taat`).
     term_acc: Vec<f64>,
+    /// Buffers of the screening term-at-a-time search of large segments (see `taat`).
+    screen: ScreenScratch,
     /// Searches made with this scratch (from 1; see `segment::memory::TraversalMemory`).
     searches: u32,
     pub(crate) stats: SearchStats,
@@ -84,6 +87,7 @@ impl Scratch {
             next_ranges: Vec::new(),
             ahead: VecDeque::with_capacity(LOOKAHEAD),
             term_acc: Vec::new(),
+            screen: ScreenScratch::default(),
             searches: 1,
             stats: SearchStats::default(),
         }
@@ -311,6 +315,39 @@ pub(crate) fn block_max_top_k(
             let postings = segment.term_postings();
             scratch.stats.segments_term_at_a_time += 1;
             scratch.stats.postings_scored += postings.query_postings(query);
+            if segment.len() > MAX_TAAT_DOCS {
+                let indptr = segment.forward_indptr();
+                let (terms, values) = (segment.forward_terms(), segment.forward_values());
+                let (qi, qv) = (query.indices(), query.values());
+                let mut rescored = 0;
+                let screened = screen_segment(
+                    postings,
+                    segment.len(),
+                    query,
+                    &mut scratch.screen,
+                    top,
+                    k,
+                    |position| {
+                        let doc = a.doc_order[position as usize];
+                        (!is_deleted(map.deleted, doc)).then_some(doc)
+                    },
+                    |top, doc| {
+                        let (s, e) = (
+                            indptr[doc as usize] as usize,
+                            indptr[doc as usize + 1] as usize,
+                        );
+                        rescored += 1;
+                        top.push(
+                            map.base + doc,
+                            dot_slices(qi, qv, &terms[s..e], &values[s..e]),
+                        );
+                    },
+                );
+                scratch.stats.documents_rescored += rescored;
+                if screened {
+                    return;
+                }
+            }
             taat_segment(
                 postings,
                 segment.len(),
@@ -326,7 +363,6 @@ pub(crate) fn block_max_top_k(
                 continue;
             }
             Traversal::BlockMax => None,
-            Traversal::Auto if segment.len() > MAX_TAAT_DOCS => None,
             Traversal::Auto => match SwitchRule::new(segment.len(), segment.term_df(), query) {
                 Some(_) if segment.traversal_memory().skip_probe(search) => {
                     term_at_a_time(scratch, &mut top);

@@ -87,6 +87,9 @@ pub struct SearchStats {
     pub segments_term_at_a_time: usize,
     /// Postings added by the term-at-a-time searches.
     pub postings_scored: usize,
+    /// Documents rescored exactly after the screening pass of the term-at-a-time search of
+    /// large segments.
+    pub documents_rescored: usize,
 }
 
 /// Options of a search.
@@ -108,19 +111,23 @@ pub struct SearchOptions {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Traversal {
-    /// Per segment and query, term at a time when the segment is small (at most 32,768
-    /// documents) and the query's postings number at least two per document there (long
-    /// queries over long documents, where block bounds prune little); block-max pruning
-    /// otherwise.
+    /// Per segment and query: block-max pruning, handing the segment over to term at a
+    /// time when, after a few blocks, the blocks still to score are expected to cost more
+    /// than the term-at-a-time search (a cost model from the query terms' document
+    /// frequencies; long queries over long documents, stopword-like terms, flat weights);
+    /// once a segment handed over several times in a row, its searches go term at a time
+    /// directly (probing now and then).
     #[default]
     Auto,
     /// Always block-max pruning (and, for [`Method::Approximate`], its α / β).
     BlockMax,
     /// Always term at a time: every posting of every query term is added into one
-    /// accumulator per document. Exact, whatever the method (α / β are not used). Needs a
-    /// term-major copy of each segment's postings in memory (8 bytes a posting, plus dense
-    /// columns for the most frequent terms, at most twice that), made on
-    /// first use.
+    /// accumulator per document (on segments over 32,768 documents an approximate f32
+    /// screening pass, then an exact rescoring of the documents that may enter the top k).
+    /// Exact, whatever the method (α / β are not used). Needs a term-major copy of each
+    /// segment's postings in memory (8 bytes a posting, plus dense columns for the most
+    /// frequent terms, at most twice that, and on large segments byte columns, at most as
+    /// much again), made on first use.
     TermAtATime,
 }
 

@@ -1,4 +1,5 @@
-//! Exact top-k term at a time, for small segments and dense queries.
+//! Exact top-k term at a time, for dense queries: exactly on small segments
+//! ([`taat_segment`]), by screening and exact rescoring on large ones ([`screen_segment`]).
 //!
 //! Block-max pruning pays off when the block bounds let it skip most blocks. On a small
 //! collection of long documents queried by long queries (SciFact: 5k abstracts of ~290
@@ -24,10 +25,19 @@
 //! Its cost is the postings of the query terms plus one pass over the segment's documents,
 //! whatever the scores; [`SwitchRule`] compares that with what block-max pruning would
 //! still have to score.
+//!
+//! On a segment over [`MAX_TAAT_DOCS`] documents the f64 accumulator no longer fits in
+//! cache and a collection with stopword-like terms (in almost every document) makes every
+//! query touch most of the segment once per such term; [`screen_segment`] then adds
+//! approximate f32 scores (those terms as byte columns: one byte a document) and rescores
+//! exactly only the documents that its error bound cannot exclude.
 
 use splade_sparse::SparseView;
 
-use crate::segment::postings::{Posting, TermPostings};
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use crate::segment::postings::{Posting, TermPostings, SCREEN_MIN_DF_DIVISOR};
 use crate::topk::TopK;
 
 /// `acc[i] += q * column[i]` in f64 over the common length: per element the same two
@@ -67,13 +77,21 @@ fn add_column_avx2(acc: &mut [f64], column: &[f32], q: f64) {
     add_column_plain(acc, column, q);
 }
 
-/// Largest segment (documents) that [`super::Traversal::Auto`] may search term at a
-/// time: its accumulator (8 bytes a document) then stays within a typical L2 cache, and its
-/// term-major copy within a few tens of MB.
+/// Largest segment (documents) searched term at a time with exact f64 accumulators
+/// ([`taat_segment`]): its accumulator (8 bytes a document) then stays within a typical L2
+/// cache. Larger segments are searched term at a time by screening ([`screen_segment`]).
 pub(crate) const MAX_TAAT_DOCS: usize = 1 << 15;
 
 /// Blocks that [`super::Traversal::Auto`] scores before it compares the two traversals.
 const CHECK_AFTER: usize = 8;
+
+/// Cost model of the screening search of large segments ([`screen_segment`]), in ns, fitted
+/// on the flat synthetic 1M collection (`scripts/bench/make_synthetic.py --profile flat`) on
+/// this project's 2-core machine: per scattered posting (a term without a byte column), per
+/// document of a byte column, and per document of the segment (the candidate pass).
+const SCREEN_NS_PER_POSTING: f64 = 1.0;
+const SCREEN_NS_PER_COLUMN_DOC: f64 = 0.12;
+const SCREEN_NS_PER_DOC: f64 = 0.5;
 
 /// Cost model of the two traversals, in nanoseconds, fitted on SciFact and the MS MARCO
 /// subset on this project's 2-core machine (`traversal_costs` bench): term at a time
@@ -101,11 +119,28 @@ pub(crate) struct SwitchRule {
 
 impl SwitchRule {
     /// The rule for `query` on a segment of `num_docs` documents whose terms occur in
-    /// `df` documents each, or `None` when the segment is too large to be searched term at
-    /// a time.
+    /// `df` documents each: exact term at a time up to [`MAX_TAAT_DOCS`] documents,
+    /// screening beyond (a term in at least `1 / SCREEN_MIN_DF_DIVISOR` of the documents
+    /// is costed as a byte column, as [`screen_segment`] reads it).
     pub(crate) fn new(num_docs: usize, df: &[u32], query: SparseView<'_>) -> Option<Self> {
         if num_docs > MAX_TAAT_DOCS {
-            return None;
+            let min_df = (num_docs / SCREEN_MIN_DF_DIVISOR).max(1) as u64;
+            let terms_ns: f64 = query
+                .indices()
+                .iter()
+                .filter_map(|&t| df.get(t as usize).map(|&n| u64::from(n)))
+                .map(|n| {
+                    if n >= min_df {
+                        SCREEN_NS_PER_COLUMN_DOC * num_docs as f64
+                    } else {
+                        SCREEN_NS_PER_POSTING * n as f64
+                    }
+                })
+                .sum();
+            return Some(Self {
+                check_after: CHECK_AFTER,
+                taat_ns: terms_ns + SCREEN_NS_PER_DOC * num_docs as f64,
+            });
         }
         let postings: u64 = query
             .indices()
@@ -208,6 +243,207 @@ pub(crate) fn taat_segment(
     }
 }
 
+/// `acc[i] += qs * codes[i]` in f32 over the common length (a byte column of the
+/// screening pass), vectorised with the widest instructions the CPU has.
+fn add_codes(acc: &mut [f32], codes: &[u8], qs: f32) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F (checked just above).
+            return unsafe { add_codes_avx512(acc, codes, qs) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2 (checked just above).
+            return unsafe { add_codes_avx2(acc, codes, qs) };
+        }
+    }
+    add_codes_plain(acc, codes, qs);
+}
+
+#[inline(always)]
+fn add_codes_plain(acc: &mut [f32], codes: &[u8], qs: f32) {
+    for (a, &c) in acc.iter_mut().zip(codes) {
+        *a += qs * f32::from(c);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn add_codes_avx512(acc: &mut [f32], codes: &[u8], qs: f32) {
+    add_codes_plain(acc, codes, qs);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn add_codes_avx2(acc: &mut [f32], codes: &[u8], qs: f32) {
+    add_codes_plain(acc, codes, qs);
+}
+
+/// Documents per accumulator chunk of [`screen_segment`] (16 KiB of f32).
+const SCREEN_CHUNK: usize = 4096;
+
+/// Where a query term's weights come from in [`screen_segment`].
+enum Screen<'a> {
+    /// A byte column and `q * scale`.
+    Codes(&'a [u8], f32),
+    /// The postings not added yet, and `q`.
+    Sparse(&'a [Posting], f32),
+}
+
+/// Reusable buffers of [`screen_segment`].
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ScreenScratch {
+    acc: Vec<f32>,
+    candidates: Vec<u32>,
+    heap: BinaryHeap<Reverse<u32>>,
+}
+
+/// The exact top-k of a large segment, term at a time, in two passes:
+///
+/// 1. Screening: an approximate score per document in an f32 accumulator (4 bytes a
+///    document, traversed in chunks that stay in L1), from the byte columns of the frequent
+///    terms (`scale * code`, within `scale / 2` of each weight) and the f32 postings of the
+///    others, in any order. With the query's weights and the documents' all `>= 0`, each
+///    approximate score `a` and exact score `s` satisfy `(s - E)(1 - δ) <= a <=
+///    (s + E)(1 + δ)`, where `E = Σ |q| scale / 2` over the byte-column terms (quantisation)
+///    and `δ` bounds the relative f32 rounding of the products and sums (and of the exact
+///    score's own rounding to f32) with a wide margin.
+/// 2. Rescoring: the k-th largest approximate score among live documents gives a lower
+///    bound `θ` of the k-th exact score (k documents score at least `a_k / (1 + δ) - E`),
+///    raised to the k-th score already in `top` (earlier segments). Every document that
+///    may reach `θ` has `a >= (θ - E)(1 - δ)`: only those are rescored exactly by `rescore`
+///    (the brute force's own dot product, so scores and ties are those of the brute force).
+///
+/// `doc_of` maps a block position to its local document number, or `None` when it is
+/// deleted. Returns `false`, having offered nothing, when the bound cannot separate the
+/// candidates (a negative query weight, or `θ <= E`): the caller then searches the
+/// segment exactly term at a time ([`taat_segment`]).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn screen_segment(
+    postings: &TermPostings,
+    num_docs: usize,
+    query: SparseView<'_>,
+    scratch: &mut ScreenScratch,
+    top: &mut TopK,
+    k: usize,
+    doc_of: impl Fn(u32) -> Option<u32>,
+    mut rescore: impl FnMut(&mut TopK, u32),
+) -> bool {
+    if k == 0 || query.values().iter().any(|&q| q.is_nan() || q < 0.0) {
+        return false;
+    }
+    let columns = postings.screen_columns();
+    let mut error = 0.0f64;
+    let mut terms: Vec<Screen<'_>> = query
+        .iter()
+        .filter(|&(_, q)| q > 0.0)
+        .map(|(t, q)| match columns.column(t) {
+            Some((codes, scale)) => {
+                // 0.501: the half step plus the rounding of `w / scale` (relative 2^-24 of
+                // at most 255 steps).
+                error += f64::from(q) * f64::from(scale) * 0.501;
+                Screen::Codes(codes, q * scale)
+            }
+            None => Screen::Sparse(postings.term(t), q),
+        })
+        .collect();
+    let delta = (query.nnz() as f64 + 8.0) * (2.0f64).powi(-21);
+    let lower = |a: f32| f64::from(a) / (1.0 + delta) - error;
+    // The smallest approximate score of a document that may reach `theta`, rounded down.
+    let threshold = |theta: f64| {
+        let cut = (theta - error) * (1.0 - delta);
+        if cut <= 0.0 {
+            return f32::NEG_INFINITY;
+        }
+        let t = cut as f32;
+        if f64::from(t) > cut {
+            // The next f32 below (t > 0 here).
+            f32::from_bits(t.to_bits() - 1)
+        } else {
+            t
+        }
+    };
+
+    let span = postings.span();
+    let acc = &mut scratch.acc;
+    acc.clear();
+    acc.resize(num_docs.max(span), 0.0);
+    let mut lo = 0;
+    while lo < span {
+        let hi = (lo + SCREEN_CHUNK).min(span);
+        for term in &mut terms {
+            match term {
+                Screen::Codes(codes, qs) => add_codes(&mut acc[lo..hi], &codes[lo..hi], *qs),
+                Screen::Sparse(list, q) => {
+                    let mut taken = 0;
+                    for p in list.iter() {
+                        let position = p.position as usize;
+                        if position >= hi {
+                            break;
+                        }
+                        // SAFETY: every position is below `postings.span` and
+                        // `acc.len() >= span` (as in `taat_segment`).
+                        let a = unsafe { acc.get_unchecked_mut(position) };
+                        *a += *q * p.weight;
+                        taken += 1;
+                    }
+                    *list = &list[taken..];
+                }
+            }
+        }
+        lo = hi;
+    }
+
+    // One pass: the k largest approximate scores of live documents (a min-heap of their
+    // bits: non-negative floats order as their bits), and every document that may still
+    // reach the bound as it stands when the document is seen (the bound only rises).
+    let floor = f64::from(top.floor());
+    let heap = &mut scratch.heap;
+    heap.clear();
+    let candidates = &mut scratch.candidates;
+    candidates.clear();
+    let mut cut = threshold(floor).max(f32::MIN_POSITIVE);
+    for (position, &a) in acc[..num_docs].iter().enumerate() {
+        if a < cut {
+            continue;
+        }
+        let Some(_) = doc_of(position as u32) else {
+            continue;
+        };
+        candidates.push(position as u32);
+        if heap.len() < k {
+            heap.push(Reverse(a.to_bits()));
+        } else if let Some(mut min) = heap.peek_mut() {
+            if a.to_bits() > min.0 {
+                *min = Reverse(a.to_bits());
+            }
+        }
+        if heap.len() == k {
+            let kth = f32::from_bits(heap.peek().map_or(0, |m| m.0));
+            cut = cut.max(threshold(floor.max(lower(kth))));
+        }
+    }
+    let kth = if heap.len() == k {
+        lower(f32::from_bits(heap.peek().map_or(0, |m| m.0)))
+    } else {
+        0.0
+    };
+    let theta = floor.max(kth);
+    if theta - error <= 0.0 {
+        // A document without any approximate score might still reach θ.
+        return false;
+    }
+    let cut = threshold(theta);
+    for &position in candidates.iter() {
+        if acc[position as usize] >= cut {
+            if let Some(doc) = doc_of(position) {
+                rescore(top, doc);
+            }
+        }
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -269,8 +505,9 @@ mod tests {
         }
     }
 
-    /// The rule hands over when many blocks still pass, not when few do; never for a
-    /// segment over [`MAX_TAAT_DOCS`].
+    /// The rule hands over when many blocks still pass, not when few do; over
+    /// [`MAX_TAAT_DOCS`] it costs the screening search: a frequent term as one byte column
+    /// (cheap per document), a rare one by its postings.
     #[test]
     fn switch_rule_compares_costs() {
         let df = vec![1000u32; 10];
@@ -279,6 +516,19 @@ mod tests {
         // Term at a time: 3,000 postings + 1,000 documents, about 3.25 µs.
         assert!(rule.abandon(30, 64.0));
         assert!(!rule.abandon(2, 64.0));
-        assert!(SwitchRule::new(MAX_TAAT_DOCS + 1, &df, q.view()).is_none());
+        // 1M documents, three terms in 900k each (byte columns): about 0.86 ms.
+        let n = 1_000_000;
+        let frequent = vec![900_000u32; 10];
+        let rule = SwitchRule::new(n, &frequent, q.view()).unwrap();
+        let expected = 3.0 * SCREEN_NS_PER_COLUMN_DOC * n as f64 + SCREEN_NS_PER_DOC * n as f64;
+        assert!((rule.taat_ns - expected).abs() < 1.0);
+        // 4,000 blocks of 100 entries left (a flat collection): hand over; 40 (a peaked one,
+        // where bounds prune): stay.
+        assert!(rule.abandon(4000, 100.0));
+        assert!(!rule.abandon(40, 100.0));
+        // Rare terms are costed by their postings, not by columns.
+        let rare = vec![1000u32; 10];
+        let rule = SwitchRule::new(n, &rare, q.view()).unwrap();
+        assert!(rule.taat_ns < SCREEN_NS_PER_DOC * n as f64 + 3001.0 * SCREEN_NS_PER_POSTING);
     }
 }

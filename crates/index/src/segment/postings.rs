@@ -29,6 +29,91 @@ pub(crate) struct TermPostings {
     span: usize,
     /// Per term, its dense column (see [`DenseColumns`]), if it has one.
     dense: DenseColumns,
+    /// The byte columns of the screening search of large segments (see
+    /// [`ScreenColumns`]), made on first use.
+    screen: OnceLock<ScreenColumns>,
+}
+
+/// Frequent terms as columns of byte codes, for the screening pass of the term-at-a-time
+/// search of large segments (`search::taat::screen_segment`): per column, the term's
+/// weight at every block position quantised to `round(w / scale)` in `0..=255` (0 where
+/// the term is absent), with `scale = max weight / 255`, so that `scale * code` is within
+/// `scale / 2` of the weight. One byte a document where a posting takes eight: on a
+/// collection where a few terms occur in almost every document, adding their columns is
+/// a short vectorised stream. Only approximate scores come from them; the screening
+/// search rescores its candidates exactly.
+#[derive(Debug, Default)]
+pub(crate) struct ScreenColumns {
+    /// Per term, its column number, or `u32::MAX`.
+    column_of: Vec<u32>,
+    /// Per column, its scale.
+    scales: Vec<f32>,
+    /// The columns, `span` codes each, one after the other.
+    codes: Vec<u8>,
+    span: usize,
+}
+
+/// A term gets a byte column when it occurs in at least `span / SCREEN_MIN_DF_DIVISOR`
+/// positions (a column then reads at most 16 bytes per posting it replaces, as one
+/// stream instead of scattered adds).
+pub(crate) const SCREEN_MIN_DF_DIVISOR: usize = 16;
+/// The byte columns hold at most this many times the bytes of the postings copy.
+const SCREEN_MAX_BYTES_PER_POSTING_BYTE: usize = 1;
+
+impl ScreenColumns {
+    fn build(offsets: &[usize], postings: &[Posting], span: usize) -> Self {
+        let terms = offsets.len().saturating_sub(1);
+        let min_df = (span / SCREEN_MIN_DF_DIVISOR).max(1);
+        let mut frequent: Vec<(usize, usize)> = (0..terms)
+            .map(|t| (offsets[t + 1] - offsets[t], t))
+            .filter(|&(df, _)| df >= min_df)
+            .collect();
+        frequent.sort_unstable_by(|a, b| b.cmp(a));
+        let budget = SCREEN_MAX_BYTES_PER_POSTING_BYTE * std::mem::size_of_val(postings);
+        let count = frequent.len().min(budget / span.max(1));
+        if count == 0 {
+            return Self {
+                span,
+                ..Self::default()
+            };
+        }
+        let mut column_of = vec![u32::MAX; terms];
+        let mut scales = Vec::with_capacity(count);
+        let mut codes = vec![0u8; count * span];
+        for (c, &(_, t)) in frequent[..count].iter().enumerate() {
+            column_of[t] = c as u32;
+            let list = &postings[offsets[t]..offsets[t + 1]];
+            let max = list.iter().map(|p| p.weight).fold(0.0f32, f32::max);
+            let scale = max / 255.0;
+            scales.push(scale);
+            let column = &mut codes[c * span..(c + 1) * span];
+            if scale > 0.0 {
+                for p in list {
+                    column[p.position as usize] =
+                        (p.weight / scale).round().clamp(0.0, 255.0) as u8;
+                }
+            }
+        }
+        Self {
+            column_of,
+            scales,
+            codes,
+            span,
+        }
+    }
+
+    /// The byte column of term `t` and its scale, if it has one (`span` codes).
+    #[inline]
+    pub(crate) fn column(&self, t: u32) -> Option<(&[u8], f32)> {
+        let c = *self.column_of.get(t as usize)?;
+        (c != u32::MAX).then(|| {
+            let start = c as usize * self.span;
+            (
+                &self.codes[start..start + self.span],
+                self.scales[c as usize],
+            )
+        })
+    }
 }
 
 /// Frequent terms as dense columns: per column, the term's weight at every block position
@@ -105,7 +190,14 @@ impl TermPostings {
             postings,
             span,
             dense,
+            screen: OnceLock::new(),
         }
+    }
+
+    /// The byte columns of the screening search (see [`ScreenColumns`]), made on first use.
+    pub(crate) fn screen_columns(&self) -> &ScreenColumns {
+        self.screen
+            .get_or_init(|| ScreenColumns::build(&self.offsets, &self.postings, self.span))
     }
 
     /// One more than the largest block position with a posting (0 without postings):
