@@ -1,4 +1,10 @@
-//! `BertForMaskedLM`: embeddings, transformer encoder and the MLM head transform.
+//! `BertForMaskedLM`, and `RobertaForMaskedLM` / `XLMRobertaForMaskedLM` which share its
+//! layers: embeddings, transformer encoder and the MLM head transform.
+//!
+//! RoBERTa differs only around the layers: weights under `roberta.` and `lm_head.`, position
+//! ids that start at `pad_token_id + 1` (transformers numbers the real tokens of a
+//! right-padded text from there), one token type (always 0), and a head whose activation is
+//! always the exact GELU.
 
 use candle_core::{DType, Tensor, D};
 use candle_nn::VarBuilder;
@@ -71,11 +77,17 @@ pub struct BertMaskedLm {
     transform_norm: LayerNorm,
     act: HiddenAct,
     head: MlmHead,
+    /// RoBERTa: token type 0 for every token, whatever the tokenizer says.
+    single_token_type: bool,
 }
 
 impl BertMaskedLm {
-    /// Loads the weights under the `bert.` and `cls.predictions.` prefixes.
+    /// Loads the weights under the `bert.` and `cls.predictions.` prefixes (RoBERTa and
+    /// XLM-RoBERTa: `roberta.` and `lm_head.`).
     pub fn load(vb: VarBuilder, c: &BackboneConfig) -> candle_core::Result<Self> {
+        if c.architecture.is_roberta() {
+            return Self::load_roberta(vb, c);
+        }
         let h = c.hidden_size;
         let emb = vb.pp("bert").pp("embeddings");
         let word_embeddings = emb.pp("word_embeddings").get((c.vocab_size, h), "weight")?;
@@ -129,6 +141,63 @@ impl BertMaskedLm {
                 weight: decoder_weight,
                 bias: decoder_bias,
             },
+            single_token_type: false,
+        })
+    }
+
+    /// Loads `RobertaForMaskedLM` / `XLMRobertaForMaskedLM` weights.
+    fn load_roberta(vb: VarBuilder, c: &BackboneConfig) -> candle_core::Result<Self> {
+        let h = c.hidden_size;
+        let emb = vb.pp("roberta").pp("embeddings");
+        let word_embeddings = emb.pp("word_embeddings").get((c.vocab_size, h), "weight")?;
+        let type_rows = c.type_vocab_size.max(1);
+        let token_type_embeddings = Some(
+            emb.pp("token_type_embeddings")
+                .get((type_rows, h), "weight")?
+                .narrow(0, 0, 1)?,
+        );
+        // Position ids start at padding_idx + 1: the rows before it are never read.
+        let position_embeddings = emb
+            .pp("position_embeddings")
+            .get((c.max_position_embeddings, h), "weight")?
+            .narrow(0, c.position_offset, c.max_positions())?;
+        let layers = (0..c.num_layers)
+            .map(|i| BertLayer::load(vb.pp("roberta").pp("encoder").pp("layer").pp(i), c))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let head = vb.pp("lm_head");
+        let decoder = head.pp("decoder");
+        let decoder_weight = if decoder.contains_tensor("weight") {
+            decoder.get((c.vocab_size, h), "weight")?
+        } else if c.tie_word_embeddings {
+            word_embeddings.clone()
+        } else {
+            return Err(candle_core::Error::Msg(
+                "config says tie_word_embeddings=false but lm_head.decoder.weight is missing"
+                    .into(),
+            ));
+        };
+        // `lm_head.decoder.bias` is what the forward pass adds; `lm_head.bias` is tied to it
+        // (checkpoints saved by transformers 5 with a tied decoder store only the latter).
+        let decoder_bias = if decoder.contains_tensor("bias") {
+            decoder.get(c.vocab_size, "bias")?
+        } else {
+            head.get(c.vocab_size, "bias")?
+        };
+        Ok(Self {
+            position_embeddings,
+            token_type_embeddings,
+            embeddings_norm: LayerNorm::load(emb.pp("LayerNorm"), h, c.layer_norm_eps)?,
+            word_embeddings,
+            layers,
+            transform: Linear::load(head.pp("dense"), h, h)?,
+            transform_norm: LayerNorm::load(head.pp("layer_norm"), h, c.layer_norm_eps)?,
+            // RobertaLMHead applies `gelu` whatever the config's hidden_act.
+            act: HiddenAct::GeluErf,
+            head: MlmHead {
+                weight: decoder_weight,
+                bias: decoder_bias,
+            },
+            single_token_type: true,
         })
     }
 
@@ -147,7 +216,11 @@ impl BertMaskedLm {
         let mut x = (embed(&self.word_embeddings, &packing.pack(&batch.input_ids)?)?
             + embed(&self.position_embeddings, packing.positions())?)?;
         if let Some(tt) = &self.token_type_embeddings {
-            x = (x + embed(tt, &packing.pack(&batch.token_type_ids)?)?)?;
+            x = if self.single_token_type {
+                x.broadcast_add(tt)?
+            } else {
+                (x + embed(tt, &packing.pack(&batch.token_type_ids)?)?)?
+            };
         }
         x = dropout::hidden(
             drop,
