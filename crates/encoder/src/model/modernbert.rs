@@ -132,7 +132,7 @@ impl ModernBertLayer {
         x: &Tensor,
         packing: &Packing,
         rotary: &Rotary,
-        window_bias: &BTreeMap<usize, Tensor>,
+        half_window: usize,
         mode: ForwardMode,
         drop: Option<&Dropout>,
     ) -> candle_core::Result<Tensor> {
@@ -155,9 +155,15 @@ impl ModernBertLayer {
         let q = (rotate(qkv.narrow(1, 0, 1)?.squeeze(1)?)? * scale)?;
         let k = rotate(qkv.narrow(1, 1, 1)?.squeeze(1)?)?;
         let v = qkv.narrow(1, 2, 1)?.squeeze(1)?;
-        let bias = if self.global { None } else { Some(window_bias) };
-        let attended = attend_by_length(&q, &k, &v, packing, bias, mode, drop)?;
-        let x = (x + self.wo.forward(&attended)?)?;
+        let window = if self.global { None } else { Some(half_window) };
+        let attended = attend_by_length(&q, &k, &v, packing, window, mode, drop)?;
+        // transformers drops the attention output with `attention_dropout` too (`out_drop`).
+        let out = self.wo.forward(&attended)?;
+        let out = match drop {
+            Some(d) => d.attention(&out)?,
+            None => out,
+        };
+        let x = (x + out)?;
         let inner = self.wi.forward(&self.mlp_norm.forward(&x, mode)?)?;
         let input = inner.narrow(D::Minus1, 0, self.intermediate)?;
         let gate = inner.narrow(D::Minus1, self.intermediate, self.intermediate)?;
@@ -166,15 +172,20 @@ impl ModernBertLayer {
     }
 }
 
+/// Queries per attention block: a longer text attends block by block, so the scores of one
+/// block (`[texts, heads, block, keys]`) are all that exists at a time, and a local layer's
+/// block only meets the keys of its window (ModernBERT takes up to 8,192 tokens).
+const QUERY_BLOCK: usize = 256;
+
 /// Self-attention of packed `q`, `k`, `v` `[n, heads, head_dim]` (`q` already scaled), text by
-/// text, the texts of one length together. `window_bias` (local layers) holds, per length, the
-/// additive `[len, len]` band mask. Returns `[n, heads · head_dim]` in packed order.
+/// text, the texts of one length together; `half_window` (local layers) limits each token to
+/// the keys at most that far. Returns `[n, heads · head_dim]` in packed order.
 fn attend_by_length(
     q: &Tensor,
     k: &Tensor,
     v: &Tensor,
     packing: &Packing,
-    window_bias: Option<&BTreeMap<usize, Tensor>>,
+    half_window: Option<usize>,
     mode: ForwardMode,
     drop: Option<&Dropout>,
 ) -> candle_core::Result<Tensor> {
@@ -209,25 +220,8 @@ fn attend_by_length(
                 .contiguous()
         };
         let (qg, kg, vg) = (split(q)?, split(k)?, split(v)?);
-        let mut scores = as_dtype(&qg.matmul(&kg.t()?)?, DType::F32)?;
-        if let Some(bias) = window_bias.and_then(|b| b.get(&len)) {
-            scores = scores.broadcast_add(bias)?;
-        }
-        let probs = match mode {
-            ForwardMode::Inference if fused::supported(&scores) => {
-                let zeros = Tensor::zeros((g, 1, 1, len), DType::F32, device)?;
-                fused::masked_softmax(&scores, &zeros)?
-            }
-            ForwardMode::Inference => candle_nn::ops::softmax_last_dim(&scores)?,
-            ForwardMode::Differentiable => candle_nn::ops::softmax(&scores, D::Minus1)?,
-        };
-        let probs = match drop {
-            Some(d) => d.attention(&probs)?,
-            None => probs,
-        };
         outputs.push(
-            as_dtype(&probs, vg.dtype())?
-                .matmul(&vg)?
+            attend_group(&qg, &kg, &vg, half_window, mode, drop, QUERY_BLOCK)?
                 .transpose(1, 2)?
                 .reshape((g * len, heads * head_dim))?,
         );
@@ -245,12 +239,85 @@ fn attend_by_length(
     Tensor::cat(&outputs, 0)?.index_select(&Tensor::from_vec(inverse, n, device)?, 0)
 }
 
-/// The additive band mask `[len, len]` of a local layer: 0 where `|i - j| <= half_window`, the
-/// most negative f32 elsewhere.
-fn window_mask(len: usize, half_window: usize, device: &Device) -> candle_core::Result<Tensor> {
-    let data: Vec<f32> = (0..len * len)
+/// Attention of texts of one length, `q`, `k`, `v` `[texts, heads, len, head_dim]`, by blocks
+/// of `block` queries (each with the keys its window allows). Returns `[texts, heads, len,
+/// head_dim]`.
+fn attend_group(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    half_window: Option<usize>,
+    mode: ForwardMode,
+    drop: Option<&Dropout>,
+    block: usize,
+) -> candle_core::Result<Tensor> {
+    let (g, _, len, _) = q.dims4()?;
+    let device = q.device();
+    let mut outputs = Vec::with_capacity(len.div_ceil(block.max(1)));
+    let mut start = 0;
+    while start < len {
+        let b = block.max(1).min(len - start);
+        let (key_start, key_end) = match half_window {
+            Some(w) => (start.saturating_sub(w), (start + b + w).min(len)),
+            None => (0, len),
+        };
+        let keys = key_end - key_start;
+        let take = |t: &Tensor, from: usize, count: usize| -> candle_core::Result<Tensor> {
+            if from == 0 && count == len {
+                Ok(t.clone())
+            } else {
+                t.narrow(2, from, count)?.contiguous()
+            }
+        };
+        let (qb, kb, vb) = (
+            take(q, start, b)?,
+            take(k, key_start, keys)?,
+            take(v, key_start, keys)?,
+        );
+        let mut scores = as_dtype(&qb.matmul(&kb.t()?)?, DType::F32)?;
+        if let Some(w) = half_window {
+            // The farthest query-key pair of the block; no mask when it is inside the window.
+            let farthest = (start + b - 1 - key_start).max(key_end - 1 - start);
+            if farthest > w {
+                scores = scores.broadcast_add(&band_mask(start, b, key_start, keys, w, device)?)?;
+            }
+        }
+        let probs = match mode {
+            ForwardMode::Inference if fused::supported(&scores) => {
+                let zeros = Tensor::zeros((g, 1, 1, keys), DType::F32, device)?;
+                fused::masked_softmax(&scores, &zeros)?
+            }
+            ForwardMode::Inference => candle_nn::ops::softmax_last_dim(&scores)?,
+            ForwardMode::Differentiable => candle_nn::ops::softmax(&scores, D::Minus1)?,
+        };
+        let probs = match drop {
+            Some(d) => d.attention(&probs)?,
+            None => probs,
+        };
+        outputs.push(as_dtype(&probs, vb.dtype())?.matmul(&vb)?);
+        start += b;
+    }
+    if outputs.len() == 1 {
+        return outputs
+            .pop()
+            .ok_or_else(|| candle_core::Error::Msg("empty text".into()));
+    }
+    Tensor::cat(&outputs, 2)
+}
+
+/// The additive band mask `[queries, keys]` of a local layer for queries `q0..q0 + queries`
+/// and keys `k0..k0 + keys`: 0 where `|i - j| <= half_window`, the most negative f32 elsewhere.
+fn band_mask(
+    q0: usize,
+    queries: usize,
+    k0: usize,
+    keys: usize,
+    half_window: usize,
+    device: &Device,
+) -> candle_core::Result<Tensor> {
+    let data: Vec<f32> = (0..queries * keys)
         .map(|ij| {
-            let (i, j) = (ij / len, ij % len);
+            let (i, j) = (q0 + ij / keys, k0 + ij % keys);
             if i.abs_diff(j) <= half_window {
                 0.0
             } else {
@@ -258,7 +325,7 @@ fn window_mask(len: usize, half_window: usize, device: &Device) -> candle_core::
             }
         })
         .collect();
-    Tensor::from_vec(data, (len, len), device)
+    Tensor::from_vec(data, (queries, keys), device)
 }
 
 /// A ModernBERT encoder with its masked-language-model head.
@@ -330,7 +397,8 @@ impl ModernBertMaskedLm {
     /// The head's features `[n, hidden]` of the real tokens of the batch `packing` describes,
     /// computed in `activations` (the norms and softmax in f32), which the decoder projects
     /// onto the vocabulary. `drop` applies `attention_dropout` to the attention probabilities
-    /// (ModernBERT's other dropouts must be 0, which the config reader checks).
+    /// and the attention output, as transformers does (ModernBERT's other dropouts must be 0,
+    /// which the config reader checks).
     pub fn features(
         &self,
         batch: &TokenBatch,
@@ -341,24 +409,13 @@ impl ModernBertMaskedLm {
     ) -> candle_core::Result<Tensor> {
         let x = embed(&self.tok_embeddings, &packing.pack(&batch.input_ids)?)?;
         let mut x = as_dtype(&self.embeddings_norm.forward(&x, mode)?, activations)?;
-        let device = x.device().clone();
-        let mut window_bias = BTreeMap::new();
-        if self.layers.iter().any(|l| !l.global) {
-            let starts = packing.starts();
-            for r in 0..packing.batch() {
-                let len = starts[r + 1] - starts[r];
-                if len > self.half_window + 1 && !window_bias.contains_key(&len) {
-                    window_bias.insert(len, window_mask(len, self.half_window, &device)?);
-                }
-            }
-        }
         for layer in &self.layers {
             let rotary = if layer.global {
                 &self.global_rotary
             } else {
                 &self.local_rotary
             };
-            x = layer.forward(&x, packing, rotary, &window_bias, mode, drop)?;
+            x = layer.forward(&x, packing, rotary, self.half_window, mode, drop)?;
         }
         let x = self.final_norm.forward(&x, mode)?;
         let y = self.head_dense.forward_activated(&x, self.head_act)?;
@@ -373,5 +430,76 @@ impl ModernBertMaskedLm {
     /// The vocabulary projection.
     pub fn head(&self) -> &MlmHead {
         &self.head
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn random(seed: u64, shape: (usize, usize, usize, usize)) -> Tensor {
+        let n = shape.0 * shape.1 * shape.2 * shape.3;
+        let mut state = seed;
+        let data: Vec<f32> = (0..n)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((state >> 33) as f32 / (1u64 << 31) as f32) * 2.0 - 1.0
+            })
+            .collect();
+        Tensor::from_vec(data, shape, &Device::Cpu).unwrap()
+    }
+
+    #[test]
+    fn blocked_attention_equals_attention_over_the_whole_text() {
+        let shape = (2, 3, 301, 8);
+        let (q, k, v) = (random(1, shape), random(2, shape), random(3, shape));
+        for window in [None, Some(4), Some(70), Some(400)] {
+            for mode in [ForwardMode::Inference, ForwardMode::Differentiable] {
+                let whole = attend_group(&q, &k, &v, window, mode, None, 10_000).unwrap();
+                for block in [1, 64, 256] {
+                    let blocked = attend_group(&q, &k, &v, window, mode, None, block).unwrap();
+                    let diff = (&whole - &blocked)
+                        .unwrap()
+                        .abs()
+                        .unwrap()
+                        .flatten_all()
+                        .unwrap()
+                        .max(0)
+                        .unwrap()
+                        .to_scalar::<f32>()
+                        .unwrap();
+                    assert!(diff < 1e-5, "window {window:?} block {block}: {diff}");
+                }
+            }
+        }
+        // The window really limits attention: a far key's value does not reach a query.
+        let changed = v
+            .slice_assign(
+                &[0..2, 0..3, 300..301, 0..8],
+                &Tensor::ones((2, 3, 1, 8), DType::F32, &Device::Cpu).unwrap(),
+            )
+            .unwrap();
+        let a = attend_group(&q, &k, &v, Some(4), ForwardMode::Inference, None, 64).unwrap();
+        let b = attend_group(&q, &k, &changed, Some(4), ForwardMode::Inference, None, 64).unwrap();
+        let head = |t: &Tensor| {
+            t.narrow(2, 0, 290)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap()
+        };
+        assert_eq!(head(&a), head(&b));
+        let tail = |t: &Tensor| {
+            t.narrow(2, 299, 1)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap()
+        };
+        assert_ne!(tail(&a), tail(&b));
     }
 }
