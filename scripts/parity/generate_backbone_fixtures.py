@@ -223,7 +223,11 @@ def save_model(folder: Path, spec: dict, corpus: list[str]):
 
 
 def expected(model, texts: list[str], text_ids: list[int]) -> dict:
-    sub = [texts[i] for i in text_ids]
+    # Texts holding the pad token itself: RoBERTa gives such a token the padding position and
+    # does not count it in the positions of the tokens after it.
+    pad = model.tokenizer.pad_token
+    extra = [f"before {pad} after", f"{pad}{pad} two pads then words", pad]
+    sub = [texts[i] for i in text_ids] + extra
     ids = []
     for t in sub:
         feats = model.preprocess([t])
@@ -238,6 +242,7 @@ def expected(model, texts: list[str], text_ids: list[int]) -> dict:
         "max_seq_length": model.max_seq_length,
         "vocab_size": config.vocab_size,
         "text_ids": text_ids,
+        "extra_texts": extra,
         "input_ids": ids,
         "longest": max(len(i) for i in ids),
         "vectors": sparse_rows(emb),

@@ -79,6 +79,9 @@ pub struct BertMaskedLm {
     head: MlmHead,
     /// RoBERTa: token type 0 for every token, whatever the tokenizer says.
     single_token_type: bool,
+    /// RoBERTa's `padding_idx`: position ids count the tokens other than it from
+    /// `padding_idx + 1`, and the pad token itself takes position `padding_idx`.
+    roberta_padding_idx: Option<u32>,
 }
 
 impl BertMaskedLm {
@@ -142,6 +145,7 @@ impl BertMaskedLm {
                 bias: decoder_bias,
             },
             single_token_type: false,
+            roberta_padding_idx: None,
         })
     }
 
@@ -156,11 +160,9 @@ impl BertMaskedLm {
                 .get((type_rows, h), "weight")?
                 .narrow(0, 0, 1)?,
         );
-        // Position ids start at padding_idx + 1: the rows before it are never read.
         let position_embeddings = emb
             .pp("position_embeddings")
-            .get((c.max_position_embeddings, h), "weight")?
-            .narrow(0, c.position_offset, c.max_positions())?;
+            .get((c.max_position_embeddings, h), "weight")?;
         let layers = (0..c.num_layers)
             .map(|i| BertLayer::load(vb.pp("roberta").pp("encoder").pp("layer").pp(i), c))
             .collect::<candle_core::Result<Vec<_>>>()?;
@@ -198,6 +200,7 @@ impl BertMaskedLm {
                 bias: decoder_bias,
             },
             single_token_type: true,
+            roberta_padding_idx: Some((c.position_offset - 1) as u32),
         })
     }
 
@@ -213,8 +216,13 @@ impl BertMaskedLm {
         drop: Option<&Dropout>,
         activations: DType,
     ) -> candle_core::Result<Tensor> {
-        let mut x = (embed(&self.word_embeddings, &packing.pack(&batch.input_ids)?)?
-            + embed(&self.position_embeddings, packing.positions())?)?;
+        let ids = packing.pack(&batch.input_ids)?;
+        let positions = match self.roberta_padding_idx {
+            Some(pad) => roberta_positions(&ids, packing, pad)?,
+            None => packing.positions().clone(),
+        };
+        let mut x =
+            (embed(&self.word_embeddings, &ids)? + embed(&self.position_embeddings, &positions)?)?;
         if let Some(tt) = &self.token_type_embeddings {
             x = if self.single_token_type {
                 x.broadcast_add(tt)?
@@ -236,17 +244,44 @@ impl BertMaskedLm {
         Ok(y)
     }
 
-    /// Rows of the position-embedding table (the longest input the model takes).
+    /// The longest input the model takes: the rows of the position-embedding table (RoBERTa:
+    /// those after `padding_idx`).
     pub fn max_positions(&self) -> usize {
-        self.position_embeddings
+        let rows = self
+            .position_embeddings
             .dims()
             .first()
             .copied()
-            .unwrap_or(0)
+            .unwrap_or(0);
+        match self.roberta_padding_idx {
+            Some(pad) => rows.saturating_sub(pad as usize + 1),
+            None => rows,
+        }
     }
 
     /// The vocabulary projection.
     pub fn head(&self) -> &MlmHead {
         &self.head
     }
+}
+
+/// RoBERTa's position ids of packed `ids` `[n]`, as transformers'
+/// `create_position_ids_from_input_ids`: in each text, the k-th token that is not the pad token
+/// gets `padding_idx + k` (k from 1), and a pad token gets `padding_idx`.
+fn roberta_positions(ids: &Tensor, packing: &Packing, pad: u32) -> candle_core::Result<Tensor> {
+    let host: Vec<u32> = ids.to_device(&candle_core::Device::Cpu)?.to_vec1()?;
+    let starts = packing.starts();
+    let mut positions = Vec::with_capacity(host.len());
+    for text in starts.windows(2) {
+        let mut count = 0u32;
+        for &id in &host[text[0]..text[1]] {
+            if id == pad {
+                positions.push(pad);
+            } else {
+                count += 1;
+                positions.push(pad + count);
+            }
+        }
+    }
+    Tensor::from_vec(positions, host.len(), ids.device())
 }
