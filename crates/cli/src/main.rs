@@ -74,6 +74,14 @@ struct BenchArgs {
     /// Use only the first N texts.
     #[arg(long)]
     limit: Option<usize>,
+    /// Encode as queries (`query`: encode_query) or documents (`document`: encode_document);
+    /// default: encode. An inference-free model takes the matching route.
+    #[arg(long, value_parser = ["query", "document"])]
+    task: Option<String>,
+    /// Also time each text alone (one encode call per text) and report per-text latency
+    /// percentiles in microseconds (`latency_us`: p50, p99, mean, max).
+    #[arg(long)]
+    per_text: bool,
 }
 
 #[derive(Args, Clone)]
@@ -358,13 +366,40 @@ fn bench(args: BenchArgs) -> Result<()> {
         batch_size: args.batch_size,
         ..EncodeOptions::default()
     };
+    let run = |texts: &[String]| match args.task.as_deref() {
+        Some("query") => encoder.encode_query(texts, &options),
+        Some("document") => encoder.encode_document(texts, &options),
+        _ => encoder.encode(texts, &options),
+    };
     // Warm-up: one batch, untimed.
-    encoder.encode(&texts[..args.batch_size.min(texts.len())], &options)?;
+    run(&texts[..args.batch_size.min(texts.len())])?;
     let start = std::time::Instant::now();
-    let batch = encoder.encode(&texts, &options)?;
+    let batch = run(&texts)?;
     let seconds = start.elapsed().as_secs_f64();
     let stats = SparseEncoder::sparsity(&batch);
+    let latency = if args.per_text {
+        let mut micros = Vec::with_capacity(texts.len());
+        for text in &texts {
+            let one = std::slice::from_ref(text);
+            let t = std::time::Instant::now();
+            run(one)?;
+            micros.push(t.elapsed().as_secs_f64() * 1e6);
+        }
+        micros.sort_by(f64::total_cmp);
+        let pct =
+            |p: f64| micros[((p * micros.len() as f64).ceil() as usize).clamp(1, micros.len()) - 1];
+        serde_json::json!({
+            "p50": pct(0.50),
+            "p99": pct(0.99),
+            "mean": micros.iter().sum::<f64>() / micros.len() as f64,
+            "max": micros[micros.len() - 1],
+        })
+    } else {
+        serde_json::Value::Null
+    };
     let report = serde_json::json!({
+        "task": args.task,
+        "latency_us": latency,
         "engine": "splade-rs",
         "texts": texts.len(),
         "seconds": seconds,

@@ -15,6 +15,8 @@ use crate::layout::ModelFolder;
 use crate::model::{find_weights, first_non_finite_row, ForwardMode, MaskedLm, TokenBatch};
 use crate::paths::check_inside;
 use crate::pooling::{pool_sparse_packed_checked, PoolingConfig};
+use crate::router::RouteKind;
+use crate::static_embedding::StaticEmbedding;
 use crate::tokenize::{tokenizer_source, TextTokenizer, TokenizedText, Truncation};
 
 /// Options of one `encode` call.
@@ -48,12 +50,26 @@ impl Default for EncodeOptions {
 /// Prompt names `encode_document` looks for, in order (as sentence-transformers does).
 const DOCUMENT_PROMPT_NAMES: [&str; 3] = ["document", "passage", "corpus"];
 
+/// The route a task takes through a model (see [`SparseEncoder::route_for`]).
+#[derive(Debug, Clone, Copy)]
+pub enum RouteChoice<'a> {
+    /// The MLM backbone + SpladePooling (every task of a plain SPLADE model).
+    Splade,
+    /// An inference-free `SparseStaticEmbedding` route (no forward pass).
+    Static(&'a StaticEmbedding),
+}
+
 /// A SPLADE encoder: MLM backbone + SpladePooling, producing vocabulary-sized sparse vectors.
+/// An inference-free model (a sentence-transformers `Router`) also holds its
+/// `SparseStaticEmbedding` routes: `encode_query`, `encode_document` and `encode` take the
+/// route the Router gives the task `query`, `document` or none.
 pub struct SparseEncoder {
     folder: ModelFolder,
     tokenizer: TextTokenizer,
     model: MaskedLm,
     device: Device,
+    /// The static routes of a Router, by route name.
+    statics: Vec<(String, StaticEmbedding)>,
 }
 
 impl SparseEncoder {
@@ -72,6 +88,7 @@ impl SparseEncoder {
     /// Loads a local model folder onto `device`.
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
         let (folder, tokenizer, weights) = Self::read_parts(dir)?;
+        let statics = load_static_routes(&folder)?;
         let model = MaskedLm::load(&weights, &folder.backbone, device)?;
         tracing::debug!(
             "loaded {} ({:?}, {:?}, max_seq_length {}, {})",
@@ -86,6 +103,7 @@ impl SparseEncoder {
             tokenizer,
             model,
             device: device.clone(),
+            statics,
         })
     }
 
@@ -101,6 +119,7 @@ impl SparseEncoder {
             tokenizer,
             model,
             device: device.clone(),
+            statics: Vec::new(),
         }
     }
 
@@ -229,8 +248,71 @@ impl SparseEncoder {
         self.tokenize_truncating(texts, options, Truncation::Right)
     }
 
-    /// Encodes texts into sparse vectors, one row per text in input order.
+    /// Whether the model has an inference-free (`SparseStaticEmbedding`) route.
+    pub fn is_inference_free(&self) -> bool {
+        !self.statics.is_empty()
+    }
+
+    /// The route `task` takes (`None`: plain [`Self::encode`]): for a Router model as
+    /// sentence-transformers resolves it (an error names the routes when none fits); always
+    /// [`RouteChoice::Splade`] for a plain SPLADE model, which ignores the task.
+    pub fn route_for(&self, task: Option<&str>) -> Result<RouteChoice<'_>> {
+        let Some(router) = &self.folder.router else {
+            return Ok(RouteChoice::Splade);
+        };
+        let route = router.resolve(task)?;
+        match &route.kind {
+            RouteKind::Splade { .. } => Ok(RouteChoice::Splade),
+            RouteKind::Static { .. } => self
+                .statics
+                .iter()
+                .find(|(name, _)| *name == route.name)
+                .map(|(_, s)| RouteChoice::Static(s))
+                .ok_or_else(|| {
+                    EncoderError::InvalidArgument(format!(
+                        "static route '{}' was not loaded",
+                        route.name
+                    ))
+                }),
+        }
+    }
+
+    /// Encodes texts for `task` (`Some("query")`, `Some("document")`, `None`: the default
+    /// route) without adding the task's prompt (see [`Self::encode_query`] for that): the
+    /// route [`Self::route_for`] gives, one row per text in input order.
+    pub fn encode_task(
+        &self,
+        texts: &[impl AsRef<str>],
+        options: &EncodeOptions,
+        task: Option<&str>,
+    ) -> Result<SparseBatch> {
+        check_options(options)?;
+        match self.route_for(task)? {
+            RouteChoice::Splade => self.encode_splade(texts, options),
+            RouteChoice::Static(route) => {
+                let prompt = self.resolve_prompt(options)?;
+                let vectors = route.encode(texts, &prompt, options.max_active_dims)?;
+                let mut batch = SparseBatch::new(self.dim());
+                for v in &vectors {
+                    batch.push(v.view())?;
+                }
+                Ok(batch)
+            }
+        }
+    }
+
+    /// Encodes texts into sparse vectors, one row per text in input order (a Router model:
+    /// its default route).
     pub fn encode(
+        &self,
+        texts: &[impl AsRef<str>],
+        options: &EncodeOptions,
+    ) -> Result<SparseBatch> {
+        self.encode_task(texts, options, None)
+    }
+
+    /// The SPLADE route: batches through the backbone and SpladePooling.
+    fn encode_splade(
         &self,
         texts: &[impl AsRef<str>],
         options: &EncodeOptions,
@@ -295,7 +377,7 @@ impl SparseEncoder {
         texts: &[impl AsRef<str>],
         options: &EncodeOptions,
     ) -> Result<SparseBatch> {
-        self.encode(texts, &self.query_options(options))
+        self.encode_task(texts, &self.query_options(options), Some("query"))
     }
 
     /// Encodes documents: uses the model's `document` (or `passage`, `corpus`) prompt when it
@@ -305,7 +387,7 @@ impl SparseEncoder {
         texts: &[impl AsRef<str>],
         options: &EncodeOptions,
     ) -> Result<SparseBatch> {
-        self.encode(texts, &self.document_options(options))
+        self.encode_task(texts, &self.document_options(options), Some("document"))
     }
 
     /// The options [`Self::encode_query`] encodes with: `options` plus the model's `query`
@@ -476,4 +558,38 @@ impl SparseEncoder {
     pub fn intersection(a: SparseView<'_>, b: SparseView<'_>) -> SparseVector {
         a.intersection(&b)
     }
+}
+
+/// The checks every encode call makes on its options.
+fn check_options(options: &EncodeOptions) -> Result<()> {
+    if options.batch_size == 0 {
+        return Err(EncoderError::InvalidArgument(
+            "batch size must be at least 1".into(),
+        ));
+    }
+    if options.max_active_dims == Some(0) {
+        return Err(EncoderError::InvalidArgument(
+            "max_active_dims must be at least 1".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Loads the `SparseStaticEmbedding` routes of a Router folder (none for a plain model); their
+/// weights must match the SPLADE route's vocabulary.
+fn load_static_routes(folder: &ModelFolder) -> Result<Vec<(String, StaticEmbedding)>> {
+    let Some(router) = &folder.router else {
+        return Ok(Vec::new());
+    };
+    router
+        .routes
+        .iter()
+        .filter_map(|route| match &route.kind {
+            RouteKind::Static { dir } => Some(
+                StaticEmbedding::load(&folder.root, dir, Some(folder.backbone.vocab_size))
+                    .map(|s| (route.name.clone(), s)),
+            ),
+            RouteKind::Splade { .. } => None,
+        })
+        .collect()
 }

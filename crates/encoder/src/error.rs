@@ -67,6 +67,16 @@ pub enum EncoderError {
         /// What is supported.
         supported: String,
     },
+    /// A Router model has no route for the task asked (or, without a task, no default route).
+    #[error("{}", no_route_message(model, task.as_deref(), available))]
+    NoRoute {
+        /// The Router's configuration file.
+        model: PathBuf,
+        /// The task asked (`None`: plain `encode`).
+        task: Option<String>,
+        /// The routes there are, as sentence-transformers lists them.
+        available: String,
+    },
     /// The weights file is unreadable, or lacks or mis-shapes a tensor.
     #[error("weights {path}: {message}")]
     Weights {
@@ -210,4 +220,19 @@ pub(crate) fn read_json(path: &std::path::Path) -> Result<serde_json::Value> {
         path: path.to_path_buf(),
         source,
     })
+}
+
+fn no_route_message(model: &std::path::Path, task: Option<&str>, available: &str) -> String {
+    match task {
+        Some(task) => format!(
+            "{}: no route found for task type '{task}'. Available routes: {available}",
+            model.display()
+        ),
+        None => format!(
+            "{}: could not determine route for task=None, modality='text'. Available routes: \
+             {available}. Encode as queries or documents (encode_query / encode_document; \
+             --query / --document on the command line), or set a default route in the Router",
+            model.display()
+        ),
+    }
 }

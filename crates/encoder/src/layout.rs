@@ -11,10 +11,12 @@ use crate::config::BackboneConfig;
 use crate::error::{read_json, EncoderError, Result};
 use crate::paths::{check_inside, module_dir};
 use crate::pooling::{PoolingActivation, PoolingConfig, PoolingStrategy};
+use crate::router::{RouteKind, RouterLayout};
 
 /// Module types of a sentence-transformers pipeline that this crate runs.
 pub const SUPPORTED_MODULES: &str =
-    "MLMTransformer / Transformer (fill-mask) followed by SpladePooling";
+    "MLMTransformer / Transformer (fill-mask) followed by SpladePooling, or a Router of \
+     SparseStaticEmbedding and Transformer (fill-mask) + SpladePooling routes";
 
 /// Which kind of folder a model came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +52,9 @@ pub struct ModelFolder {
     pub default_prompt_name: Option<String>,
     /// The similarity function the model was trained for.
     pub similarity: Similarity,
+    /// The Router of an inference-free (asymmetric) model; `transformer_dir` and `pooling`
+    /// then describe its SPLADE route. `None` for a plain SPLADE model.
+    pub router: Option<RouterLayout>,
 }
 
 fn config_err(path: &Path, field: &str, message: impl ToString) -> EncoderError {
@@ -112,6 +117,7 @@ impl ModelFolder {
             prompts: BTreeMap::new(),
             default_prompt_name: None,
             similarity: Similarity::Dot,
+            router: None,
         };
         folder.read_model_settings()?;
         Ok(folder)
@@ -128,7 +134,23 @@ impl ModelFolder {
         let mut transformer = None;
         let mut pooling = None;
         let mut layout = FolderLayout::SentenceTransformersV6;
-        for (i, module) in list.iter().enumerate() {
+        let mut router = None;
+        if let [module] = list.as_slice() {
+            let kind = module.get("type").and_then(Value::as_str).unwrap_or("");
+            if matches!(type_name(kind), "Router" | "Asym") {
+                let raw_path = module.get("path").and_then(Value::as_str).unwrap_or("");
+                let dir = module_dir(root, raw_path, modules_path, "[0].path")?;
+                let read = RouterLayout::read(root, &dir)?;
+                let (t, p, full) = splade_route(&read)?;
+                if full.starts_with("sentence_transformers.sparse_encoder.models.") {
+                    layout = FolderLayout::SentenceTransformersV5;
+                }
+                transformer = Some(t);
+                pooling = Some(p);
+                router = Some(read);
+            }
+        }
+        for (i, module) in list.iter().enumerate().filter(|_| router.is_none()) {
             let kind = module
                 .get("type")
                 .and_then(Value::as_str)
@@ -195,6 +217,7 @@ impl ModelFolder {
             prompts: BTreeMap::new(),
             default_prompt_name: None,
             similarity: Similarity::Dot,
+            router,
         };
         folder.read_model_settings()?;
         Ok(folder)
@@ -335,4 +358,40 @@ fn read_pooling(root: &Path, path: &Path, vocab_size: usize) -> Result<PoolingCo
         strategy,
         activation,
     })
+}
+
+/// The transformer and pooling folders of a Router's SPLADE route (every SPLADE route must
+/// run the same two modules), and the transformer's saved type.
+fn splade_route(router: &RouterLayout) -> Result<(PathBuf, PathBuf, String)> {
+    let mut found: Option<(&PathBuf, &PathBuf, &String, &str)> = None;
+    for route in &router.routes {
+        if let RouteKind::Splade {
+            transformer_dir,
+            pooling_dir,
+            transformer_type,
+        } = &route.kind
+        {
+            match found {
+                None => found = Some((transformer_dir, pooling_dir, transformer_type, &route.name)),
+                Some((t, p, _, first)) if (t, p) != (transformer_dir, pooling_dir) => {
+                    return Err(EncoderError::UnsupportedModule {
+                        module: format!(
+                            "Router with two different SPLADE encoders (routes '{first}' and '{}')",
+                            route.name
+                        ),
+                        path: router.config_path.clone(),
+                        supported: "one Transformer + SpladePooling shared by every SPLADE route"
+                            .to_string(),
+                    })
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    let (t, p, full, _) = found.ok_or_else(|| EncoderError::UnsupportedModule {
+        module: "Router without a Transformer + SpladePooling route".to_string(),
+        path: router.config_path.clone(),
+        supported: crate::router::SUPPORTED_ROUTES.to_string(),
+    })?;
+    Ok((t.clone(), p.clone(), full.clone()))
 }

@@ -35,16 +35,20 @@ pub mod layout;
 pub mod model;
 mod paths;
 pub mod pooling;
+pub mod router;
+pub mod static_embedding;
 pub mod tokenize;
 pub mod trainable;
 
-pub use encoder::{EncodeOptions, SparseEncoder};
+pub use encoder::{EncodeOptions, RouteChoice, SparseEncoder};
 pub use error::{EncoderError, Result, NON_FINITE};
 pub use layout::{FolderLayout, ModelFolder};
 pub use model::Dropout;
 pub use pooling::{PoolingActivation, PoolingConfig, PoolingStrategy};
+pub use router::{Route, RouteKind, RouterLayout};
 pub use splade_sparse::{
     ScoreMatrix, Similarity, SparseBatch, SparseVector, SparseView, SparsityStats,
 };
+pub use static_embedding::StaticEmbedding;
 pub use tokenize::{TokenizedText, Truncation};
 pub use trainable::TrainableEncoder;

@@ -202,6 +202,34 @@ impl TextTokenizer {
             .collect()
     }
 
+    /// The token ids of one text without special tokens, truncated to [`Self::max_length`]
+    /// as `truncation` says (what sentence-transformers' `SparseStaticEmbedding` looks
+    /// weights up for, with [`Truncation::Right`]); `index` is the text's position, for
+    /// messages.
+    pub fn encode_without_special_tokens(
+        &self,
+        text: &str,
+        index: usize,
+        truncation: Truncation,
+    ) -> Result<Vec<u32>> {
+        let enc = self
+            .variant(truncation)?
+            .encode_fast(text, false)
+            .map_err(|e| EncoderError::Tokenize {
+                index,
+                message: e.to_string(),
+            })?;
+        if truncation == Truncation::Refuse && enc.len() > self.max_length {
+            return Err(EncoderError::InputTooLong {
+                index,
+                what: "tokens",
+                limit: self.max_length,
+                given: enc.len(),
+            });
+        }
+        Ok(enc.get_ids().to_vec())
+    }
+
     /// The full encoding of one text (offsets, special-token mask, token strings), without
     /// truncation: what a `/tokenize` route shows.
     pub fn encoding(&self, text: &str, add_special_tokens: bool) -> Result<Encoding> {

@@ -28,6 +28,14 @@ impl TrainableEncoder {
     /// (see [`MaskedLm::load_trainable`]).
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
         let (folder, tokenizer, weights) = SparseEncoder::read_parts(dir)?;
+        if let Some(router) = &folder.router {
+            return Err(EncoderError::UnsupportedModule {
+                module: "Router (inference-free model) for training".to_string(),
+                path: router.config_path.clone(),
+                supported: "training a plain Transformer (fill-mask) + SpladePooling model"
+                    .to_string(),
+            });
+        }
         let (model, vars) = MaskedLm::load_trainable(&weights, &folder.backbone, device)?;
         Ok(Self {
             encoder: SparseEncoder::from_parts(folder, tokenizer, model, device),

@@ -19,9 +19,20 @@ fn hub_id_loads_from_the_offline_cache() {
     std::fs::write(repo.join("refs").join("main"), commit).unwrap();
     copy_dir(&fixture, &repo.join("snapshots").join(commit));
 
+    // An inference-free model (a Router with one folder per module) from the cache too.
+    let router_fixture = fixture_model("router-learned");
+    let router_repo = home
+        .path()
+        .join("hub")
+        .join("models--sparse-encoder--router-test");
+    std::fs::create_dir_all(router_repo.join("refs")).unwrap();
+    std::fs::write(router_repo.join("refs").join("main"), commit).unwrap();
+    copy_dir(&router_fixture, &router_repo.join("snapshots").join(commit));
+
     std::env::set_var("HF_HOME", home.path());
     std::env::set_var("HF_HUB_OFFLINE", "1");
     let from_hub = SparseEncoder::from_pretrained("sparse-encoder/tiny-test").unwrap();
+    let router_from_hub = SparseEncoder::from_pretrained("sparse-encoder/router-test").unwrap();
     std::env::remove_var("HF_HUB_OFFLINE");
     std::env::remove_var("HF_HOME");
 
@@ -34,4 +45,19 @@ fn hub_id_loads_from_the_offline_cache() {
         from_hub.prompts().get("query").map(String::as_str),
         Some("query: ")
     );
+
+    let router_local = SparseEncoder::load(&router_fixture, &candle_core::Device::Cpu).unwrap();
+    assert!(router_from_hub.is_inference_free());
+    for (a, b) in [
+        (
+            router_from_hub.encode_query(&texts, &EncodeOptions::default()),
+            router_local.encode_query(&texts, &EncodeOptions::default()),
+        ),
+        (
+            router_from_hub.encode_document(&texts, &EncodeOptions::default()),
+            router_local.encode_document(&texts, &EncodeOptions::default()),
+        ),
+    ] {
+        assert_eq!(a.unwrap(), b.unwrap());
+    }
 }

@@ -7,7 +7,7 @@ use splade_encoder::EncoderError;
 use splade_index::IndexError;
 
 /// The error and its sources joined by ": " (skipping a source the message already holds).
-fn message(err: &(dyn std::error::Error + 'static)) -> String {
+pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(s) = source {
@@ -24,7 +24,7 @@ fn message(err: &(dyn std::error::Error + 'static)) -> String {
 /// An encoder error: files (reading a model folder, fetching the default model) are
 /// `OSError`, the rest `ValueError`.
 pub fn encoder(err: EncoderError) -> PyErr {
-    let text = message(&err);
+    let text = chain(&err);
     match err {
         EncoderError::Io { .. }
         | EncoderError::MissingFile { .. }
@@ -37,7 +37,7 @@ pub fn encoder(err: EncoderError) -> PyErr {
 /// An index error: files (I/O, damaged or locked indexes, refused directories) are
 /// `OSError`, bad documents and arguments `ValueError`.
 pub fn index(err: IndexError) -> PyErr {
-    let text = message(&err);
+    let text = chain(&err);
     match err {
         IndexError::InvalidDocument { .. }
         | IndexError::InvalidArgument(_)

@@ -7,6 +7,7 @@
 //! - [`index`]: `NativeIndex`, a splade-index directory (build, open, add, delete, optimize,
 //!   search, info).
 //! - [`eval`]: sentence-transformers' sparse IR and binary-classification evaluators.
+//! - [`train`]: `splade train` with its options as keyword arguments and a progress callback.
 //! - [`csr`]: CSR batches across the boundary as little-endian byte buffers (`indptr` i64,
 //!   `indices` i32, `data` f32), the layout of a scipy `csr_matrix`.
 //!
@@ -20,6 +21,7 @@ pub mod encoder;
 mod errors;
 pub mod eval;
 pub mod index;
+pub mod train;
 
 use pyo3::prelude::*;
 
@@ -32,6 +34,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(encoder::intersection, m)?)?;
     m.add_function(wrap_pyfunction!(eval::evaluate_ir, m)?)?;
     m.add_function(wrap_pyfunction!(eval::evaluate_binary, m)?)?;
+    m.add_function(wrap_pyfunction!(train::train, m)?)?;
     m.add(
         "DEFAULT_MODEL",
         splade_encoder::default_model::DEFAULT_MODEL,

@@ -5,7 +5,8 @@
 //!
 //! The environment is `SPLADE_RS_PYTHON_VENV` when set, else `target/python-venv`, created
 //! with `python3 -m venv` and filled from `requirements-test.txt` (PyPI: maturin, numpy,
-//! scipy, pytest, ray[data]) when it lacks them.
+//! scipy, pytest, ray[data], torch and sentence-transformers 6.2, the reference of the
+//! in-process tests) when it lacks them; a skipped test fails the run.
 //! Missing Python or pip is a failure with a clear message, never a silent pass.
 
 use std::path::{Path, PathBuf};
@@ -53,7 +54,10 @@ fn venv_python() -> PathBuf {
         );
     }
     let ready = Command::new(&python)
-        .args(["-c", "import maturin, numpy, scipy, pytest, ray.data"])
+        .args([
+            "-c",
+            "import maturin, numpy, scipy, pytest, ray.data, torch, sentence_transformers",
+        ])
         .output()
         .is_ok_and(|o| o.status.success());
     if !ready {
@@ -61,7 +65,7 @@ fn venv_python() -> PathBuf {
             Command::new(&python)
                 .args(["-m", "pip", "install", "-q", "-r"])
                 .arg(crate_dir().join("requirements-test.txt")),
-            "installing maturin, numpy, scipy and pytest from PyPI",
+            "installing maturin, numpy, scipy, pytest, ray, torch and sentence-transformers from PyPI",
         );
     }
     python
@@ -108,6 +112,7 @@ fn python_package_tests_pass() {
                 "-q",
                 "-p",
                 "no:cacheprovider",
+                "-rs",
                 "tests/python",
             ])
             .current_dir(crate_dir()),
@@ -115,4 +120,10 @@ fn python_package_tests_pass() {
     );
     println!("{report}");
     assert!(report.contains(" passed"), "pytest ran no test:\n{report}");
+    // The in-process comparison with sentence-transformers and the drop-in example skip when
+    // it is missing; here it is installed, so a skip means something is wrong.
+    assert!(
+        !report.contains(" skipped"),
+        "pytest skipped tests (sentence-transformers or torch missing?):\n{report}"
+    );
 }

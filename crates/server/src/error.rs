@@ -117,9 +117,9 @@ impl IntoResponse for ApiError {
 impl From<EncoderError> for ApiError {
     fn from(e: EncoderError) -> Self {
         let kind = match &e {
-            EncoderError::InvalidArgument(_) | EncoderError::InputTooLong { .. } => {
-                ErrorType::Validation
-            }
+            EncoderError::InvalidArgument(_)
+            | EncoderError::InputTooLong { .. }
+            | EncoderError::NoRoute { .. } => ErrorType::Validation,
             EncoderError::Tokenize { .. } | EncoderError::Tokenizer { .. } => ErrorType::Tokenizer,
             _ => ErrorType::Backend,
         };

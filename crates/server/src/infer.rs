@@ -12,7 +12,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
-use splade_encoder::{EncodeOptions, SparseEncoder, SparseVector, TokenizedText, Truncation};
+use splade_encoder::{
+    EncodeOptions, RouteChoice, SparseEncoder, SparseVector, TokenizedText, Truncation,
+};
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
 use crate::config::ServerConfig;
@@ -28,6 +30,16 @@ struct Entry {
     tokens: TokenizedText,
     reply: oneshot::Sender<Reply>,
     enqueued: Instant,
+}
+
+/// How a request's texts are encoded: the options (prompt) and the task, which picks the
+/// route of an inference-free model.
+#[derive(Debug, Clone)]
+pub struct RequestEncoding {
+    /// The encode options (prompt).
+    pub options: EncodeOptions,
+    /// `query`, `document`, or none (the model's default route).
+    pub task: Option<&'static str>,
 }
 
 /// What the model made of a request's inputs.
@@ -151,7 +163,26 @@ impl Infer {
     /// model's query and document encoding (their prompts when the model has them); any
     /// other name must be one of the model's prompts.
     pub fn options_for(&self, prompt_name: Option<&str>) -> Result<EncodeOptions, ApiError> {
+        self.request_encoding(prompt_name).map(|r| r.options)
+    }
+
+    /// The options of [`Self::options_for`] and the task they encode for: `query` and
+    /// `document` for those prompt names, none otherwise. An inference-free model takes the
+    /// route its Router gives the task.
+    pub fn request_encoding(&self, prompt_name: Option<&str>) -> Result<RequestEncoding, ApiError> {
         let name = prompt_name.or(self.default_prompt_name.as_deref());
+        let task = match name {
+            Some("query") => Some("query"),
+            Some("document") => Some("document"),
+            _ => None,
+        };
+        Ok(RequestEncoding {
+            options: self.prompt_options(name)?,
+            task,
+        })
+    }
+
+    fn prompt_options(&self, name: Option<&str>) -> Result<EncodeOptions, ApiError> {
         let base = EncodeOptions::default();
         match name {
             None => Ok(base),
@@ -223,10 +254,30 @@ impl Infer {
     pub async fn encode(
         &self,
         inputs: Vec<InputType>,
-        options: EncodeOptions,
+        encoding: RequestEncoding,
         truncation: Truncation,
         _permit: &OwnedSemaphorePermit,
     ) -> Result<Encoded, ApiError> {
+        let RequestEncoding { options, task } = encoding;
+        if let RouteChoice::Static(_) = self.encoder.route_for(task)? {
+            // An inference-free route: no model forward, so no queue; a worker thread
+            // tokenizes and looks the weights up.
+            let encoder = self.encoder.clone();
+            let start = Instant::now();
+            let (vectors, tokens) = self
+                .run_blocking(move || encode_static(&encoder, inputs, &options, task, truncation))
+                .await??;
+            let tokenization = start.elapsed();
+            self.metrics
+                .time("te_request_tokenization_duration", tokenization);
+            return Ok(Encoded {
+                vectors,
+                tokens,
+                tokenization,
+                queue: Duration::ZERO,
+                inference: Duration::ZERO,
+            });
+        }
         let work = async {
             let start = Instant::now();
             let tokenized = self.tokenize(inputs, options, truncation).await?;
@@ -293,6 +344,50 @@ impl Infer {
             )),
         }
     }
+}
+
+/// Encodes inputs on a static (inference-free) route: each text (token ids are decoded back
+/// to text first) with the prompt of `options`, tokenized by the route's own tokenizer and
+/// truncated as `truncation` says; the vectors and the number of tokens.
+fn encode_static(
+    encoder: &SparseEncoder,
+    inputs: Vec<InputType>,
+    options: &EncodeOptions,
+    task: Option<&str>,
+    truncation: Truncation,
+) -> Result<(Vec<SparseVector>, usize), ApiError> {
+    let RouteChoice::Static(route) = encoder.route_for(task)? else {
+        return Err(ApiError::new(
+            ErrorType::Backend,
+            "Backend error: the route changed",
+        ));
+    };
+    let prompt = encoder.prompt_text(options)?;
+    let mut vectors = Vec::with_capacity(inputs.len());
+    let mut tokens = 0;
+    for (index, input) in inputs.into_iter().enumerate() {
+        let text = match input {
+            InputType::String(s) => s,
+            InputType::Ids(ids) => encoder
+                .tokenizer()
+                .inner()
+                .decode(&ids, true)
+                .map_err(|e| ApiError::new(ErrorType::Tokenizer, format!("tokenizer error {e}")))?,
+        };
+        let ids = route
+            .tokenize_truncating(&format!("{prompt}{text}"), index, truncation)
+            .map_err(|e| match e {
+                splade_encoder::EncoderError::InputTooLong { what, limit, given, .. } => {
+                    ApiError::validation(format!(
+                        "Input validation error: `inputs` must have less than {limit} {what}. Given: {given}"
+                    ))
+                }
+                other => ApiError::from(other),
+            })?;
+        tokens += ids.len();
+        vectors.push(route.vector_of_ids(&ids)?);
+    }
+    Ok((vectors, tokens))
 }
 
 fn tokenize_inputs(

@@ -85,7 +85,7 @@ impl AppState {
         let mut encoded = Vec::new().into_iter();
         if !texts.is_empty() {
             let permit = self.infer.try_acquire(texts.len())?;
-            let options = self.infer.options_for(Some(prompt_name))?;
+            let options = self.infer.request_encoding(Some(prompt_name))?;
             encoded = self
                 .infer
                 .encode(texts, options, Truncation::Right, &permit)

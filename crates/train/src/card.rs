@@ -125,6 +125,26 @@ pub fn model_card(input: &CardInput<'_>) -> String {
         crate::loss::BaseLoss::MarginMse => {
             "SparseMarginMSELoss(similarity_fct='pairwise_dot_score')".to_string()
         }
+        crate::loss::BaseLoss::Mse => "SparseMSELoss()".to_string(),
+        crate::loss::BaseLoss::CosineSimilarity => {
+            "SparseCosineSimilarityLoss(loss_fct='torch.nn.modules.loss.MSELoss')".to_string()
+        }
+        crate::loss::BaseLoss::CoSent { scale } => {
+            format!("SparseCoSENTLoss(scale={scale}, similarity_fct='pairwise_cos_sim')")
+        }
+        crate::loss::BaseLoss::AnglE { scale } => {
+            format!("SparseAnglELoss(scale={scale}, similarity_fct='pairwise_angle_sim')")
+        }
+        crate::loss::BaseLoss::Triplet { distance, margin } => format!(
+            "SparseTripletLoss(distance_metric='TripletDistanceMetric.{}', triplet_margin={margin})",
+            distance.name()
+        ),
+        crate::loss::BaseLoss::DistillKlDiv {
+            student_temperature,
+            teacher_temperature,
+        } => format!(
+            "SparseDistillKLDivLoss(similarity_fct='pairwise_dot_score', student_temperature={student_temperature}, teacher_temperature={teacher_temperature})"
+        ),
     };
     let _ = writeln!(s, "* Loss: `SpladeLoss` with these parameters:\n  ```json\n  {{\n      \"loss\": \"{base}\",\n      \"document_regularizer_weight\": {},\n      \"query_regularizer_weight\": {}\n  }}\n  ```\n", c.loss.lambda_document, c.loss.lambda_query);
     let _ = writeln!(s, "### Training Hyperparameters\n");

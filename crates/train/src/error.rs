@@ -62,6 +62,22 @@ pub enum TrainError {
         /// The value found.
         value: String,
     },
+    /// A required option is missing (`train`, `output`).
+    #[error("training option {field} ({what}) is required")]
+    MissingOption {
+        /// The option's name (the TOML key; the flag is the same with dashes).
+        field: &'static str,
+        /// What it names.
+        what: &'static str,
+    },
+    /// A `config` TOML file is malformed or names an unknown option.
+    #[error("invalid config {path}: {message}")]
+    ConfigFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with the line.
+        message: String,
+    },
     /// The output folder's path is taken by something that is not a folder.
     #[error("{path}: exists and is not a folder (training writes a folder there)")]
     OutputNotAFolder {

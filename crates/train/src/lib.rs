@@ -2,7 +2,9 @@
 //! `SparseEncoderTrainer` does it.
 //!
 //! - The numbers that must match sentence-transformers exactly: [`loss`] (SpladeLoss:
-//!   SparseMultipleNegativesRankingLoss or SparseMarginMSELoss plus the FLOPS regularisers),
+//!   SparseMultipleNegativesRankingLoss, SparseMarginMSELoss, SparseMSELoss,
+//!   SparseCosineSimilarityLoss, SparseCoSENTLoss, SparseAnglELoss, SparseTripletLoss or
+//!   SparseDistillKLDivLoss, plus the FLOPS regularisers),
 //!   the learning-rate and regulariser warm-up [`schedule`]s, [`optim`] (AdamW), and
 //!   [`step::TrainStep`], the one forward/backward/AdamW step (gradient accumulation,
 //!   clipping, dropout, precision, non-finite checks) that both the parity tests and
@@ -24,6 +26,7 @@ pub mod data;
 mod error;
 pub mod loss;
 pub mod optim;
+pub mod options;
 pub mod output;
 pub mod plot;
 pub mod sampler;
@@ -36,5 +39,5 @@ pub mod triplets;
 pub use error::{Result, TrainError};
 pub use loss::{
     configured_splade_loss, flops, margin_mse, multiple_negatives_ranking, splade_loss,
-    splade_margin_mse_loss, BaseLoss, SpladeLossConfig, SpladeLossParts,
+    splade_margin_mse_loss, BaseLoss, SpladeLossConfig, SpladeLossParts, TripletDistance,
 };

@@ -88,6 +88,7 @@ pub struct TrainStep {
     encoder: TrainableEncoder,
     optimizer: AdamW,
     config: StepConfig,
+    cache_mini_batch: Option<usize>,
 }
 
 impl TrainStep {
@@ -105,7 +106,30 @@ impl TrainStep {
             encoder,
             optimizer,
             config,
+            cache_mini_batch: None,
         })
+    }
+
+    /// `CachedSpladeLoss` (GradCache, Gao et al. 2021): with `Some(m)`, every micro-batch is
+    /// embedded `m` rows of one column at a time without keeping the graph, the loss and its
+    /// gradient with respect to the embeddings are computed on the whole batch, and each chunk
+    /// is embedded again to backpropagate its cached embedding gradient into the weights. The
+    /// loss and the gradients equal the uncached step's (up to float rounding) for any base
+    /// loss, with activation memory of `m` rows instead of the whole batch. `None` (the
+    /// default): one differentiable forward pass per micro-batch.
+    pub fn set_gradient_cache(&mut self, mini_batch_size: Option<usize>) -> Result<()> {
+        if mini_batch_size == Some(0) {
+            return Err(TrainError::InvalidData(
+                "the GradCache mini-batch size must be at least 1".into(),
+            ));
+        }
+        self.cache_mini_batch = mini_batch_size;
+        Ok(())
+    }
+
+    /// The GradCache mini-batch size, if caching is on.
+    pub fn gradient_cache(&self) -> Option<usize> {
+        self.cache_mini_batch
     }
 
     /// The encoder being trained.
@@ -179,6 +203,16 @@ impl TrainStep {
         let mut losses = StepLosses::default();
         let mut grads: Option<GradStore> = None;
         for (micro, batch) in micro_batches.iter().enumerate() {
+            if let Some(m) = self.cache_mini_batch {
+                let (parts, micro_grads) =
+                    self.cached_gradients(step, micro, batch, lambdas, m, n)?;
+                match &mut grads {
+                    None => grads = Some(micro_grads),
+                    Some(acc) => accumulate(self.vars(), acc, micro_grads)?,
+                }
+                losses.add(&parts, n)?;
+                continue;
+            }
             let parts = self.loss(step, micro, batch, lambdas)?;
             let loss = parts.total.to_dtype(DType::F64)?.to_scalar::<f64>()?;
             if !loss.is_finite() {
@@ -205,6 +239,86 @@ impl TrainStep {
             }
         }
         Ok((losses, grads))
+    }
+
+    /// One micro-batch by GradCache (see [`Self::set_gradient_cache`]): its loss parts and
+    /// the weights' gradients of its loss divided by `micro_batches`.
+    fn cached_gradients(
+        &self,
+        step: usize,
+        micro: usize,
+        batch: &MicroBatch<'_>,
+        lambdas: (f64, f64),
+        mini_batch: usize,
+        micro_batches: usize,
+    ) -> Result<(SpladeLossParts, GradStore)> {
+        let options = EncodeOptions::default();
+        // One dropout stream per (column, chunk), the same in both passes, so the second
+        // pass replays the first's masks (the reference's RandContext).
+        let dropout = |column: usize, chunk: usize| -> Option<Dropout> {
+            self.config
+                .dropout_seed
+                .map(|seed| {
+                    let base = dropout_seed(seed, step, micro);
+                    self.encoder
+                        .dropout(base ^ ((column as u64 + 1) << 40) ^ ((chunk as u64 + 1) << 20))
+                })
+                .filter(|d| !d.is_noop())
+        };
+        let embed = |column: usize, chunk: usize, texts: &[&str]| -> Result<Tensor> {
+            let d = dropout(column, chunk);
+            let mut out = self
+                .encoder
+                .forward_dense_columns(&[texts.to_vec()], &options, d.as_ref())
+                .map_err(|e| at_step(step, e))?;
+            Ok(out.remove(0))
+        };
+        // 1. Embed every chunk without keeping its graph.
+        let mut cached: Vec<candle_core::Var> = Vec::with_capacity(batch.columns.len());
+        for (c, column) in batch.columns.iter().enumerate() {
+            let chunks = column
+                .chunks(mini_batch)
+                .enumerate()
+                .map(|(k, texts)| Ok(embed(c, k, texts)?.detach()))
+                .collect::<Result<Vec<_>>>()?;
+            cached.push(candle_core::Var::from_tensor(&Tensor::cat(&chunks, 0)?)?);
+        }
+        // 2. The loss on the cached embeddings, and its gradient with respect to them.
+        let embeddings: Vec<Tensor> = cached.iter().map(|v| v.as_tensor().clone()).collect();
+        let parts = configured_splade_loss(
+            &embeddings,
+            batch.labels.as_ref(),
+            &self.config.loss,
+            lambdas,
+        )?;
+        let loss = parts.total.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+        if !loss.is_finite() {
+            return Err(diverged(step, format!("the loss is {loss}")));
+        }
+        let embedding_grads = (&parts.total / micro_batches as f64)?.backward()?;
+        // 3. Re-embed each chunk with its graph and backpropagate the cached gradient.
+        let mut grads: Option<GradStore> = None;
+        for (c, column) in batch.columns.iter().enumerate() {
+            let Some(g) = embedding_grads.get(cached[c].as_tensor()) else {
+                continue;
+            };
+            for (k, texts) in column.chunks(mini_batch).enumerate() {
+                let e = embed(c, k, texts)?;
+                let g = g.narrow(0, k * mini_batch, texts.len())?.detach();
+                let surrogate = (e.to_dtype(DType::F32)? * g.to_dtype(DType::F32)?)?.sum_all()?;
+                let chunk_grads = surrogate.backward()?;
+                match &mut grads {
+                    None => grads = Some(chunk_grads),
+                    Some(acc) => accumulate(self.vars(), acc, chunk_grads)?,
+                }
+            }
+        }
+        let grads = match grads {
+            Some(g) => g,
+            // A loss that does not depend on the embeddings: no weight has a gradient.
+            None => parts.total.detach().backward()?,
+        };
+        Ok((parts, grads))
     }
 
     /// Optimiser step `step` (0-based) over its micro-batches (gradient accumulation: one

@@ -69,6 +69,10 @@ pub struct TrainConfig {
     pub show_progress: bool,
     /// Precision of the activations: `F32` (default) or `BF16` (mixed precision, for GPUs).
     pub precision: DType,
+    /// `Some(m)`: `CachedSpladeLoss` (GradCache) with mini-batches of `m` rows, for large
+    /// batches in small memory (same loss and gradients; see
+    /// [`TrainStep::set_gradient_cache`]); `None` (default): plain SpladeLoss.
+    pub gradient_cache: Option<usize>,
 }
 
 impl TrainConfig {
@@ -128,6 +132,40 @@ impl TrainConfig {
             f64::INFINITY,
         )?;
         finite("loss.scale", self.loss.scale, 0.0, false, f64::INFINITY)?;
+        match self.loss.base {
+            BaseLoss::CoSent { scale } | BaseLoss::AnglE { scale } => {
+                finite("loss.scale", scale, 0.0, false, f64::INFINITY)?;
+            }
+            BaseLoss::Triplet { margin, .. } => {
+                finite(
+                    "loss.margin",
+                    margin,
+                    f64::NEG_INFINITY,
+                    false,
+                    f64::INFINITY,
+                )?;
+            }
+            BaseLoss::DistillKlDiv {
+                student_temperature,
+                teacher_temperature,
+            } => {
+                finite(
+                    "loss.student_temperature",
+                    student_temperature,
+                    0.0,
+                    false,
+                    f64::INFINITY,
+                )?;
+                finite(
+                    "loss.teacher_temperature",
+                    teacher_temperature,
+                    0.0,
+                    false,
+                    f64::INFINITY,
+                )?;
+            }
+            _ => {}
+        }
         finite(
             "regularizer_warmup",
             self.regularizer_warmup.0,
@@ -141,6 +179,7 @@ impl TrainConfig {
             ("logging_steps", Some(self.logging_steps)),
             ("max_steps", self.max_steps),
             ("eval_steps", self.eval_steps),
+            ("gradient_cache", self.gradient_cache),
         ] {
             if value == Some(0) {
                 return bad(field, "at least 1", "0".into());
@@ -173,6 +212,7 @@ impl Default for TrainConfig {
             resume_from: None,
             show_progress: false,
             precision: DType::F32,
+            gradient_cache: None,
         }
     }
 }
@@ -202,6 +242,17 @@ pub struct LogEntry {
 
 /// Evaluation results at a step: metric name to value.
 pub type Metrics = BTreeMap<String, f64>;
+
+/// What [`Trainer::run_observed`] tells its caller while a run goes on (a progress display, a
+/// Python callback). Every method has an empty default.
+pub trait TrainObserver {
+    /// After each optimiser step: `step` (1-based) of `total`.
+    fn stepped(&mut self, _step: usize, _total: usize) {}
+    /// After each log entry (every `logging_steps`).
+    fn logged(&mut self, _entry: &LogEntry) {}
+    /// After each evaluation, with its metrics.
+    fn evaluated(&mut self, _step: usize, _metrics: &Metrics) {}
+}
 
 /// What a run produced.
 #[derive(Debug, Clone, Default)]
@@ -303,6 +354,8 @@ impl<'a> Trainer<'a> {
                 precision: config.precision,
             },
         )?;
+        let mut step = step;
+        step.set_gradient_cache(config.gradient_cache)?;
         let micro_per_epoch = batches(
             &data.rows,
             config.batch_size,
@@ -594,9 +647,24 @@ impl<'a> Trainer<'a> {
     /// until the run ends or [`TrainConfig::stop`] is set, then finish. `evaluate` is called
     /// every `eval_steps` and at the end with the current model; `on_log` with each log entry.
     pub fn run(
+        self,
+        evaluate: impl FnMut(&SparseEncoder, usize) -> Result<Metrics>,
+        on_log: impl FnMut(&LogEntry),
+    ) -> Result<TrainReport> {
+        struct LogOnly<F>(F);
+        impl<F: FnMut(&LogEntry)> TrainObserver for LogOnly<F> {
+            fn logged(&mut self, entry: &LogEntry) {
+                (self.0)(entry)
+            }
+        }
+        self.run_observed(evaluate, &mut LogOnly(on_log))
+    }
+
+    /// [`Trainer::run`] telling `observer` of every step, log entry and evaluation.
+    pub fn run_observed(
         mut self,
         mut evaluate: impl FnMut(&SparseEncoder, usize) -> Result<Metrics>,
-        mut on_log: impl FnMut(&LogEntry),
+        observer: &mut dyn TrainObserver,
     ) -> Result<TrainReport> {
         if let Some(dir) = &self.config.resume_from {
             self.resume(dir)?;
@@ -614,12 +682,19 @@ impl<'a> Trainer<'a> {
             }
             let entry = self.step()?;
             bar.inc(1);
+            observer.stepped(self.steps_done, self.plan.total_steps);
             if let Some(entry) = entry {
                 bar.set_message(format!("loss {:.4}", entry.loss));
-                bar.suspend(|| on_log(&entry));
+                bar.suspend(|| observer.logged(&entry));
             }
             if self.evaluation_due() {
-                bar.suspend(|| self.evaluate(&mut evaluate))?;
+                bar.suspend(|| {
+                    self.evaluate(|encoder, step| {
+                        let metrics = evaluate(encoder, step)?;
+                        observer.evaluated(step, &metrics);
+                        Ok(metrics)
+                    })
+                })?;
             }
         }
         bar.finish_and_clear();
@@ -646,24 +721,61 @@ fn check_data(data: &TrainingData, config: &TrainConfig) -> Result<()> {
     if data.rows.is_empty() {
         return Err(TrainError::InvalidData("no training rows".into()));
     }
-    if data.columns.len() < 2 {
+    let base = config.loss.base;
+    let name = base.class_name();
+    if base == BaseLoss::Mse {
+        if data.columns.is_empty() {
+            return Err(TrainError::InvalidData(
+                "SparseMSELoss needs at least one text column".into(),
+            ));
+        }
+    } else if data.columns.len() < 2 {
         return Err(TrainError::InvalidData(
             "training rows need at least an anchor and a positive".into(),
         ));
     }
-    if config.loss.base == BaseLoss::MarginMse {
-        if data.labels.len() != data.rows.len() {
-            return Err(TrainError::InvalidData(
-                "SparseMarginMSELoss needs a label column (teacher margins or scores: `label` \
-                 or `score`, or the one named by the column mapping)"
-                    .into(),
-            ));
-        }
-        if data.columns.len() < 3 {
+    if base.needs_labels() && data.labels.len() != data.rows.len() {
+        let what = match base {
+            BaseLoss::MarginMse => "teacher margins or scores",
+            BaseLoss::Mse => "teacher embeddings",
+            BaseLoss::DistillKlDiv { .. } => "teacher scores of every candidate column",
+            _ => "one gold score per pair",
+        };
+        return Err(TrainError::InvalidData(format!(
+            "{name} needs a label column ({what}: `label` or `score`, or the one named by the \
+             column mapping)"
+        )));
+    }
+    let width = data.labels.first().map_or(0, Vec::len);
+    match base {
+        BaseLoss::MarginMse if data.columns.len() < 3 => {
             return Err(TrainError::InvalidData(
                 "SparseMarginMSELoss needs (query, positive, negative…) rows".into(),
             ));
         }
+        BaseLoss::Triplet { .. } if data.columns.len() != 3 => {
+            return Err(TrainError::InvalidData(format!(
+                "{name} needs (anchor, positive, negative) rows, got {} columns",
+                data.columns.len()
+            )));
+        }
+        BaseLoss::DistillKlDiv { .. }
+            if data.columns.len() < 3 || width != data.columns.len() - 1 =>
+        {
+            return Err(TrainError::InvalidData(format!(
+                "{name} needs (query, candidate_1, candidate_2, …) rows with one teacher score \
+                 per candidate, got {} columns and {width} label value(s) per row",
+                data.columns.len()
+            )));
+        }
+        BaseLoss::CosineSimilarity | BaseLoss::CoSent { .. } | BaseLoss::AnglE { .. }
+            if width != 1 =>
+        {
+            return Err(TrainError::InvalidData(format!(
+                "{name} needs one score per pair, got {width} label value(s) per row"
+            )));
+        }
+        _ => {}
     }
     Ok(())
 }

@@ -480,7 +480,7 @@ fn check_right_padded(batch: &TokenBatch) -> candle_core::Result<()> {
 }
 
 /// Rejects a truncated or corrupt safetensors file with a message naming it, before mapping.
-fn check_safetensors_header(path: &Path) -> Result<()> {
+pub(crate) fn check_safetensors_header(path: &Path) -> Result<()> {
     use std::io::Read;
     let bad = |message: String| EncoderError::Weights {
         path: path.to_path_buf(),

@@ -7,6 +7,8 @@
   optimize, search).
 - :func:`evaluate_ir` and :func:`evaluate_binary` return sentence-transformers' evaluator
   dictionaries (same keys and definitions).
+- :func:`train` fine-tunes a model as ``splade train`` does (same options, same output
+  folder), with a progress callback.
 
 Model and index work runs in Rust with the GIL released, so Python threads keep running.
 Errors are ``ValueError`` for bad input and ``OSError`` for files, with the Rust message.
@@ -16,5 +18,6 @@ from ._native import DEFAULT_MODEL
 from .encoder import SparseEncoder
 from .evaluation import evaluate_binary, evaluate_ir
 from .index import Index
+from .training import train
 
-__all__ = ["DEFAULT_MODEL", "SparseEncoder", "Index", "evaluate_ir", "evaluate_binary"]
+__all__ = ["DEFAULT_MODEL", "SparseEncoder", "Index", "evaluate_ir", "evaluate_binary", "train"]

@@ -1,7 +1,7 @@
 """Type stubs of the native module (Rust, pyo3). Use the classes of ``splade_rs`` instead."""
 
 from os import PathLike
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 DEFAULT_MODEL: str
 
@@ -83,3 +83,10 @@ def evaluate_binary(
     batch_size: int = 32,
     max_active_dims: Optional[int] = None,
 ) -> List[Tuple[str, float]]: ...
+
+def train(
+    options: Dict[str, Any],
+    config: Optional[Union[str, PathLike]] = None,
+    progress: Optional[Callable[[Dict[str, Any]], None]] = None,
+    show_progress_bar: bool = False,
+) -> str: ...

@@ -38,17 +38,24 @@ def evaluate_ir(
     return dict(out)
 
 
+_SIMILARITY_FNS = ("cosine", "dot", "euclidean", "manhattan")
+_BINARY_METRICS = ("accuracy", "accuracy_threshold", "f1", "f1_threshold", "precision", "recall", "ap", "mcc")
+
+
 def evaluate_binary(
     model: SparseEncoder,
     pairs: Sequence[Tuple[str, str, int]],
     name: str = "",
     batch_size: int = 32,
     max_active_dims: Optional[int] = None,
+    similarity_fn_names: Optional[Sequence[str]] = None,
 ) -> Dict[str, float]:
     """Pair-classification metrics as ``SparseBinaryClassificationEvaluator(sentences1,
-    sentences2, labels, name=name)(model)`` returns them (accuracy, F1, precision, recall, AP,
-    MCC and thresholds for cosine, dot, euclidean and manhattan, the maxima, sparsity), from
-    ``(sentence1, sentence2, label)`` triples with labels 0 or 1."""
+    sentences2, labels, name=name, similarity_fn_names=similarity_fn_names)(model)`` returns
+    them: accuracy, F1, precision, recall, AP and MCC with their thresholds for each similarity
+    function (by default the model's own, as the reference does; any of ``cosine``, ``dot``,
+    ``euclidean``, ``manhattan``), the ``max_`` of each metric when there are several, and the
+    sparsity, from ``(sentence1, sentence2, label)`` triples with labels 0 or 1."""
     s1, s2, labels = [], [], []
     for i, p in enumerate(pairs):
         if len(p) != 3:
@@ -56,8 +63,22 @@ def evaluate_binary(
         s1.append(p[0])
         s2.append(p[1])
         labels.append(int(p[2]))
-    out = _evaluate_binary(
-        model._native, s1, s2, labels, name, batch_size,
+    names = list(similarity_fn_names) if similarity_fn_names else [model.similarity_fn_name]
+    for fn in names:
+        if fn not in _SIMILARITY_FNS:
+            raise ValueError(f"similarity_fn_names: unknown function {fn!r} (one of {', '.join(_SIMILARITY_FNS)})")
+    out = dict(_evaluate_binary(
+        model._native, s1, s2, labels, "", batch_size,
         max_active_dims if max_active_dims is not None else model.max_active_dims,
-    )
-    return dict(out)
+    ))
+    metrics: Dict[str, float] = {}
+    for fn in names:
+        for m in _BINARY_METRICS:
+            metrics[f"{fn}_{m}"] = out[f"{fn}_{m}"]
+    if len(names) > 1:
+        for m in _BINARY_METRICS:
+            metrics[f"max_{m}"] = max(out[f"{fn}_{m}"] for fn in names)
+    for key in ("active_dims", "sparsity_ratio"):
+        metrics[key] = out[key]
+    prefix = f"{name}_" if name else ""
+    return {prefix + k: v for k, v in metrics.items()}

@@ -47,7 +47,10 @@ def test_ir_dictionary_equals_sentence_transformers_on_scifact(tiny):
 
 def test_binary_dictionary_equals_sentence_transformers_on_quora(tiny):
     f = fixture("binary_real.json")
-    ours = splade_rs.evaluate_binary(tiny, [tuple(p) for p in f["pairs"]], name=f["name"])
+    ours = splade_rs.evaluate_binary(
+        tiny, [tuple(p) for p in f["pairs"]], name=f["name"],
+        similarity_fn_names=["cosine", "dot", "euclidean", "manhattan"],
+    )
     compare(ours, f["expected"])
 
 

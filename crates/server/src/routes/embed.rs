@@ -29,7 +29,7 @@ pub async fn embed_sparse(
         }
         let characters = count_characters(&inputs);
         let permit = state.infer.try_acquire(inputs.len())?;
-        let options = state.infer.options_for(req.prompt_name.as_deref())?;
+        let options = state.infer.request_encoding(req.prompt_name.as_deref())?;
         let truncation = state.truncation(req.truncate, req.truncation_direction);
         let encoded = state
             .infer

@@ -37,7 +37,9 @@ async fn token_weights(
     let run = async {
         state.check_batch(texts.len(), "inputs")?;
         let permit = state.infer.try_acquire(texts.len())?;
-        let options = state.infer.options_for(prompt.prompt_name.as_deref())?;
+        let options = state
+            .infer
+            .request_encoding(prompt.prompt_name.as_deref())?;
         let inputs = texts.into_iter().map(InputType::String).collect();
         let encoded = state
             .infer

@@ -1,6 +1,20 @@
-//! SPLADE losses on candle's autograd, with sentence-transformers' definitions.
+//! SPLADE losses on candle's autograd, with sentence-transformers' definitions: the FLOPS
+//! regulariser and the base losses SpladeLoss wraps ([`BaseLoss`]): MNRL and MarginMSE here,
+//! the pair-score losses in [`pairs`], the triplet loss in [`triplet`], the distillation losses
+//! in [`distill`].
 
 use candle_core::{DType, Result, Tensor, D};
+
+pub mod distill;
+pub mod pairs;
+pub mod triplet;
+
+pub use distill::{distill_kl_div_loss, mse_loss};
+pub use pairs::{
+    angle_loss, cosent_from_scores, cosent_loss, cosine_similarity_loss, pairwise_angle,
+    pairwise_cosine,
+};
+pub use triplet::{triplet_loss, TripletDistance};
 
 /// The FLOPS regulariser of a `[batch, vocab]` embedding matrix W: Σ_j (mean_i W_ij)², the
 /// expected number of floating-point operations of a dot product, made differentiable
@@ -65,14 +79,96 @@ pub fn margin_mse(columns: &[Tensor], labels: &Tensor) -> Result<Tensor> {
     (margins - labels)?.sqr()?.mean_all()
 }
 
-/// The loss SpladeLoss wraps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// The loss SpladeLoss wraps, with its settings (the reference's defaults from
+/// [`BaseLoss::cosent`], [`BaseLoss::angle`], [`BaseLoss::triplet`],
+/// [`BaseLoss::distill_kl_div`]).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub enum BaseLoss {
     /// `SparseMultipleNegativesRankingLoss` (the seed's): in-batch and hard negatives, no labels.
     #[default]
     MultipleNegativesRanking,
     /// `SparseMarginMSELoss`: distillation onto teacher margins given as labels.
     MarginMse,
+    /// `SparseMSELoss`: distillation onto teacher embeddings given as labels (`[batch, vocab]`
+    /// shared by every column, or `[batch, columns, vocab]`).
+    Mse,
+    /// `SparseCosineSimilarityLoss`: MSE between pair cosines and labels (one per pair).
+    CosineSimilarity,
+    /// `SparseCoSENTLoss` with its scale (20 in the reference).
+    CoSent {
+        /// Multiplier of the cosines.
+        scale: f64,
+    },
+    /// `SparseAnglELoss` with its scale (20 in the reference).
+    AnglE {
+        /// Multiplier of the angle similarities.
+        scale: f64,
+    },
+    /// `SparseTripletLoss` (Euclidean, margin 5 in the reference); no labels.
+    Triplet {
+        /// The distance.
+        distance: TripletDistance,
+        /// The margin.
+        margin: f64,
+    },
+    /// `SparseDistillKLDivLoss` (temperature 2 in the reference): labels are the teacher's
+    /// scores of each candidate column, `[batch, candidates]`.
+    DistillKlDiv {
+        /// Divides the student's scores (and its square multiplies the loss).
+        student_temperature: f64,
+        /// Divides the teacher's scores.
+        teacher_temperature: f64,
+    },
+}
+
+impl BaseLoss {
+    /// `SparseCoSENTLoss(model)`: scale 20.
+    pub const fn cosent() -> Self {
+        BaseLoss::CoSent { scale: 20.0 }
+    }
+
+    /// `SparseAnglELoss(model)`: scale 20.
+    pub const fn angle() -> Self {
+        BaseLoss::AnglE { scale: 20.0 }
+    }
+
+    /// `SparseTripletLoss(model)`: Euclidean distance, margin 5.
+    pub const fn triplet() -> Self {
+        BaseLoss::Triplet {
+            distance: TripletDistance::Euclidean,
+            margin: 5.0,
+        }
+    }
+
+    /// `SparseDistillKLDivLoss(model)`: temperature 2.
+    pub const fn distill_kl_div() -> Self {
+        BaseLoss::DistillKlDiv {
+            student_temperature: 2.0,
+            teacher_temperature: 2.0,
+        }
+    }
+
+    /// The sentence-transformers class name.
+    pub fn class_name(&self) -> &'static str {
+        match self {
+            BaseLoss::MultipleNegativesRanking => "SparseMultipleNegativesRankingLoss",
+            BaseLoss::MarginMse => "SparseMarginMSELoss",
+            BaseLoss::Mse => "SparseMSELoss",
+            BaseLoss::CosineSimilarity => "SparseCosineSimilarityLoss",
+            BaseLoss::CoSent { .. } => "SparseCoSENTLoss",
+            BaseLoss::AnglE { .. } => "SparseAnglELoss",
+            BaseLoss::Triplet { .. } => "SparseTripletLoss",
+            BaseLoss::DistillKlDiv { .. } => "SparseDistillKLDivLoss",
+        }
+    }
+
+    /// Whether the loss needs labels for every row.
+    pub fn needs_labels(&self) -> bool {
+        !matches!(
+            self,
+            BaseLoss::MultipleNegativesRanking | BaseLoss::Triplet { .. }
+        )
+    }
 }
 
 /// SpladeLoss's settings: the wrapped loss, the regulariser weights λ_query and λ_document and
@@ -100,23 +196,51 @@ impl Default for SpladeLossConfig {
     }
 }
 
-/// SpladeLoss with the configured base loss: `labels` (`[batch]` or `[batch, k]` teacher
-/// margins or scores) are required by [`BaseLoss::MarginMse`] and ignored by MNRL.
+/// SpladeLoss with the configured base loss: `labels` are required by every base loss but
+/// MNRL and the triplet loss (see [`BaseLoss`] for their shapes) and ignored by those two.
 pub fn configured_splade_loss(
     columns: &[Tensor],
     labels: Option<&Tensor>,
     config: &SpladeLossConfig,
     lambdas: (f64, f64),
 ) -> Result<SpladeLossParts> {
-    match config.base {
-        BaseLoss::MultipleNegativesRanking => splade_loss(columns, config, lambdas),
-        BaseLoss::MarginMse => match labels {
-            Some(labels) => splade_margin_mse_loss(columns, labels, lambdas),
-            None => candle_core::bail!(
-                "SparseMarginMSELoss needs labels (teacher margins or scores) for every row"
-            ),
-        },
-    }
+    let needs = |labels: Option<&Tensor>| -> Result<Tensor> {
+        match labels {
+            Some(l) => Ok(l.clone()),
+            None => candle_core::bail!("{} needs labels for every row", config.base.class_name()),
+        }
+    };
+    let base = match config.base {
+        BaseLoss::MultipleNegativesRanking => return splade_loss(columns, config, lambdas),
+        BaseLoss::MarginMse => margin_mse(columns, &needs(labels)?)?,
+        BaseLoss::Mse => {
+            let labels = needs(labels)?;
+            let teacher = match labels.rank() {
+                2 => vec![labels],
+                3 => (0..labels.dim(1)?)
+                    .map(|i| labels.narrow(1, i, 1)?.squeeze(1))
+                    .collect::<Result<Vec<_>>>()?,
+                r => candle_core::bail!(
+                    "SparseMSELoss expects labels of shape (batch_size, teacher_dim) or (batch_size, columns, teacher_dim), got {r} dimension(s)"
+                ),
+            };
+            mse_loss(columns, &teacher)?
+        }
+        BaseLoss::CosineSimilarity => cosine_similarity_loss(columns, &needs(labels)?)?,
+        BaseLoss::CoSent { scale } => cosent_loss(columns, &needs(labels)?, scale)?,
+        BaseLoss::AnglE { scale } => angle_loss(columns, &needs(labels)?, scale)?,
+        BaseLoss::Triplet { distance, margin } => triplet_loss(columns, distance, margin)?,
+        BaseLoss::DistillKlDiv {
+            student_temperature,
+            teacher_temperature,
+        } => distill_kl_div_loss(
+            columns,
+            &needs(labels)?,
+            student_temperature,
+            teacher_temperature,
+        )?,
+    };
+    with_regularizers(base, columns, lambdas)
 }
 
 /// The parts of one SpladeLoss evaluation (each a scalar tensor on the graph).
@@ -161,12 +285,26 @@ pub fn splade_margin_mse_loss(
 }
 
 /// Adds λ_query · FLOPS(queries) and λ_document · FLOPS(every other column) to a base loss.
+/// A single column (SparseMSELoss on sentences) has no query/document split: it is
+/// regularised as documents only, as SpladeLoss(use_document_regularizer_only=True), the
+/// only setting in which sentence-transformers accepts one column.
 fn with_regularizers(
     base: Tensor,
     columns: &[Tensor],
     lambdas: (f64, f64),
 ) -> Result<SpladeLossParts> {
     let (lambda_query, lambda_document) = lambdas;
+    if columns.len() == 1 {
+        let document_regularizer = (flops(&columns[0])? * lambda_document)?;
+        let query_regularizer = base.zeros_like()?;
+        let total = (&base + &document_regularizer)?;
+        return Ok(SpladeLossParts {
+            base,
+            query_regularizer,
+            document_regularizer,
+            total,
+        });
+    }
     let documents = Tensor::cat(&columns[1..], 0)?;
     let document_regularizer = (flops(&documents)? * lambda_document)?;
     let query_regularizer = (flops(&columns[0])? * lambda_query)?;

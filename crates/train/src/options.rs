@@ -1,0 +1,591 @@
+//! Every option of a training run in one place, as `splade train` takes them (flags and the
+//! keys of a `--config` TOML file) and as the Python package's `splade_rs.train(**options)`
+//! does, and [`TrainOptions::run`]: a whole run from those options, the same folder
+//! `splade train` writes. Callers only parse and print; a [`TrainObserver`] hears of each step,
+//! log entry and evaluation.
+//!
+//! The field names are the TOML keys and the Python keyword arguments; the flags are the same
+//! names with dashes. With the `clap` feature the struct is also the command line's argument
+//! group, so the three stay one list.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use serde::Deserialize;
+use splade_encoder::{default_model::DEFAULT_MODEL, hub::resolve_model, TrainableEncoder};
+use splade_eval::{BinaryClassificationEvaluator, EvalError, InformationRetrievalEvaluator};
+
+use crate::data::{ColumnMapping, TrainingData};
+use crate::error::{Result, TrainError};
+use crate::output::{check_earlier_run, prepare_folder, write_run_files, RunInfo};
+use crate::sampler::BatchSampler;
+use crate::trainer::{Metrics, TrainConfig, TrainObserver, TrainReport, Trainer};
+use crate::{BaseLoss, SpladeLossConfig};
+
+/// The batch order (`sampler`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum SamplerOption {
+    /// No text twice in a batch (sentence-transformers' NO_DUPLICATES).
+    #[cfg_attr(feature = "clap", value(alias = "no_duplicates"))]
+    #[serde(rename = "no-duplicates", alias = "no_duplicates")]
+    NoDuplicates,
+    /// Plain shuffling.
+    #[serde(rename = "shuffled")]
+    Shuffled,
+    /// File order, no shuffling.
+    #[serde(rename = "sequential")]
+    Sequential,
+}
+
+impl From<SamplerOption> for BatchSampler {
+    fn from(s: SamplerOption) -> Self {
+        match s {
+            SamplerOption::NoDuplicates => BatchSampler::NoDuplicates,
+            SamplerOption::Shuffled => BatchSampler::Shuffled,
+            SamplerOption::Sequential => BatchSampler::Sequential,
+        }
+    }
+}
+
+/// The loss SpladeLoss wraps (`loss`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum LossOption {
+    /// SparseMultipleNegativesRankingLoss.
+    #[serde(rename = "mnrl")]
+    Mnrl,
+    /// SparseMarginMSELoss: distillation onto teacher margins.
+    #[cfg_attr(feature = "clap", value(alias = "margin_mse"))]
+    #[serde(rename = "margin-mse", alias = "margin_mse")]
+    MarginMse,
+    /// SparseMSELoss: distillation onto teacher embeddings (labels of vocabulary width).
+    #[serde(rename = "mse")]
+    Mse,
+    /// SparseCosineSimilarityLoss: pair cosines regress onto a score per pair.
+    #[cfg_attr(feature = "clap", value(alias = "cosine_similarity"))]
+    #[serde(rename = "cosine-similarity", alias = "cosine_similarity")]
+    CosineSimilarity,
+    /// SparseCoSENTLoss (scale 20): ranks the pairs by their scores.
+    #[serde(rename = "cosent")]
+    Cosent,
+    /// SparseAnglELoss (scale 20): CoSENT on the angle similarity.
+    #[serde(rename = "angle")]
+    Angle,
+    /// SparseTripletLoss (Euclidean distance, margin 5) on (anchor, positive, negative) rows.
+    #[serde(rename = "triplet")]
+    Triplet,
+    /// SparseDistillKLDivLoss (temperature 2): teacher scores of every candidate column.
+    #[cfg_attr(feature = "clap", value(alias = "distill_kl_div"))]
+    #[serde(rename = "distill-kl-div", alias = "distill_kl_div")]
+    DistillKlDiv,
+}
+
+impl From<LossOption> for BaseLoss {
+    /// Each loss with sentence-transformers' default settings.
+    fn from(l: LossOption) -> Self {
+        match l {
+            LossOption::Mnrl => BaseLoss::MultipleNegativesRanking,
+            LossOption::MarginMse => BaseLoss::MarginMse,
+            LossOption::Mse => BaseLoss::Mse,
+            LossOption::CosineSimilarity => BaseLoss::CosineSimilarity,
+            LossOption::Cosent => BaseLoss::cosent(),
+            LossOption::Angle => BaseLoss::angle(),
+            LossOption::Triplet => BaseLoss::triplet(),
+            LossOption::DistillKlDiv => BaseLoss::distill_kl_div(),
+        }
+    }
+}
+
+/// The activation precision (`precision`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum PrecisionOption {
+    /// f32 activations.
+    #[serde(rename = "f32")]
+    F32,
+    /// bf16 activations, f32 weights (mixed precision; GPU only).
+    #[serde(rename = "bf16")]
+    Bf16,
+}
+
+/// Every option of a training run. Unset options take the seed model card's recipe
+/// ([`TrainConfig::default`]); `config` names a TOML file with any of the others (same
+/// names), which fills what is unset ([`TrainOptions::with_config_file`]).
+#[derive(Deserialize, Default, Debug, Clone)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
+#[serde(deny_unknown_fields)]
+pub struct TrainOptions {
+    /// TOML file with any of these options.
+    #[cfg_attr(feature = "clap", arg(long))]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Model to fine-tune: folder, Hub id or `splade-tiny` (default).
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub model: Option<String>,
+    /// Training rows: JSONL (`anchor`, `positive`, optional `negative`/`negative_N` fields),
+    /// TSV or CSV with a header, or Parquet (a `.parquet` file or a folder of them, as a
+    /// Hugging Face dataset split stores them).
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub train: Option<PathBuf>,
+    /// Output folder: `checkpoint-STEP/` per evaluation and `final/` (the best or last model).
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub output: Option<PathBuf>,
+    /// Column holding the anchor.
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub anchor_column: Option<String>,
+    /// Column holding the positive.
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub positive_column: Option<String>,
+    /// Columns holding hard negatives, comma-separated (default: `negative`, `negative_N`).
+    #[cfg_attr(feature = "clap", arg(long, value_delimiter = ','))]
+    pub negative_columns: Option<Vec<String>>,
+    /// Column holding the labels (default: `label` or `score`): `--loss margin-mse` teacher
+    /// margins, or the teacher scores of the positive then each negative; the pair score of
+    /// `cosine-similarity`, `cosent`, `angle`; the candidates' teacher scores of
+    /// `distill-kl-div`; the teacher embedding of `mse`.
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub label_column: Option<String>,
+    /// The loss SpladeLoss wraps: `mnrl` (SparseMultipleNegativesRankingLoss, default),
+    /// `margin-mse` (SparseMarginMSELoss: distillation onto teacher margins), `mse`,
+    /// `cosine-similarity`, `cosent`, `angle` (labels: one score per pair), `triplet`
+    /// (anchor, positive, negative rows) or `distill-kl-div` (teacher scores per candidate),
+    /// each with sentence-transformers' defaults.
+    #[cfg_attr(feature = "clap", arg(long, value_enum))]
+    pub loss: Option<LossOption>,
+    /// CachedSpladeLoss: embed each batch this many rows at a time (GradCache), for large
+    /// batches in small memory; the same loss and gradients.
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub gradient_cache: Option<usize>,
+    /// Passes over the data (default 1).
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub epochs: Option<f64>,
+    /// Stop after this many optimiser steps.
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub max_steps: Option<usize>,
+    /// Rows per batch (default 12).
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub batch_size: Option<usize>,
+    /// Peak learning rate (default 2e-5).
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub lr: Option<f64>,
+    /// Fraction of steps with a rising learning rate (default 0).
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub warmup_ratio: Option<f64>,
+    /// AdamW weight decay (default 0).
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub weight_decay: Option<f64>,
+    /// Gradient clipping max norm (default 1.0; 0 disables).
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub max_grad_norm: Option<f64>,
+    /// Micro-batches per optimiser step (default 1).
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub gradient_accumulation: Option<usize>,
+    /// Seed of the batch order (default 42).
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub seed: Option<u64>,
+    /// `no-duplicates` (default), `shuffled`, or `sequential` (file order, no shuffling).
+    #[cfg_attr(feature = "clap", arg(long, value_enum))]
+    pub sampler: Option<SamplerOption>,
+    /// Apply the model config's dropout while training, as PyTorch's train mode does (default
+    /// true); `--dropout false` trains without it.
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub dropout: Option<bool>,
+    /// λ_query of the FLOPS regulariser (default 5e-5).
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub lambda_query: Option<f64>,
+    /// λ_document of the FLOPS regulariser (default 3e-5).
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub lambda_document: Option<f64>,
+    /// Log every N steps (default 50).
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub logging_steps: Option<usize>,
+    /// Evaluate and checkpoint every N steps.
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub eval_steps: Option<usize>,
+    /// Evaluate and checkpoint every this fraction of the run (e.g. 0.2).
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub eval_ratio: Option<f64>,
+    /// Binary-classification evaluation pairs (TSV `sentence1 sentence2 label`).
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub eval_pairs: Option<PathBuf>,
+    /// One retrieval dataset for IR evaluation, in any layout `splade eval beir` reads: a
+    /// BEIR folder (corpus.jsonl, queries.jsonl, qrels/test.tsv) or a Hugging Face parquet
+    /// folder (corpus/, queries/, qrels/), or a folder holding exactly one of those.
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub eval_beir: Option<PathBuf>,
+    /// Continue an interrupted or finished run from one of its `checkpoint-STEP` folders
+    /// (weights, optimizer state, batch position and logs); use the run's other options.
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub resume_from: Option<PathBuf>,
+    /// Metric selecting the best checkpoint (e.g. `eval_dot_ap`, `scifact_dot_ndcg@10`).
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub best_metric: Option<String>,
+    /// Where to train: `cpu` (default), `cuda`, `cuda:N` or `auto` (a GPU when this build has
+    /// the `cuda` feature and one is present).
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub device: Option<String>,
+    /// Activation precision: `f32` (default) or `bf16` (mixed precision: f32 weights,
+    /// optimizer and normalisations; GPU only, compute capability 8.0 (Ampere) or newer; a CPU
+    /// runs bf16 slower than f32).
+    #[cfg_attr(feature = "clap", arg(long, value_enum))]
+    pub precision: Option<PrecisionOption>,
+    /// Train into an `output` folder that already holds a run (`final/`, `checkpoint-N/`),
+    /// replacing its models; without it such a folder is refused (unless resuming).
+    #[cfg_attr(feature = "clap", arg(long))]
+    #[serde(default)]
+    pub overwrite: bool,
+}
+
+macro_rules! fill_unset {
+    ($options:ident, $file:ident, $($field:ident),*) => {
+        $( if $options.$field.is_none() { $options.$field = $file.$field.take(); } )*
+    };
+}
+
+/// What [`TrainOptions::run`] is about to train, told to the observer before the first step.
+#[derive(Debug, Clone)]
+pub struct RunStart {
+    /// The model as given (folder, Hub id or `splade-tiny`).
+    pub model: String,
+    /// Training rows.
+    pub rows: usize,
+    /// The columns of the rows, in order (anchor, positive, negatives…).
+    pub columns: Vec<String>,
+    /// Rows per batch.
+    pub batch_size: usize,
+    /// Peak learning rate.
+    pub learning_rate: f64,
+    /// Optimiser steps of the whole run.
+    pub total_steps: usize,
+    /// The output folder.
+    pub output: PathBuf,
+}
+
+/// What a caller of [`TrainOptions::run`] hears: the start, then everything
+/// [`TrainObserver`] tells.
+pub trait RunObserver: TrainObserver {
+    /// Before the first step.
+    fn started(&mut self, _run: &RunStart) {}
+}
+
+impl TrainOptions {
+    /// Fills every unset option from the `config` TOML file, when one is named (the options
+    /// already set win; `overwrite` is on when either says so).
+    pub fn with_config_file(mut self) -> Result<Self> {
+        let Some(path) = self.config.clone() else {
+            return Ok(self);
+        };
+        let text = splade_sparse::files::read_regular_text(
+            &path,
+            splade_sparse::files::MAX_METADATA_BYTES,
+        )
+        .map_err(TrainError::read(&path))?;
+        let mut file: TrainOptions = toml::from_str(&text).map_err(|e| TrainError::ConfigFile {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        self.overwrite |= file.overwrite;
+        fill_unset!(
+            self,
+            file,
+            model,
+            train,
+            output,
+            anchor_column,
+            positive_column,
+            negative_columns,
+            label_column,
+            loss,
+            gradient_cache,
+            epochs,
+            max_steps,
+            batch_size,
+            lr,
+            warmup_ratio,
+            weight_decay,
+            max_grad_norm,
+            gradient_accumulation,
+            seed,
+            sampler,
+            dropout,
+            lambda_query,
+            lambda_document,
+            logging_steps,
+            eval_steps,
+            eval_ratio,
+            eval_pairs,
+            eval_beir,
+            best_metric,
+            resume_from,
+            device,
+            precision
+        );
+        Ok(self)
+    }
+
+    /// Refuses hyper-parameters that would train nothing or a NaN model (non-finite or
+    /// out-of-range numbers, zero counts), as [`TrainError::Config`] naming the option, before
+    /// any work starts.
+    pub fn validate(&self) -> Result<()> {
+        fn number(
+            field: &str,
+            value: Option<f64>,
+            ok: impl Fn(f64) -> bool,
+            expected: &str,
+        ) -> Result<()> {
+            match value {
+                Some(v) if !v.is_finite() || !ok(v) => Err(TrainError::Config {
+                    field: field.into(),
+                    expected: expected.into(),
+                    value: v.to_string(),
+                }),
+                _ => Ok(()),
+            }
+        }
+        let positive = |v: f64| v > 0.0;
+        let non_negative = |v: f64| v >= 0.0;
+        number("lr", self.lr, positive, "a finite number > 0")?;
+        number("epochs", self.epochs, positive, "a finite number > 0")?;
+        number(
+            "warmup_ratio",
+            self.warmup_ratio,
+            |v| (0.0..=1.0).contains(&v),
+            "a number in [0, 1]",
+        )?;
+        let at_least_zero = "a finite number >= 0";
+        number(
+            "weight_decay",
+            self.weight_decay,
+            non_negative,
+            at_least_zero,
+        )?;
+        number(
+            "max_grad_norm",
+            self.max_grad_norm,
+            non_negative,
+            "a finite number >= 0 (0 disables clipping)",
+        )?;
+        number(
+            "lambda_query",
+            self.lambda_query,
+            non_negative,
+            at_least_zero,
+        )?;
+        number(
+            "lambda_document",
+            self.lambda_document,
+            non_negative,
+            at_least_zero,
+        )?;
+        number(
+            "eval_ratio",
+            self.eval_ratio,
+            |v| v > 0.0 && v <= 1.0,
+            "a number in (0, 1]",
+        )?;
+        for (field, value) in [
+            ("max_steps", self.max_steps),
+            ("batch_size", self.batch_size),
+            ("gradient_accumulation", self.gradient_accumulation),
+            ("logging_steps", self.logging_steps),
+            ("eval_steps", self.eval_steps),
+            ("gradient_cache", self.gradient_cache),
+        ] {
+            if value == Some(0) {
+                return Err(TrainError::Config {
+                    field: field.into(),
+                    expected: "at least 1".into(),
+                    value: "0".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The run's hyper-parameters: these options over [`TrainConfig::default`] (the seed's
+    /// recipe), with `eval_ratio` turned into steps for `rows` training rows.
+    pub fn train_config(&self, rows: usize) -> TrainConfig {
+        let defaults = TrainConfig::default();
+        let mut config = TrainConfig {
+            batch_size: self.batch_size.unwrap_or(defaults.batch_size),
+            epochs: self.epochs.unwrap_or(defaults.epochs),
+            max_steps: self.max_steps,
+            learning_rate: self.lr.unwrap_or(defaults.learning_rate),
+            warmup_ratio: self.warmup_ratio.unwrap_or(defaults.warmup_ratio),
+            weight_decay: self.weight_decay.unwrap_or(defaults.weight_decay),
+            max_grad_norm: match self.max_grad_norm {
+                Some(x) if x <= 0.0 => None,
+                Some(x) => Some(x),
+                None => defaults.max_grad_norm,
+            },
+            gradient_accumulation: self.gradient_accumulation.unwrap_or(1),
+            seed: self.seed.unwrap_or(defaults.seed),
+            dropout: self.dropout.unwrap_or(defaults.dropout),
+            sampler: self.sampler.map_or(defaults.sampler, BatchSampler::from),
+            loss: SpladeLossConfig {
+                lambda_query: self.lambda_query.unwrap_or(defaults.loss.lambda_query),
+                lambda_document: self
+                    .lambda_document
+                    .unwrap_or(defaults.loss.lambda_document),
+                scale: 1.0,
+                base: self.loss.map_or(defaults.loss.base, BaseLoss::from),
+            },
+            logging_steps: self.logging_steps.unwrap_or(defaults.logging_steps),
+            eval_steps: self.eval_steps,
+            best_metric: self.best_metric.clone(),
+            resume_from: self.resume_from.clone(),
+            gradient_cache: self.gradient_cache,
+            ..defaults
+        };
+        if let Some(ratio) = self.eval_ratio {
+            let steps = config.max_steps.unwrap_or_else(|| {
+                let per_epoch = rows.div_ceil(config.batch_size.max(1));
+                (config.epochs * per_epoch as f64).ceil() as usize
+            });
+            config.eval_steps = Some(((steps as f64 * ratio).round() as usize).max(1));
+        }
+        config
+    }
+
+    /// The column mapping of the training rows.
+    fn column_mapping(&self) -> ColumnMapping {
+        ColumnMapping {
+            anchor: self
+                .anchor_column
+                .clone()
+                .unwrap_or_else(|| "anchor".into()),
+            positive: self
+                .positive_column
+                .clone()
+                .unwrap_or_else(|| "positive".into()),
+            negatives: self.negative_columns.clone().unwrap_or_default(),
+            label: self.label_column.clone(),
+        }
+    }
+
+    /// A whole run, as `splade train` does it: reads the config file, validates, checks the
+    /// output folder before any work, reads the rows and the evaluation data, loads the model,
+    /// trains (evaluating every `eval_steps` and at the end), and writes the run's folder
+    /// (checkpoints, `final/`, logs, chart, model card). `stop`, when set during the run, ends
+    /// it after the step in flight with a checkpoint (the report's `interrupted_at`).
+    pub fn run(
+        self,
+        show_progress: bool,
+        stop: Option<Arc<AtomicBool>>,
+        observer: &mut dyn RunObserver,
+    ) -> Result<TrainReport> {
+        let options = self.with_config_file()?;
+        options.validate()?;
+        let train_path = options.train.as_deref().ok_or(TrainError::MissingOption {
+            field: "train",
+            what: "the training rows file",
+        })?;
+        let output = options.output.as_deref().ok_or(TrainError::MissingOption {
+            field: "output",
+            what: "the output folder",
+        })?;
+        prepare_folder(output)?;
+        let model = options
+            .model
+            .clone()
+            .unwrap_or_else(|| DEFAULT_MODEL.to_string());
+        let data = TrainingData::read(train_path, &options.column_mapping())?;
+        if data.rows.is_empty() {
+            return Err(TrainError::InvalidData(format!(
+                "{}: no training rows",
+                train_path.display()
+            )));
+        }
+        check_earlier_run(output, options.resume_from.is_some(), options.overwrite)?;
+        let mut config = options.train_config(data.rows.len());
+        config.show_progress = show_progress;
+        config.stop = stop;
+        let pairs = match &options.eval_pairs {
+            Some(p) => Some(BinaryClassificationEvaluator::new(
+                splade_eval::data::read_binary_pairs(p).map_err(EvalError::from)?,
+                "eval",
+            )?),
+            None => None,
+        };
+        let ir = match &options.eval_beir {
+            Some(dir) => Some(ir_evaluator(dir)?),
+            None => None,
+        };
+        let dir = match &options.resume_from {
+            Some(checkpoint) => checkpoint.clone(),
+            None => resolve_model(&model)?,
+        };
+        let device =
+            splade_encoder::device::parse_device(options.device.as_deref().unwrap_or("cpu"))?;
+        config.precision = match options.precision.unwrap_or(PrecisionOption::F32) {
+            PrecisionOption::F32 => candle_core::DType::F32,
+            PrecisionOption::Bf16 if device.supports_bf16() => candle_core::DType::BF16,
+            PrecisionOption::Bf16 => {
+                return Err(TrainError::Config {
+                    field: "precision".into(),
+                    expected: "f32 on the CPU (bf16 needs a GPU, device cuda; a CPU runs bf16 \
+                               slower than f32)"
+                        .into(),
+                    value: "bf16".into(),
+                })
+            }
+        };
+        let encoder = TrainableEncoder::load(&dir, &device)?;
+        let trainer = Trainer::new(encoder, &data, &config, output)?;
+        observer.started(&RunStart {
+            model: model.clone(),
+            rows: data.rows.len(),
+            columns: data.columns.clone(),
+            batch_size: config.batch_size,
+            learning_rate: config.learning_rate,
+            total_steps: trainer.total_steps(),
+            output: output.to_path_buf(),
+        });
+        let report = trainer.run_observed(
+            |encoder, _step| {
+                let mut metrics = Metrics::new();
+                if let Some(evaluator) = &pairs {
+                    let result = evaluator.evaluate(encoder)?;
+                    metrics.extend(splade_eval::report::binary_keys(&result));
+                }
+                if let Some(evaluator) = &ir {
+                    let result = evaluator.evaluate(encoder)?;
+                    metrics.extend(splade_eval::report::ir_keys(&result, true));
+                }
+                Ok(metrics)
+            },
+            observer,
+        )?;
+        write_run_files(
+            output,
+            &report,
+            &data,
+            &config,
+            RunInfo {
+                base_model: &model,
+                train_path,
+            },
+        )?;
+        Ok(report)
+    }
+}
+
+/// The IR evaluator of `eval_beir`: the one dataset in any layout `splade eval beir` reads.
+fn ir_evaluator(dir: &Path) -> Result<InformationRetrievalEvaluator> {
+    let found = splade_eval::datasets::find_datasets(dir, "test", &[]).map_err(EvalError::from)?;
+    let [dataset] = found.as_slice() else {
+        let names: Vec<&str> = found.iter().map(|d| d.name.as_str()).collect();
+        return Err(TrainError::InvalidData(format!(
+            "eval_beir {}: {} datasets there ({}); give the folder of one",
+            dir.display(),
+            names.len(),
+            names.join(", ")
+        )));
+    };
+    Ok(InformationRetrievalEvaluator::new(
+        dataset.read("test").map_err(EvalError::from)?,
+        dataset.name.clone(),
+    )?)
+}
