@@ -10,12 +10,21 @@ Models:
                        12 heads, 30522 vocab), SparseEncoder layout, max_seq_length 256, generated once
                        (seeded) into ~/.cache/splade-rs/bench/; its MLM bias is shifted to N(-4, 1) so
                        vectors have a realistic few hundred active dimensions.
+  roberta-base-rnd     a random RobertaForMaskedLM of roberta-base size (12 layers, 768 hidden, 50265
+                       vocab, 514 positions), max_seq_length 256
+  modernbert-base-rnd  a random ModernBertForMaskedLM of ModernBERT-base size (22 layers, 768 hidden,
+                       1152 GeGLU, local window 128 with a global layer every 3, 50368 vocab),
+                       max_seq_length 256
+                       Both: a byte-level BPE tokenizer trained (seeded data, ~50k tokens) on the SciFact
+                       corpus and Quora questions, MLM bias N(-4, 1), generated once into
+                       ~/.cache/splade-rs/bench/ (never committed).
 Text sets (from ../shared/data):
   questions  Quora test questions (~15 tokens)
   passages   SciFact passages of 150-256 splade-tiny tokens
 
 Run from the repo root, after `cargo build --release`:
   HF_HUB_OFFLINE=1 /path/to/venv/bin/python scripts/bench/compare_encoders.py [--quick]
+      [--models splade-tiny,distilbert-base-rnd,roberta-base-rnd,modernbert-base-rnd]
 The venv needs sentence-transformers==6.2.0 and torch (see scripts/parity/generate_encoder_fixtures.py).
 """
 from __future__ import annotations
@@ -122,6 +131,75 @@ def make_random_distilbert(target: Path) -> None:
     enc.save(str(target))
 
 
+def train_bpe(kind: str):
+    """A byte-level BPE tokenizer of ~50k tokens trained on SciFact + Quora (RoBERTa or ModernBERT
+    special tokens and post-processor)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+
+    corpus = quora_questions(20000)
+    with open(REPO / "../shared/data/scifact/corpus.jsonl", encoding="utf-8") as f:
+        for line in f:
+            d = json.loads(line)
+            corpus.append(d["title"] + " " + d["text"])
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    specials = ["<s>", "<pad>", "</s>", "<unk>"] if kind == "roberta" else []
+    tok.train_from_iterator(corpus, trainers.BpeTrainer(
+        vocab_size=50000, special_tokens=specials, show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    if kind == "roberta":
+        tok.add_special_tokens(["<mask>"])
+        tok.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0))
+        names = dict(bos_token="<s>", eos_token="</s>", unk_token="<unk>", sep_token="</s>", cls_token="<s>",
+                     pad_token="<pad>", mask_token="<mask>")
+    else:
+        tok.add_special_tokens(["[UNK]", "[CLS]", "[SEP]", "[PAD]", "[MASK]"])
+        cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+        tok.post_processor = processors.TemplateProcessing(
+            single="[CLS] $A [SEP]", special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
+        names = dict(unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]", pad_token="[PAD]", mask_token="[MASK]")
+    return tok, names
+
+
+def make_random_backbone(kind: str, target: Path) -> None:
+    """roberta-base-rnd / modernbert-base-rnd (see the module doc)."""
+    if (target / "modules.json").is_file():
+        return
+    import tempfile
+
+    import torch
+    from sentence_transformers import SparseEncoder
+    from sentence_transformers.sparse_encoder.modules import SpladePooling, Transformer
+    from transformers import (ModernBertConfig, ModernBertForMaskedLM, PreTrainedTokenizerFast, RobertaConfig,
+                              RobertaForMaskedLM)
+
+    torch.manual_seed(0)
+    tok, names = train_bpe(kind)
+    if kind == "roberta":
+        model = RobertaForMaskedLM(RobertaConfig(vocab_size=50265, max_position_embeddings=514, type_vocab_size=1,
+                                                 pad_token_id=1, bos_token_id=0, eos_token_id=2))
+        bias = model.lm_head.bias
+    else:
+        model = ModernBertForMaskedLM(ModernBertConfig(
+            vocab_size=50368, pad_token_id=tok.token_to_id("[PAD]"), cls_token_id=tok.token_to_id("[CLS]"),
+            sep_token_id=tok.token_to_id("[SEP]"), bos_token_id=tok.token_to_id("[CLS]"),
+            eos_token_id=tok.token_to_id("[SEP]")))
+        bias = model.decoder.bias
+    with torch.no_grad():
+        g = torch.Generator().manual_seed(1)
+        bias.copy_(torch.randn(bias.shape[0], generator=g) - 4.0)
+        if kind == "roberta":
+            model.lm_head.decoder.bias.copy_(bias)
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save_pretrained(tmp)
+        PreTrainedTokenizerFast(tokenizer_object=tok, model_max_length=256,
+                                model_input_names=["input_ids", "attention_mask"], **names).save_pretrained(tmp)
+        transformer = Transformer(tmp, transformer_task="fill-mask", max_seq_length=256)
+        pooling = SpladePooling("max", "relu", embedding_dimension=model.config.vocab_size)
+        SparseEncoder(modules=[transformer, pooling], device="cpu").save(str(target), create_model_card=False)
+
+
 def run(cmd: list[str], env: dict) -> dict:
     out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -131,6 +209,8 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="fewer texts (a smoke run)")
     ap.add_argument("--splade", default=str(REPO / "target/release/splade"))
+    ap.add_argument("--models", default="splade-tiny,distilbert-base-rnd",
+                    help="comma-separated: splade-tiny, distilbert-base-rnd, roberta-base-rnd, modernbert-base-rnd")
     ap.add_argument("--worker", nargs=3, metavar=("MODEL", "TEXTS", "BATCH"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -142,8 +222,13 @@ def main() -> int:
                RAYON_NUM_THREADS=str(THREADS), TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1")
     subprocess.run([args.splade, "info"], env=env, check=True, capture_output=True)  # fetch splade-tiny
     tiny = CACHE / "models" / "splade-tiny"
+    wanted = args.models.split(",")
     rnd = BENCH / "distilbert-base-rnd"
-    make_random_distilbert(rnd)
+    if "distilbert-base-rnd" in wanted:
+        make_random_distilbert(rnd)
+    for kind in ("roberta", "modernbert"):
+        if f"{kind}-base-rnd" in wanted:
+            make_random_backbone(kind, BENCH / f"{kind}-base-rnd")
 
     scale = 0.1 if args.quick else 1.0
     plan = [
@@ -151,7 +236,12 @@ def main() -> int:
         ("splade-tiny", tiny, "passages", int(300 * scale)),
         ("distilbert-base-rnd", rnd, "questions", int(500 * scale)),
         ("distilbert-base-rnd", rnd, "passages", int(100 * scale)),
+        ("roberta-base-rnd", BENCH / "roberta-base-rnd", "questions", int(300 * scale)),
+        ("roberta-base-rnd", BENCH / "roberta-base-rnd", "passages", int(60 * scale)),
+        ("modernbert-base-rnd", BENCH / "modernbert-base-rnd", "questions", int(300 * scale)),
+        ("modernbert-base-rnd", BENCH / "modernbert-base-rnd", "passages", int(60 * scale)),
     ]
+    plan = [p for p in plan if p[0] in wanted]
     rows = []
     for model_name, model_dir, set_name, n in plan:
         texts = quora_questions(n) if set_name == "questions" else scifact_passages(n, tiny / "tokenizer.json")

@@ -7,12 +7,16 @@ Run from the repo root (venv as in generate_encoder_fixtures.py):
   HF_HUB_OFFLINE=1 /path/to/venv/bin/python scripts/parity/generate_train_fixtures.py
 
 The model is fixtures/encoder/models/distilbert-tied-seedlayout (random DistilBertForMaskedLM,
-hidden 8, tied decoder). Dropout is set to 0: gradients are compared on the deterministic
-forward pass.
+hidden 8, tied decoder), except for the cases naming another "model": the RoBERTa,
+XLM-RoBERTa and ModernBERT fixtures of generate_backbone_fixtures.py. Dropout is set to 0:
+gradients are compared on the deterministic forward pass.
+
+  [CASE ...]   only write these cases (default: all)
 """
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import torch
@@ -40,6 +44,13 @@ CASES = {
     # SpladeLoss(SparseMarginMSELoss): distillation onto teacher scores [positive, negative]
     # per row (turned into margins by the loss), with visible FLOPS weights.
     "margin_mse": {"lambda_query": 0.05, "lambda_document": 0.03, "with_negatives": True, "loss": "margin_mse"},
+    # The other backbone families (tiny random models with their own tokenizers).
+    "roberta": {"lambda_query": 0.05, "lambda_document": 0.03, "with_negatives": True,
+                "model": "fixtures/encoder/models/roberta-bpe-v6"},
+    "xlm_roberta": {"lambda_query": 0.05, "lambda_document": 0.03, "with_negatives": True,
+                    "model": "fixtures/encoder/models/xlm-roberta-unigram-v6"},
+    "modernbert": {"lambda_query": 0.05, "lambda_document": 0.03, "with_negatives": True,
+                   "model": "fixtures/encoder/models/modernbert-bpe-v6"},
 }
 # Teacher scores (positive, negative) per row of BATCH for the distillation case.
 TEACHER_SCORES = [[9.5, 2.0], [7.25, 4.0], [8.0, 1.5], [6.0, 5.5]]
@@ -53,7 +64,7 @@ def hf_name(name: str) -> str:
 
 def run_case(cfg: dict) -> dict:
     torch.manual_seed(0)
-    model = SparseEncoder(str(MODEL), device="cpu")
+    model = SparseEncoder(str(REPO / cfg["model"]) if "model" in cfg else str(MODEL), device="cpu")
     # Training mode (SpladePooling's eval path works in place and cannot backpropagate), with
     # every dropout set to 0 so the forward pass is deterministic.
     model.train()
@@ -105,7 +116,10 @@ def run_case(cfg: dict) -> dict:
 
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
+    only = sys.argv[1:]
     for name, cfg in CASES.items():
+        if only and name not in only:
+            continue
         res = run_case(cfg)
         res["versions"] = {"sentence_transformers": __import__("sentence_transformers").__version__,
                            "torch": torch.__version__}

@@ -316,7 +316,11 @@ fn info(args: ModelArg) -> Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "folder:          {}", f.root.display())?;
     writeln!(out, "layout:          {:?}", f.layout)?;
-    writeln!(out, "architecture:    {:?}", f.backbone.architecture)?;
+    writeln!(
+        out,
+        "architecture:    {}",
+        f.backbone.architecture.class_name()
+    )?;
     writeln!(
         out,
         "layers/hidden:   {} / {}",

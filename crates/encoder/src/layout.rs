@@ -299,18 +299,28 @@ fn transformer_settings(
                     .and_then(Value::as_f64)
                     .filter(|n| (2.0..1e12).contains(n))
                     .map(|n| n as usize);
-                tokenizer_max.map_or(backbone.max_position_embeddings, |t| {
+                // As sentence-transformers: the smaller of the two (RoBERTa's raw table size
+                // counts the rows before padding_idx + 1, so a tokenizer allowing more tokens
+                // than the positions after them is an error below, not a silent cut).
+                tokenizer_max.map_or(backbone.max_positions(), |t| {
                     t.min(backbone.max_position_embeddings)
                 })
             }
         };
-    if max_seq_length > backbone.max_position_embeddings {
+    if max_seq_length > backbone.max_positions() {
         return Err(config_err(
             &sbert_path,
             "max_seq_length",
             format!(
-                "{max_seq_length} exceeds the model's max_position_embeddings {}",
-                backbone.max_position_embeddings
+                "{max_seq_length} exceeds the {} positions of the model's \
+                 max_position_embeddings {}{}",
+                backbone.max_positions(),
+                backbone.max_position_embeddings,
+                if backbone.position_offset > 0 {
+                    format!(" (positions start at {})", backbone.position_offset)
+                } else {
+                    String::new()
+                }
             ),
         ));
     }

@@ -51,7 +51,13 @@ fn forward_dense_matches_encode() {
         "",
         "Zoë's café in 東京",
     ];
-    for name in ["distilbert-untied-v6", "bert-tied-v6"] {
+    for name in [
+        "distilbert-untied-v6",
+        "bert-tied-v6",
+        "roberta-bpe-v6",
+        "xlm-roberta-unigram-v6",
+        "modernbert-bpe-v6",
+    ] {
         let enc = TrainableEncoder::load(&fixture(name), &Device::Cpu).unwrap();
         let dense = enc
             .forward_dense(&texts, &EncodeOptions::default())

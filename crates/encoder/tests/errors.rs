@@ -83,12 +83,13 @@ fn unsupported_architecture_names_itself_and_the_supported_list() {
     let path = tmp.path().join("config.json");
     let text = std::fs::read_to_string(&path)
         .unwrap()
-        .replace("BertForMaskedLM", "RobertaForMaskedLM");
+        .replace("BertForMaskedLM", "ElectraForMaskedLM");
     std::fs::write(&path, text).unwrap();
     let err = load_err(tmp.path());
     assert!(
-        err.contains("RobertaForMaskedLM")
-            && err.contains("BertForMaskedLM, DistilBertForMaskedLM"),
+        err.contains("ElectraForMaskedLM")
+            && err.contains("BertForMaskedLM, DistilBertForMaskedLM")
+            && err.contains("XLMRobertaForMaskedLM, ModernBertForMaskedLM"),
         "{err}"
     );
 }

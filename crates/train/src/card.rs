@@ -78,10 +78,10 @@ pub fn model_card(input: &CardInput<'_>) -> String {
         input.dataset_name,
         input.data.rows.len()
     );
-    let _ = writeln!(s, "### Full Model Architecture\n\n```\nSparseEncoder(\n  (0): Transformer({{'max_seq_length': {}, 'do_lower_case': {}, 'architecture': '{:?}ForMaskedLM'}})\n  (1): SpladePooling({{'pooling_strategy': '{}', 'activation_function': '{}', 'word_embedding_dimension': {}}})\n)\n```\n",
+    let _ = writeln!(s, "### Full Model Architecture\n\n```\nSparseEncoder(\n  (0): Transformer({{'max_seq_length': {}, 'do_lower_case': {}, 'architecture': '{}'}})\n  (1): SpladePooling({{'pooling_strategy': '{}', 'activation_function': '{}', 'word_embedding_dimension': {}}})\n)\n```\n",
         folder.max_seq_length,
         if folder.do_lower_case { "True" } else { "False" },
-        folder.backbone.architecture,
+        folder.backbone.architecture.class_name(),
         folder.pooling.strategy.name(),
         folder.pooling.activation.name(),
         folder.backbone.vocab_size

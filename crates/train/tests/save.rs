@@ -12,6 +12,9 @@ fn saved_model_reloads_to_the_same_vectors() {
         "distilbert-tied-seedlayout",
         "bert-untied-seedlayout",
         "bert-tied-v6",
+        "roberta-bpe-v6",
+        "xlm-roberta-unigram-v6",
+        "modernbert-bpe-v6",
     ] {
         let src = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../../fixtures/encoder/models")

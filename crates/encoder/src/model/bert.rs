@@ -1,4 +1,10 @@
-//! `BertForMaskedLM`: embeddings, transformer encoder and the MLM head transform.
+//! `BertForMaskedLM`, and `RobertaForMaskedLM` / `XLMRobertaForMaskedLM` which share its
+//! layers: embeddings, transformer encoder and the MLM head transform.
+//!
+//! RoBERTa differs only around the layers: weights under `roberta.` and `lm_head.`, position
+//! ids that start at `pad_token_id + 1` (transformers numbers the real tokens of a
+//! right-padded text from there), one token type (always 0), and a head whose activation is
+//! always the exact GELU.
 
 use candle_core::{DType, Tensor, D};
 use candle_nn::VarBuilder;
@@ -71,11 +77,20 @@ pub struct BertMaskedLm {
     transform_norm: LayerNorm,
     act: HiddenAct,
     head: MlmHead,
+    /// RoBERTa: token type 0 for every token, whatever the tokenizer says.
+    single_token_type: bool,
+    /// RoBERTa's `padding_idx`: position ids count the tokens other than it from
+    /// `padding_idx + 1`, and the pad token itself takes position `padding_idx`.
+    roberta_padding_idx: Option<u32>,
 }
 
 impl BertMaskedLm {
-    /// Loads the weights under the `bert.` and `cls.predictions.` prefixes.
+    /// Loads the weights under the `bert.` and `cls.predictions.` prefixes (RoBERTa and
+    /// XLM-RoBERTa: `roberta.` and `lm_head.`).
     pub fn load(vb: VarBuilder, c: &BackboneConfig) -> candle_core::Result<Self> {
+        if c.architecture.is_roberta() {
+            return Self::load_roberta(vb, c);
+        }
         let h = c.hidden_size;
         let emb = vb.pp("bert").pp("embeddings");
         let word_embeddings = emb.pp("word_embeddings").get((c.vocab_size, h), "weight")?;
@@ -129,6 +144,63 @@ impl BertMaskedLm {
                 weight: decoder_weight,
                 bias: decoder_bias,
             },
+            single_token_type: false,
+            roberta_padding_idx: None,
+        })
+    }
+
+    /// Loads `RobertaForMaskedLM` / `XLMRobertaForMaskedLM` weights.
+    fn load_roberta(vb: VarBuilder, c: &BackboneConfig) -> candle_core::Result<Self> {
+        let h = c.hidden_size;
+        let emb = vb.pp("roberta").pp("embeddings");
+        let word_embeddings = emb.pp("word_embeddings").get((c.vocab_size, h), "weight")?;
+        let type_rows = c.type_vocab_size.max(1);
+        let token_type_embeddings = Some(
+            emb.pp("token_type_embeddings")
+                .get((type_rows, h), "weight")?
+                .narrow(0, 0, 1)?,
+        );
+        let position_embeddings = emb
+            .pp("position_embeddings")
+            .get((c.max_position_embeddings, h), "weight")?;
+        let layers = (0..c.num_layers)
+            .map(|i| BertLayer::load(vb.pp("roberta").pp("encoder").pp("layer").pp(i), c))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let head = vb.pp("lm_head");
+        let decoder = head.pp("decoder");
+        let decoder_weight = if decoder.contains_tensor("weight") {
+            decoder.get((c.vocab_size, h), "weight")?
+        } else if c.tie_word_embeddings {
+            word_embeddings.clone()
+        } else {
+            return Err(candle_core::Error::Msg(
+                "config says tie_word_embeddings=false but lm_head.decoder.weight is missing"
+                    .into(),
+            ));
+        };
+        // `lm_head.decoder.bias` is what the forward pass adds; `lm_head.bias` is tied to it
+        // (checkpoints saved by transformers 5 with a tied decoder store only the latter).
+        let decoder_bias = if decoder.contains_tensor("bias") {
+            decoder.get(c.vocab_size, "bias")?
+        } else {
+            head.get(c.vocab_size, "bias")?
+        };
+        Ok(Self {
+            position_embeddings,
+            token_type_embeddings,
+            embeddings_norm: LayerNorm::load(emb.pp("LayerNorm"), h, c.layer_norm_eps)?,
+            word_embeddings,
+            layers,
+            transform: Linear::load(head.pp("dense"), h, h)?,
+            transform_norm: LayerNorm::load(head.pp("layer_norm"), h, c.layer_norm_eps)?,
+            // RobertaLMHead applies `gelu` whatever the config's hidden_act.
+            act: HiddenAct::GeluErf,
+            head: MlmHead {
+                weight: decoder_weight,
+                bias: decoder_bias,
+            },
+            single_token_type: true,
+            roberta_padding_idx: Some((c.position_offset - 1) as u32),
         })
     }
 
@@ -144,10 +216,19 @@ impl BertMaskedLm {
         drop: Option<&Dropout>,
         activations: DType,
     ) -> candle_core::Result<Tensor> {
-        let mut x = (embed(&self.word_embeddings, &packing.pack(&batch.input_ids)?)?
-            + embed(&self.position_embeddings, packing.positions())?)?;
+        let ids = packing.pack(&batch.input_ids)?;
+        let positions = match self.roberta_padding_idx {
+            Some(pad) => roberta_positions(&ids, packing, pad)?,
+            None => packing.positions().clone(),
+        };
+        let mut x =
+            (embed(&self.word_embeddings, &ids)? + embed(&self.position_embeddings, &positions)?)?;
         if let Some(tt) = &self.token_type_embeddings {
-            x = (x + embed(tt, &packing.pack(&batch.token_type_ids)?)?)?;
+            x = if self.single_token_type {
+                x.broadcast_add(tt)?
+            } else {
+                (x + embed(tt, &packing.pack(&batch.token_type_ids)?)?)?
+            };
         }
         x = dropout::hidden(
             drop,
@@ -163,17 +244,44 @@ impl BertMaskedLm {
         Ok(y)
     }
 
-    /// Rows of the position-embedding table (the longest input the model takes).
+    /// The longest input the model takes: the rows of the position-embedding table (RoBERTa:
+    /// those after `padding_idx`).
     pub fn max_positions(&self) -> usize {
-        self.position_embeddings
+        let rows = self
+            .position_embeddings
             .dims()
             .first()
             .copied()
-            .unwrap_or(0)
+            .unwrap_or(0);
+        match self.roberta_padding_idx {
+            Some(pad) => rows.saturating_sub(pad as usize + 1),
+            None => rows,
+        }
     }
 
     /// The vocabulary projection.
     pub fn head(&self) -> &MlmHead {
         &self.head
     }
+}
+
+/// RoBERTa's position ids of packed `ids` `[n]`, as transformers'
+/// `create_position_ids_from_input_ids`: in each text, the k-th token that is not the pad token
+/// gets `padding_idx + k` (k from 1), and a pad token gets `padding_idx`.
+fn roberta_positions(ids: &Tensor, packing: &Packing, pad: u32) -> candle_core::Result<Tensor> {
+    let host: Vec<u32> = ids.to_device(&candle_core::Device::Cpu)?.to_vec1()?;
+    let starts = packing.starts();
+    let mut positions = Vec::with_capacity(host.len());
+    for text in starts.windows(2) {
+        let mut count = 0u32;
+        for &id in &host[text[0]..text[1]] {
+            if id == pad {
+                positions.push(pad);
+            } else {
+                count += 1;
+                positions.push(pad + count);
+            }
+        }
+    }
+    Tensor::from_vec(positions, host.len(), ids.device())
 }

@@ -56,15 +56,30 @@ pub fn as_dtype(t: &Tensor, dtype: DType) -> candle_core::Result<Tensor> {
 #[derive(Debug, Clone)]
 pub struct Linear {
     weight: Tensor,
-    bias: Tensor,
+    bias: Option<Tensor>,
 }
 
 impl Linear {
     /// Loads `weight` `[out, in]` and `bias` `[out]`.
     pub fn load(vb: VarBuilder, in_dim: usize, out_dim: usize) -> candle_core::Result<Self> {
+        Self::load_with_bias(vb, in_dim, out_dim, true)
+    }
+
+    /// Loads `weight` `[out, in]`, and `bias` `[out]` when `bias` (a layer without one adds
+    /// nothing).
+    pub fn load_with_bias(
+        vb: VarBuilder,
+        in_dim: usize,
+        out_dim: usize,
+        bias: bool,
+    ) -> candle_core::Result<Self> {
         Ok(Self {
             weight: vb.get((out_dim, in_dim), "weight")?,
-            bias: vb.get(out_dim, "bias")?,
+            bias: if bias {
+                Some(vb.get(out_dim, "bias")?)
+            } else {
+                None
+            },
         })
     }
 
@@ -74,10 +89,12 @@ impl Linear {
         let mut dims = x.dims().to_vec();
         let in_dim = dims.last().copied().unwrap_or(0);
         let rows = x.elem_count() / in_dim.max(1);
-        let y = x
+        let mut y = x
             .reshape((rows, in_dim))?
-            .matmul(&as_dtype(&self.weight, x.dtype())?.t()?)?
-            .broadcast_add(&as_dtype(&self.bias, x.dtype())?)?;
+            .matmul(&as_dtype(&self.weight, x.dtype())?.t()?)?;
+        if let Some(bias) = &self.bias {
+            y = y.broadcast_add(&as_dtype(bias, x.dtype())?)?;
+        }
         if let Some(last) = dims.last_mut() {
             *last = self.weight.dim(0)?;
         }
@@ -87,7 +104,10 @@ impl Linear {
     /// `act(x Wᵀ + b)`; on the CPU the bias and the exact GELU are one fused op (forward and
     /// backward).
     pub fn forward_activated(&self, x: &Tensor, act: HiddenAct) -> candle_core::Result<Tensor> {
-        if act != HiddenAct::GeluErf || !fused::supported(x) {
+        let Some(bias) = self.bias.as_ref().filter(|_| act == HiddenAct::GeluErf) else {
+            return activate(&self.forward(x)?, act);
+        };
+        if !fused::supported(x) {
             return activate(&self.forward(x)?, act);
         }
         let mut dims = x.dims().to_vec();
@@ -96,7 +116,7 @@ impl Linear {
         let y = fused::bias_gelu(
             &x.reshape((rows, in_dim))?
                 .matmul(&as_dtype(&self.weight, x.dtype())?.t()?)?,
-            &as_dtype(&self.bias, x.dtype())?,
+            &as_dtype(bias, x.dtype())?,
         )?;
         if let Some(last) = dims.last_mut() {
             *last = self.weight.dim(0)?;
@@ -119,6 +139,25 @@ impl LayerNorm {
         Ok(Self {
             weight: get_any(&vb, &[size], &["weight", "gamma"])?,
             bias: get_any(&vb, &[size], &["bias", "beta"])?,
+            eps,
+        })
+    }
+
+    /// Loads `weight`, and `bias` when `bias` (otherwise the bias is zero, as PyTorch's
+    /// `LayerNorm(bias=False)`).
+    pub fn load_with_bias(
+        vb: VarBuilder,
+        size: usize,
+        eps: f64,
+        bias: bool,
+    ) -> candle_core::Result<Self> {
+        if bias {
+            return Self::load(vb, size, eps);
+        }
+        let weight = vb.get(size, "weight")?;
+        Ok(Self {
+            bias: weight.zeros_like()?,
+            weight,
             eps,
         })
     }

@@ -6,6 +6,7 @@ mod distilbert;
 pub mod dropout;
 pub(crate) mod fused;
 pub mod layers;
+mod modernbert;
 mod packing;
 
 use std::collections::HashSet;
@@ -22,6 +23,7 @@ pub use bert::BertMaskedLm;
 pub use distilbert::DistilBertMaskedLm;
 pub use dropout::Dropout;
 pub use layers::ForwardMode;
+pub use modernbert::ModernBertMaskedLm;
 pub use packing::Packing;
 
 use crate::config::{Architecture, BackboneConfig};
@@ -51,10 +53,12 @@ pub struct TokenBatch {
 
 /// One of the supported masked-language-model backbones.
 pub enum MaskedLm {
-    /// `BertForMaskedLM`.
+    /// `BertForMaskedLM`, `RobertaForMaskedLM` and `XLMRobertaForMaskedLM`.
     Bert(BertMaskedLm),
     /// `DistilBertForMaskedLM`.
     DistilBert(DistilBertMaskedLm),
+    /// `ModernBertForMaskedLM`.
+    ModernBert(ModernBertMaskedLm),
 }
 
 /// Finds the weights file of a transformer folder: `model.safetensors`, else `pytorch_model.bin`.
@@ -123,7 +127,12 @@ impl MaskedLm {
         };
         let vb = VarBuilder::from_backend(Box::new(tracked), DType::F32, device.clone());
         let model = match config.architecture {
-            Architecture::Bert => MaskedLm::Bert(BertMaskedLm::load(vb, config).map_err(&wrap)?),
+            Architecture::Bert | Architecture::Roberta | Architecture::XlmRoberta => {
+                MaskedLm::Bert(BertMaskedLm::load(vb, config).map_err(&wrap)?)
+            }
+            Architecture::ModernBert => {
+                MaskedLm::ModernBert(ModernBertMaskedLm::load(vb, config).map_err(&wrap)?)
+            }
             Architecture::DistilBert => {
                 MaskedLm::DistilBert(DistilBertMaskedLm::load(vb, config).map_err(&wrap)?)
             }
@@ -226,6 +235,7 @@ impl MaskedLm {
         let max_positions = match self {
             MaskedLm::Bert(m) => m.max_positions(),
             MaskedLm::DistilBert(m) => m.max_positions(),
+            MaskedLm::ModernBert(m) => m.max_positions(),
         };
         if seq > max_positions {
             candle_core::bail!(
@@ -237,6 +247,7 @@ impl MaskedLm {
         let packed = match self {
             MaskedLm::Bert(m) => m.features(batch, &packing, mode, dropout, activations),
             MaskedLm::DistilBert(m) => m.features(batch, &packing, mode, dropout, activations),
+            MaskedLm::ModernBert(m) => m.features(batch, &packing, mode, dropout, activations),
         }?;
         Ok((packed, packing))
     }
@@ -246,6 +257,7 @@ impl MaskedLm {
         match self {
             MaskedLm::Bert(m) => m.head(),
             MaskedLm::DistilBert(m) => m.head(),
+            MaskedLm::ModernBert(m) => m.head(),
         }
     }
 }
@@ -253,9 +265,13 @@ impl MaskedLm {
 /// Tensors a checkpoint may hold that the MLM model does not use (as transformers'
 /// `_keys_to_ignore_on_load_unexpected`): BERT's pooler and next-sentence head (pre-training
 /// checkpoints), `position_ids` / `token_type_ids` buffers of older transformers versions, and
-/// `cls.predictions.bias` beside the `cls.predictions.decoder.bias` the forward pass uses.
+/// `cls.predictions.bias` beside the `cls.predictions.decoder.bias` the forward pass uses
+/// (RoBERTa: `lm_head.bias` beside `lm_head.decoder.bias`).
 pub const IGNORED_TENSORS: &[&str] = &[
     "bert.pooler.*",
+    "roberta.pooler.*",
+    "lm_head.bias",
+    "lm_head.decoder.bias",
     "cls.seq_relationship.*",
     "*.position_ids",
     "*.token_type_ids",
@@ -370,6 +386,8 @@ fn weight_layers(names: &[String], config: &BackboneConfig) -> Vec<usize> {
     let prefix = match config.architecture {
         Architecture::Bert => "bert.encoder.layer.",
         Architecture::DistilBert => "distilbert.transformer.layer.",
+        Architecture::Roberta | Architecture::XlmRoberta => "roberta.encoder.layer.",
+        Architecture::ModernBert => "model.layers.",
     };
     let mut layers: Vec<usize> = names
         .iter()
@@ -394,8 +412,8 @@ fn check_config_against_weights(
         .unwrap_or_else(|| PathBuf::from("config.json"));
     let layers = weight_layers(names, config);
     let (layers_field, type_field) = match config.architecture {
-        Architecture::Bert => ("num_hidden_layers", "type_vocab_size"),
         Architecture::DistilBert => ("n_layers", "type_vocab_size"),
+        _ => ("num_hidden_layers", "type_vocab_size"),
     };
     let in_weights = layers.last().map_or(0, |&l| l + 1);
     if in_weights != config.num_layers || layers.len() != in_weights {
