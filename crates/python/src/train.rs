@@ -27,13 +27,8 @@ fn parse_options(
     config: Option<std::path::PathBuf>,
 ) -> PyResult<TrainOptions> {
     let mut de = pythonize::Depythonizer::from_object(options.as_any());
-    let mut parsed: TrainOptions = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        errors::value(format!(
-            "training option {}: {}",
-            e.path(),
-            e.inner()
-        ))
-    })?;
+    let mut parsed: TrainOptions = serde_path_to_error::deserialize(&mut de)
+        .map_err(|e| errors::value(format!("training option {}: {}", e.path(), e.inner())))?;
     parsed.config = config;
     Ok(parsed)
 }
