@@ -468,6 +468,23 @@ fn router_mapping_and_learning_rate_mapping_options() {
         toml_options.learning_rate_mapping.unwrap().0,
         vec![(r"SparseStaticEmbedding\.weight".to_string(), 1e-3)]
     );
+    // A dictionary (as splade_rs.train hands Python's over), order kept.
+    let dict: TrainOptions = serde_json::from_str(
+        r#"{"router_mapping": {"question": "query", "answer": "document"},
+            "learning_rate_mapping": {"b": 0.5, "a": 1}}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        dict.learning_rate_mapping.unwrap().0,
+        vec![("b".to_string(), 0.5), ("a".to_string(), 1.0)]
+    );
+    assert_eq!(dict.router_mapping.unwrap().0.len(), 2);
+    let bad = serde_json::from_value::<TrainOptions>(
+        serde_json::json!({"learning_rate_mapping": {"a": "fast"}}),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(bad.contains("invalid type"), "{bad}");
     // A whole run: the static weights train (at their own rate) and final/ is a Router.
     let mut o = options(tmp.path());
     o.router_mapping = Some(
@@ -489,4 +506,76 @@ fn router_mapping_and_learning_rate_mapping_options() {
     );
     assert_eq!(a.row(0).unwrap().indices(), b.row(0).unwrap().indices());
     assert_ne!(a.row(0).unwrap().values(), b.row(0).unwrap().values());
+}
+
+#[test]
+fn a_frozen_static_route_stays_fixed_and_every_column_needs_a_route() {
+    let tmp = tempfile::tempdir().unwrap();
+    let idf = root().join("fixtures/encoder/models/router-idf");
+    let mut o = options(tmp.path());
+    o.model = Some(idf.display().to_string());
+    // No default route in this Router: a column left out of the mapping has no route.
+    o.router_mapping = Some("question=query,answer=document".parse().unwrap());
+    let e = run_error(o.clone());
+    assert!(e.contains("router_mapping") && e.contains("no task"), "{e}");
+    o.router_mapping = Some(
+        "question=query,answer=document,negative=document"
+            .parse()
+            .unwrap(),
+    );
+    o.run(false, None, &mut Quiet).unwrap();
+    let final_dir = tmp.path().join("run/final");
+    let trained = SparseEncoder::load(&final_dir, &Device::Cpu).unwrap();
+    let original = SparseEncoder::load(&idf, &Device::Cpu).unwrap();
+    let options = EncodeOptions::default();
+    let q = ["how do I learn topic 1"];
+    assert_eq!(
+        trained.encode_query(&q, &options).unwrap(),
+        original.encode_query(&q, &options).unwrap(),
+        "a frozen SparseStaticEmbedding is not trained"
+    );
+    assert_ne!(
+        trained.encode_document(&q, &options).unwrap(),
+        original.encode_document(&q, &options).unwrap(),
+        "the document route trained"
+    );
+    let card = std::fs::read_to_string(final_dir.join("README.md")).unwrap();
+    assert!(
+        card.contains("Router(") && card.contains("(sparse_query): SparseStaticEmbedding"),
+        "{card}"
+    );
+}
+
+#[test]
+fn a_router_run_resumed_from_a_checkpoint_ends_as_an_uninterrupted_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let with_mappings = |mut o: TrainOptions| {
+        o.router_mapping = Some(
+            "question=query,answer=document,negative=document"
+                .parse()
+                .unwrap(),
+        );
+        o.learning_rate_mapping = Some(r"sub_modules\.query\.0\.weight=0.05".parse().unwrap());
+        o.eval_steps = Some(1);
+        o
+    };
+    let full = with_mappings(options(tmp.path()));
+    full.run(false, None, &mut Quiet).unwrap();
+    let checkpoint = tmp.path().join("run/checkpoint-1");
+    assert!(checkpoint.join("router_config.json").is_file());
+    let mut resumed = with_mappings(options(tmp.path()));
+    resumed.output = Some(tmp.path().join("resumed"));
+    resumed.resume_from = Some(checkpoint);
+    resumed.run(false, None, &mut Quiet).unwrap();
+    let a = SparseEncoder::load(&tmp.path().join("run/final"), &Device::Cpu).unwrap();
+    let b = SparseEncoder::load(&tmp.path().join("resumed/final"), &Device::Cpu).unwrap();
+    let options = EncodeOptions::default();
+    assert_eq!(
+        a.encode_query(&QUERIES, &options).unwrap(),
+        b.encode_query(&QUERIES, &options).unwrap()
+    );
+    assert_eq!(
+        a.encode_document(&DOCUMENTS, &options).unwrap(),
+        b.encode_document(&DOCUMENTS, &options).unwrap()
+    );
 }
