@@ -321,6 +321,10 @@ mod tests {
         let (a, b) = (var(&init), var(&init));
         let mut host = AdamW::new(vec![a.clone()], config).unwrap();
         let mut device = AdamW::with_device_moments(vec![b.clone()], config).unwrap();
+        // A `learning_rate_mapping` group of its own (both paths scale the rate alike); the
+        // check below that the paths agree and that the weights moved covers it.
+        host.set_lr_scale(0, 3.0);
+        device.set_lr_scale(0, 3.0);
         for step in 0..3 {
             // A gradient that depends on the weights, like a real one: 2·θ + step.
             let grad = |v: &Var| -> GradStore {
@@ -342,6 +346,21 @@ mod tests {
             assert!((p - q).abs() < 1e-6, "{x:?} vs {y:?}");
         }
         assert!(x.iter().zip(&init).all(|(p, q)| p != q), "weights moved");
+        // Adam's first step moves each weight by about lr × scale: 0.03 for 0.5 (2·θ + 0 > 0).
+        let mut single = AdamW::new(vec![var(&[0.5])], config).unwrap();
+        single.set_lr_scale(0, 3.0);
+        let v = single.slots[0].var.clone();
+        let g = v
+            .as_tensor()
+            .sqr()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        single.step(&g).unwrap();
+        let moved = 0.5 - v.as_tensor().to_vec1::<f32>().unwrap()[0];
+        assert!((moved - (0.03 + 0.03 * 0.01 * 0.5)).abs() < 1e-6, "{moved}");
     }
 
     #[test]
