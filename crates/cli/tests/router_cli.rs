@@ -417,3 +417,139 @@ fn serve_encodes_queries_on_the_static_route() {
         "router-idf serve query",
     );
 }
+
+#[test]
+fn train_an_inference_free_model_and_encode_with_the_result() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rows = tmp.path().join("rows.jsonl");
+    let mut text = String::new();
+    for i in 0..4 {
+        text += &json!({
+            "anchor": format!("how do I learn topic {i}"),
+            "positive": format!("the best way to learn topic {i} is practice"),
+            "negative": format!("recipes for dish {i}"),
+        })
+        .to_string();
+        text.push('\n');
+    }
+    std::fs::write(&rows, text).unwrap();
+    let out_dir = tmp.path().join("run");
+    let router = model("router-learned");
+    let args = |extra: &[&str]| -> Vec<String> {
+        [
+            "train",
+            "--model",
+            router.to_str().unwrap(),
+            "--train",
+            rows.to_str().unwrap(),
+            "--output",
+            out_dir.to_str().unwrap(),
+            "--batch-size",
+            "2",
+            "--max-steps",
+            "2",
+            "--dropout",
+            "false",
+        ]
+        .iter()
+        .chain(extra)
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let run = |a: Vec<String>| {
+        let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+        splade(&refs)
+    };
+    // Without --router-mapping a Router model is refused, naming the option.
+    let message = failure(run(args(&[])));
+    assert!(message.contains("router_mapping"), "{message}");
+    ok(run(args(&[
+        "--router-mapping",
+        "anchor=query,positive=document,negative=document",
+        "--learning-rate-mapping",
+        r"SparseStaticEmbedding\.weight=0.1",
+    ])));
+    let final_dir = out_dir.join("final");
+    assert!(final_dir.join("router_config.json").is_file());
+    let queries = ["how do I learn topic 2", "recipes for dish 1"];
+    let trained = SparseEncoder::load(&final_dir, &candle_core::Device::Cpu).unwrap();
+    let original = load("router-learned");
+    let options = EncodeOptions::default();
+    let ours = trained.encode_query(&queries, &options).unwrap();
+    assert_ne!(
+        ours,
+        original.encode_query(&queries, &options).unwrap(),
+        "the static query weights trained"
+    );
+    let mut encode = Command::new(env!("CARGO_BIN_EXE_splade"))
+        .args(["encode", "--model", final_dir.to_str().unwrap(), "--query"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    encode
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(queries.join("\n").as_bytes())
+        .unwrap();
+    let lines = ok(encode.wait_with_output().unwrap());
+    assert_same(
+        &parse_lines(&lines),
+        &ours,
+        "query route of the trained model",
+    );
+    // sentence-transformers loads final/ and gives the same query and document vectors.
+    if let Some(python) = std::env::var_os("SPLADE_RS_REFERENCE_PYTHON")
+        .map(PathBuf::from)
+        .filter(|p| p.is_file())
+    {
+        let script = r#"
+import json, sys
+from sentence_transformers import SparseEncoder
+m = SparseEncoder(sys.argv[1], device="cpu")
+q = json.loads(sys.argv[2])
+def rows(e):
+    e = e.to_dense()
+    return [[[int(i) for i in r.nonzero().flatten()], [float(r[i]) for i in r.nonzero().flatten()]] for r in e]
+print(json.dumps({"query": rows(m.encode_query(q, convert_to_tensor=True)),
+                  "document": rows(m.encode_document(q, convert_to_tensor=True))}))
+"#;
+        let check = Command::new(python)
+            .env("HF_HUB_OFFLINE", "1")
+            .args([
+                "-c",
+                script,
+                final_dir.to_str().unwrap(),
+                &serde_json::to_string(&queries).unwrap(),
+            ])
+            .output()
+            .unwrap();
+        let reference: Value = serde_json::from_slice(&ok(check).into_bytes()).unwrap();
+        for (key, batch) in [
+            ("query", ours.clone()),
+            (
+                "document",
+                trained.encode_document(&queries, &options).unwrap(),
+            ),
+        ] {
+            let lines: Vec<(Vec<u32>, Vec<f32>)> =
+                serde_json::from_value(reference[key].clone()).unwrap();
+            assert_eq!(lines.len(), batch.len(), "{key}: rows");
+            for ((indices, values), row) in lines.iter().zip(batch.rows()) {
+                assert_eq!(
+                    indices.as_slice(),
+                    row.indices(),
+                    "{key}: active dimensions"
+                );
+                for (a, b) in values.iter().zip(row.values()) {
+                    assert!(
+                        (a - b).abs() <= 1e-5 * a.abs().max(1.0),
+                        "{key}: sentence-transformers {a}, ours {b}"
+                    );
+                }
+            }
+        }
+    }
+}

@@ -113,14 +113,25 @@ impl SparseEncoder {
         tokenizer: TextTokenizer,
         model: MaskedLm,
         device: &Device,
+        statics: Vec<(String, StaticEmbedding)>,
     ) -> Self {
         Self {
             folder,
             tokenizer,
             model,
             device: device.clone(),
-            statics: Vec::new(),
+            statics,
         }
+    }
+
+    /// The static routes, by route name (the trainable encoder refreshes their weights).
+    pub(crate) fn statics_mut(&mut self) -> &mut [(String, StaticEmbedding)] {
+        &mut self.statics
+    }
+
+    /// The static routes of a Router model, by route name (empty for a plain model).
+    pub fn static_routes(&self) -> &[(String, StaticEmbedding)] {
+        &self.statics
     }
 
     /// The folder's settings, its tokenizer and the path of its weights.
@@ -577,7 +588,7 @@ fn check_options(options: &EncodeOptions) -> Result<()> {
 
 /// Loads the `SparseStaticEmbedding` routes of a Router folder (none for a plain model); their
 /// weights must match the SPLADE route's vocabulary.
-fn load_static_routes(folder: &ModelFolder) -> Result<Vec<(String, StaticEmbedding)>> {
+pub(crate) fn load_static_routes(folder: &ModelFolder) -> Result<Vec<(String, StaticEmbedding)>> {
     let Some(router) = &folder.router else {
         return Ok(Vec::new());
     };

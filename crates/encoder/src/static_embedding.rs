@@ -160,6 +160,12 @@ impl StaticEmbedding {
         &self.weights
     }
 
+    /// Replaces the weights (one per vocabulary entry) with trained values.
+    pub(crate) fn set_weights(&mut self, weights: Vec<f32>) {
+        debug_assert_eq!(weights.len(), self.weights.len());
+        self.weights = weights;
+    }
+
     /// Whether the weights are frozen (not trained).
     pub fn frozen(&self) -> bool {
         self.frozen

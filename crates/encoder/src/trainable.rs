@@ -7,10 +7,11 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Tensor, Var};
 
-use crate::encoder::{EncodeOptions, SparseEncoder};
+use crate::encoder::{load_static_routes, EncodeOptions, SparseEncoder};
 use crate::error::{EncoderError, Result};
 use crate::model::{Dropout, ForwardMode, MaskedLm};
 use crate::pooling::{pool_dense, pool_max_differentiable_packed, PoolingStrategy};
+use crate::router::RouteKind;
 use crate::tokenize::TokenizedText;
 
 /// A SPLADE encoder loaded for training: every weight is a [`Var`], listed by checkpoint name.
@@ -21,27 +22,195 @@ pub struct TrainableEncoder {
     vars: Vec<(String, Var)>,
     /// Precision of the differentiable forward pass's activations.
     activations: DType,
+    /// The `SparseStaticEmbedding` routes of a Router model, in the order of
+    /// [`SparseEncoder::static_routes`].
+    statics: Vec<StaticRoute>,
 }
+
+/// A `SparseStaticEmbedding` route being trained (or frozen).
+struct StaticRoute {
+    /// The route's name.
+    route: String,
+    /// The weights: a trainable variable (also in `vars`, named [`Self::var_name`]) or, for a
+    /// frozen module, a constant.
+    weight: Tensor,
+    /// Whether `weight` is a variable.
+    trainable: bool,
+}
+
+/// The suffix of a static route's variable name: `<module folder>.weight`, e.g.
+/// `query_0_SparseStaticEmbedding.weight`.
+pub const STATIC_WEIGHT: &str = ".weight";
 
 impl TrainableEncoder {
     /// Loads a local model folder for training: every weight becomes a trainable variable
     /// (see [`MaskedLm::load_trainable`]).
+    ///
+    /// An inference-free model (a sentence-transformers `Router`) trains both routes: the
+    /// document route's MLM as above, and each `SparseStaticEmbedding` route's weights as one
+    /// more variable named `<module folder>.weight` (e.g. `query_0_SparseStaticEmbedding.weight`)
+    /// unless its config says `frozen`.
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
         let (folder, tokenizer, weights) = SparseEncoder::read_parts(dir)?;
-        if let Some(router) = &folder.router {
-            return Err(EncoderError::UnsupportedModule {
-                module: "Router (inference-free model) for training".to_string(),
-                path: router.config_path.clone(),
-                supported: "training a plain Transformer (fill-mask) + SpladePooling model"
-                    .to_string(),
-            });
+        let static_modules = load_static_routes(&folder)?;
+        let (model, mut vars) = MaskedLm::load_trainable(&weights, &folder.backbone, device)?;
+        let mut statics = Vec::new();
+        for (route, module) in &static_modules {
+            let weight = Tensor::from_slice(module.weights(), module.dim(), device)?;
+            if module.frozen() {
+                statics.push(StaticRoute {
+                    route: route.clone(),
+                    weight,
+                    trainable: false,
+                });
+            } else {
+                let var = Var::from_tensor(&weight)?;
+                vars.push((static_var_name(module.dir()), var.clone()));
+                statics.push(StaticRoute {
+                    route: route.clone(),
+                    weight: var.as_tensor().clone(),
+                    trainable: true,
+                });
+            }
         }
-        let (model, vars) = MaskedLm::load_trainable(&weights, &folder.backbone, device)?;
         Ok(Self {
-            encoder: SparseEncoder::from_parts(folder, tokenizer, model, device),
+            encoder: SparseEncoder::from_parts(folder, tokenizer, model, device, static_modules),
             vars,
             activations: DType::F32,
+            statics,
         })
+    }
+
+    /// The name sentence-transformers gives variable `name` (one of [`Self::vars`]) in
+    /// `SpladeLoss.named_parameters()`, which its `learning_rate_mapping` patterns match:
+    /// `model.0.model.<name>` for a plain model; for a Router
+    /// `model.0.sub_modules.<route>.0.model.<name>` (the first SPLADE route) and
+    /// `model.0.sub_modules.<route>.0.weight` for a static route's weights.
+    pub fn reference_name(&self, name: &str) -> String {
+        let Some(router) = &self.encoder.folder().router else {
+            return format!("model.0.model.{name}");
+        };
+        for route in &router.routes {
+            if let RouteKind::Static { dir } = &route.kind {
+                if static_var_name(dir) == name {
+                    return format!("model.0.sub_modules.{}.0.weight", route.name);
+                }
+            }
+        }
+        let splade = router
+            .routes
+            .iter()
+            .find(|r| matches!(r.kind, RouteKind::Splade { .. }))
+            .map_or("document", |r| r.name.as_str());
+        format!("model.0.sub_modules.{splade}.0.model.{name}")
+    }
+
+    /// Copies the static routes' trained weights into the inference encoder (after an
+    /// optimiser step), so `encode_query` and the evaluators see them.
+    pub fn sync_static_weights(&mut self) -> Result<()> {
+        for (i, route) in self.statics.iter().enumerate() {
+            if !route.trainable {
+                continue;
+            }
+            let values: Vec<f32> = route.weight.to_device(&Device::Cpu)?.to_vec1()?;
+            if let Some(pos) = values.iter().position(|v| !v.is_finite()) {
+                return Err(EncoderError::InvalidArgument(format!(
+                    "route '{}': static weight of token {pos} is {} ({})",
+                    route.route,
+                    values[pos],
+                    crate::error::NON_FINITE
+                )));
+            }
+            self.encoder.statics_mut()[i].1.set_weights(values);
+        }
+        Ok(())
+    }
+
+    /// The route (`Some(name)` of a static route, `None` for the SPLADE backbone) a column
+    /// with `task` takes while training, as sentence-transformers' Router resolves it: a
+    /// plain model has one route; a Router resolves the task (`None`: its default route).
+    pub fn training_route(&self, task: Option<&str>) -> Result<Option<usize>> {
+        let Some(router) = &self.encoder.folder().router else {
+            return Ok(None);
+        };
+        let route = router.resolve(task)?;
+        Ok(match &route.kind {
+            RouteKind::Splade { .. } => None,
+            RouteKind::Static { .. } => Some(
+                self.statics
+                    .iter()
+                    .position(|s| s.route == route.name)
+                    .ok_or_else(|| {
+                        EncoderError::InvalidArgument(format!(
+                            "static route '{}' was not loaded",
+                            route.name
+                        ))
+                    })?,
+            ),
+        })
+    }
+
+    /// A static route's differentiable forward pass, as `SparseStaticEmbedding.forward`:
+    /// `[texts, vocab]` with each row the weight of every distinct token of its text (the
+    /// module's tokenizer, no special tokens, truncated to its `model_max_length`) and 0
+    /// elsewhere; no activation, so negative weights stay negative. The gradient reaches the
+    /// weight variable at the tokens present.
+    fn forward_static(&self, index: usize, texts: &[&str]) -> Result<Tensor> {
+        let route = &self.statics[index];
+        let module = &self.encoder.static_routes()[index].1;
+        let dim = module.dim();
+        let mut presence = vec![0f32; texts.len() * dim];
+        for (row, text) in texts.iter().enumerate() {
+            for id in module.tokenize(text, row)? {
+                presence[row * dim + id as usize] = 1.0;
+            }
+        }
+        let presence = Tensor::from_vec(presence, (texts.len(), dim), self.encoder.device())?;
+        Ok(presence.broadcast_mul(&route.weight.unsqueeze(0)?)?)
+    }
+
+    /// [`Self::forward_dense_columns`] with each column sent through the route its task takes
+    /// ([`Self::training_route`]; `tasks[i]` for column i, missing entries meaning none): the
+    /// SPLADE columns in one packed pass, each static column by [`Self::forward_static`]. For
+    /// a plain model the tasks change nothing.
+    pub fn forward_dense_routed<S: AsRef<str>>(
+        &self,
+        columns: &[Vec<S>],
+        tasks: &[Option<String>],
+        options: &EncodeOptions,
+        dropout: Option<&Dropout>,
+    ) -> Result<Vec<Tensor>> {
+        if self.encoder.folder().router.is_none() {
+            return self.forward_dense_columns(columns, options, dropout);
+        }
+        let routes = (0..columns.len())
+            .map(|c| self.training_route(tasks.get(c).and_then(|t| t.as_deref())))
+            .collect::<Result<Vec<_>>>()?;
+        let splade: Vec<Vec<&str>> = columns
+            .iter()
+            .zip(&routes)
+            .filter(|(_, r)| r.is_none())
+            .map(|(c, _)| c.iter().map(|t| t.as_ref()).collect())
+            .collect();
+        let mut splade_out = if splade.is_empty() {
+            Vec::new()
+        } else {
+            self.forward_dense_columns(&splade, options, dropout)?
+        }
+        .into_iter();
+        columns
+            .iter()
+            .zip(&routes)
+            .map(|(column, route)| match route {
+                None => splade_out.next().ok_or_else(|| {
+                    EncoderError::InvalidArgument("a SPLADE column went missing".into())
+                }),
+                Some(index) => {
+                    let texts: Vec<&str> = column.iter().map(|t| t.as_ref()).collect();
+                    self.forward_static(*index, &texts)
+                }
+            })
+            .collect()
     }
 
     /// The inference encoder over the trainable weights.
@@ -154,6 +323,14 @@ impl TrainableEncoder {
             })
             .collect()
     }
+}
+
+/// The variable name of a static route's weights: its module folder's name + `.weight`.
+pub fn static_var_name(dir: &Path) -> String {
+    let folder = dir
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    format!("{folder}{STATIC_WEIGHT}")
 }
 
 impl std::ops::Deref for TrainableEncoder {

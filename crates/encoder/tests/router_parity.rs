@@ -321,14 +321,31 @@ fn bad_router_folders_are_errors_naming_the_file() {
         "{message}"
     );
 
-    // Training refuses a Router model by name instead of dropping its query route.
-    let err = splade_encoder::TrainableEncoder::load(
+    // The trainable loader keeps both routes: the static query weights become one more
+    // variable (named after their module folder), and `frozen` ones stay constants.
+    let trainable = splade_encoder::TrainableEncoder::load(
         &common::fixture_model("router-learned"),
         &candle_core::Device::Cpu,
     )
-    .err()
-    .expect("a Router model is not trainable yet");
-    assert!(err.to_string().contains("Router"), "{err}");
+    .unwrap();
+    let names: Vec<&str> = trainable.vars().iter().map(|(n, _)| n.as_str()).collect();
+    assert!(
+        names.contains(&"query_0_SparseStaticEmbedding.weight"),
+        "{names:?}"
+    );
+    assert_eq!(
+        trainable.reference_name("query_0_SparseStaticEmbedding.weight"),
+        "model.0.sub_modules.query.0.weight"
+    );
+    let frozen = splade_encoder::TrainableEncoder::load(
+        &common::fixture_model("router-idf"),
+        &candle_core::Device::Cpu,
+    )
+    .unwrap();
+    assert!(frozen
+        .vars()
+        .iter()
+        .all(|(n, _)| !n.ends_with("SparseStaticEmbedding.weight")));
 }
 
 #[test]

@@ -78,13 +78,41 @@ pub fn model_card(input: &CardInput<'_>) -> String {
         input.dataset_name,
         input.data.rows.len()
     );
-    let _ = writeln!(s, "### Full Model Architecture\n\n```\nSparseEncoder(\n  (0): Transformer({{'max_seq_length': {}, 'do_lower_case': {}, 'architecture': '{}'}})\n  (1): SpladePooling({{'pooling_strategy': '{}', 'activation_function': '{}', 'word_embedding_dimension': {}}})\n)\n```\n",
+    let transformer = format!(
+        "Transformer({{'max_seq_length': {}, 'do_lower_case': {}, 'architecture': '{}'}})",
         folder.max_seq_length,
         if folder.do_lower_case { "True" } else { "False" },
         folder.backbone.architecture.class_name(),
+    );
+    let pooling = format!(
+        "SpladePooling({{'pooling_strategy': '{}', 'activation_function': '{}', 'word_embedding_dimension': {}}})",
         folder.pooling.strategy.name(),
         folder.pooling.activation.name(),
         folder.backbone.vocab_size
+    );
+    let modules = match &folder.router {
+        // An inference-free model: one Router whose routes are listed with their modules.
+        Some(router) => {
+            let routes: Vec<String> = router
+                .routes
+                .iter()
+                .map(|r| match &r.kind {
+                    splade_encoder::RouteKind::Static { .. } => format!(
+                        "    ({}): SparseStaticEmbedding({{'dim': {}}})",
+                        r.name, folder.backbone.vocab_size
+                    ),
+                    splade_encoder::RouteKind::Splade { .. } => {
+                        format!("    ({}): [{transformer}, {pooling}]", r.name)
+                    }
+                })
+                .collect();
+            format!("  (0): Router(\n{}\n  )", routes.join("\n"))
+        }
+        None => format!("  (0): {transformer}\n  (1): {pooling}"),
+    };
+    let _ = writeln!(
+        s,
+        "### Full Model Architecture\n\n```\nSparseEncoder(\n{modules}\n)\n```\n"
     );
     let _ = writeln!(s, "## Usage\n\n### splade-rs\n\n```bash\nsplade encode --model PATH --top-tokens 10 < texts.txt\nsplade index build --model PATH --corpus corpus.jsonl --out index\nsplade search --index index --model PATH \"your query\"\n```\n");
     let _ = writeln!(s, "### Sentence Transformers\n\n```python\nfrom sentence_transformers import SparseEncoder\n\nmodel = SparseEncoder(\"PATH\")\nembeddings = model.encode([\"How do I learn Python?\", \"What is the best way to learn Python?\"])\nprint(model.similarity(embeddings, embeddings))\n```\n");

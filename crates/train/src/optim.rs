@@ -53,6 +53,8 @@ struct Slot {
     moments: Moments,
     /// Whether weight decay applies to this variable.
     decay: bool,
+    /// This variable's learning rate over the optimiser's (a `learning_rate_mapping` group).
+    lr_scale: f64,
 }
 
 /// AdamW over a set of f32 variables (see the module docs for the CPU and device paths).
@@ -131,6 +133,7 @@ impl AdamW {
                     var,
                     moments,
                     decay,
+                    lr_scale: 1.0,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -139,6 +142,16 @@ impl AdamW {
             config,
             step: 0,
         })
+    }
+
+    /// Gives variable `index` (in the order given to the constructor) the learning rate
+    /// `scale` × the optimiser's, at every step: a parameter group of its own whose initial
+    /// learning rate follows the same schedule, as a Hugging Face scheduler scales every
+    /// group's initial rate.
+    pub fn set_lr_scale(&mut self, index: usize, scale: f64) {
+        if let Some(slot) = self.slots.get_mut(index) {
+            slot.lr_scale = scale;
+        }
     }
 
     /// Sets the learning rate of the next steps.
@@ -222,15 +235,19 @@ impl AdamW {
         let bias1 = 1.0 - c.beta1.powi(self.step);
         let bias2 = 1.0 - c.beta2.powi(self.step);
         let (b1, b2) = (c.beta1 as f32, c.beta2 as f32);
-        let decay_factor = 1.0 - c.lr * c.weight_decay;
-        let step_size = (c.lr / bias1) as f32;
         let bias2_sqrt = bias2.sqrt() as f32;
         let eps = c.eps as f32;
         for slot in &mut self.slots {
             let Some(g) = grads.get(slot.var.as_tensor()) else {
                 continue;
             };
-            let decay_factor = if slot.decay { decay_factor } else { 1.0 };
+            let lr = c.lr * slot.lr_scale;
+            let step_size = (lr / bias1) as f32;
+            let decay_factor = if slot.decay {
+                1.0 - lr * c.weight_decay
+            } else {
+                1.0
+            };
             let decay = decay_factor as f32;
             match &mut slot.moments {
                 Moments::Host { m, v } => {
@@ -260,7 +277,7 @@ impl AdamW {
                     *m = (m.affine(b1, 0.0)? + g.affine(1.0 - b1, 0.0)?)?;
                     *v = (v.affine(b2, 0.0)? + g.sqr()?.affine(1.0 - b2, 0.0)?)?;
                     let denom = v.sqrt()?.affine(1.0 / bias2.sqrt(), c.eps)?;
-                    let update = (&*m / denom)?.affine(c.lr / bias1, 0.0)?;
+                    let update = (&*m / denom)?.affine(lr / bias1, 0.0)?;
                     let theta =
                         (slot.var.as_tensor().detach().affine(decay_factor, 0.0)? - update)?;
                     slot.var.set(&theta)?;
@@ -304,6 +321,10 @@ mod tests {
         let (a, b) = (var(&init), var(&init));
         let mut host = AdamW::new(vec![a.clone()], config).unwrap();
         let mut device = AdamW::with_device_moments(vec![b.clone()], config).unwrap();
+        // A `learning_rate_mapping` group of its own (both paths scale the rate alike); the
+        // check below that the paths agree and that the weights moved covers it.
+        host.set_lr_scale(0, 3.0);
+        device.set_lr_scale(0, 3.0);
         for step in 0..3 {
             // A gradient that depends on the weights, like a real one: 2·θ + step.
             let grad = |v: &Var| -> GradStore {
@@ -325,6 +346,21 @@ mod tests {
             assert!((p - q).abs() < 1e-6, "{x:?} vs {y:?}");
         }
         assert!(x.iter().zip(&init).all(|(p, q)| p != q), "weights moved");
+        // Adam's first step moves each weight by about lr × scale: 0.03 for 0.5 (2·θ + 0 > 0).
+        let mut single = AdamW::new(vec![var(&[0.5])], config).unwrap();
+        single.set_lr_scale(0, 3.0);
+        let v = single.slots[0].var.clone();
+        let g = v
+            .as_tensor()
+            .sqr()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        single.step(&g).unwrap();
+        let moved = 0.5 - v.as_tensor().to_vec1::<f32>().unwrap()[0];
+        assert!((moved - (0.03 + 0.03 * 0.01 * 0.5)).abs() < 1e-6, "{moved}");
     }
 
     #[test]

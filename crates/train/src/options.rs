@@ -110,6 +110,112 @@ pub enum PrecisionOption {
     Bf16,
 }
 
+/// `router_mapping`: training column → task, in order. Written `COLUMN=TASK,...` on the
+/// command line (or as a TOML string), or as a TOML table / Python dict.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RouterMapping(pub Vec<(String, String)>);
+
+/// `learning_rate_mapping`: parameter-name regex → learning rate, in order. Written
+/// `REGEX=LR,...` (each entry split at its last `=`; a regex holding a comma needs the TOML
+/// table or dict form), or as a TOML table / Python dict.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LearningRateMapping(pub Vec<(String, f64)>);
+
+fn split_pairs(text: &str, option: &str) -> std::result::Result<Vec<(String, String)>, String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            pair.rsplit_once('=')
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                .filter(|(k, v)| !k.is_empty() && !v.is_empty())
+                .ok_or_else(|| {
+                    format!("{option}: expected KEY=VALUE pairs separated by commas, got '{pair}'")
+                })
+        })
+        .collect()
+}
+
+impl std::str::FromStr for RouterMapping {
+    type Err = String;
+    fn from_str(text: &str) -> std::result::Result<Self, String> {
+        let pairs = split_pairs(text, "router_mapping")?;
+        if pairs.is_empty() {
+            return Err(
+                "router_mapping: expected COLUMN=TASK pairs, e.g. anchor=query,positive=document"
+                    .into(),
+            );
+        }
+        Ok(Self(pairs))
+    }
+}
+
+impl std::str::FromStr for LearningRateMapping {
+    type Err = String;
+    fn from_str(text: &str) -> std::result::Result<Self, String> {
+        let pairs = split_pairs(text, "learning_rate_mapping")?;
+        if pairs.is_empty() {
+            return Err("learning_rate_mapping: expected REGEX=LR pairs, e.g. 'SparseStaticEmbedding\\.weight=1e-3'".into());
+        }
+        pairs
+            .into_iter()
+            .map(|(k, v)| {
+                v.parse::<f64>().map(|lr| (k.clone(), lr)).map_err(|_| {
+                    format!("learning_rate_mapping: '{v}' (for '{k}') is not a number")
+                })
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map(Self)
+    }
+}
+
+/// Deserializes a mapping from a `KEY=VALUE,...` string or a table / dict, keeping order.
+struct MappingVisitor<V>(std::marker::PhantomData<V>, &'static str);
+
+impl<'de, V: Deserialize<'de>> serde::de::Visitor<'de> for MappingVisitor<V> {
+    type Value = std::result::Result<Vec<(String, V)>, String>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "{}: a table (dict) or a 'KEY=VALUE,...' string", self.1)
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<Self::Value, E> {
+        Ok(Err(v.to_string()))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<Self::Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some((k, v)) = map.next_entry::<String, V>()? {
+            out.push((k, v));
+        }
+        Ok(Ok(out))
+    }
+}
+
+impl<'de> Deserialize<'de> for RouterMapping {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        match d.deserialize_any(MappingVisitor::<String>(
+            std::marker::PhantomData,
+            "router_mapping",
+        ))? {
+            Ok(pairs) => Ok(Self(pairs)),
+            Err(text) => text.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for LearningRateMapping {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        match d.deserialize_any(MappingVisitor::<f64>(
+            std::marker::PhantomData,
+            "learning_rate_mapping",
+        ))? {
+            Ok(pairs) => Ok(Self(pairs)),
+            Err(text) => text.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
 /// Every option of a training run. Unset options take the seed model card's recipe
 /// ([`TrainConfig::default`]); `config` names a TOML file with any of the others (same
 /// names), which fills what is unset ([`TrainOptions::with_config_file`]).
@@ -231,6 +337,19 @@ pub struct TrainOptions {
     /// runs bf16 slower than f32).
     #[cfg_attr(feature = "clap", arg(long, value_enum))]
     pub precision: Option<PrecisionOption>,
+    /// sentence-transformers' `router_mapping` for an inference-free (Router) model: which task
+    /// (route) encodes each training column, e.g. `anchor=query,positive=document,negative=document`
+    /// (a TOML table or string in `--config`, a dict in Python). Required for a Router model;
+    /// columns left out take its default route.
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub router_mapping: Option<RouterMapping>,
+    /// sentence-transformers' `learning_rate_mapping`: `REGEX=LR,...` (a TOML table or string
+    /// in `--config`, a dict in Python); parameters whose name (ours, e.g.
+    /// `query_0_SparseStaticEmbedding.weight`, or sentence-transformers',
+    /// `model.0.sub_modules.query.0.weight`) the regex matches train at LR (on the same
+    /// schedule), e.g. `'SparseStaticEmbedding\.weight=1e-3'`.
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub learning_rate_mapping: Option<LearningRateMapping>,
     /// Train into an `output` folder that already holds a run (`final/`, `checkpoint-N/`),
     /// replacing its models; without it such a folder is refused (unless resuming).
     #[cfg_attr(feature = "clap", arg(long))]
@@ -320,7 +439,9 @@ impl TrainOptions {
             best_metric,
             resume_from,
             device,
-            precision
+            precision,
+            router_mapping,
+            learning_rate_mapping
         );
         Ok(self)
     }
@@ -437,6 +558,14 @@ impl TrainOptions {
             best_metric: self.best_metric.clone(),
             resume_from: self.resume_from.clone(),
             gradient_cache: self.gradient_cache,
+            router_mapping: self
+                .router_mapping
+                .as_ref()
+                .map_or_else(Vec::new, |m| m.0.clone()),
+            learning_rate_mapping: self
+                .learning_rate_mapping
+                .as_ref()
+                .map_or_else(Vec::new, |m| m.0.clone()),
             ..defaults
         };
         if let Some(ratio) = self.eval_ratio {

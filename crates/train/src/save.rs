@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{Tensor, Var};
 use serde_json::json;
-use splade_encoder::{EncoderError, SparseEncoder};
+use splade_encoder::trainable::static_var_name;
+use splade_encoder::{EncoderError, RouteKind, SparseEncoder};
 
 use crate::error::{Result, TrainError};
 
@@ -53,8 +54,13 @@ pub fn save_model(
     if staging.exists() {
         std::fs::remove_dir_all(&staging).map_err(io(&staging))?;
     }
-    std::fs::create_dir_all(staging.join("1_SpladePooling")).map_err(io(&staging))?;
-    write_folder(encoder, vars, &staging)?;
+    std::fs::create_dir_all(&staging).map_err(io(&staging))?;
+    if encoder.folder().router.is_some() {
+        write_router(encoder, vars, &staging)?;
+    } else {
+        std::fs::create_dir_all(staging.join("1_SpladePooling")).map_err(io(&staging))?;
+        write_folder(encoder, vars, &staging)?;
+    }
     extra(&staging)?;
     if out.exists() {
         std::fs::remove_dir_all(out).map_err(io(out))?;
@@ -71,7 +77,149 @@ fn is_finite(t: &Tensor) -> Result<bool> {
     Ok((&t * 0.0)?.sum_all()?.to_scalar::<f32>()? == 0.0)
 }
 
+/// Copies the regular files of `from` (not folders) into `to`, except `skip`.
+fn copy_files(from: &Path, to: &Path, skip: &[&str]) -> Result<()> {
+    std::fs::create_dir_all(to).map_err(io(to))?;
+    for entry in std::fs::read_dir(from).map_err(TrainError::read(from))? {
+        let entry = entry.map_err(TrainError::read(from))?;
+        let name = entry.file_name();
+        let path = entry.path();
+        if path.is_file() && !skip.iter().any(|s| name == std::ffi::OsStr::new(s)) {
+            std::fs::copy(&path, to.join(&name)).map_err(TrainError::read(&path))?;
+        }
+    }
+    Ok(())
+}
+
+/// The folder of module `dir` relative to the model folder `root` (its name in the Router).
+fn relative<'a>(root: &Path, dir: &'a Path) -> &'a Path {
+    dir.strip_prefix(root).unwrap_or(dir)
+}
+
+/// An inference-free model in sentence-transformers' Router layout, as its `save` writes it:
+/// `modules.json` (one Router at the root), `router_config.json` and
+/// `config_sentence_transformers.json` as loaded, and one folder per module: the static
+/// routes' `config.json`, tokenizer and `model.safetensors` (tensor `weight`, trained), the
+/// SPLADE route's Transformer folder (trained weights, `sentence_bert_config.json`, tokenizer)
+/// and SpladePooling config.
+fn write_router(encoder: &SparseEncoder, vars: &[(String, Var)], dir: &Path) -> Result<()> {
+    let folder = encoder.folder();
+    let Some(router) = &folder.router else {
+        return Ok(());
+    };
+    let root = &folder.root;
+    let mut statics = Vec::new();
+    for route in &router.routes {
+        match &route.kind {
+            RouteKind::Static { dir: module } => {
+                let out = dir.join(relative(root, module));
+                copy_files(module, &out, &["model.safetensors"])?;
+                let name = static_var_name(module);
+                let weight = match vars.iter().find(|(n, _)| *n == name) {
+                    Some((_, var)) => var.as_tensor().clone(),
+                    // A frozen module: its weights as loaded.
+                    None => {
+                        let loaded = encoder
+                            .static_routes()
+                            .iter()
+                            .find(|(r, _)| *r == route.name)
+                            .map(|(_, s)| s.weights().to_vec())
+                            .unwrap_or_default();
+                        let n = loaded.len();
+                        Tensor::from_vec(loaded, n, &candle_core::Device::Cpu)?
+                    }
+                };
+                statics.push(name);
+                let path = out.join("model.safetensors");
+                let tensors = std::collections::HashMap::from([("weight".to_string(), weight)]);
+                candle_core::safetensors::save(&tensors, &path).map_err(|source| {
+                    TrainError::SaveWeights {
+                        path: path.clone(),
+                        source,
+                    }
+                })?;
+            }
+            RouteKind::Splade {
+                transformer_dir,
+                pooling_dir,
+                ..
+            } => {
+                let out = dir.join(relative(root, transformer_dir));
+                if !out.exists() {
+                    std::fs::create_dir_all(&out).map_err(io(&out))?;
+                    let backbone: Vec<(String, Var)> = vars
+                        .iter()
+                        .filter(|(n, _)| !statics_contains(router, n))
+                        .cloned()
+                        .collect();
+                    write_transformer(encoder, &backbone, &out)?;
+                }
+                copy_files(pooling_dir, &dir.join(relative(root, pooling_dir)), &[])?;
+            }
+        }
+    }
+    for file in ["router_config.json", "config.json"] {
+        let from = router.config_path.parent().unwrap_or(root).join(file);
+        if from == router.config_path {
+            std::fs::copy(&from, dir.join(relative(root, &from)))
+                .map_err(TrainError::read(&from))?;
+        }
+    }
+    let st_config = root.join("config_sentence_transformers.json");
+    if st_config.is_file() {
+        std::fs::copy(&st_config, dir.join("config_sentence_transformers.json"))
+            .map_err(TrainError::read(&st_config))?;
+    }
+    write_json(
+        &dir.join("modules.json"),
+        &json!([
+            {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.base.modules.router.Router"},
+        ]),
+    )
+}
+
+/// Whether `name` is the variable of one of the Router's static routes.
+fn statics_contains(router: &splade_encoder::RouterLayout, name: &str) -> bool {
+    router.routes.iter().any(|r| match &r.kind {
+        RouteKind::Static { dir } => static_var_name(dir) == name,
+        RouteKind::Splade { .. } => false,
+    })
+}
+
 fn write_folder(encoder: &SparseEncoder, vars: &[(String, Var)], dir: &Path) -> Result<()> {
+    let folder = encoder.folder();
+    write_transformer(encoder, vars, dir)?;
+    write_json(
+        &dir.join("modules.json"),
+        &json!([
+            {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.base.modules.transformer.Transformer"},
+            {"idx": 1, "name": "1", "path": "1_SpladePooling",
+             "type": "sentence_transformers.sparse_encoder.modules.splade_pooling.SpladePooling"},
+        ]),
+    )?;
+    write_json(
+        &dir.join("1_SpladePooling").join("config.json"),
+        &json!({
+            "pooling_strategy": folder.pooling.strategy.name(),
+            "activation_function": folder.pooling.activation.name(),
+            "embedding_dimension": folder.backbone.vocab_size,
+        }),
+    )?;
+    write_json(
+        &dir.join("config_sentence_transformers.json"),
+        &json!({
+            "__version__": {"splade_rs": env!("CARGO_PKG_VERSION")},
+            "model_type": "SparseEncoder",
+            "prompts": folder.prompts,
+            "default_prompt_name": folder.default_prompt_name,
+            "similarity_fn_name": folder.similarity.name(),
+        }),
+    )
+}
+
+/// The Transformer module's files: the trained weights, the backbone config and tokenizer
+/// (unchanged but the max length) and `sentence_bert_config.json`.
+fn write_transformer(encoder: &SparseEncoder, vars: &[(String, Var)], dir: &Path) -> Result<()> {
     let folder = encoder.folder();
     let source = &folder.transformer_dir;
     // Weights, by their checkpoint names (tied matrices are stored once, as loaded).
@@ -119,32 +267,6 @@ fn write_folder(encoder: &SparseEncoder, vars: &[(String, Var)], dir: &Path) -> 
             "module_output_name": "token_embeddings",
             "max_seq_length": folder.max_seq_length,
             "do_lower_case": folder.do_lower_case,
-        }),
-    )?;
-    write_json(
-        &dir.join("modules.json"),
-        &json!([
-            {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.base.modules.transformer.Transformer"},
-            {"idx": 1, "name": "1", "path": "1_SpladePooling",
-             "type": "sentence_transformers.sparse_encoder.modules.splade_pooling.SpladePooling"},
-        ]),
-    )?;
-    write_json(
-        &dir.join("1_SpladePooling").join("config.json"),
-        &json!({
-            "pooling_strategy": folder.pooling.strategy.name(),
-            "activation_function": folder.pooling.activation.name(),
-            "embedding_dimension": folder.backbone.vocab_size,
-        }),
-    )?;
-    write_json(
-        &dir.join("config_sentence_transformers.json"),
-        &json!({
-            "__version__": {"splade_rs": env!("CARGO_PKG_VERSION")},
-            "model_type": "SparseEncoder",
-            "prompts": folder.prompts,
-            "default_prompt_name": folder.default_prompt_name,
-            "similarity_fn_name": folder.similarity.name(),
         }),
     )
 }

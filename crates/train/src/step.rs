@@ -71,6 +71,16 @@ pub struct StepConfig {
     /// Precision of the activations: `F32` or `BF16` (mixed precision, see
     /// [`TrainableEncoder::set_precision`]).
     pub precision: DType,
+    /// The task of each column (by position: anchors, positives, negatives), from the
+    /// `router_mapping`: a Router model encodes column i with the route `column_tasks[i]`
+    /// resolves to (`None` or a missing entry: the default route). A plain model ignores it.
+    pub column_tasks: Vec<Option<String>>,
+    /// sentence-transformers' `learning_rate_mapping`: `(regex, learning rate)` in order; a
+    /// variable whose name (ours or sentence-transformers', see
+    /// [`TrainableEncoder::reference_name`]) the regex matches (`re.search`) trains at that
+    /// rate (following the schedule) instead of AdamW's; the last matching pattern wins. A
+    /// pattern matching no variable is an error, as there.
+    pub learning_rate_mapping: Vec<(String, f64)>,
 }
 
 /// One micro-batch: `columns[0]` anchors, `columns[1]` positives, then negatives; `labels`
@@ -96,12 +106,15 @@ impl TrainStep {
     /// the optimiser over its variables.
     pub fn new(mut encoder: TrainableEncoder, config: StepConfig) -> Result<Self> {
         encoder.set_precision(config.precision)?;
-        let optimizer = match config.decay {
+        let mut optimizer = match config.decay {
             DecayFilter::All => AdamW::with_decay_filter(encoder.vars(), config.adamw, |_| true)?,
             DecayFilter::LikeHfTrainer => {
                 AdamW::with_decay_filter(encoder.vars(), config.adamw, decays_like_hf_trainer)?
             }
         };
+        for (index, lr) in learning_rates(&encoder, &config.learning_rate_mapping)? {
+            optimizer.set_lr_scale(index, lr / config.adamw.lr);
+        }
         Ok(Self {
             encoder,
             optimizer,
@@ -180,7 +193,12 @@ impl TrainStep {
             .filter(|d| !d.is_noop());
         let embeddings = self
             .encoder
-            .forward_dense_columns(&batch.columns, &EncodeOptions::default(), dropout.as_ref())
+            .forward_dense_routed(
+                &batch.columns,
+                &self.config.column_tasks,
+                &EncodeOptions::default(),
+                dropout.as_ref(),
+            )
             .map_err(|e| at_step(step, e))?;
         Ok(configured_splade_loss(
             &embeddings,
@@ -332,8 +350,59 @@ impl TrainStep {
     ) -> Result<StepLosses> {
         let (losses, grads) = self.gradients(step, micro_batches, lambdas)?;
         self.optimizer.step(&grads)?;
+        self.encoder
+            .sync_static_weights()
+            .map_err(|e| at_step(step, e))?;
         Ok(losses)
     }
+}
+
+/// The learning rate of each variable a `learning_rate_mapping` pattern matches (by index in
+/// the encoder's variables), as sentence-transformers' trainer groups them: patterns in order,
+/// each searched (`re.search`) in the variable's name, ours or sentence-transformers'
+/// ([`TrainableEncoder::reference_name`]); a later pattern overrides an earlier one.
+pub fn learning_rates(
+    encoder: &TrainableEncoder,
+    mapping: &[(String, f64)],
+) -> Result<Vec<(usize, f64)>> {
+    let mut rates: Vec<Option<f64>> = vec![None; encoder.vars().len()];
+    for (pattern, lr) in mapping {
+        let config_err = |expected: String| TrainError::Config {
+            field: "learning_rate_mapping".into(),
+            expected,
+            value: format!("{pattern}={lr}"),
+        };
+        if !lr.is_finite() || *lr < 0.0 {
+            return Err(config_err("a finite learning rate >= 0".into()));
+        }
+        let re = regex::Regex::new(pattern)
+            .map_err(|e| config_err(format!("a valid regular expression ({e})")))?;
+        let mut matched = false;
+        for (i, (name, _)) in encoder.vars().iter().enumerate() {
+            if re.is_match(name) || re.is_match(&encoder.reference_name(name)) {
+                rates[i] = Some(*lr);
+                matched = true;
+            }
+        }
+        if !matched {
+            let examples: Vec<String> = encoder
+                .vars()
+                .iter()
+                .rev()
+                .take(2)
+                .map(|(n, _)| format!("{n} ({})", encoder.reference_name(n)))
+                .collect();
+            return Err(config_err(format!(
+                "a pattern matching some parameter's name, e.g. {}",
+                examples.join(", ")
+            )));
+        }
+    }
+    Ok(rates
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, r)| r.map(|r| (i, r)))
+        .collect())
 }
 
 /// The error of a forward pass at step `step` (0-based).

@@ -73,6 +73,14 @@ pub struct TrainConfig {
     /// batches in small memory (same loss and gradients; see
     /// [`TrainStep::set_gradient_cache`]); `None` (default): plain SpladeLoss.
     pub gradient_cache: Option<usize>,
+    /// sentence-transformers' `router_mapping`: training column name → task (`query`,
+    /// `document`, ...), which a Router model resolves to the route encoding that column. A
+    /// Router model needs it (as sentence-transformers' trainer does); columns left out take
+    /// the default route. A plain model ignores it.
+    pub router_mapping: Vec<(String, String)>,
+    /// sentence-transformers' `learning_rate_mapping`: `(regex, learning rate)` pairs (see
+    /// [`StepConfig::learning_rate_mapping`]).
+    pub learning_rate_mapping: Vec<(String, f64)>,
 }
 
 impl TrainConfig {
@@ -213,6 +221,8 @@ impl Default for TrainConfig {
             show_progress: false,
             precision: DType::F32,
             gradient_cache: None,
+            router_mapping: Vec::new(),
+            learning_rate_mapping: Vec::new(),
         }
     }
 }
@@ -335,6 +345,7 @@ impl<'a> Trainer<'a> {
     ) -> Result<Self> {
         config.validate()?;
         check_data(data, config)?;
+        let column_tasks = column_tasks(&encoder, data, config)?;
         let step = TrainStep::new(
             encoder,
             StepConfig {
@@ -352,6 +363,8 @@ impl<'a> Trainer<'a> {
                 max_grad_norm: config.max_grad_norm,
                 dropout_seed: config.dropout.then_some(config.seed),
                 precision: config.precision,
+                column_tasks,
+                learning_rate_mapping: config.learning_rate_mapping.clone(),
             },
         )?;
         let mut step = step;
@@ -717,6 +730,66 @@ fn progress_bar(show: bool, total_steps: usize) -> indicatif::ProgressBar {
 }
 
 /// Refuses data the configured loss cannot train on.
+/// The task of each training column from `router_mapping`, as sentence-transformers' data
+/// collator looks each column up: a Router model without a mapping is refused as its trainer
+/// refuses it; a mapped column that the data does not have is refused (a typo would otherwise
+/// silently send it to the default route).
+fn column_tasks(
+    encoder: &TrainableEncoder,
+    data: &TrainingData,
+    config: &TrainConfig,
+) -> Result<Vec<Option<String>>> {
+    let mapping = &config.router_mapping;
+    if let Some(router) = &encoder.folder().router {
+        if mapping.is_empty() {
+            return Err(TrainError::Config {
+                field: "router_mapping".into(),
+                expected: format!(
+                    "a mapping from the training columns to the Router's routes ({}), e.g.                      --router-mapping {}=query,{}=document (the model {} is a Router, as                      sentence-transformers' trainer requires it)",
+                    router.routes_string(),
+                    data.columns[0],
+                    data.columns[1],
+                    router.config_path.display()
+                ),
+                value: "none".into(),
+            });
+        }
+    }
+    for (column, task) in mapping {
+        if !data.columns.contains(column) {
+            return Err(TrainError::Config {
+                field: "router_mapping".into(),
+                expected: format!(
+                    "training column names as keys (columns: {})",
+                    data.columns.join(", ")
+                ),
+                value: format!("{column}={task}"),
+            });
+        }
+    }
+    let tasks: Vec<Option<String>> = data
+        .columns
+        .iter()
+        .map(|c| {
+            mapping
+                .iter()
+                .rev()
+                .find(|(k, _)| k == c)
+                .map(|(_, t)| t.clone())
+        })
+        .collect();
+    for task in &tasks {
+        encoder
+            .training_route(task.as_deref())
+            .map_err(|e| TrainError::Config {
+                field: "router_mapping".into(),
+                expected: format!("tasks the model's Router resolves ({e})"),
+                value: task.clone().unwrap_or_else(|| "(no task)".into()),
+            })?;
+    }
+    Ok(tasks)
+}
+
 fn check_data(data: &TrainingData, config: &TrainConfig) -> Result<()> {
     if data.rows.is_empty() {
         return Err(TrainError::InvalidData("no training rows".into()));

@@ -48,6 +48,8 @@ fn loss_and_gradients(precision: DType) -> (f64, Vec<f64>) {
             max_grad_norm: None,
             dropout_seed: None,
             precision,
+            column_tasks: Vec::new(),
+            learning_rate_mapping: Vec::new(),
         },
     )
     .unwrap();
