@@ -81,7 +81,11 @@ pub fn model_card(input: &CardInput<'_>) -> String {
     let transformer = format!(
         "Transformer({{'max_seq_length': {}, 'do_lower_case': {}, 'architecture': '{}'}})",
         folder.max_seq_length,
-        if folder.do_lower_case { "True" } else { "False" },
+        if folder.do_lower_case {
+            "True"
+        } else {
+            "False"
+        },
         folder.backbone.architecture.class_name(),
     );
     let pooling = format!(
