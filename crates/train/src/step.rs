@@ -285,9 +285,11 @@ impl TrainStep {
         };
         let embed = |column: usize, chunk: usize, texts: &[&str]| -> Result<Tensor> {
             let d = dropout(column, chunk);
+            // The column's route (a Router model's `router_mapping`; a plain model ignores it).
+            let task = [self.config.column_tasks.get(column).cloned().flatten()];
             let mut out = self
                 .encoder
-                .forward_dense_columns(&[texts.to_vec()], &options, d.as_ref())
+                .forward_dense_routed(&[texts.to_vec()], &task, &options, d.as_ref())
                 .map_err(|e| at_step(step, e))?;
             Ok(out.remove(0))
         };
