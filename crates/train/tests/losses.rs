@@ -115,6 +115,8 @@ fn setup(f: &Value) -> (TrainStep, (f64, f64)) {
             max_grad_norm: None,
             dropout_seed: None,
             precision: DType::F32,
+            column_tasks: Vec::new(),
+            learning_rate_mapping: Vec::new(),
         },
     )
     .unwrap();
