@@ -105,20 +105,20 @@ pub fn write_run_files(
     let final_dir = output.join("final");
     // The chart of the run, next to the logs and inside the model folder the card refers to.
     let plot = output.join("training_plot.png");
+    let dataset_name = file_name(info.train_path);
+    // Names only, no machine paths, in the chart's title.
     plot_training(
         &report.log,
         &report.evaluations,
-        &format!("{} on {}", info.base_model, info.train_path.display()),
+        &format!(
+            "{} on {dataset_name}",
+            file_name(Path::new(info.base_model))
+        ),
         &plot,
     )?;
     let copy = final_dir.join("training_plot.png");
     std::fs::copy(&plot, &copy).map_err(TrainError::write(copy))?;
     let final_model = SparseEncoder::load(&final_dir, &candle_core::Device::Cpu)?;
-    let dataset_name = info
-        .train_path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_else(|| info.train_path.display().to_string());
     let card = model_card(&CardInput {
         encoder: &final_model,
         base_model: info.base_model,
@@ -128,6 +128,13 @@ pub fn write_run_files(
         report,
     });
     write_atomic(&final_dir.join("README.md"), &card)
+}
+
+/// The last component of a path (a Hub id such as `org/model` keeps only `model`).
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| path.display().to_string())
 }
 
 fn to_json(path: &Path, value: &impl serde::Serialize, pretty: bool) -> Result<String> {

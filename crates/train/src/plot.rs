@@ -1,6 +1,7 @@
 //! A PNG chart of a run: training loss (total and its MNRL part) over steps on top, the
-//! evaluation metrics over steps below. Text uses the embedded DejaVu Sans font, so no system
-//! fonts are needed.
+//! evaluation metrics over steps below when evaluations ran (the loss alone fills the chart
+//! otherwise). Steps are labelled as integers. Text uses the embedded DejaVu Sans font, so no
+//! system fonts are needed.
 
 use std::path::Path;
 use std::sync::Once;
@@ -25,8 +26,8 @@ fn register_font() {
 }
 
 /// The metrics worth a curve: ranking headline metrics (nDCG@10, MRR@10) and binary
-/// classification AP/accuracy, the dot-product ones when there are any, in name order, at most
-/// [`MAX_METRIC_CURVES`]; all metrics when none of those exist.
+/// classification AP/accuracy, the dot-product version of each when there is one, in name
+/// order, at most [`MAX_METRIC_CURVES`]; all metrics when none of those exist.
 pub fn headline_metrics(evaluations: &[(usize, Metrics)]) -> Vec<String> {
     let mut names: Vec<String> = evaluations
         .iter()
@@ -41,17 +42,21 @@ pub fn headline_metrics(evaluations: &[(usize, Metrics)]) -> Vec<String> {
             || n.ends_with("_accuracy")
     };
     let chosen: Vec<String> = names.iter().filter(|n| headline(n)).cloned().collect();
-    // SPLADE models score with the dot product: its curves first, the others only without it.
-    let dot: Vec<String> = chosen
+    // SPLADE models score with the dot product: a metric of another function only when its
+    // evaluator has no dot-product version of it (e.g. a retrieval evaluator run with the
+    // model's cosine similarity).
+    let dot_version = |n: &str| {
+        ["cosine_", "euclidean_", "manhattan_", "max_"]
+            .iter()
+            .find(|f| n.contains(*f))
+            .map(|f| n.replacen(f, "dot_", 1))
+    };
+    let chosen: Vec<String> = chosen
         .iter()
-        .filter(|n| n.contains("dot_"))
+        .filter(|n| dot_version(n).is_none_or(|d| !chosen.contains(&d)))
         .cloned()
         .collect();
-    let chosen = match (dot.is_empty(), chosen.is_empty()) {
-        (false, _) => dot,
-        (true, false) => chosen,
-        (true, true) => names,
-    };
+    let chosen = if chosen.is_empty() { names } else { chosen };
     chosen.into_iter().take(MAX_METRIC_CURVES).collect()
 }
 
@@ -95,7 +100,15 @@ fn panel<'a, 'b>(
     chart
         .configure_mesh()
         .x_desc("step")
-        .x_label_formatter(&|x| format!("{x:.0}"))
+        // Integer steps only: as many ticks as steps when few, else about 10.
+        .x_labels((last_step as usize + 1).clamp(2, 11))
+        .x_label_formatter(&|x| {
+            if (x - x.round()).abs() < 1e-6 {
+                format!("{}", x.round() as i64)
+            } else {
+                String::new()
+            }
+        })
         .label_style((FONT, 13))
         .draw()
         .map_err(|e| e.to_string())?;
@@ -125,7 +138,13 @@ pub fn plot_training(
         let root = root
             .titled(title, (FONT, 22))
             .map_err(|e| plot_error(path, e))?;
-        let (top, bottom) = root.split_vertically(380);
+        let names = headline_metrics(evaluations);
+        let (top, bottom) = if names.is_empty() {
+            (root.clone(), None)
+        } else {
+            let (top, bottom) = root.split_vertically(380);
+            (top, Some(bottom))
+        };
 
         let (lo, hi) = range(log.iter().flat_map(|e| [e.loss, e.base_loss]));
         let mut chart =
@@ -152,39 +171,33 @@ pub fn plot_training(
             .draw()
             .map_err(|e| plot_error(path, e))?;
 
-        let names = headline_metrics(evaluations);
-        let (lo, hi) = range(
-            evaluations
-                .iter()
-                .flat_map(|(_, m)| names.iter().filter_map(|n| m.get(n).copied())),
-        );
-        let caption = if names.is_empty() {
-            "evaluation (none during this run)"
-        } else {
-            "evaluation"
-        };
-        let mut chart =
-            panel(&bottom, caption, last_step, (lo, hi)).map_err(|e| plot_error(path, e))?;
-        for (i, name) in names.iter().enumerate() {
-            let color = Palette99::pick(i).to_rgba();
-            let points: Vec<(f64, f64)> = evaluations
-                .iter()
-                .filter_map(|(s, m)| m.get(name).map(|v| (*s as f64, *v)))
-                .collect();
-            chart
-                .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
-                .map_err(|e| plot_error(path, e))?
-                .label(name.as_str())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
-            chart
-                .draw_series(
-                    points
-                        .into_iter()
-                        .map(|p| Circle::new(p, 3, color.filled())),
-                )
+        if let Some(bottom) = bottom {
+            let (lo, hi) = range(
+                evaluations
+                    .iter()
+                    .flat_map(|(_, m)| names.iter().filter_map(|n| m.get(n).copied())),
+            );
+            let mut chart = panel(&bottom, "evaluation", last_step, (lo, hi))
                 .map_err(|e| plot_error(path, e))?;
-        }
-        if !names.is_empty() {
+            for (i, name) in names.iter().enumerate() {
+                let color = Palette99::pick(i).to_rgba();
+                let points: Vec<(f64, f64)> = evaluations
+                    .iter()
+                    .filter_map(|(s, m)| m.get(name).map(|v| (*s as f64, *v)))
+                    .collect();
+                chart
+                    .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
+                    .map_err(|e| plot_error(path, e))?
+                    .label(name.as_str())
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+                chart
+                    .draw_series(
+                        points
+                            .into_iter()
+                            .map(|p| Circle::new(p, 3, color.filled())),
+                    )
+                    .map_err(|e| plot_error(path, e))?;
+            }
             chart
                 .configure_series_labels()
                 .label_font((FONT, 13))
@@ -241,6 +254,22 @@ mod tests {
     }
 
     #[test]
+    fn without_evaluations_the_loss_fills_the_chart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plot.png");
+        let log: Vec<LogEntry> = (1..=3).map(|s| entry(s, 2.0 / s as f64)).collect();
+        plot_training(&log, &[], "a run", &path).unwrap();
+        let with = dir.path().join("with.png");
+        let mut m = Metrics::new();
+        m.insert("eval_dot_ap".into(), 0.5);
+        plot_training(&log, &[(3, m)], "a run", &with).unwrap();
+        // Different drawings of the same size: one panel, two panels.
+        let (a, b) = (std::fs::read(&path).unwrap(), std::fs::read(&with).unwrap());
+        assert_eq!(&a[16..24], &b[16..24]);
+        assert_ne!(a, b);
+    }
+
+    #[test]
     fn headline_metrics_prefers_ranking_and_ap() {
         let mut m = Metrics::new();
         for k in [
@@ -255,6 +284,18 @@ mod tests {
         assert_eq!(
             headline_metrics(&[(1, m)]),
             vec!["eval_dot_ap".to_string(), "s_dot_ndcg@10".to_string()]
+        );
+        // A retrieval metric of the cosine function stays when there is no dot version.
+        let mut mixed = Metrics::new();
+        for k in ["eval_dot_ap", "eval_cosine_ap", "scifact_cosine_ndcg@10"] {
+            mixed.insert(k.into(), 0.1);
+        }
+        assert_eq!(
+            headline_metrics(&[(1, mixed)]),
+            vec![
+                "eval_dot_ap".to_string(),
+                "scifact_cosine_ndcg@10".to_string()
+            ]
         );
         let mut only = Metrics::new();
         only.insert("x".into(), 1.0);
