@@ -5,7 +5,10 @@
 //! questions, passages longer than the max length (and than ModernBERT's local window) and
 //! edge cases; plus errors naming the bad config field.
 
-use std::path::{Path, PathBuf};
+mod common;
+use common::{fixtures, read_json, sparse};
+
+use std::path::Path;
 
 use serde_json::Value;
 use splade_encoder::config::Architecture;
@@ -17,15 +20,6 @@ const MODELS: [(&str, Architecture); 3] = [
     ("modernbert-bpe-v6", Architecture::ModernBert),
 ];
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/encoder")
-}
-
-fn read_json(path: &Path) -> Value {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
 fn texts_of(expected: &Value) -> Vec<String> {
     let all: Vec<String> =
         serde_json::from_value(read_json(&fixtures().join("texts.json"))).unwrap();
@@ -35,12 +29,6 @@ fn texts_of(expected: &Value) -> Vec<String> {
     let extra: Vec<String> = serde_json::from_value(expected["extra_texts"].clone()).unwrap();
     texts.extend(extra);
     texts
-}
-
-fn sparse(v: &Value) -> SparseVector {
-    let indices: Vec<u32> = serde_json::from_value(v["indices"].clone()).unwrap();
-    let values: Vec<f32> = serde_json::from_value(v["values"].clone()).unwrap();
-    SparseVector::new(indices, values).unwrap()
 }
 
 /// Identical active sets above 1e-6 (an index active on one side only must be below 1e-4 on

@@ -4,31 +4,13 @@
 //! BERT/DistilBERT, tied/untied decoders, max/sum pooling, relu/log1p_relu, both folder
 //! layouts, prompts, a vocab.txt tokenizer and different max lengths.
 
-use std::path::{Path, PathBuf};
+mod common;
+use common::{fixtures, read_json, sparse, texts};
 
 use serde_json::Value;
 use splade_encoder::{
     default_model, EncodeOptions, Similarity, SparseBatch, SparseEncoder, SparseVector,
 };
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/encoder")
-}
-
-fn read_json(path: &Path) -> Value {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn texts() -> Vec<String> {
-    serde_json::from_value(read_json(&fixtures().join("texts.json"))).unwrap()
-}
-
-fn sparse(v: &Value) -> SparseVector {
-    let indices: Vec<u32> = serde_json::from_value(v["indices"].clone()).unwrap();
-    let values: Vec<f32> = serde_json::from_value(v["values"].clone()).unwrap();
-    SparseVector::new(indices, values).unwrap()
-}
 
 fn ids(v: &Value) -> Vec<usize> {
     serde_json::from_value(v.clone()).unwrap()

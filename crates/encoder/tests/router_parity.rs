@@ -4,32 +4,14 @@
 //! the errors of bad Router folders.
 
 mod common;
+use common::{fixtures, read_json, sparse, texts};
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::Value;
 use splade_encoder::{
     EncodeOptions, EncoderError, RouteChoice, SparseBatch, SparseEncoder, SparseVector,
 };
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/encoder")
-}
-
-fn read_json(path: &Path) -> Value {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn texts() -> Vec<String> {
-    serde_json::from_value(read_json(&fixtures().join("texts.json"))).unwrap()
-}
-
-fn sparse(v: &Value) -> SparseVector {
-    let indices: Vec<u32> = serde_json::from_value(v["indices"].clone()).unwrap();
-    let values: Vec<f32> = serde_json::from_value(v["values"].clone()).unwrap();
-    SparseVector::new(indices, values).unwrap()
-}
 
 fn tol(v: f32) -> f32 {
     1e-4 * v.abs().max(1.0)

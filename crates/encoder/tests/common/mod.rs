@@ -1,6 +1,33 @@
-//! Helpers shared by the encoder's integration tests.
+//! Helpers shared by the encoder's integration tests (each test binary uses some of them).
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use splade_encoder::SparseVector;
+
+/// `fixtures/encoder`.
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/encoder")
+}
+
+/// A JSON file, or a panic naming it.
+pub fn read_json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The held texts of the parity fixtures (`fixtures/encoder/texts.json`).
+pub fn texts() -> Vec<String> {
+    serde_json::from_value(read_json(&fixtures().join("texts.json"))).unwrap()
+}
+
+/// A `{"indices", "values"}` JSON object as a sparse vector.
+pub fn sparse(v: &Value) -> SparseVector {
+    let indices: Vec<u32> = serde_json::from_value(v["indices"].clone()).unwrap();
+    let values: Vec<f32> = serde_json::from_value(v["values"].clone()).unwrap();
+    SparseVector::new(indices, values).unwrap()
+}
 
 /// A fixture model folder under `fixtures/encoder/models`.
 pub fn fixture_model(name: &str) -> PathBuf {

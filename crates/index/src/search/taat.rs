@@ -40,41 +40,54 @@ use std::collections::BinaryHeap;
 use crate::segment::postings::{Posting, TermPostings, SCREEN_MIN_DF_DIVISOR};
 use crate::topk::TopK;
 
-/// `acc[i] += q * column[i]` in f64 over the common length: per element the same two
-/// roundings as a scattered add (the product of two f32 is exact in f64), vectorised with
-/// the widest instructions the CPU has.
-fn add_column(acc: &mut [f64], column: &[f32], q: f64) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has AVX-512F (checked just above).
-            return unsafe { add_column_avx512(acc, column, q) };
+/// A kernel written once as a plain loop (`$plain`) and compiled three times: for AVX-512F,
+/// for AVX2 and without either; `$name` calls the widest the CPU has (checked at run time).
+macro_rules! widest_simd_kernel {
+    ($(#[$doc:meta])* fn $name:ident / $plain:ident, $avx512:ident, $avx2:ident
+        ($acc:ident: &mut [$a:ty], $col:ident: &[$c:ty], $q:ident: $qt:ty) $body:block) => {
+        $(#[$doc])*
+        fn $name($acc: &mut [$a], $col: &[$c], $q: $qt) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU has AVX-512F (checked just above).
+                    return unsafe { $avx512($acc, $col, $q) };
+                }
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    // SAFETY: the CPU has AVX2 (checked just above).
+                    return unsafe { $avx2($acc, $col, $q) };
+                }
+            }
+            $plain($acc, $col, $q);
         }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2 (checked just above).
-            return unsafe { add_column_avx2(acc, column, q) };
+
+        #[inline(always)]
+        fn $plain($acc: &mut [$a], $col: &[$c], $q: $qt) $body
+
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx512f")]
+        fn $avx512($acc: &mut [$a], $col: &[$c], $q: $qt) {
+            $plain($acc, $col, $q);
+        }
+
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2")]
+        fn $avx2($acc: &mut [$a], $col: &[$c], $q: $qt) {
+            $plain($acc, $col, $q);
+        }
+    };
+}
+
+widest_simd_kernel! {
+    /// `acc[i] += q * column[i]` in f64 over the common length: per element the same two
+    /// roundings as a scattered add (the product of two f32 is exact in f64), vectorised with
+    /// the widest instructions the CPU has.
+    fn add_column / add_column_plain, add_column_avx512, add_column_avx2
+    (acc: &mut [f64], column: &[f32], q: f64) {
+        for (a, &w) in acc.iter_mut().zip(column) {
+            *a += q * f64::from(w);
         }
     }
-    add_column_plain(acc, column, q);
-}
-
-#[inline(always)]
-fn add_column_plain(acc: &mut [f64], column: &[f32], q: f64) {
-    for (a, &w) in acc.iter_mut().zip(column) {
-        *a += q * f64::from(w);
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn add_column_avx512(acc: &mut [f64], column: &[f32], q: f64) {
-    add_column_plain(acc, column, q);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn add_column_avx2(acc: &mut [f64], column: &[f32], q: f64) {
-    add_column_plain(acc, column, q);
 }
 
 /// Largest segment (documents) searched term at a time with exact f64 accumulators
@@ -250,40 +263,15 @@ pub(crate) fn taat_segment(
     }
 }
 
-/// `acc[i] += qs * codes[i]` in f32 over the common length (a byte column of the
-/// screening pass), vectorised with the widest instructions the CPU has.
-fn add_codes(acc: &mut [f32], codes: &[u8], qs: f32) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has AVX-512F (checked just above).
-            return unsafe { add_codes_avx512(acc, codes, qs) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2 (checked just above).
-            return unsafe { add_codes_avx2(acc, codes, qs) };
+widest_simd_kernel! {
+    /// `acc[i] += qs * codes[i]` in f32 over the common length (a byte column of the
+    /// screening pass), vectorised with the widest instructions the CPU has.
+    fn add_codes / add_codes_plain, add_codes_avx512, add_codes_avx2
+    (acc: &mut [f32], codes: &[u8], qs: f32) {
+        for (a, &c) in acc.iter_mut().zip(codes) {
+            *a += qs * f32::from(c);
         }
     }
-    add_codes_plain(acc, codes, qs);
-}
-
-#[inline(always)]
-fn add_codes_plain(acc: &mut [f32], codes: &[u8], qs: f32) {
-    for (a, &c) in acc.iter_mut().zip(codes) {
-        *a += qs * f32::from(c);
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn add_codes_avx512(acc: &mut [f32], codes: &[u8], qs: f32) {
-    add_codes_plain(acc, codes, qs);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn add_codes_avx2(acc: &mut [f32], codes: &[u8], qs: f32) {
-    add_codes_plain(acc, codes, qs);
 }
 
 /// Documents per accumulator chunk of [`screen_segment`] (16 KiB of f32).
