@@ -1,14 +1,16 @@
 """Reference model card for `splade train` (issue #15 section 5).
 
 Trains a tiny SPLADE run with sentence-transformers (SpladeLoss wrapping
-SparseMultipleNegativesRankingLoss, a SparseBinaryClassificationEvaluator on a few Quora dev
-pairs and a SparseInformationRetrievalEvaluator on a tiny SciFact subset, evaluation every step)
+SparseMultipleNegativesRankingLoss, an eval_dataset of 4 Quora dev duplicates (validation loss),
+a SparseBinaryClassificationEvaluator on a few Quora dev pairs and a
+SparseInformationRetrievalEvaluator on a tiny SciFact subset, evaluation every step)
 and writes:
 
-* fixtures/train/card/data/: the run's data (train.tsv, dev.tsv, scifact/), which the Rust
+* fixtures/train/card/data/: the run's data (train.tsv, eval.tsv, dev.tsv, scifact/), which the Rust
   test trains on too;
 * fixtures/train/card/README.md: the card sentence-transformers writes (no weights kept);
-* fixtures/train/card/structure.json: its section headings and table header rows.
+* fixtures/train/card/structure.json: its section headings and table header rows;
+* fixtures/train/card/eval_loss.json: SpladeLoss of the untrained model on eval.tsv.
 
 The trainer needs `datasets` and `accelerate`, which the reference venv lacks; they were added
 without touching it (pyarrow 24; dill < 0.4.2):
@@ -52,6 +54,19 @@ def write_data():
             if len(rows) == 8:
                 break
     with open(DATA / "train.tsv", "w") as f:
+        f.write("anchor\tpositive\n")
+        for a, p in rows:
+            f.write(f"{a}\t{p}\n")
+    # Evaluation rows (eval_dataset, for the validation loss): the first 4 duplicate Quora dev
+    # pairs, anchor/positive.
+    rows = []
+    with open(SHARED / "quora-pairs/dev/pairs.tsv", newline="") as f:
+        for r in csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE):
+            if r["label"] == "1" and len(r["sentence1"]) < 80 and len(r["sentence2"]) < 80:
+                rows.append((r["sentence1"], r["sentence2"]))
+            if len(rows) == 4:
+                break
+    with open(DATA / "eval.tsv", "w") as f:
         f.write("anchor\tpositive\n")
         for a, p in rows:
             f.write(f"{a}\t{p}\n")
@@ -145,6 +160,9 @@ def main():
     with open(DATA / "train.tsv") as f:
         rows = [l.rstrip("\n").split("\t") for l in f][1:]
     train = Dataset.from_dict({"anchor": [r[0] for r in rows], "positive": [r[1] for r in rows]})
+    with open(DATA / "eval.tsv") as f:
+        rows = [l.rstrip("\n").split("\t") for l in f][1:]
+    eval_rows = Dataset.from_dict({"anchor": [r[0] for r in rows], "positive": [r[1] for r in rows]})
     with open(DATA / "dev.tsv") as f:
         dev = [l.rstrip("\n").split("\t") for l in f][1:]
     binary = SparseBinaryClassificationEvaluator(
@@ -168,6 +186,12 @@ def main():
         query_regularizer_weight=5e-5,
         document_regularizer_weight=3e-5,
     )
+    # The loss of the untrained model on the evaluation rows (eval mode, one batch of 4, full
+    # regulariser weights): what `eval_loss` computes, free of the training's dropout masks.
+    model.eval()
+    with torch.no_grad():
+        parts = loss([model.preprocess(eval_rows["anchor"]), model.preprocess(eval_rows["positive"])], None)
+    (OUT / "eval_loss.json").write_text(json.dumps({"untrained_eval_loss": float(sum(parts.values()))}, indent=1) + "\n")
     with tempfile.TemporaryDirectory() as tmp:
         args = SparseEncoderTrainingArguments(
             output_dir=os.path.join(tmp, "run"),
@@ -184,7 +208,7 @@ def main():
             use_cpu=True,
         )
         trainer = SparseEncoderTrainer(
-            model=model, args=args, train_dataset=train, loss=loss,
+            model=model, args=args, train_dataset=train, eval_dataset=eval_rows, loss=loss,
             evaluator=[binary, ir],
         )
         trainer.train()

@@ -313,6 +313,14 @@ pub struct TrainOptions {
     /// Evaluate and checkpoint every this fraction of the run (e.g. 0.2).
     #[cfg_attr(feature = "clap", arg(long))]
     pub eval_ratio: Option<f64>,
+    /// Evaluation rows in the training rows' format and columns (sentence-transformers'
+    /// `eval_dataset`): each evaluation computes the loss on them (`eval_loss`, the card's
+    /// "Validation Loss").
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub eval_dataset: Option<PathBuf>,
+    /// Rows per batch of the evaluation loss (default 8).
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub eval_batch_size: Option<usize>,
     /// Binary-classification evaluation pairs (TSV `sentence1 sentence2 label`).
     #[cfg_attr(feature = "clap", arg(long))]
     pub eval_pairs: Option<PathBuf>,
@@ -434,6 +442,8 @@ impl TrainOptions {
             logging_steps,
             eval_steps,
             eval_ratio,
+            eval_dataset,
+            eval_batch_size,
             eval_pairs,
             eval_beir,
             best_metric,
@@ -512,6 +522,7 @@ impl TrainOptions {
             ("gradient_accumulation", self.gradient_accumulation),
             ("logging_steps", self.logging_steps),
             ("eval_steps", self.eval_steps),
+            ("eval_batch_size", self.eval_batch_size),
             ("gradient_cache", self.gradient_cache),
         ] {
             if value == Some(0) {
@@ -554,6 +565,7 @@ impl TrainOptions {
                 base: self.loss.map_or(defaults.loss.base, BaseLoss::from),
             },
             logging_steps: self.logging_steps.unwrap_or(defaults.logging_steps),
+            eval_batch_size: self.eval_batch_size.unwrap_or(defaults.eval_batch_size),
             eval_steps: self.eval_steps,
             best_metric: self.best_metric.clone(),
             resume_from: self.resume_from.clone(),
@@ -628,6 +640,10 @@ impl TrainOptions {
             )));
         }
         check_earlier_run(output, options.resume_from.is_some(), options.overwrite)?;
+        let eval_data = match &options.eval_dataset {
+            Some(path) => Some(TrainingData::read(path, &options.column_mapping())?),
+            None => None,
+        };
         let mut config = options.train_config(data.rows.len());
         config.show_progress = show_progress;
         config.stop = stop;
@@ -662,7 +678,10 @@ impl TrainOptions {
             }
         };
         let encoder = TrainableEncoder::load(&dir, &device)?;
-        let trainer = Trainer::new(encoder, &data, &config, output)?;
+        let mut trainer = Trainer::new(encoder, &data, &config, output)?;
+        if let Some(rows) = &eval_data {
+            trainer.set_eval_data(rows, config.eval_batch_size)?;
+        }
         observer.started(&RunStart {
             model: model.clone(),
             rows: data.rows.len(),
@@ -695,6 +714,7 @@ impl TrainOptions {
             RunInfo {
                 base_model: &model,
                 train_path,
+                eval_data: eval_data.as_ref().zip(options.eval_dataset.as_deref()),
             },
         )?;
         Ok(report)

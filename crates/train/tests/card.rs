@@ -72,6 +72,7 @@ fn card_has_the_sections_and_tables_of_the_sentence_transformers_card() {
     let tmp = tempfile::tempdir().unwrap();
     let data = fixture().join("data");
     let o = TrainOptions {
+        eval_dataset: Some(data.join("eval.tsv")),
         eval_pairs: Some(data.join("dev.tsv")),
         eval_beir: Some(data.join("scifact")),
         eval_steps: Some(1),
@@ -119,6 +120,142 @@ fn card_has_the_sections_and_tables_of_the_sentence_transformers_card() {
     // reference's evaluator computes it; its headline metric is bold.
     assert!(card.contains("| **cosine_ap**"), "{card}");
     assert!(!card.contains("| dot_ap"), "{card}");
+    // The evaluation rows: their section counts evaluation samples; a validation loss per
+    // evaluation, near the reference's (the weights after each step differ by the dropout
+    // masks, which the two frameworks draw differently; the exact check is below).
+    assert!(card.contains("* Size: 4 evaluation samples"), "{card}");
+    let reference_losses = validation_losses(&reference);
+    let losses = validation_losses(&card);
+    assert_eq!(losses.len(), 2, "{card}");
+    for (ours, theirs) in losses.iter().zip(&reference_losses) {
+        assert!(
+            (ours - theirs).abs() < 1e-2,
+            "{losses:?} vs {reference_losses:?}"
+        );
+    }
+    // Every hyperparameter of ours is listed once, none of sentence-transformers' that we do
+    // not have (optimizer internals, hub, logging back-ends).
+    let all = card
+        .split("#### All Hyperparameters")
+        .nth(1)
+        .unwrap()
+        .split("</details>")
+        .next()
+        .unwrap();
+    for name in [
+        "per_device_train_batch_size",
+        "per_device_eval_batch_size",
+        "num_train_epochs",
+        "max_steps",
+        "learning_rate",
+        "warmup_ratio",
+        "weight_decay",
+        "gradient_accumulation_steps",
+        "max_grad_norm",
+        "bf16",
+        "logging_steps",
+        "eval_steps",
+        "metric_for_best_model",
+        "seed",
+        "resume_from_checkpoint",
+        "batch_sampler",
+        "router_mapping",
+        "learning_rate_mapping",
+        "loss",
+        "query_regularizer_weight",
+        "document_regularizer_weight",
+        "regularizer_warmup",
+        "gradient_cache",
+        "dropout",
+    ] {
+        assert_eq!(
+            all.matches(&format!("- `{name}`:")).count(),
+            1,
+            "{name}\n{all}"
+        );
+    }
+    for absent in [
+        "push_to_hub",
+        "adam_beta1",
+        "optim",
+        "use_cpu",
+        "hub_model_id",
+    ] {
+        assert!(!all.contains(&format!("- `{absent}`:")), "{absent}\n{all}");
+    }
+    assert!(all.contains("- `per_device_eval_batch_size`: 8"), "{all}");
+    assert!(all.contains("- `eval_steps`: 1"), "{all}");
+    // Framework versions in sentence-transformers' list shape, ours.
+    let versions = card.split("### Framework Versions\n").nth(1).unwrap();
+    let lines: Vec<&str> = versions
+        .lines()
+        .take_while(|l| l.starts_with("- "))
+        .collect();
+    let names: Vec<&str> = lines
+        .iter()
+        .map(|l| l[2..].split(": ").next().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["Rust", "splade-rs", "candle", "Tokenizers"],
+        "{versions}"
+    );
+    assert!(
+        lines.iter().all(|l| !l.ends_with(": unknown")),
+        "{versions}"
+    );
+}
+
+#[test]
+fn validation_loss_equals_sentence_transformers_spladeloss_on_the_eval_rows() {
+    // A learning rate too small to move the weights: the last evaluation (regulariser weights
+    // warmed up) sees the untrained model, whose loss the reference computed in eval mode.
+    let tmp = tempfile::tempdir().unwrap();
+    let o = TrainOptions {
+        eval_dataset: Some(fixture().join("data/eval.tsv")),
+        lr: Some(1e-12),
+        ..options(tmp.path())
+    };
+    let report = o.run(false, None, &mut Quiet).unwrap();
+    let (_, last) = report.evaluations.last().unwrap();
+    let ours = last[splade_train::trainer::EVAL_LOSS];
+    let expected: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture().join("eval_loss.json")).unwrap())
+            .unwrap();
+    let theirs = expected["untrained_eval_loss"].as_f64().unwrap();
+    assert!((ours - theirs).abs() < 1e-5, "{ours} vs {theirs}");
+    // Evaluation rows whose columns differ from the training rows' are refused, named.
+    let bad = tmp.path().join("bad.tsv");
+    std::fs::write(&bad, "anchor\tpositive\tnegative\na\tb\tc\n").unwrap();
+    let e = TrainOptions {
+        eval_dataset: Some(bad),
+        output: Some(tmp.path().join("run2")),
+        ..options(tmp.path())
+    }
+    .run(false, None, &mut Quiet)
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("eval_dataset"), "{e}");
+}
+
+/// The "Validation Loss" column of a card's training logs.
+fn validation_losses(card: &str) -> Vec<f64> {
+    let logs = card.split("### Training Logs\n").nth(1).unwrap();
+    let rows: Vec<Vec<String>> = logs
+        .lines()
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| {
+            l.trim_matches('|')
+                .split('|')
+                .map(|c| c.trim().trim_matches('*').to_string())
+                .collect()
+        })
+        .collect();
+    let column = rows[0].iter().position(|c| c == "Validation Loss").unwrap();
+    rows[2..]
+        .iter()
+        .map(|r| r[column].parse().unwrap())
+        .collect()
 }
 
 #[test]
