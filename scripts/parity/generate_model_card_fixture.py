@@ -2,8 +2,9 @@
 
 Trains a tiny SPLADE run with sentence-transformers (SpladeLoss wrapping
 SparseMultipleNegativesRankingLoss, an eval_dataset of 4 Quora dev duplicates (validation loss),
-a SparseBinaryClassificationEvaluator on a few Quora dev pairs and a
-SparseInformationRetrievalEvaluator on a tiny SciFact subset, evaluation every step)
+a SparseBinaryClassificationEvaluator on a few Quora dev pairs, a
+SparseInformationRetrievalEvaluator on a tiny SciFact subset and a SparseNanoBEIREvaluator on
+the two subsets of fixtures/eval/nanobeir_evaluator/, evaluation every step)
 and writes:
 
 * fixtures/train/card/data/: the run's data (train.tsv, eval.tsv, dev.tsv, scifact/), which the Rust
@@ -36,6 +37,7 @@ OUT = ROOT / "fixtures/train/card"
 DATA = OUT / "data"
 SHARED = Path("/work/shared/data")
 MODEL = ROOT / "fixtures/encoder/models/bert-tied-v6"
+NANO = ROOT / "fixtures/eval/nanobeir_evaluator/reference.json"
 
 
 def short(text, n=120):
@@ -153,6 +155,7 @@ def main():
     from sentence_transformers.sparse_encoder.evaluation import (
         SparseBinaryClassificationEvaluator,
         SparseInformationRetrievalEvaluator,
+        SparseNanoBEIREvaluator,
     )
     from sentence_transformers.sparse_encoder.losses import SparseMultipleNegativesRankingLoss, SpladeLoss
 
@@ -178,6 +181,20 @@ def main():
         q, d, _ = line.rstrip("\n").split("\t")
         relevant.setdefault(q, set()).add(d)
     ir = SparseInformationRetrievalEvaluator(queries, corpus, relevant, name="scifact")
+    # NanoBEIR on the two local subsets of fixtures/eval/nanobeir_evaluator (the Hub is
+    # unreachable: the loader is given their rows, as generate_nanobeir_evaluator_fixture.py does).
+    nano_data = json.loads(NANO.read_text())["datasets"]
+
+    def nano_rows(self, subset_name, split, required_columns):
+        d = nano_data[split]
+        if subset_name == "corpus":
+            return [{"_id": x["_id"], "text": (x["title"] + " " + x["text"]) if x["title"] else x["text"]} for x in d["corpus"]]
+        if subset_name == "queries":
+            return d["queries"]
+        return [{"query-id": q, "corpus-id": c} for q, c in d["qrels"]]
+
+    SparseNanoBEIREvaluator._load_dataset_subset_split = nano_rows
+    nano = SparseNanoBEIREvaluator(dataset_names=["scifact", "dbpedia"], write_csv=False)
 
     model = SparseEncoder(str(MODEL), device="cpu")
     loss = SpladeLoss(
@@ -209,7 +226,7 @@ def main():
         )
         trainer = SparseEncoderTrainer(
             model=model, args=args, train_dataset=train, eval_dataset=eval_rows, loss=loss,
-            evaluator=[binary, ir],
+            evaluator=[binary, ir, nano],
         )
         trainer.train()
         final = os.path.join(tmp, "final")

@@ -78,6 +78,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             base_model: "splade-tiny",
             train_path: Path::new(&pairs),
             eval_data: None,
+            evaluator_order: &[],
         },
         |model, step| {
             let result = evaluator

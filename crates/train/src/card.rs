@@ -28,6 +28,9 @@ pub struct CardInput<'a> {
     pub config: &'a TrainConfig,
     /// The run's log and evaluations.
     pub report: &'a TrainReport,
+    /// The evaluators' key prefixes in the run's order (`eval`, `scifact`, `NanoSciFact`, ...,
+    /// `NanoBEIR_mean`): the order of the card's tables and log columns. Empty: by name.
+    pub evaluator_order: &'a [String],
 }
 
 fn len_stats(texts: impl Iterator<Item = usize>) -> (usize, f64, usize) {
@@ -49,6 +52,8 @@ fn len_stats(texts: impl Iterator<Item = usize>) -> (usize, f64, usize) {
 struct EvalGroup {
     /// Binary classification (`true`) or information retrieval.
     binary: bool,
+    /// A NanoBEIR aggregate (`NanoBEIR_mean`): retrieval keys, its own section.
+    nano: bool,
     /// The evaluator's name (the key prefix): `eval` or the dataset name.
     name: String,
     /// Metric names without the prefix, in sentence-transformers' order, with values.
@@ -107,7 +112,15 @@ fn metric_rank(metric: &str) -> (usize, String) {
 /// Splits the final evaluation into its evaluators: a retrieval evaluator has `NAME_avg_flops`,
 /// a binary classification one `NAME_sparsity_ratio` without retrieval keys. A binary
 /// evaluator keeps the metrics of the model's `similarity` function (and its sparsity).
-fn eval_groups(metrics: &crate::trainer::Metrics, similarity: &str) -> Vec<EvalGroup> {
+///
+/// Groups come in `order` (the key prefixes in the run's evaluator order; a prefix not listed
+/// goes last), as sentence-transformers lists its evaluators; a retrieval group named
+/// `NanoBEIR_*` is a NanoBEIR aggregate.
+fn eval_groups(
+    metrics: &crate::trainer::Metrics,
+    similarity: &str,
+    order: &[String],
+) -> Vec<EvalGroup> {
     let ir: Vec<String> = metrics
         .keys()
         .filter_map(|k| k.strip_suffix("_avg_flops"))
@@ -147,12 +160,30 @@ fn eval_groups(metrics: &crate::trainer::Metrics, similarity: &str) -> Vec<EvalG
             m.sort_by_key(|(k, _)| metric_rank(k));
             groups.push(EvalGroup {
                 binary: is_binary,
+                nano: !is_binary && name.starts_with("NanoBEIR_"),
                 name,
                 metrics: m,
             });
         }
     }
+    groups.sort_by_key(|g| {
+        order
+            .iter()
+            .position(|n| *n == g.name)
+            .unwrap_or(usize::MAX)
+    });
     groups
+}
+
+/// Names as sentence-transformers lists datasets: `` `a` ``, `` `a` and `b` ``,
+/// `` `a`, `b` and `c` ``.
+fn and_list(names: &[String]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    match quoted.split_last() {
+        None => String::new(),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+    }
 }
 
 /// The metric that heads an evaluator (its column in the training logs, bold in its table):
@@ -703,7 +734,7 @@ pub fn model_card(input: &CardInput<'_>) -> String {
         .report
         .evaluations
         .last()
-        .map(|(_, m)| eval_groups(m, &similarity))
+        .map(|(_, m)| eval_groups(m, &similarity, input.evaluator_order))
         .unwrap_or_default();
     let model_name = "SPLADE Sparse Encoder";
     // A local folder by its name only: no machine path in the card.
@@ -744,13 +775,15 @@ pub fn model_card(input: &CardInput<'_>) -> String {
                     "sparse-binary-classification",
                     "Sparse Binary Classification",
                 )
+            } else if g.nano {
+                ("sparse-nano-beir", "Sparse Nano BEIR")
             } else {
                 (
                     "sparse-information-retrieval",
                     "Sparse Information Retrieval",
                 )
             };
-            let _ = writeln!(s, "  - task:\n      type: {ty}\n      name: {name}\n    dataset:\n      name: {}\n      type: {}\n    metrics:", g.name, g.name);
+            let _ = writeln!(s, "  - task:\n      type: {ty}\n      name: {name}\n    dataset:\n      name: {}\n      type: {}\n    metrics:", g.name.replace(['_', '-'], " "), g.name);
             for (k, v) in &g.metrics {
                 let _ = writeln!(
                     s,
@@ -867,12 +900,18 @@ pub fn model_card(input: &CardInput<'_>) -> String {
                 .collect();
             s.push_str(&table(&["Metric".into(), "Value".into()], &rows, false, ""));
         }
-        let ir: Vec<&EvalGroup> = groups.iter().filter(|g| !g.binary).collect();
+        let ir: Vec<&EvalGroup> = groups.iter().filter(|g| !g.binary && !g.nano).collect();
         if !ir.is_empty() {
-            let names: Vec<String> = ir.iter().map(|g| format!("`{}`", g.name)).collect();
+            let names: Vec<String> = ir.iter().map(|g| g.name.clone()).collect();
             let label = if ir.len() > 1 { "Datasets" } else { "Dataset" };
-            let _ = writeln!(s, "\n#### Sparse Information Retrieval\n\n* {label}: {}\n* Evaluated with [<code>SparseInformationRetrievalEvaluator</code>](https://sbert.net/docs/package_reference/sparse_encoder/evaluation.html#sentence_transformers.sparse_encoder.evaluation.SparseInformationRetrievalEvaluator)\n", names.join(", "));
+            let _ = writeln!(s, "\n#### Sparse Information Retrieval\n\n* {label}: {}\n* Evaluated with [<code>SparseInformationRetrievalEvaluator</code>](https://sbert.net/docs/package_reference/sparse_encoder/evaluation.html#sentence_transformers.sparse_encoder.evaluation.SparseInformationRetrievalEvaluator)\n", and_list(&names));
             s.push_str(&ir_table(&ir, &similarity));
+        }
+        // The NanoBEIR aggregate: its own section (the per-dataset columns are in the
+        // retrieval table above), as sentence-transformers' card has it.
+        for g in groups.iter().filter(|g| g.nano) {
+            let _ = writeln!(s, "\n#### Sparse Nano BEIR\n\n* Dataset: `{}`\n* Evaluated with [<code>SparseNanoBEIREvaluator</code>](https://sbert.net/docs/package_reference/sparse_encoder/evaluation.html#sentence_transformers.sparse_encoder.evaluation.SparseNanoBEIREvaluator)\n", g.name);
+            s.push_str(&ir_table(&[g], &similarity));
         }
     }
     let _ = writeln!(s, "\n<!--\n## Bias, Risks and Limitations\n\n*What are the known or foreseeable issues stemming from this model? You could also flag here known failure cases or weaknesses of the model.*\n-->\n\n<!--\n### Recommendations\n\n*What are recommendations with respect to the foreseeable issues? For example, filtering explicit content.*\n-->\n");
@@ -1039,7 +1078,7 @@ mod tests {
             "NanoB_query_sparsity_ratio",
             "NanoB_avg_flops",
         ]);
-        let groups = eval_groups(&m, "cosine");
+        let groups = eval_groups(&m, "cosine", &[]);
         assert_eq!(groups.len(), 3);
         assert!(groups[0].binary && groups[0].name == "eval");
         let binary: Vec<&str> = groups[0].metrics.iter().map(|(k, _)| k.as_str()).collect();

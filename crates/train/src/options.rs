@@ -14,7 +14,9 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 use splade_encoder::{default_model::DEFAULT_MODEL, hub::resolve_model, TrainableEncoder};
-use splade_eval::{BinaryClassificationEvaluator, EvalError, InformationRetrievalEvaluator};
+use splade_eval::{
+    BinaryClassificationEvaluator, EvalError, InformationRetrievalEvaluator, NanoBeirEvaluator,
+};
 
 use crate::data::{ColumnMapping, TrainingData};
 use crate::error::{Result, TrainError};
@@ -329,6 +331,17 @@ pub struct TrainOptions {
     /// folder (corpus/, queries/, qrels/), or a folder holding exactly one of those.
     #[cfg_attr(feature = "clap", arg(long))]
     pub eval_beir: Option<PathBuf>,
+    /// NanoBEIR evaluation (sentence-transformers' `SparseNanoBEIREvaluator`): IR on several
+    /// datasets plus their mean (`NanoBEIR_mean_*`). A folder holding one BEIR or Hugging Face
+    /// parquet folder per dataset (or a `NanoBEIR-en` snapshot), or a Hub dataset id
+    /// (`sentence-transformers/NanoBEIR-en`) read from the local Hugging Face cache (splade-rs
+    /// does not download it).
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub eval_nanobeir: Option<String>,
+    /// The datasets of `eval_nanobeir`, comma-separated NanoBEIR keys (`scifact,nfcorpus`) or
+    /// folder names (default: every dataset found; all 13 from the Hub cache).
+    #[cfg_attr(feature = "clap", arg(long, value_delimiter = ','))]
+    pub eval_nanobeir_datasets: Option<Vec<String>>,
     /// Continue an interrupted or finished run from one of its `checkpoint-STEP` folders
     /// (weights, optimizer state, batch position and logs); use the run's other options.
     #[cfg_attr(feature = "clap", arg(long))]
@@ -446,6 +459,8 @@ impl TrainOptions {
             eval_batch_size,
             eval_pairs,
             eval_beir,
+            eval_nanobeir,
+            eval_nanobeir_datasets,
             best_metric,
             resume_from,
             device,
@@ -658,6 +673,28 @@ impl TrainOptions {
             Some(dir) => Some(ir_evaluator(dir)?),
             None => None,
         };
+        let nano = match &options.eval_nanobeir {
+            Some(source) => Some(nanobeir_evaluator(
+                source,
+                options
+                    .eval_nanobeir_datasets
+                    .as_deref()
+                    .unwrap_or_default(),
+            )?),
+            None => None,
+        };
+        // The evaluators' key prefixes in evaluation order, for the card.
+        let mut evaluator_order: Vec<String> = Vec::new();
+        if pairs.is_some() {
+            evaluator_order.push("eval".into());
+        }
+        if let Some(ev) = &ir {
+            evaluator_order.push(ev.name.clone());
+        }
+        if let Some(ev) = &nano {
+            evaluator_order.extend(ev.evaluators.iter().map(|e| e.name.clone()));
+            evaluator_order.push(ev.name.clone());
+        }
         let dir = match &options.resume_from {
             Some(checkpoint) => checkpoint.clone(),
             None => resolve_model(&model)?,
@@ -702,6 +739,9 @@ impl TrainOptions {
                     let result = evaluator.evaluate(encoder)?;
                     metrics.extend(splade_eval::report::ir_keys(&result, true));
                 }
+                if let Some(evaluator) = &nano {
+                    metrics.extend(evaluator.evaluate(encoder)?.flat());
+                }
                 Ok(metrics)
             },
             observer,
@@ -715,10 +755,26 @@ impl TrainOptions {
                 base_model: &model,
                 train_path,
                 eval_data: eval_data.as_ref().zip(options.eval_dataset.as_deref()),
+                evaluator_order: &evaluator_order,
             },
         )?;
         Ok(report)
     }
+}
+
+/// The NanoBEIR evaluator of `eval_nanobeir`: a local folder when `source` is one, else a
+/// Hub dataset id read from the Hugging Face cache.
+fn nanobeir_evaluator(source: &str, datasets: &[String]) -> Result<NanoBeirEvaluator> {
+    let path = Path::new(source);
+    Ok(if path.is_dir() {
+        NanoBeirEvaluator::from_folder(path, datasets, "test")?
+    } else if source.contains('/') && !path.exists() && source.split('/').count() == 2 {
+        NanoBeirEvaluator::from_hub_cache(source, datasets)?
+    } else {
+        return Err(TrainError::InvalidData(format!(
+            "eval_nanobeir {source}: neither a folder nor a Hub dataset id (org/name)"
+        )));
+    })
 }
 
 /// The IR evaluator of `eval_beir`: the one dataset in any layout `splade eval beir` reads.

@@ -60,6 +60,9 @@ pub struct RunInfo<'a> {
     /// The evaluation rows (sentence-transformers' `eval_dataset`) and their file, for the
     /// card's "Evaluation Dataset" section.
     pub eval_data: Option<(&'a TrainingData, &'a Path)>,
+    /// The evaluators' key prefixes in evaluation order, for the order of the card's tables
+    /// and training-log columns (empty: by name).
+    pub evaluator_order: &'a [String],
 }
 
 /// Trains ([`Trainer::new`], [`Trainer::run`]) and writes the run's files into `output`
@@ -130,6 +133,7 @@ pub fn write_run_files(
         eval_data: info.eval_data.map(|(rows, path)| (rows, file_name(path))),
         config,
         report,
+        evaluator_order: info.evaluator_order,
     });
     write_atomic(&final_dir.join("README.md"), &card)
 }

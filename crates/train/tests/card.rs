@@ -48,6 +48,39 @@ fn structure(card: &str) -> (Vec<String>, Vec<String>) {
     (headings, tables)
 }
 
+/// The two NanoBEIR subsets of `fixtures/eval/nanobeir_evaluator/reference.json` (what the
+/// reference card's SparseNanoBEIREvaluator saw) written as BEIR folders under `dir/nano`.
+fn nano_folders(dir: &Path) -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/eval/nanobeir_evaluator/reference.json");
+    let reference: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let nano = dir.join("nano");
+    for (name, data) in reference["datasets"].as_object().unwrap() {
+        let d = nano.join(name);
+        std::fs::create_dir_all(d.join("qrels")).unwrap();
+        let lines = |rows: &serde_json::Value| -> String {
+            rows.as_array()
+                .unwrap()
+                .iter()
+                .map(|r| format!("{r}\n"))
+                .collect()
+        };
+        std::fs::write(d.join("corpus.jsonl"), lines(&data["corpus"])).unwrap();
+        std::fs::write(d.join("queries.jsonl"), lines(&data["queries"])).unwrap();
+        let mut qrels = String::from("query-id\tcorpus-id\tscore\n");
+        for pair in data["qrels"].as_array().unwrap() {
+            qrels.push_str(&format!(
+                "{}\t{}\t1\n",
+                pair[0].as_str().unwrap(),
+                pair[1].as_str().unwrap()
+            ));
+        }
+        std::fs::write(d.join("qrels/test.tsv"), qrels).unwrap();
+    }
+    nano
+}
+
 fn options(dir: &Path) -> TrainOptions {
     let data = fixture().join("data");
     TrainOptions {
@@ -75,6 +108,8 @@ fn card_has_the_sections_and_tables_of_the_sentence_transformers_card() {
         eval_dataset: Some(data.join("eval.tsv")),
         eval_pairs: Some(data.join("dev.tsv")),
         eval_beir: Some(data.join("scifact")),
+        eval_nanobeir: Some(nano_folders(tmp.path()).display().to_string()),
+        eval_nanobeir_datasets: Some(vec!["scifact".into(), "dbpedia".into()]),
         eval_steps: Some(1),
         ..options(tmp.path())
     };
@@ -112,6 +147,14 @@ fn card_has_the_sections_and_tables_of_the_sentence_transformers_card() {
         "{front}"
     );
     assert!(front.contains("name: scifact"), "{front}");
+    assert!(front.contains("type: sparse-nano-beir"), "{front}");
+    assert!(front.contains("name: NanoBEIR mean"), "{front}");
+    // The IR table has one column per dataset (the Nano datasets' too, in evaluator order);
+    // the NanoBEIR mean has its own table, as in the reference.
+    assert!(
+        card.contains("* Datasets: `scifact`, `NanoSciFact` and `NanoDBPedia`"),
+        "{card}"
+    );
     // No machine path anywhere in the card: the local base model by its folder name.
     assert!(!card.contains(&tmp.path().display().to_string()), "{card}");
     assert!(!card.contains(env!("CARGO_MANIFEST_DIR")), "{card}");

@@ -43,6 +43,7 @@ fn run_to_folder_writes_the_folder_the_command_writes() {
             base_model: "fixture",
             train_path: Path::new("rows.jsonl"),
             eval_data: None,
+            evaluator_order: &[],
         },
         |_, step| Ok(Metrics::from([("score".to_string(), -(step as f64))])),
         |_| logged += 1,
