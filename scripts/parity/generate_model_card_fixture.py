@@ -4,7 +4,9 @@ Trains a tiny SPLADE run with sentence-transformers (SpladeLoss wrapping
 SparseMultipleNegativesRankingLoss, an eval_dataset of 4 Quora dev duplicates (validation loss),
 a SparseBinaryClassificationEvaluator on a few Quora dev pairs, a
 SparseInformationRetrievalEvaluator on a tiny SciFact subset and a SparseNanoBEIREvaluator on
-the two subsets of fixtures/eval/nanobeir_evaluator/, evaluation every step)
+the two subsets of fixtures/eval/nanobeir_evaluator/, and SparseEmbeddingSimilarityEvaluator,
+SparseTripletEvaluator and SparseRerankingEvaluator on the first rows of the STS-B and SciFact
+fixtures of fixtures/eval/evaluators/; evaluation every step)
 and writes:
 
 * fixtures/train/card/data/: the run's data (train.tsv, eval.tsv, dev.tsv, scifact/), which the Rust
@@ -38,6 +40,8 @@ DATA = OUT / "data"
 SHARED = Path("/work/shared/data")
 MODEL = ROOT / "fixtures/encoder/models/bert-tied-v6"
 NANO = ROOT / "fixtures/eval/nanobeir_evaluator/reference.json"
+EVALUATORS = ROOT / "fixtures/eval/evaluators"
+SMALL = 8
 
 
 def short(text, n=120):
@@ -155,7 +159,10 @@ def main():
     from sentence_transformers.sparse_encoder.evaluation import (
         SparseBinaryClassificationEvaluator,
         SparseInformationRetrievalEvaluator,
+        SparseEmbeddingSimilarityEvaluator,
         SparseNanoBEIREvaluator,
+        SparseRerankingEvaluator,
+        SparseTripletEvaluator,
     )
     from sentence_transformers.sparse_encoder.losses import SparseMultipleNegativesRankingLoss, SpladeLoss
 
@@ -195,6 +202,19 @@ def main():
 
     SparseNanoBEIREvaluator._load_dataset_subset_split = nano_rows
     nano = SparseNanoBEIREvaluator(dataset_names=["scifact", "dbpedia"], write_csv=False)
+    # Similarity, triplet and reranking evaluators on the first rows of the real-data evaluator
+    # fixtures (STS-B dev, SciFact), as `splade train --eval-similarity/--eval-triplets/
+    # --eval-reranking` takes them.
+    stsb = json.loads((EVALUATORS / "similarity_stsb.json").read_text())["pairs"][:SMALL]
+    sts = SparseEmbeddingSimilarityEvaluator(
+        [p[0] for p in stsb], [p[1] for p in stsb], [float(p[2]) for p in stsb], name="sts", write_csv=False
+    )
+    trip = json.loads((EVALUATORS / "triplet_scifact.json").read_text())["triplets"][:SMALL]
+    triplet = SparseTripletEvaluator(
+        [t[0] for t in trip], [t[1] for t in trip], [t[2] for t in trip], name="triplet", write_csv=False
+    )
+    samples = json.loads((EVALUATORS / "reranking_scifact.json").read_text())["samples"][:4]
+    rerank = SparseRerankingEvaluator(samples, name="reranking", write_csv=False)
 
     model = SparseEncoder(str(MODEL), device="cpu")
     loss = SpladeLoss(
@@ -226,7 +246,7 @@ def main():
         )
         trainer = SparseEncoderTrainer(
             model=model, args=args, train_dataset=train, eval_dataset=eval_rows, loss=loss,
-            evaluator=[binary, ir, nano],
+            evaluator=[binary, ir, nano, sts, triplet, rerank],
         )
         trainer.train()
         final = os.path.join(tmp, "final")

@@ -79,6 +79,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             train_path: Path::new(&pairs),
             eval_data: None,
             evaluator_order: &[],
+            keyed: &[],
         },
         |model, step| {
             let result = evaluator

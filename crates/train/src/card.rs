@@ -12,6 +12,22 @@ use splade_encoder::SparseEncoder;
 use crate::data::TrainingData;
 use crate::trainer::{TrainConfig, TrainReport};
 
+/// An evaluator that returns a flat dictionary (similarity, triplet, reranking, ...): what the
+/// card needs to give it a section, since its keys alone do not say what it is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyedCard {
+    /// Its name, the key prefix (`sts`).
+    pub name: String,
+    /// sentence-transformers' class (`SparseEmbeddingSimilarityEvaluator`).
+    pub class: &'static str,
+    /// sentence-transformers' description, the section title (`Semantic Similarity`).
+    pub description: &'static str,
+    /// The primary metric without the prefix (`spearman_cosine`).
+    pub primary: String,
+    /// Its keys without the prefix, in the evaluator's order.
+    pub keys: Vec<String>,
+}
+
 /// What the card describes besides the model itself.
 pub struct CardInput<'a> {
     /// The model as trained.
@@ -31,6 +47,8 @@ pub struct CardInput<'a> {
     /// The evaluators' key prefixes in the run's order (`eval`, `scifact`, `NanoSciFact`, ...,
     /// `NanoBEIR_mean`): the order of the card's tables and log columns. Empty: by name.
     pub evaluator_order: &'a [String],
+    /// The keyed evaluators of the run (their names are in `evaluator_order` too).
+    pub keyed: &'a [KeyedCard],
 }
 
 fn len_stats(texts: impl Iterator<Item = usize>) -> (usize, f64, usize) {
@@ -54,6 +72,8 @@ struct EvalGroup {
     binary: bool,
     /// A NanoBEIR aggregate (`NanoBEIR_mean`): retrieval keys, its own section.
     nano: bool,
+    /// A keyed evaluator (similarity, triplet, reranking, ...): its own section.
+    keyed: Option<KeyedCard>,
     /// The evaluator's name (the key prefix): `eval` or the dataset name.
     name: String,
     /// Metric names without the prefix, in sentence-transformers' order, with values.
@@ -120,7 +140,17 @@ fn eval_groups(
     metrics: &crate::trainer::Metrics,
     similarity: &str,
     order: &[String],
+    keyed: &[KeyedCard],
 ) -> Vec<EvalGroup> {
+    // The keyed evaluators' keys are theirs, whatever they look like.
+    let of_keyed = |k: &str| keyed.iter().any(|c| k.starts_with(&format!("{}_", c.name)));
+    let own: crate::trainer::Metrics = metrics
+        .iter()
+        .filter(|(k, _)| !of_keyed(k))
+        .map(|(k, v)| (k.clone(), *v))
+        .collect();
+    let all = metrics;
+    let metrics = &own;
     let ir: Vec<String> = metrics
         .keys()
         .filter_map(|k| k.strip_suffix("_avg_flops"))
@@ -161,7 +191,27 @@ fn eval_groups(
             groups.push(EvalGroup {
                 binary: is_binary,
                 nano: !is_binary && name.starts_with("NanoBEIR_"),
+                keyed: None,
                 name,
+                metrics: m,
+            });
+        }
+    }
+    for card in keyed {
+        let m: Vec<(String, f64)> = card
+            .keys
+            .iter()
+            .filter_map(|k| {
+                let value = all.get(&format!("{}_{k}", card.name))?;
+                Some((k.clone(), *value))
+            })
+            .collect();
+        if !m.is_empty() {
+            groups.push(EvalGroup {
+                binary: false,
+                nano: false,
+                keyed: Some(card.clone()),
+                name: card.name.clone(),
                 metrics: m,
             });
         }
@@ -191,6 +241,9 @@ fn and_list(names: &[String]) -> String {
 /// (the one sentence-transformers' evaluators use by default), else of the best function
 /// (`max_`), else the first.
 fn primary_metric(group: &EvalGroup, similarity: &str) -> Option<String> {
+    if let Some(card) = &group.keyed {
+        return Some(card.primary.clone());
+    }
     let suffix = if group.binary { "_ap" } else { "_ndcg@10" };
     let candidates: Vec<&String> = group
         .metrics
@@ -724,6 +777,24 @@ fn framework_versions() -> String {
     )
 }
 
+/// One evaluator's section with a `Metric | Value` table, its primary metric bold.
+fn value_section(s: &mut String, g: &EvalGroup, title: &str, class: &str, similarity: &str) {
+    let primary = primary_metric(g, similarity);
+    let _ = writeln!(s, "\n#### {title}\n\n* Dataset: `{}`\n* Evaluated with [<code>{class}</code>](https://sbert.net/docs/package_reference/sparse_encoder/evaluation.html#sentence_transformers.sparse_encoder.evaluation.{class})\n", g.name);
+    let rows: Vec<Vec<String>> = g
+        .metrics
+        .iter()
+        .map(|(k, v)| {
+            if primary.as_deref() == Some(k.as_str()) {
+                vec![format!("**{k}**"), format!("**{}**", fmt_value(*v))]
+            } else {
+                vec![k.clone(), fmt_value(*v)]
+            }
+        })
+        .collect();
+    s.push_str(&table(&["Metric".into(), "Value".into()], &rows, false, ""));
+}
+
 /// Renders the card as Markdown.
 pub fn model_card(input: &CardInput<'_>) -> String {
     let folder = input.encoder.folder();
@@ -734,7 +805,7 @@ pub fn model_card(input: &CardInput<'_>) -> String {
         .report
         .evaluations
         .last()
-        .map(|(_, m)| eval_groups(m, &similarity, input.evaluator_order))
+        .map(|(_, m)| eval_groups(m, &similarity, input.evaluator_order, input.keyed))
         .unwrap_or_default();
     let model_name = "SPLADE Sparse Encoder";
     // A local folder by its name only: no machine path in the card.
@@ -769,6 +840,16 @@ pub fn model_card(input: &CardInput<'_>) -> String {
             }
         }
         let _ = writeln!(s, "model-index:\n- name: {model_name}\n  results:");
+        let keyed_task: std::collections::HashMap<String, String> = groups
+            .iter()
+            .filter_map(|g| g.keyed.as_ref())
+            .map(|c| {
+                (
+                    c.name.clone(),
+                    c.description.to_lowercase().replace(' ', "-"),
+                )
+            })
+            .collect();
         for g in &groups {
             let (ty, name) = if g.binary {
                 (
@@ -777,6 +858,8 @@ pub fn model_card(input: &CardInput<'_>) -> String {
                 )
             } else if g.nano {
                 ("sparse-nano-beir", "Sparse Nano BEIR")
+            } else if let Some(card) = &g.keyed {
+                (keyed_task[&card.name].as_str(), card.description)
             } else {
                 (
                     "sparse-information-retrieval",
@@ -885,22 +968,18 @@ pub fn model_card(input: &CardInput<'_>) -> String {
     if !groups.is_empty() {
         let _ = writeln!(s, "\n## Evaluation\n\n### Metrics");
         for g in groups.iter().filter(|g| g.binary) {
-            let primary = primary_metric(g, &similarity);
-            let _ = writeln!(s, "\n#### Sparse Binary Classification\n\n* Dataset: `{}`\n* Evaluated with [<code>SparseBinaryClassificationEvaluator</code>](https://sbert.net/docs/package_reference/sparse_encoder/evaluation.html#sentence_transformers.sparse_encoder.evaluation.SparseBinaryClassificationEvaluator)\n", g.name);
-            let rows: Vec<Vec<String>> = g
-                .metrics
-                .iter()
-                .map(|(k, v)| {
-                    if primary.as_deref() == Some(k.as_str()) {
-                        vec![format!("**{k}**"), format!("**{}**", fmt_value(*v))]
-                    } else {
-                        vec![k.clone(), fmt_value(*v)]
-                    }
-                })
-                .collect();
-            s.push_str(&table(&["Metric".into(), "Value".into()], &rows, false, ""));
+            value_section(
+                &mut s,
+                g,
+                "Sparse Binary Classification",
+                "SparseBinaryClassificationEvaluator",
+                &similarity,
+            );
         }
-        let ir: Vec<&EvalGroup> = groups.iter().filter(|g| !g.binary && !g.nano).collect();
+        let ir: Vec<&EvalGroup> = groups
+            .iter()
+            .filter(|g| !g.binary && !g.nano && g.keyed.is_none())
+            .collect();
         if !ir.is_empty() {
             let names: Vec<String> = ir.iter().map(|g| g.name.clone()).collect();
             let label = if ir.len() > 1 { "Datasets" } else { "Dataset" };
@@ -912,6 +991,10 @@ pub fn model_card(input: &CardInput<'_>) -> String {
         for g in groups.iter().filter(|g| g.nano) {
             let _ = writeln!(s, "\n#### Sparse Nano BEIR\n\n* Dataset: `{}`\n* Evaluated with [<code>SparseNanoBEIREvaluator</code>](https://sbert.net/docs/package_reference/sparse_encoder/evaluation.html#sentence_transformers.sparse_encoder.evaluation.SparseNanoBEIREvaluator)\n", g.name);
             s.push_str(&ir_table(&[g], &similarity));
+        }
+        for g in groups.iter().filter(|g| g.keyed.is_some()) {
+            let card = g.keyed.as_ref().expect("filtered");
+            value_section(&mut s, g, card.description, card.class, &similarity);
         }
     }
     let _ = writeln!(s, "\n<!--\n## Bias, Risks and Limitations\n\n*What are the known or foreseeable issues stemming from this model? You could also flag here known failure cases or weaknesses of the model.*\n-->\n\n<!--\n### Recommendations\n\n*What are recommendations with respect to the foreseeable issues? For example, filtering explicit content.*\n-->\n");
@@ -1078,7 +1161,7 @@ mod tests {
             "NanoB_query_sparsity_ratio",
             "NanoB_avg_flops",
         ]);
-        let groups = eval_groups(&m, "cosine", &[]);
+        let groups = eval_groups(&m, "cosine", &[], &[]);
         assert_eq!(groups.len(), 3);
         assert!(groups[0].binary && groups[0].name == "eval");
         let binary: Vec<&str> = groups[0].metrics.iter().map(|(k, _)| k.as_str()).collect();

@@ -15,8 +15,12 @@ use std::sync::Arc;
 use serde::Deserialize;
 use splade_encoder::{default_model::DEFAULT_MODEL, hub::resolve_model, TrainableEncoder};
 use splade_eval::{
-    BinaryClassificationEvaluator, EvalError, InformationRetrievalEvaluator, NanoBeirEvaluator,
+    BinaryClassificationEvaluator, EmbeddingSimilarityEvaluator, EvalError,
+    InformationRetrievalEvaluator, KeyedResult, NanoBeirEvaluator, RerankingEvaluator,
+    RerankingSample, TripletEvaluator,
 };
+
+use crate::card::KeyedCard;
 
 use crate::data::{ColumnMapping, TrainingData};
 use crate::error::{Result, TrainError};
@@ -342,6 +346,18 @@ pub struct TrainOptions {
     /// folder names (default: every dataset found; all 13 from the Hub cache).
     #[cfg_attr(feature = "clap", arg(long, value_delimiter = ','))]
     pub eval_nanobeir_datasets: Option<Vec<String>>,
+    /// Semantic-similarity evaluation (SparseEmbeddingSimilarityEvaluator, keys `sts_*`): a
+    /// pairs TSV `sentence1<TAB>sentence2<TAB>label` with gold scores (STS-B, SICK).
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub eval_similarity: Option<PathBuf>,
+    /// Triplet evaluation (SparseTripletEvaluator, keys `triplet_*`): a TSV with `anchor`,
+    /// `positive` and `negative` columns.
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub eval_triplets: Option<PathBuf>,
+    /// Reranking evaluation (SparseRerankingEvaluator, cosine, MRR@10 / NDCG@10, keys
+    /// `reranking_*`): JSON Lines `{"query", "positive": [...], "negative": [...]}`.
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub eval_reranking: Option<PathBuf>,
     /// Continue an interrupted or finished run from one of its `checkpoint-STEP` folders
     /// (weights, optimizer state, batch position and logs); use the run's other options.
     #[cfg_attr(feature = "clap", arg(long))]
@@ -461,6 +477,9 @@ impl TrainOptions {
             eval_beir,
             eval_nanobeir,
             eval_nanobeir_datasets,
+            eval_similarity,
+            eval_triplets,
+            eval_reranking,
             best_metric,
             resume_from,
             device,
@@ -695,6 +714,9 @@ impl TrainOptions {
             evaluator_order.extend(ev.evaluators.iter().map(|e| e.name.clone()));
             evaluator_order.push(ev.name.clone());
         }
+        let keyed = keyed_evaluators(&options)?;
+        evaluator_order.extend(keyed.iter().map(|k| k.name().to_string()));
+        let keyed_cards = std::cell::RefCell::new(Vec::<KeyedCard>::new());
         let dir = match &options.resume_from {
             Some(checkpoint) => checkpoint.clone(),
             None => resolve_model(&model)?,
@@ -742,6 +764,13 @@ impl TrainOptions {
                 if let Some(evaluator) = &nano {
                     metrics.extend(evaluator.evaluate(encoder)?.flat());
                 }
+                let mut cards = Vec::new();
+                for evaluator in &keyed {
+                    let (result, card) = evaluator.evaluate(encoder)?;
+                    metrics.extend(result.metrics);
+                    cards.push(card);
+                }
+                *keyed_cards.borrow_mut() = cards;
                 Ok(metrics)
             },
             observer,
@@ -756,10 +785,100 @@ impl TrainOptions {
                 train_path,
                 eval_data: eval_data.as_ref().zip(options.eval_dataset.as_deref()),
                 evaluator_order: &evaluator_order,
+                keyed: &keyed_cards.borrow(),
             },
         )?;
         Ok(report)
     }
+}
+
+/// A training evaluator returning a flat dictionary, with its card entry.
+enum KeyedEvaluator {
+    Similarity(EmbeddingSimilarityEvaluator),
+    Triplet(TripletEvaluator),
+    Reranking(RerankingEvaluator),
+}
+
+impl KeyedEvaluator {
+    fn name(&self) -> &str {
+        match self {
+            Self::Similarity(e) => &e.name,
+            Self::Triplet(e) => &e.name,
+            Self::Reranking(e) => &e.name,
+        }
+    }
+
+    /// Evaluates, and describes the evaluator for the card (sentence-transformers' class and
+    /// description, the primary metric and keys without the prefix).
+    fn evaluate(
+        &self,
+        encoder: &splade_encoder::SparseEncoder,
+    ) -> Result<(KeyedResult, KeyedCard)> {
+        let (result, class, description) = match self {
+            Self::Similarity(e) => (
+                e.evaluate(encoder)?,
+                "SparseEmbeddingSimilarityEvaluator",
+                "Semantic Similarity",
+            ),
+            Self::Triplet(e) => (
+                e.evaluate(encoder)?,
+                "SparseTripletEvaluator",
+                "Sparse Triplet",
+            ),
+            Self::Reranking(e) => (
+                e.evaluate(encoder)?,
+                "SparseRerankingEvaluator",
+                "Sparse Reranking",
+            ),
+        };
+        let prefix = format!("{}_", self.name());
+        let strip = |k: &str| k.strip_prefix(&prefix).unwrap_or(k).to_string();
+        let card = KeyedCard {
+            name: self.name().to_string(),
+            class,
+            description,
+            primary: strip(&result.primary_metric),
+            keys: result.metrics.iter().map(|(k, _)| strip(k)).collect(),
+        };
+        Ok((result, card))
+    }
+}
+
+/// The similarity, triplet and reranking evaluators the options ask for, in that order.
+fn keyed_evaluators(options: &TrainOptions) -> Result<Vec<KeyedEvaluator>> {
+    let mut out = Vec::new();
+    if let Some(path) = &options.eval_similarity {
+        let pairs = splade_eval::data::read_scored_pairs(path).map_err(EvalError::from)?;
+        let mut e =
+            EmbeddingSimilarityEvaluator::new(pairs.sentences1, pairs.sentences2, pairs.scores)?;
+        e.name = "sts".into();
+        out.push(KeyedEvaluator::Similarity(e));
+    }
+    if let Some(path) = &options.eval_triplets {
+        let mut cols = splade_eval::data::read_tsv_columns(
+            path,
+            &[
+                (Some("anchor"), 0),
+                (Some("positive"), 1),
+                (Some("negative"), 2),
+            ],
+        )
+        .map_err(EvalError::from)?;
+        let negatives = cols.pop().unwrap_or_default();
+        let positives = cols.pop().unwrap_or_default();
+        let anchors = cols.pop().unwrap_or_default();
+        let mut e = TripletEvaluator::new(anchors, positives, negatives)?;
+        e.name = "triplet".into();
+        out.push(KeyedEvaluator::Triplet(e));
+    }
+    if let Some(path) = &options.eval_reranking {
+        let samples: Vec<RerankingSample> =
+            splade_eval::data::read_jsonl_records(path).map_err(EvalError::from)?;
+        let mut e = RerankingEvaluator::new(samples)?;
+        e.name = "reranking".into();
+        out.push(KeyedEvaluator::Reranking(e));
+    }
+    Ok(out)
 }
 
 /// The NanoBEIR evaluator of `eval_nanobeir`: a local folder when `source` is one, else a

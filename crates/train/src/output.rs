@@ -63,6 +63,8 @@ pub struct RunInfo<'a> {
     /// The evaluators' key prefixes in evaluation order, for the order of the card's tables
     /// and training-log columns (empty: by name).
     pub evaluator_order: &'a [String],
+    /// The keyed evaluators (similarity, triplet, reranking), for their card sections.
+    pub keyed: &'a [crate::card::KeyedCard],
 }
 
 /// Trains ([`Trainer::new`], [`Trainer::run`]) and writes the run's files into `output`
@@ -134,6 +136,7 @@ pub fn write_run_files(
         config,
         report,
         evaluator_order: info.evaluator_order,
+        keyed: info.keyed,
     });
     write_atomic(&final_dir.join("README.md"), &card)
 }

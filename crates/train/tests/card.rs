@@ -81,6 +81,58 @@ fn nano_folders(dir: &Path) -> PathBuf {
     nano
 }
 
+/// The similarity, triplet and reranking data of the reference run: the first rows of the
+/// real-data evaluator fixtures (`fixtures/eval/evaluators/`), written as the files
+/// `splade train` reads.
+fn keyed_files(dir: &Path) -> PathBuf {
+    let read = |name: &str| -> serde_json::Value {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fixtures/eval/evaluators")
+            .join(name);
+        serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+    };
+    let cell = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let out = dir.join("keyed");
+    std::fs::create_dir_all(&out).unwrap();
+    let tsv = |header: &str, rows: &[serde_json::Value]| -> String {
+        let mut s = format!("{header}\n");
+        for r in rows {
+            let cells: Vec<String> = r.as_array().unwrap().iter().map(cell).collect();
+            s.push_str(&cells.join("\t"));
+            s.push('\n');
+        }
+        s
+    };
+    let sts = read("similarity_stsb.json");
+    std::fs::write(
+        out.join("sts.tsv"),
+        tsv(
+            "sentence1\tsentence2\tlabel",
+            &sts["pairs"].as_array().unwrap()[..8],
+        ),
+    )
+    .unwrap();
+    let triplets = read("triplet_scifact.json");
+    std::fs::write(
+        out.join("triplets.tsv"),
+        tsv(
+            "anchor\tpositive\tnegative",
+            &triplets["triplets"].as_array().unwrap()[..8],
+        ),
+    )
+    .unwrap();
+    let reranking = read("reranking_scifact.json");
+    let lines: String = reranking["samples"].as_array().unwrap()[..4]
+        .iter()
+        .map(|r| format!("{r}\n"))
+        .collect();
+    std::fs::write(out.join("reranking.jsonl"), lines).unwrap();
+    out
+}
+
 fn options(dir: &Path) -> TrainOptions {
     let data = fixture().join("data");
     TrainOptions {
@@ -104,12 +156,16 @@ fn options(dir: &Path) -> TrainOptions {
 fn card_has_the_sections_and_tables_of_the_sentence_transformers_card() {
     let tmp = tempfile::tempdir().unwrap();
     let data = fixture().join("data");
+    let keyed = keyed_files(tmp.path());
     let o = TrainOptions {
         eval_dataset: Some(data.join("eval.tsv")),
         eval_pairs: Some(data.join("dev.tsv")),
         eval_beir: Some(data.join("scifact")),
         eval_nanobeir: Some(nano_folders(tmp.path()).display().to_string()),
         eval_nanobeir_datasets: Some(vec!["scifact".into(), "dbpedia".into()]),
+        eval_similarity: Some(keyed.join("sts.tsv")),
+        eval_triplets: Some(keyed.join("triplets.tsv")),
+        eval_reranking: Some(keyed.join("reranking.jsonl")),
         eval_steps: Some(1),
         ..options(tmp.path())
     };
@@ -148,6 +204,17 @@ fn card_has_the_sections_and_tables_of_the_sentence_transformers_card() {
     );
     assert!(front.contains("name: scifact"), "{front}");
     assert!(front.contains("type: sparse-nano-beir"), "{front}");
+    for task in ["semantic-similarity", "sparse-triplet", "sparse-reranking"] {
+        assert!(front.contains(&format!("type: {task}")), "{task}\n{front}");
+    }
+    // The keyed evaluators' headline metrics are bold, as the reference's.
+    for bold in [
+        "| **spearman_cosine**",
+        "| **cosine_accuracy**",
+        "| **ndcg@10**",
+    ] {
+        assert!(card.contains(bold), "{bold}\n{card}");
+    }
     assert!(front.contains("name: NanoBEIR mean"), "{front}");
     // The IR table has one column per dataset (the Nano datasets' too, in evaluator order);
     // the NanoBEIR mean has its own table, as in the reference.

@@ -44,6 +44,7 @@ fn run_to_folder_writes_the_folder_the_command_writes() {
             train_path: Path::new("rows.jsonl"),
             eval_data: None,
             evaluator_order: &[],
+            keyed: &[],
         },
         |_, step| Ok(Metrics::from([("score".to_string(), -(step as f64))])),
         |_| logged += 1,
