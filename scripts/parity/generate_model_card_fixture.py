@@ -1,14 +1,19 @@
 """Reference model card for `splade train` (issue #15 section 5).
 
 Trains a tiny SPLADE run with sentence-transformers (SpladeLoss wrapping
-SparseMultipleNegativesRankingLoss, a SparseBinaryClassificationEvaluator on a few Quora dev
-pairs and a SparseInformationRetrievalEvaluator on a tiny SciFact subset, evaluation every step)
+SparseMultipleNegativesRankingLoss, an eval_dataset of 4 Quora dev duplicates (validation loss),
+a SparseBinaryClassificationEvaluator on a few Quora dev pairs, a
+SparseInformationRetrievalEvaluator on a tiny SciFact subset and a SparseNanoBEIREvaluator on
+the two subsets of fixtures/eval/nanobeir_evaluator/, and SparseEmbeddingSimilarityEvaluator,
+SparseTripletEvaluator and SparseRerankingEvaluator on the first rows of the STS-B and SciFact
+fixtures of fixtures/eval/evaluators/; evaluation every step)
 and writes:
 
-* fixtures/train/card/data/: the run's data (train.tsv, dev.tsv, scifact/), which the Rust
+* fixtures/train/card/data/: the run's data (train.tsv, eval.tsv, dev.tsv, scifact/), which the Rust
   test trains on too;
 * fixtures/train/card/README.md: the card sentence-transformers writes (no weights kept);
-* fixtures/train/card/structure.json: its section headings and table header rows.
+* fixtures/train/card/structure.json: its section headings and table header rows;
+* fixtures/train/card/eval_loss.json: SpladeLoss of the untrained model on eval.tsv.
 
 The trainer needs `datasets` and `accelerate`, which the reference venv lacks; they were added
 without touching it (pyarrow 24; dill < 0.4.2):
@@ -34,6 +39,9 @@ OUT = ROOT / "fixtures/train/card"
 DATA = OUT / "data"
 SHARED = Path("/work/shared/data")
 MODEL = ROOT / "fixtures/encoder/models/bert-tied-v6"
+NANO = ROOT / "fixtures/eval/nanobeir_evaluator/reference.json"
+EVALUATORS = ROOT / "fixtures/eval/evaluators"
+SMALL = 8
 
 
 def short(text, n=120):
@@ -52,6 +60,19 @@ def write_data():
             if len(rows) == 8:
                 break
     with open(DATA / "train.tsv", "w") as f:
+        f.write("anchor\tpositive\n")
+        for a, p in rows:
+            f.write(f"{a}\t{p}\n")
+    # Evaluation rows (eval_dataset, for the validation loss): the first 4 duplicate Quora dev
+    # pairs, anchor/positive.
+    rows = []
+    with open(SHARED / "quora-pairs/dev/pairs.tsv", newline="") as f:
+        for r in csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE):
+            if r["label"] == "1" and len(r["sentence1"]) < 80 and len(r["sentence2"]) < 80:
+                rows.append((r["sentence1"], r["sentence2"]))
+            if len(rows) == 4:
+                break
+    with open(DATA / "eval.tsv", "w") as f:
         f.write("anchor\tpositive\n")
         for a, p in rows:
             f.write(f"{a}\t{p}\n")
@@ -138,6 +159,10 @@ def main():
     from sentence_transformers.sparse_encoder.evaluation import (
         SparseBinaryClassificationEvaluator,
         SparseInformationRetrievalEvaluator,
+        SparseEmbeddingSimilarityEvaluator,
+        SparseNanoBEIREvaluator,
+        SparseRerankingEvaluator,
+        SparseTripletEvaluator,
     )
     from sentence_transformers.sparse_encoder.losses import SparseMultipleNegativesRankingLoss, SpladeLoss
 
@@ -145,6 +170,9 @@ def main():
     with open(DATA / "train.tsv") as f:
         rows = [l.rstrip("\n").split("\t") for l in f][1:]
     train = Dataset.from_dict({"anchor": [r[0] for r in rows], "positive": [r[1] for r in rows]})
+    with open(DATA / "eval.tsv") as f:
+        rows = [l.rstrip("\n").split("\t") for l in f][1:]
+    eval_rows = Dataset.from_dict({"anchor": [r[0] for r in rows], "positive": [r[1] for r in rows]})
     with open(DATA / "dev.tsv") as f:
         dev = [l.rstrip("\n").split("\t") for l in f][1:]
     binary = SparseBinaryClassificationEvaluator(
@@ -160,6 +188,33 @@ def main():
         q, d, _ = line.rstrip("\n").split("\t")
         relevant.setdefault(q, set()).add(d)
     ir = SparseInformationRetrievalEvaluator(queries, corpus, relevant, name="scifact")
+    # NanoBEIR on the two local subsets of fixtures/eval/nanobeir_evaluator (the Hub is
+    # unreachable: the loader is given their rows, as generate_nanobeir_evaluator_fixture.py does).
+    nano_data = json.loads(NANO.read_text())["datasets"]
+
+    def nano_rows(self, subset_name, split, required_columns):
+        d = nano_data[split]
+        if subset_name == "corpus":
+            return [{"_id": x["_id"], "text": (x["title"] + " " + x["text"]) if x["title"] else x["text"]} for x in d["corpus"]]
+        if subset_name == "queries":
+            return d["queries"]
+        return [{"query-id": q, "corpus-id": c} for q, c in d["qrels"]]
+
+    SparseNanoBEIREvaluator._load_dataset_subset_split = nano_rows
+    nano = SparseNanoBEIREvaluator(dataset_names=["scifact", "dbpedia"], write_csv=False)
+    # Similarity, triplet and reranking evaluators on the first rows of the real-data evaluator
+    # fixtures (STS-B dev, SciFact), as `splade train --eval-similarity/--eval-triplets/
+    # --eval-reranking` takes them.
+    stsb = json.loads((EVALUATORS / "similarity_stsb.json").read_text())["pairs"][:SMALL]
+    sts = SparseEmbeddingSimilarityEvaluator(
+        [p[0] for p in stsb], [p[1] for p in stsb], [float(p[2]) for p in stsb], name="sts", write_csv=False
+    )
+    trip = json.loads((EVALUATORS / "triplet_scifact.json").read_text())["triplets"][:SMALL]
+    triplet = SparseTripletEvaluator(
+        [t[0] for t in trip], [t[1] for t in trip], [t[2] for t in trip], name="triplet", write_csv=False
+    )
+    samples = json.loads((EVALUATORS / "reranking_scifact.json").read_text())["samples"][:4]
+    rerank = SparseRerankingEvaluator(samples, name="reranking", write_csv=False)
 
     model = SparseEncoder(str(MODEL), device="cpu")
     loss = SpladeLoss(
@@ -168,6 +223,12 @@ def main():
         query_regularizer_weight=5e-5,
         document_regularizer_weight=3e-5,
     )
+    # The loss of the untrained model on the evaluation rows (eval mode, one batch of 4, full
+    # regulariser weights): what `eval_loss` computes, free of the training's dropout masks.
+    model.eval()
+    with torch.no_grad():
+        parts = loss([model.preprocess(eval_rows["anchor"]), model.preprocess(eval_rows["positive"])], None)
+    (OUT / "eval_loss.json").write_text(json.dumps({"untrained_eval_loss": float(sum(parts.values()))}, indent=1) + "\n")
     with tempfile.TemporaryDirectory() as tmp:
         args = SparseEncoderTrainingArguments(
             output_dir=os.path.join(tmp, "run"),
@@ -184,8 +245,8 @@ def main():
             use_cpu=True,
         )
         trainer = SparseEncoderTrainer(
-            model=model, args=args, train_dataset=train, loss=loss,
-            evaluator=[binary, ir],
+            model=model, args=args, train_dataset=train, eval_dataset=eval_rows, loss=loss,
+            evaluator=[binary, ir, nano, sts, triplet, rerank],
         )
         trainer.train()
         final = os.path.join(tmp, "final")

@@ -1,5 +1,6 @@
 //! `splade eval`: sentence-transformers' evaluators (binary classification, information
-//! retrieval, NanoBEIR-style aggregation over BEIR folders) with the model card's key names.
+//! retrieval, NanoBEIR-style aggregation over BEIR folders; the others in
+//! [`crate::eval_more_cmd`]) with the model card's key names.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -15,7 +16,7 @@ use splade_eval::report::{
 };
 use splade_eval::{
     aggregate, BinaryClassificationEvaluator, Cutoffs, InformationRetrievalEvaluator,
-    ThresholdSemantics, DEFAULT_AGGREGATE_NAME,
+    NanoBeirEvaluator, ThresholdSemantics, DEFAULT_AGGREGATE_NAME,
 };
 use splade_index::readers::read_jsonl;
 use splade_sparse::{SparseBatch, SparseVector};
@@ -35,25 +36,38 @@ enum EvalCommand {
     Ir(IrArgs),
     /// IR over several BEIR folders plus their mean (SparseNanoBEIREvaluator-style).
     Beir(BeirArgs),
+    /// Correlation of similarity scores with gold scores (SparseEmbeddingSimilarityEvaluator).
+    Similarity(crate::eval_more_cmd::SimilarityArgs),
+    /// Accuracy on (anchor, positive, negative) triplets (SparseTripletEvaluator).
+    Triplet(crate::eval_more_cmd::TripletArgs),
+    /// MAP, MRR@k and NDCG@k of reranking each query's candidates (SparseRerankingEvaluator).
+    Reranking(crate::eval_more_cmd::RerankingArgs),
+    /// Mean squared error to a teacher's embeddings (SparseMSEEvaluator).
+    Mse(crate::eval_more_cmd::MseArgs),
+    /// Finding each sentence's translation among all targets (SparseTranslationEvaluator).
+    Translation(crate::eval_more_cmd::TranslationArgs),
+    /// Reciprocal rank fusion of a dense and a sparse run (ReciprocalRankFusionEvaluator).
+    Rrf(crate::eval_more_cmd::RrfArgs),
 }
 
+/// The model options every model-based evaluation takes.
 #[derive(Args)]
-struct Common {
+pub(crate) struct Common {
     /// Model folder, Hugging Face Hub id, or `splade-tiny` (the default model).
     #[arg(long, default_value = DEFAULT_MODEL)]
-    model: String,
+    pub(crate) model: String,
     /// Where the model runs: cpu, cuda, cuda:N or auto.
     #[arg(long, default_value = "cpu")]
-    device: String,
+    pub(crate) device: String,
     /// Texts per forward pass.
     #[arg(long, default_value_t = 32)]
-    batch_size: usize,
+    pub(crate) batch_size: usize,
     /// Keep only the K largest weights of each vector.
     #[arg(long, value_name = "K")]
-    max_active_dims: Option<usize>,
+    pub(crate) max_active_dims: Option<usize>,
     /// Write the metrics as one flat JSON object to FILE.
     #[arg(long, value_name = "FILE")]
-    output: Option<PathBuf>,
+    pub(crate) output: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -167,8 +181,14 @@ struct BeirArgs {
     /// (`corpus/`, `queries/`, `qrels/` with `*.parquet`; a snapshot of
     /// `sentence-transformers/NanoBEIR-en` or of `zeta-alpha-ai/Nano*` repositories), or one
     /// such parquet folder itself.
-    #[arg(long)]
-    data_dir: PathBuf,
+    #[arg(long, required_unless_present = "dataset_id")]
+    data_dir: Option<PathBuf>,
+    /// A Hugging Face NanoBEIR dataset (e.g. `sentence-transformers/NanoBEIR-en`), read from
+    /// the local Hugging Face cache (HF_HUB_CACHE, HF_HOME/hub or ~/.cache/huggingface/hub) as
+    /// sentence-transformers' SparseNanoBEIREvaluator reads it; splade-rs does not download
+    /// it. --datasets are then NanoBEIR keys (default: all 13).
+    #[arg(long, conflicts_with = "data_dir")]
+    dataset_id: Option<String>,
     /// Datasets, comma-separated: subfolder names, parquet split names (`NanoSciFact`) or
     /// NanoBEIR keys (`scifact`) (default: every dataset found).
     #[arg(long, value_delimiter = ',')]
@@ -188,10 +208,16 @@ pub fn run(args: EvalArgs) -> Result<()> {
         EvalCommand::Binary(a) => binary(a),
         EvalCommand::Ir(a) => ir(a),
         EvalCommand::Beir(a) => beir(a),
+        EvalCommand::Similarity(a) => crate::eval_more_cmd::similarity(a),
+        EvalCommand::Triplet(a) => crate::eval_more_cmd::triplet(a),
+        EvalCommand::Reranking(a) => crate::eval_more_cmd::reranking(a),
+        EvalCommand::Mse(a) => crate::eval_more_cmd::mse(a),
+        EvalCommand::Translation(a) => crate::eval_more_cmd::translation(a),
+        EvalCommand::Rrf(a) => crate::eval_more_cmd::rrf(a),
     }
 }
 
-fn encode_options(c: &Common) -> EncodeOptions {
+pub(crate) fn encode_options(c: &Common) -> EncodeOptions {
     EncodeOptions {
         batch_size: c.batch_size,
         max_active_dims: c.max_active_dims,
@@ -199,11 +225,11 @@ fn encode_options(c: &Common) -> EncodeOptions {
     }
 }
 
-fn load(c: &Common) -> Result<SparseEncoder> {
+pub(crate) fn load(c: &Common) -> Result<SparseEncoder> {
     crate::load_encoder(&c.model, &c.device)
 }
 
-fn write_output(path: Option<&Path>, metrics: &Metrics) -> Result<()> {
+pub(crate) fn write_output(path: Option<&Path>, metrics: &Metrics) -> Result<()> {
     if let Some(p) = path {
         std::fs::write(p, to_json(metrics)).with_context(|| format!("writing {}", p.display()))?;
     }
@@ -302,9 +328,25 @@ fn ir(a: IrArgs) -> Result<()> {
 
 fn beir(a: BeirArgs) -> Result<()> {
     let mut evaluators = Vec::new();
-    for dataset in find_datasets(&a.data_dir, &a.split, &a.datasets)? {
-        let data = dataset.read(&a.split)?;
-        evaluators.push(ir_evaluator(data, &dataset.name, &a.common, &a.cutoffs)?);
+    match (&a.data_dir, &a.dataset_id) {
+        (_, Some(id)) => {
+            for ev in NanoBeirEvaluator::from_hub_cache(id, &a.datasets)?.evaluators {
+                let name = ev.name.clone();
+                let data = splade_eval::data::RetrievalData {
+                    queries: ev.queries,
+                    corpus: ev.corpus,
+                    relevant: ev.relevant,
+                };
+                evaluators.push(ir_evaluator(data, &name, &a.common, &a.cutoffs)?);
+            }
+        }
+        (Some(dir), None) => {
+            for dataset in find_datasets(dir, &a.split, &a.datasets)? {
+                let data = dataset.read(&a.split)?;
+                evaluators.push(ir_evaluator(data, &dataset.name, &a.common, &a.cutoffs)?);
+            }
+        }
+        (None, None) => bail!("give --data-dir or --dataset-id"),
     }
     let encoder = load(&a.common)?;
     let mut results = Vec::new();
@@ -360,7 +402,7 @@ fn vectors_in_order(
 }
 
 /// Writes `text` to standard output (errors, e.g. a closed pipe, are returned).
-fn write_stdout(text: &str) -> Result<()> {
+pub(crate) fn write_stdout(text: &str) -> Result<()> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())?;

@@ -5,6 +5,7 @@ mod data_cmd;
 mod encode_cmd;
 mod engine_ranker;
 mod eval_cmd;
+mod eval_more_cmd;
 mod export_cmd;
 mod index_cmd;
 mod input;
@@ -40,7 +41,8 @@ enum Command {
     Info(ModelArg),
     /// Measure encoding throughput and peak memory (prints one JSON object).
     Bench(BenchArgs),
-    /// Evaluate a model as sentence-transformers' evaluators do (binary, ir, beir).
+    /// Evaluate a model as sentence-transformers' evaluators do (binary, ir, beir, similarity,
+    /// triplet, reranking, mse, translation, rrf).
     Eval(eval_cmd::EvalArgs),
     /// Fine-tune a SPLADE model with SpladeLoss (MNRL + FLOPS), the seed's recipe by default.
     Train(Box<train_cmd::TrainArgs>),

@@ -118,6 +118,122 @@ pub fn read_binary_pairs(path: &Path) -> Result<LabeledPairs> {
     Ok(out)
 }
 
+/// The columns of a tab-separated file with a header line (no quoting), by header name, in
+/// the order asked; `None` for a name asks for the column at that position (0-based) whatever
+/// its header says. Every line must have as many fields as the header. Errors name the file
+/// and line.
+pub fn read_tsv_columns(path: &Path, wanted: &[(Option<&str>, usize)]) -> Result<Vec<Vec<String>>> {
+    let text = read_text(path)?;
+    let mut it = lines(&text);
+    let Some((_, header)) = it.next() else {
+        return Err(parse_error(path, 1, "empty file: expected a header line"));
+    };
+    let header: Vec<&str> = header.split('\t').collect();
+    let positions = wanted
+        .iter()
+        .map(|(name, at)| match name {
+            Some(n) => header.iter().position(|h| h == n).ok_or_else(|| {
+                parse_error(
+                    path,
+                    1,
+                    format!(
+                        "no column '{n}' in the header (columns: {})",
+                        header.join(", ")
+                    ),
+                )
+            }),
+            None if *at < header.len() => Ok(*at),
+            None => Err(parse_error(
+                path,
+                1,
+                format!(
+                    "expected at least {} columns, found {}",
+                    at + 1,
+                    header.len()
+                ),
+            )),
+        })
+        .collect::<Result<Vec<usize>>>()?;
+    let mut out = vec![Vec::new(); wanted.len()];
+    for (n, line) in it {
+        let fields: Vec<&str> = line.split('\t').collect();
+        if fields.len() != header.len() {
+            return Err(parse_error(
+                path,
+                n,
+                format!(
+                    "expected {} tab-separated fields (as the header), found {}",
+                    header.len(),
+                    fields.len()
+                ),
+            ));
+        }
+        for (col, &p) in out.iter_mut().zip(&positions) {
+            col.push(fields[p].to_string());
+        }
+    }
+    Ok(out)
+}
+
+/// Sentence pairs with a float score each (STS-B, SICK relatedness).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ScoredPairs {
+    /// First sentences.
+    pub sentences1: Vec<String>,
+    /// Second sentences.
+    pub sentences2: Vec<String>,
+    /// The gold score of each pair.
+    pub scores: Vec<f64>,
+}
+
+/// Reads a `pairs.tsv` file (header `sentence1<TAB>sentence2<TAB>label`, no quoting) whose
+/// labels are finite numbers (gold similarity scores).
+pub fn read_scored_pairs(path: &Path) -> Result<ScoredPairs> {
+    let mut cols = read_tsv_columns(
+        path,
+        &[
+            (Some("sentence1"), 0),
+            (Some("sentence2"), 1),
+            (Some("label"), 2),
+        ],
+    )?;
+    let labels = cols.pop().unwrap_or_default();
+    let sentences2 = cols.pop().unwrap_or_default();
+    let sentences1 = cols.pop().unwrap_or_default();
+    let scores = labels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            l.trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite())
+                .ok_or_else(|| {
+                    parse_error(path, i + 2, format!("label {l:?} is not a finite number"))
+                })
+        })
+        .collect::<Result<Vec<f64>>>()?;
+    Ok(ScoredPairs {
+        sentences1,
+        sentences2,
+        scores,
+    })
+}
+
+/// Reads a JSON Lines file into `T` per non-empty line; a line that does not parse as `T` is
+/// an error naming the file, the line and what serde says.
+pub fn read_jsonl_records<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
+    let text = read_text(path)?;
+    let mut out = Vec::new();
+    for (n, line) in lines(&text) {
+        if line.trim().is_empty() {
+            continue;
+        }
+        out.push(serde_json::from_str(line).map_err(|e| parse_error(path, n, e.to_string()))?);
+    }
+    Ok(out)
+}
+
 /// A retrieval dataset: corpus and queries in file order, and the relevant documents per query.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RetrievalData {

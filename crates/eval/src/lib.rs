@@ -51,7 +51,7 @@ pub use index_ranker::IndexRanker;
 pub use ir::{Cutoffs, IrMetrics};
 pub use keyed::KeyedResult;
 pub use mse_eval::MseEvaluator;
-pub use nanobeir::{aggregate, Aggregate, DEFAULT_AGGREGATE_NAME};
+pub use nanobeir::{aggregate, Aggregate, NanoBeirEvaluator, DEFAULT_AGGREGATE_NAME};
 pub use ranking::{BruteForceRanker, Hit, Ranker};
 pub use reranking::{RerankingEvaluator, RerankingSample};
 pub use rrf_eval::{RankedSample, ReciprocalRankFusionEvaluator};

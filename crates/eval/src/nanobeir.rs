@@ -7,10 +7,187 @@
 //! * `avg_flops`: from the per-term counts summed over all datasets,
 //!   `dot(Σ query_counts / Σ nq, Σ corpus_counts / Σ nc)` (not a mean of per-dataset values);
 //! * keys are prefixed with the aggregate name, `NanoBEIR_mean` by default.
+//!
+//! [`NanoBeirEvaluator`] is the evaluator itself: one [`InformationRetrievalEvaluator`] per
+//! dataset, read from local folders (BEIR folders or Hugging Face parquet folders, see
+//! [`crate::datasets::find_datasets`]) or, as sentence-transformers reads them, from a Hub
+//! dataset (`sentence-transformers/NanoBEIR-en`, one split `Nano{Name}` per dataset) in the
+//! local Hugging Face cache. splade-rs does not download datasets: a dataset missing from the
+//! cache is an error naming it.
+
+use std::path::{Path, PathBuf};
+
+use splade_encoder::SparseEncoder;
 
 use crate::error::{EvalError, Result};
-use crate::evaluator::{avg_flops, IrResult};
+use crate::evaluator::{avg_flops, InformationRetrievalEvaluator, IrResult};
 use crate::report::{ir_keys, Metrics};
+
+/// sentence-transformers' default NanoBEIR dataset on the Hub.
+pub const DEFAULT_DATASET_ID: &str = "sentence-transformers/NanoBEIR-en";
+
+/// sentence-transformers' `SparseNanoBEIREvaluator`: IR on several datasets and their
+/// aggregate ([`aggregate`]); [`NanoBeirEvaluator::evaluate`] returns every dataset's result
+/// and the `NanoBEIR_mean` metrics, [`Aggregate::flat`] the keys as the reference returns them.
+pub struct NanoBeirEvaluator {
+    /// One evaluator per dataset, named as its results are reported (`NanoSciFact`).
+    pub evaluators: Vec<InformationRetrievalEvaluator>,
+    /// The aggregate's key prefix ([`DEFAULT_AGGREGATE_NAME`]).
+    pub name: String,
+}
+
+impl NanoBeirEvaluator {
+    /// An evaluator over `datasets` of a local folder (every dataset found when `names` is
+    /// empty; names as [`crate::datasets::find_datasets`] matches them, e.g. `scifact` finds a
+    /// folder `NanoSciFact`), `split` being the qrels split of BEIR folders.
+    pub fn from_folder(dir: &Path, names: &[String], split: &str) -> Result<Self> {
+        let mut evaluators = Vec::new();
+        for dataset in crate::datasets::find_datasets(dir, split, names)? {
+            let data = dataset.read(split)?;
+            evaluators.push(InformationRetrievalEvaluator::new(data, dataset.name)?);
+        }
+        Ok(Self {
+            evaluators,
+            name: DEFAULT_AGGREGATE_NAME.to_string(),
+        })
+    }
+
+    /// An evaluator over NanoBEIR datasets (`names`: keys such as `scifact`, `msmarco`; all
+    /// 13 when empty) of the Hub dataset `dataset_id`, read from the local Hugging Face cache
+    /// ([`hub_cache_snapshot`]) as sentence-transformers loads them (split `Nano{Name}` of the
+    /// `corpus`, `queries` and `qrels` subsets). A dataset missing there is an error naming it:
+    /// splade-rs does not download datasets.
+    pub fn from_hub_cache(dataset_id: &str, names: &[String]) -> Result<Self> {
+        let keys: Vec<String> = if names.is_empty() {
+            NANOBEIR_DATASETS
+                .iter()
+                .map(|(k, _)| k.to_string())
+                .collect()
+        } else {
+            names.to_vec()
+        };
+        let mut splits = Vec::new();
+        for key in &keys {
+            let split = nanobeir_name(key).ok_or_else(|| {
+                EvalError::InvalidArgument(format!(
+                    "'{key}' is not a NanoBEIR dataset; valid names are: {}",
+                    NANOBEIR_DATASETS
+                        .iter()
+                        .map(|(k, _)| *k)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })?;
+            splits.push(split);
+        }
+        let snapshot = hub_cache_snapshot(dataset_id).map_err(|why| {
+            EvalError::InvalidArgument(format!(
+                "NanoBEIR dataset{} {}: {why}",
+                if splits.len() > 1 { "s" } else { "" },
+                splits.join(", ")
+            ))
+        })?;
+        let found = crate::datasets::find_datasets(&snapshot, "test", &[])?;
+        let mut evaluators = Vec::new();
+        for split in splits {
+            let dataset = found.iter().find(|d| d.name == split).ok_or_else(|| {
+                EvalError::InvalidArgument(format!(
+                    "NanoBEIR dataset {split}: not in the cached snapshot {} of {dataset_id} \
+                     (splits there: {}); splade-rs reads the Hugging Face cache only, download \
+                     it where the Hub is reachable or give local folders",
+                    snapshot.display(),
+                    found
+                        .iter()
+                        .map(|d| d.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })?;
+            let data = dataset.read("test")?;
+            evaluators.push(InformationRetrievalEvaluator::new(data, split)?);
+        }
+        Ok(Self {
+            evaluators,
+            name: DEFAULT_AGGREGATE_NAME.to_string(),
+        })
+    }
+
+    /// Evaluates `encoder` on every dataset and aggregates.
+    pub fn evaluate(&self, encoder: &SparseEncoder) -> Result<Aggregate> {
+        let results = self
+            .evaluators
+            .iter()
+            .map(|e| e.evaluate(encoder))
+            .collect::<Result<Vec<_>>>()?;
+        aggregate(&self.name, results)
+    }
+
+    /// The metric that heads the evaluator: `{name}_{function}_ndcg@10` (`function` being the
+    /// score function the datasets were ranked with).
+    pub fn primary_metric(&self, function: &str) -> String {
+        format!("{}_{function}_ndcg@10", self.name)
+    }
+}
+
+/// The Hugging Face hub cache folder as `huggingface_hub` finds it: `HF_HUB_CACHE`, else
+/// `HF_HOME/hub`, else `~/.cache/huggingface/hub` (`XDG_CACHE_HOME` honoured).
+pub fn hub_cache_dir() -> Option<PathBuf> {
+    let env = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    if let Some(p) = env("HF_HUB_CACHE") {
+        return Some(p);
+    }
+    if let Some(p) = env("HF_HOME") {
+        return Some(p.join("hub"));
+    }
+    env("XDG_CACHE_HOME")
+        .or_else(|| env("HOME").map(|h| h.join(".cache")))
+        .map(|c| c.join("huggingface").join("hub"))
+}
+
+/// The cached snapshot folder of Hub dataset `dataset_id` (`org/name`):
+/// `{cache}/datasets--{org}--{name}/snapshots/{refs/main}`, or the only snapshot when there
+/// is no `refs/main`. The error says where it looked.
+pub fn hub_cache_snapshot(dataset_id: &str) -> std::result::Result<PathBuf, String> {
+    let cache = hub_cache_dir()
+        .ok_or("no Hugging Face cache folder (HF_HUB_CACHE, HF_HOME, HOME unset)")?;
+    let repo = cache.join(format!("datasets--{}", dataset_id.replace('/', "--")));
+    let missing = || {
+        format!(
+            "{dataset_id} is not in the Hugging Face cache ({}); splade-rs reads the cache only \
+             and does not download (the Hub may be unreachable): download it where the Hub is \
+             reachable (`huggingface-cli download --repo-type dataset {dataset_id}`) and copy the \
+             cache, or give local BEIR / parquet folders",
+            repo.display()
+        )
+    };
+    let snapshots = repo.join("snapshots");
+    if !snapshots.is_dir() {
+        return Err(missing());
+    }
+    if let Ok(rev) = std::fs::read_to_string(repo.join("refs").join("main")) {
+        let dir = snapshots.join(rev.trim());
+        if dir.is_dir() {
+            return Ok(dir);
+        }
+    }
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&snapshots)
+        .map_err(|e| format!("{}: {e}", snapshots.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
+    match dirs.len() {
+        1 => Ok(dirs.remove(0)),
+        0 => Err(missing()),
+        n => Err(format!(
+            "{}: {n} snapshots and no refs/main naming one",
+            snapshots.display()
+        )),
+    }
+}
 
 /// The default aggregate name (`NanoBEIR_{aggregate_key}` with `aggregate_key="mean"`).
 pub const DEFAULT_AGGREGATE_NAME: &str = "NanoBEIR_mean";

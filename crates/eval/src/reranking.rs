@@ -15,8 +15,9 @@ use crate::binary::average_precision;
 use crate::error::{EvalError, Result};
 use crate::keyed::{keyed, stats_keys, KeyedResult};
 
-/// One query with its relevant and non-relevant documents.
-#[derive(Debug, Clone, PartialEq)]
+/// One query with its relevant and non-relevant documents (a JSON object `{"query",
+/// "positive": [...], "negative": [...]}` as sentence-transformers' samples).
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
 pub struct RerankingSample {
     /// The query text.
     pub query: String,

@@ -16,8 +16,9 @@ use crate::error::{EvalError, Result};
 use crate::keyed::{keyed, KeyedResult};
 use crate::reranking::{mean, rerank_metrics};
 
-/// One query's ranked documents.
-#[derive(Debug, Clone, PartialEq)]
+/// One query's ranked documents (a JSON object `{"query_id", "positive": [...],
+/// "documents": [...]}` as sentence-transformers' samples; other fields are ignored).
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
 pub struct RankedSample {
     /// The query's id (both runs must list the same ids in the same order).
     pub query_id: String,

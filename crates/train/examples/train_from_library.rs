@@ -77,6 +77,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         RunInfo {
             base_model: "splade-tiny",
             train_path: Path::new(&pairs),
+            eval_data: None,
+            evaluator_order: &[],
+            keyed: &[],
         },
         |model, step| {
             let result = evaluator

@@ -12,6 +12,22 @@ use splade_encoder::SparseEncoder;
 use crate::data::TrainingData;
 use crate::trainer::{TrainConfig, TrainReport};
 
+/// An evaluator that returns a flat dictionary (similarity, triplet, reranking, ...): what the
+/// card needs to give it a section, since its keys alone do not say what it is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyedCard {
+    /// Its name, the key prefix (`sts`).
+    pub name: String,
+    /// sentence-transformers' class (`SparseEmbeddingSimilarityEvaluator`).
+    pub class: &'static str,
+    /// sentence-transformers' description, the section title (`Semantic Similarity`).
+    pub description: &'static str,
+    /// The primary metric without the prefix (`spearman_cosine`).
+    pub primary: String,
+    /// Its keys without the prefix, in the evaluator's order.
+    pub keys: Vec<String>,
+}
+
 /// What the card describes besides the model itself.
 pub struct CardInput<'a> {
     /// The model as trained.
@@ -22,10 +38,17 @@ pub struct CardInput<'a> {
     pub dataset_name: &'a str,
     /// The training rows.
     pub data: &'a TrainingData,
+    /// The evaluation rows (`eval_dataset`) and their name, when the run had them.
+    pub eval_data: Option<(&'a TrainingData, String)>,
     /// The hyperparameters.
     pub config: &'a TrainConfig,
     /// The run's log and evaluations.
     pub report: &'a TrainReport,
+    /// The evaluators' key prefixes in the run's order (`eval`, `scifact`, `NanoSciFact`, ...,
+    /// `NanoBEIR_mean`): the order of the card's tables and log columns. Empty: by name.
+    pub evaluator_order: &'a [String],
+    /// The keyed evaluators of the run (their names are in `evaluator_order` too).
+    pub keyed: &'a [KeyedCard],
 }
 
 fn len_stats(texts: impl Iterator<Item = usize>) -> (usize, f64, usize) {
@@ -47,6 +70,10 @@ fn len_stats(texts: impl Iterator<Item = usize>) -> (usize, f64, usize) {
 struct EvalGroup {
     /// Binary classification (`true`) or information retrieval.
     binary: bool,
+    /// A NanoBEIR aggregate (`NanoBEIR_mean`): retrieval keys, its own section.
+    nano: bool,
+    /// A keyed evaluator (similarity, triplet, reranking, ...): its own section.
+    keyed: Option<KeyedCard>,
     /// The evaluator's name (the key prefix): `eval` or the dataset name.
     name: String,
     /// Metric names without the prefix, in sentence-transformers' order, with values.
@@ -105,7 +132,25 @@ fn metric_rank(metric: &str) -> (usize, String) {
 /// Splits the final evaluation into its evaluators: a retrieval evaluator has `NAME_avg_flops`,
 /// a binary classification one `NAME_sparsity_ratio` without retrieval keys. A binary
 /// evaluator keeps the metrics of the model's `similarity` function (and its sparsity).
-fn eval_groups(metrics: &crate::trainer::Metrics, similarity: &str) -> Vec<EvalGroup> {
+///
+/// Groups come in `order` (the key prefixes in the run's evaluator order; a prefix not listed
+/// goes last), as sentence-transformers lists its evaluators; a retrieval group named
+/// `NanoBEIR_*` is a NanoBEIR aggregate.
+fn eval_groups(
+    metrics: &crate::trainer::Metrics,
+    similarity: &str,
+    order: &[String],
+    keyed: &[KeyedCard],
+) -> Vec<EvalGroup> {
+    // The keyed evaluators' keys are theirs, whatever they look like.
+    let of_keyed = |k: &str| keyed.iter().any(|c| k.starts_with(&format!("{}_", c.name)));
+    let own: crate::trainer::Metrics = metrics
+        .iter()
+        .filter(|(k, _)| !of_keyed(k))
+        .map(|(k, v)| (k.clone(), *v))
+        .collect();
+    let all = metrics;
+    let metrics = &own;
     let ir: Vec<String> = metrics
         .keys()
         .filter_map(|k| k.strip_suffix("_avg_flops"))
@@ -123,6 +168,7 @@ fn eval_groups(metrics: &crate::trainer::Metrics, similarity: &str) -> Vec<EvalG
             let prefix = format!("{name}_");
             let mut m: Vec<(String, f64)> = metrics
                 .iter()
+                .filter(|(k, _)| k.as_str() != crate::trainer::EVAL_LOSS)
                 .filter_map(|(k, v)| k.strip_prefix(&prefix).map(|r| (r.to_string(), *v)))
                 // A binary evaluator named like a prefix of a retrieval one keeps its own keys.
                 .filter(|(r, _)| {
@@ -144,12 +190,50 @@ fn eval_groups(metrics: &crate::trainer::Metrics, similarity: &str) -> Vec<EvalG
             m.sort_by_key(|(k, _)| metric_rank(k));
             groups.push(EvalGroup {
                 binary: is_binary,
+                nano: !is_binary && name.starts_with("NanoBEIR_"),
+                keyed: None,
                 name,
                 metrics: m,
             });
         }
     }
+    for card in keyed {
+        let m: Vec<(String, f64)> = card
+            .keys
+            .iter()
+            .filter_map(|k| {
+                let value = all.get(&format!("{}_{k}", card.name))?;
+                Some((k.clone(), *value))
+            })
+            .collect();
+        if !m.is_empty() {
+            groups.push(EvalGroup {
+                binary: false,
+                nano: false,
+                keyed: Some(card.clone()),
+                name: card.name.clone(),
+                metrics: m,
+            });
+        }
+    }
+    groups.sort_by_key(|g| {
+        order
+            .iter()
+            .position(|n| *n == g.name)
+            .unwrap_or(usize::MAX)
+    });
     groups
+}
+
+/// Names as sentence-transformers lists datasets: `` `a` ``, `` `a` and `b` ``,
+/// `` `a`, `b` and `c` ``.
+fn and_list(names: &[String]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    match quoted.split_last() {
+        None => String::new(),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+    }
 }
 
 /// The metric that heads an evaluator (its column in the training logs, bold in its table):
@@ -157,6 +241,9 @@ fn eval_groups(metrics: &crate::trainer::Metrics, similarity: &str) -> Vec<EvalG
 /// (the one sentence-transformers' evaluators use by default), else of the best function
 /// (`max_`), else the first.
 fn primary_metric(group: &EvalGroup, similarity: &str) -> Option<String> {
+    if let Some(card) = &group.keyed {
+        return Some(card.primary.clone());
+    }
     let suffix = if group.binary { "_ap" } else { "_ndcg@10" };
     let candidates: Vec<&String> = group
         .metrics
@@ -439,115 +526,273 @@ fn py_float(v: f64) -> String {
     format!("{v:?}")
 }
 
-/// Our hyperparameters under Hugging Face `TrainingArguments` names, in the order of the
-/// reference card, without the ones sentence-transformers' card leaves out (logging and
-/// evaluation schedule, `metric_for_best_model`); the flag says whether the value differs from
-/// `TrainingArguments`' default.
+fn py_bool(b: bool) -> String {
+    if b { "True" } else { "False" }.to_string()
+}
+
+/// A Python-dict rendering of ordered pairs.
+fn py_dict<V>(pairs: &[(String, V)], value: impl Fn(&V) -> String) -> String {
+    let items: Vec<String> = pairs
+        .iter()
+        .map(|(k, v)| format!("'{k}': {}", value(v)))
+        .collect();
+    format!("{{{}}}", items.join(", "))
+}
+
+/// Every hyperparameter of our trainer ([`TrainConfig`], destructured without `..` so that a
+/// new field cannot be left out), in the order of the reference card: under Hugging Face /
+/// sentence-transformers `TrainingArguments` names where the option is the same thing, under
+/// our own names otherwise (`dropout`, `regularizer_warmup`, `gradient_cache`, ...). The flag
+/// says whether the value differs from the default (`TrainingArguments`' for the shared
+/// names, ours for the others). Run-time controls (`stop`, `show_progress`) are not
+/// hyperparameters.
 fn hyperparameters(c: &TrainConfig) -> Vec<(&'static str, String, bool)> {
-    let sampler = match c.sampler {
+    let TrainConfig {
+        batch_size,
+        epochs,
+        max_steps,
+        learning_rate,
+        warmup_ratio,
+        weight_decay,
+        max_grad_norm,
+        gradient_accumulation,
+        seed,
+        dropout,
+        sampler,
+        loss,
+        regularizer_warmup,
+        logging_steps,
+        eval_batch_size,
+        eval_steps,
+        best_metric,
+        stop: _,
+        resume_from,
+        show_progress: _,
+        precision,
+        gradient_cache,
+        router_mapping,
+        learning_rate_mapping,
+    } = c;
+    let ours = TrainConfig::default();
+    let sampler_name = match sampler {
         crate::sampler::BatchSampler::NoDuplicates => "no_duplicates",
-        _ => "batch_sampler",
+        crate::sampler::BatchSampler::Shuffled => "batch_sampler",
+        crate::sampler::BatchSampler::Sequential => "sequential",
     };
-    let (epochs, max_steps) = match c.max_steps {
-        Some(n) => ("3".to_string(), n.to_string()),
-        None => (format!("{}", c.epochs), "-1".to_string()),
-    };
+    let bf16 = *precision == candle_core::DType::BF16;
+    let none = || "None".to_string();
     vec![
         (
             "per_device_train_batch_size",
-            c.batch_size.to_string(),
-            c.batch_size != 8,
+            batch_size.to_string(),
+            *batch_size != 8,
         ),
-        ("num_train_epochs", epochs.clone(), c.max_steps.is_none()),
-        ("max_steps", max_steps, c.max_steps.is_some()),
+        (
+            "per_device_eval_batch_size",
+            eval_batch_size.to_string(),
+            *eval_batch_size != 8,
+        ),
+        ("num_train_epochs", format!("{epochs}"), *epochs != 3.0),
+        (
+            "max_steps",
+            max_steps.map_or("-1".into(), |n| n.to_string()),
+            max_steps.is_some(),
+        ),
         (
             "learning_rate",
-            py_float(c.learning_rate),
-            c.learning_rate != 5e-5,
+            py_float(*learning_rate),
+            *learning_rate != 5e-5,
         ),
-        ("lr_scheduler_type", "linear".into(), false),
         (
             "warmup_ratio",
-            py_float(c.warmup_ratio),
-            c.warmup_ratio != 0.0,
+            py_float(*warmup_ratio),
+            *warmup_ratio != 0.0,
         ),
-        ("optim", "adamw_torch".into(), false),
         (
             "weight_decay",
-            py_float(c.weight_decay),
-            c.weight_decay != 0.0,
+            py_float(*weight_decay),
+            *weight_decay != 0.0,
         ),
-        ("adam_beta1", "0.9".into(), false),
-        ("adam_beta2", "0.999".into(), false),
-        ("adam_epsilon", "1e-08".into(), false),
         (
             "gradient_accumulation_steps",
-            c.gradient_accumulation.to_string(),
-            c.gradient_accumulation != 1,
+            gradient_accumulation.to_string(),
+            *gradient_accumulation != 1,
         ),
         (
             "max_grad_norm",
-            c.max_grad_norm.map_or("0.0".into(), py_float),
-            c.max_grad_norm != Some(1.0),
+            max_grad_norm.map_or("0.0".into(), py_float),
+            *max_grad_norm != Some(1.0),
+        ),
+        ("bf16", py_bool(bf16), bf16),
+        (
+            "logging_steps",
+            logging_steps.to_string(),
+            *logging_steps != 500,
         ),
         (
-            "bf16",
-            if c.precision == candle_core::DType::BF16 {
-                "True"
-            } else {
-                "False"
-            }
-            .into(),
-            c.precision == candle_core::DType::BF16,
+            "eval_steps",
+            eval_steps.map_or_else(none, |n| n.to_string()),
+            eval_steps.is_some(),
         ),
-        ("seed", c.seed.to_string(), c.seed != 42),
         (
-            "load_best_model_at_end",
-            if c.best_metric.is_some() {
-                "True"
-            } else {
-                "False"
-            }
-            .into(),
-            c.best_metric.is_some(),
+            "metric_for_best_model",
+            best_metric.clone().unwrap_or_else(none),
+            best_metric.is_some(),
         ),
-        ("use_cpu", "True".into(), true),
-        ("dataloader_pin_memory", "False".into(), true),
-        ("batch_sampler", sampler.into(), sampler != "batch_sampler"),
-        ("multi_dataset_batch_sampler", "proportional".into(), false),
+        ("seed", seed.to_string(), *seed != 42),
+        (
+            "resume_from_checkpoint",
+            // The checkpoint's folder name only: no machine path in the card.
+            resume_from.as_ref().map_or_else(none, |p| {
+                p.file_name()
+                    .map_or(String::new(), |n| n.to_string_lossy().to_string())
+            }),
+            resume_from.is_some(),
+        ),
+        (
+            "batch_sampler",
+            sampler_name.into(),
+            sampler_name != "batch_sampler",
+        ),
         (
             "router_mapping",
-            if c.router_mapping.is_empty() {
-                "{}".to_string()
-            } else {
-                format!(
-                    "{{{}}}",
-                    c.router_mapping
-                        .iter()
-                        .map(|(k, v)| format!("'{k}': '{v}'"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            },
-            !c.router_mapping.is_empty(),
+            py_dict(router_mapping, |v| format!("'{v}'")),
+            !router_mapping.is_empty(),
         ),
         (
             "learning_rate_mapping",
-            if c.learning_rate_mapping.is_empty() {
-                "{}".to_string()
-            } else {
-                format!(
-                    "{{{}}}",
-                    c.learning_rate_mapping
-                        .iter()
-                        .map(|(k, v)| format!("'{k}': {}", py_float(*v)))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            },
-            !c.learning_rate_mapping.is_empty(),
+            py_dict(learning_rate_mapping, |v| py_float(*v)),
+            !learning_rate_mapping.is_empty(),
         ),
+        (
+            "loss",
+            loss.base.class_name().into(),
+            loss.base != ours.loss.base,
+        ),
+        (
+            "query_regularizer_weight",
+            py_float(loss.lambda_query),
+            loss.lambda_query != ours.loss.lambda_query,
+        ),
+        (
+            "document_regularizer_weight",
+            py_float(loss.lambda_document),
+            loss.lambda_document != ours.loss.lambda_document,
+        ),
+        (
+            "regularizer_warmup",
+            format!(
+                "{:?} over {} of the steps",
+                regularizer_warmup.1,
+                py_float(regularizer_warmup.0)
+            ),
+            *regularizer_warmup != ours.regularizer_warmup,
+        ),
+        (
+            "gradient_cache",
+            gradient_cache.map_or_else(none, |n| n.to_string()),
+            gradient_cache.is_some(),
+        ),
+        ("dropout", py_bool(*dropout), !*dropout),
     ]
+}
+
+/// One dataset of the "Training Details": its name, size, columns, token statistics (as
+/// the reference counts them, over the first 100 rows) and first rows.
+fn dataset_section(
+    s: &mut String,
+    encoder: &SparseEncoder,
+    kind: &str,
+    name: &str,
+    data: &TrainingData,
+) {
+    let columns = &data.columns;
+    let cols_text = match columns.len() {
+        1 => format!("<code>{}</code>", columns[0]),
+        2 => format!(
+            "<code>{}</code> and <code>{}</code>",
+            columns[0], columns[1]
+        ),
+        _ => format!(
+            "{}, and <code>{}</code>",
+            columns[..columns.len() - 1]
+                .iter()
+                .map(|c| format!("<code>{c}</code>"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            columns[columns.len() - 1]
+        ),
+    };
+    let first = &data.rows[..data.rows.len().min(100)];
+    let _ = writeln!(s, "#### Unnamed Dataset\n\n* Loaded from: `{name}`\n* Size: {} {kind} samples\n* Columns: {cols_text}\n* Approximate statistics based on the first {} samples:", data.rows.len(), first.len());
+    let tokenizer = encoder.tokenizer();
+    let stats: Vec<String> = (0..columns.len())
+        .map(|c| {
+            let texts: Vec<&str> = first.iter().map(|r| r[c].as_str()).collect();
+            let lens: Vec<usize> = match tokenizer.encode(&texts) {
+                Ok(t) => t.iter().map(|t| t.ids.len()).collect(),
+                Err(_) => texts.iter().map(|t| t.split_whitespace().count()).collect(),
+            };
+            let (a, m, b) = len_stats(lens.into_iter());
+            format!("<ul><li>min: {a} tokens</li><li>mean: {m:.2} tokens</li><li>max: {b} tokens</li></ul>")
+        })
+        .collect();
+    let mut header = vec![String::new()];
+    header.extend(columns.iter().cloned());
+    let mut type_row = vec!["type".to_string()];
+    type_row.extend(columns.iter().map(|_| "string".to_string()));
+    let mut modality_row = vec!["modality".to_string()];
+    modality_row.extend(columns.iter().map(|_| "text".to_string()));
+    let mut details = vec!["details".to_string()];
+    details.extend(stats);
+    s.push_str(&table(
+        &header,
+        &[type_row, modality_row, details],
+        false,
+        "  ",
+    ));
+    let _ = writeln!(s, "* Samples:");
+    let samples: Vec<Vec<String>> = data
+        .rows
+        .iter()
+        .take(3)
+        .map(|r| {
+            r.iter()
+                .map(|t| format!("<code>{}</code>", t.replace('|', "\\|")))
+                .collect()
+        })
+        .collect();
+    s.push_str(&table(columns, &samples, false, "  "));
+}
+
+/// The "Framework Versions" list in sentence-transformers' shape (`- Name: version` lines):
+/// rustc, splade-rs, candle and tokenizers as this build resolved them (`build.rs`).
+fn framework_versions() -> String {
+    format!(
+        "- Rust: {}\n- splade-rs: {}\n- candle: {}\n- Tokenizers: {}\n",
+        env!("SPLADE_RUSTC_VERSION"),
+        env!("CARGO_PKG_VERSION"),
+        env!("SPLADE_CANDLE_VERSION"),
+        env!("SPLADE_TOKENIZERS_VERSION"),
+    )
+}
+
+/// One evaluator's section with a `Metric | Value` table, its primary metric bold.
+fn value_section(s: &mut String, g: &EvalGroup, title: &str, class: &str, similarity: &str) {
+    let primary = primary_metric(g, similarity);
+    let _ = writeln!(s, "\n#### {title}\n\n* Dataset: `{}`\n* Evaluated with [<code>{class}</code>](https://sbert.net/docs/package_reference/sparse_encoder/evaluation.html#sentence_transformers.sparse_encoder.evaluation.{class})\n", g.name);
+    let rows: Vec<Vec<String>> = g
+        .metrics
+        .iter()
+        .map(|(k, v)| {
+            if primary.as_deref() == Some(k.as_str()) {
+                vec![format!("**{k}**"), format!("**{}**", fmt_value(*v))]
+            } else {
+                vec![k.clone(), fmt_value(*v)]
+            }
+        })
+        .collect();
+    s.push_str(&table(&["Metric".into(), "Value".into()], &rows, false, ""));
 }
 
 /// Renders the card as Markdown.
@@ -560,7 +805,7 @@ pub fn model_card(input: &CardInput<'_>) -> String {
         .report
         .evaluations
         .last()
-        .map(|(_, m)| eval_groups(m, &similarity))
+        .map(|(_, m)| eval_groups(m, &similarity, input.evaluator_order, input.keyed))
         .unwrap_or_default();
     let model_name = "SPLADE Sparse Encoder";
     // A local folder by its name only: no machine path in the card.
@@ -595,19 +840,33 @@ pub fn model_card(input: &CardInput<'_>) -> String {
             }
         }
         let _ = writeln!(s, "model-index:\n- name: {model_name}\n  results:");
+        let keyed_task: std::collections::HashMap<String, String> = groups
+            .iter()
+            .filter_map(|g| g.keyed.as_ref())
+            .map(|c| {
+                (
+                    c.name.clone(),
+                    c.description.to_lowercase().replace(' ', "-"),
+                )
+            })
+            .collect();
         for g in &groups {
             let (ty, name) = if g.binary {
                 (
                     "sparse-binary-classification",
                     "Sparse Binary Classification",
                 )
+            } else if g.nano {
+                ("sparse-nano-beir", "Sparse Nano BEIR")
+            } else if let Some(card) = &g.keyed {
+                (keyed_task[&card.name].as_str(), card.description)
             } else {
                 (
                     "sparse-information-retrieval",
                     "Sparse Information Retrieval",
                 )
             };
-            let _ = writeln!(s, "  - task:\n      type: {ty}\n      name: {name}\n    dataset:\n      name: {}\n      type: {}\n    metrics:", g.name, g.name);
+            let _ = writeln!(s, "  - task:\n      type: {ty}\n      name: {name}\n    dataset:\n      name: {}\n      type: {}\n    metrics:", g.name.replace(['_', '-'], " "), g.name);
             for (k, v) in &g.metrics {
                 let _ = writeln!(
                     s,
@@ -709,92 +968,50 @@ pub fn model_card(input: &CardInput<'_>) -> String {
     if !groups.is_empty() {
         let _ = writeln!(s, "\n## Evaluation\n\n### Metrics");
         for g in groups.iter().filter(|g| g.binary) {
-            let primary = primary_metric(g, &similarity);
-            let _ = writeln!(s, "\n#### Sparse Binary Classification\n\n* Dataset: `{}`\n* Evaluated with [<code>SparseBinaryClassificationEvaluator</code>](https://sbert.net/docs/package_reference/sparse_encoder/evaluation.html#sentence_transformers.sparse_encoder.evaluation.SparseBinaryClassificationEvaluator)\n", g.name);
-            let rows: Vec<Vec<String>> = g
-                .metrics
-                .iter()
-                .map(|(k, v)| {
-                    if primary.as_deref() == Some(k.as_str()) {
-                        vec![format!("**{k}**"), format!("**{}**", fmt_value(*v))]
-                    } else {
-                        vec![k.clone(), fmt_value(*v)]
-                    }
-                })
-                .collect();
-            s.push_str(&table(&["Metric".into(), "Value".into()], &rows, false, ""));
+            value_section(
+                &mut s,
+                g,
+                "Sparse Binary Classification",
+                "SparseBinaryClassificationEvaluator",
+                &similarity,
+            );
         }
-        let ir: Vec<&EvalGroup> = groups.iter().filter(|g| !g.binary).collect();
+        let ir: Vec<&EvalGroup> = groups
+            .iter()
+            .filter(|g| !g.binary && !g.nano && g.keyed.is_none())
+            .collect();
         if !ir.is_empty() {
-            let names: Vec<String> = ir.iter().map(|g| format!("`{}`", g.name)).collect();
+            let names: Vec<String> = ir.iter().map(|g| g.name.clone()).collect();
             let label = if ir.len() > 1 { "Datasets" } else { "Dataset" };
-            let _ = writeln!(s, "\n#### Sparse Information Retrieval\n\n* {label}: {}\n* Evaluated with [<code>SparseInformationRetrievalEvaluator</code>](https://sbert.net/docs/package_reference/sparse_encoder/evaluation.html#sentence_transformers.sparse_encoder.evaluation.SparseInformationRetrievalEvaluator)\n", names.join(", "));
+            let _ = writeln!(s, "\n#### Sparse Information Retrieval\n\n* {label}: {}\n* Evaluated with [<code>SparseInformationRetrievalEvaluator</code>](https://sbert.net/docs/package_reference/sparse_encoder/evaluation.html#sentence_transformers.sparse_encoder.evaluation.SparseInformationRetrievalEvaluator)\n", and_list(&names));
             s.push_str(&ir_table(&ir, &similarity));
+        }
+        // The NanoBEIR aggregate: its own section (the per-dataset columns are in the
+        // retrieval table above), as sentence-transformers' card has it.
+        for g in groups.iter().filter(|g| g.nano) {
+            let _ = writeln!(s, "\n#### Sparse Nano BEIR\n\n* Dataset: `{}`\n* Evaluated with [<code>SparseNanoBEIREvaluator</code>](https://sbert.net/docs/package_reference/sparse_encoder/evaluation.html#sentence_transformers.sparse_encoder.evaluation.SparseNanoBEIREvaluator)\n", g.name);
+            s.push_str(&ir_table(&[g], &similarity));
+        }
+        for g in groups.iter().filter(|g| g.keyed.is_some()) {
+            let card = g.keyed.as_ref().expect("filtered");
+            value_section(&mut s, g, card.description, card.class, &similarity);
         }
     }
     let _ = writeln!(s, "\n<!--\n## Bias, Risks and Limitations\n\n*What are the known or foreseeable issues stemming from this model? You could also flag here known failure cases or weaknesses of the model.*\n-->\n\n<!--\n### Recommendations\n\n*What are recommendations with respect to the foreseeable issues? For example, filtering explicit content.*\n-->\n");
 
-    // Training details: the dataset, its column statistics (tokens, as the reference counts
-    // them, over the first 100 rows) and its first rows.
-    let columns = &input.data.columns;
-    let cols_text = match columns.len() {
-        1 => format!("<code>{}</code>", columns[0]),
-        2 => format!(
-            "<code>{}</code> and <code>{}</code>",
-            columns[0], columns[1]
-        ),
-        _ => format!(
-            "{}, and <code>{}</code>",
-            columns[..columns.len() - 1]
-                .iter()
-                .map(|c| format!("<code>{c}</code>"))
-                .collect::<Vec<_>>()
-                .join(", "),
-            columns[columns.len() - 1]
-        ),
-    };
-    let first = &input.data.rows[..input.data.rows.len().min(100)];
-    let _ = writeln!(s, "## Training Details\n\n### Training Dataset\n\n#### Unnamed Dataset\n\n* Loaded from: `{}`\n* Size: {} training samples\n* Columns: {cols_text}\n* Approximate statistics based on the first {} samples:", input.dataset_name, input.data.rows.len(), first.len());
-    let tokenizer = input.encoder.tokenizer();
-    let stats: Vec<String> = (0..columns.len())
-        .map(|c| {
-            let texts: Vec<&str> = first.iter().map(|r| r[c].as_str()).collect();
-            let lens: Vec<usize> = match tokenizer.encode(&texts) {
-                Ok(t) => t.iter().map(|t| t.ids.len()).collect(),
-                Err(_) => texts.iter().map(|t| t.split_whitespace().count()).collect(),
-            };
-            let (a, m, b) = len_stats(lens.into_iter());
-            format!("<ul><li>min: {a} tokens</li><li>mean: {m:.2} tokens</li><li>max: {b} tokens</li></ul>")
-        })
-        .collect();
-    let mut header = vec![String::new()];
-    header.extend(columns.iter().cloned());
-    let mut type_row = vec!["type".to_string()];
-    type_row.extend(columns.iter().map(|_| "string".to_string()));
-    let mut modality_row = vec!["modality".to_string()];
-    modality_row.extend(columns.iter().map(|_| "text".to_string()));
-    let mut details = vec!["details".to_string()];
-    details.extend(stats);
-    s.push_str(&table(
-        &header,
-        &[type_row, modality_row, details],
-        false,
-        "  ",
-    ));
-    let _ = writeln!(s, "* Samples:");
-    let samples: Vec<Vec<String>> = input
-        .data
-        .rows
-        .iter()
-        .take(3)
-        .map(|r| {
-            r.iter()
-                .map(|t| format!("<code>{}</code>", t.replace('|', "\\|")))
-                .collect()
-        })
-        .collect();
-    s.push_str(&table(columns, &samples, false, "  "));
-    let _ = writeln!(s, "* Loss: [<code>SpladeLoss</code>](https://sbert.net/docs/package_reference/sparse_encoder/losses.html#spladeloss) with these parameters:\n  ```json\n  {{\n      \"loss\": \"{}\",\n      \"document_regularizer_weight\": {},\n      \"query_regularizer_weight\": {}\n  }}\n  ```\n", loss_repr.replace('"', "\\\""), py_float(c.loss.lambda_document), py_float(c.loss.lambda_query));
+    // Training details: the training (and evaluation) dataset, its column statistics and
+    // first rows, and the loss.
+    let loss_text = format!("* Loss: [<code>SpladeLoss</code>](https://sbert.net/docs/package_reference/sparse_encoder/losses.html#spladeloss) with these parameters:\n  ```json\n  {{\n      \"loss\": \"{}\",\n      \"document_regularizer_weight\": {},\n      \"query_regularizer_weight\": {}\n  }}\n  ```\n", loss_repr.replace('"', "\\\""), py_float(c.loss.lambda_document), py_float(c.loss.lambda_query));
+    let _ = writeln!(s, "## Training Details\n");
+    let mut datasets = vec![("Training", "training", input.dataset_name, input.data)];
+    if let Some((rows, name)) = &input.eval_data {
+        datasets.push(("Evaluation", "evaluation", name.as_str(), *rows));
+    }
+    for (title, kind, name, data) in datasets {
+        let _ = writeln!(s, "### {title} Dataset\n");
+        dataset_section(&mut s, input.encoder, kind, name, data);
+        let _ = writeln!(s, "{loss_text}");
+    }
 
     // Hyperparameters under TrainingArguments names.
     let hp = hyperparameters(c);
@@ -814,13 +1031,7 @@ pub fn model_card(input: &CardInput<'_>) -> String {
     for (name, value, _) in &hp {
         let _ = writeln!(s, "- `{name}`: {value}");
     }
-    let _ = writeln!(
-        s,
-        "- `dropout`: {}\n- `regularizer_warmup`: {:?} over {} of the steps\n\n</details>\n",
-        if c.dropout { "True" } else { "False" },
-        c.regularizer_warmup.1,
-        py_float(c.regularizer_warmup.0)
-    );
+    let _ = writeln!(s, "\n</details>\n");
 
     // Training logs: one row per logged step or evaluation, one column per evaluator.
     let metric_cols: Vec<String> = groups
@@ -839,6 +1050,15 @@ pub fn model_card(input: &CardInput<'_>) -> String {
     if !steps.is_empty() {
         let _ = writeln!(s, "### Training Logs");
         let mut header: Vec<String> = vec!["Epoch".into(), "Step".into(), "Training Loss".into()];
+        // The loss on the evaluation rows, as sentence-transformers' card names it.
+        let validation = input
+            .report
+            .evaluations
+            .iter()
+            .any(|(_, m)| m.contains_key(crate::trainer::EVAL_LOSS));
+        if validation {
+            header.push("Validation Loss".into());
+        }
         header.extend(metric_cols.iter().cloned());
         let steps_per_epoch = input
             .report
@@ -861,6 +1081,12 @@ pub fn model_card(input: &CardInput<'_>) -> String {
                     entry.map_or("-".into(), |e| format!("{:.4}", e.loss)),
                 ];
                 let eval = input.report.evaluations.iter().find(|(s, _)| s == step);
+                if validation {
+                    row.push(
+                        eval.and_then(|(_, m)| m.get(crate::trainer::EVAL_LOSS))
+                            .map_or("-".into(), |v| format!("{v:.4}")),
+                    );
+                }
                 for col in &metric_cols {
                     row.push(
                         eval.and_then(|(_, m)| m.get(col))
@@ -893,7 +1119,7 @@ pub fn model_card(input: &CardInput<'_>) -> String {
             "### Training Time\n- **Training**: {seconds:.1} seconds\n"
         );
     }
-    let _ = writeln!(s, "### Framework Versions\n- splade-rs: {}\n- candle: 0.11\n- Format: sentence-transformers 5.x `SparseEncoder` folders\n", env!("CARGO_PKG_VERSION"));
+    let _ = writeln!(s, "### Framework Versions\n{}", framework_versions());
     let _ = writeln!(s, "## Additional Resources\n\n- [Training and Finetuning Sparse Embedding Models with Sentence Transformers](https://huggingface.co/blog/train-sparse-encoder): the end-to-end guide for training or finetuning SPLADE and other sparse encoder models.\n");
     let _ = writeln!(s, "## Citation\n\n### BibTeX\n");
     let mut cites = vec![
@@ -935,7 +1161,7 @@ mod tests {
             "NanoB_query_sparsity_ratio",
             "NanoB_avg_flops",
         ]);
-        let groups = eval_groups(&m, "cosine");
+        let groups = eval_groups(&m, "cosine", &[], &[]);
         assert_eq!(groups.len(), 3);
         assert!(groups[0].binary && groups[0].name == "eval");
         let binary: Vec<&str> = groups[0].metrics.iter().map(|(k, _)| k.as_str()).collect();

@@ -14,7 +14,13 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 use splade_encoder::{default_model::DEFAULT_MODEL, hub::resolve_model, TrainableEncoder};
-use splade_eval::{BinaryClassificationEvaluator, EvalError, InformationRetrievalEvaluator};
+use splade_eval::{
+    BinaryClassificationEvaluator, EmbeddingSimilarityEvaluator, EvalError,
+    InformationRetrievalEvaluator, KeyedResult, NanoBeirEvaluator, RerankingEvaluator,
+    RerankingSample, TripletEvaluator,
+};
+
+use crate::card::KeyedCard;
 
 use crate::data::{ColumnMapping, TrainingData};
 use crate::error::{Result, TrainError};
@@ -313,6 +319,14 @@ pub struct TrainOptions {
     /// Evaluate and checkpoint every this fraction of the run (e.g. 0.2).
     #[cfg_attr(feature = "clap", arg(long))]
     pub eval_ratio: Option<f64>,
+    /// Evaluation rows in the training rows' format and columns (sentence-transformers'
+    /// `eval_dataset`): each evaluation computes the loss on them (`eval_loss`, the card's
+    /// "Validation Loss").
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub eval_dataset: Option<PathBuf>,
+    /// Rows per batch of the evaluation loss (default 8).
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub eval_batch_size: Option<usize>,
     /// Binary-classification evaluation pairs (TSV `sentence1 sentence2 label`).
     #[cfg_attr(feature = "clap", arg(long))]
     pub eval_pairs: Option<PathBuf>,
@@ -321,6 +335,29 @@ pub struct TrainOptions {
     /// folder (corpus/, queries/, qrels/), or a folder holding exactly one of those.
     #[cfg_attr(feature = "clap", arg(long))]
     pub eval_beir: Option<PathBuf>,
+    /// NanoBEIR evaluation (sentence-transformers' `SparseNanoBEIREvaluator`): IR on several
+    /// datasets plus their mean (`NanoBEIR_mean_*`). A folder holding one BEIR or Hugging Face
+    /// parquet folder per dataset (or a `NanoBEIR-en` snapshot), or a Hub dataset id
+    /// (`sentence-transformers/NanoBEIR-en`) read from the local Hugging Face cache (splade-rs
+    /// does not download it).
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub eval_nanobeir: Option<String>,
+    /// The datasets of `eval_nanobeir`, comma-separated NanoBEIR keys (`scifact,nfcorpus`) or
+    /// folder names (default: every dataset found; all 13 from the Hub cache).
+    #[cfg_attr(feature = "clap", arg(long, value_delimiter = ','))]
+    pub eval_nanobeir_datasets: Option<Vec<String>>,
+    /// Semantic-similarity evaluation (SparseEmbeddingSimilarityEvaluator, keys `sts_*`): a
+    /// pairs TSV `sentence1<TAB>sentence2<TAB>label` with gold scores (STS-B, SICK).
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub eval_similarity: Option<PathBuf>,
+    /// Triplet evaluation (SparseTripletEvaluator, keys `triplet_*`): a TSV with `anchor`,
+    /// `positive` and `negative` columns.
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub eval_triplets: Option<PathBuf>,
+    /// Reranking evaluation (SparseRerankingEvaluator, cosine, MRR@10 / NDCG@10, keys
+    /// `reranking_*`): JSON Lines `{"query", "positive": [...], "negative": [...]}`.
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub eval_reranking: Option<PathBuf>,
     /// Continue an interrupted or finished run from one of its `checkpoint-STEP` folders
     /// (weights, optimizer state, batch position and logs); use the run's other options.
     #[cfg_attr(feature = "clap", arg(long))]
@@ -434,8 +471,15 @@ impl TrainOptions {
             logging_steps,
             eval_steps,
             eval_ratio,
+            eval_dataset,
+            eval_batch_size,
             eval_pairs,
             eval_beir,
+            eval_nanobeir,
+            eval_nanobeir_datasets,
+            eval_similarity,
+            eval_triplets,
+            eval_reranking,
             best_metric,
             resume_from,
             device,
@@ -512,6 +556,7 @@ impl TrainOptions {
             ("gradient_accumulation", self.gradient_accumulation),
             ("logging_steps", self.logging_steps),
             ("eval_steps", self.eval_steps),
+            ("eval_batch_size", self.eval_batch_size),
             ("gradient_cache", self.gradient_cache),
         ] {
             if value == Some(0) {
@@ -554,6 +599,7 @@ impl TrainOptions {
                 base: self.loss.map_or(defaults.loss.base, BaseLoss::from),
             },
             logging_steps: self.logging_steps.unwrap_or(defaults.logging_steps),
+            eval_batch_size: self.eval_batch_size.unwrap_or(defaults.eval_batch_size),
             eval_steps: self.eval_steps,
             best_metric: self.best_metric.clone(),
             resume_from: self.resume_from.clone(),
@@ -628,6 +674,10 @@ impl TrainOptions {
             )));
         }
         check_earlier_run(output, options.resume_from.is_some(), options.overwrite)?;
+        let eval_data = match &options.eval_dataset {
+            Some(path) => Some(TrainingData::read(path, &options.column_mapping())?),
+            None => None,
+        };
         let mut config = options.train_config(data.rows.len());
         config.show_progress = show_progress;
         config.stop = stop;
@@ -642,6 +692,31 @@ impl TrainOptions {
             Some(dir) => Some(ir_evaluator(dir)?),
             None => None,
         };
+        let nano = match &options.eval_nanobeir {
+            Some(source) => Some(nanobeir_evaluator(
+                source,
+                options
+                    .eval_nanobeir_datasets
+                    .as_deref()
+                    .unwrap_or_default(),
+            )?),
+            None => None,
+        };
+        // The evaluators' key prefixes in evaluation order, for the card.
+        let mut evaluator_order: Vec<String> = Vec::new();
+        if pairs.is_some() {
+            evaluator_order.push("eval".into());
+        }
+        if let Some(ev) = &ir {
+            evaluator_order.push(ev.name.clone());
+        }
+        if let Some(ev) = &nano {
+            evaluator_order.extend(ev.evaluators.iter().map(|e| e.name.clone()));
+            evaluator_order.push(ev.name.clone());
+        }
+        let keyed = keyed_evaluators(&options)?;
+        evaluator_order.extend(keyed.iter().map(|k| k.name().to_string()));
+        let keyed_cards = std::cell::RefCell::new(Vec::<KeyedCard>::new());
         let dir = match &options.resume_from {
             Some(checkpoint) => checkpoint.clone(),
             None => resolve_model(&model)?,
@@ -662,7 +737,10 @@ impl TrainOptions {
             }
         };
         let encoder = TrainableEncoder::load(&dir, &device)?;
-        let trainer = Trainer::new(encoder, &data, &config, output)?;
+        let mut trainer = Trainer::new(encoder, &data, &config, output)?;
+        if let Some(rows) = &eval_data {
+            trainer.set_eval_data(rows, config.eval_batch_size)?;
+        }
         observer.started(&RunStart {
             model: model.clone(),
             rows: data.rows.len(),
@@ -683,6 +761,16 @@ impl TrainOptions {
                     let result = evaluator.evaluate(encoder)?;
                     metrics.extend(splade_eval::report::ir_keys(&result, true));
                 }
+                if let Some(evaluator) = &nano {
+                    metrics.extend(evaluator.evaluate(encoder)?.flat());
+                }
+                let mut cards = Vec::new();
+                for evaluator in &keyed {
+                    let (result, card) = evaluator.evaluate(encoder)?;
+                    metrics.extend(result.metrics);
+                    cards.push(card);
+                }
+                *keyed_cards.borrow_mut() = cards;
                 Ok(metrics)
             },
             observer,
@@ -695,10 +783,117 @@ impl TrainOptions {
             RunInfo {
                 base_model: &model,
                 train_path,
+                eval_data: eval_data.as_ref().zip(options.eval_dataset.as_deref()),
+                evaluator_order: &evaluator_order,
+                keyed: &keyed_cards.borrow(),
             },
         )?;
         Ok(report)
     }
+}
+
+/// A training evaluator returning a flat dictionary, with its card entry.
+enum KeyedEvaluator {
+    Similarity(EmbeddingSimilarityEvaluator),
+    Triplet(TripletEvaluator),
+    Reranking(RerankingEvaluator),
+}
+
+impl KeyedEvaluator {
+    fn name(&self) -> &str {
+        match self {
+            Self::Similarity(e) => &e.name,
+            Self::Triplet(e) => &e.name,
+            Self::Reranking(e) => &e.name,
+        }
+    }
+
+    /// Evaluates, and describes the evaluator for the card (sentence-transformers' class and
+    /// description, the primary metric and keys without the prefix).
+    fn evaluate(
+        &self,
+        encoder: &splade_encoder::SparseEncoder,
+    ) -> Result<(KeyedResult, KeyedCard)> {
+        let (result, class, description) = match self {
+            Self::Similarity(e) => (
+                e.evaluate(encoder)?,
+                "SparseEmbeddingSimilarityEvaluator",
+                "Semantic Similarity",
+            ),
+            Self::Triplet(e) => (
+                e.evaluate(encoder)?,
+                "SparseTripletEvaluator",
+                "Sparse Triplet",
+            ),
+            Self::Reranking(e) => (
+                e.evaluate(encoder)?,
+                "SparseRerankingEvaluator",
+                "Sparse Reranking",
+            ),
+        };
+        let prefix = format!("{}_", self.name());
+        let strip = |k: &str| k.strip_prefix(&prefix).unwrap_or(k).to_string();
+        let card = KeyedCard {
+            name: self.name().to_string(),
+            class,
+            description,
+            primary: strip(&result.primary_metric),
+            keys: result.metrics.iter().map(|(k, _)| strip(k)).collect(),
+        };
+        Ok((result, card))
+    }
+}
+
+/// The similarity, triplet and reranking evaluators the options ask for, in that order.
+fn keyed_evaluators(options: &TrainOptions) -> Result<Vec<KeyedEvaluator>> {
+    let mut out = Vec::new();
+    if let Some(path) = &options.eval_similarity {
+        let pairs = splade_eval::data::read_scored_pairs(path).map_err(EvalError::from)?;
+        let mut e =
+            EmbeddingSimilarityEvaluator::new(pairs.sentences1, pairs.sentences2, pairs.scores)?;
+        e.name = "sts".into();
+        out.push(KeyedEvaluator::Similarity(e));
+    }
+    if let Some(path) = &options.eval_triplets {
+        let mut cols = splade_eval::data::read_tsv_columns(
+            path,
+            &[
+                (Some("anchor"), 0),
+                (Some("positive"), 1),
+                (Some("negative"), 2),
+            ],
+        )
+        .map_err(EvalError::from)?;
+        let negatives = cols.pop().unwrap_or_default();
+        let positives = cols.pop().unwrap_or_default();
+        let anchors = cols.pop().unwrap_or_default();
+        let mut e = TripletEvaluator::new(anchors, positives, negatives)?;
+        e.name = "triplet".into();
+        out.push(KeyedEvaluator::Triplet(e));
+    }
+    if let Some(path) = &options.eval_reranking {
+        let samples: Vec<RerankingSample> =
+            splade_eval::data::read_jsonl_records(path).map_err(EvalError::from)?;
+        let mut e = RerankingEvaluator::new(samples)?;
+        e.name = "reranking".into();
+        out.push(KeyedEvaluator::Reranking(e));
+    }
+    Ok(out)
+}
+
+/// The NanoBEIR evaluator of `eval_nanobeir`: a local folder when `source` is one, else a
+/// Hub dataset id read from the Hugging Face cache.
+fn nanobeir_evaluator(source: &str, datasets: &[String]) -> Result<NanoBeirEvaluator> {
+    let path = Path::new(source);
+    Ok(if path.is_dir() {
+        NanoBeirEvaluator::from_folder(path, datasets, "test")?
+    } else if source.contains('/') && !path.exists() && source.split('/').count() == 2 {
+        NanoBeirEvaluator::from_hub_cache(source, datasets)?
+    } else {
+        return Err(TrainError::InvalidData(format!(
+            "eval_nanobeir {source}: neither a folder nor a Hub dataset id (org/name)"
+        )));
+    })
 }
 
 /// The IR evaluator of `eval_beir`: the one dataset in any layout `splade eval beir` reads.

@@ -57,6 +57,14 @@ pub struct RunInfo<'a> {
     pub base_model: &'a str,
     /// The training file or folder, for the card and the chart's title.
     pub train_path: &'a Path,
+    /// The evaluation rows (sentence-transformers' `eval_dataset`) and their file, for the
+    /// card's "Evaluation Dataset" section.
+    pub eval_data: Option<(&'a TrainingData, &'a Path)>,
+    /// The evaluators' key prefixes in evaluation order, for the order of the card's tables
+    /// and training-log columns (empty: by name).
+    pub evaluator_order: &'a [String],
+    /// The keyed evaluators (similarity, triplet, reranking), for their card sections.
+    pub keyed: &'a [crate::card::KeyedCard],
 }
 
 /// Trains ([`Trainer::new`], [`Trainer::run`]) and writes the run's files into `output`
@@ -124,8 +132,11 @@ pub fn write_run_files(
         base_model: info.base_model,
         dataset_name: &dataset_name,
         data,
+        eval_data: info.eval_data.map(|(rows, path)| (rows, file_name(path))),
         config,
         report,
+        evaluator_order: info.evaluator_order,
+        keyed: info.keyed,
     });
     write_atomic(&final_dir.join("README.md"), &card)
 }

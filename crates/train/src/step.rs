@@ -208,6 +208,33 @@ impl TrainStep {
         )?)
     }
 
+    /// The loss of `batch` as an evaluation computes it (sentence-transformers' `eval_loss`):
+    /// no dropout (eval mode), no gradients kept, the total as a number.
+    pub fn eval_loss(
+        &self,
+        step: usize,
+        batch: &MicroBatch<'_>,
+        lambdas: (f64, f64),
+    ) -> Result<f64> {
+        let embeddings = self
+            .encoder
+            .forward_dense_routed(
+                &batch.columns,
+                &self.config.column_tasks,
+                &EncodeOptions::default(),
+                None,
+            )
+            .map_err(|e| at_step(step, e))?;
+        let embeddings: Vec<Tensor> = embeddings.iter().map(Tensor::detach).collect();
+        let parts = configured_splade_loss(
+            &embeddings,
+            batch.labels.as_ref(),
+            &self.config.loss,
+            lambdas,
+        )?;
+        Ok(parts.total.to_dtype(DType::F64)?.to_scalar::<f64>()?)
+    }
+
     /// Losses (the mean over the micro-batches) and gradients (of that mean) of optimiser step
     /// `step`, clipped to the configured norm, without updating the weights. A non-finite
     /// loss or gradient norm is [`TrainError::Diverged`].

@@ -54,6 +54,8 @@ pub struct TrainConfig {
     pub regularizer_warmup: (f64, WarmupShape),
     /// Log every N steps.
     pub logging_steps: usize,
+    /// Rows per batch of the evaluation loss (`per_device_eval_batch_size`, 8).
+    pub eval_batch_size: usize,
     /// Evaluate (and checkpoint) every N steps; `None` evaluates only at the end.
     pub eval_steps: Option<usize>,
     /// The metric that picks the best checkpoint (higher is better), e.g. `dot_ap`.
@@ -214,6 +216,7 @@ impl Default for TrainConfig {
             loss: SpladeLossConfig::default(),
             regularizer_warmup: (1.0 / 3.0, WarmupShape::Quadratic),
             logging_steps: 50,
+            eval_batch_size: 8,
             eval_steps: None,
             best_metric: None,
             stop: None,
@@ -226,6 +229,9 @@ impl Default for TrainConfig {
         }
     }
 }
+
+/// The metric key of the loss on the evaluation rows ([`Trainer::set_eval_data`]).
+pub const EVAL_LOSS: &str = "eval_loss";
 
 /// One logged step.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -318,6 +324,8 @@ impl Window {
 /// one-call form.
 pub struct Trainer<'a> {
     data: &'a TrainingData,
+    /// Evaluation rows and their batch size, whose loss each evaluation adds as `eval_loss`.
+    eval_data: Option<(&'a TrainingData, usize)>,
     config: &'a TrainConfig,
     output: PathBuf,
     step: TrainStep,
@@ -388,6 +396,7 @@ impl<'a> Trainer<'a> {
         let warmup_steps = (config.warmup_ratio * total_steps as f64).ceil() as usize;
         Ok(Self {
             data,
+            eval_data: None,
             config,
             output: output.to_path_buf(),
             step,
@@ -578,26 +587,84 @@ impl<'a> Trainer<'a> {
             || step == self.plan.total_steps
     }
 
-    /// Phase *evaluate*: `evaluate` on the current model, the best step so far by the
-    /// configured metric, and a checkpoint of this step.
+    /// Sets evaluation rows (sentence-transformers' `eval_dataset`): every evaluation then
+    /// also computes the loss on them, `batch_size` rows at a time in file order without
+    /// dropout, and records it as [`EVAL_LOSS`] (the card's "Validation Loss"). The rows must
+    /// suit the loss as the training rows do.
+    pub fn set_eval_data(&mut self, data: &'a TrainingData, batch_size: usize) -> Result<()> {
+        check_data(data, self.config).map_err(|e| match e {
+            TrainError::InvalidData(m) => TrainError::InvalidData(format!("eval_dataset: {m}")),
+            e => e,
+        })?;
+        if data.columns.len() != self.data.columns.len() {
+            return Err(TrainError::InvalidData(format!(
+                "eval_dataset: {} columns ({}), the training rows have {} ({})",
+                data.columns.len(),
+                data.columns.join(", "),
+                self.data.columns.len(),
+                self.data.columns.join(", ")
+            )));
+        }
+        self.eval_data = Some((data, batch_size.max(1)));
+        Ok(())
+    }
+
+    /// The loss on the evaluation rows: the mean of the batch losses weighted by batch size,
+    /// as Hugging Face's evaluation loop averages them; `None` without evaluation rows.
+    pub fn eval_loss(&self) -> Result<Option<f64>> {
+        let Some((data, batch_size)) = self.eval_data else {
+            return Ok(None);
+        };
+        let device = self.step.encoder().device().clone();
+        let lambdas = self.lambdas();
+        let (mut sum, mut n) = (0.0, 0usize);
+        let order: Vec<usize> = (0..data.rows.len()).collect();
+        for batch in order.chunks(batch_size) {
+            let micro = MicroBatch {
+                columns: (0..data.columns.len())
+                    .map(|c| batch.iter().map(|&r| data.rows[r][c].as_str()).collect())
+                    .collect(),
+                labels: batch_labels(data, batch, &device)?,
+            };
+            let loss = self.step.eval_loss(self.steps_done, &micro, lambdas)?;
+            sum += loss * batch.len() as f64;
+            n += batch.len();
+        }
+        Ok(Some(sum / n.max(1) as f64))
+    }
+
+    /// Phase *evaluate*: `evaluate` on the current model (plus [`EVAL_LOSS`] with evaluation
+    /// rows), the best step so far by the configured metric (lower is better for a loss), and
+    /// a checkpoint of this step; returns the metrics.
     pub fn evaluate(
         &mut self,
         evaluate: impl FnOnce(&SparseEncoder, usize) -> Result<Metrics>,
-    ) -> Result<()> {
+    ) -> Result<Metrics> {
         let step = self.steps_done;
-        let metrics = evaluate(self.step.encoder(), step)?;
+        let mut metrics = evaluate(self.step.encoder(), step)?;
+        if let Some(loss) = self.eval_loss()? {
+            metrics.insert(EVAL_LOSS.to_string(), loss);
+        }
         if let Some(name) = &self.config.best_metric {
             let value = *metrics.get(name).ok_or_else(|| TrainError::UnknownMetric {
                 name: name.clone(),
                 available: metrics.keys().cloned().collect::<Vec<_>>().join(", "),
             })?;
-            if self.best.is_none_or(|(b, _)| value > b) {
+            // A loss is better lower (Hugging Face's `greater_is_better` default).
+            let better = |b: f64| {
+                if name.ends_with("loss") {
+                    value < b
+                } else {
+                    value > b
+                }
+            };
+            if self.best.is_none_or(|(b, _)| better(b)) {
                 self.best = Some((value, step));
             }
         }
-        self.report.evaluations.push((step, metrics));
+        self.report.evaluations.push((step, metrics.clone()));
         self.checkpoint()?;
-        Ok(())
+        Ok(metrics)
     }
 
     /// Phase *checkpoint*: saves the weights plus everything needed to resume, atomically,
@@ -701,12 +768,10 @@ impl<'a> Trainer<'a> {
                 bar.suspend(|| observer.logged(&entry));
             }
             if self.evaluation_due() {
-                bar.suspend(|| {
-                    self.evaluate(|encoder, step| {
-                        let metrics = evaluate(encoder, step)?;
-                        observer.evaluated(step, &metrics);
-                        Ok(metrics)
-                    })
+                bar.suspend(|| -> Result<()> {
+                    let metrics = self.evaluate(&mut evaluate)?;
+                    observer.evaluated(self.steps_done, &metrics);
+                    Ok(())
                 })?;
             }
         }

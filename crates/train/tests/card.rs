@@ -48,6 +48,91 @@ fn structure(card: &str) -> (Vec<String>, Vec<String>) {
     (headings, tables)
 }
 
+/// The two NanoBEIR subsets of `fixtures/eval/nanobeir_evaluator/reference.json` (what the
+/// reference card's SparseNanoBEIREvaluator saw) written as BEIR folders under `dir/nano`.
+fn nano_folders(dir: &Path) -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/eval/nanobeir_evaluator/reference.json");
+    let reference: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let nano = dir.join("nano");
+    for (name, data) in reference["datasets"].as_object().unwrap() {
+        let d = nano.join(name);
+        std::fs::create_dir_all(d.join("qrels")).unwrap();
+        let lines = |rows: &serde_json::Value| -> String {
+            rows.as_array()
+                .unwrap()
+                .iter()
+                .map(|r| format!("{r}\n"))
+                .collect()
+        };
+        std::fs::write(d.join("corpus.jsonl"), lines(&data["corpus"])).unwrap();
+        std::fs::write(d.join("queries.jsonl"), lines(&data["queries"])).unwrap();
+        let mut qrels = String::from("query-id\tcorpus-id\tscore\n");
+        for pair in data["qrels"].as_array().unwrap() {
+            qrels.push_str(&format!(
+                "{}\t{}\t1\n",
+                pair[0].as_str().unwrap(),
+                pair[1].as_str().unwrap()
+            ));
+        }
+        std::fs::write(d.join("qrels/test.tsv"), qrels).unwrap();
+    }
+    nano
+}
+
+/// The similarity, triplet and reranking data of the reference run: the first rows of the
+/// real-data evaluator fixtures (`fixtures/eval/evaluators/`), written as the files
+/// `splade train` reads.
+fn keyed_files(dir: &Path) -> PathBuf {
+    let read = |name: &str| -> serde_json::Value {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fixtures/eval/evaluators")
+            .join(name);
+        serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+    };
+    let cell = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let out = dir.join("keyed");
+    std::fs::create_dir_all(&out).unwrap();
+    let tsv = |header: &str, rows: &[serde_json::Value]| -> String {
+        let mut s = format!("{header}\n");
+        for r in rows {
+            let cells: Vec<String> = r.as_array().unwrap().iter().map(cell).collect();
+            s.push_str(&cells.join("\t"));
+            s.push('\n');
+        }
+        s
+    };
+    let sts = read("similarity_stsb.json");
+    std::fs::write(
+        out.join("sts.tsv"),
+        tsv(
+            "sentence1\tsentence2\tlabel",
+            &sts["pairs"].as_array().unwrap()[..8],
+        ),
+    )
+    .unwrap();
+    let triplets = read("triplet_scifact.json");
+    std::fs::write(
+        out.join("triplets.tsv"),
+        tsv(
+            "anchor\tpositive\tnegative",
+            &triplets["triplets"].as_array().unwrap()[..8],
+        ),
+    )
+    .unwrap();
+    let reranking = read("reranking_scifact.json");
+    let lines: String = reranking["samples"].as_array().unwrap()[..4]
+        .iter()
+        .map(|r| format!("{r}\n"))
+        .collect();
+    std::fs::write(out.join("reranking.jsonl"), lines).unwrap();
+    out
+}
+
 fn options(dir: &Path) -> TrainOptions {
     let data = fixture().join("data");
     TrainOptions {
@@ -71,9 +156,16 @@ fn options(dir: &Path) -> TrainOptions {
 fn card_has_the_sections_and_tables_of_the_sentence_transformers_card() {
     let tmp = tempfile::tempdir().unwrap();
     let data = fixture().join("data");
+    let keyed = keyed_files(tmp.path());
     let o = TrainOptions {
+        eval_dataset: Some(data.join("eval.tsv")),
         eval_pairs: Some(data.join("dev.tsv")),
         eval_beir: Some(data.join("scifact")),
+        eval_nanobeir: Some(nano_folders(tmp.path()).display().to_string()),
+        eval_nanobeir_datasets: Some(vec!["scifact".into(), "dbpedia".into()]),
+        eval_similarity: Some(keyed.join("sts.tsv")),
+        eval_triplets: Some(keyed.join("triplets.tsv")),
+        eval_reranking: Some(keyed.join("reranking.jsonl")),
         eval_steps: Some(1),
         ..options(tmp.path())
     };
@@ -111,6 +203,25 @@ fn card_has_the_sections_and_tables_of_the_sentence_transformers_card() {
         "{front}"
     );
     assert!(front.contains("name: scifact"), "{front}");
+    assert!(front.contains("type: sparse-nano-beir"), "{front}");
+    for task in ["semantic-similarity", "sparse-triplet", "sparse-reranking"] {
+        assert!(front.contains(&format!("type: {task}")), "{task}\n{front}");
+    }
+    // The keyed evaluators' headline metrics are bold, as the reference's.
+    for bold in [
+        "| **spearman_cosine**",
+        "| **cosine_accuracy**",
+        "| **ndcg@10**",
+    ] {
+        assert!(card.contains(bold), "{bold}\n{card}");
+    }
+    assert!(front.contains("name: NanoBEIR mean"), "{front}");
+    // The IR table has one column per dataset (the Nano datasets' too, in evaluator order);
+    // the NanoBEIR mean has its own table, as in the reference.
+    assert!(
+        card.contains("* Datasets: `scifact`, `NanoSciFact` and `NanoDBPedia`"),
+        "{card}"
+    );
     // No machine path anywhere in the card: the local base model by its folder name.
     assert!(!card.contains(&tmp.path().display().to_string()), "{card}");
     assert!(!card.contains(env!("CARGO_MANIFEST_DIR")), "{card}");
@@ -119,6 +230,142 @@ fn card_has_the_sections_and_tables_of_the_sentence_transformers_card() {
     // reference's evaluator computes it; its headline metric is bold.
     assert!(card.contains("| **cosine_ap**"), "{card}");
     assert!(!card.contains("| dot_ap"), "{card}");
+    // The evaluation rows: their section counts evaluation samples; a validation loss per
+    // evaluation, near the reference's (the weights after each step differ by the dropout
+    // masks, which the two frameworks draw differently; the exact check is below).
+    assert!(card.contains("* Size: 4 evaluation samples"), "{card}");
+    let reference_losses = validation_losses(&reference);
+    let losses = validation_losses(&card);
+    assert_eq!(losses.len(), 2, "{card}");
+    for (ours, theirs) in losses.iter().zip(&reference_losses) {
+        assert!(
+            (ours - theirs).abs() < 1e-2,
+            "{losses:?} vs {reference_losses:?}"
+        );
+    }
+    // Every hyperparameter of ours is listed once, none of sentence-transformers' that we do
+    // not have (optimizer internals, hub, logging back-ends).
+    let all = card
+        .split("#### All Hyperparameters")
+        .nth(1)
+        .unwrap()
+        .split("</details>")
+        .next()
+        .unwrap();
+    for name in [
+        "per_device_train_batch_size",
+        "per_device_eval_batch_size",
+        "num_train_epochs",
+        "max_steps",
+        "learning_rate",
+        "warmup_ratio",
+        "weight_decay",
+        "gradient_accumulation_steps",
+        "max_grad_norm",
+        "bf16",
+        "logging_steps",
+        "eval_steps",
+        "metric_for_best_model",
+        "seed",
+        "resume_from_checkpoint",
+        "batch_sampler",
+        "router_mapping",
+        "learning_rate_mapping",
+        "loss",
+        "query_regularizer_weight",
+        "document_regularizer_weight",
+        "regularizer_warmup",
+        "gradient_cache",
+        "dropout",
+    ] {
+        assert_eq!(
+            all.matches(&format!("- `{name}`:")).count(),
+            1,
+            "{name}\n{all}"
+        );
+    }
+    for absent in [
+        "push_to_hub",
+        "adam_beta1",
+        "optim",
+        "use_cpu",
+        "hub_model_id",
+    ] {
+        assert!(!all.contains(&format!("- `{absent}`:")), "{absent}\n{all}");
+    }
+    assert!(all.contains("- `per_device_eval_batch_size`: 8"), "{all}");
+    assert!(all.contains("- `eval_steps`: 1"), "{all}");
+    // Framework versions in sentence-transformers' list shape, ours.
+    let versions = card.split("### Framework Versions\n").nth(1).unwrap();
+    let lines: Vec<&str> = versions
+        .lines()
+        .take_while(|l| l.starts_with("- "))
+        .collect();
+    let names: Vec<&str> = lines
+        .iter()
+        .map(|l| l[2..].split(": ").next().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["Rust", "splade-rs", "candle", "Tokenizers"],
+        "{versions}"
+    );
+    assert!(
+        lines.iter().all(|l| !l.ends_with(": unknown")),
+        "{versions}"
+    );
+}
+
+#[test]
+fn validation_loss_equals_sentence_transformers_spladeloss_on_the_eval_rows() {
+    // A learning rate too small to move the weights: the last evaluation (regulariser weights
+    // warmed up) sees the untrained model, whose loss the reference computed in eval mode.
+    let tmp = tempfile::tempdir().unwrap();
+    let o = TrainOptions {
+        eval_dataset: Some(fixture().join("data/eval.tsv")),
+        lr: Some(1e-12),
+        ..options(tmp.path())
+    };
+    let report = o.run(false, None, &mut Quiet).unwrap();
+    let (_, last) = report.evaluations.last().unwrap();
+    let ours = last[splade_train::trainer::EVAL_LOSS];
+    let expected: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture().join("eval_loss.json")).unwrap())
+            .unwrap();
+    let theirs = expected["untrained_eval_loss"].as_f64().unwrap();
+    assert!((ours - theirs).abs() < 1e-5, "{ours} vs {theirs}");
+    // Evaluation rows whose columns differ from the training rows' are refused, named.
+    let bad = tmp.path().join("bad.tsv");
+    std::fs::write(&bad, "anchor\tpositive\tnegative\na\tb\tc\n").unwrap();
+    let e = TrainOptions {
+        eval_dataset: Some(bad),
+        output: Some(tmp.path().join("run2")),
+        ..options(tmp.path())
+    }
+    .run(false, None, &mut Quiet)
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("eval_dataset"), "{e}");
+}
+
+/// The "Validation Loss" column of a card's training logs.
+fn validation_losses(card: &str) -> Vec<f64> {
+    let logs = card.split("### Training Logs\n").nth(1).unwrap();
+    let rows: Vec<Vec<String>> = logs
+        .lines()
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| {
+            l.trim_matches('|')
+                .split('|')
+                .map(|c| c.trim().trim_matches('*').to_string())
+                .collect()
+        })
+        .collect();
+    let column = rows[0].iter().position(|c| c == "Validation Loss").unwrap();
+    rows[2..]
+        .iter()
+        .map(|r| r[column].parse().unwrap())
+        .collect()
 }
 
 #[test]

@@ -42,6 +42,9 @@ fn run_to_folder_writes_the_folder_the_command_writes() {
         RunInfo {
             base_model: "fixture",
             train_path: Path::new("rows.jsonl"),
+            eval_data: None,
+            evaluator_order: &[],
+            keyed: &[],
         },
         |_, step| Ok(Metrics::from([("score".to_string(), -(step as f64))])),
         |_| logged += 1,
