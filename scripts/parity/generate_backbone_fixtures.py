@@ -42,6 +42,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from shared_text import resolve  # fixtures refer to ../shared/data texts, never copy them
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -254,7 +255,7 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=REPO_ROOT / "fixtures" / "encoder")
     args = ap.parse_args()
     torch.set_num_threads(2)
-    texts = json.loads((args.out / "texts.json").read_text(encoding="utf-8"))
+    texts = resolve(json.loads((args.out / "texts.json").read_text(encoding="utf-8")))
     corpus = [t for t in texts[:210] if t.strip()]
     for spec in MODELS:
         model = save_model(args.out / "models" / spec["name"], spec, corpus)

@@ -42,6 +42,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from shared_text import to_refs  # fixtures refer to ../shared/data texts, never copy them
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VOCAB_SIZE = 30522
@@ -606,7 +607,7 @@ def main() -> int:
         "scifact_wordpieces": sci_lens,
     }
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "texts.json", texts, compact=False)
+    write_json(out / "texts.json", to_refs(texts), compact=False)
     write_json(out / "texts_info.json", info, compact=False)
 
     all_ids = list(range(len(texts)))

@@ -41,6 +41,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from sklearn.metrics import average_precision_score, matthews_corrcoef  # noqa: E402
 
+from shared_text import to_refs  # fixtures refer to ../shared/data texts, never copy them  # noqa: E402
 from sentence_transformers import SparseEncoder  # noqa: E402
 from sentence_transformers.sentence_transformer.evaluation.binary_classification import (  # noqa: E402
     BinaryClassificationEvaluator,
@@ -277,7 +278,7 @@ def main() -> None:
     torch.manual_seed(0)
 
     def dump(name: str, obj: dict) -> None:
-        (args.out / name).write_text(json.dumps(obj, ensure_ascii=False, indent=None, sort_keys=False) + "\n", encoding="utf-8")
+        (args.out / name).write_text(json.dumps(to_refs(obj), ensure_ascii=False, indent=None, sort_keys=False) + "\n", encoding="utf-8")
         print(f"wrote {args.out / name}")
 
     dump("binary_scores.json", binary_scores_fixture(random.Random(1)))

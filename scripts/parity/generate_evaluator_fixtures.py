@@ -63,6 +63,7 @@ from sentence_transformers.sparse_encoder.evaluation import (  # noqa: E402
     SparseTripletEvaluator,
 )
 from sentence_transformers.util import dot_score  # noqa: E402
+from shared_text import to_refs  # fixtures refer to ../shared/data texts, never copy them
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SPLADE_TINY = Path.home() / ".cache" / "splade-rs" / "models" / "splade-tiny"
@@ -286,7 +287,7 @@ def main() -> None:
         if only and name not in only:
             return
         obj = with_key_order(make())
-        (args.out / f"{name}.json").write_text(json.dumps(obj, ensure_ascii=False) + "\n", encoding="utf-8")
+        (args.out / f"{name}.json").write_text(json.dumps(to_refs(obj), ensure_ascii=False) + "\n", encoding="utf-8")
         print(f"wrote {args.out / name}.json")
 
     stsb = read_pairs(data / "stsb" / "dev" / "pairs.tsv")[:300]

@@ -40,6 +40,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch  # noqa: E402
+from shared_text import to_refs  # fixtures refer to ../shared/data texts, never copy them  # noqa: E402
 from sentence_transformers import SparseEncoder  # noqa: E402
 from sentence_transformers.sentence_transformer.losses import TripletDistanceMetric  # noqa: E402
 from sentence_transformers.sparse_encoder.losses import (  # noqa: E402
@@ -209,7 +210,7 @@ def main() -> None:
             plain = SpladeLoss(model, SparseMSELoss(model), **kwargs)(
                 [model.tokenize(c) for c in cols], teacher_emb)
             res["quirk_plain_tensor_loss"] = {k: float(v) for k, v in plain.items()}
-        (OUT / f"{name}.json").write_text(json.dumps(res, indent=None, sort_keys=True) + "\n")
+        (OUT / f"{name}.json").write_text(json.dumps(to_refs(res), indent=None, sort_keys=True) + "\n")
         print(name, res["loss"])
 
 

@@ -9,9 +9,10 @@ SparseTripletEvaluator and SparseRerankingEvaluator on the first rows of the STS
 fixtures of fixtures/eval/evaluators/; evaluation every step)
 and writes:
 
-* fixtures/train/card/data/: the run's data (train.tsv, eval.tsv, dev.tsv, scifact/), which the Rust
-  test trains on too;
-* fixtures/train/card/README.md: the card sentence-transformers writes (no weights kept);
+* fixtures/train/card/data.json: the run's data (train.tsv, eval.tsv, dev.tsv, scifact/), which the
+  Rust test writes out and trains on too, its texts as references into ../shared/data;
+* fixtures/train/card/README.md: the card sentence-transformers writes (no weights kept; the
+  shared-data texts it quotes replaced by their references);
 * fixtures/train/card/structure.json: its section headings and table header rows;
 * fixtures/train/card/eval_loss.json: SpladeLoss of the untrained model on eval.tsv.
 
@@ -34,10 +35,14 @@ import os
 import tempfile
 from pathlib import Path
 
+from shared_text import DEFAULT_DATA, redact_markdown, resolve, to_refs
+
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "fixtures/train/card"
-DATA = OUT / "data"
-SHARED = Path("/work/shared/data")
+# The run's data files are written to a temporary folder; the fixture keeps them as
+# data.json, their texts as references into ../shared/data (see shared_text.py).
+DATA = Path(tempfile.mkdtemp(prefix="splade-card-data-"))
+SHARED = DEFAULT_DATA
 MODEL = ROOT / "fixtures/encoder/models/bert-tied-v6"
 NANO = ROOT / "fixtures/eval/nanobeir_evaluator/reference.json"
 EVALUATORS = ROOT / "fixtures/eval/evaluators"
@@ -144,8 +149,20 @@ def structure(card):
     return {"headings": headings, "table_headers": tables}
 
 
+def write_manifest():
+    """fixtures/train/card/data.json: each data file as TSV rows or JSONL records."""
+    files = {}
+    for path in sorted(DATA.rglob("*")):
+        if path.is_file():
+            lines = path.read_text(encoding="utf-8").split("\n")[:-1]
+            rel = path.relative_to(DATA).as_posix()
+            files[rel] = [json.loads(l) for l in lines] if rel.endswith(".jsonl") else [l.split("\t") for l in lines]
+    (OUT / "data.json").write_text(json.dumps(to_refs(files), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+
+
 def main():
     write_data()
+    write_manifest()
     import hashlib
 
     import datasets.fingerprint
@@ -190,7 +207,7 @@ def main():
     ir = SparseInformationRetrievalEvaluator(queries, corpus, relevant, name="scifact")
     # NanoBEIR on the two local subsets of fixtures/eval/nanobeir_evaluator (the Hub is
     # unreachable: the loader is given their rows, as generate_nanobeir_evaluator_fixture.py does).
-    nano_data = json.loads(NANO.read_text())["datasets"]
+    nano_data = resolve(json.loads(NANO.read_text()))["datasets"]
 
     def nano_rows(self, subset_name, split, required_columns):
         d = nano_data[split]
@@ -205,15 +222,15 @@ def main():
     # Similarity, triplet and reranking evaluators on the first rows of the real-data evaluator
     # fixtures (STS-B dev, SciFact), as `splade train --eval-similarity/--eval-triplets/
     # --eval-reranking` takes them.
-    stsb = json.loads((EVALUATORS / "similarity_stsb.json").read_text())["pairs"][:SMALL]
+    stsb = resolve(json.loads((EVALUATORS / "similarity_stsb.json").read_text()))["pairs"][:SMALL]
     sts = SparseEmbeddingSimilarityEvaluator(
         [p[0] for p in stsb], [p[1] for p in stsb], [float(p[2]) for p in stsb], name="sts", write_csv=False
     )
-    trip = json.loads((EVALUATORS / "triplet_scifact.json").read_text())["triplets"][:SMALL]
+    trip = resolve(json.loads((EVALUATORS / "triplet_scifact.json").read_text()))["triplets"][:SMALL]
     triplet = SparseTripletEvaluator(
         [t[0] for t in trip], [t[1] for t in trip], [t[2] for t in trip], name="triplet", write_csv=False
     )
-    samples = json.loads((EVALUATORS / "reranking_scifact.json").read_text())["samples"][:4]
+    samples = resolve(json.loads((EVALUATORS / "reranking_scifact.json").read_text()))["samples"][:4]
     rerank = SparseRerankingEvaluator(samples, name="reranking", write_csv=False)
 
     model = SparseEncoder(str(MODEL), device="cpu")
@@ -254,7 +271,7 @@ def main():
         card = Path(final, "README.md").read_text()
     # No machine paths in the committed card.
     card = card.replace(str(MODEL), "bert-tied-v6")
-    (OUT / "README.md").write_text(card)
+    (OUT / "README.md").write_text(redact_markdown(card))
     (OUT / "structure.json").write_text(json.dumps(structure(card), indent=1) + "\n")
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from shared_text import to_refs  # fixtures refer to ../shared/data texts, never copy them
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared" / "data"
@@ -88,7 +89,7 @@ def main() -> None:
         "metrics": [[k, float(v)] for k, v in metrics.items()],  # a list: the order is checked
     }
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(out, ensure_ascii=False) + "\n", encoding="utf-8")
+    OUT.write_text(json.dumps(to_refs(out), ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"wrote {OUT}: {len(out['metrics'])} metrics, primary {ev.primary_metric}")
 
 

@@ -44,6 +44,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from shared_text import resolve  # fixtures refer to ../shared/data texts, never copy them
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VOCAB_SIZE = 30522
@@ -232,7 +233,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "fixtures" / "encoder")
     args = parser.parse_args()
     torch.manual_seed(0)
-    texts = json.loads((args.out / "texts.json").read_text(encoding="utf-8"))
+    texts = resolve(json.loads((args.out / "texts.json").read_text(encoding="utf-8")))
     learned = build_learned(args.out)
     idf = build_idf(args.out, args.data_dir)
     for folder in (learned, idf):

@@ -16,7 +16,7 @@ fn root() -> PathBuf {
 
 fn fixture(name: &str) -> Value {
     let p = root().join("fixtures/eval/evaluators").join(name);
-    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+    splade_testkit::read_fixture(p)
 }
 
 /// Runs `splade eval ARGS --output FILE` and returns the written metrics.

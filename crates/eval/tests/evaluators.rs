@@ -19,7 +19,7 @@ fn fixture(name: &str) -> Value {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../fixtures/eval/evaluators")
         .join(name);
-    serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap()
+    splade_testkit::read_fixture(p)
 }
 
 fn splade_tiny() -> &'static SparseEncoder {

@@ -56,11 +56,9 @@ fn tol(key: &str, expected: f64) -> f64 {
 
 #[test]
 fn metrics_on_two_local_datasets_equal_sparse_nanobeir_evaluator() {
-    let reference: Value = serde_json::from_str(
-        &std::fs::read_to_string(root().join("fixtures/eval/nanobeir_evaluator/reference.json"))
-            .unwrap(),
-    )
-    .unwrap();
+    let reference: Value = splade_testkit::read_fixture(
+        root().join("fixtures/eval/nanobeir_evaluator/reference.json"),
+    );
     let tmp = tempfile::tempdir().unwrap();
     for (name, data) in reference["datasets"].as_object().unwrap() {
         write_beir(&tmp.path().join(name), data);

@@ -21,7 +21,7 @@ fn fixture(name: &str) -> Value {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../fixtures/eval")
         .join(name);
-    serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap()
+    splade_testkit::read_fixture(p)
 }
 
 fn strings(v: &Value) -> Vec<String> {

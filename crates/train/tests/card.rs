@@ -16,6 +16,36 @@ fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/train/card")
 }
 
+/// The reference run's data files, written once per test binary from
+/// `fixtures/train/card/data.json` (file → TSV rows or JSONL records, their texts as
+/// references into `../shared/data`, whose texts the repository does not copy).
+fn data() -> PathBuf {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let files = splade_testkit::read_fixture(fixture().join("data.json"));
+        for (name, rows) in files.as_object().unwrap() {
+            let path = dir.path().join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            let mut text = String::new();
+            for row in rows.as_array().unwrap() {
+                match row {
+                    serde_json::Value::Array(cells) => {
+                        let cells: Vec<&str> = cells.iter().map(|c| c.as_str().unwrap()).collect();
+                        text.push_str(&cells.join("\t"));
+                    }
+                    record => text.push_str(&serde_json::to_string(record).unwrap()),
+                }
+                text.push('\n');
+            }
+            std::fs::write(path, text).unwrap();
+        }
+        dir
+    })
+    .path()
+    .to_path_buf()
+}
+
 /// The headings (lines starting with `#` outside code blocks) and table header rows (cells
 /// trimmed: their padding depends on the values), as the fixture script extracts them.
 fn structure(card: &str) -> (Vec<String>, Vec<String>) {
@@ -53,8 +83,7 @@ fn structure(card: &str) -> (Vec<String>, Vec<String>) {
 fn nano_folders(dir: &Path) -> PathBuf {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../fixtures/eval/nanobeir_evaluator/reference.json");
-    let reference: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let reference: serde_json::Value = splade_testkit::read_fixture(path);
     let nano = dir.join("nano");
     for (name, data) in reference["datasets"].as_object().unwrap() {
         let d = nano.join(name);
@@ -89,7 +118,7 @@ fn keyed_files(dir: &Path) -> PathBuf {
         let p = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../../fixtures/eval/evaluators")
             .join(name);
-        serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+        splade_testkit::read_fixture(p)
     };
     let cell = |v: &serde_json::Value| match v {
         serde_json::Value::String(s) => s.clone(),
@@ -134,7 +163,7 @@ fn keyed_files(dir: &Path) -> PathBuf {
 }
 
 fn options(dir: &Path) -> TrainOptions {
-    let data = fixture().join("data");
+    let data = data();
     TrainOptions {
         model: Some(
             Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -155,7 +184,7 @@ fn options(dir: &Path) -> TrainOptions {
 #[test]
 fn card_has_the_sections_and_tables_of_the_sentence_transformers_card() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = fixture().join("data");
+    let data = data();
     let keyed = keyed_files(tmp.path());
     let o = TrainOptions {
         eval_dataset: Some(data.join("eval.tsv")),
@@ -322,7 +351,7 @@ fn validation_loss_equals_sentence_transformers_spladeloss_on_the_eval_rows() {
     // warmed up) sees the untrained model, whose loss the reference computed in eval mode.
     let tmp = tempfile::tempdir().unwrap();
     let o = TrainOptions {
-        eval_dataset: Some(fixture().join("data/eval.tsv")),
+        eval_dataset: Some(data().join("eval.tsv")),
         lr: Some(1e-12),
         ..options(tmp.path())
     };

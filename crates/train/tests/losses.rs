@@ -23,7 +23,7 @@ fn fixture(name: &str) -> Value {
     let path = root()
         .join("fixtures/train/losses")
         .join(format!("{name}.json"));
-    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+    splade_testkit::read_fixture(path)
 }
 
 fn base_loss(f: &Value) -> BaseLoss {

@@ -11,10 +11,9 @@ pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/encoder")
 }
 
-/// A JSON file, or a panic naming it.
+/// A JSON fixture with its shared-data references resolved, or a panic naming it.
 pub fn read_json(path: &Path) -> Value {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    splade_testkit::read_fixture(path)
 }
 
 /// The held texts of the parity fixtures (`fixtures/encoder/texts.json`).

@@ -3,10 +3,14 @@ scripts/parity/generate_encoder_fixtures.py (sentence-transformers 6.2 + torch o
 
 import json
 import pathlib
+import sys
 
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[4]
+# Fixtures refer to the texts of ../shared/data instead of copying them (licences): resolve.
+sys.path.insert(0, str(REPO / "scripts" / "parity"))
+from shared_text import resolve  # noqa: E402
 FIXTURES = REPO / "fixtures" / "encoder"
 MODELS = ["bert-tied-v6", "bert-untied-seedlayout", "distilbert-tied-seedlayout", "distilbert-untied-v6"]
 
@@ -17,7 +21,7 @@ def load_expected(name):
 
 @pytest.fixture(scope="session")
 def texts():
-    return json.loads((FIXTURES / "texts.json").read_text())
+    return resolve(json.loads((FIXTURES / "texts.json").read_text()))
 
 
 def model_path(name):

@@ -9,11 +9,11 @@ import json
 import pytest
 
 import splade_rs
-from conftest import REPO
+from conftest import REPO, resolve
 
 
 def fixture(name):
-    return json.loads((REPO / "fixtures" / "eval" / name).read_text())
+    return resolve(json.loads((REPO / "fixtures" / "eval" / name).read_text()))
 
 
 def tol(key, expected):
