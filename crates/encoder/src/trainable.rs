@@ -74,7 +74,14 @@ impl TrainableEncoder {
             }
         }
         Ok(Self {
-            encoder: SparseEncoder::from_parts(folder, tokenizer, model, device, static_modules),
+            encoder: SparseEncoder::from_parts(
+                folder,
+                tokenizer,
+                model,
+                device,
+                static_modules,
+                None,
+            ),
             vars,
             activations: DType::F32,
             statics,
@@ -284,14 +291,14 @@ impl TrainableEncoder {
             return Ok(pool_max_differentiable_packed(
                 &tokens,
                 packing.starts(),
-                self.encoder.model().head(),
+                self.encoder.model().mlm_head()?,
                 pooling.activation,
             )?);
         }
         Ok(pool_dense(
             &packing.pad(&tokens)?,
             &batch.attention_mask,
-            self.encoder.model().head(),
+            self.encoder.model().mlm_head()?,
             pooling,
         )?)
     }

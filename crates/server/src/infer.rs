@@ -462,7 +462,11 @@ fn truncate_ids(
         }
     }
     let type_ids = vec![0; ids.len()];
-    Ok(TokenizedText { ids, type_ids })
+    Ok(TokenizedText {
+        ids,
+        type_ids,
+        prompt_tokens: 0,
+    })
 }
 
 /// The model thread: takes the next input, adds queued ones while the token budget and the
