@@ -124,7 +124,7 @@ impl Infer {
             .tokenizer()
             .max_token_id()
             .unwrap_or(0)
-            .min(encoder.dim().saturating_sub(1) as u32);
+            .min(encoder.folder().backbone.vocab_size.saturating_sub(1) as u32);
         Self {
             encoder,
             permits: Arc::new(Semaphore::new(config.max_concurrent_requests)),
