@@ -430,3 +430,104 @@ fn serve_embeds_searches_and_explains_latent_dimensions() {
         }
     }
 }
+
+#[test]
+fn train_a_csr_model_with_csr_loss_and_encode_with_the_result() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rows = tmp.path().join("rows.jsonl");
+    let mut text = String::new();
+    for i in 0..6 {
+        text += &json!({
+            "anchor": format!("how do I learn topic {i}"),
+            "positive": format!("the best way to learn topic {i} is practice"),
+            "negative": format!("recipes for dish {i}"),
+        })
+        .to_string();
+        text.push('\n');
+    }
+    std::fs::write(&rows, text).unwrap();
+    let out_dir = tmp.path().join("run");
+    let m = model();
+    let out = splade(&[
+        "train",
+        "--model",
+        m.to_str().unwrap(),
+        "--train",
+        rows.to_str().unwrap(),
+        "--output",
+        out_dir.to_str().unwrap(),
+        "--batch-size",
+        "3",
+        "--max-steps",
+        "2",
+        "--logging-steps",
+        "1",
+        "--lr",
+        "1e-3",
+        "--dropout",
+        "false",
+        "--csr-beta",
+        "0.5",
+        "--csr-gamma",
+        "2",
+        "--csr-k",
+        "6",
+        "--csr-k-aux",
+        "16",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("reconstruction k"), "{stderr}");
+    let final_dir = out_dir.join("final");
+    let trained = SparseEncoder::from_pretrained(final_dir.to_str().unwrap()).unwrap();
+    assert!(trained.is_csr());
+    let sae = &trained.csr().unwrap().sae;
+    assert_eq!((sae.config.k, sae.config.k_aux), (6, 16));
+    assert_eq!(trained.effective_max_active_dims(None), Some(6));
+    // Two steps over three columns moved every latent's statistics.
+    assert!(sae.stats_last_nonzero.iter().all(|&s| s > 0));
+    let card = std::fs::read_to_string(final_dir.join("README.md")).unwrap();
+    assert!(
+        card.contains("CSRLoss") && card.contains("\"gamma\": 2.0"),
+        "{card}"
+    );
+    let encoded = parse_lines(&ok(splade(&[
+        "encode",
+        "--model",
+        final_dir.to_str().unwrap(),
+        "--input",
+        rows.to_str().unwrap(),
+    ])));
+    assert!(encoded
+        .iter()
+        .all(|(ix, _)| ix.len() <= 6 && !ix.is_empty()));
+    // The weights changed.
+    let before = load();
+    let a = before
+        .encode(&["how do I learn topic 1"], &EncodeOptions::default())
+        .unwrap();
+    let b = trained
+        .encode(&["how do I learn topic 1"], &EncodeOptions::default())
+        .unwrap();
+    assert_ne!(a.row(0).unwrap().values(), b.row(0).unwrap().values());
+    // GradCache does not apply to CSRLoss: refused with a message saying so.
+    let refused = splade(&[
+        "train",
+        "--model",
+        m.to_str().unwrap(),
+        "--train",
+        rows.to_str().unwrap(),
+        "--output",
+        tmp.path().join("cached").to_str().unwrap(),
+        "--max-steps",
+        "1",
+        "--gradient-cache",
+        "2",
+    ]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("CSRLoss"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+}

@@ -545,6 +545,143 @@ impl SparseAutoEncoder {
     }
 }
 
+/// What `SparseAutoEncoder.forward` returns in training (sentence-transformers' feature names in
+/// brackets), for one batch `[b, ·]`; every tensor is on the graph of the weights and input.
+#[derive(Debug, Clone)]
+pub struct SaeTrainingOutput {
+    /// The pooled input `x` (`sentence_embedding_backbone`).
+    pub backbone: Tensor,
+    /// The top-`k` latents through relu, dense `[b, hidden_dim]` (`sentence_embedding`).
+    pub latents_k: Tensor,
+    /// `decode(latents_k)` (`decoded_embedding_k`).
+    pub decoded_k: Tensor,
+    /// `decode(latents_4k)` (`decoded_embedding_4k`).
+    pub decoded_4k: Tensor,
+    /// The dead latents' top-`k_aux` decoded, `None` when `k_aux` is 0
+    /// (`decoded_embedding_aux`).
+    pub decoded_aux: Option<Tensor>,
+    /// `decoded_k` without the decoder bias (`decoded_embedding_k_pre_bias`).
+    pub decoded_k_pre_bias: Tensor,
+}
+
+impl SparseAutoEncoder {
+    /// The training forward pass of sentence-transformers' `SparseAutoEncoder` on a pooled
+    /// batch `x` `[b, input_dim]`, updating the dead-latent statistics `stats` as it does: after
+    /// the top-`k` selection each latent selected with a pre-activation above 1e-5 in any row
+    /// resets to 0, then every latent counts one more pass; the auxiliary top-`k_aux` runs over
+    /// the latents whose count then exceeds `dead_threshold` (the others as 0); the top-`4k`
+    /// selection updates the statistics again. Selections are made on the host (ties to the
+    /// smaller latent id) and applied as masks, so gradients flow as PyTorch's scatter of the
+    /// `topk` values does.
+    pub fn training_forward(&self, x: &Tensor, stats: &mut [i64]) -> Result<SaeTrainingOutput> {
+        let c = &self.config;
+        let h = c.hidden_dim;
+        if 4 * c.k > h {
+            return Err(EncoderError::InvalidArgument(format!(
+                "training a CSR model needs 4·k = {} latents, but hidden_dim is {h} \
+                 (sentence-transformers' top-4k reconstruction fails the same way)",
+                4 * c.k
+            )));
+        }
+        if stats.len() != h {
+            return Err(EncoderError::InvalidArgument(format!(
+                "{} dead-latent statistics for {h} latents",
+                stats.len()
+            )));
+        }
+        let (prepared, info) = self.prepare(x)?;
+        let pre = self.pre_activations(&prepared)?;
+        let host: Vec<Vec<f32>> = pre
+            .to_device(&Device::Cpu)?
+            .to_dtype(DType::F32)?
+            .to_vec2()?;
+        if let Some(r) = host.iter().position(|row| !crate::model::all_finite(row)) {
+            return Err(EncoderError::InvalidArgument(format!(
+                "the autoencoder's pre-activations of text {r} {}",
+                crate::error::NON_FINITE
+            )));
+        }
+        let b = host.len();
+        let device = pre.device();
+        // A 0/1 mask of each row's top `k`, updating the statistics as `top_k` does.
+        let select = |values: &[Vec<f32>], k: usize, stats: Option<&mut [i64]>| {
+            let mut mask = vec![0f32; b * h];
+            let mut fired = vec![false; h];
+            for (r, row) in values.iter().enumerate() {
+                for i in top_k_indices(row, k) {
+                    mask[r * h + i] = 1.0;
+                    fired[i] |= row[i] > 1e-5;
+                }
+            }
+            if let Some(stats) = stats {
+                for (s, f) in stats.iter_mut().zip(&fired) {
+                    if *f {
+                        *s = 0;
+                    }
+                    *s += 1;
+                }
+            }
+            Tensor::from_vec(mask, (b, h), device)
+        };
+        let mask_k = select(&host, c.k, Some(stats))?;
+        let latents_k = (&pre * &mask_k)?.relu()?;
+        let aux = if c.k_aux > 0 {
+            let dead: Vec<f32> = stats
+                .iter()
+                .map(|&s| {
+                    if s > c.dead_threshold as i64 {
+                        1.0
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
+            let masked: Vec<Vec<f32>> = host
+                .iter()
+                .map(|row| row.iter().zip(&dead).map(|(v, d)| v * d).collect())
+                .collect();
+            let mask_aux = select(&masked, c.k_aux, None)?;
+            let dead = Tensor::from_vec(dead, h, device)?;
+            Some((pre.broadcast_mul(&dead)? * mask_aux)?.relu()?)
+        } else {
+            None
+        };
+        let mask_4k = select(&host, 4 * c.k, Some(stats))?;
+        let latents_4k = (&pre * &mask_4k)?.relu()?;
+        let decoder = |latents: &Tensor| -> candle_core::Result<Tensor> {
+            latents.matmul(&self.weight)?.broadcast_add(&self.pre_bias)
+        };
+        let decode = |latents: &Tensor| -> candle_core::Result<Tensor> {
+            let out = decoder(latents)?;
+            match &info {
+                Some((mu, std)) => out.broadcast_mul(std)?.broadcast_add(mu),
+                None => Ok(out),
+            }
+        };
+        let decoded_k = decode(&latents_k)?;
+        let decoded_4k = decode(&latents_4k)?;
+        let mut decoded_aux = aux.as_ref().map(decoder).transpose()?;
+        let decoder_bias = match &info {
+            Some((_, std)) => {
+                if let Some(a) = decoded_aux.take() {
+                    decoded_aux = Some(a.broadcast_mul(std)?);
+                }
+                self.pre_bias.unsqueeze(0)?.broadcast_mul(std)?
+            }
+            None => self.pre_bias.unsqueeze(0)?,
+        };
+        let decoded_k_pre_bias = decoded_k.broadcast_sub(&decoder_bias)?;
+        Ok(SaeTrainingOutput {
+            backbone: x.clone(),
+            latents_k,
+            decoded_k,
+            decoded_4k,
+            decoded_aux,
+            decoded_k_pre_bias,
+        })
+    }
+}
+
 /// The positions of the `k` largest values of `row` (ties: the smaller position first), in no
 /// particular order. `k <= row.len()`; values are finite.
 pub fn top_k_indices(row: &[f32], k: usize) -> Vec<usize> {

@@ -131,6 +131,37 @@ impl SparseEncoder {
         }
     }
 
+    /// A CSR model's head (the trainable encoder updates its statistics).
+    pub(crate) fn csr_mut(&mut self) -> Option<&mut CsrHead> {
+        self.csr.as_mut()
+    }
+
+    /// Sets a CSR model's `k` (latents kept, which also becomes the model's default
+    /// `max_active_dims`, as sentence-transformers sets it from the autoencoder) and, when
+    /// given, `k_aux`. Values above `hidden_dim`, a `k` of 0, or a SPLADE model are errors.
+    pub fn set_csr_sparsity(&mut self, k: usize, k_aux: Option<usize>) -> Result<()> {
+        let Some(csr) = self.csr.as_mut() else {
+            return Err(EncoderError::InvalidArgument(
+                "k and k_aux are settings of a CSR model's SparseAutoEncoder; this model has none"
+                    .into(),
+            ));
+        };
+        let h = csr.sae.config.hidden_dim;
+        let k_aux = k_aux.unwrap_or(csr.sae.config.k_aux);
+        if k == 0 || k > h || k_aux > h {
+            return Err(EncoderError::InvalidArgument(format!(
+                "k {k} and k_aux {k_aux} must be at most the autoencoder's hidden_dim {h} (k at least 1)"
+            )));
+        }
+        csr.sae.config.k = k;
+        csr.sae.config.k_aux = k_aux;
+        if let Some(layout) = self.folder.csr.as_mut() {
+            layout.sae = csr.sae.config.clone();
+        }
+        self.folder.max_active_dims = Some(k);
+        Ok(())
+    }
+
     /// A CSR model's `Pooling` and `SparseAutoEncoder` (`None` for a SPLADE model).
     pub fn csr(&self) -> Option<&CsrHead> {
         self.csr.as_ref()

@@ -794,7 +794,13 @@ pub fn model_card(input: &CardInput<'_>) -> String {
         })
         .collect();
     s.push_str(&table(columns, &samples, false, "  "));
-    let _ = writeln!(s, "* Loss: [<code>SpladeLoss</code>](https://sbert.net/docs/package_reference/sparse_encoder/losses.html#spladeloss) with these parameters:\n  ```json\n  {{\n      \"loss\": \"{}\",\n      \"document_regularizer_weight\": {},\n      \"query_regularizer_weight\": {}\n  }}\n  ```\n", loss_repr.replace('"', "\\\""), py_float(c.loss.lambda_document), py_float(c.loss.lambda_query));
+    if input.encoder.is_csr() {
+        // A CSR model trains with CSRLoss around the base loss (as sentence-transformers'
+        // get_config_dict writes it: beta, gamma, the base loss's class name).
+        let _ = writeln!(s, "* Loss: [<code>CSRLoss</code>](https://sbert.net/docs/package_reference/sparse_encoder/losses.html#csrloss) with these parameters:\n  ```json\n  {{\n      \"beta\": {},\n      \"gamma\": {},\n      \"loss\": \"{}\"\n  }}\n  ```\n", py_float(c.csr.beta), py_float(c.csr.gamma), c.loss.base.class_name());
+    } else {
+        let _ = writeln!(s, "* Loss: [<code>SpladeLoss</code>](https://sbert.net/docs/package_reference/sparse_encoder/losses.html#spladeloss) with these parameters:\n  ```json\n  {{\n      \"loss\": \"{}\",\n      \"document_regularizer_weight\": {},\n      \"query_regularizer_weight\": {}\n  }}\n  ```\n", loss_repr.replace('"', "\\\""), py_float(c.loss.lambda_document), py_float(c.loss.lambda_query));
+    }
 
     // Hyperparameters under TrainingArguments names.
     let hp = hyperparameters(c);
