@@ -70,7 +70,7 @@ def test_same_as_sentence_transformers_in_process(model, texts):
 
 def test_decode_names_latent_dimensions(model):
     emb = model.encode(["what causes rain"])
-    decoded = model.decode(emb, top_k=3)
+    decoded = model.decode(emb, top_k=3)[0]  # a matrix of one row: one list per row
     assert len(decoded) == 3
     row = emb[0]
     weights = dict(zip(row.indices.tolist(), row.data.tolist()))
