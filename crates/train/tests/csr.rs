@@ -204,7 +204,7 @@ fn check_case(case: &str) {
         for (i, h) in w["head"].as_array().unwrap().iter().enumerate() {
             let reference = h.as_f64().unwrap();
             assert!(
-                (flat[i] as f64 - reference).abs() <= 1e-4,
+                (flat[i] as f64 - reference).abs() <= 1e-5,
                 "{case}: {name}[{i}]: ours {}, reference {reference}",
                 flat[i]
             );
@@ -213,7 +213,7 @@ fn check_case(case: &str) {
         let reference = w["sum"].as_f64().unwrap();
         assert!(
             (sum - reference).abs()
-                <= 1e-4 * (flat.len() as f64).sqrt().max(1.0) + 1e-4 * reference.abs(),
+                <= 1e-5 * (flat.len() as f64).sqrt().max(1.0) + 1e-4 * reference.abs(),
             "{case}: sum of {name}: ours {sum}, reference {reference}"
         );
     }
