@@ -363,7 +363,9 @@ impl SparseEncoder {
             RouteChoice::Splade => self.encode_splade(texts, options),
             RouteChoice::Static(route) => {
                 let prompt = self.resolve_prompt(options)?;
-                let vectors = route.encode(texts, &prompt, options.max_active_dims)?;
+                // The model's saved default applies to every route, as in sentence-transformers.
+                let k = self.effective_max_active_dims(options.max_active_dims);
+                let vectors = route.encode(texts, &prompt, k)?;
                 let mut batch = SparseBatch::new(self.dim());
                 for v in &vectors {
                     batch.push(v.view())?;
