@@ -249,7 +249,13 @@ pub fn run(args: ExportArgs) -> Result<()> {
 pub(crate) fn token_map(model: &str, device: &str) -> Result<TokenMap> {
     let encoder = crate::load_encoder(model, device)?;
     let vocabulary: Vec<String> = (0..encoder.dim() as u32)
-        .map(|id| encoder.tokenizer().id_to_token(id).unwrap_or_default())
+        .map(|id| {
+            if encoder.is_csr() {
+                encoder.dimension_name(id)
+            } else {
+                encoder.tokenizer().id_to_token(id).unwrap_or_default()
+            }
+        })
         .collect();
     let map = TokenMap::from_vocabulary(&vocabulary);
     if map.renamed() > 0 {

@@ -331,7 +331,31 @@ fn info(args: ModelArg) -> Result<()> {
     writeln!(out, "vocabulary:      {}", f.backbone.vocab_size)?;
     writeln!(out, "max_seq_length:  {}", f.max_seq_length)?;
     writeln!(out, "do_lower_case:   {}", f.do_lower_case)?;
-    writeln!(out, "pooling:         {}", f.pooling)?;
+    match &f.csr {
+        Some(csr) => {
+            let modes: Vec<&str> = csr.pooling.modes.iter().map(|m| m.name()).collect();
+            writeln!(
+                out,
+                "pooling:         Pooling({}, include_prompt {})",
+                modes.join("+"),
+                csr.pooling.include_prompt
+            )?;
+            writeln!(
+                out,
+                "autoencoder:     SparseAutoEncoder(input_dim {}, hidden_dim {}, k {}, k_aux {}, normalize {})",
+                csr.sae.input_dim, csr.sae.hidden_dim, csr.sae.k, csr.sae.k_aux, csr.sae.normalize
+            )?;
+            writeln!(
+                out,
+                "dimensions:      {} (CSR latents, not vocabulary tokens)",
+                encoder.dim()
+            )?;
+        }
+        None => writeln!(out, "pooling:         {}", f.pooling)?,
+    }
+    if let Some(k) = f.max_active_dims {
+        writeln!(out, "max_active_dims: {k}")?;
+    }
     writeln!(out, "similarity:      {}", f.similarity)?;
     for (name, prompt) in &f.prompts {
         writeln!(out, "prompt {name:<9}{prompt:?}")?;

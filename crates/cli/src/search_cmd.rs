@@ -361,7 +361,7 @@ fn write_table(
         };
         for t in e.terms.iter().take(n) {
             let token = encoder
-                .and_then(|enc| enc.tokenizer().id_to_token(t.term))
+                .map(|enc| enc.dimension_name(t.term))
                 .unwrap_or_else(|| format!("[{}]", t.term));
             writeln!(
                 out,

@@ -15,6 +15,23 @@ struct Printer;
 
 impl TrainObserver for Printer {
     fn logged(&mut self, entry: &LogEntry) {
+        let [k, four_k, aux] = entry.reconstruction_losses;
+        if k != 0.0 || four_k != 0.0 || aux != 0.0 {
+            // A CSR model: CSRLoss's parts.
+            eprintln!(
+                "step {} epoch {:.3} loss {:.4} (base {:.4}, reconstruction k {:.4} 4k {:.4} aux {:.4}) lr {:.3e} {:.2}s/step",
+                entry.step,
+                entry.epoch,
+                entry.loss,
+                entry.base_loss,
+                k,
+                four_k,
+                aux,
+                entry.learning_rate,
+                entry.seconds_per_step
+            );
+            return;
+        }
         eprintln!(
             "step {} epoch {:.3} loss {:.4} (base {:.4}, flops q {:.5} d {:.5}) lr {:.3e} {:.2}s/step",
             entry.step,

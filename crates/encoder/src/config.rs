@@ -8,7 +8,8 @@ use crate::error::{read_json, EncoderError, Result};
 
 /// The masked-language-model architectures this crate implements.
 pub const SUPPORTED_ARCHITECTURES: &str = "BertForMaskedLM, DistilBertForMaskedLM, \
-     RobertaForMaskedLM, XLMRobertaForMaskedLM, ModernBertForMaskedLM";
+     RobertaForMaskedLM, XLMRobertaForMaskedLM, ModernBertForMaskedLM; without the MLM head \
+     (a CSR model's feature-extraction Transformer): BertModel, RobertaModel, XLMRobertaModel";
 
 /// A supported backbone architecture.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,6 +120,11 @@ pub struct BackboneConfig {
     pub attention_dropout: f64,
     /// ModernBERT's options (`None` for the other architectures).
     pub modernbert: Option<ModernBertOptions>,
+    /// Whether the checkpoint is a `*ForMaskedLM` with its vocabulary head (`false` for a bare
+    /// `BertModel`-style encoder, whose per-token hidden states a CSR model pools). A CSR
+    /// model's loader sets it to `false` whatever the class, as sentence-transformers'
+    /// feature-extraction `Transformer` loads `AutoModel`.
+    pub mlm_head: bool,
 }
 
 /// An optional probability field, Hugging Face's default 0.1 when absent.
@@ -324,6 +330,7 @@ fn modernbert_config(json: &Value, path: &Path, tie: bool) -> Result<BackboneCon
         tie_word_embeddings: tie,
         hidden_dropout: 0.0,
         attention_dropout: dropout("attention_dropout")?,
+        mlm_head: true,
         modernbert: Some(ModernBertOptions {
             global_layers,
             global_rope_theta: rope_theta(
@@ -373,8 +380,14 @@ impl BackboneConfig {
             .and_then(Value::as_str)
             .map(str::to_string);
         let model_type = json.get("model_type").and_then(Value::as_str).unwrap_or("");
+        let bare = matches!(
+            architecture_name.as_deref(),
+            Some("BertModel" | "RobertaModel" | "XLMRobertaModel")
+        );
         let architecture = match (architecture_name.as_deref(), model_type) {
-            (Some("BertForMaskedLM"), _) => Architecture::Bert,
+            (Some("BertForMaskedLM" | "BertModel"), _) => Architecture::Bert,
+            (Some("RobertaModel"), _) => Architecture::Roberta,
+            (Some("XLMRobertaModel"), _) => Architecture::XlmRoberta,
             (Some("DistilBertForMaskedLM"), _) => Architecture::DistilBert,
             (Some("RobertaForMaskedLM"), _) => Architecture::Roberta,
             (Some("XLMRobertaForMaskedLM"), _) => Architecture::XlmRoberta,
@@ -405,7 +418,7 @@ impl BackboneConfig {
             .get("tie_word_embeddings")
             .and_then(Value::as_bool)
             .unwrap_or(true);
-        let config = match architecture {
+        let mut config = match architecture {
             Architecture::Bert | Architecture::Roberta | Architecture::XlmRoberta => {
                 if let Some(kind) = json.get("position_embedding_type").and_then(Value::as_str) {
                     if kind != "absolute" {
@@ -441,6 +454,7 @@ impl BackboneConfig {
                     hidden_dropout: probability(json, path, "hidden_dropout_prob")?,
                     attention_dropout: probability(json, path, "attention_probs_dropout_prob")?,
                     modernbert: None,
+                    mlm_head: true,
                 }
             }
             Architecture::DistilBert => BackboneConfig {
@@ -462,9 +476,11 @@ impl BackboneConfig {
                 hidden_dropout: probability(json, path, "dropout")?,
                 attention_dropout: probability(json, path, "attention_dropout")?,
                 modernbert: None,
+                mlm_head: true,
             },
             Architecture::ModernBert => modernbert_config(json, path, tie)?,
         };
+        config.mlm_head = !bare;
         let (vocab, hidden, layers, inner) = match architecture {
             Architecture::Bert
             | Architecture::Roberta

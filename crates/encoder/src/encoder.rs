@@ -9,6 +9,7 @@ use splade_sparse::{
     ScoreMatrix, Similarity, SparseBatch, SparseVector, SparseView, SparsityStats,
 };
 
+use crate::csr::{CsrHead, SparseAutoEncoder};
 use crate::error::{EncoderError, Result};
 use crate::hub::resolve_model;
 use crate::layout::ModelFolder;
@@ -70,6 +71,8 @@ pub struct SparseEncoder {
     device: Device,
     /// The static routes of a Router, by route name.
     statics: Vec<(String, StaticEmbedding)>,
+    /// A CSR model's pooling and sparse autoencoder (`None`: SpladePooling over the MLM head).
+    csr: Option<CsrHead>,
 }
 
 impl SparseEncoder {
@@ -90,6 +93,7 @@ impl SparseEncoder {
         let (folder, tokenizer, weights) = Self::read_parts(dir)?;
         let statics = load_static_routes(&folder)?;
         let model = MaskedLm::load(&weights, &folder.backbone, device)?;
+        let csr = load_csr_head(&folder, device)?;
         tracing::debug!(
             "loaded {} ({:?}, {:?}, max_seq_length {}, {})",
             dir.display(),
@@ -104,6 +108,7 @@ impl SparseEncoder {
             model,
             device: device.clone(),
             statics,
+            csr,
         })
     }
 
@@ -114,6 +119,7 @@ impl SparseEncoder {
         model: MaskedLm,
         device: &Device,
         statics: Vec<(String, StaticEmbedding)>,
+        csr: Option<CsrHead>,
     ) -> Self {
         Self {
             folder,
@@ -121,7 +127,58 @@ impl SparseEncoder {
             model,
             device: device.clone(),
             statics,
+            csr,
         }
+    }
+
+    /// A CSR model's head (the trainable encoder updates its statistics).
+    pub(crate) fn csr_mut(&mut self) -> Option<&mut CsrHead> {
+        self.csr.as_mut()
+    }
+
+    /// Sets a CSR model's `k` (latents kept, which also becomes the model's default
+    /// `max_active_dims`, as sentence-transformers sets it from the autoencoder) and, when
+    /// given, `k_aux`. Values above `hidden_dim`, a `k` of 0, or a SPLADE model are errors.
+    pub fn set_csr_sparsity(&mut self, k: usize, k_aux: Option<usize>) -> Result<()> {
+        let Some(csr) = self.csr.as_mut() else {
+            return Err(EncoderError::InvalidArgument(
+                "k and k_aux are settings of a CSR model's SparseAutoEncoder; this model has none"
+                    .into(),
+            ));
+        };
+        let h = csr.sae.config.hidden_dim;
+        let k_aux = k_aux.unwrap_or(csr.sae.config.k_aux);
+        if k == 0 || k > h || k_aux > h {
+            return Err(EncoderError::InvalidArgument(format!(
+                "k {k} and k_aux {k_aux} must be at most the autoencoder's hidden_dim {h} (k at least 1)"
+            )));
+        }
+        csr.sae.config.k = k;
+        csr.sae.config.k_aux = k_aux;
+        if let Some(layout) = self.folder.csr.as_mut() {
+            layout.sae = csr.sae.config.clone();
+        }
+        self.folder.max_active_dims = Some(k);
+        Ok(())
+    }
+
+    /// A CSR model's `Pooling` and `SparseAutoEncoder` (`None` for a SPLADE model).
+    pub fn csr(&self) -> Option<&CsrHead> {
+        self.csr.as_ref()
+    }
+
+    /// Whether this is a CSR model: its dimensions are autoencoder latents, not vocabulary
+    /// tokens.
+    pub fn is_csr(&self) -> bool {
+        self.csr.is_some()
+    }
+
+    /// The `max_active_dims` an encode call with `requested` uses: the request, else the
+    /// model's saved default (a CSR model: else its autoencoder's `k`).
+    pub fn effective_max_active_dims(&self, requested: Option<usize>) -> Option<usize> {
+        requested
+            .or(self.folder.max_active_dims)
+            .or(self.csr.as_ref().map(|c| c.sae.config.k))
     }
 
     /// The static routes, by route name (the trainable encoder refreshes their weights).
@@ -173,9 +230,13 @@ impl SparseEncoder {
         &self.folder
     }
 
-    /// The vocabulary size: the dimension of every vector.
+    /// The dimension of every vector: the vocabulary size (a CSR model: the autoencoder's
+    /// `hidden_dim`).
     pub fn dim(&self) -> usize {
-        self.folder.backbone.vocab_size
+        match &self.csr {
+            Some(csr) => csr.dim(),
+            None => self.folder.backbone.vocab_size,
+        }
     }
 
     /// Token limit per text; longer texts are truncated.
@@ -302,7 +363,9 @@ impl SparseEncoder {
             RouteChoice::Splade => self.encode_splade(texts, options),
             RouteChoice::Static(route) => {
                 let prompt = self.resolve_prompt(options)?;
-                let vectors = route.encode(texts, &prompt, options.max_active_dims)?;
+                // The model's saved default applies to every route, as in sentence-transformers.
+                let k = self.effective_max_active_dims(options.max_active_dims);
+                let vectors = route.encode(texts, &prompt, k)?;
                 let mut batch = SparseBatch::new(self.dim());
                 for v in &vectors {
                     batch.push(v.view())?;
@@ -353,21 +416,24 @@ impl SparseEncoder {
         } else {
             ProgressBar::hidden()
         };
+        let max_active_dims = self.effective_max_active_dims(options.max_active_dims);
         let mut results: Vec<Option<SparseVector>> = vec![None; tokenized.len()];
         for chunk in order.chunks(options.batch_size) {
             let rows: Vec<&TokenizedText> = chunk.iter().map(|&i| &tokenized[i]).collect();
-            let vectors = self.encode_tokenized(&rows).map_err(|e| match e {
-                EncoderError::NonFiniteActivations { model, what, text } => {
-                    EncoderError::NonFiniteActivations {
-                        model,
-                        what,
-                        text: chunk[text],
+            let vectors = self
+                .encode_tokenized(&rows, max_active_dims)
+                .map_err(|e| match e {
+                    EncoderError::NonFiniteActivations { model, what, text } => {
+                        EncoderError::NonFiniteActivations {
+                            model,
+                            what,
+                            text: chunk[text],
+                        }
                     }
-                }
-                other => other,
-            })?;
+                    other => other,
+                })?;
             for (&i, v) in chunk.iter().zip(vectors) {
-                results[i] = Some(match options.max_active_dims {
+                results[i] = Some(match max_active_dims {
                     Some(k) => v.view().top_k(k),
                     None => v,
                 });
@@ -444,7 +510,22 @@ impl SparseEncoder {
             .iter()
             .map(|t| format!("{prompt}{}", t.as_ref()))
             .collect();
-        self.tokenizer.encode_truncating(&prompted, truncation)
+        let mut rows = self.tokenizer.encode_truncating(&prompted, truncation)?;
+        let prompt_tokens = self.prompt_length(&prompt)?;
+        for row in &mut rows {
+            row.prompt_tokens = prompt_tokens;
+        }
+        Ok(rows)
+    }
+
+    /// The number of tokens a prompt takes at the start of a text, as sentence-transformers
+    /// counts them for `Pooling(include_prompt=False)`: the prompt tokenized alone, without a
+    /// trailing special token.
+    pub fn prompt_length(&self, prompt: &str) -> Result<usize> {
+        let encoding = self.tokenizer.encoding(prompt, true)?;
+        let n = encoding.get_ids().len();
+        let trailing_special = encoding.get_special_tokens_mask().last() == Some(&1);
+        Ok(n - usize::from(trailing_special && n > 0))
     }
 
     /// Encodes tokenized texts (from [`Self::tokenize`] or [`Self::tokenize_truncating`])
@@ -470,7 +551,8 @@ impl SparseEncoder {
                 given: rows[index].ids.len(),
             });
         }
-        let vectors = self.encode_tokenized(rows)?;
+        let max_active_dims = self.effective_max_active_dims(max_active_dims);
+        let vectors = self.encode_tokenized(rows, max_active_dims)?;
         Ok(match max_active_dims {
             Some(k) => vectors.into_iter().map(|v| v.view().top_k(k)).collect(),
             None => vectors,
@@ -501,7 +583,11 @@ impl SparseEncoder {
     /// Sparse vectors of a batch of tokenized texts. A NaN or an infinity in the final hidden
     /// states, the logits or the pooled weights is an error ([`EncoderError::NonFiniteActivations`]
     /// with the text's position in `rows`), never a silently emptied vector.
-    fn encode_tokenized(&self, rows: &[&TokenizedText]) -> Result<Vec<SparseVector>> {
+    fn encode_tokenized(
+        &self,
+        rows: &[&TokenizedText],
+        max_active_dims: Option<usize>,
+    ) -> Result<Vec<SparseVector>> {
         if rows.is_empty() {
             return Ok(Vec::new());
         }
@@ -513,10 +599,18 @@ impl SparseEncoder {
         if let Some(row) = first_non_finite_row(&tokens)? {
             return Err(self.non_finite("hidden states", text_of_row(row)));
         }
+        if let Some(csr) = &self.csr {
+            let prompt_tokens: Vec<usize> = rows.iter().map(|r| r.prompt_tokens).collect();
+            let k = max_active_dims.unwrap_or(csr.sae.config.k);
+            return match csr.encode(&tokens, packing.starts(), &prompt_tokens, k)? {
+                Ok(vectors) => Ok(vectors),
+                Err(text) => Err(self.non_finite("pooled embedding or autoencoder latents", text)),
+            };
+        }
         match pool_sparse_packed_checked(
             &tokens,
             packing.starts(),
-            self.model.head(),
+            self.model.mlm_head()?,
             self.folder.pooling,
         )? {
             Ok(vectors) => Ok(vectors),
@@ -543,20 +637,28 @@ impl SparseEncoder {
     }
 
     /// The `top_k` heaviest terms of a vector as `(token, weight)`, heaviest first (all terms
-    /// when `top_k` is `None`).
+    /// when `top_k` is `None`). A CSR model's dimensions are autoencoder latents, not tokens:
+    /// each is named `dimension N` (see [`Self::dimension_name`]).
     pub fn decode(&self, vector: SparseView<'_>, top_k: Option<usize>) -> Vec<(String, f32)> {
         vector
             .top_positions(top_k.unwrap_or(vector.nnz()))
             .into_iter()
             .map(|p| {
                 let id = vector.indices()[p];
-                let token = self
-                    .tokenizer
-                    .id_to_token(id)
-                    .unwrap_or_else(|| format!("[{id}]"));
-                (token, vector.values()[p])
+                (self.dimension_name(id), vector.values()[p])
             })
             .collect()
+    }
+
+    /// What dimension `id` stands for: its vocabulary token (`[id]` when the tokenizer has
+    /// none), or `dimension id` for a CSR model, whose dimensions are latents.
+    pub fn dimension_name(&self, id: u32) -> String {
+        if self.csr.is_some() {
+            return format!("dimension {id}");
+        }
+        self.tokenizer
+            .id_to_token(id)
+            .unwrap_or_else(|| format!("[{id}]"))
     }
 
     /// Mean active dimensions and sparsity ratio of a batch.
@@ -584,6 +686,19 @@ fn check_options(options: &EncodeOptions) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Loads a CSR folder's `SparseAutoEncoder` (none for a SPLADE model).
+pub(crate) fn load_csr_head(folder: &ModelFolder, device: &Device) -> Result<Option<CsrHead>> {
+    let Some(csr) = &folder.csr else {
+        return Ok(None);
+    };
+    let sae =
+        SparseAutoEncoder::load(&folder.root, &csr.sae_dir, csr.pooling.output_dim(), device)?;
+    Ok(Some(CsrHead {
+        pooling: csr.pooling.clone(),
+        sae,
+    }))
 }
 
 /// Loads the `SparseStaticEmbedding` routes of a Router folder (none for a plain model); their

@@ -8,6 +8,7 @@ use serde_json::Value;
 use splade_sparse::Similarity;
 
 use crate::config::BackboneConfig;
+use crate::csr::{SentencePooling, SparseAutoEncoderConfig};
 use crate::error::{read_json, EncoderError, Result};
 use crate::paths::{check_inside, module_dir};
 use crate::pooling::{PoolingActivation, PoolingConfig, PoolingStrategy};
@@ -15,8 +16,9 @@ use crate::router::{RouteKind, RouterLayout};
 
 /// Module types of a sentence-transformers pipeline that this crate runs.
 pub const SUPPORTED_MODULES: &str =
-    "MLMTransformer / Transformer (fill-mask) followed by SpladePooling, or a Router of \
-     SparseStaticEmbedding and Transformer (fill-mask) + SpladePooling routes";
+    "MLMTransformer / Transformer (fill-mask) followed by SpladePooling, a Router of \
+     SparseStaticEmbedding and Transformer (fill-mask) + SpladePooling routes, or a CSR model: \
+     Transformer (feature-extraction) + Pooling + SparseAutoEncoder";
 
 /// Which kind of folder a model came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +57,25 @@ pub struct ModelFolder {
     /// The Router of an inference-free (asymmetric) model; `transformer_dir` and `pooling`
     /// then describe its SPLADE route. `None` for a plain SPLADE model.
     pub router: Option<RouterLayout>,
+    /// A CSR model's `Pooling` and `SparseAutoEncoder` (then `pooling` is unused and the
+    /// backbone has no MLM head). `None` for a SPLADE model.
+    pub csr: Option<CsrLayout>,
+    /// The model's default `max_active_dims` (`config_sentence_transformers.json`; for a CSR
+    /// model sentence-transformers saves the autoencoder's `k` there).
+    pub max_active_dims: Option<usize>,
+}
+
+/// The CSR modules of a model folder.
+#[derive(Debug, Clone)]
+pub struct CsrLayout {
+    /// The `Pooling` module's folder.
+    pub pooling_dir: PathBuf,
+    /// Its settings.
+    pub pooling: SentencePooling,
+    /// The `SparseAutoEncoder` module's folder.
+    pub sae_dir: PathBuf,
+    /// Its settings.
+    pub sae: SparseAutoEncoderConfig,
 }
 
 fn config_err(path: &Path, field: &str, message: impl ToString) -> EncoderError {
@@ -118,7 +139,20 @@ impl ModelFolder {
             default_prompt_name: None,
             similarity: Similarity::Dot,
             router: None,
+            csr: None,
+            max_active_dims: None,
         };
+        if !folder.backbone.mlm_head {
+            return Err(EncoderError::UnsupportedModule {
+                module: format!(
+                    "a bare {} without modules.json (sentence-transformers would add a randomly \
+                     initialised SparseAutoEncoder)",
+                    folder.backbone.architecture.class_name()
+                ),
+                path: root.join("config.json"),
+                supported: SUPPORTED_MODULES.to_string(),
+            });
+        }
         folder.read_model_settings()?;
         Ok(folder)
     }
@@ -135,6 +169,7 @@ impl ModelFolder {
         let mut pooling = None;
         let mut layout = FolderLayout::SentenceTransformersV6;
         let mut router = None;
+        let mut csr_dirs: (Option<PathBuf>, Option<PathBuf>) = (None, None);
         if let [module] = list.as_slice() {
             let kind = module.get("type").and_then(Value::as_str).unwrap_or("");
             if matches!(type_name(kind), "Router" | "Asym") {
@@ -176,6 +211,22 @@ impl ModelFolder {
                         &format!("[{i}].path"),
                     )?)
                 }
+                ("Pooling", 1) => {
+                    csr_dirs.0 = Some(module_dir(
+                        root,
+                        raw_path,
+                        modules_path,
+                        &format!("[{i}].path"),
+                    )?)
+                }
+                ("SparseAutoEncoder", 2) if csr_dirs.0.is_some() => {
+                    csr_dirs.1 = Some(module_dir(
+                        root,
+                        raw_path,
+                        modules_path,
+                        &format!("[{i}].path"),
+                    )?)
+                }
                 _ => {
                     return Err(EncoderError::UnsupportedModule {
                         module: kind.to_string(),
@@ -183,6 +234,13 @@ impl ModelFolder {
                         supported: SUPPORTED_MODULES.to_string(),
                     })
                 }
+            }
+        }
+        if let (Some(transformer_dir), (Some(pooling_dir), Some(sae_dir))) =
+            (transformer.clone(), csr_dirs.clone())
+        {
+            if list.len() == 3 {
+                return Self::read_csr(root, layout, transformer_dir, pooling_dir, sae_dir);
             }
         }
         let (Some(transformer_dir), Some(pooling_dir)) = (transformer, pooling) else {
@@ -203,6 +261,16 @@ impl ModelFolder {
         }
         check_transformer_task(root, &transformer_dir.join("sentence_bert_config.json"))?;
         let backbone = backbone_config(root, &transformer_dir.join("config.json"))?;
+        if !backbone.mlm_head {
+            return Err(EncoderError::UnsupportedModule {
+                module: format!(
+                    "SpladePooling over a bare {} (no MLM head)",
+                    backbone.architecture.class_name()
+                ),
+                path: transformer_dir.join("config.json"),
+                supported: SUPPORTED_MODULES.to_string(),
+            });
+        }
         let (max_seq_length, do_lower_case) =
             transformer_settings(root, &transformer_dir, &backbone)?;
         let pooling = read_pooling(root, &pooling_dir.join("config.json"), backbone.vocab_size)?;
@@ -218,6 +286,82 @@ impl ModelFolder {
             default_prompt_name: None,
             similarity: Similarity::Dot,
             router,
+            csr: None,
+            max_active_dims: None,
+        };
+        folder.read_model_settings()?;
+        Ok(folder)
+    }
+
+    /// A CSR folder: `Transformer` (feature-extraction) + `Pooling` + `SparseAutoEncoder`.
+    fn read_csr(
+        root: &Path,
+        layout: FolderLayout,
+        transformer_dir: PathBuf,
+        pooling_dir: PathBuf,
+        sae_dir: PathBuf,
+    ) -> Result<Self> {
+        for (dir, what) in [(&pooling_dir, "Pooling"), (&sae_dir, "SparseAutoEncoder")] {
+            if !dir.is_dir() {
+                return Err(EncoderError::MissingFile {
+                    path: dir.clone(),
+                    hint: format!(" (the {what} module folder named in modules.json)"),
+                });
+            }
+        }
+        let sbert_path = transformer_dir.join("sentence_bert_config.json");
+        let task = optional_json(root, &sbert_path)?.and_then(|j| {
+            j.get("transformer_task")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        });
+        if let Some(other) = task.as_deref().filter(|t| *t != "feature-extraction") {
+            return Err(EncoderError::UnsupportedModule {
+                module: format!("Transformer with transformer_task '{other}' under Pooling"),
+                path: sbert_path,
+                supported: SUPPORTED_MODULES.to_string(),
+            });
+        }
+        let mut backbone = backbone_config(root, &transformer_dir.join("config.json"))?;
+        // sentence-transformers' feature-extraction Transformer loads `AutoModel`: the encoder
+        // without any head, whatever class the checkpoint was saved from.
+        backbone.mlm_head = false;
+        let (max_seq_length, do_lower_case) =
+            transformer_settings(root, &transformer_dir, &backbone)?;
+        let pooling =
+            SentencePooling::read(root, &pooling_dir.join("config.json"), backbone.hidden_size)?;
+        let sae_config_path = sae_dir.join("config.json");
+        let sae = SparseAutoEncoderConfig::read(root, &sae_config_path)?;
+        if sae.input_dim != pooling.output_dim() {
+            return Err(config_err(
+                &sae_config_path,
+                "input_dim",
+                format!(
+                    "{} does not match the Pooling output's width {}",
+                    sae.input_dim,
+                    pooling.output_dim()
+                ),
+            ));
+        }
+        let mut folder = Self {
+            root: root.to_path_buf(),
+            transformer_dir,
+            layout,
+            backbone,
+            max_seq_length,
+            do_lower_case,
+            pooling: PoolingConfig::default(),
+            prompts: BTreeMap::new(),
+            default_prompt_name: None,
+            similarity: Similarity::Dot,
+            router: None,
+            csr: Some(CsrLayout {
+                pooling_dir,
+                pooling,
+                sae_dir,
+                sae,
+            }),
+            max_active_dims: None,
         };
         folder.read_model_settings()?;
         Ok(folder)
@@ -241,6 +385,15 @@ impl ModelFolder {
             .get("default_prompt_name")
             .and_then(Value::as_str)
             .map(str::to_string);
+        match json.get("max_active_dims") {
+            None | Some(Value::Null) => {}
+            Some(v) => {
+                let k = v.as_u64().filter(|&k| k >= 1).ok_or_else(|| {
+                    config_err(&path, "max_active_dims", "expected a positive integer")
+                })?;
+                self.max_active_dims = Some(k as usize);
+            }
+        }
         if let Some(name) = json.get("similarity_fn_name").and_then(Value::as_str) {
             self.similarity = name.parse().map_err(|e: splade_sparse::SparseError| {
                 config_err(&path, "similarity_fn_name", e)

@@ -3,7 +3,8 @@
 //! Loads sentence-transformers `SparseEncoder` folders (the v4/v5 layout of the seed model
 //! card and the v6 layout), plain Hugging Face `BertForMaskedLM` / `DistilBertForMaskedLM`
 //! folders and Hugging Face Hub ids, and encodes text into vocabulary-sized sparse vectors
-//! with the same numbers as the Python reference.
+//! with the same numbers as the Python reference; and CSR models (`Transformer` + `Pooling` +
+//! `SparseAutoEncoder`, module [`csr`]), whose dimensions are autoencoder latents.
 //!
 //! ```no_run
 //! use splade_encoder::{EncodeOptions, SparseEncoder};
@@ -26,6 +27,7 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod csr;
 pub mod default_model;
 pub mod device;
 mod encoder;
@@ -40,9 +42,10 @@ pub mod static_embedding;
 pub mod tokenize;
 pub mod trainable;
 
+pub use csr::{CsrHead, PoolingMode, SentencePooling, SparseAutoEncoder, SparseAutoEncoderConfig};
 pub use encoder::{EncodeOptions, RouteChoice, SparseEncoder};
 pub use error::{EncoderError, Result, NON_FINITE};
-pub use layout::{FolderLayout, ModelFolder};
+pub use layout::{CsrLayout, FolderLayout, ModelFolder};
 pub use model::Dropout;
 pub use pooling::{PoolingActivation, PoolingConfig, PoolingStrategy};
 pub use router::{Route, RouteKind, RouterLayout};

@@ -36,6 +36,9 @@ pub struct TokenizedText {
     pub ids: Vec<u32>,
     /// Token type ids (all 0 for single texts).
     pub type_ids: Vec<u32>,
+    /// How many leading tokens belong to a prepended prompt (0 without one): a CSR model's
+    /// `Pooling` with `include_prompt: false` leaves them out.
+    pub prompt_tokens: usize,
 }
 
 /// What happens to a text longer than the model's max length (special tokens included).
@@ -197,6 +200,7 @@ impl TextTokenizer {
                 Ok(TokenizedText {
                     ids: enc.get_ids().to_vec(),
                     type_ids: enc.get_type_ids().to_vec(),
+                    prompt_tokens: 0,
                 })
             })
             .collect()

@@ -7,7 +7,8 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Tensor, Var};
 
-use crate::encoder::{load_static_routes, EncodeOptions, SparseEncoder};
+use crate::csr::SaeTrainingOutput;
+use crate::encoder::{load_csr_head, load_static_routes, EncodeOptions, SparseEncoder};
 use crate::error::{EncoderError, Result};
 use crate::model::{Dropout, ForwardMode, MaskedLm};
 use crate::pooling::{pool_dense, pool_max_differentiable_packed, PoolingStrategy};
@@ -25,6 +26,19 @@ pub struct TrainableEncoder {
     /// The `SparseStaticEmbedding` routes of a Router model, in the order of
     /// [`SparseEncoder::static_routes`].
     statics: Vec<StaticRoute>,
+    /// A CSR model's autoencoder state: its variables' name prefix and the dead-latent
+    /// statistics the training forward passes update.
+    csr: Option<CsrTraining>,
+}
+
+/// The training state of a CSR model's `SparseAutoEncoder`.
+struct CsrTraining {
+    /// `<module folder>.`, e.g. `2_SparseAutoEncoder.`: the prefix of its variables' names.
+    prefix: String,
+    /// The module's index in `modules.json` (sentence-transformers' parameter names).
+    module_index: usize,
+    /// `stats_last_nonzero`, updated by every training forward pass.
+    stats: std::sync::Mutex<Vec<i64>>,
 }
 
 /// A `SparseStaticEmbedding` route being trained (or frozen).
@@ -54,6 +68,34 @@ impl TrainableEncoder {
         let (folder, tokenizer, weights) = SparseEncoder::read_parts(dir)?;
         let static_modules = load_static_routes(&folder)?;
         let (model, mut vars) = MaskedLm::load_trainable(&weights, &folder.backbone, device)?;
+        let mut csr_head = load_csr_head(&folder, device)?;
+        let mut csr = None;
+        if let (Some(head), Some(layout)) = (csr_head.as_mut(), folder.csr.as_ref()) {
+            let module = layout
+                .sae_dir
+                .file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+            let module_index = module
+                .split('_')
+                .next()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(2);
+            let prefix = format!("{module}.");
+            for (name, tensor) in [
+                ("pre_bias", &mut head.sae.pre_bias),
+                ("encoder.weight", &mut head.sae.weight),
+                ("latent_bias", &mut head.sae.latent_bias),
+            ] {
+                let var = Var::from_tensor(tensor)?;
+                *tensor = var.as_tensor().clone();
+                vars.push((format!("{prefix}{name}"), var));
+            }
+            csr = Some(CsrTraining {
+                prefix,
+                module_index,
+                stats: std::sync::Mutex::new(head.sae.stats_last_nonzero.clone()),
+            });
+        }
         let mut statics = Vec::new();
         for (route, module) in &static_modules {
             let weight = Tensor::from_slice(module.weights(), module.dim(), device)?;
@@ -74,10 +116,18 @@ impl TrainableEncoder {
             }
         }
         Ok(Self {
-            encoder: SparseEncoder::from_parts(folder, tokenizer, model, device, static_modules),
+            encoder: SparseEncoder::from_parts(
+                folder,
+                tokenizer,
+                model,
+                device,
+                static_modules,
+                csr_head,
+            ),
             vars,
             activations: DType::F32,
             statics,
+            csr,
         })
     }
 
@@ -87,6 +137,12 @@ impl TrainableEncoder {
     /// `model.0.sub_modules.<route>.0.model.<name>` (the first SPLADE route) and
     /// `model.0.sub_modules.<route>.0.weight` for a static route's weights.
     pub fn reference_name(&self, name: &str) -> String {
+        if let Some(csr) = &self.csr {
+            // A CSR model: `model.0.model.<backbone name>`, `model.<i>.<autoencoder name>`.
+            if let Some(rest) = name.strip_prefix(&csr.prefix) {
+                return format!("model.{}.{rest}", csr.module_index);
+            }
+        }
         let Some(router) = &self.encoder.folder().router else {
             return format!("model.0.model.{name}");
         };
@@ -105,9 +161,81 @@ impl TrainableEncoder {
         format!("model.0.sub_modules.{splade}.0.model.{name}")
     }
 
+    /// Whether a variable belongs to a CSR model's `SparseAutoEncoder` (not the backbone).
+    pub fn is_autoencoder_var(&self, name: &str) -> bool {
+        self.csr
+            .as_ref()
+            .is_some_and(|c| name.starts_with(&c.prefix))
+    }
+
+    /// A CSR model's `k` and `k_aux` (see [`SparseEncoder::set_csr_sparsity`]).
+    pub fn set_csr_sparsity(&mut self, k: usize, k_aux: Option<usize>) -> Result<()> {
+        self.encoder.set_csr_sparsity(k, k_aux)
+    }
+
+    /// A CSR model's dead-latent statistics as the training passes left them.
+    pub fn csr_stats(&self) -> Option<Vec<i64>> {
+        self.csr
+            .as_ref()
+            .map(|c| c.stats.lock().map(|s| s.clone()).unwrap_or_default())
+    }
+
+    /// The training forward pass of a CSR model over columns of texts (see
+    /// [`crate::csr::SparseAutoEncoder::training_forward`]): one packed backbone pass and the
+    /// pooling over every text, then the autoencoder column after column (so the dead-latent
+    /// statistics update in the reference's order: each column's `k` then `4k` selection).
+    pub fn forward_csr_columns<S: AsRef<str>>(
+        &self,
+        columns: &[Vec<S>],
+        options: &EncodeOptions,
+        dropout: Option<&Dropout>,
+    ) -> Result<Vec<SaeTrainingOutput>> {
+        let (Some(head), Some(state)) = (self.encoder.csr(), self.csr.as_ref()) else {
+            return Err(EncoderError::InvalidArgument(
+                "not a CSR model (Transformer + Pooling + SparseAutoEncoder)".into(),
+            ));
+        };
+        let texts: Vec<&str> = columns
+            .iter()
+            .flat_map(|c| c.iter().map(|t| t.as_ref()))
+            .collect();
+        let tokenized = self.encoder.tokenize(&texts, options)?;
+        let rows: Vec<&TokenizedText> = tokenized.iter().collect();
+        let batch = self.encoder.token_batch(&rows)?;
+        let (tokens, packing) = self.encoder.model().packed_features(
+            &batch,
+            ForwardMode::Differentiable,
+            dropout,
+            self.activations,
+        )?;
+        let prompt_tokens: Vec<usize> = rows.iter().map(|r| r.prompt_tokens).collect();
+        let pooled = head.pooling.forward(
+            &tokens.to_dtype(DType::F32)?,
+            packing.starts(),
+            &prompt_tokens,
+        )?;
+        let mut stats = state.stats.lock().map_err(|_| {
+            EncoderError::InvalidArgument("the dead-latent statistics were poisoned".into())
+        })?;
+        let mut start = 0;
+        let mut out = Vec::with_capacity(columns.len());
+        for column in columns {
+            let x = pooled.narrow(0, start, column.len())?;
+            start += column.len();
+            out.push(head.sae.training_forward(&x, &mut stats)?);
+        }
+        Ok(out)
+    }
+
     /// Copies the static routes' trained weights into the inference encoder (after an
-    /// optimiser step), so `encode_query` and the evaluators see them.
+    /// optimiser step), so `encode_query` and the evaluators see them; a CSR model's
+    /// dead-latent statistics likewise (they are saved with the model).
     pub fn sync_static_weights(&mut self) -> Result<()> {
+        if let Some(stats) = self.csr_stats() {
+            if let Some(head) = self.encoder.csr_mut() {
+                head.sae.stats_last_nonzero = stats;
+            }
+        }
         for (i, route) in self.statics.iter().enumerate() {
             if !route.trainable {
                 continue;
@@ -284,14 +412,14 @@ impl TrainableEncoder {
             return Ok(pool_max_differentiable_packed(
                 &tokens,
                 packing.starts(),
-                self.encoder.model().head(),
+                self.encoder.model().mlm_head()?,
                 pooling.activation,
             )?);
         }
         Ok(pool_dense(
             &packing.pad(&tokens)?,
             &batch.attention_mask,
-            self.encoder.model().head(),
+            self.encoder.model().mlm_head()?,
             pooling,
         )?)
     }

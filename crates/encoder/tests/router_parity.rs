@@ -343,3 +343,39 @@ fn plain_models_ignore_the_task() {
         RouteChoice::Splade
     ));
 }
+
+/// A `max_active_dims` saved in `config_sentence_transformers.json` is the model's default
+/// on every route (sentence-transformers applies `model.max_active_dims` to whatever route
+/// the task takes): without an explicit value, the vectors equal the reference's for that k.
+#[test]
+fn a_saved_max_active_dims_applies_to_both_routes() {
+    let name = "router-learned";
+    let e = read_json(&fixtures().join(name).join("expected.json"));
+    let texts = texts();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join(name);
+    common::copy_dir(&common::fixture_model(name), &dir);
+    for (k, m) in e["max_active_dims"].as_object().unwrap() {
+        let path = dir.join("config_sentence_transformers.json");
+        let mut config = read_json(&path);
+        config["max_active_dims"] = k.parse::<u64>().unwrap().into();
+        std::fs::write(&path, config.to_string()).unwrap();
+        let encoder = SparseEncoder::load(&dir, &candle_core::Device::Cpu).unwrap();
+        for side in ["query", "document"] {
+            let ids: Vec<usize> =
+                serde_json::from_value(m[format!("{side}_text_ids")].clone()).unwrap();
+            let sub: Vec<&str> = ids.iter().map(|&i| texts[i].as_str()).collect();
+            let ours = if side == "query" {
+                encoder.encode_query(&sub, &options()).unwrap()
+            } else {
+                encoder.encode_document(&sub, &options()).unwrap()
+            };
+            assert_rows(
+                &ours,
+                &m[side],
+                &ids,
+                &format!("{name} {side}, saved max_active_dims {k}"),
+            );
+        }
+    }
+}

@@ -108,10 +108,23 @@ impl NativeEncoder {
         self.encoder.max_seq_length()
     }
 
-    /// The vocabulary size (the vectors' dimension).
+    /// The vectors' dimension: the vocabulary size (a CSR model: the autoencoder's latents).
     #[getter]
     fn dim(&self) -> usize {
         self.encoder.dim()
+    }
+
+    /// The model's default `max_active_dims` (`config_sentence_transformers.json`; a CSR
+    /// model: its autoencoder's `k` when none is saved), or `None`.
+    #[getter]
+    fn default_max_active_dims(&self) -> Option<usize> {
+        self.encoder.effective_max_active_dims(None)
+    }
+
+    /// Whether this is a CSR model (dimensions are autoencoder latents, not tokens).
+    #[getter]
+    fn is_csr(&self) -> bool {
+        self.encoder.is_csr()
     }
 
     /// The model's similarity function name (`dot`, `cosine`, `euclidean`, `manhattan`).

@@ -102,6 +102,10 @@ impl TrainObserver for Callback {
             e.set_item("base_loss", entry.base_loss)?;
             e.set_item("query_regularizer_loss", entry.query_regularizer_loss)?;
             e.set_item("document_regularizer_loss", entry.document_regularizer_loss)?;
+            let [k, four_k, aux] = entry.reconstruction_losses;
+            e.set_item("reconstruction_loss_k", k)?;
+            e.set_item("reconstruction_loss_4k", four_k)?;
+            e.set_item("reconstruction_loss_aux", aux)?;
             e.set_item("learning_rate", entry.learning_rate)?;
             e.set_item("seconds_per_step", entry.seconds_per_step)
         });

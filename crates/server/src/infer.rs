@@ -124,7 +124,7 @@ impl Infer {
             .tokenizer()
             .max_token_id()
             .unwrap_or(0)
-            .min(encoder.dim().saturating_sub(1) as u32);
+            .min(encoder.folder().backbone.vocab_size.saturating_sub(1) as u32);
         Self {
             encoder,
             permits: Arc::new(Semaphore::new(config.max_concurrent_requests)),
@@ -462,7 +462,11 @@ fn truncate_ids(
         }
     }
     let type_ids = vec![0; ids.len()];
-    Ok(TokenizedText { ids, type_ids })
+    Ok(TokenizedText {
+        ids,
+        type_ids,
+        prompt_tokens: 0,
+    })
 }
 
 /// The model thread: takes the next input, adds queued ones while the token budget and the

@@ -572,6 +572,7 @@ fn hyperparameters(c: &TrainConfig) -> Vec<(&'static str, String, bool)> {
         gradient_cache,
         router_mapping,
         learning_rate_mapping,
+        csr,
     } = c;
     let ours = TrainConfig::default();
     let sampler_name = match sampler {
@@ -694,6 +695,22 @@ fn hyperparameters(c: &TrainConfig) -> Vec<(&'static str, String, bool)> {
             gradient_cache.is_some(),
         ),
         ("dropout", py_bool(*dropout), !*dropout),
+        ("csr_beta", py_float(csr.beta), csr.beta != ours.csr.beta),
+        (
+            "csr_gamma",
+            py_float(csr.gamma),
+            csr.gamma != ours.csr.gamma,
+        ),
+        (
+            "csr_k",
+            csr.k.map_or_else(none, |n| n.to_string()),
+            csr.k.is_some(),
+        ),
+        (
+            "csr_k_aux",
+            csr.k_aux.map_or_else(none, |n| n.to_string()),
+            csr.k_aux.is_some(),
+        ),
     ]
 }
 
@@ -1001,7 +1018,13 @@ pub fn model_card(input: &CardInput<'_>) -> String {
 
     // Training details: the training (and evaluation) dataset, its column statistics and
     // first rows, and the loss.
-    let loss_text = format!("* Loss: [<code>SpladeLoss</code>](https://sbert.net/docs/package_reference/sparse_encoder/losses.html#spladeloss) with these parameters:\n  ```json\n  {{\n      \"loss\": \"{}\",\n      \"document_regularizer_weight\": {},\n      \"query_regularizer_weight\": {}\n  }}\n  ```\n", loss_repr.replace('"', "\\\""), py_float(c.loss.lambda_document), py_float(c.loss.lambda_query));
+    let loss_text = if input.encoder.is_csr() {
+        // A CSR model trains with CSRLoss around the base loss (as sentence-transformers'
+        // get_config_dict writes it: beta, gamma, the base loss's class name).
+        format!("* Loss: [<code>CSRLoss</code>](https://sbert.net/docs/package_reference/sparse_encoder/losses.html#csrloss) with these parameters:\n  ```json\n  {{\n      \"beta\": {},\n      \"gamma\": {},\n      \"loss\": \"{}\"\n  }}\n  ```\n", py_float(c.csr.beta), py_float(c.csr.gamma), c.loss.base.class_name())
+    } else {
+        format!("* Loss: [<code>SpladeLoss</code>](https://sbert.net/docs/package_reference/sparse_encoder/losses.html#spladeloss) with these parameters:\n  ```json\n  {{\n      \"loss\": \"{}\",\n      \"document_regularizer_weight\": {},\n      \"query_regularizer_weight\": {}\n  }}\n  ```\n", loss_repr.replace('"', "\\\""), py_float(c.loss.lambda_document), py_float(c.loss.lambda_query))
+    };
     let _ = writeln!(s, "## Training Details\n");
     let mut datasets = vec![("Training", "training", input.dataset_name, input.data)];
     if let Some((rows, name)) = &input.eval_data {

@@ -24,6 +24,7 @@ use crate::card::KeyedCard;
 
 use crate::data::{ColumnMapping, TrainingData};
 use crate::error::{Result, TrainError};
+use crate::loss::CsrLossConfig;
 use crate::output::{check_earlier_run, prepare_folder, write_run_files, RunInfo};
 use crate::sampler::BatchSampler;
 use crate::trainer::{Metrics, TrainConfig, TrainObserver, TrainReport, Trainer};
@@ -310,6 +311,20 @@ pub struct TrainOptions {
     /// λ_document of the FLOPS regulariser (default 3e-5).
     #[cfg_attr(feature = "clap", arg(long))]
     pub lambda_document: Option<f64>,
+    /// CSR models: CSRLoss's weight of the auxiliary (dead-latent) reconstruction (default 0.1).
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub csr_beta: Option<f64>,
+    /// CSR models: CSRLoss's weight of the base loss (`--loss`, default MNRL; default 1).
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub csr_gamma: Option<f64>,
+    /// CSR models: the SparseAutoEncoder's k (latents kept; also the saved model's default
+    /// max_active_dims); default: the model's.
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub csr_k: Option<usize>,
+    /// CSR models: the SparseAutoEncoder's k_aux (dead latents in the auxiliary
+    /// reconstruction; 0 disables it); default: the model's.
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub csr_k_aux: Option<usize>,
     /// Log every N steps (default 50).
     #[cfg_attr(feature = "clap", arg(long))]
     pub logging_steps: Option<usize>,
@@ -468,6 +483,10 @@ impl TrainOptions {
             dropout,
             lambda_query,
             lambda_document,
+            csr_beta,
+            csr_gamma,
+            csr_k,
+            csr_k_aux,
             logging_steps,
             eval_steps,
             eval_ratio,
@@ -544,6 +563,15 @@ impl TrainOptions {
             non_negative,
             at_least_zero,
         )?;
+        number("csr_beta", self.csr_beta, non_negative, at_least_zero)?;
+        number("csr_gamma", self.csr_gamma, non_negative, at_least_zero)?;
+        if self.csr_k == Some(0) {
+            return Err(TrainError::Config {
+                field: "csr_k".into(),
+                expected: "at least 1".into(),
+                value: "0".into(),
+            });
+        }
         number(
             "eval_ratio",
             self.eval_ratio,
@@ -597,6 +625,12 @@ impl TrainOptions {
                     .unwrap_or(defaults.loss.lambda_document),
                 scale: 1.0,
                 base: self.loss.map_or(defaults.loss.base, BaseLoss::from),
+            },
+            csr: CsrLossConfig {
+                beta: self.csr_beta.unwrap_or(defaults.csr.beta),
+                gamma: self.csr_gamma.unwrap_or(defaults.csr.gamma),
+                k: self.csr_k,
+                k_aux: self.csr_k_aux,
             },
             logging_steps: self.logging_steps.unwrap_or(defaults.logging_steps),
             eval_batch_size: self.eval_batch_size.unwrap_or(defaults.eval_batch_size),

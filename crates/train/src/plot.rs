@@ -224,6 +224,7 @@ mod tests {
             base_loss: loss * 0.9,
             query_regularizer_loss: 0.0,
             document_regularizer_loss: 0.0,
+            reconstruction_losses: [0.0; 3],
             learning_rate: 2e-5,
             lambdas: (5e-5, 3e-5),
             seconds_per_step: 0.1,

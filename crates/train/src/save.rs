@@ -57,6 +57,8 @@ pub fn save_model(
     std::fs::create_dir_all(&staging).map_err(io(&staging))?;
     if encoder.folder().router.is_some() {
         write_router(encoder, vars, &staging)?;
+    } else if encoder.csr().is_some() {
+        write_csr(encoder, vars, &staging)?;
     } else {
         std::fs::create_dir_all(staging.join("1_SpladePooling")).map_err(io(&staging))?;
         write_folder(encoder, vars, &staging)?;
@@ -184,6 +186,113 @@ fn statics_contains(router: &splade_encoder::RouterLayout, name: &str) -> bool {
         RouteKind::Static { dir } => static_var_name(dir) == name,
         RouteKind::Splade { .. } => false,
     })
+}
+
+/// A CSR model as sentence-transformers saves it: the backbone (a bare encoder, feature
+/// extraction) at the root, `1_Pooling`, `2_SparseAutoEncoder` (config and weights under the
+/// names sentence-transformers writes: `decoder.linear.weight` for the tied encoder matrix,
+/// `pre_bias`, `latent_bias`, `stats_last_nonzero`).
+fn write_csr(encoder: &SparseEncoder, vars: &[(String, Var)], dir: &Path) -> Result<()> {
+    let folder = encoder.folder();
+    let (Some(head), Some(layout)) = (encoder.csr(), folder.csr.as_ref()) else {
+        return Ok(());
+    };
+    let module_name = |d: &Path| {
+        d.file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+    };
+    let sae_module = module_name(&layout.sae_dir);
+    let pooling_module = module_name(&layout.pooling_dir);
+    let prefix = format!("{sae_module}.");
+    let backbone: Vec<(String, Var)> = vars
+        .iter()
+        .filter(|(n, _)| !n.starts_with(&prefix))
+        .cloned()
+        .collect();
+    write_transformer(encoder, &backbone, dir)?;
+    write_json(
+        &dir.join("sentence_bert_config.json"),
+        &json!({
+            "transformer_task": "feature-extraction",
+            "modality_config": {"text": {"method": "forward", "method_output_name": "last_hidden_state"}},
+            "module_output_name": "token_embeddings",
+            "max_seq_length": folder.max_seq_length,
+            "do_lower_case": folder.do_lower_case,
+        }),
+    )?;
+    let pooling_dir = dir.join(&pooling_module);
+    std::fs::create_dir_all(&pooling_dir).map_err(io(&pooling_dir))?;
+    let modes: Vec<&str> = head.pooling.modes.iter().map(|m| m.name()).collect();
+    write_json(
+        &pooling_dir.join("config.json"),
+        &json!({
+            "embedding_dimension": head.pooling.embedding_dimension,
+            "pooling_mode": if modes.len() == 1 { json!(modes[0]) } else { json!(modes) },
+            "include_prompt": head.pooling.include_prompt,
+        }),
+    )?;
+    let sae_dir = dir.join(&sae_module);
+    std::fs::create_dir_all(&sae_dir).map_err(io(&sae_dir))?;
+    let c = &head.sae.config;
+    write_json(
+        &sae_dir.join("config.json"),
+        &json!({
+            "input_dim": c.input_dim,
+            "hidden_dim": c.hidden_dim,
+            "k": c.k,
+            "k_aux": c.k_aux,
+            "normalize": c.normalize,
+            "dead_threshold": c.dead_threshold,
+        }),
+    )?;
+    let var = |name: &str, fallback: &Tensor| -> Tensor {
+        vars.iter()
+            .find(|(n, _)| *n == format!("{prefix}{name}"))
+            .map_or_else(|| fallback.clone(), |(_, v)| v.as_tensor().clone())
+    };
+    let stats = Tensor::from_vec(
+        head.sae.stats_last_nonzero.clone(),
+        c.hidden_dim,
+        &candle_core::Device::Cpu,
+    )?;
+    let tensors = std::collections::HashMap::from([
+        (
+            "decoder.linear.weight".to_string(),
+            var("encoder.weight", &head.sae.weight),
+        ),
+        ("pre_bias".to_string(), var("pre_bias", &head.sae.pre_bias)),
+        (
+            "latent_bias".to_string(),
+            var("latent_bias", &head.sae.latent_bias),
+        ),
+        ("stats_last_nonzero".to_string(), stats),
+    ]);
+    let path = sae_dir.join("model.safetensors");
+    candle_core::safetensors::save(&tensors, &path).map_err(|source| TrainError::SaveWeights {
+        path: path.clone(),
+        source,
+    })?;
+    write_json(
+        &dir.join("modules.json"),
+        &json!([
+            {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.base.modules.transformer.Transformer"},
+            {"idx": 1, "name": "1", "path": pooling_module,
+             "type": "sentence_transformers.sentence_transformer.modules.pooling.Pooling"},
+            {"idx": 2, "name": "2", "path": sae_module,
+             "type": "sentence_transformers.sparse_encoder.modules.sparse_auto_encoder.SparseAutoEncoder"},
+        ]),
+    )?;
+    let mut st_config = json!({
+        "__version__": {"splade_rs": env!("CARGO_PKG_VERSION")},
+        "model_type": "SparseEncoder",
+        "prompts": folder.prompts,
+        "default_prompt_name": folder.default_prompt_name,
+        "similarity_fn_name": folder.similarity.name(),
+    });
+    if let Some(k) = encoder.effective_max_active_dims(None) {
+        st_config["max_active_dims"] = json!(k);
+    }
+    write_json(&dir.join("config_sentence_transformers.json"), &st_config)
 }
 
 fn write_folder(encoder: &SparseEncoder, vars: &[(String, Var)], dir: &Path) -> Result<()> {

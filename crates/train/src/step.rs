@@ -12,7 +12,9 @@ use candle_core::{DType, Tensor};
 use splade_encoder::{Dropout, EncodeOptions, EncoderError, TrainableEncoder};
 
 use crate::error::{Result, TrainError};
-use crate::loss::{configured_splade_loss, SpladeLossConfig, SpladeLossParts};
+use crate::loss::{
+    configured_splade_loss, csr_loss, CsrLossConfig, SpladeLossConfig, SpladeLossParts,
+};
 use crate::optim::{decays_like_hf_trainer, AdamW, AdamWConfig};
 
 /// Loss values of one step (the mean over its micro-batches), as plain numbers.
@@ -26,6 +28,9 @@ pub struct StepLosses {
     pub query_regularizer: f64,
     /// Weighted document FLOPS part.
     pub document_regularizer: f64,
+    /// CSRLoss's `reconstruction_loss_k`, `reconstruction_loss_4k` (divided by 8) and
+    /// `reconstruction_loss_aux` (times beta); 0 for SpladeLoss.
+    pub reconstruction: [f64; 3],
 }
 
 impl StepLosses {
@@ -37,6 +42,15 @@ impl StepLosses {
         self.base += scalar(&parts.base)?;
         self.query_regularizer += scalar(&parts.query_regularizer)?;
         self.document_regularizer += scalar(&parts.document_regularizer)?;
+        if let Some(r) = &parts.reconstruction {
+            for (acc, t) in self
+                .reconstruction
+                .iter_mut()
+                .zip([&r.k, &r.four_k, &r.aux])
+            {
+                *acc += scalar(t)?;
+            }
+        }
         Ok(())
     }
 }
@@ -99,6 +113,7 @@ pub struct TrainStep {
     optimizer: AdamW,
     config: StepConfig,
     cache_mini_batch: Option<usize>,
+    csr: CsrLossConfig,
 }
 
 impl TrainStep {
@@ -120,7 +135,27 @@ impl TrainStep {
             optimizer,
             config,
             cache_mini_batch: None,
+            csr: CsrLossConfig::default(),
         })
+    }
+
+    /// `CSRLoss`'s `beta` and `gamma` for a CSR model (the defaults: 0.1 and 1); its `k` /
+    /// `k_aux`, when set, replace the autoencoder's. A CSR model always trains with CSRLoss
+    /// around the configured base loss (FLOPS does not apply).
+    pub fn set_csr_loss(&mut self, config: CsrLossConfig) -> Result<()> {
+        if let Some(k) = config.k {
+            self.encoder.set_csr_sparsity(k, config.k_aux)?;
+        } else if let Some(k_aux) = config.k_aux {
+            let k = self.encoder.csr().map_or(0, |c| c.sae.config.k);
+            self.encoder.set_csr_sparsity(k, Some(k_aux))?;
+        }
+        self.csr = config;
+        Ok(())
+    }
+
+    /// The CSRLoss settings.
+    pub fn csr_loss(&self) -> &CsrLossConfig {
+        &self.csr
     }
 
     /// `CachedSpladeLoss` (GradCache, Gao et al. 2021): with `Some(m)`, every micro-batch is
@@ -131,6 +166,13 @@ impl TrainStep {
     /// loss, with activation memory of `m` rows instead of the whole batch. `None` (the
     /// default): one differentiable forward pass per micro-batch.
     pub fn set_gradient_cache(&mut self, mini_batch_size: Option<usize>) -> Result<()> {
+        if mini_batch_size.is_some() && self.encoder.is_csr() {
+            return Err(TrainError::InvalidData(
+                "GradCache (CachedSpladeLoss) does not apply to a CSR model: it trains with \
+                 CSRLoss, which sentence-transformers does not cache"
+                    .into(),
+            ));
+        }
         if mini_batch_size == Some(0) {
             return Err(TrainError::InvalidData(
                 "the GradCache mini-batch size must be at least 1".into(),
@@ -191,6 +233,18 @@ impl TrainStep {
             .dropout_seed
             .map(|seed| self.encoder.dropout(dropout_seed(seed, step, micro)))
             .filter(|d| !d.is_noop());
+        if self.encoder.is_csr() {
+            let outputs = self
+                .encoder
+                .forward_csr_columns(&batch.columns, &EncodeOptions::default(), dropout.as_ref())
+                .map_err(|e| at_step(step, e))?;
+            return Ok(csr_loss(
+                &outputs,
+                batch.labels.as_ref(),
+                &self.config.loss,
+                &self.csr,
+            )?);
+        }
         let embeddings = self
             .encoder
             .forward_dense_routed(

@@ -14,7 +14,7 @@ use crate::checkpoint::{
 };
 use crate::data::TrainingData;
 use crate::error::{Result, TrainError};
-use crate::loss::{BaseLoss, SpladeLossConfig};
+use crate::loss::{BaseLoss, CsrLossConfig, SpladeLossConfig};
 use crate::optim::AdamWConfig;
 use crate::sampler::{batches, BatchSampler};
 use crate::save::save_model;
@@ -50,6 +50,9 @@ pub struct TrainConfig {
     pub sampler: BatchSampler,
     /// SpladeLoss weights (λ_query 5e-5, λ_document 3e-5, scale 1).
     pub loss: SpladeLossConfig,
+    /// A CSR model's CSRLoss (beta, gamma) and autoencoder `k` / `k_aux` overrides; a SPLADE
+    /// model ignores it.
+    pub csr: CsrLossConfig,
     /// Fraction of steps over which the regulariser weights warm up (1/3), and how.
     pub regularizer_warmup: (f64, WarmupShape),
     /// Log every N steps.
@@ -214,6 +217,7 @@ impl Default for TrainConfig {
             dropout: true,
             sampler: BatchSampler::NoDuplicates,
             loss: SpladeLossConfig::default(),
+            csr: CsrLossConfig::default(),
             regularizer_warmup: (1.0 / 3.0, WarmupShape::Quadratic),
             logging_steps: 50,
             eval_batch_size: 8,
@@ -248,6 +252,10 @@ pub struct LogEntry {
     pub query_regularizer_loss: f64,
     /// Mean weighted document FLOPS part.
     pub document_regularizer_loss: f64,
+    /// A CSR model's mean `reconstruction_loss_k`, `reconstruction_loss_4k` and
+    /// `reconstruction_loss_aux` (CSRLoss; 0 otherwise).
+    #[serde(default)]
+    pub reconstruction_losses: [f64; 3],
     /// Learning rate used by this step.
     pub learning_rate: f64,
     /// Current λ_query and λ_document.
@@ -377,6 +385,9 @@ impl<'a> Trainer<'a> {
         )?;
         let mut step = step;
         step.set_gradient_cache(config.gradient_cache)?;
+        if step.encoder().is_csr() {
+            step.set_csr_loss(config.csr)?;
+        }
         let micro_per_epoch = batches(
             &data.rows,
             config.batch_size,
@@ -540,6 +551,14 @@ impl<'a> Trainer<'a> {
         w.losses.base += losses.base;
         w.losses.query_regularizer += losses.query_regularizer;
         w.losses.document_regularizer += losses.document_regularizer;
+        for (acc, x) in w
+            .losses
+            .reconstruction
+            .iter_mut()
+            .zip(losses.reconstruction)
+        {
+            *acc += x;
+        }
         w.steps += 1;
         let step = self.steps_done;
         if step % self.config.logging_steps.max(1) != 0 && step != self.plan.total_steps {
@@ -553,6 +572,7 @@ impl<'a> Trainer<'a> {
             base_loss: w.losses.base / n,
             query_regularizer_loss: w.losses.query_regularizer / n,
             document_regularizer_loss: w.losses.document_regularizer / n,
+            reconstruction_losses: w.losses.reconstruction.map(|x| x / n),
             learning_rate: lr,
             lambdas,
             seconds_per_step: w.start.elapsed().as_secs_f64() / n,

@@ -66,17 +66,24 @@ impl BertLayer {
     }
 }
 
-/// A BERT encoder with its masked-language-model head.
+/// The masked-language-model head: the transform (dense, activation, LayerNorm) before the
+/// vocabulary projection.
+struct BertHead {
+    transform: Linear,
+    transform_norm: LayerNorm,
+    act: HiddenAct,
+    head: MlmHead,
+}
+
+/// A BERT encoder with its masked-language-model head (or without, for a CSR model).
 pub struct BertMaskedLm {
     word_embeddings: Tensor,
     position_embeddings: Tensor,
     token_type_embeddings: Option<Tensor>,
     embeddings_norm: LayerNorm,
     layers: Vec<BertLayer>,
-    transform: Linear,
-    transform_norm: LayerNorm,
-    act: HiddenAct,
-    head: MlmHead,
+    /// The MLM head (`None` for a bare `BertModel`, whose features are the last hidden states).
+    mlm: Option<BertHead>,
     /// RoBERTa: token type 0 for every token, whatever the tokenizer says.
     single_token_type: bool,
     /// RoBERTa's `padding_idx`: position ids count the tokens other than it from
@@ -105,6 +112,22 @@ impl BertMaskedLm {
         let layers = (0..c.num_layers)
             .map(|i| BertLayer::load(vb.pp("bert").pp("encoder").pp("layer").pp(i), c))
             .collect::<candle_core::Result<Vec<_>>>()?;
+        let position_embeddings = emb
+            .pp("position_embeddings")
+            .get((c.max_position_embeddings, h), "weight")?;
+        let embeddings_norm = LayerNorm::load(emb.pp("LayerNorm"), h, c.layer_norm_eps)?;
+        if !c.mlm_head {
+            return Ok(Self {
+                position_embeddings,
+                token_type_embeddings,
+                embeddings_norm,
+                word_embeddings,
+                layers,
+                mlm: None,
+                single_token_type: false,
+                roberta_padding_idx: None,
+            });
+        }
         let pred = vb.pp("cls").pp("predictions");
         let decoder = pred.pp("decoder");
         // As transformers 5 loads it: a decoder matrix stored in the file is used (even when the
@@ -126,24 +149,24 @@ impl BertMaskedLm {
             get_any(&pred, &[c.vocab_size], &["bias"])?
         };
         Ok(Self {
-            position_embeddings: emb
-                .pp("position_embeddings")
-                .get((c.max_position_embeddings, h), "weight")?,
+            position_embeddings,
             token_type_embeddings,
-            embeddings_norm: LayerNorm::load(emb.pp("LayerNorm"), h, c.layer_norm_eps)?,
+            embeddings_norm,
             word_embeddings,
             layers,
-            transform: Linear::load(pred.pp("transform").pp("dense"), h, h)?,
-            transform_norm: LayerNorm::load(
-                pred.pp("transform").pp("LayerNorm"),
-                h,
-                c.layer_norm_eps,
-            )?,
-            act: c.hidden_act,
-            head: MlmHead {
-                weight: decoder_weight,
-                bias: decoder_bias,
-            },
+            mlm: Some(BertHead {
+                transform: Linear::load(pred.pp("transform").pp("dense"), h, h)?,
+                transform_norm: LayerNorm::load(
+                    pred.pp("transform").pp("LayerNorm"),
+                    h,
+                    c.layer_norm_eps,
+                )?,
+                act: c.hidden_act,
+                head: MlmHead {
+                    weight: decoder_weight,
+                    bias: decoder_bias,
+                },
+            }),
             single_token_type: false,
             roberta_padding_idx: None,
         })
@@ -166,6 +189,20 @@ impl BertMaskedLm {
         let layers = (0..c.num_layers)
             .map(|i| BertLayer::load(vb.pp("roberta").pp("encoder").pp("layer").pp(i), c))
             .collect::<candle_core::Result<Vec<_>>>()?;
+        let embeddings_norm = LayerNorm::load(emb.pp("LayerNorm"), h, c.layer_norm_eps)?;
+        let roberta_padding_idx = Some((c.position_offset - 1) as u32);
+        if !c.mlm_head {
+            return Ok(Self {
+                position_embeddings,
+                token_type_embeddings,
+                embeddings_norm,
+                word_embeddings,
+                layers,
+                mlm: None,
+                single_token_type: true,
+                roberta_padding_idx,
+            });
+        }
         let head = vb.pp("lm_head");
         let decoder = head.pp("decoder");
         let decoder_weight = if decoder.contains_tensor("weight") {
@@ -188,23 +225,26 @@ impl BertMaskedLm {
         Ok(Self {
             position_embeddings,
             token_type_embeddings,
-            embeddings_norm: LayerNorm::load(emb.pp("LayerNorm"), h, c.layer_norm_eps)?,
+            embeddings_norm,
             word_embeddings,
             layers,
-            transform: Linear::load(head.pp("dense"), h, h)?,
-            transform_norm: LayerNorm::load(head.pp("layer_norm"), h, c.layer_norm_eps)?,
-            // RobertaLMHead applies `gelu` whatever the config's hidden_act.
-            act: HiddenAct::GeluErf,
-            head: MlmHead {
-                weight: decoder_weight,
-                bias: decoder_bias,
-            },
+            mlm: Some(BertHead {
+                transform: Linear::load(head.pp("dense"), h, h)?,
+                transform_norm: LayerNorm::load(head.pp("layer_norm"), h, c.layer_norm_eps)?,
+                // RobertaLMHead applies `gelu` whatever the config's hidden_act.
+                act: HiddenAct::GeluErf,
+                head: MlmHead {
+                    weight: decoder_weight,
+                    bias: decoder_bias,
+                },
+            }),
             single_token_type: true,
-            roberta_padding_idx: Some((c.position_offset - 1) as u32),
+            roberta_padding_idx,
         })
     }
 
-    /// The transformed features `[n, hidden]` of the real tokens of the batch `packing`
+    /// The transformed features (without the MLM head: the last hidden states) `[n, hidden]`
+    /// of the real tokens of the batch `packing`
     /// describes (see [`Packing`]), computed in `activations` (f32, or bf16 with the
     /// normalisations and softmax in f32), which the decoder projects onto the vocabulary; `drop`
     /// applies training-time dropout where BERT has it.
@@ -238,9 +278,12 @@ impl BertMaskedLm {
         for layer in &self.layers {
             x = layer.forward(&x, packing, &bias, mode, drop)?;
         }
-        let y = self.transform.forward_activated(&x, self.act)?;
-        let y = self.transform_norm.forward(&y, mode)?;
-        debug_assert_eq!(y.dims()[1], self.head.weight.dim(D::Minus1)?);
+        let Some(mlm) = &self.mlm else {
+            return Ok(x);
+        };
+        let y = mlm.transform.forward_activated(&x, mlm.act)?;
+        let y = mlm.transform_norm.forward(&y, mode)?;
+        debug_assert_eq!(y.dims()[1], mlm.head.weight.dim(D::Minus1)?);
         Ok(y)
     }
 
@@ -259,9 +302,14 @@ impl BertMaskedLm {
         }
     }
 
-    /// The vocabulary projection.
-    pub fn head(&self) -> &MlmHead {
-        &self.head
+    /// The hidden size (the width of the features without the MLM head).
+    pub fn hidden_size(&self) -> usize {
+        self.word_embeddings.dims().get(1).copied().unwrap_or(0)
+    }
+
+    /// The vocabulary projection (`None` without the MLM head).
+    pub fn head(&self) -> Option<&MlmHead> {
+        self.mlm.as_ref().map(|m| &m.head)
     }
 }
 

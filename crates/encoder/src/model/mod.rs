@@ -119,13 +119,44 @@ impl MaskedLm {
         device: &Device,
     ) -> Result<Self> {
         let wrap = weights_error(weights);
+        if !config.mlm_head
+            && !matches!(
+                config.architecture,
+                Architecture::Bert | Architecture::Roberta | Architecture::XlmRoberta
+            )
+        {
+            return Err(EncoderError::UnsupportedArchitecture {
+                architecture: format!(
+                    "{} without its MLM head (feature-extraction)",
+                    config.architecture.class_name()
+                ),
+                path: weights.to_path_buf(),
+                supported:
+                    "BertModel, RobertaModel, XLMRobertaModel (or their *ForMaskedLM checkpoints)"
+                        .into(),
+            });
+        }
         check_config_against_weights(names, weights, config)?;
         let used = std::sync::Arc::new(std::sync::Mutex::new(HashSet::new()));
-        let tracked = Tracked {
+        let tracked: Box<dyn SimpleBackend> = Box::new(Tracked {
             inner: backend,
             used: used.clone(),
+        });
+        // A bare encoder (`BertModel`) stores its tensors without the `bert.` / `roberta.`
+        // prefix the MLM class adds; either layout loads.
+        let tracked = if config.mlm_head {
+            tracked
+        } else {
+            Box::new(Unprefixed {
+                inner: tracked,
+                prefix: if config.architecture.is_roberta() {
+                    "roberta."
+                } else {
+                    "bert."
+                },
+            })
         };
-        let vb = VarBuilder::from_backend(Box::new(tracked), DType::F32, device.clone());
+        let vb = VarBuilder::from_backend(tracked, DType::F32, device.clone());
         let model = match config.architecture {
             Architecture::Bert | Architecture::Roberta | Architecture::XlmRoberta => {
                 MaskedLm::Bert(BertMaskedLm::load(vb, config).map_err(&wrap)?)
@@ -141,7 +172,9 @@ impl MaskedLm {
         let unused: Vec<&str> = names
             .iter()
             .map(String::as_str)
-            .filter(|n| !used.contains(*n) && !is_ignored(n))
+            .filter(|n| {
+                !used.contains(*n) && !is_ignored(n) && (config.mlm_head || !is_head_or_pooler(n))
+            })
             .collect();
         if !unused.is_empty() {
             const SHOWN: usize = 10;
@@ -252,12 +285,33 @@ impl MaskedLm {
         Ok((packed, packing))
     }
 
-    /// The vocabulary projection.
-    pub fn head(&self) -> &MlmHead {
+    /// The vocabulary projection (`None` for a backbone loaded without its MLM head, as a
+    /// CSR model's is).
+    pub fn head(&self) -> Option<&MlmHead> {
         match self {
             MaskedLm::Bert(m) => m.head(),
-            MaskedLm::DistilBert(m) => m.head(),
-            MaskedLm::ModernBert(m) => m.head(),
+            MaskedLm::DistilBert(m) => Some(m.head()),
+            MaskedLm::ModernBert(m) => Some(m.head()),
+        }
+    }
+
+    /// The vocabulary projection, or an error saying the model has none.
+    pub fn mlm_head(&self) -> Result<&MlmHead> {
+        self.head().ok_or_else(|| {
+            EncoderError::InvalidArgument(
+                "the backbone was loaded without its MLM head (a CSR model's feature-extraction \
+                 Transformer): it has no vocabulary projection"
+                    .into(),
+            )
+        })
+    }
+
+    /// The width of [`Self::packed_features`]' rows.
+    pub fn hidden_size(&self) -> usize {
+        match self {
+            MaskedLm::Bert(m) => m.hidden_size(),
+            MaskedLm::DistilBert(m) => m.head().weight.dims()[1],
+            MaskedLm::ModernBert(m) => m.head().weight.dims()[1],
         }
     }
 }
@@ -279,6 +333,14 @@ pub const IGNORED_TENSORS: &[&str] = &[
     "cls.predictions.decoder.bias",
 ];
 
+/// Tensors a bare encoder loaded from any checkpoint leaves unused, as transformers'
+/// `AutoModel` does: the pooler of `BertModel` and the MLM head of a `*ForMaskedLM` file.
+fn is_head_or_pooler(name: &str) -> bool {
+    ["pooler.", "cls.", "lm_head."]
+        .iter()
+        .any(|p| name.starts_with(p))
+}
+
 fn is_ignored(name: &str) -> bool {
     IGNORED_TENSORS.iter().any(|pattern| {
         if let Some(prefix) = pattern.strip_suffix('*') {
@@ -295,6 +357,43 @@ fn weights_error(weights: &Path) -> impl Fn(candle_core::Error) -> EncoderError 
     move |e| EncoderError::Weights {
         path: weights.to_path_buf(),
         message: e.to_string(),
+    }
+}
+
+/// A [`SimpleBackend`] that serves `prefix`ed names from a file that stores them without the
+/// prefix (a bare `BertModel` checkpoint), and as they are otherwise.
+struct Unprefixed {
+    inner: Box<dyn SimpleBackend>,
+    prefix: &'static str,
+}
+
+impl Unprefixed {
+    fn name<'a>(&self, name: &'a str) -> &'a str {
+        match name.strip_prefix(self.prefix) {
+            Some(rest) if !self.inner.contains_tensor(name) => rest,
+            _ => name,
+        }
+    }
+}
+
+impl SimpleBackend for Unprefixed {
+    fn get(
+        &self,
+        s: Shape,
+        name: &str,
+        h: candle_nn::Init,
+        dtype: DType,
+        dev: &Device,
+    ) -> candle_core::Result<Tensor> {
+        self.inner.get(s, self.name(name), h, dtype, dev)
+    }
+
+    fn get_unchecked(&self, name: &str, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
+        self.inner.get_unchecked(self.name(name), dtype, dev)
+    }
+
+    fn contains_tensor(&self, name: &str) -> bool {
+        self.inner.contains_tensor(self.name(name))
     }
 }
 
@@ -389,9 +488,19 @@ fn weight_layers(names: &[String], config: &BackboneConfig) -> Vec<usize> {
         Architecture::Roberta | Architecture::XlmRoberta => "roberta.encoder.layer.",
         Architecture::ModernBert => "model.layers.",
     };
+    // A bare encoder's checkpoint (`BertModel`) has no `bert.` / `roberta.` prefix.
+    let bare = prefix.split_once('.').map_or(prefix, |(_, rest)| rest);
     let mut layers: Vec<usize> = names
         .iter()
-        .filter_map(|n| n.strip_prefix(prefix))
+        .filter_map(|n| {
+            n.strip_prefix(prefix).or_else(|| {
+                if config.mlm_head {
+                    None
+                } else {
+                    n.strip_prefix(bare)
+                }
+            })
+        })
         .filter_map(|rest| rest.split('.').next()?.parse().ok())
         .collect();
     layers.sort_unstable();

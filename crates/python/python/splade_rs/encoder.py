@@ -58,7 +58,10 @@ class SparseEncoder:
                 raise ValueError(f"threads must be at least 1, got {threads}")
             os.environ["RAYON_NUM_THREADS"] = str(threads)
         self._native = NativeEncoder(str(model_name_or_path), device)
-        self.max_active_dims = max_active_dims
+        # As sentence-transformers: the model's saved default (a CSR model: its k) unless given.
+        self.max_active_dims = (
+            max_active_dims if max_active_dims is not None else self._native.default_max_active_dims
+        )
         self._similarity_fn_name: str = self._native.similarity_fn_name
 
     # ---- encoding -----------------------------------------------------------------------
@@ -220,8 +223,19 @@ class SparseEncoder:
         return self._native.max_seq_length
 
     def get_sentence_embedding_dimension(self) -> int:
-        """The vocabulary size: the vectors' dimension."""
+        """The vectors' dimension: the vocabulary size (a CSR model: its ``hidden_dim``
+        latents)."""
         return self._native.dim
+
+    def get_embedding_dimension(self) -> int:
+        """sentence-transformers 6's name of :meth:`get_sentence_embedding_dimension`."""
+        return self._native.dim
+
+    @property
+    def is_csr(self) -> bool:
+        """Whether this is a CSR model (``Transformer`` + ``Pooling`` + ``SparseAutoEncoder``):
+        its dimensions are autoencoder latents, which :meth:`decode` names ``dimension N``."""
+        return self._native.is_csr
 
     @property
     def prompts(self) -> Dict[str, str]:

@@ -45,7 +45,7 @@ async fn token_weights(
             .infer
             .encode(inputs, options, Truncation::Right, &permit)
             .await?;
-        let tokenizer = state.infer.encoder().tokenizer();
+        let encoder = state.infer.encoder();
         Ok::<_, ApiError>(
             encoded
                 .vectors
@@ -54,14 +54,7 @@ async fn token_weights(
                     v.indices()
                         .iter()
                         .zip(v.values())
-                        .map(|(&id, &w)| {
-                            (
-                                tokenizer
-                                    .id_to_token(id)
-                                    .unwrap_or_else(|| format!("[{id}]")),
-                                w,
-                            )
-                        })
+                        .map(|(&id, &w)| (encoder.dimension_name(id), w))
                         .collect()
                 })
                 .collect(),

@@ -149,7 +149,7 @@ fn hits(
     options: &SearchOptions,
     explain: Option<usize>,
 ) -> SearchResult {
-    let tokenizer = state.infer.encoder().tokenizer();
+    let encoder = state.infer.encoder();
     let hits = index
         .search(query.view(), options)
         .into_iter()
@@ -162,9 +162,7 @@ fn hits(
                         .iter()
                         .take(n)
                         .map(|t| TermExplanation {
-                            token: tokenizer
-                                .id_to_token(t.term)
-                                .unwrap_or_else(|| format!("[{}]", t.term)),
+                            token: encoder.dimension_name(t.term),
                             term: t.term,
                             query_weight: t.query_weight,
                             doc_weight: t.doc_weight,

@@ -5,10 +5,12 @@
 
 use candle_core::{DType, Result, Tensor, D};
 
+pub mod csr;
 pub mod distill;
 pub mod pairs;
 pub mod triplet;
 
+pub use csr::{csr_loss, CsrLossConfig, ReconstructionParts};
 pub use distill::{distill_kl_div_loss, mse_loss};
 pub use pairs::{
     angle_loss, cosent_from_scores, cosent_loss, cosine_similarity_loss, pairwise_angle,
@@ -204,14 +206,33 @@ pub fn configured_splade_loss(
     config: &SpladeLossConfig,
     lambdas: (f64, f64),
 ) -> Result<SpladeLossParts> {
+    let base = base_loss(columns, labels, config)?;
+    with_regularizers(base, columns, lambdas)
+}
+
+/// The configured base loss alone (no FLOPS regularisers): what SpladeLoss and CSRLoss wrap.
+pub fn base_loss(
+    columns: &[Tensor],
+    labels: Option<&Tensor>,
+    config: &SpladeLossConfig,
+) -> Result<Tensor> {
     let needs = |labels: Option<&Tensor>| -> Result<Tensor> {
         match labels {
             Some(l) => Ok(l.clone()),
             None => candle_core::bail!("{} needs labels for every row", config.base.class_name()),
         }
     };
-    let base = match config.base {
-        BaseLoss::MultipleNegativesRanking => return splade_loss(columns, config, lambdas),
+    Ok(match config.base {
+        BaseLoss::MultipleNegativesRanking => {
+            if columns.len() < 2 {
+                candle_core::bail!(
+                    "{} needs anchors and positives, got {} column(s)",
+                    config.base.class_name(),
+                    columns.len()
+                );
+            }
+            multiple_negatives_ranking(&columns[0], &columns[1..], config.scale)?
+        }
         BaseLoss::MarginMse => margin_mse(columns, &needs(labels)?)?,
         BaseLoss::Mse => {
             let labels = needs(labels)?;
@@ -239,8 +260,7 @@ pub fn configured_splade_loss(
             student_temperature,
             teacher_temperature,
         )?,
-    };
-    with_regularizers(base, columns, lambdas)
+    })
 }
 
 /// The parts of one SpladeLoss evaluation (each a scalar tensor on the graph).
@@ -252,8 +272,11 @@ pub struct SpladeLossParts {
     pub query_regularizer: Tensor,
     /// λ_document · FLOPS(positives and negatives).
     pub document_regularizer: Tensor,
-    /// The sum of the three, to backpropagate.
+    /// The sum of the parts, to backpropagate.
     pub total: Tensor,
+    /// `CSRLoss`'s reconstruction terms (`None` for SpladeLoss); `base` is then the weighted
+    /// base loss and the regularisers are 0.
+    pub reconstruction: Option<ReconstructionParts>,
 }
 
 /// `SpladeLoss(SparseMultipleNegativesRankingLoss)`: `columns[0]` are the anchors' embeddings,
@@ -303,6 +326,7 @@ fn with_regularizers(
             query_regularizer,
             document_regularizer,
             total,
+            reconstruction: None,
         });
     }
     let documents = Tensor::cat(&columns[1..], 0)?;
@@ -314,6 +338,7 @@ fn with_regularizers(
         query_regularizer,
         document_regularizer,
         total,
+        reconstruction: None,
     })
 }
 
