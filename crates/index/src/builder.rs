@@ -376,6 +376,13 @@ impl IndexBuilder {
             .ok()
             .filter(|&d| d < u32::MAX)
             .ok_or_else(|| invalid("too many documents (at most 2^32 - 1)".into()))?;
+        if self.terms.len() + vector.nnz() > format::MAX_SEGMENT_POSTINGS {
+            return Err(invalid(format!(
+                "too many postings for one index segment (at most {}; build the corpus as \
+                 several segments or shards and merge or search them together)",
+                format::MAX_SEGMENT_POSTINGS
+            )));
+        }
         self.terms.extend_from_slice(vector.indices());
         self.values.extend_from_slice(vector.values());
         self.indptr.push(self.terms.len() as u64);
@@ -412,7 +419,8 @@ impl IndexBuilder {
         let mut block_term_offsets = Vec::with_capacity(num_blocks + 1);
         block_term_offsets.push(0u64);
         let mut block_terms: Vec<u32> = Vec::new();
-        let mut entry_offsets = vec![0u64];
+        // u32: `add` keeps the postings within `MAX_SEGMENT_POSTINGS`.
+        let mut entry_offsets = vec![0u32];
         let mut entry_docs: Vec<u8> = Vec::with_capacity(self.terms.len());
         let mut entry_values: Vec<f32> = Vec::with_capacity(self.terms.len());
         // Per slot (a (block, term) pair, in block order): the term's maximum in the block.
@@ -444,7 +452,7 @@ impl IndexBuilder {
                 }
                 block_terms.push(term);
                 slot_max.push(max);
-                entry_offsets.push(entry_docs.len() as u64);
+                entry_offsets.push(entry_docs.len() as u32);
             }
             block_term_offsets.push(block_terms.len() as u64);
         }
@@ -468,7 +476,7 @@ impl IndexBuilder {
         let pairs = block_terms.len();
         let mut bound_blocks = vec![0u32; pairs];
         let mut bound_codes = vec![0u8; pairs];
-        let mut bound_slots = vec![0u64; pairs];
+        let mut bound_slots = vec![0u32; pairs];
         let mut fill: Vec<u64> = bound_offsets[..stored_terms].to_vec();
         for b in 0..num_blocks {
             let (s, e) = (
@@ -481,10 +489,11 @@ impl IndexBuilder {
                 fill[t] += 1;
                 bound_blocks[at] = b as u32;
                 bound_codes[at] = encode_up(slot_max[slot], bound_scales[t]);
-                bound_slots[at] = slot as u64;
+                bound_slots[at] = slot as u32;
             }
         }
         drop(slot_max);
+        drop(block_terms);
         let manifest = Manifest {
             format: FORMAT_NAME.to_string(),
             version: FORMAT_VERSION,
@@ -501,15 +510,14 @@ impl IndexBuilder {
             OwnedArray::U64(self.id_offsets),
             OwnedArray::U8(self.id_data),
             OwnedArray::U64(block_term_offsets),
-            OwnedArray::U32(block_terms),
-            OwnedArray::U64(entry_offsets),
+            OwnedArray::U32(entry_offsets),
             OwnedArray::U8(entry_docs),
             OwnedArray::F32(entry_values),
             OwnedArray::U64(bound_offsets),
             OwnedArray::U32(bound_blocks),
             OwnedArray::U8(bound_codes),
             OwnedArray::F32(bound_scales),
-            OwnedArray::U64(bound_slots),
+            OwnedArray::U32(bound_slots),
             OwnedArray::U32(order),
         ];
         Ok((manifest, files.into_iter().map(Bytes::Owned).collect()))
