@@ -86,7 +86,11 @@ def main():
         t0 = time.perf_counter()
         index.batch_search(qids, comps, vals, a.k, cut, hf, num_threads=1)
         qps_b1 = nq / (time.perf_counter() - t0)
-        found_b = [[int(r[2]) for r in res] for res in batch]
+        # Each result is (query_id, score, doc_id); the lists need not come in query order.
+        found_b = [[] for _ in range(nq)]
+        for res in batch:
+            if res:
+                found_b[int(res[0][0])] = [int(r[2]) for r in res]
         runs.append(row(f"query_cut={cut} heap_factor={hf}", qps1, qps2, lat, recall(found, truth),
                         qps_batch_1t=round(qps_b1, 1), recall_batch=round(recall(found_b, truth), 4), load_1min=load))
         print(json.dumps(runs[-1]), file=sys.stderr)
