@@ -225,6 +225,13 @@ fn cluster_documents(
     assign
 }
 
+/// Whether a segment holding `held` postings can take `more`: its entry offsets and slots
+/// are u32 (at most [`format::MAX_SEGMENT_POSTINGS`] postings).
+fn postings_fit(held: usize, more: usize) -> bool {
+    held.checked_add(more)
+        .is_some_and(|total| total <= format::MAX_SEGMENT_POSTINGS)
+}
+
 /// Checks a document before it is added: a non-empty id without control characters
 /// (newlines, tabs: every line format of ids breaks on them), indices `< dim`, weights in
 /// `0..=MAX_WEIGHT`. Errors name the id.
@@ -376,7 +383,7 @@ impl IndexBuilder {
             .ok()
             .filter(|&d| d < u32::MAX)
             .ok_or_else(|| invalid("too many documents (at most 2^32 - 1)".into()))?;
-        if self.terms.len() + vector.nnz() > format::MAX_SEGMENT_POSTINGS {
+        if !postings_fit(self.terms.len(), vector.nnz()) {
             return Err(invalid(format!(
                 "too many postings for one index segment (at most {}; build the corpus as \
                  several segments or shards and merge or search them together)",
@@ -683,6 +690,18 @@ mod tests {
     use super::*;
     use crate::xorshift;
     use splade_sparse::SparseVector;
+
+    /// A segment takes postings up to `MAX_SEGMENT_POSTINGS` (u32 offsets) and no more.
+    #[test]
+    fn postings_fit_the_u32_offsets() {
+        let max = format::MAX_SEGMENT_POSTINGS;
+        assert_eq!(max, u32::MAX as usize);
+        assert!(postings_fit(0, 0));
+        assert!(postings_fit(max - 10, 10));
+        assert!(!postings_fit(max - 10, 11));
+        assert!(!postings_fit(max, 1));
+        assert!(!postings_fit(usize::MAX, 1), "no overflow");
+    }
 
     /// The term-major block lists (made by a counting sort of the slots) hold every
     /// (block, term) slot exactly once, blocks ascending per term, each with the code of
