@@ -225,6 +225,13 @@ fn cluster_documents(
     assign
 }
 
+/// Whether a segment holding `held` postings can take `more`: its entry offsets and slots
+/// are u32 (at most [`format::MAX_SEGMENT_POSTINGS`] postings).
+fn postings_fit(held: usize, more: usize) -> bool {
+    held.checked_add(more)
+        .is_some_and(|total| total <= format::MAX_SEGMENT_POSTINGS)
+}
+
 /// Checks a document before it is added: a non-empty id without control characters
 /// (newlines, tabs: every line format of ids breaks on them), indices `< dim`, weights in
 /// `0..=MAX_WEIGHT`. Errors name the id.
@@ -376,6 +383,13 @@ impl IndexBuilder {
             .ok()
             .filter(|&d| d < u32::MAX)
             .ok_or_else(|| invalid("too many documents (at most 2^32 - 1)".into()))?;
+        if !postings_fit(self.terms.len(), vector.nnz()) {
+            return Err(invalid(format!(
+                "too many postings for one index segment (at most {}; build the corpus as \
+                 several segments or shards and merge or search them together)",
+                format::MAX_SEGMENT_POSTINGS
+            )));
+        }
         self.terms.extend_from_slice(vector.indices());
         self.values.extend_from_slice(vector.values());
         self.indptr.push(self.terms.len() as u64);
@@ -412,7 +426,8 @@ impl IndexBuilder {
         let mut block_term_offsets = Vec::with_capacity(num_blocks + 1);
         block_term_offsets.push(0u64);
         let mut block_terms: Vec<u32> = Vec::new();
-        let mut entry_offsets = vec![0u64];
+        // u32: `add` keeps the postings within `MAX_SEGMENT_POSTINGS`.
+        let mut entry_offsets = vec![0u32];
         let mut entry_docs: Vec<u8> = Vec::with_capacity(self.terms.len());
         let mut entry_values: Vec<f32> = Vec::with_capacity(self.terms.len());
         // Per slot (a (block, term) pair, in block order): the term's maximum in the block.
@@ -444,7 +459,7 @@ impl IndexBuilder {
                 }
                 block_terms.push(term);
                 slot_max.push(max);
-                entry_offsets.push(entry_docs.len() as u64);
+                entry_offsets.push(entry_docs.len() as u32);
             }
             block_term_offsets.push(block_terms.len() as u64);
         }
@@ -468,7 +483,7 @@ impl IndexBuilder {
         let pairs = block_terms.len();
         let mut bound_blocks = vec![0u32; pairs];
         let mut bound_codes = vec![0u8; pairs];
-        let mut bound_slots = vec![0u64; pairs];
+        let mut bound_slots = vec![0u32; pairs];
         let mut fill: Vec<u64> = bound_offsets[..stored_terms].to_vec();
         for b in 0..num_blocks {
             let (s, e) = (
@@ -481,10 +496,11 @@ impl IndexBuilder {
                 fill[t] += 1;
                 bound_blocks[at] = b as u32;
                 bound_codes[at] = encode_up(slot_max[slot], bound_scales[t]);
-                bound_slots[at] = slot as u64;
+                bound_slots[at] = slot as u32;
             }
         }
         drop(slot_max);
+        drop(block_terms);
         let manifest = Manifest {
             format: FORMAT_NAME.to_string(),
             version: FORMAT_VERSION,
@@ -501,15 +517,14 @@ impl IndexBuilder {
             OwnedArray::U64(self.id_offsets),
             OwnedArray::U8(self.id_data),
             OwnedArray::U64(block_term_offsets),
-            OwnedArray::U32(block_terms),
-            OwnedArray::U64(entry_offsets),
+            OwnedArray::U32(entry_offsets),
             OwnedArray::U8(entry_docs),
             OwnedArray::F32(entry_values),
             OwnedArray::U64(bound_offsets),
             OwnedArray::U32(bound_blocks),
             OwnedArray::U8(bound_codes),
             OwnedArray::F32(bound_scales),
-            OwnedArray::U64(bound_slots),
+            OwnedArray::U32(bound_slots),
             OwnedArray::U32(order),
         ];
         Ok((manifest, files.into_iter().map(Bytes::Owned).collect()))
@@ -675,6 +690,18 @@ mod tests {
     use super::*;
     use crate::xorshift;
     use splade_sparse::SparseVector;
+
+    /// A segment takes postings up to `MAX_SEGMENT_POSTINGS` (u32 offsets) and no more.
+    #[test]
+    fn postings_fit_the_u32_offsets() {
+        let max = format::MAX_SEGMENT_POSTINGS;
+        assert_eq!(max, u32::MAX as usize);
+        assert!(postings_fit(0, 0));
+        assert!(postings_fit(max - 10, 10));
+        assert!(!postings_fit(max - 10, 11));
+        assert!(!postings_fit(max, 1));
+        assert!(!postings_fit(usize::MAX, 1), "no overflow");
+    }
 
     /// The term-major block lists (made by a counting sort of the slots) hold every
     /// (block, term) slot exactly once, blocks ascending per term, each with the code of

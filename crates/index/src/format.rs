@@ -5,20 +5,20 @@
 //!
 //! Two kinds of directory:
 //!
-//! - **Single segment** (version 2, what [`crate::IndexBuilder::write`] writes): the
+//! - **Single segment** (version 4, what [`crate::IndexBuilder::write`] writes): the
 //!   manifest ([`Manifest`]) and the binary arrays below, side by side.
-//! - **Segments** (version 3, what [`crate::IndexWriter`] commits): the manifest
-//!   ([`SegmentsManifest`]) lists the live segments in order, each one a version-2 array
-//!   set in a subdirectory `seg-NNNNNN/` (its own version-2 `manifest.json` included, so a
+//! - **Segments** (version 5, what [`crate::IndexWriter`] commits): the manifest
+//!   ([`SegmentsManifest`]) lists the live segments in order, each one a version-4 array
+//!   set in a subdirectory `seg-NNNNNN/` (its own version-4 `manifest.json` included, so a
 //!   segment can be opened alone; the copy embedded in the top manifest is the one that
 //!   counts), plus per segment an optional deletion file `del-NNNNNN-GGGGGG.bin` (segment
-//!   `NNNNNN`, written by generation `GGGGGG`; see `deletes`). A version-2 directory turned
+//!   `NNNNNN`, written by generation `GGGGGG`; see `deletes`). A version-4 directory turned
 //!   into a segmented one by its first commit keeps its arrays where they are: the
 //!   segment with directory `.` (number 0). Segment directories and deletion files are
 //!   never modified once written; a commit writes new ones, then the new manifest, and only
 //!   then removes what the new manifest no longer names. `write.lock` serialises writers.
 //!
-//! The arrays of one segment (format `splade-index` version 2; block size `B`, `n`
+//! The arrays of one segment (format `splade-index` version 4; block size `B`, `n`
 //! documents, `nb = ceil(n / B)` blocks, `dim` terms):
 //!
 //! | file | type | length | content |
@@ -28,15 +28,14 @@
 //! | `forward.values` | f32 | nnz | term weights (finite, >= 0) |
 //! | `ids.offsets` | u64 | n + 1 | byte offsets of the external ids |
 //! | `ids.data` | u8 | - | the ids, UTF-8, concatenated |
-//! | `blocks.term_offsets` | u64 | nb + 1 | per block, its range of `blocks.terms` |
-//! | `blocks.terms` | u32 | - | the terms occurring in each block, strictly ascending |
-//! | `blocks.entry_offsets` | u64 | len(blocks.terms) + 1 | per (block, term), its range of entries |
+//! | `blocks.term_offsets` | u64 | nb + 1 | per block, its range of (block, term) slots (`S` slots in all) |
+//! | `blocks.entry_offsets` | u32 | S + 1 | per slot, its range of entries |
 //! | `blocks.entry_docs` | u8 | nnz | document position inside the block, strictly ascending |
 //! | `blocks.entry_values` | f32 | nnz | the document's weight for the term |
 //! | `bounds.offsets` | u64 | T + 1 | per term, its range of `bounds.blocks` |
 //! | `bounds.blocks` | u32 | - | the blocks a term occurs in, strictly ascending |
 //! | `bounds.codes` | u8 | len(bounds.blocks) | block maximum, quantised upwards |
-//! | `bounds.slots` | u64 | len(bounds.blocks) | position of (term, block) in `blocks.terms` |
+//! | `bounds.slots` | u32 | len(bounds.blocks) = S | the slot of (term, block): every slot once, inside its block's range |
 //! | `bounds.scales` | f32 | T | per term, the scale of its codes |
 //! | `docs.order` | u32 | n | per block position `p` (block `p / B`, slot `p % B`), the document number stored there |
 //!
@@ -48,8 +47,14 @@
 //! layout is in *block-position* order: the builder may reorder documents so that each
 //! block holds similar ones (see [`crate::Reorder`]), which makes the block maxima tight;
 //! `docs.order` (a permutation of `0..n`) maps positions back to document numbers, which
-//! every search reports and ranks ties by. Version 1 (no `docs.order`, blocks in insertion
-//! order) is rejected with an error asking to rebuild.
+//! every search reports and ranks ties by. Older versions are rejected with an error asking
+//! to rebuild: version 1 (no `docs.order`, blocks in insertion order), versions 2 and 3
+//! (single segment and segments; they also stored `blocks.terms`, the term of every slot,
+//! which the bound lists already say, and 8-byte entry offsets and slots).
+//!
+//! Entry offsets and slots are u32, so one segment holds at most [`MAX_SEGMENT_POSTINGS`]
+//! postings (the builder refuses the document that would pass it; a larger corpus is
+//! several segments or shards).
 //!
 //! A term's block maximum is bounded by `codes[i] as f32 * scales[term]` (never below the
 //! true maximum; see `quantize`).
@@ -66,9 +71,12 @@ use crate::error::{IndexError, Result};
 /// The `format` field of every manifest.
 pub const FORMAT_NAME: &str = "splade-index";
 /// The format version of single-segment directories and of every segment.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 4;
 /// The format version of segmented directories (a [`SegmentsManifest`]).
-pub const SEGMENTS_VERSION: u32 = 3;
+pub const SEGMENTS_VERSION: u32 = 5;
+/// The most postings (stored (term, weight) entries) one segment holds: its entry offsets
+/// and slots are u32.
+pub const MAX_SEGMENT_POSTINGS: usize = u32::MAX as usize;
 /// The manifest's file name inside an index directory.
 pub const MANIFEST_FILE: &str = "manifest.json";
 /// The lock file an [`crate::IndexWriter`] holds (created once, never removed).
@@ -112,8 +120,6 @@ pub enum FileId {
     IdData,
     /// `blocks.term_offsets`
     BlockTermOffsets,
-    /// `blocks.terms`
-    BlockTerms,
     /// `blocks.entry_offsets`
     BlockEntryOffsets,
     /// `blocks.entry_docs`
@@ -136,14 +142,13 @@ pub enum FileId {
 
 impl FileId {
     /// Every file, in the order they are written.
-    pub const ALL: [FileId; 16] = [
+    pub const ALL: [FileId; 15] = [
         FileId::ForwardIndptr,
         FileId::ForwardTerms,
         FileId::ForwardValues,
         FileId::IdOffsets,
         FileId::IdData,
         FileId::BlockTermOffsets,
-        FileId::BlockTerms,
         FileId::BlockEntryOffsets,
         FileId::BlockEntryDocs,
         FileId::BlockEntryValues,
@@ -164,7 +169,6 @@ impl FileId {
             FileId::IdOffsets => "ids.offsets",
             FileId::IdData => "ids.data",
             FileId::BlockTermOffsets => "blocks.term_offsets",
-            FileId::BlockTerms => "blocks.terms",
             FileId::BlockEntryOffsets => "blocks.entry_offsets",
             FileId::BlockEntryDocs => "blocks.entry_docs",
             FileId::BlockEntryValues => "blocks.entry_values",
@@ -235,7 +239,7 @@ impl Manifest {
         }
     }
 
-    /// Checks a version-2 manifest parsed from `path` (`what` prefixes messages).
+    /// Checks a version-4 manifest parsed from `path` (`what` prefixes messages).
     fn check(&self, path: &Path, what: &str) -> Result<()> {
         if self.format != FORMAT_NAME || self.version != FORMAT_VERSION {
             return Err(IndexError::corrupt(
@@ -279,7 +283,7 @@ pub struct DeletesEntry {
 /// One live segment of a [`SegmentsManifest`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SegmentEntry {
-    /// Segment number, unique within the index (0: the arrays of a version-2 directory
+    /// Segment number, unique within the index (0: the arrays of a version-4 directory
     /// kept in place).
     pub id: u64,
     /// Directory of the segment's arrays, relative to the index: `seg-NNNNNN`, or `.` for
@@ -288,7 +292,7 @@ pub struct SegmentEntry {
     /// Deleted documents, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletes: Option<DeletesEntry>,
-    /// The segment's own (version 2) manifest: shape, file sizes and checksums.
+    /// The segment's own (version 4) manifest: shape, file sizes and checksums.
     pub manifest: Manifest,
 }
 
@@ -299,7 +303,7 @@ impl SegmentEntry {
     }
 }
 
-/// The manifest of a segmented index directory (version 3): its live segments in order
+/// The manifest of a segmented index directory (version 5): its live segments in order
 /// (which is the order of their documents: segment order, then document number within a
 /// segment) and their deletion files.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -345,7 +349,7 @@ impl SegmentsManifest {
             IndexManifest::Segments(m) => Ok(m),
             IndexManifest::Single(_) => Err(IndexError::corrupt(
                 dir.join(MANIFEST_FILE),
-                "a single-segment index (version 2), not a segmented one",
+                "a single-segment index (version 4), not a segmented one",
             )),
         }
     }
@@ -437,15 +441,15 @@ impl SegmentsManifest {
 /// The manifest of either kind of index directory.
 #[derive(Debug, Clone, PartialEq)]
 pub enum IndexManifest {
-    /// A single-segment directory (version 2).
+    /// A single-segment directory (version 4).
     Single(Manifest),
-    /// A segmented directory (version 3).
+    /// A segmented directory (version 5).
     Segments(SegmentsManifest),
 }
 
 impl IndexManifest {
     /// Reads and checks `dir/manifest.json`: format name and version first, then the
-    /// fields (and, for version 3, the manifest's own checksum).
+    /// fields (and, for version 5, the manifest's own checksum).
     pub fn read(dir: &Path) -> Result<Self> {
         let path = dir.join(MANIFEST_FILE);
         let text = read_manifest_bytes(&path)?;
@@ -684,7 +688,7 @@ pub(crate) struct Referenced {
     pub dirs: HashSet<String>,
     /// Deletion files.
     pub files: HashSet<String>,
-    /// Whether the arrays at the top of the directory (a version-2 index or segment 0)
+    /// Whether the arrays at the top of the directory (a version-4 index or segment 0)
     /// are in use.
     pub top_arrays: bool,
 }

@@ -47,17 +47,25 @@ impl<'a> Checker<'a> {
 
     /// An offsets array: `len` entries, starting at 0, non-decreasing, ending at `end`.
     fn offsets(&self, id: FileId, len: usize, end: usize) -> Result<&'a [u64]> {
-        let offs: &[u64] = self.typed(id)?;
+        self.offsets_of(id, len, end)
+    }
+
+    /// [`Self::offsets`] for offsets of any unsigned width.
+    fn offsets_of<T>(&self, id: FileId, len: usize, end: usize) -> Result<&'a [T]>
+    where
+        T: bytemuck::Pod + Into<u64> + PartialOrd,
+    {
+        let offs: &[T] = self.typed(id)?;
         if offs.len() != len {
             return Err(self.err(id, format!("{} entries, expected {len}", offs.len())));
         }
-        if offs.first() != Some(&0) {
+        if offs.first().map(|&o| o.into()) != Some(0) {
             return Err(self.err(id, "first offset is not 0"));
         }
         if let Some(p) = offs.windows(2).position(|w| w[0] > w[1]) {
             return Err(self.err(id, format!("offsets decrease at entry {}", p + 1)));
         }
-        if offs.last().copied() != Some(end as u64) {
+        if offs.last().map(|&o| o.into()) != Some(end as u64) {
             return Err(self.err(id, format!("last offset is not {end}")));
         }
         Ok(offs)
@@ -85,15 +93,15 @@ impl<'a> Checker<'a> {
     }
 
     /// Within each range of `offs`, `items` strictly ascend and stay below `limit`.
-    fn ascending_runs<T: Copy + PartialOrd + Into<u64>>(
+    fn ascending_runs<O: Copy + Into<u64>, T: Copy + PartialOrd + Into<u64>>(
         &self,
         id: FileId,
-        offs: &[u64],
+        offs: &[O],
         items: &[T],
         limit: impl Fn(usize) -> u64,
     ) -> Result<()> {
         for (r, w) in offs.windows(2).enumerate() {
-            let run = &items[w[0] as usize..w[1] as usize];
+            let run = &items[w[0].into() as usize..w[1].into() as usize];
             if run.windows(2).any(|p| p[0] >= p[1]) {
                 return Err(self.err(id, format!("run {r} is not strictly ascending")));
             }
@@ -177,15 +185,21 @@ pub(crate) fn validate(manifest: &Manifest, files: &[Bytes], dir: Option<&Path>)
         }
     }
 
-    // Block forward index.
-    let block_terms: &[u32] = c.typed(FileId::BlockTerms)?;
-    let bto = c.offsets(FileId::BlockTermOffsets, nb + 1, block_terms.len())?;
-    c.ascending_runs(FileId::BlockTerms, bto, block_terms, |_| dim as u64)?;
+    // Block forward index: per block its range of slots, per slot its range of entries.
+    if nnz > crate::format::MAX_SEGMENT_POSTINGS {
+        return Err(manifest_err(format!(
+            "{nnz} postings, more than a segment holds ({})",
+            crate::format::MAX_SEGMENT_POSTINGS
+        )));
+    }
+    let entry_offsets: &[u32] = c.typed(FileId::BlockEntryOffsets)?;
+    let num_slots = entry_offsets.len().saturating_sub(1);
+    let bto = c.offsets(FileId::BlockTermOffsets, nb + 1, num_slots)?;
     let entry_docs: &[u8] = c.typed(FileId::BlockEntryDocs)?;
     if entry_docs.len() != nnz {
         return Err(c.err(FileId::BlockEntryDocs, format!("expected {nnz} entries")));
     }
-    let eo = c.offsets(FileId::BlockEntryOffsets, block_terms.len() + 1, nnz)?;
+    let eo = c.offsets_of::<u32>(FileId::BlockEntryOffsets, num_slots + 1, nnz)?;
     c.weights(FileId::BlockEntryValues, nnz)?;
     for (b, w) in bto.windows(2).enumerate() {
         let block_len = (n - b * bs).min(bs) as u64;
@@ -197,19 +211,18 @@ pub(crate) fn validate(manifest: &Manifest, files: &[Bytes], dir: Option<&Path>)
 
     // Block maxima.
     let bound_blocks: &[u32] = c.typed(FileId::BoundBlocks)?;
-    // One entry per (block, term) pair of the block layout (checked one to one below).
-    if bound_blocks.len() != block_terms.len() {
+    // One entry per slot of the block layout (checked one to one below).
+    if bound_blocks.len() != num_slots {
         return Err(c.err(
             FileId::BoundBlocks,
             format!(
-                "{} entries for {} (block, term) pairs",
+                "{} entries for {num_slots} (block, term) slots",
                 bound_blocks.len(),
-                block_terms.len()
             ),
         ));
     }
     // Terms after the last one that occurs are not stored (an index of a large dimension
-    // stays small); older indexes store all `dim`.
+    // stays small).
     let stored_terms = c
         .typed::<u64>(FileId::BoundOffsets)?
         .len()
@@ -233,7 +246,7 @@ pub(crate) fn validate(manifest: &Manifest, files: &[Bytes], dir: Option<&Path>)
         ));
     }
     c.weights(FileId::BoundScales, stored_terms)?;
-    let slots: &[u64] = c.typed(FileId::BoundSlots)?;
+    let slots: &[u32] = c.typed(FileId::BoundSlots)?;
     if slots.len() != bound_blocks.len() {
         return Err(c.err(
             FileId::BoundSlots,
@@ -257,17 +270,18 @@ pub(crate) fn validate(manifest: &Manifest, files: &[Bytes], dir: Option<&Path>)
             }
         }
     }
-    // Each (term, block) entry points at that term inside that block's range.
-    for (t, w) in bo.windows(2).enumerate() {
-        for p in w[0] as usize..w[1] as usize {
-            let (b, slot) = (bound_blocks[p] as usize, slots[p]);
-            let in_block = bto[b] <= slot && slot < bto[b + 1];
-            if !in_block || block_terms[slot as usize] as usize != t {
-                return Err(c.err(
-                    FileId::BoundSlots,
-                    format!("entry {p} does not point at term {t} in block {b}"),
-                ));
-            }
+    // Each (term, block) entry points at a slot inside that block's range, and no slot is
+    // pointed at twice (so, as many entries as slots, every slot exactly once: each slot
+    // belongs to one term, and a block's slot ranges hold its own documents' entries).
+    let mut taken = vec![false; num_slots];
+    for p in 0..bound_blocks.len() {
+        let (b, slot) = (bound_blocks[p] as usize, slots[p] as usize);
+        let in_block = bto[b] as usize <= slot && slot < bto[b + 1] as usize;
+        if !in_block || std::mem::replace(&mut taken[slot], true) {
+            return Err(c.err(
+                FileId::BoundSlots,
+                format!("entry {p} does not point at a slot of its own in block {b}"),
+            ));
         }
     }
     Ok(())

@@ -184,24 +184,31 @@ fn edit_manifest(dir: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
 fn wrong_format_version_or_manifest_is_a_clear_error() {
     let tmp = tempfile::tempdir().unwrap();
     write_small(tmp.path());
-    edit_manifest(tmp.path(), |v| v["version"] = 4.into());
+    // A later version than this build reads.
+    edit_manifest(tmp.path(), |v| v["version"] = 6.into());
     let err = Index::open(tmp.path()).unwrap_err();
     assert!(matches!(err, IndexError::UnsupportedFormat { .. }), "{err}");
     let msg = err.to_string();
     assert!(
-        msg.contains("manifest.json") && msg.contains("version 4"),
+        msg.contains("manifest.json") && msg.contains("version 6") && !msg.contains("rebuild"),
         "{msg}"
     );
-    // Version 3 is the segmented layout: a version-2 manifest relabelled is invalid.
-    edit_manifest(tmp.path(), |v| v["version"] = 3.into());
+    // Version 5 is the segmented layout: a version-4 manifest relabelled is invalid.
+    edit_manifest(tmp.path(), |v| v["version"] = 5.into());
     expect_corrupt(Index::open(tmp.path()), MANIFEST_FILE);
-    // Version 1 (blocks in insertion order, no `docs.order`): asked to rebuild.
-    edit_manifest(tmp.path(), |v| v["version"] = 1.into());
-    let msg = Index::open(tmp.path()).unwrap_err().to_string();
-    assert!(
-        msg.contains("version 1") && msg.contains("rebuild"),
-        "{msg}"
-    );
+    // Older versions are asked to be rebuilt: 1 (blocks in insertion order, no
+    // `docs.order`), 2 and 3 (single segment and segments with `blocks.terms` and 8-byte
+    // entry offsets and slots).
+    for old in [1u32, 2, 3] {
+        edit_manifest(tmp.path(), |v| v["version"] = old.into());
+        let err = Index::open(tmp.path()).unwrap_err();
+        assert!(matches!(err, IndexError::UnsupportedFormat { .. }), "{err}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains(&format!("version {old}")) && msg.contains("rebuild"),
+            "{msg}"
+        );
+    }
 
     edit_manifest(tmp.path(), |v| {
         v["version"] = FORMAT_VERSION.into();

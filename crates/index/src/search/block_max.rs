@@ -619,14 +619,14 @@ fn fill_tables(
                 let codes = &a.bound_codes[range.clone()];
                 let slots = &a.bound_slots[range];
                 for ((&b, &c), &slot) in blocks.iter().zip(codes).zip(slots) {
-                    row[b as usize] = slot as u32;
+                    row[b as usize] = slot;
                     acc[b as usize] += qs * f32::from(c);
                 }
             }
             (true, false) => {
                 let row = &mut positions[i * nb..(i + 1) * nb];
                 for (&b, &slot) in blocks.iter().zip(&a.bound_slots[range]) {
-                    row[b as usize] = slot as u32;
+                    row[b as usize] = slot;
                 }
             }
             (false, true) => {

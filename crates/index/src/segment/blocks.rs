@@ -6,14 +6,14 @@
 pub(crate) struct BlockArrays<'a> {
     pub block_size: usize,
     pub num_docs: usize,
-    pub entry_offsets: &'a [u64],
+    pub entry_offsets: &'a [u32],
     pub entry_docs: &'a [u8],
     pub entry_values: &'a [f32],
     pub bound_offsets: &'a [u64],
     pub bound_blocks: &'a [u32],
     pub bound_codes: &'a [u8],
     pub bound_scales: &'a [f32],
-    pub bound_slots: &'a [u64],
+    pub bound_slots: &'a [u32],
     /// Block position -> document number.
     pub doc_order: &'a [u32],
 }

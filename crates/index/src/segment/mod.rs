@@ -1,4 +1,4 @@
-//! One immutable segment: the arrays [`crate::IndexBuilder`] writes (format version 2),
+//! One immutable segment: the arrays [`crate::IndexBuilder`] writes (format version 4),
 //! memory-mapped from a directory or built in memory. An [`crate::Index`] is a list of
 //! segments plus, per segment, the set of deleted documents.
 //!

@@ -289,7 +289,7 @@ impl LazyTermPostings {
                         .iter()
                         .map(|&slot| {
                             let slot = slot as usize;
-                            (a.entry_offsets[slot + 1] - a.entry_offsets[slot]) as u32
+                            a.entry_offsets[slot + 1] - a.entry_offsets[slot]
                         })
                         .sum()
                 })
