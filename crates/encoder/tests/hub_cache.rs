@@ -29,12 +29,29 @@ fn hub_id_loads_from_the_offline_cache() {
     std::fs::write(router_repo.join("refs").join("main"), commit).unwrap();
     copy_dir(&router_fixture, &router_repo.join("snapshots").join(commit));
 
+    // A CSR model (Transformer + Pooling + SparseAutoEncoder, one folder per module).
+    let csr_fixture = fixture_model("csr-bert");
+    let csr_repo = home
+        .path()
+        .join("hub")
+        .join("models--sparse-encoder--csr-test");
+    std::fs::create_dir_all(csr_repo.join("refs")).unwrap();
+    std::fs::write(csr_repo.join("refs").join("main"), commit).unwrap();
+    copy_dir(&csr_fixture, &csr_repo.join("snapshots").join(commit));
+
     std::env::set_var("HF_HOME", home.path());
     std::env::set_var("HF_HUB_OFFLINE", "1");
     let from_hub = SparseEncoder::from_pretrained("sparse-encoder/tiny-test").unwrap();
     let router_from_hub = SparseEncoder::from_pretrained("sparse-encoder/router-test").unwrap();
+    let csr_from_hub = SparseEncoder::from_pretrained("sparse-encoder/csr-test").unwrap();
+    // An id that is not in the cache fails clearly when offline.
+    let missing = SparseEncoder::from_pretrained("sparse-encoder/not-cached")
+        .err()
+        .expect("an uncached id must fail offline")
+        .to_string();
     std::env::remove_var("HF_HUB_OFFLINE");
     std::env::remove_var("HF_HOME");
+    assert!(missing.contains("sparse-encoder/not-cached"), "{missing}");
 
     let local = SparseEncoder::load(&fixture, &candle_core::Device::Cpu).unwrap();
     let texts = ["learned sparse retrieval"];
@@ -60,4 +77,13 @@ fn hub_id_loads_from_the_offline_cache() {
     ] {
         assert_eq!(a.unwrap(), b.unwrap());
     }
+
+    let csr_local = SparseEncoder::load(&csr_fixture, &candle_core::Device::Cpu).unwrap();
+    assert!(csr_from_hub.is_csr());
+    assert_eq!(
+        csr_from_hub
+            .encode(&texts, &EncodeOptions::default())
+            .unwrap(),
+        csr_local.encode(&texts, &EncodeOptions::default()).unwrap()
+    );
 }
