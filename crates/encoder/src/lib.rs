@@ -35,6 +35,7 @@ pub mod layout;
 pub mod model;
 mod paths;
 pub mod pooling;
+pub mod quant;
 pub mod router;
 pub mod static_embedding;
 pub mod tokenize;
