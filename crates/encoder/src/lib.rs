@@ -41,7 +41,7 @@ pub mod static_embedding;
 pub mod tokenize;
 pub mod trainable;
 
-pub use encoder::{EncodeOptions, RouteChoice, SparseEncoder};
+pub use encoder::{EncodeOptions, LoadOptions, Quantize, RouteChoice, SparseEncoder};
 pub use error::{EncoderError, Result, NON_FINITE};
 pub use layout::{FolderLayout, ModelFolder};
 pub use model::Dropout;

@@ -252,6 +252,20 @@ impl MaskedLm {
         Ok((packed, packing))
     }
 
+    /// Makes every linear layer of the transformer (not the vocabulary projection) run on
+    /// int8 weights in CPU inference, on the kernel `path` (`--quantize int8`).
+    pub fn quantize_int8(&mut self, path: crate::quant::Int8Path) -> candle_core::Result<()> {
+        let linears = match self {
+            MaskedLm::Bert(m) => m.linears_mut(),
+            MaskedLm::DistilBert(m) => m.linears_mut(),
+            MaskedLm::ModernBert(m) => m.linears_mut(),
+        };
+        for linear in linears {
+            linear.quantize_int8(path)?;
+        }
+        Ok(())
+    }
+
     /// The vocabulary projection.
     pub fn head(&self) -> &MlmHead {
         match self {
