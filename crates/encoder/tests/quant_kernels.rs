@@ -115,8 +115,8 @@ fn every_path_equals_portable_on_model_shapes() {
     }
 }
 
-/// The extremes: activations at 255 against weights at ±63 everywhere (the AVX2 kernel's i16
-/// pair sums at their largest, 255·63·2), and the longest k the model has.
+/// The extremes: activations at ACT_MAX against weights at ±WEIGHT_MAX everywhere (the AVX2 kernel's i16
+/// pair sums at their largest, 127·127·2), and the longest k the model has.
 #[test]
 fn extreme_values_do_not_saturate() {
     let (m, n, k) = (5, 48, 3072);

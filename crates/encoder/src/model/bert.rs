@@ -287,7 +287,8 @@ fn roberta_positions(ids: &Tensor, packing: &Packing, pad: u32) -> candle_core::
 }
 
 impl BertMaskedLm {
-    /// Every linear layer (for `--quantize int8`; enc-int8).
+    /// The linear layers of the transformer layers, not the MLM head's (for
+    /// `--quantize int8`; enc-int8).
     pub(crate) fn linears_mut(&mut self) -> Vec<&mut Linear> {
         let mut all = Vec::new();
         for l in &mut self.layers {
@@ -298,7 +299,6 @@ impl BertMaskedLm {
             all.push(&mut l.intermediate);
             all.push(&mut l.output);
         }
-        all.push(&mut self.transform);
         all
     }
 }

@@ -153,7 +153,8 @@ impl DistilBertMaskedLm {
 }
 
 impl DistilBertMaskedLm {
-    /// Every linear layer (for `--quantize int8`; enc-int8).
+    /// The linear layers of the transformer layers, not the MLM head's (for
+    /// `--quantize int8`; enc-int8).
     pub(crate) fn linears_mut(&mut self) -> Vec<&mut Linear> {
         let mut all = Vec::new();
         for l in &mut self.layers {
@@ -164,7 +165,6 @@ impl DistilBertMaskedLm {
             all.push(&mut l.lin1);
             all.push(&mut l.lin2);
         }
-        all.push(&mut self.transform);
         all
     }
 }

@@ -434,7 +434,8 @@ impl ModernBertMaskedLm {
 }
 
 impl ModernBertMaskedLm {
-    /// Every linear layer (for `--quantize int8`; enc-int8).
+    /// The linear layers of the transformer layers, not the MLM head's (for
+    /// `--quantize int8`; enc-int8).
     pub(crate) fn linears_mut(&mut self) -> Vec<&mut Linear> {
         let mut all = Vec::new();
         for l in &mut self.layers {
@@ -443,7 +444,6 @@ impl ModernBertMaskedLm {
             all.push(&mut l.wi);
             all.push(&mut l.mlp_wo);
         }
-        all.push(&mut self.head_dense);
         all
     }
 }

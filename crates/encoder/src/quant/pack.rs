@@ -6,9 +6,9 @@ use rayon::prelude::*;
 /// Output channels per packed panel (one zmm register of i32 lanes).
 pub const PANEL: usize = 16;
 /// The largest quantized weight magnitude (7 bits: see the module doc on AVX2 saturation).
-pub const WEIGHT_MAX: i32 = 63;
+pub const WEIGHT_MAX: i32 = 127;
 /// The largest quantized activation (u8).
-pub const ACT_MAX: i32 = 255;
+pub const ACT_MAX: i32 = 127;
 
 /// `k` rounded up to the 4-byte groups the kernels consume.
 pub(crate) fn padded_k(k: usize) -> usize {
@@ -120,7 +120,7 @@ pub struct QuantizedRows {
     /// `[m]` scales: `x ≈ scale · (q - zero)`; NaN for a row holding a NaN or an infinity, so
     /// every output of that row is NaN (and caught as the f32 path's would be).
     pub scales: Vec<f32>,
-    /// `[m]` zero points in `[0, 255]`.
+    /// `[m]` zero points in `[0, ACT_MAX]`.
     pub zeros: Vec<i32>,
 }
 

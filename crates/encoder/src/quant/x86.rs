@@ -1,5 +1,5 @@
 //! The x86-64 int8 micro-kernels: AVX-512-VNNI and AVX2, over the packed layout of
-//! [`super::pack`]. Both compute exact i32 sums (the AVX2 one relies on the 7-bit weights to
+//! [`super::pack`]. Both compute exact i32 sums (the AVX2 one relies on the 7-bit activations to
 //! keep `vpmaddubsw`'s i16 pair sums from saturating).
 
 use std::arch::x86_64::*;
@@ -136,7 +136,7 @@ unsafe fn avx2_tile<const MR: usize>(
         let b1 = _mm256_loadu_si256(b.add(g * 64 + 32) as *const __m256i);
         for (r, acc) in acc.iter_mut().enumerate() {
             let av = _mm256_set1_epi32(load4(a.add(r * lda + g * 4)));
-            // u8 × i8 pairs into i16 (|sum| ≤ 255·63·2 < 2^15: no saturation), then pairs of
+            // u8 × i8 pairs into i16 (|sum| ≤ 127·127·2 < 2^15: no saturation), then pairs of
             // i16 into i32: four products per i32 lane, as vpdpbusd.
             let p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(av, b0), ones);
             let p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(av, b1), ones);
