@@ -45,6 +45,8 @@ struct Common {
     /// Where the model runs: cpu, cuda, cuda:N or auto.
     #[arg(long, default_value = "cpu")]
     device: String,
+    #[command(flatten)]
+    run: crate::RunArgs,
     /// Texts per forward pass.
     #[arg(long, default_value_t = 32)]
     batch_size: usize,
@@ -200,7 +202,7 @@ fn encode_options(c: &Common) -> EncodeOptions {
 }
 
 fn load(c: &Common) -> Result<SparseEncoder> {
-    crate::load_encoder(&c.model, &c.device)
+    crate::load_encoder_with(&c.model, &c.device, &c.run)
 }
 
 fn write_output(path: Option<&Path>, metrics: &Metrics) -> Result<()> {
