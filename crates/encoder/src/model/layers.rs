@@ -149,6 +149,14 @@ impl Linear {
     /// backward).
     pub fn forward_activated(&self, x: &Tensor, act: HiddenAct) -> candle_core::Result<Tensor> {
         if let Some(y) = self.forward_int8(x)? {
+            // The int8 product already holds the bias: the fused GELU kernel with a zero bias
+            // (candle's unfused `gelu_erf` costs more than the int8 product saves).
+            if act == HiddenAct::GeluErf && fused::supported(&y) {
+                let zero = Tensor::zeros(y.dim(D::Minus1)?, y.dtype(), y.device())?;
+                let rows = y.elem_count() / y.dim(D::Minus1)?.max(1);
+                let dims = y.dims().to_vec();
+                return fused::bias_gelu(&y.reshape((rows, ()))?, &zero)?.reshape(dims);
+            }
             return activate(&y, act);
         }
         let Some(bias) = self.bias.as_ref().filter(|_| act == HiddenAct::GeluErf) else {
