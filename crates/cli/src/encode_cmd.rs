@@ -150,7 +150,7 @@ pub fn run(args: EncodeArgs) -> Result<()> {
         }
         Some(path) => (Sink::File(PartialOutput::create(path)?), 0),
     };
-    let encoder = crate::load_encoder(&args.model.model, &args.model.device)?;
+    let encoder = crate::load(&args.model)?;
     let options = EncodeOptions {
         batch_size: args.batch_size,
         max_active_dims: args.max_active_dims,

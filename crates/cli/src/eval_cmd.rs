@@ -59,6 +59,8 @@ pub(crate) struct Common {
     /// Where the model runs: cpu, cuda, cuda:N or auto.
     #[arg(long, default_value = "cpu")]
     pub(crate) device: String,
+    #[command(flatten)]
+    pub(crate) run: crate::RunArgs,
     /// Texts per forward pass.
     #[arg(long, default_value_t = 32)]
     pub(crate) batch_size: usize,
@@ -225,8 +227,9 @@ pub(crate) fn encode_options(c: &Common) -> EncodeOptions {
     }
 }
 
-pub(crate) fn load(c: &Common) -> Result<SparseEncoder> {
-    crate::load_encoder(&c.model, &c.device)
+    pub(crate) device: String,
+    #[command(flatten)]
+    pub(crate) run: crate::RunArgs,
 }
 
 pub(crate) fn write_output(path: Option<&Path>, metrics: &Metrics) -> Result<()> {

@@ -143,6 +143,8 @@ struct SourceArgs {
     /// Where --model runs: cpu, cuda, cuda:N or auto.
     #[arg(long, default_value = "cpu")]
     device: String,
+    #[command(flatten)]
+    run: crate::RunArgs,
     /// Texts per forward pass (--corpus).
     #[arg(long, default_value_t = 32)]
     batch_size: usize,
@@ -272,7 +274,7 @@ impl Documents {
             }
             texts.truncate(range.end);
             texts.drain(..range.start);
-            let encoder = crate::load_encoder(model, &source.device)?;
+            let encoder = crate::load_encoder_with(model, &source.device, &source.run)?;
             let options = EncodeOptions {
                 batch_size: source.batch_size,
                 max_active_dims: source.max_active_dims,

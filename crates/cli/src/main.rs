@@ -95,12 +95,43 @@ pub(crate) struct ModelArg {
     /// feature and one is usable, else the CPU).
     #[arg(long, default_value = "cpu")]
     pub(crate) device: String,
+    #[command(flatten)]
+    pub(crate) run: RunArgs,
+}
+
+/// How the CPU runs the model (`--quantize`, `--no-screened-projection`).
+#[derive(Args, Clone, Default)]
+pub(crate) struct RunArgs {
+    /// Linear layers in `none` (f32: parity with sentence-transformers) or `int8` (int8
+    /// weights per output channel, dynamic per-token activations; faster, measured quality
+    /// cost: BENCHMARKS.md). CPU only.
+    #[arg(long, default_value = "none", value_name = "none|int8")]
+    pub(crate) quantize: splade_encoder::Quantize,
+    /// Compute every vocabulary logit in f32 instead of screening them with int8 bounds (the
+    /// screened projection gives the same active entries; this is for comparison).
+    #[arg(long)]
+    pub(crate) no_screened_projection: bool,
+}
+
+impl RunArgs {
+    /// The library's load options.
+    pub(crate) fn load_options(&self) -> splade_encoder::LoadOptions {
+        splade_encoder::LoadOptions {
+            quantize: self.quantize,
+            screened_projection: !self.no_screened_projection,
+        }
+    }
 }
 
 /// Loads the model `name` onto the device named `device` (`cpu`, `cuda[:N]`, `auto`).
 pub(crate) fn load_encoder(name: &str, device: &str) -> Result<SparseEncoder> {
+    load_encoder_with(name, device, &RunArgs::default())
+}
+
+/// [`load_encoder`] with `--quantize` / `--no-screened-projection`.
+pub(crate) fn load_encoder_with(name: &str, device: &str, run: &RunArgs) -> Result<SparseEncoder> {
     let device = splade_encoder::device::parse_device(device)?;
-    SparseEncoder::from_pretrained_on(name, &device)
+    SparseEncoder::from_pretrained_with(name, &device, &run.load_options())
         .with_context(|| format!("loading model {name}"))
 }
 
@@ -261,8 +292,8 @@ fn set_up_threads(threads: Option<usize>) -> Result<()> {
     Ok(())
 }
 
-fn load(model: &ModelArg) -> Result<SparseEncoder> {
-    load_encoder(&model.model, &model.device)
+pub(crate) fn load(model: &ModelArg) -> Result<SparseEncoder> {
+    load_encoder_with(&model.model, &model.device, &model.run)
 }
 
 fn similarity(args: SimilarityArgs) -> Result<()> {
@@ -434,6 +465,14 @@ fn bench(args: BenchArgs) -> Result<()> {
         "peak_rss_bytes": peak_rss_bytes(),
         "active_dims": stats.active_dims,
         "threads": std::env::var("RAYON_NUM_THREADS").ok(),
+        "quantize": args.model.run.quantize.name(),
+        "int8_kernel": splade_encoder::quant::Int8Path::selected().ok().map(|p| p.name()),
+        "screen": encoder.screen_stats().map(|s| serde_json::json!({
+            "logits": s.logits,
+            "positive_possible": s.positive_possible,
+            "exact": s.exact,
+            "exact_fraction": s.exact as f64 / s.logits.max(1) as f64,
+        })),
     });
     let mut out = std::io::stdout().lock();
     writeln!(out, "{report}")?;

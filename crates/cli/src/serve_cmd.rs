@@ -69,7 +69,7 @@ pub struct ServeArgs {
 
 /// Runs the server until SIGINT or SIGTERM.
 pub fn run(args: ServeArgs) -> Result<()> {
-    let encoder = crate::load_encoder(&args.model.model, &args.model.device)?;
+    let encoder = crate::load(&args.model)?;
     let defaults = ServerConfig::default();
     if !(args.request_timeout > 0.0 && args.request_timeout.is_finite()) {
         anyhow::bail!("--request-timeout must be a positive number of seconds");

@@ -15,7 +15,10 @@ use crate::hub::resolve_model;
 use crate::layout::ModelFolder;
 use crate::model::{find_weights, first_non_finite_row, ForwardMode, MaskedLm, TokenBatch};
 use crate::paths::check_inside;
-use crate::pooling::{pool_sparse_packed_checked, PoolingConfig};
+use crate::pooling::{
+    pool_sparse_packed_checked, HeadScreen, PoolingConfig, PoolingStrategy, ScreenStats,
+};
+use crate::quant::Int8Path;
 use crate::router::RouteKind;
 use crate::static_embedding::StaticEmbedding;
 use crate::tokenize::{tokenizer_source, TextTokenizer, TokenizedText, Truncation};
@@ -48,6 +51,61 @@ impl Default for EncodeOptions {
     }
 }
 
+/// How the CPU runs a model: the options of [`SparseEncoder::load_with`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Weight precision of the transformer's linear layers (default f32).
+    pub quantize: Quantize,
+    /// The exact screened vocabulary projection for max pooling (default on): approximate int8
+    /// logits with a rigorous error bound pick the few (token, entry) pairs whose exact f32
+    /// logit can matter. Same active entries as the unscreened projection.
+    pub screened_projection: bool,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self {
+            quantize: Quantize::None,
+            screened_projection: true,
+        }
+    }
+}
+
+/// The weight precision of the linear layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Quantize {
+    /// f32 weights (exact parity with sentence-transformers).
+    #[default]
+    None,
+    /// int8 weights per output channel with dynamic per-token activation quantization
+    /// ([`crate::quant`]) for every linear layer of the transformer; the vocabulary
+    /// projection stays f32 (screened). Faster, with a measured quality cost.
+    Int8,
+}
+
+impl std::str::FromStr for Quantize {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "none" | "f32" => Ok(Quantize::None),
+            "int8" => Ok(Quantize::Int8),
+            other => Err(format!(
+                "unknown quantization '{other}' (expected none or int8)"
+            )),
+        }
+    }
+}
+
+impl Quantize {
+    /// The name `--quantize` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Quantize::None => "none",
+            Quantize::Int8 => "int8",
+        }
+    }
+}
+
 /// Prompt names `encode_document` looks for, in order (as sentence-transformers does).
 const DOCUMENT_PROMPT_NAMES: [&str; 3] = ["document", "passage", "corpus"];
 
@@ -73,6 +131,10 @@ pub struct SparseEncoder {
     statics: Vec<(String, StaticEmbedding)>,
     /// A CSR model's pooling and sparse autoencoder (`None`: SpladePooling over the MLM head).
     csr: Option<CsrHead>,
+    /// The screened vocabulary projection (CPU inference; none for trainable weights).
+    screen: Option<HeadScreen>,
+    /// The options the model was loaded with.
+    options: LoadOptions,
 }
 
 impl SparseEncoder {
@@ -88,12 +150,55 @@ impl SparseEncoder {
         Self::load(&resolve_model(name_or_path)?, device)
     }
 
+    /// [`Self::from_pretrained_on`] with [`LoadOptions`].
+    pub fn from_pretrained_with(
+        name_or_path: &str,
+        device: &Device,
+        options: &LoadOptions,
+    ) -> Result<Self> {
+        Self::load_with(&resolve_model(name_or_path)?, device, options)
+    }
+
     /// Loads a local model folder onto `device`.
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
+        Self::load_with(dir, device, &LoadOptions::default())
+    }
+
+    /// Loads a local model folder onto `device` with [`LoadOptions`]. The int8 kernels and the
+    /// screened projection run on the CPU; on another device they are not used.
+    pub fn load_with(dir: &Path, device: &Device, options: &LoadOptions) -> Result<Self> {
         let (folder, tokenizer, weights) = Self::read_parts(dir)?;
         let statics = load_static_routes(&folder)?;
-        let model = MaskedLm::load(&weights, &folder.backbone, device)?;
+        let mut model = MaskedLm::load(&weights, &folder.backbone, device)?;
+        let on_cpu = device.is_cpu();
+        let path = if on_cpu
+            && (options.quantize != Quantize::None
+                || (options.screened_projection && folder.pooling.strategy == PoolingStrategy::Max))
+        {
+            Some(Int8Path::selected().map_err(EncoderError::InvalidArgument)?)
+        } else {
+            None
+        };
+        if let (Quantize::Int8, Some(path)) = (options.quantize, path) {
+            model
+                .quantize_int8(path)
+                .map_err(|e| EncoderError::Weights {
+                    path: weights.clone(),
+                    message: e.to_string(),
+                })?;
+        }
         let csr = load_csr_head(&folder, device)?;
+        // A CSR model has no vocabulary projection to screen.
+        let screen = match (path, model.head()) {
+            (Some(path), Some(head))
+                if options.screened_projection
+                    && csr.is_none()
+                    && folder.pooling.strategy == PoolingStrategy::Max =>
+            {
+                Some(HeadScreen::new(head, path)?)
+            }
+            _ => None,
+        };
         tracing::debug!(
             "loaded {} ({:?}, {:?}, max_seq_length {}, {})",
             dir.display(),
@@ -109,6 +214,8 @@ impl SparseEncoder {
             device: device.clone(),
             statics,
             csr,
+            screen,
+            options: options.clone(),
         })
     }
 
@@ -128,7 +235,22 @@ impl SparseEncoder {
             device: device.clone(),
             statics,
             csr,
+            screen: None,
+            options: LoadOptions {
+                screened_projection: false,
+                ..LoadOptions::default()
+            },
         }
+    }
+
+    /// The options the model was loaded with (a trainable encoder's: no screening).
+    pub fn load_options(&self) -> &LoadOptions {
+        &self.options
+    }
+
+    /// Counters of the screened vocabulary projection since loading (`None` without one).
+    pub fn screen_stats(&self) -> Option<ScreenStats> {
+        self.screen.as_ref().map(HeadScreen::stats)
     }
 
     /// A CSR model's head (the trainable encoder updates its statistics).
@@ -611,6 +733,7 @@ impl SparseEncoder {
             &tokens,
             packing.starts(),
             self.model.mlm_head()?,
+            self.screen.as_ref(),
             self.folder.pooling,
         )? {
             Ok(vectors) => Ok(vectors),

@@ -37,13 +37,14 @@ pub mod layout;
 pub mod model;
 mod paths;
 pub mod pooling;
+pub mod quant;
 pub mod router;
 pub mod static_embedding;
 pub mod tokenize;
 pub mod trainable;
 
 pub use csr::{CsrHead, PoolingMode, SentencePooling, SparseAutoEncoder, SparseAutoEncoderConfig};
-pub use encoder::{EncodeOptions, RouteChoice, SparseEncoder};
+pub use encoder::{EncodeOptions, LoadOptions, Quantize, RouteChoice, SparseEncoder};
 pub use error::{EncoderError, Result, NON_FINITE};
 pub use layout::{CsrLayout, FolderLayout, ModelFolder};
 pub use model::Dropout;

@@ -36,13 +36,29 @@ fn route(kind: &str) -> PyResult<u8> {
 #[pymethods]
 impl NativeEncoder {
     /// Loads `model_name_or_path` (a model folder, a Hugging Face Hub id, or `splade-tiny`)
-    /// onto `device` (`cpu`, `cuda[:N]`, `auto`), with the GIL released.
+    /// onto `device` (`cpu`, `cuda[:N]`, `auto`), with the GIL released; `quantize` is
+    /// `None`/`"none"` (f32) or `"int8"` (int8 linear layers on the CPU).
     #[new]
-    fn new(py: Python<'_>, model_name_or_path: String, device: String) -> PyResult<Self> {
+    #[pyo3(signature = (model_name_or_path, device, quantize=None))]
+    fn new(
+        py: Python<'_>,
+        model_name_or_path: String,
+        device: String,
+        quantize: Option<String>,
+    ) -> PyResult<Self> {
+        let quantize: splade_encoder::Quantize = quantize
+            .as_deref()
+            .unwrap_or("none")
+            .parse()
+            .map_err(errors::value)?;
+        let options = splade_encoder::LoadOptions {
+            quantize,
+            ..splade_encoder::LoadOptions::default()
+        };
         let encoder = py
             .detach(|| {
                 let device = splade_encoder::device::parse_device(&device)?;
-                SparseEncoder::from_pretrained_on(&model_name_or_path, &device)
+                SparseEncoder::from_pretrained_with(&model_name_or_path, &device, &options)
             })
             .map_err(errors::encoder)?;
         Ok(Self { encoder })

@@ -333,3 +333,20 @@ fn roberta_positions(ids: &Tensor, packing: &Packing, pad: u32) -> candle_core::
     }
     Tensor::from_vec(positions, host.len(), ids.device())
 }
+
+impl BertMaskedLm {
+    /// The linear layers of the transformer layers, not the MLM head's (for
+    /// `--quantize int8`; enc-int8).
+    pub(crate) fn linears_mut(&mut self) -> Vec<&mut Linear> {
+        let mut all = Vec::new();
+        for l in &mut self.layers {
+            all.push(&mut l.attention.query);
+            all.push(&mut l.attention.key);
+            all.push(&mut l.attention.value);
+            all.push(&mut l.attention_out);
+            all.push(&mut l.intermediate);
+            all.push(&mut l.output);
+        }
+        all
+    }
+}

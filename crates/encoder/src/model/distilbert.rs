@@ -151,3 +151,20 @@ impl DistilBertMaskedLm {
         &self.head
     }
 }
+
+impl DistilBertMaskedLm {
+    /// The linear layers of the transformer layers, not the MLM head's (for
+    /// `--quantize int8`; enc-int8).
+    pub(crate) fn linears_mut(&mut self) -> Vec<&mut Linear> {
+        let mut all = Vec::new();
+        for l in &mut self.layers {
+            all.push(&mut l.attention.query);
+            all.push(&mut l.attention.key);
+            all.push(&mut l.attention.value);
+            all.push(&mut l.out);
+            all.push(&mut l.lin1);
+            all.push(&mut l.lin2);
+        }
+        all
+    }
+}

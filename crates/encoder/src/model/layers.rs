@@ -57,6 +57,11 @@ pub fn as_dtype(t: &Tensor, dtype: DType) -> candle_core::Result<Tensor> {
 pub struct Linear {
     weight: Tensor,
     bias: Option<Tensor>,
+    /// The int8 copy used by inference on the CPU (`--quantize int8`), and its kernel.
+    int8: Option<(
+        std::sync::Arc<crate::quant::QuantizedLinear>,
+        crate::quant::Int8Path,
+    )>,
 }
 
 impl Linear {
@@ -80,12 +85,51 @@ impl Linear {
             } else {
                 None
             },
+            int8: None,
         })
+    }
+
+    /// Makes inference on the CPU use int8 weights (per output channel) with dynamically
+    /// quantized activations, on the kernel `path` (`--quantize int8`). The f32 weights stay
+    /// (other devices and the differentiable path use them).
+    pub fn quantize_int8(&mut self, path: crate::quant::Int8Path) -> candle_core::Result<()> {
+        let (out_dim, in_dim) = self.weight.dims2()?;
+        let weight = self.weight.to_device(&candle_core::Device::Cpu)?;
+        let bias = match &self.bias {
+            Some(b) => Some(b.to_device(&candle_core::Device::Cpu)?.to_vec1::<f32>()?),
+            None => None,
+        };
+        let q = fused::with_data(&weight, |w| {
+            Ok(crate::quant::QuantizedLinear::new(w, out_dim, in_dim, bias))
+        })?;
+        self.int8 = Some((std::sync::Arc::new(q), path));
+        Ok(())
+    }
+
+    /// The int8 product for `x` when the layer is quantized and `x` is f32 on the CPU.
+    fn forward_int8(&self, x: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        let Some((q, path)) = &self.int8 else {
+            return Ok(None);
+        };
+        if !x.device().is_cpu() || x.dtype() != DType::F32 {
+            return Ok(None);
+        }
+        let mut dims = x.dims().to_vec();
+        let in_dim = dims.last().copied().unwrap_or(0);
+        let rows = x.elem_count() / in_dim.max(1);
+        let y = fused::with_data(x, |data| Ok(q.forward(data, rows, *path)))?;
+        if let Some(last) = dims.last_mut() {
+            *last = q.out_dim();
+        }
+        Ok(Some(Tensor::from_vec(y, dims, x.device())?))
     }
 
     /// Applies the layer to `[..., in]` (leading dimensions are flattened into one matmul), in
     /// the dtype of `x` (the weights are cast when they differ).
     pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        if let Some(y) = self.forward_int8(x)? {
+            return Ok(y);
+        }
         let mut dims = x.dims().to_vec();
         let in_dim = dims.last().copied().unwrap_or(0);
         let rows = x.elem_count() / in_dim.max(1);
@@ -104,6 +148,17 @@ impl Linear {
     /// `act(x Wᵀ + b)`; on the CPU the bias and the exact GELU are one fused op (forward and
     /// backward).
     pub fn forward_activated(&self, x: &Tensor, act: HiddenAct) -> candle_core::Result<Tensor> {
+        if let Some(y) = self.forward_int8(x)? {
+            // The int8 product already holds the bias: the fused GELU kernel with a zero bias
+            // (candle's unfused `gelu_erf` costs more than the int8 product saves).
+            if act == HiddenAct::GeluErf && fused::supported(&y) {
+                let zero = Tensor::zeros(y.dim(D::Minus1)?, y.dtype(), y.device())?;
+                let rows = y.elem_count() / y.dim(D::Minus1)?.max(1);
+                let dims = y.dims().to_vec();
+                return fused::bias_gelu(&y.reshape((rows, ()))?, &zero)?.reshape(dims);
+            }
+            return activate(&y, act);
+        }
         let Some(bias) = self.bias.as_ref().filter(|_| act == HiddenAct::GeluErf) else {
             return activate(&self.forward(x)?, act);
         };

@@ -285,6 +285,23 @@ impl MaskedLm {
         Ok((packed, packing))
     }
 
+    /// Makes every linear layer of the transformer layers run on int8 weights in CPU
+    /// inference, on the kernel `path` (`--quantize int8`). The MLM head (its dense transform
+    /// and the vocabulary projection) stays f32: keeping the transform f32 raised splade-tiny's
+    /// mean active-set Jaccard vs f32 from 0.956 to 0.971 (the fixture texts) for about 1.4 %
+    /// of a base model's transformer FLOPs.
+    pub fn quantize_int8(&mut self, path: crate::quant::Int8Path) -> candle_core::Result<()> {
+        let linears = match self {
+            MaskedLm::Bert(m) => m.linears_mut(),
+            MaskedLm::DistilBert(m) => m.linears_mut(),
+            MaskedLm::ModernBert(m) => m.linears_mut(),
+        };
+        for linear in linears {
+            linear.quantize_int8(path)?;
+        }
+        Ok(())
+    }
+
     /// The vocabulary projection (`None` for a backbone loaded without its MLM head, as a
     /// CSR model's is).
     pub fn head(&self) -> Option<&MlmHead> {

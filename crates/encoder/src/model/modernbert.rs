@@ -433,6 +433,21 @@ impl ModernBertMaskedLm {
     }
 }
 
+impl ModernBertMaskedLm {
+    /// The linear layers of the transformer layers, not the MLM head's (for
+    /// `--quantize int8`; enc-int8).
+    pub(crate) fn linears_mut(&mut self) -> Vec<&mut Linear> {
+        let mut all = Vec::new();
+        for l in &mut self.layers {
+            all.push(&mut l.wqkv);
+            all.push(&mut l.wo);
+            all.push(&mut l.wi);
+            all.push(&mut l.mlp_wo);
+        }
+        all
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,6 +5,7 @@
 use candle_core::{Device, Tensor};
 use splade_sparse::SparseVector;
 
+use super::screened::{pool_max_screened, HeadScreen};
 use super::{PoolingConfig, PoolingStrategy};
 use crate::model::MlmHead;
 
@@ -207,15 +208,49 @@ pub fn pool_sparse_packed(
     pool_real_tokens(&RealTokens::packed(tokens, starts)?, head, config)
 }
 
-/// [`pool_sparse_packed`] that reports the first text (position in the batch) whose logits or
-/// pooled weights are not finite as `Ok(Err(text))`.
+/// [`pool_sparse_packed`] through the screened projection of `screen` (max pooling on the
+/// CPU; other cases, and features that could overflow, take the unscreened path). Same active
+/// entries, values within float rounding of the unscreened path's.
+pub fn pool_sparse_packed_screened(
+    tokens: &Tensor,
+    starts: &[usize],
+    head: &MlmHead,
+    screen: &HeadScreen,
+    config: PoolingConfig,
+) -> candle_core::Result<Vec<SparseVector>> {
+    match pool_sparse_packed_checked(tokens, starts, head, Some(screen), config)? {
+        Ok(vectors) => Ok(vectors),
+        Err(text) => candle_core::bail!(
+            "pooling: the vocabulary logits of text {text} of the batch {}",
+            crate::NON_FINITE
+        ),
+    }
+}
+
+/// [`pool_sparse_packed`] (screened by `screen` when given and possible) that reports the
+/// first text (position in the batch) whose logits or pooled weights are not finite as
+/// `Ok(Err(text))`.
 pub(crate) fn pool_sparse_packed_checked(
     tokens: &Tensor,
     starts: &[usize],
     head: &MlmHead,
+    screen: Option<&HeadScreen>,
     config: PoolingConfig,
 ) -> candle_core::Result<Result<Vec<SparseVector>, usize>> {
-    pool_real_tokens_checked(&RealTokens::packed(tokens, starts)?, head, config)
+    let real = RealTokens::packed(tokens, starts)?;
+    if let Some(screen) = screen {
+        if config.strategy == PoolingStrategy::Max
+            && tokens.device().is_cpu()
+            && tokens.dtype() == candle_core::DType::F32
+        {
+            if let Some(vectors) =
+                pool_max_screened(tokens, starts, head, screen, config.activation)?
+            {
+                return Ok(Ok(vectors));
+            }
+        }
+    }
+    pool_real_tokens_checked(&real, head, config)
 }
 
 fn pool_real_tokens(
@@ -287,19 +322,19 @@ mod tests {
         let config = PoolingConfig::default();
         // Text 0: rows 0..2 (small values), text 1: rows 2..3 (huge values).
         let tokens = Tensor::new(&[[1e-3f32, 1e-3], [2e-3, 0.0], [1e30, 1e30]], &dev).unwrap();
-        let checked = pool_sparse_packed_checked(&tokens, &[0, 2, 3], &head, config).unwrap();
+        let checked = pool_sparse_packed_checked(&tokens, &[0, 2, 3], &head, None, config).unwrap();
         assert_eq!(checked.err(), Some(1));
         let sum = PoolingConfig {
             strategy: PoolingStrategy::Sum,
             ..config
         };
-        let checked = pool_sparse_packed_checked(&tokens, &[0, 2, 3], &head, sum).unwrap();
+        let checked = pool_sparse_packed_checked(&tokens, &[0, 2, 3], &head, None, sum).unwrap();
         assert_eq!(checked.err(), Some(1));
         let err = pool_sparse_packed(&tokens, &[0, 2, 3], &head, config).unwrap_err();
         assert!(err.to_string().contains("NaN or infinite"), "{err}");
         // Without the huge text, everything is finite.
         let small = tokens.narrow(0, 0, 2).unwrap();
-        let ok = pool_sparse_packed_checked(&small, &[0, 2], &head, config).unwrap();
+        let ok = pool_sparse_packed_checked(&small, &[0, 2], &head, None, config).unwrap();
         assert!(ok.is_ok());
         // An infinite pooled weight (finite logit + finite bias overflowing) is caught too.
         let head = MlmHead {
@@ -307,7 +342,7 @@ mod tests {
             bias: Tensor::new(&[3.4e38f32], &dev).unwrap(),
         };
         let big = Tensor::new(&[[3.4e38f32, 0.0]], &dev).unwrap();
-        let checked = pool_sparse_packed_checked(&big, &[0, 1], &head, config).unwrap();
+        let checked = pool_sparse_packed_checked(&big, &[0, 1], &head, None, config).unwrap();
         assert_eq!(checked.err(), Some(0));
     }
 }

@@ -10,6 +10,9 @@
 //!   never exists. For `max` pooling it takes the max of the raw logits and applies the
 //!   activation once per vocabulary entry afterwards, which is exact because the activation is
 //!   monotone and float rounding preserves order.
+//!   With max pooling on the CPU, a [`HeadScreen`] makes it the *screened* projection
+//!   (`screened.rs`): approximate int8 logits with a rigorous error bound, and the exact f32
+//!   logit only for the (token, entry) pairs that can be positive and their text's maximum.
 //! - [`pool_dense`], the differentiable path on candle's autograd (training).
 
 use std::fmt;
@@ -22,10 +25,12 @@ use crate::model::MlmHead;
 
 mod chunked;
 mod fused_max;
+mod screened;
 
 pub(crate) use chunked::pool_sparse_packed_checked;
-pub use chunked::{pool_sparse, pool_sparse_packed};
+pub use chunked::{pool_sparse, pool_sparse_packed, pool_sparse_packed_screened};
 pub use fused_max::{pool_max_differentiable, pool_max_differentiable_packed};
+pub use screened::{HeadScreen, ScreenStats};
 
 /// How token weights are combined over the sequence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -40,6 +40,11 @@ class SparseEncoder:
             ``encode`` argument overrides it).
         threads: worker threads for the Rust kernels. Sets ``RAYON_NUM_THREADS`` before the
             first model of the process loads (the pool is created once per process).
+        quantize: ``None`` or ``"none"`` (f32, parity with sentence-transformers) or ``"int8"``:
+            int8 weights per output channel with dynamic per-token activations for the
+            transformer's linear layers (CPU; faster, with the quality cost measured in
+            BENCHMARKS.md). sentence-transformers' nearest equivalent is ``backend="onnx"``
+            with a ``model_qint8_*.onnx`` file from ``export_dynamic_quantized_onnx_model``.
 
     Raises:
         OSError: the model folder or a file in it cannot be read or fetched.
@@ -52,12 +57,13 @@ class SparseEncoder:
         device: str = "cpu",
         max_active_dims: Optional[int] = None,
         threads: Optional[int] = None,
+        quantize: Optional[str] = None,
     ) -> None:
         if threads is not None:
             if threads < 1:
                 raise ValueError(f"threads must be at least 1, got {threads}")
             os.environ["RAYON_NUM_THREADS"] = str(threads)
-        self._native = NativeEncoder(str(model_name_or_path), device)
+        self._native = NativeEncoder(str(model_name_or_path), device, quantize)
         # As sentence-transformers: the model's saved default (a CSR model: its k) unless given.
         self.max_active_dims = (
             max_active_dims if max_active_dims is not None else self._native.default_max_active_dims

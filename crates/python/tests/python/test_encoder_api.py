@@ -98,3 +98,17 @@ def test_torch_sparse_tensors_when_asked():
     np.testing.assert_allclose(many.to_dense()[0].numpy(), one.to_dense().numpy())
     # Tensors are accepted back.
     assert m.similarity(many, many).shape == (2, 2)
+
+
+def test_quantize_int8_keyword():
+    texts = ["what causes rain", "Rain forms when water vapour condenses into droplets."]
+    f32 = splade_rs.SparseEncoder(model_path("bert-tied-v6")).encode(texts)
+    int8 = splade_rs.SparseEncoder(model_path("bert-tied-v6"), quantize="int8").encode(texts)
+    assert int8.shape == f32.shape
+    # Close to f32 (most active entries shared), but not the f32 vectors themselves.
+    for r in range(len(texts)):
+        a, b = set(f32[r].indices), set(int8[r].indices)
+        assert len(a & b) / len(a | b) > 0.8
+    assert (abs(int8 - f32)).max() > 0
+    with pytest.raises(ValueError, match="int4"):
+        splade_rs.SparseEncoder(model_path("bert-tied-v6"), quantize="int4")

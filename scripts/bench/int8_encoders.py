@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+"""int8 inference throughput (issue #17): sentence-transformers torch / ONNX f32 / ONNX int8
+against splade-rs f32 (screened projection, default), f32 unscreened, int8, and int8 with the
+AVX2 kernel forced (SPLADE_INT8_KERNEL=avx2), same texts, 2 threads, batch 32, each
+measurement in its own process (load, one untimed batch, then every text timed).
+
+  HF_HUB_OFFLINE=1 /work/venv-onnx/bin/python scripts/bench/int8_encoders.py \\
+      --st-python /work/venv-ref/bin/python [--rows tiny-questions,tiny-passages,base-passages]
+
+The ONNX rows need sentence-transformers 5.1 + optimum-onnx + onnxruntime (this script's own
+Python); ST torch runs in --st-python (sentence-transformers 6.2). ONNX int8 is
+`export_dynamic_quantized_onnx_model(model, --onnx-config, ...)`. Text sets and the random
+distilbert-base-size model are compare_encoders.py's (it generates the model once).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from compare_encoders import BENCH, CACHE, make_random_distilbert, peak_rss, quora_questions, scifact_passages  # noqa: E402
+
+THREADS = 2
+BATCH = 32
+
+
+def worker(engine: str, model_dir: str, texts_file: str, onnx_file: str) -> None:
+    import torch
+
+    torch.set_num_threads(THREADS)
+    from sentence_transformers import SparseEncoder
+
+    texts = Path(texts_file).read_text(encoding="utf-8").split("\n")[:-1]
+    t0 = time.perf_counter()
+    if engine == "st-torch":
+        model = SparseEncoder(model_dir, device="cpu")
+    else:
+        kw = {"provider": "CPUExecutionProvider"}
+        if engine == "st-onnx-int8":
+            kw["file_name"] = onnx_file
+        model = SparseEncoder(model_dir, device="cpu", backend="onnx", model_kwargs=kw)
+    load = time.perf_counter() - t0
+    model.encode(texts[:BATCH], batch_size=BATCH)
+    t0 = time.perf_counter()
+    emb = model.encode(texts, batch_size=BATCH)
+    secs = time.perf_counter() - t0
+    print(json.dumps({"texts_per_s": len(texts) / secs, "load_seconds": load,
+                      "peak_rss_bytes": peak_rss(),
+                      "active_dims": float(model.sparsity(emb)["active_dims"])}))
+
+
+def run(cmd: list[str], env: dict) -> dict:
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def prepare_onnx(model_dir: Path, config: str) -> str:
+    """Exports ONNX f32 and the dynamic int8 model into model_dir (a copy); returns the int8 file."""
+    from sentence_transformers import SparseEncoder, export_dynamic_quantized_onnx_model
+
+    m = SparseEncoder(str(model_dir), device="cpu", backend="onnx",
+                      model_kwargs={"provider": "CPUExecutionProvider"})
+    m.save_pretrained(str(model_dir))
+    export_dynamic_quantized_onnx_model(m, config, str(model_dir))
+    return f"onnx/model_qint8_{config}.onnx"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--st-python", default=sys.executable)
+    ap.add_argument("--splade", default=str(REPO / "target/release/splade"))
+    ap.add_argument("--rows", default="tiny-questions,tiny-passages,base-passages")
+    ap.add_argument("--onnx-config", default="avx512_vnni")
+    ap.add_argument("--scale", type=float, default=1.0, help="fraction of the texts (a smoke run)")
+    ap.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        worker(*args.worker)
+        return 0
+    env = dict(os.environ, OMP_NUM_THREADS=str(THREADS), MKL_NUM_THREADS=str(THREADS),
+               RAYON_NUM_THREADS=str(THREADS), TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1")
+    subprocess.run([args.splade, "info"], env=env, check=True, capture_output=True)
+    tiny = CACHE / "models" / "splade-tiny"
+    work = Path(tempfile.mkdtemp(prefix="splade-int8-bench-"))
+    rows_wanted = args.rows.split(",")
+    plan = [("tiny-questions", "splade-tiny", tiny, "questions", 2000),
+            ("tiny-passages", "splade-tiny", tiny, "passages", 300),
+            ("base-passages", "distilbert-base-rnd", BENCH / "distilbert-base-rnd", "passages", 100)]
+    flags = sorted({f for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")
+                    for f in line.split(":", 1)[1].split() if f in ("avx2", "fma", "avx512f", "avx512_vnni")})
+    print(f"CPU flags: {' '.join(flags)}; load average at start {os.getloadavg()}", file=sys.stderr)
+    prepared: dict[str, tuple[Path, str]] = {}
+    results = []
+    for row, name, src, set_name, n in plan:
+        if row not in rows_wanted:
+            continue
+        if name not in prepared:
+            if name == "distilbert-base-rnd":
+                make_random_distilbert(src)
+            copy = work / name
+            shutil.copytree(src, copy)
+            prepared[name] = (copy, prepare_onnx(copy, args.onnx_config))
+        model_dir, onnx_file = prepared[name]
+        n = max(BATCH, int(n * args.scale))
+        texts = quora_questions(n) if set_name == "questions" else scifact_passages(n, tiny / "tokenizer.json")
+        texts_file = work / f"{set_name}-{n}.txt"
+        texts_file.write_text("".join(t + "\n" for t in texts), encoding="utf-8")
+        out = {"row": row, "model": name, "texts": f"{len(texts)} {set_name}"}
+        py = {"st-torch": args.st_python, "st-onnx-f32": sys.executable, "st-onnx-int8": sys.executable}
+        for engine in ("st-torch", "st-onnx-f32", "st-onnx-int8"):
+            r = run([py[engine], __file__, "--worker", engine, str(model_dir), str(texts_file), onnx_file], env)
+            out[engine] = r["texts_per_s"]
+            out[f"{engine}_load"] = os.getloadavg()[0]
+        rs = {"rs-f32": ([], {}), "rs-f32-unscreened": (["--no-screened-projection"], {}),
+              "rs-int8": (["--quantize", "int8"], {}),
+              "rs-int8-avx2": (["--quantize", "int8"], {"SPLADE_INT8_KERNEL": "avx2"})}
+        for engine, (extra, more_env) in rs.items():
+            r = run([args.splade, "--threads", str(THREADS), "bench", "--model", str(model_dir),
+                     "--input", str(texts_file), "--batch-size", str(BATCH), *extra], dict(env, **more_env))
+            out[engine] = r["texts_per_s"]
+            out[f"{engine}_load"] = os.getloadavg()[0]
+            if r.get("screen"):
+                out[f"{engine}_exact_fraction"] = r["screen"]["exact_fraction"]
+        results.append(out)
+        print(json.dumps(out), file=sys.stderr, flush=True)
+    cols = ["st-torch", "st-onnx-f32", "st-onnx-int8", "rs-f32", "rs-f32-unscreened", "rs-int8", "rs-int8-avx2"]
+    print("| model | texts | " + " | ".join(cols) + " | rs-int8 / st-torch | rs-int8 / st-onnx-int8 |")
+    print("|---|---|" + "---|" * (len(cols) + 2))
+    for r in results:
+        print(f"| {r['model']} | {r['texts']} | " + " | ".join(f"{r[c]:.2f}" for c in cols)
+              + f" | {r['rs-int8'] / r['st-torch']:.2f}x | {r['rs-int8'] / r['st-onnx-int8']:.2f}x |")
+    print(json.dumps(results))
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
