@@ -227,9 +227,8 @@ pub(crate) fn encode_options(c: &Common) -> EncodeOptions {
     }
 }
 
-    pub(crate) device: String,
-    #[command(flatten)]
-    pub(crate) run: crate::RunArgs,
+pub(crate) fn load(c: &Common) -> Result<SparseEncoder> {
+    crate::load_encoder_with(&c.model, &c.device, &c.run)
 }
 
 pub(crate) fn write_output(path: Option<&Path>, metrics: &Metrics) -> Result<()> {
