@@ -64,6 +64,37 @@ def run(cmd: list[str], env: dict) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def to_st51_layout(model_dir: Path) -> None:
+    """Rewrites a folder saved by sentence-transformers 6.x (module paths under
+    `sparse_encoder.modules`, `transformer_task` in sentence_bert_config.json,
+    `embedding_dimension` in the pooling config) into the 5.x layout, which the ONNX venv's
+    sentence-transformers 5.1 loads; sentence-transformers 6.2 and splade-rs load both."""
+    if not (model_dir / "modules.json").is_file():
+        return
+    modules = json.loads((model_dir / "modules.json").read_text())
+    renames = {
+        "sentence_transformers.sparse_encoder.modules.mlm_transformer.MLMTransformer":
+            "sentence_transformers.sparse_encoder.models.MLMTransformer",
+        "sentence_transformers.sparse_encoder.modules.splade_pooling.SpladePooling":
+            "sentence_transformers.sparse_encoder.models.SpladePooling",
+    }
+    if not any(m["type"] in renames for m in modules):
+        return
+    for m in modules:
+        m["type"] = renames.get(m["type"], m["type"])
+        if m["type"].endswith("SpladePooling"):
+            cfg_path = model_dir / m["path"] / "config.json"
+            cfg = json.loads(cfg_path.read_text())
+            cfg["word_embedding_dimension"] = cfg.pop("embedding_dimension", None)
+            cfg_path.write_text(json.dumps(cfg, indent=2))
+    (model_dir / "modules.json").write_text(json.dumps(modules, indent=2))
+    sbc = json.loads((model_dir / "sentence_bert_config.json").read_text())
+    max_len = sbc.get("max_seq_length") or json.loads(
+        (model_dir / "tokenizer_config.json").read_text()).get("model_max_length")
+    (model_dir / "sentence_bert_config.json").write_text(
+        json.dumps({"max_seq_length": max_len, "do_lower_case": False}, indent=2))
+
+
 def prepare_onnx(model_dir: Path, config: str) -> str:
     """Exports ONNX f32 and the dynamic int8 model into model_dir (a copy); returns the int8 file."""
     from sentence_transformers import SparseEncoder, export_dynamic_quantized_onnx_model
@@ -109,6 +140,7 @@ def main() -> int:
                 make_random_distilbert(src)
             copy = work / name
             shutil.copytree(src, copy)
+            to_st51_layout(copy)
             prepared[name] = (copy, prepare_onnx(copy, args.onnx_config))
         model_dir, onnx_file = prepared[name]
         n = max(BATCH, int(n * args.scale))
