@@ -4,14 +4,16 @@
 
 mod serve_support;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
 
 use serde_json::json;
 use serve_support::{agent, post, Server};
 use splade_encoder::{EncodeOptions, SparseBatch, SparseEncoder};
 use splade_index::Index;
+
+#[path = "common/run.rs"]
+mod run;
+use run::{ok, splade_with_stdin as splade};
 
 const MODELS: [&str; 3] = [
     "roberta-bpe-v6",
@@ -30,27 +32,6 @@ fn model(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../fixtures/encoder/models")
         .join(name)
-}
-
-fn splade(args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_splade"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run splade");
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    child.wait_with_output().unwrap()
-}
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "splade failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 /// `(indices, values)` rows equal to `expected` (within float rounding of other batches).

@@ -1,27 +1,18 @@
 //! The `splade` binary end to end, checked against the library it is built on.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use splade_encoder::{EncodeOptions, SparseEncoder};
+
+#[path = "common/run.rs"]
+mod run;
+use run::splade_with_stdin as splade;
 
 fn model(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../fixtures/encoder/models")
         .join(name)
-}
-
-fn splade(args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_splade"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run splade");
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    child.wait_with_output().unwrap()
 }
 
 fn stdout_lines(out: &Output) -> Vec<String> {

@@ -1,30 +1,18 @@
 //! `splade index` and `splade search` end to end, checked against the splade-index library.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use splade_encoder::{EncodeOptions, SparseEncoder, SparseVector};
 use splade_index::readers::{write_seismic, Document};
 use splade_index::{brute_force_top_k, Index};
 
+#[path = "common/run.rs"]
+mod run;
+use run::{ok, splade};
+
 fn model() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/encoder/models/bert-tied-v6")
-}
-
-fn splade(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_splade"))
-        .args(args)
-        .output()
-        .expect("run splade")
-}
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "splade failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 fn failure(out: Output) -> String {

@@ -2,29 +2,20 @@
 //! `index build`: the flags reach the library (same vectors as `SparseEncoder::load_with`),
 //! and a bad value is one clear line.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use candle_core::Device;
 use splade_encoder::{EncodeOptions, LoadOptions, Quantize, SparseEncoder};
+
+#[path = "common/run.rs"]
+mod run;
+use run::splade_with_stdin as splade;
 
 fn model(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../fixtures/encoder/models")
         .join(name)
-}
-
-fn splade(args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_splade"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run splade");
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    child.wait_with_output().unwrap()
 }
 
 fn ok(out: &Output) -> String {

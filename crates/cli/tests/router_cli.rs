@@ -13,26 +13,14 @@ use serve_support::{agent, post, Server};
 use splade_encoder::{EncodeOptions, RouteChoice, SparseBatch, SparseEncoder};
 use splade_index::Index;
 
+#[path = "common/run.rs"]
+mod run;
+use run::{ok, splade};
+
 fn model(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../fixtures/encoder/models")
         .join(name)
-}
-
-fn splade(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_splade"))
-        .args(args)
-        .output()
-        .expect("run splade")
-}
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "splade failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 fn failure(out: Output) -> String {
