@@ -7,7 +7,7 @@
 mod common;
 
 use common::{bits, reference, xorshift};
-use splade_index::{Index, IndexBuilder, IndexWriter, SearchOptions, Searcher, Traversal};
+use splade_index::{Index, IndexBuilder, IndexWriter, Method, SearchOptions, Searcher, Traversal};
 use splade_sparse::SparseVector;
 
 const DIM: u32 = 2000;
@@ -129,6 +129,41 @@ fn flat_large_segment_goes_term_at_a_time_and_stays_exact() {
     let got = searcher.search(q.view(), &options(10, Traversal::TermAtATime));
     assert_eq!(bits(&got), bits(&reference(&docs, &q, 10)));
     assert_eq!(searcher.stats().documents_rescored, 0);
+}
+
+/// Approximate results depend on the query alone: a searcher whose segment has learned to go
+/// term at a time (many exact searches handed over) returns the same hits for an
+/// approximate search as a fresh searcher, one query at a time or in a batch.
+#[test]
+fn approximate_hits_do_not_depend_on_earlier_searches() {
+    let mut next = xorshift(0x51ad_e000_0000_0018);
+    let docs = flat_docs(&mut next);
+    let queries: Vec<SparseVector> = (0..12).map(|_| flat_query(&mut next)).collect();
+    let approx = SearchOptions {
+        k: 10,
+        method: Method::Approximate {
+            alpha: 0.6,
+            beta: 0.6,
+        },
+        traversal: Traversal::Auto,
+        ..SearchOptions::default()
+    };
+    let fresh: Vec<_> = queries
+        .iter()
+        .map(|q| bits(&Searcher::new(&build(&docs)).search(q.view(), &approx)))
+        .collect();
+    let index = build(&docs);
+    let mut searcher = Searcher::new(&index);
+    for q in &queries {
+        searcher.search(q.view(), &options(10, Traversal::Auto));
+    }
+    for (i, q) in queries.iter().enumerate() {
+        assert_eq!(
+            bits(&searcher.search(q.view(), &approx)),
+            fresh[i],
+            "query {i} after exact searches"
+        );
+    }
 }
 
 /// On a clustered, peaked collection (each document a few heavy terms of its topic) the

@@ -364,7 +364,10 @@ pub(crate) fn block_max_top_k(
             }
             Traversal::BlockMax => None,
             Traversal::Auto => match SwitchRule::new(segment.len(), segment.term_df(), query) {
-                Some(_) if segment.traversal_memory().skip_probe(search) => {
+                // Only an exact search (alpha 1) may skip the probe on the segment's history:
+                // both paths then give the same hits. An approximate search always probes,
+                // so its hits depend on the query alone, never on the searches before it.
+                Some(_) if alpha >= 1.0 && segment.traversal_memory().skip_probe(search) => {
                     term_at_a_time(scratch, &mut top);
                     continue;
                 }

@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 /// time (SciFact), and the queries of one index tend to be alike. So once the last
 /// [`TRUST`] probes in a row handed over, the searches go term at a time directly, except
 /// one in [`PROBE_EVERY`], which probes again; a probe that finishes by block-max pruning
-/// starts the count again. Only speed depends on this history, never a result.
+/// starts the count again. Only exact searches skip the probe (approximate ones always
+/// probe: the hand-over gives exact hits where block-max with α < 1 might not), so only
+/// speed depends on this history, never a result.
 #[derive(Debug, Default)]
 pub(crate) struct TraversalMemory {
     /// Hand-overs in a row (capped at [`TRUST`]); written only by probes.
