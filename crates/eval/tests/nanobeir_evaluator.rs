@@ -6,7 +6,7 @@
 //! them as BEIR folders); the Hugging Face cache layout is read as sentence-transformers reads
 //! the Hub dataset, and a dataset missing from it is an error naming it.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde_json::Value;
 use splade_encoder::{default_model, SparseEncoder};
@@ -19,29 +19,6 @@ fn root() -> PathBuf {
 fn splade_tiny() -> SparseEncoder {
     let dir = default_model::ensure_default_model().expect("fetch the default model");
     SparseEncoder::load(&dir, &candle_core::Device::Cpu).unwrap()
-}
-
-/// Writes one stored subset as a BEIR folder.
-fn write_beir(dir: &Path, data: &Value) {
-    std::fs::create_dir_all(dir.join("qrels")).unwrap();
-    let lines = |rows: &Value| -> String {
-        rows.as_array()
-            .unwrap()
-            .iter()
-            .map(|r| format!("{r}\n"))
-            .collect()
-    };
-    std::fs::write(dir.join("corpus.jsonl"), lines(&data["corpus"])).unwrap();
-    std::fs::write(dir.join("queries.jsonl"), lines(&data["queries"])).unwrap();
-    let mut qrels = String::from("query-id\tcorpus-id\tscore\n");
-    for pair in data["qrels"].as_array().unwrap() {
-        qrels.push_str(&format!(
-            "{}\t{}\t1\n",
-            pair[0].as_str().unwrap(),
-            pair[1].as_str().unwrap()
-        ));
-    }
-    std::fs::write(dir.join("qrels/test.tsv"), qrels).unwrap();
 }
 
 /// Rank metrics within 1e-6; sparsity statistics and FLOPS (float32 in the reference) within
@@ -61,7 +38,7 @@ fn metrics_on_two_local_datasets_equal_sparse_nanobeir_evaluator() {
     );
     let tmp = tempfile::tempdir().unwrap();
     for (name, data) in reference["datasets"].as_object().unwrap() {
-        write_beir(&tmp.path().join(name), data);
+        splade_testkit::write_beir_folder(&tmp.path().join(name), data);
     }
     let names: Vec<String> = reference["dataset_names"]
         .as_array()

@@ -163,6 +163,31 @@ pub fn read_fixture(path: impl AsRef<Path>) -> Value {
     value
 }
 
+/// Writes a stored BEIR subset (`{"corpus": [record...], "queries": [record...], "qrels":
+/// [[query id, document id]...]}`, every pair relevant) as a BEIR folder under `dir`:
+/// `corpus.jsonl`, `queries.jsonl`, `qrels/test.tsv`.
+pub fn write_beir_folder(dir: &Path, data: &Value) {
+    std::fs::create_dir_all(dir.join("qrels")).unwrap();
+    let lines = |rows: &Value| -> String {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| format!("{r}\n"))
+            .collect()
+    };
+    std::fs::write(dir.join("corpus.jsonl"), lines(&data["corpus"])).unwrap();
+    std::fs::write(dir.join("queries.jsonl"), lines(&data["queries"])).unwrap();
+    let mut qrels = String::from("query-id\tcorpus-id\tscore\n");
+    for pair in data["qrels"].as_array().unwrap() {
+        qrels.push_str(&format!(
+            "{}\t{}\t1\n",
+            pair[0].as_str().unwrap(),
+            pair[1].as_str().unwrap()
+        ));
+    }
+    std::fs::write(dir.join("qrels/test.tsv"), qrels).unwrap();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

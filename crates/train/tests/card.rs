@@ -86,26 +86,7 @@ fn nano_folders(dir: &Path) -> PathBuf {
     let reference: serde_json::Value = splade_testkit::read_fixture(path);
     let nano = dir.join("nano");
     for (name, data) in reference["datasets"].as_object().unwrap() {
-        let d = nano.join(name);
-        std::fs::create_dir_all(d.join("qrels")).unwrap();
-        let lines = |rows: &serde_json::Value| -> String {
-            rows.as_array()
-                .unwrap()
-                .iter()
-                .map(|r| format!("{r}\n"))
-                .collect()
-        };
-        std::fs::write(d.join("corpus.jsonl"), lines(&data["corpus"])).unwrap();
-        std::fs::write(d.join("queries.jsonl"), lines(&data["queries"])).unwrap();
-        let mut qrels = String::from("query-id\tcorpus-id\tscore\n");
-        for pair in data["qrels"].as_array().unwrap() {
-            qrels.push_str(&format!(
-                "{}\t{}\t1\n",
-                pair[0].as_str().unwrap(),
-                pair[1].as_str().unwrap()
-            ));
-        }
-        std::fs::write(d.join("qrels/test.tsv"), qrels).unwrap();
+        splade_testkit::write_beir_folder(&nano.join(name), data);
     }
     nano
 }
