@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use splade_encoder::{EncodeOptions, Similarity, SparseEncoder};
+use splade_encoder::{Similarity, SparseEncoder};
 use splade_eval::data::{read_jsonl_records, read_scored_pairs, read_tsv_columns};
 use splade_eval::report::{markdown_table, Metrics};
 use splade_eval::{
@@ -186,8 +186,15 @@ fn margins(entries: &[String], functions: &[Similarity]) -> Result<Vec<(Similari
     Ok(out)
 }
 
-fn options(c: &Common) -> EncodeOptions {
-    encode_options(c)
+/// Loads the model, runs one evaluation on it (timed, model loading excluded) and reports.
+fn run_with_model(
+    common: &Common,
+    evaluate: impl FnOnce(&SparseEncoder) -> Result<KeyedResult>,
+) -> Result<()> {
+    let encoder = load(common)?;
+    let start = Instant::now();
+    let result = evaluate(&encoder)?;
+    report(&result, common.output.as_deref(), start)
 }
 
 /// Runs `splade eval similarity`.
@@ -198,11 +205,8 @@ pub fn similarity(a: SimilarityArgs) -> Result<()> {
     ev.name = a.name;
     ev.functions = a.functions;
     ev.main_similarity = a.main_similarity;
-    ev.options = options(&a.common);
-    let encoder = load(&a.common)?;
-    let start = Instant::now();
-    let result = ev.evaluate(&encoder)?;
-    report(&result, a.common.output.as_deref(), start)
+    ev.options = encode_options(&a.common);
+    run_with_model(&a.common, |encoder| Ok(ev.evaluate(encoder)?))
 }
 
 /// Runs `splade eval triplet`.
@@ -223,11 +227,8 @@ pub fn triplet(a: TripletArgs) -> Result<()> {
     ev.name = a.name;
     ev.functions = a.functions;
     ev.main_similarity = a.main_similarity;
-    ev.options = options(&a.common);
-    let encoder = load(&a.common)?;
-    let start = Instant::now();
-    let result = ev.evaluate(&encoder)?;
-    report(&result, a.common.output.as_deref(), start)
+    ev.options = encode_options(&a.common);
+    run_with_model(&a.common, |encoder| Ok(ev.evaluate(encoder)?))
 }
 
 /// Runs `splade eval reranking`.
@@ -240,11 +241,8 @@ pub fn reranking(a: RerankingArgs) -> Result<()> {
     ev.name = a.name;
     ev.at_k = a.at_k;
     ev.similarity = a.similarity;
-    ev.options = options(&a.common);
-    let encoder = load(&a.common)?;
-    let start = Instant::now();
-    let result = ev.evaluate(&encoder)?;
-    report(&result, a.common.output.as_deref(), start)
+    ev.options = encode_options(&a.common);
+    run_with_model(&a.common, |encoder| Ok(ev.evaluate(encoder)?))
 }
 
 /// Runs `splade eval mse`.
@@ -260,7 +258,7 @@ pub fn mse(a: MseArgs) -> Result<()> {
         teacher.as_ref().unwrap_or(&student),
         &sources,
         targets,
-        options(&a.common),
+        encode_options(&a.common),
     )?;
     ev.name = a.name;
     let result = ev.evaluate(&student)?;
@@ -272,11 +270,8 @@ pub fn translation(a: TranslationArgs) -> Result<()> {
     let (sources, targets) = two_columns(&a.pairs)?;
     let mut ev = TranslationEvaluator::new(sources, targets)?;
     ev.name = a.name;
-    ev.options = options(&a.common);
-    let encoder = load(&a.common)?;
-    let start = Instant::now();
-    let result = ev.evaluate(&encoder)?;
-    report(&result, a.common.output.as_deref(), start)
+    ev.options = encode_options(&a.common);
+    run_with_model(&a.common, |encoder| Ok(ev.evaluate(encoder)?))
 }
 
 /// Runs `splade eval rrf` (no model: it fuses two given runs).
