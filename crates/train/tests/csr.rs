@@ -8,6 +8,8 @@
 //! names a Python with sentence-transformers) loads in sentence-transformers to the same
 //! vectors.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
@@ -201,21 +203,7 @@ fn check_case(case: &str) {
             continue;
         }
         let flat: Vec<f32> = var.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
-        for (i, h) in w["head"].as_array().unwrap().iter().enumerate() {
-            let reference = h.as_f64().unwrap();
-            assert!(
-                (flat[i] as f64 - reference).abs() <= 1e-5,
-                "{case}: {name}[{i}]: ours {}, reference {reference}",
-                flat[i]
-            );
-        }
-        let sum: f64 = flat.iter().map(|x| *x as f64).sum();
-        let reference = w["sum"].as_f64().unwrap();
-        assert!(
-            (sum - reference).abs()
-                <= 1e-5 * (flat.len() as f64).sqrt().max(1.0) + 1e-4 * reference.abs(),
-            "{case}: sum of {name}: ours {sum}, reference {reference}"
-        );
+        common::assert_weights_match(&format!("{case}: {name}"), &flat, w);
     }
 
     // The saved folder: sentence-transformers' layout, reloading to the vectors

@@ -6,6 +6,8 @@
 //! reference runs in eval mode), no clipping, and weight decay on every parameter (the
 //! reference optimises `model.parameters()` with plain `torch.optim.AdamW`).
 
+mod common;
+
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
@@ -189,21 +191,7 @@ fn check(name: &str) {
         }
         checked += 1;
         let flat: Vec<f32> = var.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
-        for (i, h) in w["head"].as_array().unwrap().iter().enumerate() {
-            let reference = h.as_f64().unwrap();
-            assert!(
-                (flat[i] as f64 - reference).abs() <= 1e-5,
-                "{name}: {param}[{i}] after {steps} steps: ours {}, reference {reference}",
-                flat[i]
-            );
-        }
-        let sum: f64 = flat.iter().map(|x| *x as f64).sum();
-        let reference = w["sum"].as_f64().unwrap();
-        assert!(
-            (sum - reference).abs()
-                <= 1e-5 * (flat.len() as f64).sqrt().max(1.0) + 1e-4 * reference.abs(),
-            "{name}: sum of {param}: ours {sum}, reference {reference}"
-        );
+        common::assert_weights_match(&format!("{name}: {param} after {steps} steps"), &flat, w);
     }
     assert!(
         checked >= 30.min(expected.len() * 3 / 4),

@@ -6,6 +6,8 @@
 //! (in splade-rs, and in sentence-transformers when `SPLADE_RS_REFERENCE_PYTHON` names its
 //! Python).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
@@ -178,21 +180,7 @@ fn router_step_matches_sentence_transformers_with_a_learning_rate_mapping() {
             continue;
         }
         let flat: Vec<f32> = var.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
-        for (i, h) in w["head"].as_array().unwrap().iter().enumerate() {
-            let reference = h.as_f64().unwrap();
-            assert!(
-                (flat[i] as f64 - reference).abs() <= 1e-5,
-                "{name}[{i}]: ours {}, reference {reference}",
-                flat[i]
-            );
-        }
-        let sum: f64 = flat.iter().map(|x| *x as f64).sum();
-        let reference = w["sum"].as_f64().unwrap();
-        assert!(
-            (sum - reference).abs()
-                <= 1e-5 * (flat.len() as f64).sqrt().max(1.0) + 1e-4 * reference.abs(),
-            "sum of {name}: ours {sum}, reference {reference}"
-        );
+        common::assert_weights_match(name, &flat, w);
     }
     let trained: Vec<f32> = static_var_values(&step);
     for (id, reference) in a["weights"][STATIC]["at"].as_object().unwrap() {

@@ -29,3 +29,23 @@ pub fn data(labels: Vec<Vec<f32>>) -> TrainingData {
         labels,
     }
 }
+
+/// Asserts one parameter after the AdamW steps equals the reference's stored
+/// `{"head": [its first values], "sum": f64}`: each head value within 1e-5, the sum within
+/// 1e-5·√n + 1e-4·|sum|. `what` names the parameter (and the case) in the messages.
+pub fn assert_weights_match(what: &str, flat: &[f32], reference: &serde_json::Value) {
+    for (i, h) in reference["head"].as_array().unwrap().iter().enumerate() {
+        let r = h.as_f64().unwrap();
+        assert!(
+            (flat[i] as f64 - r).abs() <= 1e-5,
+            "{what}[{i}]: ours {}, reference {r}",
+            flat[i]
+        );
+    }
+    let sum: f64 = flat.iter().map(|x| *x as f64).sum();
+    let r = reference["sum"].as_f64().unwrap();
+    assert!(
+        (sum - r).abs() <= 1e-5 * (flat.len() as f64).sqrt().max(1.0) + 1e-4 * r.abs(),
+        "sum of {what}: ours {sum}, reference {r}"
+    );
+}
