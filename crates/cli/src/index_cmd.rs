@@ -15,8 +15,8 @@ use splade_index::format::{
     FORMAT_VERSION, MANIFEST_FILE, MAX_DIM, MAX_INFERRED_DIM, SEGMENTS_VERSION,
 };
 use splade_index::merge::{merge_indexes, MergeOptions};
-use splade_index::readers::{open_jsonl, read_seismic, Document};
-use splade_index::{Index, IndexBuilder, IndexWriter, MergePolicy, Reorder};
+use splade_index::readers::{open_jsonl, open_seismic, Document};
+use splade_index::{DiskIndexBuilder, Index, IndexBuilder, IndexWriter, MergePolicy, Reorder};
 use splade_sparse::SparseView;
 
 use crate::{checkpoint, input};
@@ -242,9 +242,13 @@ pub(crate) fn progress_bar(len: usize, what: &str) -> indicatif::ProgressBar {
     bar
 }
 
-/// The documents of a [`SourceArgs`]: vectors read (and checked), or texts to encode.
+/// A stream of documents read (and checked) from a vectors file.
+type VectorStream = Box<dyn Iterator<Item = splade_index::Result<Document>>>;
+
+/// The documents of a [`SourceArgs`]: vectors read (and checked) one at a time as they are
+/// fed, or texts to encode.
 enum Documents {
-    Vectors(Vec<Document>),
+    Vectors(VectorStream),
     Corpus {
         path: PathBuf,
         texts: Vec<(String, String)>,
@@ -288,9 +292,9 @@ impl Documents {
                 chunk,
             });
         }
-        let docs = match (&source.vectors, &source.seismic, &source.ids) {
-            (Some(v), _, _) => open_jsonl(v, dim)?.collect::<Result<_, _>>()?,
-            (None, Some(v), Some(ids)) => read_seismic(v, ids, dim)?,
+        let docs: VectorStream = match (&source.vectors, &source.seismic, &source.ids) {
+            (Some(v), _, _) => Box::new(open_jsonl(v, dim)?),
+            (None, Some(v), Some(ids)) => Box::new(open_seismic(v, ids, dim)?),
             _ => {
                 bail!("give --vectors FILE, --seismic FILE --ids FILE, or --corpus FILE --model M")
             }
@@ -298,20 +302,12 @@ impl Documents {
         Ok(Documents::Vectors(docs))
     }
 
-    /// The model's dimension, or one more than the largest index read.
-    fn dim(&self) -> usize {
+    /// The model's dimension (`None` for vectors: known once they are read).
+    fn model_dim(&self) -> Option<usize> {
         match self {
-            Documents::Vectors(docs) => docs
-                .iter()
-                .filter_map(|d| d.vector.indices().last())
-                .max()
-                .map_or(0, |&m| m as usize + 1),
-            Documents::Corpus { encoder, .. } => encoder.dim(),
+            Documents::Vectors(_) => None,
+            Documents::Corpus { encoder, .. } => Some(encoder.dim()),
         }
-    }
-
-    fn is_encoded(&self) -> bool {
-        matches!(self, Documents::Corpus { .. })
     }
 
     /// Hands every document to `add` in input order (encoding a corpus in chunks of
@@ -324,10 +320,13 @@ impl Documents {
     ) -> Result<usize> {
         match self {
             Documents::Vectors(docs) => {
-                for d in &docs {
+                let mut count = 0;
+                for d in docs {
+                    let d = d?;
                     add(&d.id, d.vector.view())?;
+                    count += 1;
                 }
-                Ok(docs.len())
+                Ok(count)
             }
             Documents::Corpus {
                 path,
@@ -373,36 +372,23 @@ fn build(args: BuildArgs) -> Result<()> {
         };
         return checkpoint::already_built(&args.out, texts);
     }
-    let dim = if docs.is_encoded() {
-        let dim = args.dim.unwrap_or(docs.dim());
-        if dim != docs.dim() {
-            bail!(
-                "--dim {dim} differs from the model's dimension {}",
-                docs.dim()
-            );
+    // Vectors without --dim: the dimension is inferred once they are read (the builder
+    // accepts any index up to MAX_DIM meanwhile).
+    let dim = match (docs.model_dim(), args.dim) {
+        (Some(model), Some(dim)) if dim != model => {
+            bail!("--dim {dim} differs from the model's dimension {model}")
         }
-        dim
-    } else {
-        match args.dim {
-            Some(dim) => dim,
-            None => {
-                let inferred = docs.dim();
-                if inferred > MAX_INFERRED_DIM {
-                    bail!(
-                        "the largest index in the vectors is {}, beyond every known model vocabulary \
-                         ({MAX_INFERRED_DIM} terms): give the dimension with --dim (at most {MAX_DIM})",
-                        inferred - 1
-                    );
-                }
-                eprintln!(
-                    "dimension {inferred} inferred from the vectors (largest index + 1); \
-                     give --dim with the model's vocabulary size to record it"
-                );
-                inferred
-            }
-        }
+        (Some(model), _) => model,
+        (None, Some(dim)) => dim,
+        (None, None) => MAX_DIM,
     };
-    let mut builder = IndexBuilder::new(dim).reorder(reorder(args.no_reorder));
+    let infer_dim = docs.model_dim().is_none() && args.dim.is_none();
+    let create = if args.overwrite {
+        DiskIndexBuilder::create_over
+    } else {
+        DiskIndexBuilder::create
+    };
+    let mut builder = create(&args.out, dim)?.reorder(reorder(args.no_reorder));
     if let Some(b) = args.block_size {
         builder = builder.block_size(b);
     }
@@ -420,6 +406,14 @@ fn build(args: BuildArgs) -> Result<()> {
     }
     docs.feed(
         |id, v| {
+            if let Some(&last) = v.indices().last().filter(|_| infer_dim) {
+                if last as usize >= MAX_INFERRED_DIM {
+                    bail!(
+                        "document '{id}' holds index {last}, beyond every known model vocabulary \
+                         ({MAX_INFERRED_DIM} terms): give the dimension with --dim (at most {MAX_DIM})"
+                    );
+                }
+            }
             builder.add(id, v)?;
             if let Some(log) = log.borrow_mut().as_mut() {
                 log.write_line(&checkpoint::vector_line(id, v)?)?;
@@ -433,20 +427,31 @@ fn build(args: BuildArgs) -> Result<()> {
             Ok(())
         },
     )?;
-    let index = if args.overwrite {
-        builder.write_over(&args.out)?
-    } else {
-        builder.write(&args.out)?
-    };
+    if infer_dim {
+        let inferred = builder.indices_used();
+        if inferred > MAX_INFERRED_DIM {
+            bail!(
+                "the largest index in the vectors is {}, beyond every known model vocabulary \
+                 ({MAX_INFERRED_DIM} terms): give the dimension with --dim (at most {MAX_DIM})",
+                inferred - 1
+            );
+        }
+        eprintln!(
+            "dimension {inferred} inferred from the vectors (largest index + 1); \
+             give --dim with the model's vocabulary size to record it"
+        );
+        builder.set_dim(inferred)?;
+    }
+    let manifest = builder.finish()?;
     if let Some(log) = log.into_inner() {
         log.discard()?;
     }
     eprintln!(
         "indexed {} documents ({:.1} terms each, dim {}, block size {}) into {} in {:.1}s",
-        index.len(),
-        index.nnz() as f64 / index.len().max(1) as f64,
-        index.dim(),
-        index.block_size(),
+        manifest.num_docs,
+        manifest.nnz as f64 / manifest.num_docs.max(1) as f64,
+        manifest.dim,
+        manifest.block_size,
         args.out.display(),
         start.elapsed().as_secs_f64()
     );
@@ -500,10 +505,10 @@ fn add(args: AddArgs) -> Result<()> {
     }
     let dim = writer.dim();
     let docs = Documents::load(&args.source, Some(dim), Shard::whole(), ENCODE_CHUNK)?;
-    if docs.is_encoded() && docs.dim() != dim {
+    if docs.model_dim().is_some_and(|d| d != dim) {
         bail!(
             "the model's dimension {} differs from the index's {} ({})",
-            docs.dim(),
+            docs.model_dim().unwrap_or(0),
             dim,
             args.index.display()
         );

@@ -556,6 +556,21 @@ pub(crate) fn dir_state(dir: &Path) -> Result<DirState> {
 
 /// The temporary directory a new index named `name` is built in, beside its final place:
 /// `.NAME.splade-build-PID`.
+/// The prefix of the slot lists a build to disk spills into the directory it writes
+/// (removed before the directory is published).
+const BUILD_SPILL_PREFIX: &str = "build.slots.";
+
+/// The name of spilled slot list `r` ([`BUILD_SPILL_PREFIX`] and the number).
+pub(crate) fn spill_name(r: usize) -> String {
+    format!("{BUILD_SPILL_PREFIX}{r}")
+}
+
+/// Whether `name` is a spilled slot list's.
+fn is_spill_name(name: &str) -> bool {
+    name.strip_prefix(BUILD_SPILL_PREFIX)
+        .is_some_and(|r| !r.is_empty() && r.bytes().all(|b| b.is_ascii_digit()))
+}
+
 pub(crate) fn build_dir_name(name: &str, pid: u32) -> String {
     format!(".{name}.splade-build-{pid}")
 }
@@ -646,41 +661,6 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     }
 }
 
-/// Writes a complete single-segment directory and returns its manifest (file entries
-/// filled in). An existing manifest is removed first, so a crash part way through leaves a
-/// directory that `open` rejects rather than a mix of old and new files that looks valid;
-/// the new manifest is renamed into place last.
-pub(crate) fn write_index_dir(
-    dir: &Path,
-    mut manifest: Manifest,
-    files: &[(FileId, &[u8])],
-) -> Result<Manifest> {
-    fs::create_dir_all(dir).map_err(|e| IndexError::io(dir, e))?;
-    let manifest_path = dir.join(MANIFEST_FILE);
-    match fs::remove_file(&manifest_path) {
-        Ok(()) => sync_dir(dir)?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(IndexError::io(&manifest_path, e)),
-    }
-    manifest.files.clear();
-    for &(id, bytes) in files {
-        write_atomic(dir, id.name(), bytes)?;
-        manifest.files.insert(
-            id.name().to_string(),
-            FileEntry {
-                size: bytes.len() as u64,
-                crc32: crc32(bytes),
-            },
-        );
-    }
-    sync_dir(dir)?;
-    let json = serde_json::to_vec_pretty(&manifest)
-        .map_err(|e| IndexError::InvalidArgument(format!("cannot serialise manifest: {e}")))?;
-    write_atomic(dir, MANIFEST_FILE, &json)?;
-    sync_dir(dir)?;
-    Ok(manifest)
-}
-
 /// What an index directory's manifest references, for [`remove_unreferenced`].
 #[derive(Debug, Default)]
 pub(crate) struct Referenced {
@@ -760,7 +740,8 @@ fn holds_only_segment_files(path: &Path) -> Result<bool> {
             .map_err(|e| IndexError::io(entry.path(), e))?
             .is_file();
         let ours = entry.file_name().to_str().is_some_and(|n| {
-            is_file && (is_array_name(n) || n == MANIFEST_FILE || is_temp_name(n))
+            is_file
+                && (is_array_name(n) || n == MANIFEST_FILE || is_spill_name(n) || is_temp_name(n))
         });
         if !ours {
             return Ok(false);

@@ -46,13 +46,15 @@
 //! `super::` and child-module path of the non-test code.
 //!
 //! ```text
-//! 7  search  explain  writer  merge
-//! 6  brute  builder
+//! 9  search  explain  writer  merge
+//! 8  brute  builder
+//! 7  builder::disk
+//! 6  replace
 //! 5  index
-//! 4  segment
-//! 3  segment::postings  segment::memory
-//! 2  segment::blocks  validate  deletes  readers
-//! 1  format  storage  quantize  topk
+//! 4  segment  builder::arrays
+//! 3  segment::postings  segment::memory  builder::catalog  builder::assemble
+//! 2  segment::blocks  validate  deletes  readers  builder::cluster  builder::sink
+//! 1  format  storage  quantize  topk  builder::source
 //! 0  error
 //! ```
 //!
@@ -102,6 +104,7 @@ mod index;
 pub mod merge;
 mod quantize;
 pub mod readers;
+mod replace;
 mod search;
 mod segment;
 mod storage;
@@ -111,8 +114,8 @@ mod writer;
 
 pub use brute::brute_force_top_k;
 pub use builder::{
-    auto_block_size, check_document, IndexBuilder, Reorder, SHORT_DOCUMENTS_BLOCK_SIZE,
-    SHORT_DOCUMENT_TERMS,
+    auto_block_size, check_document, DiskIndexBuilder, IndexBuilder, Reorder,
+    SHORT_DOCUMENTS_BLOCK_SIZE, SHORT_DOCUMENT_TERMS,
 };
 pub use error::{IndexError, Result};
 pub use explain::{Explanation, TermContribution};

@@ -214,12 +214,15 @@ pub fn read_jsonl(path: &Path, dim: Option<usize>) -> Result<Vec<Document>> {
 /// order). Errors name the file and the 1-based vector (or line) number: truncation,
 /// trailing bytes, a count that disagrees with the ids file, invalid vectors.
 pub fn read_seismic(vectors: &Path, ids: &Path, dim: Option<usize>) -> Result<Vec<Document>> {
+    open_seismic(vectors, ids, dim)?.collect()
+}
+
+/// Opens a Seismic / kANNolo binary vectors file and its ids file for streaming: the
+/// header and the ids are read and checked now (the ids file must hold one id per vector),
+/// the vectors one at a time as the iterator is driven (errors as [`read_seismic`]'s; the
+/// last item checks that nothing follows the last vector).
+pub fn open_seismic(vectors: &Path, ids: &Path, dim: Option<usize>) -> Result<SeismicReader> {
     let source = vectors.display().to_string();
-    let err = |location: String, message: String| IndexError::Input {
-        source_name: source.clone(),
-        location,
-        message,
-    };
     for p in [vectors, ids] {
         let meta = std::fs::metadata(p).map_err(|e| IndexError::io(p, e))?;
         if !meta.is_file() {
@@ -234,52 +237,23 @@ pub fn read_seismic(vectors: &Path, ids: &Path, dim: Option<usize>) -> Result<Ve
         .metadata()
         .map_err(|e| IndexError::io(vectors, e))?
         .len();
-    let mut r = BufReader::new(file);
-    let mut pos = 0u64;
-    let mut read_u32s = |n: usize, pos: &mut u64| -> std::io::Result<Option<Vec<u32>>> {
-        let bytes = n as u64 * 4;
-        if len - *pos < bytes {
-            return Ok(None);
-        }
-        let mut buf = vec![0u8; n * 4];
-        r.read_exact(&mut buf)?;
-        *pos += bytes;
-        Ok(Some(
-            buf.chunks_exact(4)
-                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect(),
-        ))
+    let mut reader = SeismicReader {
+        path: vectors.to_path_buf(),
+        source,
+        // A large buffer for large files; small files allocate no more than they hold.
+        reader: BufReader::with_capacity((len as usize).clamp(64, 1 << 20), file),
+        len,
+        pos: 0,
+        count: 0,
+        next: 1,
+        dim,
+        ids: Vec::new().into_iter(),
+        done: false,
     };
-    let io = |e: std::io::Error| IndexError::io(vectors, e);
-    let count = read_u32s(1, &mut pos)
-        .map_err(io)?
-        .ok_or_else(|| err("header".into(), "truncated: no vector count".into()))?[0]
+    reader.count = reader
+        .read_u32s(1)?
+        .ok_or_else(|| reader.err("header".into(), "truncated: no vector count".into()))?[0]
         as usize;
-    let mut out = Vec::with_capacity(count.min((len / 4) as usize));
-    for v in 1..=count {
-        let loc = || format!("vector {v} of {count}");
-        let nnz = read_u32s(1, &mut pos)
-            .map_err(io)?
-            .ok_or_else(|| err(loc(), "truncated: no nnz".into()))?[0] as usize;
-        let indices = read_u32s(nnz, &mut pos)
-            .map_err(io)?
-            .ok_or_else(|| err(loc(), format!("truncated: {nnz} component ids expected")))?;
-        let values: Vec<f32> = read_u32s(nnz, &mut pos)
-            .map_err(io)?
-            .ok_or_else(|| err(loc(), format!("truncated: {nnz} values expected")))?
-            .into_iter()
-            .map(f32::from_bits)
-            .collect();
-        check_vector(&indices, &values, dim).map_err(|(f, m)| err(loc(), format!("{f}: {m}")))?;
-        let vector = SparseVector::new(indices, values).map_err(|e| err(loc(), e.to_string()))?;
-        out.push(vector);
-    }
-    if pos != len {
-        return Err(err(
-            format!("after vector {count}"),
-            format!("{} trailing bytes", len - pos),
-        ));
-    }
     let text = std::fs::read(ids).map_err(|e| IndexError::io(ids, e))?;
     let text = text.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&text);
     let ids_source = ids.display().to_string();
@@ -288,18 +262,23 @@ pub fn read_seismic(vectors: &Path, ids: &Path, dim: Option<usize>) -> Result<Ve
         location: format!("byte {}", e.valid_up_to()),
         message: "invalid UTF-8".into(),
     })?;
-    let names: Vec<&str> = text
+    let names: Vec<String> = text
         .strip_suffix('\n')
         .unwrap_or(text)
         .split('\n')
-        .map(|l| l.strip_suffix('\r').unwrap_or(l))
+        .map(|l| l.strip_suffix('\r').unwrap_or(l).to_string())
         .filter(|_| !text.is_empty())
         .collect();
-    if names.len() != out.len() {
+    if names.len() != reader.count {
         return Err(IndexError::Input {
             source_name: ids_source,
-            location: format!("line {}", names.len().min(out.len()) + 1),
-            message: format!("{} ids for {} vectors in {source}", names.len(), out.len()),
+            location: format!("line {}", names.len().min(reader.count) + 1),
+            message: format!(
+                "{} ids for {} vectors in {}",
+                names.len(),
+                reader.count,
+                reader.source
+            ),
         });
     }
     for (p, name) in names.iter().enumerate() {
@@ -309,14 +288,108 @@ pub fn read_seismic(vectors: &Path, ids: &Path, dim: Option<usize>) -> Result<Ve
             message,
         })?;
     }
-    Ok(names
-        .into_iter()
-        .zip(out)
-        .map(|(id, vector)| Document {
-            id: id.to_string(),
-            vector,
-        })
-        .collect())
+    reader.ids = names.into_iter();
+    Ok(reader)
+}
+
+/// A Seismic / kANNolo binary vectors file read one vector at a time ([`open_seismic`]).
+#[derive(Debug)]
+pub struct SeismicReader {
+    path: std::path::PathBuf,
+    source: String,
+    reader: BufReader<File>,
+    len: u64,
+    pos: u64,
+    count: usize,
+    /// The 1-based number of the next vector.
+    next: usize,
+    dim: Option<usize>,
+    ids: std::vec::IntoIter<String>,
+    done: bool,
+}
+
+impl SeismicReader {
+    /// The number of vectors the header announces.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    fn err(&self, location: String, message: String) -> IndexError {
+        IndexError::Input {
+            source_name: self.source.clone(),
+            location,
+            message,
+        }
+    }
+
+    /// `n` little-endian u32s, or `None` when fewer bytes are left (a count read from a
+    /// damaged file allocates nothing it cannot fill).
+    fn read_u32s(&mut self, n: usize) -> Result<Option<Vec<u32>>> {
+        let bytes = n as u64 * 4;
+        if self.len - self.pos < bytes {
+            return Ok(None);
+        }
+        let mut buf = vec![0u8; n * 4];
+        self.reader
+            .read_exact(&mut buf)
+            .map_err(|e| IndexError::io(&self.path, e))?;
+        self.pos += bytes;
+        Ok(Some(
+            buf.chunks_exact(4)
+                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+        ))
+    }
+
+    fn read_vector(&mut self) -> Result<Document> {
+        let (v, count) = (self.next, self.count);
+        let loc = || format!("vector {v} of {count}");
+        let nnz = self
+            .read_u32s(1)?
+            .ok_or_else(|| self.err(loc(), "truncated: no nnz".into()))?[0]
+            as usize;
+        let indices = self
+            .read_u32s(nnz)?
+            .ok_or_else(|| self.err(loc(), format!("truncated: {nnz} component ids expected")))?;
+        let values: Vec<f32> = self
+            .read_u32s(nnz)?
+            .ok_or_else(|| self.err(loc(), format!("truncated: {nnz} values expected")))?
+            .into_iter()
+            .map(f32::from_bits)
+            .collect();
+        check_vector(&indices, &values, self.dim)
+            .map_err(|(f, m)| self.err(loc(), format!("{f}: {m}")))?;
+        let vector =
+            SparseVector::new(indices, values).map_err(|e| self.err(loc(), e.to_string()))?;
+        let id = self.ids.next().unwrap_or_default();
+        self.next += 1;
+        Ok(Document { id, vector })
+    }
+}
+
+impl Iterator for SeismicReader {
+    type Item = Result<Document>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        if self.next > self.count {
+            self.done = true;
+            if self.pos != self.len {
+                return Some(Err(self.err(
+                    format!("after vector {}", self.count),
+                    format!("{} trailing bytes", self.len - self.pos),
+                )));
+            }
+            return None;
+        }
+        let item = self.read_vector();
+        if item.is_err() {
+            self.done = true;
+        }
+        Some(item)
+    }
 }
 
 /// Writes documents in the Seismic / kANNolo binary layout plus an ids file.

@@ -19,6 +19,17 @@ pub(crate) enum OwnedArray {
     F32(Vec<f32>),
 }
 
+macro_rules! owned_from {
+    ($($t:ty => $v:ident),*) => {$(
+        impl From<Vec<$t>> for OwnedArray {
+            fn from(v: Vec<$t>) -> Self {
+                OwnedArray::$v(v)
+            }
+        }
+    )*};
+}
+owned_from!(u8 => U8, u32 => U32, u64 => U64, f32 => F32);
+
 /// The contents of one index file.
 #[derive(Debug)]
 pub(crate) enum Bytes {

@@ -2,7 +2,7 @@
 //! merges, committed atomically (the protocol is documented on [`IndexWriter`]).
 
 use std::collections::{HashMap, HashSet};
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -13,9 +13,10 @@ use crate::deletes::DeleteSet;
 use crate::error::{IndexError, Result};
 use crate::format::{
     self, deletes_file_name, segment_dir_name, DeletesEntry, DirState, IndexManifest, Referenced,
-    SegmentEntry, SegmentsManifest, LOCK_FILE, MANIFEST_FILE,
+    SegmentEntry, SegmentsManifest, MANIFEST_FILE,
 };
 use crate::index::Index;
+use crate::replace::{lock, replace_index};
 use crate::segment::Segment;
 
 /// When [`IndexWriter::commit`] merges segments.
@@ -649,89 +650,9 @@ impl IndexBuilder {
     pub fn write_over(self, dir: &Path) -> Result<Index> {
         match format::dir_state(dir)? {
             DirState::Missing | DirState::Empty => self.write_new(dir),
-            DirState::Index => replace_index(dir, self),
+            DirState::Index => replace_index(dir, self.dim() as u64, |seg| self.write_arrays(seg)),
             state => Err(refusal(dir, state)),
         }
-    }
-}
-
-/// Replaces every document of the index in `dir` by `builder`'s in one commit: under the
-/// write lock, the new documents are written as a new segment directory, the new state is
-/// opened and verified, and a manifest naming only that segment is renamed over the old
-/// one; the old index's files are removed afterwards. A crash before the rename leaves the
-/// old index (plus a partial segment the next commit removes), after it the new one.
-fn replace_index(dir: &Path, builder: IndexBuilder) -> Result<Index> {
-    let _lock = lock(dir)?;
-    let path = dir.join(MANIFEST_FILE);
-    let bytes = format::read_manifest_bytes(&path)?;
-    let old = IndexManifest::parse(&bytes, &path).map_err(|e| {
-        IndexError::corrupt(
-            &path,
-            format!("the index to replace cannot be read ({e}); remove it by hand if it is no longer needed"),
-        )
-    })?;
-    let (generation, mut next_segment, referenced) = match &old {
-        IndexManifest::Segments(m) => (m.generation, m.next_segment, Referenced::of(m)),
-        IndexManifest::Single(_) => (
-            0,
-            1,
-            Referenced {
-                top_arrays: true,
-                ..Referenced::default()
-            },
-        ),
-    };
-    format::remove_unreferenced(dir, &referenced)?;
-    // A directory of that name that survived the cleanup is not ours: skip its number.
-    while dir.join(segment_dir_name(next_segment)).exists() {
-        next_segment += 1;
-    }
-    let id = next_segment;
-    let dim = builder.dim() as u64;
-    let seg_dir = segment_dir_name(id);
-    let seg_manifest = builder.write_arrays(&dir.join(&seg_dir))?;
-    format::sync_dir(dir)?;
-    let next = SegmentsManifest {
-        generation: generation + 1,
-        next_segment: id + 1,
-        segments: vec![SegmentEntry {
-            id,
-            dir: seg_dir,
-            deletes: None,
-            manifest: seg_manifest,
-        }],
-        ..SegmentsManifest::empty(dim)
-    };
-    let index = Index::from_manifest(
-        dir,
-        IndexManifest::Segments(next.clone()),
-        &HashMap::new(),
-        true,
-    )?;
-    let new_bytes = next.to_bytes()?;
-    if format::read_manifest_bytes(&path)? != bytes {
-        return Err(IndexError::Conflict { path });
-    }
-    format::write_atomic(dir, MANIFEST_FILE, &new_bytes)?;
-    format::sync_dir(dir)?;
-    // Committed; leftovers are harmless (the next commit removes them).
-    let _ = format::remove_unreferenced(dir, &Referenced::of(&next));
-    Ok(index)
-}
-
-/// Takes the exclusive write lock of the index in `dir`.
-fn lock(dir: &Path) -> Result<File> {
-    let path = dir.join(LOCK_FILE);
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| IndexError::io(&path, e))?;
-    match splade_sparse::files::try_lock_exclusive(&file) {
-        Ok(true) => Ok(file),
-        Ok(false) => Err(IndexError::Locked { path }),
-        Err(e) => Err(IndexError::io(&path, e)),
     }
 }
 

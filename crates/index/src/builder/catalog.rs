@@ -1,0 +1,180 @@
+//! What every builder keeps for each document while documents are added, wherever the
+//! postings themselves go: the checks of a document, its id (unique), the forward offsets,
+//! and per-term statistics (document frequency, largest weight) that the block layout and
+//! the bound codes need later.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use splade_sparse::SparseView;
+
+use crate::error::{IndexError, Result};
+use crate::format::{self, DirState};
+
+/// Checks a document before it is added: a non-empty id without control characters
+/// (newlines, tabs: every line format of ids breaks on them), indices `< dim`, weights in
+/// `0..=MAX_WEIGHT`. Errors name the id.
+pub fn check_document(id: &str, vector: SparseView<'_>, dim: usize) -> Result<()> {
+    let invalid = |message: String| IndexError::InvalidDocument {
+        id: id.to_string(),
+        message,
+    };
+    crate::readers::check_id(id).map_err(invalid)?;
+    if let Some(&last) = vector.indices().last() {
+        if last as usize >= dim {
+            return Err(invalid(format!(
+                "index {last} is out of range for dimension {dim}"
+            )));
+        }
+    }
+    if let Some((i, v)) = vector.iter().find(|&(_, v)| v < 0.0) {
+        return Err(invalid(format!(
+            "negative weight {v} at index {i} (weights must be >= 0)"
+        )));
+    }
+    if let Some((i, v)) = vector.iter().find(|&(_, v)| v > format::MAX_WEIGHT) {
+        return Err(invalid(format!(
+            "weight {v:e} at index {i} is above the largest weight {:e} (scores could overflow)",
+            format::MAX_WEIGHT
+        )));
+    }
+    Ok(())
+}
+
+/// Whether a segment holding `held` postings can take `more`: its entry offsets and slots
+/// are u32 (at most [`format::MAX_SEGMENT_POSTINGS`] postings).
+pub(crate) fn postings_fit(held: usize, more: usize) -> bool {
+    held.checked_add(more)
+        .is_some_and(|total| total <= format::MAX_SEGMENT_POSTINGS)
+}
+
+/// The error for writing an index into `dir` in `state` (not missing, empty or an index).
+pub(crate) fn refusal(dir: &Path, state: DirState) -> IndexError {
+    match state {
+        DirState::Other { example } => IndexError::NotAnIndex {
+            path: dir.to_path_buf(),
+            example,
+        },
+        _ => IndexError::NotADirectory {
+            path: dir.to_path_buf(),
+        },
+    }
+}
+
+/// The per-document bookkeeping of a build: ids, forward offsets and term statistics.
+#[derive(Debug, Clone)]
+pub(crate) struct Catalog {
+    /// The vector dimension (every index `< dim`).
+    pub dim: usize,
+    /// Forward offsets: document `d`'s postings are `indptr[d]..indptr[d + 1]`.
+    pub indptr: Vec<u64>,
+    /// Id offsets into `id_data`.
+    pub id_offsets: Vec<u64>,
+    /// The ids, UTF-8, back to back.
+    pub id_data: Vec<u8>,
+    seen: HashSet<String>,
+    /// Per term (up to the largest one used): the number of documents holding it.
+    pub df: Vec<u32>,
+    /// Per term (up to the largest one used): its largest weight.
+    pub term_max: Vec<f32>,
+}
+
+impl Catalog {
+    pub(crate) fn new(dim: usize) -> Self {
+        Self {
+            dim,
+            indptr: vec![0],
+            id_offsets: vec![0],
+            id_data: Vec::new(),
+            seen: HashSet::new(),
+            df: Vec::new(),
+            term_max: Vec::new(),
+        }
+    }
+
+    /// Documents added so far.
+    pub(crate) fn len(&self) -> usize {
+        self.indptr.len() - 1
+    }
+
+    /// Postings added so far.
+    pub(crate) fn nnz(&self) -> usize {
+        *self.indptr.last().unwrap_or(&0) as usize
+    }
+
+    /// One more than the largest term id used (0 when no posting was added).
+    pub(crate) fn terms_used(&self) -> usize {
+        self.df.len()
+    }
+
+    /// Checks and records a document (the caller stores its postings) and returns its
+    /// number. Errors (naming the id): see [`check_document`], a duplicate id, more than
+    /// `u32::MAX - 1` documents, or more postings than one segment holds.
+    pub(crate) fn add(&mut self, id: &str, vector: SparseView<'_>) -> Result<u32> {
+        let invalid = |message: String| IndexError::InvalidDocument {
+            id: id.to_string(),
+            message,
+        };
+        check_document(id, vector, self.dim)?;
+        if self.seen.contains(id) {
+            return Err(invalid("duplicate id".into()));
+        }
+        let doc = u32::try_from(self.len())
+            .ok()
+            .filter(|&d| d < u32::MAX)
+            .ok_or_else(|| invalid("too many documents (at most 2^32 - 1)".into()))?;
+        if !postings_fit(self.nnz(), vector.nnz()) {
+            return Err(invalid(format!(
+                "too many postings for one index segment (at most {}; build the corpus as \
+                 several segments or shards and merge or search them together)",
+                format::MAX_SEGMENT_POSTINGS
+            )));
+        }
+        if let Some(&last) = vector.indices().last() {
+            if last as usize >= self.df.len() {
+                self.df.resize(last as usize + 1, 0);
+                self.term_max.resize(last as usize + 1, 0.0);
+            }
+        }
+        for (t, w) in vector.iter() {
+            self.df[t as usize] += 1;
+            let m = &mut self.term_max[t as usize];
+            *m = m.max(w);
+        }
+        self.indptr.push((self.nnz() + vector.nnz()) as u64);
+        self.id_data.extend_from_slice(id.as_bytes());
+        self.id_offsets.push(self.id_data.len() as u64);
+        self.seen.insert(id.to_string());
+        Ok(doc)
+    }
+
+    /// Sets the dimension to `dim` (for vectors whose dimension is known only once all are
+    /// read); errors when an index already added is `>= dim`.
+    pub(crate) fn set_dim(&mut self, dim: usize) -> Result<()> {
+        if self.terms_used() > dim {
+            return Err(IndexError::InvalidArgument(format!(
+                "dimension {dim} is too small: a document holds index {}",
+                self.terms_used() - 1
+            )));
+        }
+        self.dim = dim;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A segment takes postings up to `MAX_SEGMENT_POSTINGS` (u32 offsets) and no more.
+    #[test]
+    fn postings_fit_the_u32_offsets() {
+        let max = format::MAX_SEGMENT_POSTINGS;
+        assert_eq!(max, u32::MAX as usize);
+        assert!(postings_fit(0, 0));
+        assert!(postings_fit(max - 10, 10));
+        assert!(!postings_fit(max - 10, 11));
+        assert!(!postings_fit(max, 1));
+        assert!(!postings_fit(usize::MAX, 1), "no overflow");
+    }
+}

@@ -1,0 +1,320 @@
+//! The block layout: which document goes into which block position ([`Reorder`]).
+//!
+//! Clustering works on each document's *signature*, its [`SIGNATURE_TERMS`] heaviest terms
+//! that are not stopword-like, gathered in one parallel pass over the documents: the
+//! k-means rounds then read only the signatures, which stay in memory (8 bytes a term of a
+//! signature) while the documents themselves may be on disk. A document is scored against
+//! the centroids through, for each of its signature terms, the [`LIST_CENTROIDS`]
+//! centroids that weigh that term most, so a round costs at most
+//! `SIGNATURE_TERMS * LIST_CENTROIDS` operations a document however many documents and
+//! centroids share a term; the rounds before the last assign every
+//! [`SAMPLE_STEP`]-th document only (their centroids follow the sample), the last one
+//! every document.
+
+use crate::builder::source::{map_chunks, DocSource};
+use crate::error::Result;
+
+/// How the builder lays documents out in blocks. Block-max pruning skips a block when the
+/// sum of the query's weights times the block's per-term maxima cannot reach the current
+/// k-th score; with documents in arbitrary order every block holds some heavy document for
+/// most terms and nothing is skipped. Grouping similar documents makes the maxima tight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Reorder {
+    /// Insertion order.
+    None,
+    /// Sort documents by their heaviest term, then second heaviest, then third (weight
+    /// descending, ties to the smaller term id; a missing term sorts last), then by
+    /// insertion number. One sort: O(nnz + n log n).
+    HeaviestTerms,
+    /// Cluster documents (a few rounds of spherical k-means over the documents'
+    /// signatures, their 64 heaviest terms that are not in more than a quarter of the
+    /// documents, with sparse centroids; about `4 * block size` documents per cluster,
+    /// seeds evenly spaced in insertion order, so deterministic), then order clusters by
+    /// number and documents inside a cluster as [`Reorder::HeaviestTerms`] does. Each
+    /// round scores the signatures against the centroids through inverted lists of
+    /// centroid terms (each cut to the centroids weighing the term most), in parallel.
+    #[default]
+    Clustered,
+}
+
+/// Terms of a document's signature (its heaviest terms that are not stopword-like). On a
+/// topical synthetic collection (200k documents of 105 terms) exact search scored 183
+/// blocks a query with 32, 147 with 64 and 142 with every term, at 1.5x the build time.
+pub(crate) const SIGNATURE_TERMS: usize = 64;
+/// Terms kept per centroid.
+const CENTROID_TERMS: usize = 48;
+/// k-means rounds.
+const CLUSTER_ROUNDS: usize = 4;
+/// Terms in more than `1 / COMMON_TERM_DIVISOR` of the documents take no part in the
+/// clustering (see [`cluster_signatures`]).
+const COMMON_TERM_DIVISOR: usize = 4;
+/// Per k-means round and term, the centroids a document holding the term is scored
+/// against: the ones weighing it most. (A stopword-like term sits in most centroids; a
+/// full list would cost that many operations per document holding it.)
+const LIST_CENTROIDS: usize = 32;
+/// The rounds before the last assign every `SAMPLE_STEP`-th document.
+const SAMPLE_STEP: usize = 2;
+/// Documents read together in the parallel passes.
+const CHUNK_DOCS: usize = 4096;
+
+const HEAVY_KEY: usize = 3;
+
+/// The `HEAVY_KEY` heaviest term ids of a document, heaviest first (`u32::MAX` pads).
+fn heavy_key(terms: &[u32], values: &[f32]) -> [u32; HEAVY_KEY] {
+    let mut best: [(f32, u32); HEAVY_KEY] = [(f32::NEG_INFINITY, u32::MAX); HEAVY_KEY];
+    for (&t, &v) in terms.iter().zip(values) {
+        // Heavier first; among equal weights the smaller term (terms ascend, so keep the first).
+        if v > best[HEAVY_KEY - 1].0 {
+            let mut i = HEAVY_KEY - 1;
+            while i > 0 && v > best[i - 1].0 {
+                best[i] = best[i - 1];
+                i -= 1;
+            }
+            best[i] = (v, t);
+        }
+    }
+    best.map(|(_, t)| t)
+}
+
+/// The signatures of all documents, flattened: document `d`'s terms and weights are
+/// `offsets[d]..offsets[d + 1]`.
+struct Signatures {
+    offsets: Vec<usize>,
+    terms: Vec<u32>,
+    values: Vec<f32>,
+}
+
+impl Signatures {
+    fn doc(&self, d: usize) -> (&[u32], &[f32]) {
+        let (s, e) = (self.offsets[d], self.offsets[d + 1]);
+        (&self.terms[s..e], &self.values[s..e])
+    }
+}
+
+/// The block layout of `src`'s documents: `order[position] = document number`. `df` holds
+/// every term's document frequency (up to the largest term used).
+pub(crate) fn document_order(
+    src: &dyn DocSource,
+    reorder: Reorder,
+    block_size: usize,
+    df: &[u32],
+) -> Result<Vec<u32>> {
+    let n = src.len();
+    let mut order: Vec<u32> = (0..n as u32).collect();
+    match reorder {
+        Reorder::None => {}
+        Reorder::HeaviestTerms => {
+            let keys: Vec<[u32; HEAVY_KEY]> = map_chunks(src, CHUNK_DOCS, |chunk, docs| {
+                docs.map(|d| {
+                    let (t, v) = chunk.doc(d);
+                    heavy_key(t, v)
+                })
+                .collect::<Vec<_>>()
+            })?
+            .concat();
+            order.sort_by(|&a, &b| keys[a as usize].cmp(&keys[b as usize]).then(a.cmp(&b)));
+        }
+        Reorder::Clustered => {
+            // Stopword-like terms (in more than `1 / COMMON_TERM_DIVISOR` of the documents)
+            // say little about a document's cluster, but sit in nearly every centroid:
+            // scoring a document through their inverted lists would cost `clusters`
+            // operations per such term (on a collection with a few dozen of them in every
+            // document, most of the build time). They are left out of the signatures.
+            let common: Vec<bool> = df
+                .iter()
+                .map(|&f| f as usize > n / COMMON_TERM_DIVISOR)
+                .collect();
+            let parts = map_chunks(src, CHUNK_DOCS, |chunk, docs| {
+                let mut keys = Vec::with_capacity(docs.len());
+                let mut lens = Vec::with_capacity(docs.len());
+                let mut sig: Vec<(u32, f32)> = Vec::new();
+                let (mut terms, mut values) = (Vec::new(), Vec::new());
+                for d in docs {
+                    let (t, v) = chunk.doc(d);
+                    keys.push(heavy_key(t, v));
+                    sig.clear();
+                    sig.extend(
+                        t.iter()
+                            .zip(v)
+                            .filter(|(&t, &v)| v > 0.0 && !common[t as usize])
+                            .map(|(&t, &v)| (t, v)),
+                    );
+                    if sig.len() > SIGNATURE_TERMS {
+                        sig.select_nth_unstable_by(SIGNATURE_TERMS - 1, |a, b| {
+                            b.1.total_cmp(&a.1).then(a.0.cmp(&b.0))
+                        });
+                        sig.truncate(SIGNATURE_TERMS);
+                    }
+                    lens.push(sig.len());
+                    terms.extend(sig.iter().map(|p| p.0));
+                    values.extend(sig.iter().map(|p| p.1));
+                }
+                (keys, lens, terms, values)
+            })?;
+            let total: usize = parts.iter().map(|p| p.2.len()).sum();
+            let mut keys = Vec::with_capacity(n);
+            let mut sigs = Signatures {
+                offsets: Vec::with_capacity(n + 1),
+                terms: Vec::with_capacity(total),
+                values: Vec::with_capacity(total),
+            };
+            sigs.offsets.push(0);
+            for (k, lens, terms, values) in parts {
+                keys.extend(k);
+                for l in lens {
+                    sigs.offsets.push(sigs.offsets.last().unwrap_or(&0) + l);
+                }
+                sigs.terms.extend(terms);
+                sigs.values.extend(values);
+            }
+            let clusters = n.div_ceil(4 * block_size).max(1);
+            let assign = if clusters > 1 {
+                cluster_signatures(df.len(), &sigs, clusters)
+            } else {
+                vec![0; n]
+            };
+            drop(sigs);
+            order.sort_by(|&a, &b| {
+                let (a, b) = (a as usize, b as usize);
+                (assign[a], keys[a], a).cmp(&(assign[b], keys[b], b))
+            });
+        }
+    }
+    Ok(order)
+}
+
+/// Spherical k-means over the signatures with sparse (top-`CENTROID_TERMS`) centroids: the
+/// cluster of every document (`clusters` = no shared term with any centroid).
+fn cluster_signatures(dim: usize, sigs: &Signatures, clusters: usize) -> Vec<u32> {
+    use rayon::prelude::*;
+    let n = sigs.offsets.len() - 1;
+    // Top-`CENTROID_TERMS` of a dense accumulator, L2-normalised.
+    let truncate = |pairs: &mut Vec<(u32, f32)>| {
+        if pairs.len() > CENTROID_TERMS {
+            pairs.select_nth_unstable_by(CENTROID_TERMS - 1, |a, b| {
+                b.1.total_cmp(&a.1).then(a.0.cmp(&b.0))
+            });
+            pairs.truncate(CENTROID_TERMS);
+        }
+        let norm = pairs.iter().map(|p| p.1 * p.1).sum::<f32>().sqrt();
+        if norm > 0.0 {
+            pairs.iter_mut().for_each(|p| p.1 /= norm);
+        }
+    };
+    let mut centroids: Vec<Vec<(u32, f32)>> = (0..clusters)
+        .map(|c| {
+            let (t, v) = sigs.doc(c * n / clusters);
+            let mut pairs: Vec<(u32, f32)> = t.iter().copied().zip(v.iter().copied()).collect();
+            truncate(&mut pairs);
+            pairs
+        })
+        .collect();
+    let mut assign = vec![clusters as u32; n];
+    for round in 0..CLUSTER_ROUNDS {
+        let last = round + 1 == CLUSTER_ROUNDS;
+        let step = if last { 1 } else { SAMPLE_STEP };
+        // Inverted lists of the centroids: term -> (centroid, weight).
+        let mut offsets = vec![0u32; dim + 1];
+        for c in &centroids {
+            for &(t, _) in c {
+                offsets[t as usize + 1] += 1;
+            }
+        }
+        for t in 0..dim {
+            offsets[t + 1] += offsets[t];
+        }
+        let mut fill = offsets.clone();
+        let mut post = vec![(0u32, 0f32); offsets[dim] as usize];
+        for (ci, c) in centroids.iter().enumerate() {
+            for &(t, w) in c {
+                post[fill[t as usize] as usize] = (ci as u32, w);
+                fill[t as usize] += 1;
+            }
+        }
+        // Each term's list cut to its `LIST_CENTROIDS` heaviest centroids (ties to the
+        // smaller centroid): `ends[t]`.
+        let mut ends: Vec<u32> = offsets[1..].to_vec();
+        for t in 0..dim {
+            let (s, e) = (offsets[t] as usize, offsets[t + 1] as usize);
+            if e - s > LIST_CENTROIDS {
+                post[s..e].sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+                ends[t] = (s + LIST_CENTROIDS) as u32;
+            }
+        }
+        assign = (0..n)
+            .into_par_iter()
+            .map_init(
+                || (vec![0f32; clusters], Vec::<u32>::new()),
+                |(acc, touched), d| {
+                    if d % step != 0 {
+                        return clusters as u32;
+                    }
+                    let (t, v) = sigs.doc(d);
+                    for (&t, &w) in t.iter().zip(v) {
+                        let (s, e) = (offsets[t as usize] as usize, ends[t as usize] as usize);
+                        for &(c, cw) in &post[s..e] {
+                            if acc[c as usize] == 0.0 {
+                                touched.push(c);
+                            }
+                            acc[c as usize] += w * cw;
+                        }
+                    }
+                    let mut best = (0.0f32, clusters as u32);
+                    for &c in touched.iter() {
+                        let s = acc[c as usize];
+                        if s > best.0 || (s == best.0 && c < best.1) {
+                            best = (s, c);
+                        }
+                        acc[c as usize] = 0.0;
+                    }
+                    touched.clear();
+                    best.1
+                },
+            )
+            .collect();
+        if last {
+            break;
+        }
+        // New centroids: the normalised sum of each cluster's signatures (of the documents
+        // assigned this round), truncated.
+        let mut members: Vec<Vec<u32>> = vec![Vec::new(); clusters];
+        for (d, &c) in assign.iter().enumerate() {
+            if (c as usize) < clusters {
+                members[c as usize].push(d as u32);
+            }
+        }
+        let fresh: Vec<Option<Vec<(u32, f32)>>> = members
+            .par_iter()
+            .map_init(
+                || (vec![0f32; dim], Vec::<u32>::new()),
+                |(acc, touched), docs| {
+                    if docs.is_empty() {
+                        return None;
+                    }
+                    for &d in docs {
+                        let (t, v) = sigs.doc(d as usize);
+                        for (&t, &w) in t.iter().zip(v) {
+                            if acc[t as usize] == 0.0 {
+                                touched.push(t);
+                            }
+                            acc[t as usize] += w;
+                        }
+                    }
+                    let mut pairs: Vec<(u32, f32)> =
+                        touched.iter().map(|&t| (t, acc[t as usize])).collect();
+                    touched.iter().for_each(|&t| acc[t as usize] = 0.0);
+                    touched.clear();
+                    truncate(&mut pairs);
+                    Some(pairs)
+                },
+            )
+            .collect();
+        for (c, f) in fresh.into_iter().enumerate() {
+            if let Some(f) = f {
+                centroids[c] = f;
+            }
+        }
+    }
+    assign
+}
