@@ -18,7 +18,7 @@ mod common;
 use std::time::Instant;
 
 use splade_index::readers::open_jsonl;
-use splade_index::{Hit, Index, IndexBuilder, Method, Reorder, SearchOptions, Searcher};
+use splade_index::{DiskIndexBuilder, Hit, Index, Method, Reorder, SearchOptions, Searcher};
 use splade_sparse::SparseVector;
 
 fn peak_rss_bytes() -> u64 {
@@ -159,7 +159,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let nnz: usize = docs.iter().map(|d| d.vector.nnz()).sum();
     let dir = tempdir_near(&docs_path)?;
     let t = Instant::now();
-    let mut builder = IndexBuilder::new(dim).reorder(reorder);
+    // The builder `splade index build` uses: streamed to disk, memory bounded by the ids
+    // and the layout.
+    let mut builder = DiskIndexBuilder::create(&dir, dim)?.reorder(reorder);
     if let Some(block) = block {
         builder = builder.block_size(block);
     }
@@ -167,7 +169,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         builder.add(&d.id, d.vector.view())?;
     }
     drop(docs);
-    builder.write(&dir)?;
+    builder.finish()?;
     let build_s = t.elapsed().as_secs_f64();
     let index_bytes = dir_bytes(&dir);
     let index = Index::open(&dir)?;

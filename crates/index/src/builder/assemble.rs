@@ -90,18 +90,26 @@ impl SlotStore {
         }
     }
 
+    /// Flushes the spill files (before [`Self::scan`]).
+    fn flush(&mut self) -> Result<()> {
+        if let SlotStore::Files(files) = self {
+            for (out, path) in files.iter_mut() {
+                out.flush().map_err(|e| IndexError::io(&*path, e))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Calls `f` on the runs of range `r`, in slot order (a spilled range's file is
-    /// removed once read).
-    fn scan(&mut self, r: usize, mut f: impl FnMut(&SlotRun)) -> Result<()> {
+    /// removed once read). The spill files must be flushed.
+    fn scan(&self, r: usize, mut f: impl FnMut(&SlotRun)) -> Result<()> {
         match self {
             SlotStore::Memory(runs) => {
                 f(&runs[r]);
-                runs[r] = SlotRun::default();
                 Ok(())
             }
             SlotStore::Files(files) => {
-                let (out, path) = &mut files[r];
-                out.flush().map_err(|e| IndexError::io(&*path, e))?;
+                let path = &files[r].1;
                 let file = File::open(&*path).map_err(|e| IndexError::io(&*path, e))?;
                 let mut reader = BufReader::with_capacity(1 << 20, file);
                 let mut run = SlotRun::default();
@@ -264,8 +272,9 @@ fn assemble_into(
     let mut slot_counts = vec![0u64; stored_terms + 1];
     let (mut entries, mut num_slots) = (0u64, 0u64);
     let mut offsets_buf: Vec<u32> = Vec::new();
-    for batch in (0..num_blocks).step_by(BATCH_BLOCKS) {
-        let blocks: Vec<Block> = (batch..(batch + BATCH_BLOCKS).min(num_blocks))
+    // Batch i + 1 is assembled (in parallel) while batch i is appended to the outputs.
+    let compute = |batch: usize| -> Result<Vec<Block>> {
+        (batch..(batch + BATCH_BLOCKS).min(num_blocks))
             .into_par_iter()
             .map_init(
                 || (DocBuf::default(), Vec::<u64>::new()),
@@ -307,7 +316,9 @@ fn assemble_into(
                     Ok(out)
                 },
             )
-            .collect::<Result<_>>()?;
+            .collect::<Result<_>>()
+    };
+    let mut append = |blocks: Vec<Block>| -> Result<()> {
         runs.iter_mut().for_each(SlotRun::clear);
         for block in blocks {
             offsets_buf.clear();
@@ -333,6 +344,21 @@ fn assemble_into(
                 slots.push(r, run)?;
             }
         }
+        Ok(())
+    };
+    let mut pending: Option<Vec<Block>> = None;
+    for batch in (0..num_blocks)
+        .step_by(BATCH_BLOCKS)
+        .map(Some)
+        .chain([None])
+    {
+        let previous = pending.take();
+        let (next, appended) = rayon::join(
+            || batch.map(compute).transpose(),
+            || previous.map_or(Ok(()), &mut append),
+        );
+        appended?;
+        pending = next?;
     }
     drop(runs);
     let entry_offsets = entry_offsets.finish()?;
@@ -349,7 +375,10 @@ fn assemble_into(
     let mut bound_blocks = Sink::<u32>::new(dir, FileId::BoundBlocks.name())?;
     let mut bound_codes = Sink::<u8>::new(dir, FileId::BoundCodes.name())?;
     let mut bound_slots = Sink::<u32>::new(dir, FileId::BoundSlots.name())?;
-    for r in 0..ranges {
+    // Ranges are filled in parallel, a few at a time, and appended in order.
+    slots.flush()?;
+    let slots = &*slots;
+    let fill_range = |r: usize| -> Result<(Vec<u32>, Vec<u8>, Vec<u32>)> {
         let (t0, t1) = (starts[r], starts[r + 1]);
         let base = bound_offsets[t0];
         let len = (bound_offsets[t1] - base) as usize;
@@ -373,9 +402,19 @@ fn assemble_into(
                 slot_ids[at] = run.slots[i];
             }
         })?;
-        bound_blocks.extend(&blocks)?;
-        bound_codes.extend(&codes)?;
-        bound_slots.extend(&slot_ids)?;
+        Ok((blocks, codes, slot_ids))
+    };
+    let group = rayon::current_num_threads().max(1);
+    for first in (0..ranges).step_by(group) {
+        let filled: Vec<_> = (first..(first + group).min(ranges))
+            .into_par_iter()
+            .map(fill_range)
+            .collect::<Result<_>>()?;
+        for (blocks, codes, slot_ids) in filled {
+            bound_blocks.extend(&blocks)?;
+            bound_codes.extend(&codes)?;
+            bound_slots.extend(&slot_ids)?;
+        }
     }
     Ok(BlockOutput {
         block_term_offsets,

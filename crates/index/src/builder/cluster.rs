@@ -40,7 +40,8 @@ pub enum Reorder {
 
 /// Terms of a document's signature (its heaviest terms that are not stopword-like). On a
 /// topical synthetic collection (200k documents of 105 terms) exact search scored 183
-/// blocks a query with 32, 147 with 64 and 142 with every term, at 1.5x the build time.
+/// blocks a query with 32 and 147 with 64 (142 with every term and full centroid lists,
+/// at twice the build time; BENCHMARKS.md, "Index build").
 pub(crate) const SIGNATURE_TERMS: usize = 64;
 /// Terms kept per centroid.
 const CENTROID_TERMS: usize = 48;
@@ -51,8 +52,10 @@ const CLUSTER_ROUNDS: usize = 4;
 const COMMON_TERM_DIVISOR: usize = 4;
 /// Per k-means round and term, the centroids a document holding the term is scored
 /// against: the ones weighing it most. (A stopword-like term sits in most centroids; a
-/// full list would cost that many operations per document holding it.)
-const LIST_CENTROIDS: usize = 32;
+/// full list would cost that many operations per document holding it.) 8, 16 and 32 gave
+/// 147.2, 146.5 and 147.3 blocks on the topical collection above; builds of the flat 1M
+/// collection took 10.9, 11.8 and 13.3 s.
+const LIST_CENTROIDS: usize = 16;
 /// The rounds before the last assign every `SAMPLE_STEP`-th document.
 const SAMPLE_STEP: usize = 2;
 /// Documents read together in the parallel passes.
