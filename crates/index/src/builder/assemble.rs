@@ -110,11 +110,11 @@ impl SlotStore {
             }
             SlotStore::Files(files) => {
                 let path = &files[r].1;
-                let file = File::open(&*path).map_err(|e| IndexError::io(&*path, e))?;
+                let file = File::open(path).map_err(|e| IndexError::io(path, e))?;
                 let mut reader = BufReader::with_capacity(1 << 20, file);
                 let mut run = SlotRun::default();
-                let io = |e| IndexError::io(&*path, e);
-                let short = || IndexError::corrupt(&*path, "slot list cut short");
+                let io = |e| IndexError::io(path, e);
+                let short = || IndexError::corrupt(path, "slot list cut short");
                 loop {
                     let mut len = [0u8; 4];
                     match read_full(&mut reader, &mut len).map_err(io)? {
@@ -137,7 +137,7 @@ impl SlotStore {
                     }
                     f(&run);
                 }
-                std::fs::remove_file(&*path).map_err(|e| IndexError::io(&*path, e))
+                std::fs::remove_file(path).map_err(|e| IndexError::io(path, e))
             }
         }
     }

@@ -228,25 +228,39 @@ mod tests {
     use crate::xorshift;
     use splade_sparse::SparseVector;
 
+    /// `n` seeded random documents with `lengths` draws of terms below `terms` (duplicates
+    /// merged) and weights in multiples of 1/64.
+    fn random_docs(
+        seed: u64,
+        n: usize,
+        lengths: std::ops::Range<u64>,
+        terms: u64,
+    ) -> Vec<SparseVector> {
+        let mut next = xorshift(seed);
+        (0..n)
+            .map(|_| {
+                let len = lengths.start + next() % (lengths.end - lengths.start);
+                let mut pairs: Vec<(u32, f32)> = (0..len)
+                    .map(|_| ((next() % terms) as u32, (next() % 1000) as f32 / 64.0))
+                    .collect();
+                pairs.sort_by_key(|p| p.0);
+                pairs.dedup_by_key(|p| p.0);
+                SparseVector::from_pairs(pairs).unwrap()
+            })
+            .collect()
+    }
+
     /// The term-major block lists (made by a counting sort of the slots) hold every
     /// (block, term) slot exactly once, blocks ascending per term, each with the code of
     /// its block maximum under the term's scale, and the slot's entries are the term's
     /// weights in the documents of that block.
     #[test]
     fn block_lists_index_every_slot_once_with_its_maximum() {
-        let mut next = xorshift(0x0dd_b1a5_e5ca_1ab1);
         let dim = 120;
         let mut b = IndexBuilder::new(dim).block_size(8);
-        let mut docs = Vec::new();
-        for d in 0..700 {
-            let mut pairs: Vec<(u32, f32)> = (0..1 + next() % 20)
-                .map(|_| ((next() % 100) as u32, (next() % 1000) as f32 / 64.0))
-                .collect();
-            pairs.sort_by_key(|p| p.0);
-            pairs.dedup_by_key(|p| p.0);
-            let v = SparseVector::from_pairs(pairs).unwrap();
+        let docs = random_docs(0x0dd_b1a5_e5ca_1ab1, 700, 1..21, 100);
+        for (d, v) in docs.iter().enumerate() {
             b.add(&format!("d{d}"), v.view()).unwrap();
-            docs.push(v);
         }
         let index = b.build().unwrap();
         let [only] = index.slots() else { panic!() };
@@ -295,17 +309,10 @@ mod tests {
     /// (each spill file removed once read).
     #[test]
     fn every_assembly_path_gives_the_same_bytes() {
-        let mut next = xorshift(0xa55e_b1e5);
         let dim = 90;
         let mut catalog = Catalog::new(dim);
         let (mut terms, mut values) = (Vec::new(), Vec::new());
-        for d in 0..900 {
-            let mut pairs: Vec<(u32, f32)> = (0..next() % 30)
-                .map(|_| ((next() % 90) as u32, (next() % 1000) as f32 / 64.0))
-                .collect();
-            pairs.sort_by_key(|p| p.0);
-            pairs.dedup_by_key(|p| p.0);
-            let v = SparseVector::from_pairs(pairs).unwrap();
+        for (d, v) in random_docs(0xa55e_b1e5, 900, 0..30, 90).iter().enumerate() {
             catalog.add(&format!("d{d}"), v.view()).unwrap();
             terms.extend_from_slice(v.indices());
             values.extend_from_slice(v.values());
