@@ -86,12 +86,39 @@ pub fn check_id(id: &str) -> std::result::Result<(), String> {
     Ok(())
 }
 
-/// Streams [`Document`]s from JSONL text.
+/// Lines parsed together (in parallel) by [`JsonlReader`].
+const JSONL_BATCH_LINES: usize = 2048;
+
+/// Streams [`Document`]s from JSONL text. Lines are read in batches and parsed in
+/// parallel; records (and the first error) come out in input order.
 pub struct JsonlReader<R> {
     lines: std::io::Lines<R>,
-    source: String,
-    dim: Option<usize>,
+    parser: LineParser,
+    /// Lines read so far.
+    read: usize,
+    /// The 1-based line of the record returned last.
     line: usize,
+    /// Parsed records not returned yet, with their lines.
+    ready: std::collections::VecDeque<(usize, Result<Document>)>,
+    /// The input ended or failed: nothing more to read.
+    done: bool,
+}
+
+/// A JSONL record as it should be; anything else is parsed again as a JSON value, which
+/// names the field at fault.
+#[derive(serde::Deserialize)]
+struct Record {
+    id: RecordId,
+    indices: Vec<u32>,
+    values: Vec<f64>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum RecordId {
+    Text(String),
+    Unsigned(u64),
+    Signed(i64),
 }
 
 impl<R: BufRead> JsonlReader<R> {
@@ -99,9 +126,14 @@ impl<R: BufRead> JsonlReader<R> {
     pub fn new(reader: R, source: impl Into<String>, dim: Option<usize>) -> Self {
         Self {
             lines: reader.lines(),
-            source: source.into(),
-            dim,
+            parser: LineParser {
+                source: source.into(),
+                dim,
+            },
+            read: 0,
             line: 0,
+            ready: std::collections::VecDeque::new(),
+            done: false,
         }
     }
 
@@ -110,35 +142,105 @@ impl<R: BufRead> JsonlReader<R> {
         self.line
     }
 
-    fn err(&self, field: Option<&str>, message: impl Into<String>) -> IndexError {
+    /// Reads the next batch of non-blank lines and parses them in parallel.
+    fn fill(&mut self) {
+        use rayon::prelude::*;
+        let mut batch: Vec<(usize, String)> = Vec::new();
+        let mut failed = None;
+        while batch.len() < JSONL_BATCH_LINES {
+            let Some(text) = self.lines.next() else {
+                self.done = true;
+                break;
+            };
+            self.read += 1;
+            let text = match text {
+                Ok(t) => t,
+                Err(e) => {
+                    failed = Some((
+                        self.read,
+                        Err(self
+                            .parser
+                            .err(self.read, None, format!("cannot read: {e}"))),
+                    ));
+                    self.done = true;
+                    break;
+                }
+            };
+            // A byte-order mark at the start of the file is not part of the first line.
+            let text = match (self.read, text.strip_prefix('\u{feff}')) {
+                (1, Some(rest)) => rest.to_string(),
+                _ => text,
+            };
+            if !text.trim().is_empty() {
+                batch.push((self.read, text));
+            }
+        }
+        let parser = &self.parser;
+        let parse = |(line, text): &(usize, String)| (*line, parser.parse(*line, text));
+        // Small inputs are not worth the threads (nor their allocations).
+        let parsed: Vec<(usize, Result<Document>)> = if batch.len() < 256 {
+            batch.iter().map(parse).collect()
+        } else {
+            batch.par_iter().map(parse).collect()
+        };
+        self.ready.extend(parsed);
+        self.ready.extend(failed);
+    }
+}
+
+/// Parses one JSONL line (shared by the threads of a batch).
+struct LineParser {
+    source: String,
+    dim: Option<usize>,
+}
+
+impl LineParser {
+    fn err(&self, line: usize, field: Option<&str>, message: impl Into<String>) -> IndexError {
         IndexError::Input {
             source_name: self.source.clone(),
             location: match field {
-                Some(f) => format!("line {}, field '{f}'", self.line),
-                None => format!("line {}", self.line),
+                Some(f) => format!("line {line}, field '{f}'"),
+                None => format!("line {line}"),
             },
             message: message.into(),
         }
     }
 
-    fn parse(&self, text: &str) -> Result<Document> {
-        let value: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| self.err(None, format!("invalid JSON: {e}")))?;
+    fn parse(&self, line: usize, text: &str) -> Result<Document> {
+        // The usual record: typed, without building a JSON value.
+        if let Ok(r) = serde_json::from_str::<Record>(text) {
+            let id = match r.id {
+                RecordId::Text(s) => s,
+                RecordId::Unsigned(n) => n.to_string(),
+                RecordId::Signed(n) => n.to_string(),
+            };
+            if check_id(&id).is_ok() {
+                let values: Vec<f32> = r.values.iter().map(|&x| x as f32).collect();
+                if check_vector(&r.indices, &values, self.dim).is_ok() {
+                    if let Ok(vector) = SparseVector::new(r.indices, values) {
+                        return Ok(Document { id, vector });
+                    }
+                }
+            }
+        }
+        // Anything else: the same checks on the JSON value, for an error naming the field.
+        let value: serde_json::Value = serde_json::from_str(text)
+            .map_err(|e| self.err(line, None, format!("invalid JSON: {e}")))?;
         let field = |name: &str| {
             value
                 .get(name)
-                .ok_or_else(|| self.err(Some(name), "missing"))
+                .ok_or_else(|| self.err(line, Some(name), "missing"))
         };
         let id = match field("id")? {
             serde_json::Value::String(s) => s.clone(),
             serde_json::Value::Number(n) if n.is_u64() || n.is_i64() => n.to_string(),
-            _ => return Err(self.err(Some("id"), "must be a string or an integer")),
+            _ => return Err(self.err(line, Some("id"), "must be a string or an integer")),
         };
-        check_id(&id).map_err(|m| self.err(Some("id"), m))?;
+        check_id(&id).map_err(|m| self.err(line, Some("id"), m))?;
         let array = |name: &str| {
             field(name)?
                 .as_array()
-                .ok_or_else(|| self.err(Some(name), "must be an array"))
+                .ok_or_else(|| self.err(line, Some(name), "must be an array"))
         };
         let indices = array("indices")?
             .iter()
@@ -148,6 +250,7 @@ impl<R: BufRead> JsonlReader<R> {
                     .and_then(|i| u32::try_from(i).ok())
                     .ok_or_else(|| {
                         self.err(
+                            line,
                             Some("indices"),
                             format!("entry {p} ({v}) is not an integer in 0..2^32"),
                         )
@@ -159,13 +262,17 @@ impl<R: BufRead> JsonlReader<R> {
             .enumerate()
             .map(|(p, v)| {
                 v.as_f64().map(|x| x as f32).ok_or_else(|| {
-                    self.err(Some("values"), format!("entry {p} ({v}) is not a number"))
+                    self.err(
+                        line,
+                        Some("values"),
+                        format!("entry {p} ({v}) is not a number"),
+                    )
                 })
             })
             .collect::<Result<Vec<f32>>>()?;
-        check_vector(&indices, &values, self.dim).map_err(|(f, m)| self.err(Some(f), m))?;
+        check_vector(&indices, &values, self.dim).map_err(|(f, m)| self.err(line, Some(f), m))?;
         let vector =
-            SparseVector::new(indices, values).map_err(|e| self.err(None, e.to_string()))?;
+            SparseVector::new(indices, values).map_err(|e| self.err(line, None, e.to_string()))?;
         Ok(Document { id, vector })
     }
 }
@@ -174,23 +281,17 @@ impl<R: BufRead> Iterator for JsonlReader<R> {
     type Item = Result<Document>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            self.line += 1;
-            let text = match self.lines.next()? {
-                Ok(t) => t,
-                Err(e) => return Some(Err(self.err(None, format!("cannot read: {e}")))),
-            };
-            // A byte-order mark at the start of the file is not part of the first line.
-            let text = if self.line == 1 {
-                text.strip_prefix('\u{feff}').unwrap_or(&text)
-            } else {
-                &text
-            };
-            if text.trim().is_empty() {
-                continue;
-            }
-            return Some(self.parse(text));
+        while self.ready.is_empty() && !self.done {
+            self.fill();
         }
+        let (line, item) = self.ready.pop_front()?;
+        self.line = line;
+        if item.is_err() {
+            // Nothing is read past an error.
+            self.ready.clear();
+            self.done = true;
+        }
+        Some(item)
     }
 }
 
