@@ -24,12 +24,13 @@
 //! `vpdpbusd` on a zmm register consumes (16 i32 lanes × 4 byte pairs), and two
 //! `vpmaddubsw`/`vpmaddwd` pairs on ymm registers.
 
+mod activations;
 mod gemm;
 mod linear;
 mod pack;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
-pub use gemm::{gemm_i32, Int8Path};
+pub use gemm::{gemm_dequant, gemm_i32, Dequant, Int8Path};
 pub use linear::QuantizedLinear;
 pub use pack::{QuantizedRows, QuantizedWeights, ACT_MAX, PANEL, WEIGHT_MAX};
