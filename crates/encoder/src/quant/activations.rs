@@ -84,14 +84,14 @@ fn quantize_row_generic(row: &[f32], out: &mut [u8]) -> (f32, i32) {
     let zero = (-lo / scale).round_ties_even().clamp(0.0, ACT_MAX as f32);
     let inv = 1.0 / scale;
     for (o, &v) in out.iter_mut().zip(row) {
-        let q = (v * inv).round_ties_even() + zero;
-        let q = if q < 0.0 { 0.0 } else { q };
-        let q = if q > ACT_MAX as f32 {
-            ACT_MAX as f32
-        } else {
-            q
-        };
-        *o = q as i32 as u8;
+        // `max` maps a NaN (a range so narrow that its scale underflows) to 0, as the
+        // saturating `as` of the scalar definition does.
+        let q = ((v * inv).round_ties_even() + zero)
+            .max(0.0)
+            .min(ACT_MAX as f32);
+        // SAFETY: `q` is finite and in [0, ACT_MAX] (clamped above), so it fits an i32; the
+        // unchecked conversion vectorizes where the saturating `as` does not.
+        *o = unsafe { q.to_int_unchecked::<i32>() } as u8;
     }
     (scale, zero as i32)
 }
@@ -133,7 +133,7 @@ mod tests {
             ((seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
         };
         for len in [0, 1, 5, 15, 16, 17, 33, 130, 768] {
-            for case in 0..6 {
+            for case in 0..7 {
                 let mut row: Vec<f32> = (0..len).map(|_| next() * 4.0).collect();
                 match case {
                     1 => row.iter_mut().for_each(|v| *v = v.abs()),
@@ -150,6 +150,10 @@ mod tests {
                             f32::INFINITY
                         }
                     }
+                    // A range so narrow that the scale underflows to 0.
+                    6 => row.iter_mut().enumerate().for_each(|(i, v)| {
+                        *v = if i % 3 == 0 { 1e-45 } else { 0.0 };
+                    }),
                     _ => {}
                 }
                 let mut want = vec![0u8; len];
