@@ -81,6 +81,19 @@ impl QuantizedLinear {
     /// `x Wᵀ + b` for `x` `[m, in]` row-major: `[m, out]`, on `path`, on rayon's threads.
     /// Each output is [`Dequant::apply`] of its exact int8 sum.
     pub fn forward(&self, x: &[f32], m: usize, path: Int8Path) -> Vec<f32> {
+        self.forward_then(x, m, path, |_| {})
+    }
+
+    /// [`Self::forward`], then `post` on every stretch of a row that a task wrote, right
+    /// after it wrote it (still in cache): an elementwise activation fused into the layer.
+    /// `post` must treat every value on its own (the stretches' bounds are the tiles').
+    pub fn forward_then(
+        &self,
+        x: &[f32],
+        m: usize,
+        path: Int8Path,
+        post: impl Fn(&mut [f32]) + Sync,
+    ) -> Vec<f32> {
         let (n, k) = (self.weights.n, self.weights.k);
         let a = QuantizedRows::quantize(x, m, k);
         let deq = Dequant {
@@ -109,12 +122,17 @@ impl QuantizedLinear {
                     &a,
                     rows.clone(),
                     &self.weights,
-                    ps,
+                    ps.clone(),
                     &deq,
                     out.get().add(rows.start * n + c0),
                     n,
                 )
             };
+            let cols = n.min(ps.end * PANEL) - c0;
+            for r in rows {
+                // SAFETY: the tile's own, now initialized, elements of row `r` (as above).
+                post(unsafe { std::slice::from_raw_parts_mut(out.get().add(r * n + c0), cols) });
+            }
         });
         // SAFETY: `gemm_dequant_raw` wrote every element of every tile, so all `m · n`.
         unsafe { y.set_len(m * n) };
