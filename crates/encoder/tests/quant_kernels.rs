@@ -90,6 +90,9 @@ fn every_path_equals_portable_on_awkward_shapes() {
         (13, 33, 63),
         (6, 32, 768),
         (25, 50, 130),
+        // k a multiple of 64, m past whole 32-row AMX blocks, an odd number of panels.
+        (70, 40, 192),
+        (32, 32, 64),
     ]
     .iter()
     .enumerate()
@@ -205,6 +208,8 @@ fn every_layer_path_equals_the_scalar_dequantization() {
         (25, 50, 130, true),
         (97, 270, 131, false),
         (11, 300, 770, true),
+        (45, 40, 256, true),
+        (96, 33, 128, false),
     ]
     .iter()
     .enumerate()
@@ -280,7 +285,7 @@ fn unknown_or_missing_paths_are_named() {
         "{err}"
     );
     assert_eq!(Int8Path::parse("portable"), Ok(Int8Path::Portable));
-    for path in [Int8Path::Vnni512, Int8Path::Avx2] {
+    for path in [Int8Path::Amx, Int8Path::Vnni512, Int8Path::Avx2] {
         assert_eq!(Int8Path::parse(path.name()).is_ok(), path.is_available());
     }
 }

@@ -8,6 +8,9 @@ use super::pack::{QuantizedRows, QuantizedWeights, PANEL};
 /// Which kernel computes the int8 products.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Int8Path {
+    /// AMX-INT8 (`tdpbusd` on tiles: 16 × 16 channels × 64 products per instruction), with
+    /// the VNNI kernel for the edges.
+    Amx,
     /// AVX-512 with VNNI (`vpdpbusd`): 16 channels × 4 products per instruction.
     Vnni512,
     /// AVX2 (`vpmaddubsw` + `vpmaddwd`).
@@ -16,13 +19,14 @@ pub enum Int8Path {
     Portable,
 }
 
-/// The environment variable that forces a path: `vnni`, `avx2` or `portable`.
+/// The environment variable that forces a path: `amx`, `vnni`, `avx2` or `portable`.
 pub const PATH_ENV: &str = "SPLADE_INT8_KERNEL";
 
 impl Int8Path {
     /// The name [`PATH_ENV`] takes.
     pub fn name(self) -> &'static str {
         match self {
+            Int8Path::Amx => "amx",
             Int8Path::Vnni512 => "vnni",
             Int8Path::Avx2 => "avx2",
             Int8Path::Portable => "portable",
@@ -33,6 +37,8 @@ impl Int8Path {
     pub fn is_available(self) -> bool {
         match self {
             Int8Path::Portable => true,
+            #[cfg(target_arch = "x86_64")]
+            Int8Path::Amx => Int8Path::Vnni512.is_available() && super::amx::available(),
             #[cfg(target_arch = "x86_64")]
             Int8Path::Avx2 => std::arch::is_x86_feature_detected!("avx2"),
             #[cfg(target_arch = "x86_64")]
@@ -48,10 +54,15 @@ impl Int8Path {
 
     /// Every path this CPU can run, widest first.
     pub fn available() -> Vec<Int8Path> {
-        [Int8Path::Vnni512, Int8Path::Avx2, Int8Path::Portable]
-            .into_iter()
-            .filter(|p| p.is_available())
-            .collect()
+        [
+            Int8Path::Amx,
+            Int8Path::Vnni512,
+            Int8Path::Avx2,
+            Int8Path::Portable,
+        ]
+        .into_iter()
+        .filter(|p| p.is_available())
+        .collect()
     }
 
     /// The path to use: the one [`PATH_ENV`] names (an error if it is unknown or this CPU
@@ -66,15 +77,16 @@ impl Int8Path {
             .clone()
     }
 
-    /// The path named `name` (`vnni`, `avx2`, `portable`) if this CPU can run it.
+    /// The path named `name` (`amx`, `vnni`, `avx2`, `portable`) if this CPU can run it.
     pub fn parse(name: &str) -> Result<Int8Path, String> {
         let path = match name {
+            "amx" => Int8Path::Amx,
             "vnni" => Int8Path::Vnni512,
             "avx2" => Int8Path::Avx2,
             "portable" => Int8Path::Portable,
             other => {
                 return Err(format!(
-                    "{PATH_ENV}={other}: unknown int8 kernel (expected vnni, avx2 or portable)"
+                    "{PATH_ENV}={other}: unknown int8 kernel (expected amx, vnni, avx2 or portable)"
                 ))
             }
         };
@@ -125,6 +137,12 @@ pub fn gemm_i32(
         Int8Path::Vnni512 => unsafe {
             let sink = super::x86::I32Sink::new(out, ldc);
             super::x86::gemm_vnni(a_data, m, b_data, np, b.k4, &sink)
+        },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above (AMX availability included).
+        Int8Path::Amx => unsafe {
+            let sink = super::x86::I32Sink::new(out, ldc);
+            super::amx::gemm_amx(a_data, m, b_data, np, b.k4, &sink)
         },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above.
@@ -249,6 +267,12 @@ pub(crate) unsafe fn gemm_dequant_raw(
         Int8Path::Vnni512 => {
             let sink = super::x86::DequantSink::new(&tile, out, ldc, cols);
             super::x86::gemm_vnni(a_data, m, b_data, np, b.k4, &sink)
+        }
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above (AMX availability included).
+        Int8Path::Amx => {
+            let sink = super::x86::DequantSink::new(&tile, out, ldc, cols);
+            super::amx::gemm_amx(a_data, m, b_data, np, b.k4, &sink)
         }
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above.
