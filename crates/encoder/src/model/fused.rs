@@ -264,9 +264,8 @@ const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
 /// 1 / sqrt(2π).
 const FRAC_1_SQRT_2PI: f32 = 0.398_942_3;
 
-/// The exact GELU, `u · Φ(u)`.
 #[inline]
-pub(crate) fn gelu(u: f32) -> f32 {
+fn gelu(u: f32) -> f32 {
     0.5 * u * (1.0 + libm::erff(u * FRAC_1_SQRT_2))
 }
 

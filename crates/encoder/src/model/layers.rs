@@ -159,10 +159,9 @@ impl Linear {
     /// backward).
     pub fn forward_activated(&self, x: &Tensor, act: HiddenAct) -> candle_core::Result<Tensor> {
         if act == HiddenAct::GeluErf {
-            // The int8 product already holds the bias: the exact GELU (the fused kernel's)
+            // The int8 product already holds the bias: the exact GELU (vectorized, f64 erf)
             // on each output tile while it is in cache.
-            let gelu = |stretch: &mut [f32]| stretch.iter_mut().for_each(|v| *v = fused::gelu(*v));
-            if let Some(y) = self.forward_int8_then(x, gelu)? {
+            if let Some(y) = self.forward_int8_then(x, super::vector_gelu::gelu_in_place)? {
                 return Ok(y);
             }
         } else if let Some(y) = self.forward_int8(x)? {
