@@ -285,7 +285,12 @@ fn unknown_or_missing_paths_are_named() {
         "{err}"
     );
     assert_eq!(Int8Path::parse("portable"), Ok(Int8Path::Portable));
-    for path in [Int8Path::Amx, Int8Path::Vnni512, Int8Path::Avx2] {
+    for path in [
+        Int8Path::Amx,
+        Int8Path::Vnni512,
+        Int8Path::AvxVnni,
+        Int8Path::Avx2,
+    ] {
         assert_eq!(Int8Path::parse(path.name()).is_ok(), path.is_available());
     }
 }

@@ -13,13 +13,17 @@ pub enum Int8Path {
     Amx,
     /// AVX-512 with VNNI (`vpdpbusd`): 16 channels × 4 products per instruction.
     Vnni512,
+    /// AVX-VNNI (VEX `vpdpbusd` on ymm: 8 channels × 4 products per instruction), for the
+    /// AVX2-class CPUs that have it.
+    AvxVnni,
     /// AVX2 (`vpmaddubsw` + `vpmaddwd`).
     Avx2,
     /// Plain Rust (any CPU).
     Portable,
 }
 
-/// The environment variable that forces a path: `amx`, `vnni`, `avx2` or `portable`.
+/// The environment variable that forces a path: `amx`, `vnni`, `avxvnni`, `avx2` or
+/// `portable`.
 pub const PATH_ENV: &str = "SPLADE_INT8_KERNEL";
 
 impl Int8Path {
@@ -28,6 +32,7 @@ impl Int8Path {
         match self {
             Int8Path::Amx => "amx",
             Int8Path::Vnni512 => "vnni",
+            Int8Path::AvxVnni => "avxvnni",
             Int8Path::Avx2 => "avx2",
             Int8Path::Portable => "portable",
         }
@@ -39,6 +44,11 @@ impl Int8Path {
             Int8Path::Portable => true,
             #[cfg(target_arch = "x86_64")]
             Int8Path::Amx => Int8Path::Vnni512.is_available() && super::amx::available(),
+            #[cfg(target_arch = "x86_64")]
+            Int8Path::AvxVnni => {
+                std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("avxvnni")
+            }
             #[cfg(target_arch = "x86_64")]
             Int8Path::Avx2 => std::arch::is_x86_feature_detected!("avx2"),
             #[cfg(target_arch = "x86_64")]
@@ -57,6 +67,7 @@ impl Int8Path {
         [
             Int8Path::Amx,
             Int8Path::Vnni512,
+            Int8Path::AvxVnni,
             Int8Path::Avx2,
             Int8Path::Portable,
         ]
@@ -77,16 +88,18 @@ impl Int8Path {
             .clone()
     }
 
-    /// The path named `name` (`amx`, `vnni`, `avx2`, `portable`) if this CPU can run it.
+    /// The path named `name` (`amx`, `vnni`, `avxvnni`, `avx2`, `portable`) if this CPU can run
+    /// it.
     pub fn parse(name: &str) -> Result<Int8Path, String> {
         let path = match name {
             "amx" => Int8Path::Amx,
             "vnni" => Int8Path::Vnni512,
+            "avxvnni" => Int8Path::AvxVnni,
             "avx2" => Int8Path::Avx2,
             "portable" => Int8Path::Portable,
             other => {
                 return Err(format!(
-                    "{PATH_ENV}={other}: unknown int8 kernel (expected amx, vnni, avx2 or portable)"
+                    "{PATH_ENV}={other}: unknown int8 kernel (expected amx, vnni, avxvnni, avx2 or portable)"
                 ))
             }
         };
@@ -143,6 +156,12 @@ pub fn gemm_i32(
         Int8Path::Amx => unsafe {
             let sink = super::x86::I32Sink::new(out, ldc);
             super::amx::gemm_amx(a_data, m, b_data, np, b.k4, &sink)
+        },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        Int8Path::AvxVnni => unsafe {
+            let sink = super::x86::I32Sink::new(out, ldc);
+            super::x86::gemm_avxvnni(a_data, m, b_data, np, b.k4, &sink)
         },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above.
@@ -273,6 +292,12 @@ pub(crate) unsafe fn gemm_dequant_raw(
         Int8Path::Amx => {
             let sink = super::x86::DequantSink::new(&tile, out, ldc, cols);
             super::amx::gemm_amx(a_data, m, b_data, np, b.k4, &sink)
+        }
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        Int8Path::AvxVnni => {
+            let sink = super::x86::DequantSink::new(&tile, out, ldc, cols);
+            super::x86::gemm_avxvnni(a_data, m, b_data, np, b.k4, &sink)
         }
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above.

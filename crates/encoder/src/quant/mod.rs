@@ -1,7 +1,7 @@
 //! Int8 inference kernels: per-output-channel symmetric int8 weights, dynamic per-row (per
 //! token) asymmetric u8 activations, and a u8 × i8 → i32 matrix product with AMX-INT8
-//! (`tdpbusd` on tiles), AVX-512-VNNI (`vpdpbusd`), AVX2 (`vpmaddubsw` + `vpmaddwd`) and
-//! portable paths chosen at run time. The dequantization (and the layer's bias) is fused into
+//! (`tdpbusd` on tiles), AVX-512-VNNI (`vpdpbusd`), AVX-VNNI (`vpdpbusd` on ymm), AVX2
+//! (`vpmaddubsw` + `vpmaddwd`) and portable paths chosen at run time. The dequantization (and the layer's bias) is fused into
 //! the kernels' stores.
 //!
 //! The quantization scheme (one for every path, so every path gives the same i32 results and

@@ -11,6 +11,8 @@ use super::pack::PANEL;
 const MR_VNNI: usize = 6;
 /// Rows per AVX2 micro-kernel (4 rows × 1 panel × 2 halves = 8 ymm accumulators).
 const MR_AVX2: usize = 4;
+/// Rows per AVX-VNNI micro-kernel (6 rows × 1 panel × 2 halves = 12 ymm accumulators).
+const MR_AVXVNNI: usize = 6;
 
 /// Where a micro-kernel's exact i32 sums go: stored as they are, or dequantized to f32.
 pub(super) trait Sink {
@@ -260,6 +262,65 @@ unsafe fn avx2_tile<const MR: usize, S: Sink>(
             let p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(av, b1), ones);
             acc[0] = _mm256_add_epi32(acc[0], p0);
             acc[1] = _mm256_add_epi32(acc[1], p1);
+        }
+    }
+    for (r, acc) in acc.iter().enumerate() {
+        sink.put8(r0 + r, c0, acc[0]);
+        sink.put8(r0 + r, c0 + 8, acc[1]);
+    }
+}
+
+/// The AVX-VNNI kernel (VEX `vpdpbusd` on ymm registers: the AVX2-class CPUs that have it
+/// without AVX-512), same contract as [`gemm_vnni`].
+///
+/// # Safety
+/// As [`gemm_vnni`], with AVX2 and AVX-VNNI.
+#[target_feature(enable = "avx2,avxvnni")]
+pub(super) unsafe fn gemm_avxvnni<S: Sink>(
+    a: &[u8],
+    m: usize,
+    b: &[i8],
+    np: usize,
+    k4: usize,
+    sink: &S,
+) {
+    let panel_len = k4 * PANEL;
+    for p in 0..np {
+        let mut r = 0;
+        while r < m {
+            let rows = (m - r).min(MR_AVXVNNI);
+            let a_ptr = a.as_ptr().add(r * k4);
+            let b_ptr = b.as_ptr().add(p * panel_len);
+            let at = (r, p * PANEL);
+            match rows {
+                1 => avxvnni_tile::<1, S>(a_ptr, k4, b_ptr, sink, at),
+                2 => avxvnni_tile::<2, S>(a_ptr, k4, b_ptr, sink, at),
+                3 => avxvnni_tile::<3, S>(a_ptr, k4, b_ptr, sink, at),
+                4 => avxvnni_tile::<4, S>(a_ptr, k4, b_ptr, sink, at),
+                5 => avxvnni_tile::<5, S>(a_ptr, k4, b_ptr, sink, at),
+                _ => avxvnni_tile::<6, S>(a_ptr, k4, b_ptr, sink, at),
+            }
+            r += rows;
+        }
+    }
+}
+
+#[inline(always)]
+unsafe fn avxvnni_tile<const MR: usize, S: Sink>(
+    a: *const u8,
+    lda: usize,
+    b: *const i8,
+    sink: &S,
+    (r0, c0): (usize, usize),
+) {
+    let mut acc = [[_mm256_setzero_si256(); 2]; MR];
+    for g in 0..lda / 4 {
+        let b0 = _mm256_loadu_si256(b.add(g * 64) as *const __m256i);
+        let b1 = _mm256_loadu_si256(b.add(g * 64 + 32) as *const __m256i);
+        for (r, acc) in acc.iter_mut().enumerate() {
+            let av = _mm256_set1_epi32(load4(a.add(r * lda + g * 4)));
+            acc[0] = _mm256_dpbusd_avx_epi32(acc[0], av, b0);
+            acc[1] = _mm256_dpbusd_avx_epi32(acc[1], av, b1);
         }
     }
     for (r, acc) in acc.iter().enumerate() {
