@@ -3,8 +3,8 @@
 //! independent i64 computation from the unpacked values.
 
 use splade_encoder::quant::{
-    gemm_i32, Int8Path, QuantizedLinear, QuantizedRows, QuantizedWeights, ACT_MAX, PANEL,
-    WEIGHT_MAX,
+    gemm_dequant, gemm_i32, Dequant, Int8Path, QuantizedLinear, QuantizedRows, QuantizedWeights,
+    ACT_MAX, PANEL, WEIGHT_MAX,
 };
 
 fn lcg(seed: &mut u64) -> f32 {
@@ -90,6 +90,9 @@ fn every_path_equals_portable_on_awkward_shapes() {
         (13, 33, 63),
         (6, 32, 768),
         (25, 50, 130),
+        // k a multiple of 64, m past whole 32-row AMX blocks, an odd number of panels.
+        (70, 40, 192),
+        (32, 32, 64),
     ]
     .iter()
     .enumerate()
@@ -193,6 +196,87 @@ fn quantized_linear_is_within_its_error_bound() {
     }
 }
 
+/// The fused dequantization of every path against the scalar definition applied to the
+/// reference i64 sums: equal bit for bit (the same f32 operations in the same order), on
+/// shapes whose m, n and k are not multiples of the tiles, with and without a bias.
+#[test]
+fn every_layer_path_equals_the_scalar_dequantization() {
+    for (i, &(m, n, k, with_bias)) in [
+        (1, 1, 1, true),
+        (7, 17, 5, false),
+        (13, 33, 63, true),
+        (25, 50, 130, true),
+        (97, 270, 131, false),
+        (11, 300, 770, true),
+        (45, 40, 256, true),
+        (96, 33, 128, false),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let seed = 300 + 10 * i as u64;
+        let x = random(m * k, seed);
+        let w = random(n * k, seed + 1);
+        let bias = with_bias.then(|| random(n, seed + 2));
+        let layer = QuantizedLinear::new(&w, n, k, bias.clone());
+        let a = QuantizedRows::quantize(&x, m, k);
+        let sums = reference(&a, &layer.weights);
+        let ldc = layer.weights.panels() * PANEL;
+        let padded = |v: Vec<f32>| {
+            let mut v = v;
+            v.resize(ldc, 0.0);
+            v
+        };
+        let col_scales = padded(layer.weights.scales.clone());
+        let mut col_sums = layer.weights.col_sums.clone();
+        col_sums.resize(ldc, 0);
+        let col_bias = padded(bias.clone().unwrap_or_default());
+        let deq = Dequant {
+            row_scales: &a.scales,
+            row_zeros: &a.zeros,
+            col_scales: &col_scales,
+            col_sums: &col_sums,
+            bias: &col_bias,
+        };
+        let want: Vec<f32> = (0..m * n)
+            .map(|e| deq.apply(e / n, e % n, sums[(e / n) * ldc + e % n]))
+            .collect();
+        for path in Int8Path::available() {
+            let got = layer.forward(&x, m, path);
+            assert_eq!(
+                got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                want.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                "{path:?} layer on [{m}, {n}, {k}]"
+            );
+            // One tile away from the origin, into a wider output: only the tile is written.
+            let (rows, panels) = (m / 3..m, layer.weights.panels() / 2..layer.weights.panels());
+            let (c0, c1) = (panels.start * PANEL, n);
+            let ld = n + 3;
+            let mut out = vec![f32::MAX; rows.len() * ld];
+            gemm_dequant(
+                path,
+                &a,
+                rows.clone(),
+                &layer.weights,
+                panels.clone(),
+                &deq,
+                &mut out,
+                ld,
+            );
+            for (i, r) in rows.clone().enumerate() {
+                assert_eq!(
+                    out[i * ld..i * ld + (c1 - c0)],
+                    want[r * n + c0..r * n + c1],
+                    "{path:?} tile row {r} on [{m}, {n}, {k}]"
+                );
+                assert!(out[i * ld + (c1 - c0)..(i + 1) * ld]
+                    .iter()
+                    .all(|&v| v == f32::MAX));
+            }
+        }
+    }
+}
+
 #[test]
 fn unknown_or_missing_paths_are_named() {
     let err = Int8Path::parse("sse9").unwrap_err();
@@ -201,7 +285,12 @@ fn unknown_or_missing_paths_are_named() {
         "{err}"
     );
     assert_eq!(Int8Path::parse("portable"), Ok(Int8Path::Portable));
-    for path in [Int8Path::Vnni512, Int8Path::Avx2] {
+    for path in [
+        Int8Path::Amx,
+        Int8Path::Vnni512,
+        Int8Path::AvxVnni,
+        Int8Path::Avx2,
+    ] {
         assert_eq!(Int8Path::parse(path.name()).is_ok(), path.is_available());
     }
 }

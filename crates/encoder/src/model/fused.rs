@@ -384,19 +384,7 @@ impl CustomOp2 for MaskedSoftmaxOp {
             let x = &x[rows.start * keys..rows.end * keys];
             for (i, (o, row)) in out.chunks_mut(keys).zip(x.chunks(keys)).enumerate() {
                 let m = (rows.start + i) / per_mask;
-                let m = &mask[m * keys..(m + 1) * keys];
-                let mut max = f32::NEG_INFINITY;
-                for j in 0..keys {
-                    o[j] = row[j] + m[j];
-                    max = max.max(o[j]);
-                }
-                let mut sum = 0f32;
-                for v in o.iter_mut() {
-                    *v = (*v - max).exp();
-                    sum += *v;
-                }
-                let inv = 1.0 / sum;
-                o.iter_mut().for_each(|v| *v *= inv);
+                super::softmax_row::softmax_row(row, &mask[m * keys..(m + 1) * keys], o);
             }
         });
         Ok((CpuStorage::F32(out), l1.shape().clone()))

@@ -108,6 +108,16 @@ impl Linear {
 
     /// The int8 product for `x` when the layer is quantized and `x` is f32 on the CPU.
     fn forward_int8(&self, x: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        self.forward_int8_then(x, |_| {})
+    }
+
+    /// [`Self::forward_int8`] with the elementwise `post` applied to each output tile as
+    /// soon as it is written (see [`crate::quant::QuantizedLinear::forward_then`]).
+    fn forward_int8_then(
+        &self,
+        x: &Tensor,
+        post: impl Fn(&mut [f32]) + Sync,
+    ) -> candle_core::Result<Option<Tensor>> {
         let Some((q, path)) = &self.int8 else {
             return Ok(None);
         };
@@ -117,7 +127,7 @@ impl Linear {
         let mut dims = x.dims().to_vec();
         let in_dim = dims.last().copied().unwrap_or(0);
         let rows = x.elem_count() / in_dim.max(1);
-        let y = fused::with_data(x, |data| Ok(q.forward(data, rows, *path)))?;
+        let y = fused::with_data(x, |data| Ok(q.forward_then(data, rows, *path, post)))?;
         if let Some(last) = dims.last_mut() {
             *last = q.out_dim();
         }
@@ -148,15 +158,13 @@ impl Linear {
     /// `act(x Wᵀ + b)`; on the CPU the bias and the exact GELU are one fused op (forward and
     /// backward).
     pub fn forward_activated(&self, x: &Tensor, act: HiddenAct) -> candle_core::Result<Tensor> {
-        if let Some(y) = self.forward_int8(x)? {
-            // The int8 product already holds the bias: the fused GELU kernel with a zero bias
-            // (candle's unfused `gelu_erf` costs more than the int8 product saves).
-            if act == HiddenAct::GeluErf && fused::supported(&y) {
-                let zero = Tensor::zeros(y.dim(D::Minus1)?, y.dtype(), y.device())?;
-                let rows = y.elem_count() / y.dim(D::Minus1)?.max(1);
-                let dims = y.dims().to_vec();
-                return fused::bias_gelu(&y.reshape((rows, ()))?, &zero)?.reshape(dims);
+        if act == HiddenAct::GeluErf {
+            // The int8 product already holds the bias: the exact GELU (vectorized, f64 erf)
+            // on each output tile while it is in cache.
+            if let Some(y) = self.forward_int8_then(x, super::vector_gelu::gelu_in_place)? {
+                return Ok(y);
             }
+        } else if let Some(y) = self.forward_int8(x)? {
             return activate(&y, act);
         }
         let Some(bias) = self.bias.as_ref().filter(|_| act == HiddenAct::GeluErf) else {

@@ -8,6 +8,8 @@ pub(crate) mod fused;
 pub mod layers;
 mod modernbert;
 mod packing;
+mod softmax_row;
+mod vector_gelu;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};

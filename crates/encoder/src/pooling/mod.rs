@@ -25,6 +25,7 @@ use crate::model::MlmHead;
 
 mod chunked;
 mod fused_max;
+mod screen_row;
 mod screened;
 
 pub(crate) use chunked::pool_sparse_packed_checked;

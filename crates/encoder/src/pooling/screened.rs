@@ -30,6 +30,7 @@ use candle_core::{Device, Tensor};
 use rayon::prelude::*;
 use splade_sparse::SparseVector;
 
+use super::screen_row::{screen_row, EntryBounds, TokenBound};
 use super::PoolingActivation;
 use crate::model::fused::with_data;
 use crate::model::MlmHead;
@@ -292,8 +293,13 @@ fn screen_block(
     let mut candidates: Vec<(u32, u32, f32)> = Vec::new();
     let mut acc = vec![0i32; ROW_BLOCK.min(n) * ldc];
     let neg_bias: Vec<f32> = bias[c0..c1].iter().map(|b| -b).collect();
-    let (scales, sums) = (&q.scales[c0..c1], &q.col_sums[c0..c1]);
-    let (norm, err) = (&screen.norm[c0..c1], &screen.err[c0..c1]);
+    let entries = EntryBounds {
+        scales: &q.scales[c0..c1],
+        sums: &q.col_sums[c0..c1],
+        norm: &screen.norm[c0..c1],
+        err: &screen.err[c0..c1],
+        neg_bias: &neg_bias,
+    };
     let mut t0 = 0;
     while t0 < n {
         let rows = t0..n.min(t0 + ROW_BLOCK);
@@ -307,20 +313,20 @@ fn screen_block(
             ldc,
         );
         for (i, t) in rows.enumerate() {
-            let (sx, zx) = (side.a.scales[t], side.a.zeros[t]);
-            let (al, be) = (side.alpha[t], side.beta[t]);
+            let token = TokenBound {
+                scale: side.a.scales[t],
+                zero: side.a.zeros[t],
+                alpha: side.alpha[t],
+                beta: side.beta[t],
+            };
             let r = side.text[t] as usize;
-            let low = &mut lower[r * width..(r + 1) * width];
-            let acc = &acc[i * ldc..i * ldc + width];
-            for j in 0..width {
-                let approx = sx * scales[j] * (acc[j] - zx * sums[j]) as f32;
-                let e = al * norm[j] + be * err[j];
-                let hi = approx + e;
-                low[j] = low[j].max(approx - e);
-                if hi >= neg_bias[j] {
-                    candidates.push((t as u32, j as u32, hi));
-                }
-            }
+            screen_row(
+                &acc[i * ldc..i * ldc + width],
+                token,
+                &entries,
+                &mut lower[r * width..(r + 1) * width],
+                &mut |j, hi| candidates.push((t as u32, j as u32, hi)),
+            );
         }
         t0 += ROW_BLOCK;
     }

@@ -1,6 +1,8 @@
 //! Int8 inference kernels: per-output-channel symmetric int8 weights, dynamic per-row (per
-//! token) asymmetric u8 activations, and a u8 × i8 → i32 matrix product with AVX-512-VNNI
-//! (`vpdpbusd`), AVX2 (`vpmaddubsw` + `vpmaddwd`) and portable paths chosen at run time.
+//! token) asymmetric u8 activations, and a u8 × i8 → i32 matrix product with AMX-INT8
+//! (`tdpbusd` on tiles), AVX-512-VNNI (`vpdpbusd`), AVX-VNNI (`vpdpbusd` on ymm), AVX2
+//! (`vpmaddubsw` + `vpmaddwd`) and portable paths chosen at run time. The dequantization (and the layer's bias) is fused into
+//! the kernels' stores.
 //!
 //! The quantization scheme (one for every path, so every path gives the same i32 results and
 //! a model encodes to the same vectors on every machine):
@@ -21,15 +23,19 @@
 //!
 //! The packed weight layout serves every path: panels of 16 output channels, and inside a
 //! panel groups of 4 consecutive `k` per channel (`[k / 4][16][4]` bytes), which is what one
-//! `vpdpbusd` on a zmm register consumes (16 i32 lanes × 4 byte pairs), and two
-//! `vpmaddubsw`/`vpmaddwd` pairs on ymm registers.
+//! `vpdpbusd` on a zmm register consumes (16 i32 lanes × 4 byte pairs), two
+//! `vpmaddubsw`/`vpmaddwd` pairs on ymm registers, and, 16 groups at a time, one AMX weight
+//! tile (16 rows of 64 bytes).
 
+mod activations;
+#[cfg(target_arch = "x86_64")]
+mod amx;
 mod gemm;
 mod linear;
 mod pack;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
-pub use gemm::{gemm_i32, Int8Path};
+pub use gemm::{gemm_dequant, gemm_i32, Dequant, Int8Path};
 pub use linear::QuantizedLinear;
 pub use pack::{QuantizedRows, QuantizedWeights, ACT_MAX, PANEL, WEIGHT_MAX};

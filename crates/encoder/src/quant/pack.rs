@@ -3,6 +3,8 @@
 
 use rayon::prelude::*;
 
+use super::activations::quantize_row;
+
 /// Output channels per packed panel (one zmm register of i32 lanes).
 pub const PANEL: usize = 16;
 /// The largest quantized weight magnitude (7 bits: see the module doc on AVX2 saturation).
@@ -166,26 +168,6 @@ impl QuantizedRows {
     pub fn row(&self, r: usize) -> &[u8] {
         &self.data[r * self.k4..(r + 1) * self.k4]
     }
-}
-
-/// Quantizes one row into `out`; returns its scale and zero point.
-fn quantize_row(row: &[f32], out: &mut [u8]) -> (f32, i32) {
-    let (lo, hi) = row
-        .iter()
-        .fold((0f32, 0f32), |(lo, hi), &v| (lo.min(v), hi.max(v)));
-    if !row.iter().all(|v| v.is_finite()) {
-        return (f32::NAN, 0);
-    }
-    if hi <= lo {
-        return (1.0, 0);
-    }
-    let scale = (hi - lo) / ACT_MAX as f32;
-    let zero = (-lo / scale).round_ties_even().clamp(0.0, ACT_MAX as f32);
-    let inv = 1.0 / scale;
-    for (o, &v) in out.iter_mut().zip(row) {
-        *o = ((v * inv).round_ties_even() + zero).clamp(0.0, ACT_MAX as f32) as u8;
-    }
-    (scale, zero as i32)
 }
 
 #[cfg(test)]
