@@ -428,14 +428,8 @@ fn build(args: BuildArgs) -> Result<()> {
         },
     )?;
     if infer_dim {
+        // At most MAX_INFERRED_DIM: every document was checked as it was added.
         let inferred = builder.indices_used();
-        if inferred > MAX_INFERRED_DIM {
-            bail!(
-                "the largest index in the vectors is {}, beyond every known model vocabulary \
-                 ({MAX_INFERRED_DIM} terms): give the dimension with --dim (at most {MAX_DIM})",
-                inferred - 1
-            );
-        }
         eprintln!(
             "dimension {inferred} inferred from the vectors (largest index + 1); \
              give --dim with the model's vocabulary size to record it"

@@ -196,6 +196,16 @@ pub struct FileEntry {
     pub crc32: u32,
 }
 
+impl FileEntry {
+    /// The entry of a file holding `bytes`.
+    pub(crate) fn of(bytes: &[u8]) -> Self {
+        Self {
+            size: bytes.len() as u64,
+            crc32: crc32(bytes),
+        }
+    }
+}
+
 /// The manifest: what the index is and how to check its files.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {

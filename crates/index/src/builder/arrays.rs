@@ -147,14 +147,14 @@ pub(crate) fn segment_arrays(
     };
     let rest = vec![
         Output::Array(OwnedArray::U64(blocks.block_term_offsets)),
-        blocks.entry_offsets.into(),
-        blocks.entry_docs.into(),
-        blocks.entry_values.into(),
+        blocks.entry_offsets,
+        blocks.entry_docs,
+        blocks.entry_values,
         Output::Array(OwnedArray::U64(blocks.bound_offsets)),
-        blocks.bound_blocks.into(),
-        blocks.bound_codes.into(),
+        blocks.bound_blocks,
+        blocks.bound_codes,
         Output::Array(OwnedArray::F32(blocks.bound_scales)),
-        blocks.bound_slots.into(),
+        blocks.bound_slots,
         Output::Array(OwnedArray::U32(order)),
     ];
     Ok(SegmentArrays { manifest, rest })
@@ -174,10 +174,7 @@ pub(crate) fn write_outputs(
             Output::Array(array) => {
                 let bytes = crate::storage::Bytes::Owned(array);
                 format::write_atomic(dir, id.name(), bytes.bytes())?;
-                FileEntry {
-                    size: bytes.bytes().len() as u64,
-                    crc32: format::crc32(bytes.bytes()),
-                }
+                FileEntry::of(bytes.bytes())
             }
         };
         manifest.files.insert(id.name().to_string(), entry);

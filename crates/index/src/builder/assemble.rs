@@ -1,14 +1,14 @@
 //! The block arrays of the format from documents in their block order: one parallel pass
 //! over the blocks (each block's postings sorted by term into its (block, term) slots and
-//! entries, appended to the output arrays in block order), then the term-major bound lists
-//! by a counting sort of the slots, in as many passes over the slots as a memory budget
-//! asks for (each pass fills the lists of one range of terms).
+//! entries, appended to the output arrays in block order, each slot also filed under its
+//! range of terms), then the term-major bound lists by a counting sort of each range's
+//! slots, range by range, in a region of memory small enough to stay in cache.
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use crate::builder::sink::{Sink, Written};
+use crate::builder::sink::{Output, Sink};
 use crate::builder::source::{DocBuf, DocSource};
 use crate::error::{IndexError, Result};
 use crate::format::{spill_name, FileId};
@@ -20,14 +20,14 @@ const BATCH_BLOCKS: usize = 1024;
 /// The block arrays of one segment.
 pub(crate) struct BlockOutput {
     pub block_term_offsets: Vec<u64>,
-    pub entry_offsets: Written<u32>,
-    pub entry_docs: Written<u8>,
-    pub entry_values: Written<f32>,
+    pub entry_offsets: Output,
+    pub entry_docs: Output,
+    pub entry_values: Output,
     pub bound_offsets: Vec<u64>,
-    pub bound_blocks: Written<u32>,
-    pub bound_codes: Written<u8>,
+    pub bound_blocks: Output,
+    pub bound_codes: Output,
     pub bound_scales: Vec<f32>,
-    pub bound_slots: Written<u32>,
+    pub bound_slots: Output,
 }
 
 /// The entries and slots of one block.
@@ -126,15 +126,14 @@ impl SlotStore {
                     run.terms.resize(len, 0);
                     run.slots.resize(len, 0);
                     run.codes.resize(len, 0);
-                    for part in [&mut run.terms, &mut run.slots] {
-                        let bytes: &mut [u8] = bytemuck::cast_slice_mut(part);
-                        if read_full(&mut reader, bytes).map_err(io)? != bytes.len() {
-                            return Err(short());
-                        }
-                    }
-                    if read_full(&mut reader, &mut run.codes).map_err(io)? != len {
-                        return Err(short());
-                    }
+                    reader
+                        .read_exact(bytemuck::cast_slice_mut(&mut run.terms))
+                        .and_then(|_| reader.read_exact(bytemuck::cast_slice_mut(&mut run.slots)))
+                        .and_then(|_| reader.read_exact(&mut run.codes))
+                        .map_err(|e| match e.kind() {
+                            std::io::ErrorKind::UnexpectedEof => short(),
+                            _ => io(e),
+                        })?;
                     f(&run);
                 }
                 std::fs::remove_file(path).map_err(|e| IndexError::io(path, e))
@@ -326,10 +325,8 @@ fn assemble_into(
             entry_offsets.extend(&offsets_buf)?;
             entry_docs.extend(&block.docs)?;
             entry_values.extend(&block.values)?;
-            for &t in &block.slot_terms {
-                slot_counts[t as usize + 1] += 1;
-            }
             for (i, (&t, &c)) in block.slot_terms.iter().zip(&block.slot_codes).enumerate() {
+                slot_counts[t as usize + 1] += 1;
                 let run = &mut runs[range_of[t as usize] as usize];
                 run.terms.push(t);
                 run.slots.push((num_slots + i as u64) as u32);

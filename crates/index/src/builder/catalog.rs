@@ -48,6 +48,19 @@ pub(crate) fn postings_fit(held: usize, more: usize) -> bool {
         .is_some_and(|total| total <= format::MAX_SEGMENT_POSTINGS)
 }
 
+/// Checks, without writing anything, that a new index can be written at `dir` (missing or
+/// empty), or with `overwrite` over the index there: the refusals of every builder.
+pub(crate) fn check_target(dir: &Path, overwrite: bool) -> Result<()> {
+    match format::dir_state(dir)? {
+        DirState::Missing | DirState::Empty => Ok(()),
+        DirState::Index if overwrite => Ok(()),
+        DirState::Index => Err(IndexError::IndexExists {
+            path: dir.to_path_buf(),
+        }),
+        state => Err(refusal(dir, state)),
+    }
+}
+
 /// The error for writing an index into `dir` in `state` (not missing, empty or an index).
 pub(crate) fn refusal(dir: &Path, state: DirState) -> IndexError {
     match state {

@@ -9,7 +9,7 @@ use crate::builder::arrays::{
     check_layout, effective_block_size, segment_arrays, write_outputs, SegmentOptions,
 };
 use crate::builder::assemble::RANGE_SLOTS;
-use crate::builder::catalog::{refusal, Catalog};
+use crate::builder::catalog::{check_target, Catalog};
 use crate::builder::cluster::Reorder;
 use crate::builder::sink::{FileSink, Output};
 use crate::builder::source::FileDocs;
@@ -76,16 +76,7 @@ impl DiskIndexBuilder {
     }
 
     fn new(dir: &Path, dim: usize, overwrite: bool) -> Result<Self> {
-        match format::dir_state(dir)? {
-            DirState::Missing | DirState::Empty => {}
-            DirState::Index if overwrite => {}
-            DirState::Index => {
-                return Err(IndexError::IndexExists {
-                    path: dir.to_path_buf(),
-                })
-            }
-            state => return Err(refusal(dir, state)),
-        }
+        check_target(dir, overwrite)?;
         let (parent, tmp) = temp_dir_for(dir)?;
         std::fs::create_dir(&tmp).map_err(|e| IndexError::io(&tmp, e))?;
         let forward = FileSink::create(&tmp.join(FileId::ForwardTerms.name())).and_then(|t| {

@@ -165,13 +165,9 @@ impl IndexBuilder {
                 unreachable!("an in-memory build writes no file")
             };
             let bytes = Bytes::Owned(array);
-            manifest.files.insert(
-                id.name().to_string(),
-                FileEntry {
-                    size: bytes.bytes().len() as u64,
-                    crc32: format::crc32(bytes.bytes()),
-                },
-            );
+            manifest
+                .files
+                .insert(id.name().to_string(), FileEntry::of(bytes.bytes()));
             files.push(bytes);
         }
         Index::from_segment(Segment::from_parts(manifest, files, None)?)
@@ -197,14 +193,7 @@ impl IndexBuilder {
     /// [`Self::write_over`]) could write into `dir`: the same errors, before the documents
     /// are gathered (a long encoding should not end in a refusal).
     pub fn check_target(dir: &Path, overwrite: bool) -> Result<()> {
-        match format::dir_state(dir)? {
-            DirState::Missing | DirState::Empty => Ok(()),
-            DirState::Index if overwrite => Ok(()),
-            DirState::Index => Err(IndexError::IndexExists {
-                path: dir.to_path_buf(),
-            }),
-            state => Err(refusal(dir, state)),
-        }
+        catalog::check_target(dir, overwrite)
     }
 
     /// Writes a new single-segment index directory at `dir` (missing or empty) through a

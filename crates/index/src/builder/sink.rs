@@ -110,16 +110,10 @@ pub(crate) enum Sink<T> {
     File(FileSink),
 }
 
-/// A finished output array.
-#[derive(Debug)]
-pub(crate) enum Written<T> {
-    /// The array, in memory.
-    Memory(Vec<T>),
-    /// The file, being synced.
-    File(Synced),
-}
-
-impl<T: bytemuck::Pod> Sink<T> {
+impl<T: bytemuck::Pod> Sink<T>
+where
+    OwnedArray: From<Vec<T>>,
+{
     /// A sink to `dir/name` when `dir` is given, else in memory.
     pub(crate) fn new(dir: Option<&Path>, name: &str) -> Result<Self> {
         Ok(match dir {
@@ -140,10 +134,10 @@ impl<T: bytemuck::Pod> Sink<T> {
     }
 
     /// Finishes the array (a file is flushed and synced in the background).
-    pub(crate) fn finish(self) -> Result<Written<T>> {
+    pub(crate) fn finish(self) -> Result<Output> {
         Ok(match self {
-            Sink::Memory(v) => Written::Memory(v),
-            Sink::File(f) => Written::File(f.finish()?),
+            Sink::Memory(v) => Output::Array(OwnedArray::from(v)),
+            Sink::File(f) => Output::File(f.finish()?),
         })
     }
 }
@@ -155,16 +149,4 @@ pub(crate) enum Output {
     Array(OwnedArray),
     /// Written, being synced.
     File(Synced),
-}
-
-impl<T> From<Written<T>> for Output
-where
-    OwnedArray: From<Vec<T>>,
-{
-    fn from(w: Written<T>) -> Self {
-        match w {
-            Written::Memory(v) => Output::Array(OwnedArray::from(v)),
-            Written::File(e) => Output::File(e),
-        }
-    }
 }
