@@ -45,8 +45,19 @@ unsafe impl GlobalAlloc for Counting {
 /// Measurements must not overlap: the test harness runs tests on several threads.
 static MEASURING: Mutex<()> = Mutex::new(());
 
-/// Runs `f` and returns its result with the peak of heap bytes it added (other threads'
-/// allocations can only add to it: the bound a test checks is an upper one).
+/// Held by each test case of a binary that measures: see [`alone`].
+static CASES: Mutex<()> = Mutex::new(());
+
+/// Runs the caller's test case alone among the cases that hold this guard. The counters
+/// are global, so what another test allocates while a measurement runs would count in its
+/// peak (a large build beside a small file's read failed the bound now and then): every
+/// test of a binary that calls [`peak_of`] takes this guard for its whole case.
+pub fn alone() -> std::sync::MutexGuard<'static, ()> {
+    CASES.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Runs `f` and returns its result with the peak of heap bytes it added (allocations of
+/// threads outside [`alone`] can only add to it: the bound a test checks is an upper one).
 pub fn peak_of<R>(f: impl FnOnce() -> R) -> (R, usize) {
     let _guard = MEASURING.lock().unwrap_or_else(|e| e.into_inner());
     let base = LIVE.load(Ordering::Relaxed);

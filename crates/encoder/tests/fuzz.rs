@@ -15,7 +15,7 @@ use splade_encoder::{EncodeOptions, SparseEncoder};
 #[path = "../../../tests/support/counting_alloc.rs"]
 mod counting_alloc;
 
-use counting_alloc::{peak_of, Counting};
+use counting_alloc::{alone, peak_of, Counting};
 
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
@@ -189,6 +189,7 @@ proptest! {
         drop in any::<bool>(),
         flip in prop::option::of((any::<prop::sample::Index>(), 1u8..=255)),
     ) {
+        let _alone = alone();
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("m");
         copy_dir(&fixtures().join(MODELS[model]), &dir);
@@ -233,6 +234,7 @@ proptest! {
         length in prop::option::of(prop::sample::select(vec![0u64, 1, 7, 1 << 20, 1 << 40, u64::MAX])),
         flips in prop::collection::vec((any::<prop::sample::Index>(), 1u8..=255), 1..4),
     ) {
+        let _alone = alone();
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("m");
         copy_dir(&fixtures().join(MODELS[model]), &dir);
@@ -274,6 +276,7 @@ proptest! {
         raw in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..300), 1..6),
         chars in prop::collection::vec(any::<char>(), 0..200),
     ) {
+        let _alone = alone();
         let mut texts: Vec<String> = raw.iter().map(|b| String::from_utf8_lossy(b).into_owned()).collect();
         texts.push(chars.into_iter().collect());
         texts.push("a".repeat(5000));

@@ -23,7 +23,7 @@ use splade_sparse::SparseVector;
 #[path = "../../../tests/support/counting_alloc.rs"]
 mod counting_alloc;
 
-use counting_alloc::{peak_of, Counting};
+use counting_alloc::{alone, peak_of, Counting};
 
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
@@ -234,6 +234,7 @@ proptest! {
         bytes in prop_oneof![jsonl_input(), prop::collection::vec(any::<u8>(), 0..512)],
         dim in prop::option::of(1usize..100),
     ) {
+        let _alone = alone();
         let len = bytes.len();
         let (result, peak) = peak_of(|| {
             JsonlReader::new(Cursor::new(bytes), "in.jsonl", dim)
@@ -255,6 +256,7 @@ proptest! {
     /// file's size, never by a length field.
     #[test]
     fn seismic_reader_survives_mutations((bytes, ids) in seismic_input()) {
+        let _alone = alone();
         let tmp = tempfile::tempdir().unwrap();
         let (v, i) = (tmp.path().join("v.bin"), tmp.path().join("ids.txt"));
         std::fs::write(&v, &bytes).unwrap();
@@ -281,6 +283,7 @@ proptest! {
         flips in prop::collection::vec((any::<prop::sample::Index>(), 1u8..=255), 0..3),
         cut in prop::option::of(any::<prop::sample::Index>()),
     ) {
+        let _alone = alone();
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("index");
         let half = c.docs.len() / 2;

@@ -53,9 +53,10 @@ const COMMON_TERM_DIVISOR: usize = 4;
 /// Per k-means round and term, the centroids a document holding the term is scored
 /// against: the ones weighing it most. (A stopword-like term sits in most centroids; a
 /// full list would cost that many operations per document holding it.) 8, 16 and 32 gave
-/// 147.2, 146.5 and 147.3 blocks on the topical collection above; builds of the flat 1M
-/// collection took 10.9, 11.8 and 13.3 s.
-const LIST_CENTROIDS: usize = 16;
+/// 147.2, 146.5 and 147.3 blocks on the topical collection above (8 and 16: 75.1 and 74.0
+/// on the WordNet glosses); on the flat 1M collection 8 takes about 1 of the 7.7 CPU
+/// seconds of the clustering at 16 (BENCHMARKS.md, "Index build").
+const LIST_CENTROIDS: usize = 8;
 /// The rounds before the last assign every `SAMPLE_STEP`-th document.
 const SAMPLE_STEP: usize = 2;
 /// Documents read together in the parallel passes.
@@ -254,14 +255,15 @@ fn cluster_signatures(dim: usize, sigs: &Signatures, clusters: usize) -> Vec<u32
                         return clusters as u32;
                     }
                     let (t, v) = sigs.doc(d);
+                    // Every centroid reached is noted, once per list it is in (no branch on
+                    // whether it was seen: that branch mispredicts), then read and reset.
                     for (&t, &w) in t.iter().zip(v) {
                         let (s, e) = (offsets[t as usize] as usize, ends[t as usize] as usize);
-                        for &(c, cw) in &post[s..e] {
-                            if acc[c as usize] == 0.0 {
-                                touched.push(c);
-                            }
+                        let list = &post[s..e];
+                        for &(c, cw) in list {
                             acc[c as usize] += w * cw;
                         }
+                        touched.extend(list.iter().map(|p| p.0));
                     }
                     let mut best = (0.0f32, clusters as u32);
                     for &c in touched.iter() {
@@ -269,6 +271,8 @@ fn cluster_signatures(dim: usize, sigs: &Signatures, clusters: usize) -> Vec<u32
                         if s > best.0 || (s == best.0 && c < best.1) {
                             best = (s, c);
                         }
+                    }
+                    for &c in touched.iter() {
                         acc[c as usize] = 0.0;
                     }
                     touched.clear();
