@@ -16,10 +16,10 @@
 use std::path::Path;
 use std::time::Instant;
 
-use splade_index::readers::{open_jsonl, open_seismic, Document};
+use splade_index::readers::{open_jsonl, open_seismic, read_ahead, Document};
 use splade_index::{DiskIndexBuilder, Index, SearchOptions};
 
-type Docs = Box<dyn Iterator<Item = splade_index::Result<Document>>>;
+type Docs = Box<dyn Iterator<Item = splade_index::Result<Document>> + Send>;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -42,6 +42,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     let out = Path::new(out);
+    // Parse in a background thread while the builder writes what it has.
+    let docs = read_ahead(docs, 4096);
 
     let start = Instant::now();
     let mut builder = DiskIndexBuilder::create(out, dim)?;

@@ -524,3 +524,74 @@ pub fn write_seismic(vectors: &Path, ids: &Path, docs: &[Document]) -> Result<()
         Ok(())
     })
 }
+
+/// Documents of `docs`, read ahead in a background thread: batches of `batch` documents
+/// (at least one), at most two batches ahead of the consumer, so that reading and checking
+/// the input overlaps with what is done with each document (e.g. [`crate::DiskIndexBuilder::add`]).
+/// The items are those of `docs`, in the same order, errors included; the thread stops
+/// after the first error, at the end of `docs`, or when the [`ReadAhead`] is dropped.
+pub fn read_ahead<I>(docs: I, batch: usize) -> ReadAhead
+where
+    I: Iterator<Item = Result<Document>> + Send + 'static,
+{
+    let batch = batch.max(1);
+    let (send, receive) = std::sync::mpsc::sync_channel::<Vec<Result<Document>>>(1);
+    let thread = std::thread::spawn(move || {
+        let mut docs = docs;
+        loop {
+            let mut items = Vec::with_capacity(batch);
+            let mut stop = false;
+            for item in docs.by_ref().take(batch) {
+                stop = item.is_err();
+                items.push(item);
+                if stop {
+                    break;
+                }
+            }
+            let last = stop || items.len() < batch;
+            // An error here means the consumer is gone: nothing more to read for.
+            if items.is_empty() || send.send(items).is_err() || last {
+                return;
+            }
+        }
+    });
+    ReadAhead {
+        receive,
+        current: Vec::new().into_iter(),
+        thread: Some(thread),
+    }
+}
+
+/// The iterator of [`read_ahead`].
+#[derive(Debug)]
+pub struct ReadAhead {
+    receive: std::sync::mpsc::Receiver<Vec<Result<Document>>>,
+    current: std::vec::IntoIter<Result<Document>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Iterator for ReadAhead {
+    type Item = Result<Document>;
+
+    fn next(&mut self) -> Option<Result<Document>> {
+        loop {
+            if let Some(item) = self.current.next() {
+                return Some(item);
+            }
+            match self.receive.recv() {
+                Ok(items) => self.current = items.into_iter(),
+                Err(_) => {
+                    // The reader finished, or died: a panic must not pass for the input's end.
+                    let thread = self.thread.take()?;
+                    return match thread.join() {
+                        Ok(()) => None,
+                        Err(_) => Some(Err(IndexError::InvalidArgument(
+                            "the input reader thread panicked; the input was not read to its end"
+                                .into(),
+                        ))),
+                    };
+                }
+            }
+        }
+    }
+}

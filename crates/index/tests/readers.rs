@@ -4,7 +4,9 @@ mod common;
 
 use std::path::Path;
 
-use splade_index::readers::{open_jsonl, read_jsonl, read_seismic, write_seismic, Document};
+use splade_index::readers::{
+    open_jsonl, open_seismic, read_ahead, read_jsonl, read_seismic, write_seismic, Document,
+};
 use splade_index::{IndexBuilder, IndexError};
 use splade_sparse::SparseVector;
 
@@ -243,4 +245,83 @@ fn builder_rejects_bad_documents() {
     assert!(b.clone().block_size(0).build().is_err());
     assert!(b.clone().block_size(257).build().is_err());
     assert!(b.block_size(256).build().is_ok());
+}
+
+fn doc(i: u32) -> splade_index::Result<Document> {
+    Ok(Document {
+        id: format!("d{i}"),
+        vector: SparseVector::new(vec![i], vec![1.0 + i as f32]).unwrap(),
+    })
+}
+
+fn ids(items: &[splade_index::Result<Document>]) -> Vec<String> {
+    items
+        .iter()
+        .map(|r| match r {
+            Ok(d) => d.id.clone(),
+            Err(e) => format!("error: {e}"),
+        })
+        .collect()
+}
+
+#[test]
+fn read_ahead_yields_the_same_documents_in_order_and_stops_after_an_error() {
+    for n in [0u32, 1, 2, 7, 64, 1000] {
+        for batch in [0, 1, 3, 64, 5000] {
+            let direct: Vec<_> = (0..n).map(doc).collect();
+            let ahead: Vec<_> = read_ahead((0..n).map(doc), batch).collect();
+            assert_eq!(ids(&ahead), ids(&direct), "n {n} batch {batch}");
+        }
+    }
+    // Documents after an error are not read: the reader stops, as a loop with `?` would.
+    let failing = (0..10u32).map(|i| {
+        if i == 4 {
+            Err(IndexError::InvalidArgument("bad record 4".into()))
+        } else {
+            doc(i)
+        }
+    });
+    for batch in [1, 3, 100] {
+        let got = ids(&read_ahead(failing.clone(), batch).collect::<Vec<_>>());
+        assert_eq!(got.len(), 5, "batch {batch}");
+        assert_eq!(got[..4], ["d0", "d1", "d2", "d3"], "batch {batch}");
+        assert!(
+            got[4].ends_with("bad record 4"),
+            "batch {batch}: {}",
+            got[4]
+        );
+    }
+    // The same for a real reader on a bad file: the error names the file and the record.
+    let tmp = tempfile::tempdir().unwrap();
+    let v = tmp.path().join("v.bin");
+    let docs: Vec<Document> = (0..5).map(|i| doc(i).unwrap()).collect();
+    write_seismic(&v, &tmp.path().join("ids.txt"), &docs).unwrap();
+    let mut bytes = std::fs::read(&v).unwrap();
+    bytes.truncate(bytes.len() - 2);
+    std::fs::write(&v, bytes).unwrap();
+    let reader = open_seismic(&v, &tmp.path().join("ids.txt"), None).unwrap();
+    let got = read_ahead(reader, 2).collect::<Vec<_>>();
+    assert_eq!(got.len(), 5);
+    assert!(got[..4].iter().all(|r| r.is_ok()));
+    let err = got[4].as_ref().unwrap_err().to_string();
+    assert!(err.contains("v.bin"), "{err}");
+}
+
+#[test]
+fn read_ahead_reports_a_panicking_reader_and_can_be_dropped_early() {
+    let panicking = (0..10u32).map(|i| {
+        if i == 6 {
+            panic!("reader bug");
+        }
+        doc(i)
+    });
+    let got = read_ahead(panicking, 4).collect::<Vec<_>>();
+    // The first full batch arrived; the panic is an error, never a silent end.
+    assert_eq!(ids(&got[..4]), ["d0", "d1", "d2", "d3"]);
+    let last = got.last().unwrap().as_ref().unwrap_err().to_string();
+    assert!(last.contains("panicked"), "{last}");
+    // A consumer that stops early does not wait for the whole input.
+    let mut endless = read_ahead((0u32..).map(doc), 8);
+    assert_eq!(endless.next().unwrap().unwrap().id, "d0");
+    drop(endless);
 }

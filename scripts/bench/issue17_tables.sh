@@ -1,0 +1,72 @@
+#!/bin/bash
+# Issue #17 deliverable 6: one table per collection with every peer, measured in one run on a
+# quiet machine (2 cores, nothing else running), with the CPU flags and the load per row.
+#
+#   scripts/bench/issue17_tables.sh OUT_DIR [PARTS]
+#
+# PARTS (default all): a comma list of encoders, flat1m, syn200k, glosses, scifact, msm.
+#
+# Needs (see BENCHMARKS.md for each):
+#   /work/venv-search  numpy scipy numba splade-index==0.2.0 pyseismic-lsr==0.5.4 bmp==0.2.8
+#                      (pulls torch and sentence-transformers 6.x: the ST torch column)
+#   /work/venv-onnx    sentence-transformers 5.1 + optimum-onnx[onnxruntime] + transformers 4.57
+#   target/release/splade (cargo build --release -p splade-cli)
+#   /tmp/flat1m, /tmp/syn200k        scripts/bench/make_synthetic.py (commands in issue17_rerun.sh)
+#   /tmp/seismic-flat1m/index*       Seismic's saved flat 1M index (seismic_saved.py builds it the
+#                                    first time: about 8 minutes, 7.6 GB of memory)
+#   /tmp/glosses.vec.jsonl, /tmp/webq.vec.jsonl, and in /tmp/d6/vec: scifact(q).vec.jsonl,
+#   msm(q).vec.jsonl (splade-tiny vectors: `splade encode --document/--query --id-field _id
+#   --jsonl-field text` of ../shared/data/{wordnet-glosses,scifact,mini-msmarco-dl19})
+set -euo pipefail
+out=${1:?OUT_DIR}
+parts=${2:-encoders,flat1m,syn200k,glosses,scifact,msm}
+mkdir -p "$out"
+py=/work/venv-search/bin/python
+vec=/tmp/d6/vec
+want() { [[ ",$parts," == *",$1,"* ]]; }
+stamp() { echo "$(date -u +%FT%TZ) load $(cut -d' ' -f1-3 /proc/loadavg) $*" | tee -a "$out/log.txt"; }
+grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -E '^(avx2|fma|avx512f|avx512bw|avx512_vnni|avx_vnni|amx_int8)$' |
+  tr '\n' ' ' > "$out/cpu_flags.txt"
+grep -m1 'model name' /proc/cpuinfo >> "$out/cpu_flags.txt"
+stamp "start; CPU: $(cat "$out/cpu_flags.txt")"
+bin=$(cargo bench -p splade-index --bench bench_index --no-run --message-format=json 2>/dev/null |
+  $py -c "import json,sys; print([m['executable'] for m in map(json.loads, sys.stdin) if m.get('reason')=='compiler-artifact' and m['target']['name']=='bench_index' and m.get('executable')][0])")
+
+if want encoders; then
+  stamp encoders
+  HF_HUB_OFFLINE=1 /work/venv-onnx/bin/python scripts/bench/int8_encoders.py --st-python $py \
+    > "$out/encoders.md" 2> "$out/encoders.log"
+fi
+idx() {  # name docs queries extra compare_indexes args...
+  local name=$1 docs=$2 queries=$3; shift 3
+  stamp "$name"
+  HF_HUB_OFFLINE=1 $py scripts/bench/compare_indexes.py --docs "$docs" --queries "$queries" \
+    --bench-bin "$bin" --timeout 1800 --out "$out/$name.json" "$@" 2> "$out/$name.log"
+  $py scripts/bench/compare_indexes.py --render "$out/$name.json" > "$out/$name.md"
+}
+if want flat1m; then
+  # Seismic from its saved index (its build is timed by the run that saved it).
+  idx flat1m /tmp/flat1m/docs.bin /tmp/flat1m/q200.jsonl --systems baseline,splade-rs,splade-index,bmp \
+    --rs-grid 0.9:0.8,0.9:1,0.7:1 --bmp-grid 1:1,0.9:1
+  stamp flat1m-seismic
+  $py scripts/bench/seismic_saved.py --docs /tmp/flat1m/docs.bin --queries /tmp/flat1m/q200.jsonl \
+    --index /tmp/seismic-flat1m/index --postings 3500 --grid 10:0.9,20:0.9,30:0.8,40:0.9,40:1 \
+    --out "$out/flat1m-seismic.json" > /dev/null 2> "$out/flat1m-seismic.log"
+fi
+if want syn200k; then
+  idx syn200k /tmp/syn200k/docs.bin /tmp/syn200k/queries.jsonl --systems baseline,splade-rs,splade-index,bmp,seismic \
+    --rs-grid 0.9:0.8,0.9:1,0.8:1 --bmp-grid 1:1,0.9:1 --seismic-postings 3500 --seismic-grid 10:0.9,20:0.9,30:0.8,40:1
+fi
+if want glosses; then
+  idx glosses /tmp/glosses.vec.jsonl /tmp/webq.vec.jsonl --systems baseline,splade-rs,splade-index,bmp,seismic \
+    --rs-grid 0.95:1,0.9:1,0.9:0.8 --bmp-grid 1:1,0.95:1,0.9:1 --seismic-postings 5000 \
+    --seismic-grid 10:0.9,15:0.8,20:0.8,20:0.7,30:0.6
+fi
+for set in scifact msm; do
+  if want $set; then
+    idx $set $vec/$set.vec.jsonl $vec/${set}q.vec.jsonl --systems baseline,splade-rs,splade-index,bmp,seismic \
+      --rs-grid 0.95:1,0.9:1,0.9:0.8 --bmp-grid 1:1,0.95:1,0.9:1 --seismic-postings 1000 \
+      --seismic-grid 10:0.9,20:0.9,20:0.7,40:1
+  fi
+done
+stamp end
