@@ -21,7 +21,7 @@ use crate::replace::replace_index;
 /// Builds an index on disk from documents added one at a time, holding in memory only what
 /// does not grow with the postings: per document its id, its offset and a signature of its
 /// heaviest terms for the layout (about 8 bytes a signature term, at most
-/// [`SIGNATURE_TERMS`](crate::builder::cluster) terms), plus per-term statistics.
+/// 64 terms), plus per-term statistics.
 ///
 /// The postings go straight to the index's forward files in a temporary directory beside
 /// the target as they are added; [`Self::finish`] lays the documents out

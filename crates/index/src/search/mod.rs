@@ -40,6 +40,12 @@ pub enum Method {
     ///   the bound pass reads fewer (and the longest, lightest) posting lists are skipped;
     ///   visited blocks are still scored with all terms. Lower is faster; the lightest
     ///   terms of a SPLADE query contribute little, so 0.3–0.6 usually costs little recall.
+    ///
+    /// Where block bounds do not prune (long documents and queries, stopword-like terms,
+    /// flat weights: SciFact, the flat synthetic collection of BENCHMARKS.md), exact search
+    /// goes term at a time and is the faster of the two: an approximate search first
+    /// probes a few blocks on every segment (so that its hits depend on the query alone,
+    /// never on the searches before it) and then hands over to the same exact search.
     Approximate {
         /// Bound multiplier, in (0, 1].
         alpha: f32,
