@@ -5,9 +5,12 @@
 use candle_core::{DType, Module, Tensor, D};
 use candle_nn::VarBuilder;
 
+use super::attention_kernel;
+use super::dense_cpu;
 use super::dropout::Dropout;
 use super::fused;
 use super::packing::Packing;
+use super::simd::F32Path;
 use crate::config::HiddenAct;
 
 /// Whether a forward pass must stay differentiable (training) or may use fused kernels that
@@ -188,6 +191,134 @@ impl Linear {
     }
 }
 
+impl Linear {
+    /// For inference on the CPU: the product of `x` `[..., in]` (f32) as a row-major
+    /// `[rows, out]` buffer, and the bias still to add (empty when there is none). f32
+    /// weights: `x Wᵀ` by [`dense_cpu::matmul_nt`] (no bias); int8 weights: the int8 product
+    /// with its bias already in and `post_int8` applied to its tiles. `None` when `x` or the
+    /// weights are not f32 on the CPU.
+    fn product_cpu(
+        &self,
+        x: &Tensor,
+        post_int8: impl Fn(&mut [f32]) + Sync,
+    ) -> candle_core::Result<Option<(Vec<f32>, Vec<f32>)>> {
+        if !fused::supported(x) {
+            return Ok(None);
+        }
+        if let Some(y) = self.forward_int8_then(x, post_int8)? {
+            return Ok(Some((y.flatten_all()?.to_vec1::<f32>()?, Vec::new())));
+        }
+        if !fused::supported(&self.weight) {
+            return Ok(None);
+        }
+        let (out_dim, in_dim) = self.weight.dims2()?;
+        if x.dims().last() != Some(&in_dim) {
+            candle_core::bail!("linear: input {:?} does not end in [{in_dim}]", x.dims());
+        }
+        let rows = x.elem_count() / in_dim.max(1);
+        let y = fused::with_data(x, |xs| {
+            fused::with_data(&self.weight, |w| {
+                Ok(dense_cpu::matmul_nt(xs, rows, in_dim, w, out_dim))
+            })
+        })?;
+        let bias = match &self.bias {
+            Some(b) if fused::supported(b) => b.to_vec1::<f32>()?,
+            Some(_) => return Ok(None),
+            None => Vec::new(),
+        };
+        Ok(Some((y, bias)))
+    }
+
+    /// The shape of `x Wᵀ`: `x`'s with the last dimension `out`.
+    fn out_dims(&self, x: &Tensor) -> candle_core::Result<Vec<usize>> {
+        let mut dims = x.dims().to_vec();
+        if let Some(last) = dims.last_mut() {
+            *last = self.weight.dim(0)?;
+        }
+        Ok(dims)
+    }
+
+    /// For the fused attention: `x Wᵀ` as `[rows, out]` and the bias still to add (empty
+    /// when none is left), or `None` off the CPU / f32 (see [`Self::product_cpu`]).
+    pub(crate) fn project_cpu(
+        &self,
+        x: &Tensor,
+    ) -> candle_core::Result<Option<(Vec<f32>, Vec<f32>)>> {
+        self.product_cpu(x, |_| {})
+    }
+
+    /// Inference on the CPU: `act(x Wᵀ + b)` with the bias and the activation in one pass
+    /// over the product (the exact GELU vectorised); `None` off the CPU / f32.
+    pub(crate) fn forward_activated_cpu(
+        &self,
+        x: &Tensor,
+        act: HiddenAct,
+    ) -> candle_core::Result<Option<Tensor>> {
+        let gelu = act == HiddenAct::GeluErf;
+        let post = |tile: &mut [f32]| {
+            if gelu {
+                super::vector_gelu::gelu_in_place(tile)
+            }
+        };
+        let Some((mut y, bias)) = self.product_cpu(x, post)? else {
+            return Ok(None);
+        };
+        let out = self.weight.dim(0)?;
+        let y = if gelu {
+            if !bias.is_empty() {
+                dense_cpu::bias_gelu_rows(&mut y, out, Some(&bias));
+            }
+            // The int8 product (no bias left) had the GELU on its tiles already.
+            Tensor::from_vec(y, self.out_dims(x)?, x.device())?
+        } else {
+            if !bias.is_empty() {
+                dense_cpu::add_bias_rows(&mut y, &bias);
+            }
+            activate(&Tensor::from_vec(y, self.out_dims(x)?, x.device())?, act)?
+        };
+        Ok(Some(y))
+    }
+
+    /// Inference on the CPU: `norm((x Wᵀ + b) + residual)` with the bias, the residual and
+    /// the LayerNorm in one pass over the product; `None` off the CPU / f32.
+    pub(crate) fn forward_residual_norm_cpu(
+        &self,
+        x: &Tensor,
+        residual: &Tensor,
+        norm: &LayerNorm,
+    ) -> candle_core::Result<Option<Tensor>> {
+        let Some(params) = norm.cpu_params()? else {
+            return Ok(None);
+        };
+        if !fused::supported(residual) {
+            return Ok(None);
+        }
+        let Some((mut y, bias)) = self.product_cpu(x, |_| {})? else {
+            return Ok(None);
+        };
+        let dims = self.out_dims(x)?;
+        if residual.dims() != dims.as_slice() {
+            candle_core::bail!(
+                "linear: residual {:?} does not match the output {dims:?}",
+                residual.dims()
+            );
+        }
+        let path = F32Path::selected().map_err(candle_core::Error::Msg)?;
+        fused::with_data(residual, |res| {
+            let (w, b, eps) = &params;
+            let norm = dense_cpu::Norm {
+                weight: w,
+                bias: b,
+                eps: *eps,
+            };
+            let bias = (!bias.is_empty()).then_some(&bias[..]);
+            dense_cpu::add_layer_norm_rows(&mut y, bias, Some(res), norm, path);
+            Ok(())
+        })?;
+        Ok(Some(Tensor::from_vec(y, dims, x.device())?))
+    }
+}
+
 /// LayerNorm over the last dimension.
 #[derive(Debug, Clone)]
 pub struct LayerNorm {
@@ -234,12 +365,27 @@ impl LayerNorm {
             return y.to_dtype(x.dtype());
         }
         match mode {
-            ForwardMode::Inference => candle_nn::ops::layer_norm(
-                &x.contiguous()?,
-                &self.weight,
-                &self.bias,
-                self.eps as f32,
-            ),
+            ForwardMode::Inference => {
+                if fused::supported(x) {
+                    if let Some((w, b, eps)) = self.cpu_params()? {
+                        let path = F32Path::selected().map_err(candle_core::Error::Msg)?;
+                        let mut y = fused::with_data(x, |v| Ok(v.to_vec()))?;
+                        let norm = dense_cpu::Norm {
+                            weight: &w,
+                            bias: &b,
+                            eps,
+                        };
+                        dense_cpu::add_layer_norm_rows(&mut y, None, None, norm, path);
+                        return Tensor::from_vec(y, x.dims(), x.device());
+                    }
+                }
+                candle_nn::ops::layer_norm(
+                    &x.contiguous()?,
+                    &self.weight,
+                    &self.bias,
+                    self.eps as f32,
+                )
+            }
             ForwardMode::Differentiable if fused::supported(x) => {
                 fused::layer_norm(x, &self.weight, &self.bias, self.eps)
             }
@@ -253,6 +399,24 @@ impl LayerNorm {
                     .broadcast_add(&self.bias)
             }
         }
+    }
+}
+
+/// A LayerNorm's weight, bias and epsilon as f32 values.
+type NormParams = (Vec<f32>, Vec<f32>, f32);
+
+impl LayerNorm {
+    /// The weight, bias and epsilon as f32 values for the CPU kernels (`None` when the
+    /// parameters are not f32 on the CPU).
+    fn cpu_params(&self) -> candle_core::Result<Option<NormParams>> {
+        if !fused::supported(&self.weight) || !fused::supported(&self.bias) {
+            return Ok(None);
+        }
+        Ok(Some((
+            self.weight.to_vec1::<f32>()?,
+            self.bias.to_vec1::<f32>()?,
+            self.eps as f32,
+        )))
     }
 }
 
@@ -289,6 +453,11 @@ impl SelfAttention {
         mode: ForwardMode,
         dropout: Option<&Dropout>,
     ) -> candle_core::Result<Tensor> {
+        if mode == ForwardMode::Inference && dropout.is_none() {
+            if let Some(y) = self.forward_fused_cpu(x, packing)? {
+                return Ok(y);
+            }
+        }
         if mode == ForwardMode::Inference && packing.is_padded() {
             return self.forward_by_length(x, packing);
         }
@@ -326,6 +495,63 @@ impl SelfAttention {
                 .transpose(1, 2)?
                 .reshape((b, t, self.num_heads * self.head_dim))?,
         )
+    }
+}
+
+impl SelfAttention {
+    /// Inference on the CPU in f32 activations: the projections (their biases folded into
+    /// the attention's packing), then [`attention_kernel::attention`] per text and head on
+    /// the packed tokens (no padding, no mask; a text's result does not depend on its
+    /// batch). `None` when `x` is not f32 on the CPU.
+    fn forward_fused_cpu(
+        &self,
+        x: &Tensor,
+        packing: &Packing,
+    ) -> candle_core::Result<Option<Tensor>> {
+        if !fused::supported(x) {
+            return Ok(None);
+        }
+        let path = F32Path::selected().map_err(candle_core::Error::Msg)?;
+        let Some((q, bq)) = self.query.project_cpu(x)? else {
+            return Ok(None);
+        };
+        let Some((k, bk)) = self.key.project_cpu(x)? else {
+            return Ok(None);
+        };
+        let Some((v, bv)) = self.value.project_cpu(x)? else {
+            return Ok(None);
+        };
+        let width = self.num_heads * self.head_dim;
+        let n = packing.tokens();
+        if q.len() != n * width || k.len() != n * width || v.len() != n * width {
+            candle_core::bail!("attention: projections of {n} tokens are not {width} wide");
+        }
+        let scale = (1.0 / (self.head_dim as f64).sqrt()) as f32;
+        let out = attention_kernel::attention(
+            [
+                attention_kernel::Projection {
+                    data: &q,
+                    ld: width,
+                    bias: &bq,
+                },
+                attention_kernel::Projection {
+                    data: &k,
+                    ld: width,
+                    bias: &bk,
+                },
+                attention_kernel::Projection {
+                    data: &v,
+                    ld: width,
+                    bias: &bv,
+                },
+            ],
+            packing.starts(),
+            self.num_heads,
+            self.head_dim,
+            scale,
+            path,
+        );
+        Ok(Some(Tensor::from_vec(out, (n, width), x.device())?))
     }
 }
 
