@@ -45,6 +45,20 @@ impl Projection<'_> {
         );
     }
 
+    /// Row `r`'s values from column `c0`, biases added, into `dst`.
+    #[inline(always)]
+    fn copy_row(&self, r: usize, c0: usize, dst: &mut [f32]) {
+        let (row, bias) = self.row(r, c0, dst.len());
+        match bias {
+            Some(b) => {
+                for ((d, &x), &b) in dst.iter_mut().zip(row).zip(b) {
+                    *d = x + b;
+                }
+            }
+            None => dst.copy_from_slice(row),
+        }
+    }
+
     /// Row `r`'s `len` values from column `c0`, and their biases (zeros when there is none).
     #[inline(always)]
     fn row(&self, r: usize, c0: usize, len: usize) -> (&[f32], Option<&[f32]>) {
@@ -71,7 +85,7 @@ thread_local! {
 /// `h · head_dim..(h + 1) · head_dim` of each projection), as `[n, heads · head_dim]`
 /// row-major, on `path`'s kernels and candle's CPU thread pool.
 pub(crate) fn attention(
-    [q, k, v]: [Projection; 3],
+    qkv: [Projection; 3],
     starts: &[usize],
     heads: usize,
     head_dim: usize,
@@ -79,7 +93,24 @@ pub(crate) fn attention(
     path: F32Path,
 ) -> Vec<f32> {
     let n = starts.last().copied().unwrap_or(0);
+    let mut out = vec![0f32; n * heads * head_dim];
+    attention_into(qkv, starts, heads, head_dim, scale, path, &mut out);
+    out
+}
+
+/// [`attention`] into `out` (`[n, heads · head_dim]`, overwritten).
+pub(crate) fn attention_into(
+    [q, k, v]: [Projection; 3],
+    starts: &[usize],
+    heads: usize,
+    head_dim: usize,
+    scale: f32,
+    path: F32Path,
+    out: &mut [f32],
+) {
+    let n = starts.last().copied().unwrap_or(0);
     let width = heads * head_dim;
+    assert_eq!(out.len(), n * width, "attention: output size");
     q.check(n, width, "queries");
     k.check(n, width, "keys");
     v.check(n, width, "values");
@@ -88,7 +119,6 @@ pub(crate) fn attention(
         "attention: text starts must rise from 0"
     );
     let texts = starts.len().saturating_sub(1);
-    let mut out: Vec<f32> = Vec::with_capacity(n * width);
     let writer = Out(out.as_mut_ptr());
     let run = |task: usize| {
         let (t, h) = (task / heads, task % heads);
@@ -128,10 +158,8 @@ pub(crate) fn attention(
             run(task);
         }
     });
-    // SAFETY: the tasks wrote every column of every row (each text's rows, every head's
-    // columns; the texts' rows cover 0..n).
-    unsafe { out.set_len(n * width) };
-    out
+    // The tasks wrote every column of every row (each text's rows, every head's columns;
+    // the texts' rows cover 0..n).
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -144,6 +172,24 @@ unsafe fn head_avx512(job: &Head, scratch: &mut Vec<f32>) {
 #[target_feature(enable = "avx2,fma")]
 unsafe fn head_avx2(job: &Head, scratch: &mut Vec<f32>) {
     job.run::<Avx2, 4, 2>(scratch)
+}
+
+/// Keys transposed per block of this many rows.
+const TRANSPOSE_BLOCK: usize = 16;
+
+/// The keys' padded width `lp` (a multiple of `lanes`) and the transposed keys' leading
+/// dimension: `lp`, or one vector more when `lp` is an even number of vectors, so that the
+/// rows of `kᵀ` do not all fall into the same few cache sets (a stride of a multiple of
+/// 128 bytes).
+#[inline(always)]
+fn key_widths(l: usize, lanes: usize) -> (usize, usize) {
+    let lp = l.div_ceil(lanes) * lanes;
+    let ldk = if (lp / lanes).is_multiple_of(2) {
+        lp + lanes
+    } else {
+        lp
+    };
+    (lp, ldk)
 }
 
 /// One (text, head) task.
@@ -168,44 +214,51 @@ impl Head<'_> {
     unsafe fn run<V: Simd, const R: usize, const NV: usize>(&self, scratch: &mut Vec<f32>) {
         let lanes = V::LANES;
         let (l, hd) = (self.rows.len(), self.head_dim);
-        let lp = l.div_ceil(lanes) * lanes;
+        let (lp, ldk) = key_widths(l, lanes);
         let hdp = hd.div_ceil(lanes) * lanes;
-        let need = l * hd + hd * lp + l * hdp + R * lp;
+        let need = l * hd + hd * ldk + l * hdp + R * lp + TRANSPOSE_BLOCK * hd;
         if scratch.len() < need {
             scratch.resize(need, 0.0);
         }
         let (qs, rest) = scratch.split_at_mut(l * hd);
-        let (kt, rest) = rest.split_at_mut(hd * lp);
+        let (kt, rest) = rest.split_at_mut(hd * ldk);
         let (vp, rest) = rest.split_at_mut(l * hdp);
-        let s = &mut rest[..R * lp];
-        for (i, r) in self.rows.clone().enumerate() {
-            let (row, bias) = self.q.row(r, self.col0, hd);
-            let dst = &mut qs[i * hd..(i + 1) * hd];
-            match bias {
-                Some(b) => {
-                    for d in 0..hd {
-                        dst[d] = (row[d] + b[d]) * self.scale;
+        let (s, rest) = rest.split_at_mut(R * lp);
+        let kb = &mut rest[..TRANSPOSE_BLOCK * hd];
+        // Keys are transposed a block of rows at a time (row-major into `kb`, then one short
+        // contiguous stretch of `kt` per dimension), not one scattered store per value.
+        for b0 in (0..l).step_by(TRANSPOSE_BLOCK) {
+            let count = TRANSPOSE_BLOCK.min(l - b0);
+            for t in 0..count {
+                let (i, r) = (b0 + t, self.rows.start + b0 + t);
+                let (row, bias) = self.q.row(r, self.col0, hd);
+                let dst = &mut qs[i * hd..(i + 1) * hd];
+                match bias {
+                    Some(b) => {
+                        for ((d, &x), &b) in dst.iter_mut().zip(row).zip(b) {
+                            *d = (x + b) * self.scale;
+                        }
+                    }
+                    None => {
+                        for (d, &x) in dst.iter_mut().zip(row) {
+                            *d = x * self.scale;
+                        }
                     }
                 }
-                None => {
-                    for d in 0..hd {
-                        dst[d] = row[d] * self.scale;
-                    }
+                self.k.copy_row(r, self.col0, &mut kb[t * hd..(t + 1) * hd]);
+                let dst = &mut vp[i * hdp..(i + 1) * hdp];
+                self.v.copy_row(r, self.col0, &mut dst[..hd]);
+                dst[hd..].fill(0.0);
+            }
+            for d in 0..hd {
+                let dst = &mut kt[d * ldk + b0..d * ldk + b0 + count];
+                for (t, v) in dst.iter_mut().enumerate() {
+                    *v = kb[t * hd + d];
                 }
             }
-            let (row, bias) = self.k.row(r, self.col0, hd);
-            for d in 0..hd {
-                kt[d * lp + i] = row[d] + bias.map_or(0.0, |b| b[d]);
-            }
-            let (row, bias) = self.v.row(r, self.col0, hd);
-            let dst = &mut vp[i * hdp..(i + 1) * hdp];
-            for d in 0..hd {
-                dst[d] = row[d] + bias.map_or(0.0, |b| b[d]);
-            }
-            dst[hd..].fill(0.0);
         }
         for d in 0..hd {
-            kt[d * lp + l..(d + 1) * lp].fill(0.0);
+            kt[d * ldk + l..(d + 1) * ldk].fill(0.0);
         }
         let (qs, kt, vp, s) = (qs.as_ptr(), kt.as_ptr(), vp.as_ptr(), s.as_mut_ptr());
         let mut i0 = 0;
@@ -248,16 +301,16 @@ impl Head<'_> {
     ) {
         let lanes = V::LANES;
         let hd = self.head_dim;
-        let (lp, hdp) = (l.div_ceil(lanes) * lanes, hd.div_ceil(lanes) * lanes);
+        let ((lp, ldk), hdp) = (key_widths(l, lanes), hd.div_ceil(lanes) * lanes);
         // Scores, NV vectors of keys at a time, then one.
         let nvec = lp / lanes;
         let mut c = 0;
         while c + NV <= nvec {
-            scores_tile::<V, RR, NV>(qs, hd, kt.add(c * lanes), lp, s.add(c * lanes));
+            scores_tile::<V, RR, NV>(qs, hd, kt.add(c * lanes), ldk, s.add(c * lanes), lp);
             c += NV;
         }
         while c < nvec {
-            scores_tile::<V, RR, 1>(qs, hd, kt.add(c * lanes), lp, s.add(c * lanes));
+            scores_tile::<V, RR, 1>(qs, hd, kt.add(c * lanes), ldk, s.add(c * lanes), lp);
             c += 1;
         }
         let mut inv = [0f32; RR];
@@ -326,21 +379,22 @@ impl Head<'_> {
 }
 
 /// `s[r][c0..c0 + NN · lanes] = Σ_d qs[r][d] · kt[d][c0..]` for `RR` rows (`kt` and `s`
-/// already offset to `c0`).
+/// already offset to `c0`; leading dimensions `ldk` and `lp`).
 #[inline(always)]
 unsafe fn scores_tile<V: Simd, const RR: usize, const NN: usize>(
     qs: *const f32,
     hd: usize,
     kt: *const f32,
-    lp: usize,
+    ldk: usize,
     s: *mut f32,
+    lp: usize,
 ) {
     let lanes = V::LANES;
     let mut acc = [[V::splat(0.0); NN]; RR];
     for d in 0..hd {
         let mut kv = [V::splat(0.0); NN];
         for (c, kv) in kv.iter_mut().enumerate() {
-            *kv = V::load(kt.add(d * lp + c * lanes));
+            *kv = V::load(kt.add(d * ldk + c * lanes));
         }
         for (r, acc) in acc.iter_mut().enumerate() {
             let a = V::splat(*qs.add(r * hd + d));

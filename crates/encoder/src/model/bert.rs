@@ -11,7 +11,8 @@ use candle_nn::VarBuilder;
 
 use super::dropout::{self, Dropout};
 use super::layers::{
-    as_dtype, attention_bias, embed, get_any, ForwardMode, LayerNorm, Linear, SelfAttention,
+    as_dtype, attention_bias, embed, encoder_layer_cpu, get_any, ForwardMode, LayerNorm,
+    LayerParts, Linear, SelfAttention,
 };
 use super::packing::Packing;
 use super::{MlmHead, TokenBatch};
@@ -83,6 +84,18 @@ impl BertLayer {
     ) -> candle_core::Result<Option<Tensor>> {
         if !super::fused::supported(x) {
             return Ok(None);
+        }
+        let parts = LayerParts {
+            attention: &self.attention,
+            attention_out: &self.attention_out,
+            attention_norm: &self.attention_norm,
+            ffn_in: &self.intermediate,
+            act: self.act,
+            ffn_out: &self.output,
+            output_norm: &self.output_norm,
+        };
+        if let Some(y) = encoder_layer_cpu(&parts, x, packing)? {
+            return Ok(Some(y));
         }
         let a = self
             .attention

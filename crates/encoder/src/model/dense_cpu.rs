@@ -57,12 +57,35 @@ pub(crate) fn matmul_nt(x: &[f32], m: usize, k: usize, w: &[f32], n: usize) -> V
         "matmul_nt: short inputs"
     );
     let mut y: Vec<f32> = Vec::with_capacity(m * n);
+    // SAFETY: `y` has room for `m · n` values, all of which the product writes (and never
+    // reads).
+    unsafe {
+        matmul_nt_raw(x, m, k, w, n, y.as_mut_ptr());
+        y.set_len(m * n);
+    }
+    y
+}
+
+/// [`matmul_nt`] into `out` (`m · n` values, overwritten).
+pub(crate) fn matmul_nt_into(x: &[f32], m: usize, k: usize, w: &[f32], n: usize, out: &mut [f32]) {
+    assert!(
+        x.len() >= m * k && w.len() >= n * k,
+        "matmul_nt: short inputs"
+    );
+    assert_eq!(out.len(), m * n, "matmul_nt: output size");
+    // SAFETY: `out` holds the `m · n` values written.
+    unsafe { matmul_nt_raw(x, m, k, w, n, out.as_mut_ptr()) }
+}
+
+/// # Safety
+/// `x` and `w` hold `m · k` and `n · k` values; `out` is valid for `m · n` writes.
+unsafe fn matmul_nt_raw(x: &[f32], m: usize, k: usize, w: &[f32], n: usize, out: *mut f32) {
     if m == 0 || n == 0 {
-        return y;
+        return;
     }
     if k == 0 {
-        y.resize(m * n, 0.0);
-        return y;
+        std::ptr::write_bytes(out, 0, m * n);
+        return;
     }
     let threads = candle_core::utils::get_num_threads();
     let parallelism = if threads > 1 {
@@ -70,33 +93,28 @@ pub(crate) fn matmul_nt(x: &[f32], m: usize, k: usize, w: &[f32], n: usize) -> V
     } else {
         gemm::Parallelism::None
     };
-    // SAFETY: `y` has room for `m · n` values, which the product writes (`read_dst` false:
-    // it never reads them); `x` and `w` hold the `m · k` and `n · k` values read.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            y.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            x.as_ptr(),
-            1,
-            k as isize,
-            w.as_ptr(),
-            k as isize,
-            1,
-            0.0f32,
-            1.0f32,
-            false,
-            false,
-            false,
-            parallelism,
-        );
-        y.set_len(m * n);
-    }
-    y
+    // `read_dst` false: the product never reads `out`.
+    gemm::gemm(
+        m,
+        n,
+        k,
+        out,
+        1,
+        n as isize,
+        false,
+        x.as_ptr(),
+        1,
+        k as isize,
+        w.as_ptr(),
+        k as isize,
+        1,
+        0.0f32,
+        1.0f32,
+        false,
+        false,
+        false,
+        parallelism,
+    );
 }
 
 /// `y[r] += bias` for every row of `y` (`bias.len()` values each).
@@ -114,15 +132,17 @@ pub(crate) fn add_bias_rows(y: &mut [f32], bias: &[f32]) {
 /// `y[r] = gelu(y[r] + bias)` (exact GELU) for every row of `y`; no bias when `bias` is
 /// `None` (rows of `width` values).
 pub(crate) fn bias_gelu_rows(y: &mut [f32], width: usize, bias: Option<&[f32]>) {
-    for_row_blocks(y, width, |_, rows| {
-        if let Some(bias) = bias {
+    for_row_blocks(y, width, |_, rows| match bias {
+        // Row by row, so the GELU reads what the bias pass just wrote from L1.
+        Some(bias) => {
             for row in rows.chunks_mut(width) {
                 for (v, b) in row.iter_mut().zip(bias) {
                     *v += b;
                 }
+                super::vector_gelu::gelu_in_place(row);
             }
         }
-        super::vector_gelu::gelu_in_place(rows);
+        None => super::vector_gelu::gelu_in_place(rows),
     });
 }
 
@@ -274,6 +294,12 @@ mod tests {
             }
         }
         assert!(matmul_nt(&[], 0, 4, &[0.0; 8], 2).is_empty());
+        let (x, w) = (random(5 * 9, 3), random(4 * 9, 4));
+        let mut into = vec![f32::NAN; 5 * 4];
+        matmul_nt_into(&x, 5, 9, &w, 4, &mut into);
+        assert_eq!(into, matmul_nt(&x, 5, 9, &w, 4));
+        matmul_nt_into(&x, 5, 0, &w, 4, &mut into);
+        assert!(into.iter().all(|&v| v == 0.0));
     }
 
     #[test]

@@ -5,7 +5,8 @@ use candle_nn::VarBuilder;
 
 use super::dropout::{self, Dropout};
 use super::layers::{
-    as_dtype, attention_bias, embed, ForwardMode, LayerNorm, Linear, SelfAttention,
+    as_dtype, attention_bias, embed, encoder_layer_cpu, ForwardMode, LayerNorm, LayerParts, Linear,
+    SelfAttention,
 };
 use super::packing::Packing;
 use super::{MlmHead, TokenBatch};
@@ -81,6 +82,18 @@ impl DistilBertLayer {
     ) -> candle_core::Result<Option<Tensor>> {
         if !super::fused::supported(x) {
             return Ok(None);
+        }
+        let parts = LayerParts {
+            attention: &self.attention,
+            attention_out: &self.out,
+            attention_norm: &self.sa_norm,
+            ffn_in: &self.lin1,
+            act: self.act,
+            ffn_out: &self.lin2,
+            output_norm: &self.output_norm,
+        };
+        if let Some(y) = encoder_layer_cpu(&parts, x, packing)? {
+            return Ok(Some(y));
         }
         let a = self
             .attention

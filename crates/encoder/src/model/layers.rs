@@ -319,6 +319,174 @@ impl Linear {
     }
 }
 
+impl Linear {
+    /// The f32 weights `[out, in]` and bias on the CPU (`None` when the layer is int8 or its
+    /// parameters are not f32 on the CPU), for the slice path of [`encoder_layer_cpu`].
+    fn f32_cpu(&self) -> candle_core::Result<Option<Vec<f32>>> {
+        if self.int8.is_some() || !fused::supported(&self.weight) {
+            return Ok(None);
+        }
+        match &self.bias {
+            Some(b) if fused::supported(b) => Ok(Some(b.to_vec1::<f32>()?)),
+            Some(_) => Ok(None),
+            None => Ok(Some(Vec::new())),
+        }
+    }
+
+    /// `x Wᵀ` into `out` for `x` `[rows, in]` (f32 weights on the CPU, see [`Self::f32_cpu`]).
+    fn product_into(&self, x: &[f32], rows: usize, out: &mut [f32]) -> candle_core::Result<()> {
+        let (out_dim, in_dim) = self.weight.dims2()?;
+        fused::with_data(&self.weight, |w| {
+            dense_cpu::matmul_nt_into(x, rows, in_dim, w, out_dim, out);
+            Ok(())
+        })
+    }
+}
+
+/// Rows of the feed-forward block computed at a time by [`encoder_layer_cpu`]: its
+/// `[rows, intermediate]` buffer stays small (and reused), not `[n, intermediate]`.
+const FFN_ROWS: usize = 1024;
+
+/// Buffers of [`encoder_layer_cpu`], kept per thread and reused from layer to layer and
+/// batch to batch: fresh multi-megabyte buffers for every product cost page faults (the
+/// allocator maps and unmaps them) that showed as ~4 % of an f32 encode.
+#[derive(Default)]
+struct Workspace {
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    ctx: Vec<f32>,
+    a: Vec<f32>,
+    h: Vec<f32>,
+}
+
+thread_local! {
+    static WORKSPACE: std::cell::RefCell<Workspace> = std::cell::RefCell::new(Workspace::default());
+}
+
+/// `b`, or `None` when it is empty (a layer without a bias).
+fn bias(b: &[f32]) -> Option<&[f32]> {
+    (!b.is_empty()).then_some(b)
+}
+
+/// The first `len` values of `v`, grown (zero-filled) when it is shorter.
+fn sized(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    if v.len() < len {
+        v.resize(len, 0.0);
+    }
+    &mut v[..len]
+}
+
+/// The parts of a post-norm encoder layer (BERT, DistilBERT): attention, its output
+/// projection and LayerNorm, the feed-forward block and its LayerNorm.
+pub(crate) struct LayerParts<'a> {
+    pub attention: &'a SelfAttention,
+    pub attention_out: &'a Linear,
+    pub attention_norm: &'a LayerNorm,
+    pub ffn_in: &'a Linear,
+    pub act: HiddenAct,
+    pub ffn_out: &'a Linear,
+    pub output_norm: &'a LayerNorm,
+}
+
+/// Inference of one post-norm encoder layer on the CPU with f32 weights and activations,
+/// on reused buffers: the projections, the fused attention
+/// ([`attention_kernel::attention_into`]), `norm1(x Wₒᵀ + bₒ + x)`, then the feed-forward
+/// block [`FFN_ROWS`] rows at a time (`gelu(x W₁ᵀ + b₁)`, `· W₂ᵀ`), `norm2(… + b₂ + x₁)`.
+/// `None` (the caller takes the general path) unless every part is f32 on the CPU and the
+/// activation is the exact GELU.
+pub(crate) fn encoder_layer_cpu(
+    p: &LayerParts,
+    x: &Tensor,
+    packing: &Packing,
+) -> candle_core::Result<Option<Tensor>> {
+    if !fused::supported(x) || p.act != HiddenAct::GeluErf {
+        return Ok(None);
+    }
+    let att = p.attention;
+    let (Some(bq), Some(bk), Some(bv), Some(bo), Some(b1), Some(b2)) = (
+        att.query.f32_cpu()?,
+        att.key.f32_cpu()?,
+        att.value.f32_cpu()?,
+        p.attention_out.f32_cpu()?,
+        p.ffn_in.f32_cpu()?,
+        p.ffn_out.f32_cpu()?,
+    ) else {
+        return Ok(None);
+    };
+    let (Some((w1n, b1n, e1)), Some((w2n, b2n, e2))) =
+        (p.attention_norm.cpu_params()?, p.output_norm.cpu_params()?)
+    else {
+        return Ok(None);
+    };
+    let n = packing.tokens();
+    let width = att.num_heads * att.head_dim;
+    let hidden = p.attention_out.weight.dim(0)?;
+    let ff = p.ffn_in.weight.dim(0)?;
+    if x.dims() != [n, hidden] || width != hidden || p.ffn_out.weight.dim(0)? != hidden {
+        candle_core::bail!(
+            "encoder layer: input {:?} does not match {n} tokens of {hidden} (heads {width}, \
+             feed-forward {ff})",
+            x.dims()
+        );
+    }
+    let path = F32Path::selected().map_err(candle_core::Error::Msg)?;
+    let scale = (1.0 / (att.head_dim as f64).sqrt()) as f32;
+    let mut out = vec![0f32; n * hidden];
+    fused::with_data(x, |xs| {
+        WORKSPACE.with(|ws| {
+            let ws = &mut *ws.borrow_mut();
+            att.query.product_into(xs, n, sized(&mut ws.q, n * width))?;
+            att.key.product_into(xs, n, sized(&mut ws.k, n * width))?;
+            att.value.product_into(xs, n, sized(&mut ws.v, n * width))?;
+            let projection = |data, bias| attention_kernel::Projection {
+                data,
+                ld: width,
+                bias,
+            };
+            attention_kernel::attention_into(
+                [
+                    projection(&ws.q[..n * width], &bq),
+                    projection(&ws.k[..n * width], &bk),
+                    projection(&ws.v[..n * width], &bv),
+                ],
+                packing.starts(),
+                att.num_heads,
+                att.head_dim,
+                scale,
+                path,
+                sized(&mut ws.ctx, n * width),
+            );
+            let a = sized(&mut ws.a, n * hidden);
+            p.attention_out.product_into(&ws.ctx[..n * width], n, a)?;
+            let norm1 = dense_cpu::Norm {
+                weight: &w1n,
+                bias: &b1n,
+                eps: e1,
+            };
+            dense_cpu::add_layer_norm_rows(a, bias(&bo), Some(xs), norm1, path);
+            let a = &ws.a[..n * hidden];
+            for r0 in (0..n).step_by(FFN_ROWS) {
+                let rows = FFN_ROWS.min(n - r0);
+                let h = sized(&mut ws.h, rows * ff);
+                p.ffn_in
+                    .product_into(&a[r0 * hidden..(r0 + rows) * hidden], rows, h)?;
+                dense_cpu::bias_gelu_rows(h, ff, bias(&b1));
+                p.ffn_out
+                    .product_into(h, rows, &mut out[r0 * hidden..(r0 + rows) * hidden])?;
+            }
+            let norm2 = dense_cpu::Norm {
+                weight: &w2n,
+                bias: &b2n,
+                eps: e2,
+            };
+            dense_cpu::add_layer_norm_rows(&mut out, bias(&b2), Some(a), norm2, path);
+            Ok(())
+        })
+    })?;
+    Ok(Some(Tensor::from_vec(out, (n, hidden), x.device())?))
+}
+
 /// LayerNorm over the last dimension.
 #[derive(Debug, Clone)]
 pub struct LayerNorm {
