@@ -345,7 +345,7 @@ impl Linear {
 
 /// Rows of the feed-forward block computed at a time by [`encoder_layer_cpu`]: its
 /// `[rows, intermediate]` buffer stays small (and reused), not `[n, intermediate]`.
-const FFN_ROWS: usize = 1024;
+const FFN_ROWS: usize = 4096;
 
 /// Buffers of [`encoder_layer_cpu`], kept per thread and reused from layer to layer and
 /// batch to batch: fresh multi-megabyte buffers for every product cost page faults (the
