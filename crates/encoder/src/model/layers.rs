@@ -798,3 +798,108 @@ pub fn attention_bias(mask: &Tensor) -> candle_core::Result<Tensor> {
 pub fn embed(table: &Tensor, ids: &Tensor) -> candle_core::Result<Tensor> {
     candle_nn::Embedding::new(table.clone(), table.dim(1)?).forward(ids)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    fn random(shape: &[usize], seed: u64, scale: f32, offset: f32) -> Tensor {
+        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let n: usize = shape.iter().product();
+        let v: Vec<f32> = (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                offset + scale * (((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0)
+            })
+            .collect();
+        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+    }
+
+    fn linear(out: usize, inp: usize, seed: u64) -> Linear {
+        Linear {
+            weight: random(&[out, inp], seed, 0.4, 0.0),
+            bias: Some(random(&[out], seed + 100, 0.2, 0.0)),
+            int8: None,
+        }
+    }
+
+    fn norm(h: usize, seed: u64) -> LayerNorm {
+        LayerNorm {
+            weight: random(&[h], seed, 0.1, 1.0),
+            bias: random(&[h], seed + 100, 0.1, 0.0),
+            eps: 1e-12,
+        }
+    }
+
+    #[test]
+    fn the_cpu_layer_matches_the_differentiable_ops() {
+        // Odd sizes (head_dim 5), texts of 1 to 64 tokens, and more tokens than FFN_ROWS so
+        // the feed-forward block runs in several chunks.
+        let (hidden, heads, ff) = (20, 4, 36);
+        let attention = SelfAttention {
+            query: linear(hidden, hidden, 1),
+            key: linear(hidden, hidden, 2),
+            value: linear(hidden, hidden, 3),
+            num_heads: heads,
+            head_dim: hidden / heads,
+        };
+        let (out, lin1, lin2) = (
+            linear(hidden, hidden, 4),
+            linear(ff, hidden, 5),
+            linear(hidden, ff, 6),
+        );
+        let (n1, n2) = (norm(hidden, 7), norm(hidden, 8));
+        let lengths: Vec<usize> = (0..140).map(|i| (i * 37) % 64 + 1).collect();
+        let seq = *lengths.iter().max().unwrap();
+        let n: usize = lengths.iter().sum();
+        assert!(n > FFN_ROWS);
+        let dev = Device::Cpu;
+        let packing = Packing::new(&lengths, seq, &dev).unwrap();
+        let mask: Vec<f32> = lengths
+            .iter()
+            .flat_map(|&l| (0..seq).map(move |j| if j < l { 1.0 } else { 0.0 }))
+            .collect();
+        let mask = Tensor::from_vec(mask, (lengths.len(), seq), &dev).unwrap();
+        let bias = attention_bias(&mask).unwrap();
+        let x = random(&[n, hidden], 9, 1.0, 0.0);
+        let mode = ForwardMode::Differentiable;
+        let a = attention.forward(&x, &packing, &bias, mode, None).unwrap();
+        let x1 = n1
+            .forward(&(out.forward(&a).unwrap() + &x).unwrap(), mode)
+            .unwrap();
+        let h = lin1.forward_activated(&x1, HiddenAct::GeluErf).unwrap();
+        let want = n2
+            .forward(&(lin2.forward(&h).unwrap() + &x1).unwrap(), mode)
+            .unwrap();
+        let parts = LayerParts {
+            attention: &attention,
+            attention_out: &out,
+            attention_norm: &n1,
+            ffn_in: &lin1,
+            act: HiddenAct::GeluErf,
+            ffn_out: &lin2,
+            output_norm: &n2,
+        };
+        let got = encoder_layer_cpu(&parts, &x, &packing).unwrap().unwrap();
+        let worst: f32 = (got - &want)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar()
+            .unwrap();
+        assert!(worst < 2e-5, "max difference {worst}");
+        // Another activation takes the general path.
+        let relu = LayerParts {
+            act: HiddenAct::Relu,
+            ..parts
+        };
+        assert!(encoder_layer_cpu(&relu, &x, &packing).unwrap().is_none());
+    }
+}
