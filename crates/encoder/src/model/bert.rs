@@ -11,7 +11,8 @@ use candle_nn::VarBuilder;
 
 use super::dropout::{self, Dropout};
 use super::layers::{
-    as_dtype, attention_bias, embed, get_any, ForwardMode, LayerNorm, Linear, SelfAttention,
+    as_dtype, attention_bias, embed, encoder_layer_cpu, get_any, ForwardMode, LayerNorm,
+    LayerParts, Linear, SelfAttention,
 };
 use super::packing::Packing;
 use super::{MlmHead, TokenBatch};
@@ -57,12 +58,59 @@ impl BertLayer {
         mode: ForwardMode,
         drop: Option<&Dropout>,
     ) -> candle_core::Result<Tensor> {
+        if mode == ForwardMode::Inference && drop.is_none() {
+            if let Some(y) = self.forward_cpu(x, packing, bias)? {
+                return Ok(y);
+            }
+        }
         let a = self.attention.forward(x, packing, bias, mode, drop)?;
         let a = dropout::hidden(drop, self.attention_out.forward(&a)?)?;
         let x = self.attention_norm.forward(&(a + x)?, mode)?;
         let inner = self.intermediate.forward_activated(&x, self.act)?;
         let out = dropout::hidden(drop, self.output.forward(&inner)?)?;
         self.output_norm.forward(&(out + x)?, mode)
+    }
+}
+
+impl BertLayer {
+    /// Inference on the CPU in f32 activations: the fused attention, then each dense layer
+    /// with what follows it (bias, residual and LayerNorm; bias and activation) in one pass
+    /// over its product. `None` when `x` is not f32 on the CPU.
+    fn forward_cpu(
+        &self,
+        x: &Tensor,
+        packing: &Packing,
+        bias: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
+        if !super::fused::supported(x) {
+            return Ok(None);
+        }
+        let parts = LayerParts {
+            attention: &self.attention,
+            attention_out: &self.attention_out,
+            attention_norm: &self.attention_norm,
+            ffn_in: &self.intermediate,
+            act: self.act,
+            ffn_out: &self.output,
+            output_norm: &self.output_norm,
+        };
+        if let Some(y) = encoder_layer_cpu(&parts, x, packing)? {
+            return Ok(Some(y));
+        }
+        let a = self
+            .attention
+            .forward(x, packing, bias, ForwardMode::Inference, None)?;
+        let Some(x) = self
+            .attention_out
+            .forward_residual_norm_cpu(&a, x, &self.attention_norm)?
+        else {
+            return Ok(None);
+        };
+        let Some(h) = self.intermediate.forward_activated_cpu(&x, self.act)? else {
+            return Ok(None);
+        };
+        self.output
+            .forward_residual_norm_cpu(&h, &x, &self.output_norm)
     }
 }
 
@@ -281,7 +329,14 @@ impl BertMaskedLm {
         let Some(mlm) = &self.mlm else {
             return Ok(x);
         };
-        let y = mlm.transform.forward_activated(&x, mlm.act)?;
+        let y = match mode {
+            ForwardMode::Inference => mlm.transform.forward_activated_cpu(&x, mlm.act)?,
+            ForwardMode::Differentiable => None,
+        };
+        let y = match y {
+            Some(y) => y,
+            None => mlm.transform.forward_activated(&x, mlm.act)?,
+        };
         let y = mlm.transform_norm.forward(&y, mode)?;
         debug_assert_eq!(y.dims()[1], mlm.head.weight.dim(D::Minus1)?);
         Ok(y)

@@ -5,7 +5,8 @@ use candle_nn::VarBuilder;
 
 use super::dropout::{self, Dropout};
 use super::layers::{
-    as_dtype, attention_bias, embed, ForwardMode, LayerNorm, Linear, SelfAttention,
+    as_dtype, attention_bias, embed, encoder_layer_cpu, ForwardMode, LayerNorm, LayerParts, Linear,
+    SelfAttention,
 };
 use super::packing::Packing;
 use super::{MlmHead, TokenBatch};
@@ -50,6 +51,11 @@ impl DistilBertLayer {
         mode: ForwardMode,
         drop: Option<&Dropout>,
     ) -> candle_core::Result<Tensor> {
+        if mode == ForwardMode::Inference && drop.is_none() {
+            if let Some(y) = self.forward_cpu(x, packing, bias)? {
+                return Ok(y);
+            }
+        }
         // As transformers' DistilBERT: no dropout after the attention output projection, one
         // after the feed-forward block.
         let a = self
@@ -61,6 +67,45 @@ impl DistilBertLayer {
             .forward(&self.lin1.forward_activated(&x, self.act)?)?;
         let ffn = dropout::hidden(drop, ffn)?;
         self.output_norm.forward(&(ffn + x)?, mode)
+    }
+}
+
+impl DistilBertLayer {
+    /// Inference on the CPU in f32 activations: the fused attention, then each dense layer
+    /// with what follows it (bias, residual and LayerNorm; bias and GELU) in one pass over
+    /// its product. `None` when `x` is not f32 on the CPU.
+    fn forward_cpu(
+        &self,
+        x: &Tensor,
+        packing: &Packing,
+        bias: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
+        if !super::fused::supported(x) {
+            return Ok(None);
+        }
+        let parts = LayerParts {
+            attention: &self.attention,
+            attention_out: &self.out,
+            attention_norm: &self.sa_norm,
+            ffn_in: &self.lin1,
+            act: self.act,
+            ffn_out: &self.lin2,
+            output_norm: &self.output_norm,
+        };
+        if let Some(y) = encoder_layer_cpu(&parts, x, packing)? {
+            return Ok(Some(y));
+        }
+        let a = self
+            .attention
+            .forward(x, packing, bias, ForwardMode::Inference, None)?;
+        let Some(x) = self.out.forward_residual_norm_cpu(&a, x, &self.sa_norm)? else {
+            return Ok(None);
+        };
+        let Some(h) = self.lin1.forward_activated_cpu(&x, self.act)? else {
+            return Ok(None);
+        };
+        self.lin2
+            .forward_residual_norm_cpu(&h, &x, &self.output_norm)
     }
 }
 
@@ -133,7 +178,14 @@ impl DistilBertMaskedLm {
         for layer in &self.layers {
             x = layer.forward(&x, packing, &bias, mode, drop)?;
         }
-        let y = self.transform.forward_activated(&x, self.act)?;
+        let y = match mode {
+            ForwardMode::Inference => self.transform.forward_activated_cpu(&x, self.act)?,
+            ForwardMode::Differentiable => None,
+        };
+        let y = match y {
+            Some(y) => y,
+            None => self.transform.forward_activated(&x, self.act)?,
+        };
         self.transform_norm.forward(&y, mode)
     }
 

@@ -1,13 +1,16 @@
 //! The masked-language-model backbones: each turns token ids into per-token features, and an
 //! [`MlmHead`] projects features onto the vocabulary (the logits SpladePooling consumes).
 
+mod attention_kernel;
 mod bert;
+mod dense_cpu;
 mod distilbert;
 pub mod dropout;
 pub(crate) mod fused;
 pub mod layers;
 mod modernbert;
 mod packing;
+pub mod simd;
 mod softmax_row;
 mod vector_gelu;
 

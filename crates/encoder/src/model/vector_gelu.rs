@@ -6,7 +6,8 @@
 //! f64; the GELU is then rounded once to f32. Its absolute error (under 2.5e-7 everywhere,
 //! within an ulp or two where the GELU is not tiny) is below that of the f32 formula with
 //! `libm::erff` (4.5e-7, from the f32 rounding of `1 + erf`). The int8 path uses it on its
-//! output tiles; the f32 path keeps `libm::erff` (parity with PyTorch's exact GELU).
+//! output tiles and the f32 inference path on the CPU after the bias (`dense_cpu`); the
+//! differentiable path (training) keeps `libm::erff` with its backward (`fused.rs`).
 //!
 //! Every copy performs the same f64 operations (Rust contracts no multiply-add), so every
 //! CPU gives the same bits.
