@@ -11,8 +11,8 @@ use candle_nn::VarBuilder;
 
 use super::dropout::{self, Dropout};
 use super::layers::{
-    as_dtype, attention_bias, embed, encoder_layer_cpu, get_any, ForwardMode, LayerNorm,
-    LayerParts, Linear, SelfAttention,
+    as_dtype, attention_bias, embed, get_any, ForwardMode, LayerNorm, LayerParts, Linear,
+    SelfAttention,
 };
 use super::packing::Packing;
 use super::{MlmHead, TokenBatch};
@@ -82,10 +82,7 @@ impl BertLayer {
         packing: &Packing,
         bias: &Tensor,
     ) -> candle_core::Result<Option<Tensor>> {
-        if !super::fused::supported(x) {
-            return Ok(None);
-        }
-        let parts = LayerParts {
+        LayerParts {
             attention: &self.attention,
             attention_out: &self.attention_out,
             attention_norm: &self.attention_norm,
@@ -93,24 +90,8 @@ impl BertLayer {
             act: self.act,
             ffn_out: &self.output,
             output_norm: &self.output_norm,
-        };
-        if let Some(y) = encoder_layer_cpu(&parts, x, packing)? {
-            return Ok(Some(y));
         }
-        let a = self
-            .attention
-            .forward(x, packing, bias, ForwardMode::Inference, None)?;
-        let Some(x) = self
-            .attention_out
-            .forward_residual_norm_cpu(&a, x, &self.attention_norm)?
-        else {
-            return Ok(None);
-        };
-        let Some(h) = self.intermediate.forward_activated_cpu(&x, self.act)? else {
-            return Ok(None);
-        };
-        self.output
-            .forward_residual_norm_cpu(&h, &x, &self.output_norm)
+        .forward_cpu(x, packing, bias)
     }
 }
 

@@ -5,8 +5,7 @@ use candle_nn::VarBuilder;
 
 use super::dropout::{self, Dropout};
 use super::layers::{
-    as_dtype, attention_bias, embed, encoder_layer_cpu, ForwardMode, LayerNorm, LayerParts, Linear,
-    SelfAttention,
+    as_dtype, attention_bias, embed, ForwardMode, LayerNorm, LayerParts, Linear, SelfAttention,
 };
 use super::packing::Packing;
 use super::{MlmHead, TokenBatch};
@@ -80,10 +79,7 @@ impl DistilBertLayer {
         packing: &Packing,
         bias: &Tensor,
     ) -> candle_core::Result<Option<Tensor>> {
-        if !super::fused::supported(x) {
-            return Ok(None);
-        }
-        let parts = LayerParts {
+        LayerParts {
             attention: &self.attention,
             attention_out: &self.out,
             attention_norm: &self.sa_norm,
@@ -91,21 +87,8 @@ impl DistilBertLayer {
             act: self.act,
             ffn_out: &self.lin2,
             output_norm: &self.output_norm,
-        };
-        if let Some(y) = encoder_layer_cpu(&parts, x, packing)? {
-            return Ok(Some(y));
         }
-        let a = self
-            .attention
-            .forward(x, packing, bias, ForwardMode::Inference, None)?;
-        let Some(x) = self.out.forward_residual_norm_cpu(&a, x, &self.sa_norm)? else {
-            return Ok(None);
-        };
-        let Some(h) = self.lin1.forward_activated_cpu(&x, self.act)? else {
-            return Ok(None);
-        };
-        self.lin2
-            .forward_residual_norm_cpu(&h, &x, &self.output_norm)
+        .forward_cpu(x, packing, bias)
     }
 }
 

@@ -389,6 +389,40 @@ pub(crate) struct LayerParts<'a> {
     pub output_norm: &'a LayerNorm,
 }
 
+impl LayerParts<'_> {
+    /// Inference of the layer on the CPU in f32 activations: [`encoder_layer_cpu`] on
+    /// reused buffers, else the attention and then each dense layer with what follows it
+    /// (bias, residual and LayerNorm; bias and activation) in one pass over its product.
+    /// `None` (the caller takes the general path) when `x` is not f32 on the CPU.
+    pub(crate) fn forward_cpu(
+        &self,
+        x: &Tensor,
+        packing: &Packing,
+        bias: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
+        if !fused::supported(x) {
+            return Ok(None);
+        }
+        if let Some(y) = encoder_layer_cpu(self, x, packing)? {
+            return Ok(Some(y));
+        }
+        let a = self
+            .attention
+            .forward(x, packing, bias, ForwardMode::Inference, None)?;
+        let Some(x) = self
+            .attention_out
+            .forward_residual_norm_cpu(&a, x, self.attention_norm)?
+        else {
+            return Ok(None);
+        };
+        let Some(h) = self.ffn_in.forward_activated_cpu(&x, self.act)? else {
+            return Ok(None);
+        };
+        self.ffn_out
+            .forward_residual_norm_cpu(&h, &x, self.output_norm)
+    }
+}
+
 /// Inference of one post-norm encoder layer on the CPU with f32 weights and activations,
 /// on reused buffers: the projections, the fused attention
 /// ([`attention_kernel::attention_into`]), `norm1(x Wₒᵀ + bₒ + x)`, then the feed-forward
