@@ -448,17 +448,7 @@ unsafe fn softmax_unnormalised<V: Simd>(row: *mut f32, l: usize) -> f32 {
 mod tests {
     use super::*;
 
-    fn random(len: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..len)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                ((s >> 40) as f32 / (1u64 << 24) as f32) * 4.0 - 2.0
-            })
-            .collect()
-    }
+    use crate::model::test_data::values as random;
 
     /// The attention in f64, one text and head at a time, the plain way.
     #[allow(clippy::too_many_arguments)]

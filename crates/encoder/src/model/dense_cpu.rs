@@ -266,17 +266,7 @@ unsafe fn norm_row<V: Simd>(row: &mut [f32], bias: Option<&[f32]>, res: Option<&
 mod tests {
     use super::*;
 
-    fn random(len: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..len)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                ((s >> 40) as f32 / (1u64 << 24) as f32) * 4.0 - 2.0
-            })
-            .collect()
-    }
+    use crate::model::test_data::values as random;
 
     #[test]
     fn matmul_matches_the_plain_product() {

@@ -443,31 +443,10 @@ mod tests {
     use super::*;
     use candle_core::{Device, IndexOp, Var, D};
 
-    fn random(shape: &[usize], seed: u64) -> Tensor {
-        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        let n: usize = shape.iter().product();
-        let v: Vec<f32> = (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                ((s >> 40) as f32 / (1u64 << 24) as f32) * 4.0 - 2.0
-            })
-            .collect();
-        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
-    }
+    use crate::model::test_data::max_diff;
 
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar()
-            .unwrap()
+    fn random(shape: &[usize], seed: u64) -> Tensor {
+        crate::model::test_data::tensor(shape, seed, 2.0, 0.0)
     }
 
     /// A fixed random linear functional of `y`, so every output element gets its own gradient.

@@ -838,19 +838,7 @@ mod tests {
     use super::*;
     use candle_core::Device;
 
-    fn random(shape: &[usize], seed: u64, scale: f32, offset: f32) -> Tensor {
-        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        let n: usize = shape.iter().product();
-        let v: Vec<f32> = (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                offset + scale * (((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0)
-            })
-            .collect();
-        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
-    }
+    use crate::model::test_data::{max_diff, tensor as random};
 
     fn linear(out: usize, inp: usize, seed: u64) -> Linear {
         Linear {
@@ -918,16 +906,7 @@ mod tests {
             output_norm: &n2,
         };
         let got = encoder_layer_cpu(&parts, &x, &packing).unwrap().unwrap();
-        let worst: f32 = (got - &want)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar()
-            .unwrap();
+        let worst = max_diff(&got, &want);
         assert!(worst < 2e-5, "max difference {worst}");
         // Another activation takes the general path.
         let relu = LayerParts {

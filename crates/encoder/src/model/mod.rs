@@ -12,6 +12,8 @@ mod modernbert;
 mod packing;
 pub mod simd;
 mod softmax_row;
+#[cfg(test)]
+mod test_data;
 mod vector_gelu;
 
 use std::collections::HashSet;
