@@ -22,14 +22,8 @@ for round in 1 2; do
     "$exe" /tmp/syn200k/docs.jsonl /tmp/syn200k/queries.jsonl 10 auto 0.9:0.8 > "$out/syn200k-$b-$round.json"
   done
 done
-# 2. Flat 1M: every peer in one run (Seismic and kANNolo have their own steps below).
-$py scripts/bench/compare_indexes.py --docs /tmp/flat1m/docs.bin --queries /tmp/flat1m/q200.jsonl \
-  --bench-bin "$bin" --systems baseline,splade-rs,splade-index,bmp \
-  --rs-grid 0.9:0.8,0.9:1,0.8:1,0.7:1 --bmp-grid 1:1,0.9:1 --timeout 1800 --out "$out/flat1m.json"
-# 3. Seismic on the flat 1M: built once and saved (about 2.5 GB under /tmp/seismic-flat1m), then its
-#    loop (one call per query) and its batch call (2 threads) for each setting.
+# 2. Flat 1M: every peer in one run, Seismic from its saved index (issue17_tables.sh builds and
+#    saves it the first time under /tmp/seismic-flat1m).
 mkdir -p /tmp/seismic-flat1m
-$py scripts/bench/seismic_saved.py --docs /tmp/flat1m/docs.bin --queries /tmp/flat1m/q200.jsonl \
-  --index /tmp/seismic-flat1m/index --postings 3500 --grid 10:0.9,20:0.9,30:0.8,40:0.9,40:1 \
-  --out "$out/seismic-flat1m.json"
-$py scripts/bench/compare_indexes.py --render "$out/flat1m.json"
+scripts/bench/issue17_tables.sh "$out" flat1m
+cat "$out/flat1m.md"

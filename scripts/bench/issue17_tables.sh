@@ -49,6 +49,7 @@ if want flat1m; then
   idx flat1m /tmp/flat1m/docs.bin /tmp/flat1m/q200.jsonl --systems baseline,splade-rs,splade-index,bmp \
     --rs-grid 0.9:0.8,0.9:1,0.7:1 --bmp-grid 1:1,0.9:1
   stamp flat1m-seismic
+  mkdir -p /tmp/seismic-flat1m
   $py scripts/bench/seismic_saved.py --docs /tmp/flat1m/docs.bin --queries /tmp/flat1m/q200.jsonl \
     --index /tmp/seismic-flat1m/index --postings 3500 --grid 10:0.9,20:0.9,30:0.8,40:0.9,40:1 \
     --out "$out/flat1m-seismic.json" > /dev/null 2> "$out/flat1m-seismic.log"

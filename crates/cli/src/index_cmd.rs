@@ -15,7 +15,7 @@ use splade_index::format::{
     FORMAT_VERSION, MANIFEST_FILE, MAX_DIM, MAX_INFERRED_DIM, SEGMENTS_VERSION,
 };
 use splade_index::merge::{merge_indexes, MergeOptions};
-use splade_index::readers::{open_jsonl, open_seismic, read_ahead, Document};
+use splade_index::readers::{open_jsonl, open_seismic, read_ahead, Document, READ_AHEAD_DOCS};
 use splade_index::{DiskIndexBuilder, Index, IndexBuilder, IndexWriter, MergePolicy, Reorder};
 use splade_sparse::SparseView;
 
@@ -244,9 +244,6 @@ pub(crate) fn progress_bar(len: usize, what: &str) -> indicatif::ProgressBar {
 
 /// A stream of documents read (and checked) from a vectors file.
 type VectorStream = Box<dyn Iterator<Item = splade_index::Result<Document>>>;
-
-/// Documents per batch read ahead of the builder.
-const READ_AHEAD_DOCS: usize = 4096;
 
 /// The documents of a [`SourceArgs`]: vectors read (and checked) one at a time as they are
 /// fed, or texts to encode.

@@ -16,7 +16,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use splade_index::readers::{open_jsonl, open_seismic, read_ahead, Document};
+use splade_index::readers::{open_jsonl, open_seismic, read_ahead, Document, READ_AHEAD_DOCS};
 use splade_index::{DiskIndexBuilder, Index, SearchOptions};
 
 type Docs = Box<dyn Iterator<Item = splade_index::Result<Document>> + Send>;
@@ -43,7 +43,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let out = Path::new(out);
     // Parse in a background thread while the builder writes what it has.
-    let docs = read_ahead(docs, 4096);
+    let docs = read_ahead(docs, READ_AHEAD_DOCS);
 
     let start = Instant::now();
     let mut builder = DiskIndexBuilder::create(out, dim)?;

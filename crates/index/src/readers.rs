@@ -525,6 +525,9 @@ pub fn write_seismic(vectors: &Path, ids: &Path, docs: &[Document]) -> Result<()
     })
 }
 
+/// Documents per batch for [`read_ahead`] (a few MB of SPLADE vectors).
+pub const READ_AHEAD_DOCS: usize = 4096;
+
 /// Documents of `docs`, read ahead in a background thread: batches of `batch` documents
 /// (at least one), at most two batches ahead of the consumer, so that reading and checking
 /// the input overlaps with what is done with each document (e.g. [`crate::DiskIndexBuilder::add`]).
