@@ -8,6 +8,15 @@ measurement in its own process (load, one untimed batch, then every text timed).
   HF_HUB_OFFLINE=1 /work/venv-onnx/bin/python scripts/bench/int8_encoders.py \\
       --st-python /work/venv-ref/bin/python [--rows tiny-questions,tiny-passages,base-passages]
 
+`--avx2 --splade BIN` measures what this CPU gives with AVX-512 left unused wherever it can be
+turned off: BIN is a splade built without the gemm crate's AVX-512 kernels
+(scripts/bench/build_avx2_splade.sh) and runs with SPLADE_F32_KERNEL=avx2 and
+SPLADE_INT8_KERNEL=avx2, so every product is AVX2/FMA; ST torch runs with
+ATEN_CPU_CAPABILITY=avx2, MKL_ENABLE_INSTRUCTIONS=AVX2 and ONEDNN_MAX_CPU_ISA=AVX2 (the
+capability torch reports is recorded); onnxruntime has no such switch (MLAS picks its kernels from
+CPUID), so the ONNX columns keep AVX-512 and VNNI, which favours them; the int8 export uses the
+"avx2" config, as the issue's AVX2 table does.
+
 The ONNX rows need sentence-transformers 5.1 + optimum-onnx + onnxruntime (this script's own
 Python); ST torch runs in --st-python (sentence-transformers 6.2). ONNX int8 is
 `export_dynamic_quantized_onnx_model(model, --onnx-config, ...)`. Text sets and the random
@@ -37,6 +46,7 @@ def worker(engine: str, model_dir: str, texts_file: str, onnx_file: str) -> None
     import torch
 
     torch.set_num_threads(THREADS)
+    capability = torch.backends.cpu.get_cpu_capability()
     from sentence_transformers import SparseEncoder
 
     texts = Path(texts_file).read_text(encoding="utf-8").split("\n")[:-1]
@@ -54,7 +64,7 @@ def worker(engine: str, model_dir: str, texts_file: str, onnx_file: str) -> None
     emb = model.encode(texts, batch_size=BATCH)
     secs = time.perf_counter() - t0
     print(json.dumps({"texts_per_s": len(texts) / secs, "load_seconds": load,
-                      "peak_rss_bytes": peak_rss(),
+                      "peak_rss_bytes": peak_rss(), "cpu_capability": capability,
                       "active_dims": float(model.sparsity(emb)["active_dims"])}))
 
 
@@ -104,7 +114,11 @@ def prepare_onnx(model_dir: Path, config: str) -> str:
                       model_kwargs={"provider": "CPUExecutionProvider"})
     m.save_pretrained(str(model_dir))
     export_dynamic_quantized_onnx_model(m, config, str(model_dir))
-    return f"onnx/model_qint8_{config}.onnx"
+    # "model_qint8_avx512_vnni.onnx", but "model_quint8_avx2.onnx" (unsigned activations).
+    found = sorted((model_dir / "onnx").glob(f"model_q*int8_{config}.onnx"))
+    if len(found) != 1:
+        raise SystemExit(f"the int8 export for {config}: expected one file, found {found}")
+    return f"onnx/{found[0].name}"
 
 
 def main() -> int:
@@ -113,6 +127,8 @@ def main() -> int:
     ap.add_argument("--splade", default=str(REPO / "target/release/splade"))
     ap.add_argument("--rows", default="tiny-questions,tiny-passages,base-passages")
     ap.add_argument("--onnx-config", default="avx512_vnni")
+    ap.add_argument("--avx2", action="store_true",
+                    help="AVX2 everywhere it can be forced (see the module docs); --splade names the AVX2 build")
     ap.add_argument("--scale", type=float, default=1.0, help="fraction of the texts (a smoke run)")
     ap.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -142,7 +158,8 @@ def main() -> int:
             copy = work / name
             shutil.copytree(src, copy)
             to_st51_layout(copy)
-            prepared[name] = (copy, prepare_onnx(copy, args.onnx_config))
+            config = "avx2" if args.avx2 else args.onnx_config
+            prepared[name] = (copy, prepare_onnx(copy, config))
         model_dir, onnx_file = prepared[name]
         n = max(BATCH, int(n * args.scale))
         texts = quora_questions(n) if set_name == "questions" else scifact_passages(n, tiny / "tokenizer.json")
@@ -150,14 +167,22 @@ def main() -> int:
         texts_file.write_text("".join(t + "\n" for t in texts), encoding="utf-8")
         out = {"row": row, "model": name, "texts": f"{len(texts)} {set_name}"}
         py = {"st-torch": args.st_python, "st-onnx-f32": sys.executable, "st-onnx-int8": sys.executable}
+        torch_env = dict(env, ATEN_CPU_CAPABILITY="avx2", MKL_ENABLE_INSTRUCTIONS="AVX2",
+                         ONEDNN_MAX_CPU_ISA="AVX2") if args.avx2 else env
         for engine in ("st-torch", "st-onnx-f32", "st-onnx-int8"):
-            r = run([py[engine], __file__, "--worker", engine, str(model_dir), str(texts_file), onnx_file], env)
+            r = run([py[engine], __file__, "--worker", engine, str(model_dir), str(texts_file), onnx_file],
+                    torch_env if engine == "st-torch" else env)
             out[engine] = r["texts_per_s"]
             out[f"{engine}_load"] = os.getloadavg()[0]
+            out[f"{engine}_capability"] = r["cpu_capability"]
         rs = {"rs-f32": ([], {}), "rs-f32-avx2": ([], {"SPLADE_F32_KERNEL": "avx2"}),
               "rs-f32-unscreened": (["--no-screened-projection"], {}),
               "rs-int8": (["--quantize", "int8"], {}),
               "rs-int8-avx2": (["--quantize", "int8"], {"SPLADE_INT8_KERNEL": "avx2"})}
+        if args.avx2:
+            avx2 = {"SPLADE_F32_KERNEL": "avx2", "SPLADE_INT8_KERNEL": "avx2"}
+            rs = {"rs-f32": ([], avx2), "rs-f32-unscreened": (["--no-screened-projection"], avx2),
+                  "rs-int8": (["--quantize", "int8"], avx2)}
         for engine, (extra, more_env) in rs.items():
             r = run([args.splade, "--threads", str(THREADS), "bench", "--model", str(model_dir),
                      "--input", str(texts_file), "--batch-size", str(BATCH), *extra], dict(env, **more_env))
@@ -169,6 +194,8 @@ def main() -> int:
         print(json.dumps(out), file=sys.stderr, flush=True)
     cols = ["st-torch", "st-onnx-f32", "st-onnx-int8", "rs-f32", "rs-f32-avx2", "rs-f32-unscreened", "rs-int8",
             "rs-int8-avx2"]
+    if args.avx2:
+        cols = ["st-torch", "st-onnx-f32", "st-onnx-int8", "rs-f32", "rs-f32-unscreened", "rs-int8"]
     ratios = [("rs-f32", "st-torch"), ("rs-f32", "st-onnx-f32"), ("rs-int8", "st-torch"), ("rs-int8", "st-onnx-int8")]
     print("| model | texts | " + " | ".join(cols) + " | " + " | ".join(f"{a} / {b}" for a, b in ratios) + " |")
     print("|---|---|" + "---|" * (len(cols) + len(ratios)))

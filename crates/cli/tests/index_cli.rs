@@ -118,6 +118,18 @@ fn vectors_build_and_search_match_brute_force() {
         "bf",
     ]));
     assert_eq!(brute, expected.replace(" splade\n", " bf\n"));
+    // Read into memory instead of mapped: the same run.
+    let in_memory = ok(splade(&[
+        "search",
+        "--index",
+        d,
+        "--query-vectors",
+        qpath.to_str().unwrap(),
+        "--k",
+        "7",
+        "--in-memory",
+    ]));
+    assert_eq!(in_memory, expected);
 
     // The Seismic binary input builds a byte-identical index.
     let (bin, ids) = (tmp.path().join("docs.bin"), tmp.path().join("docs.ids"));

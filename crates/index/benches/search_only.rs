@@ -2,7 +2,7 @@
 //! recall@k against the exact search and the mean blocks scored and candidate per query, for exact search and each `ALPHA:BETA` setting.
 //!
 //! ```text
-//! [TRAVERSAL=auto|blockmax|taat] cargo bench -p splade-index --bench search_only -- INDEX_DIR QUERIES.jsonl [K] [ALPHA:BETA,...]
+//! [TRAVERSAL=auto|blockmax|taat] [RESIDENCY=mapped|memory] cargo bench -p splade-index --bench search_only -- INDEX_DIR QUERIES.jsonl [K] [ALPHA:BETA,...]
 //! ```
 
 mod common;
@@ -10,7 +10,7 @@ mod common;
 use std::time::Instant;
 
 use splade_index::readers::open_jsonl;
-use splade_index::{Index, Method, SearchOptions, Searcher, Traversal};
+use splade_index::{Method, OpenOptions, Residency, SearchOptions, Searcher, Traversal};
 use splade_sparse::SparseVector;
 
 const USAGE: &str = "usage: search_only INDEX_DIR QUERIES.jsonl [K] [ALPHA:BETA,...]";
@@ -23,7 +23,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err(USAGE.into());
     };
     let k: usize = args.get(2).map_or(Ok(10), |s| s.parse())?;
-    let index = Index::open_unverified(std::path::Path::new(dir))?;
+    // RESIDENCY=mapped|memory (default mapped): see `splade_index::Residency`.
+    let residency = match std::env::var("RESIDENCY").as_deref() {
+        Err(_) | Ok("mapped") => Residency::Mapped,
+        Ok("memory") => Residency::Memory,
+        Ok(other) => return Err(format!("RESIDENCY={other}: use mapped or memory").into()),
+    };
+    let index = OpenOptions::new()
+        .verify(false)
+        .residency(residency)
+        .open(std::path::Path::new(dir))?;
     let queries: Vec<SparseVector> = open_jsonl(std::path::Path::new(qpath), None)?
         .map(|d| d.map(|d| d.vector))
         .collect::<Result<_, _>>()?;

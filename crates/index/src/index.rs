@@ -14,6 +14,7 @@ use crate::format::{
     self as format, crc32, IndexManifest, Manifest, SegmentEntry, SegmentsManifest, MANIFEST_FILE,
 };
 use crate::segment::Segment;
+use crate::storage::Residency;
 
 /// A read-only SPLADE index: forward (per-document) vectors, external ids, the per-block
 /// inverted layout and the per-term block maxima used for pruning, in one or more
@@ -78,6 +79,71 @@ pub struct SegmentInfo<'a> {
     pub manifest: &'a Manifest,
 }
 
+/// How [`Index`] opens a directory: whether checksums are verified and where the files
+/// live ([`Residency`]). [`Index::open`] is `OpenOptions::new().open(dir)`.
+///
+/// ```
+/// use splade_index::{Index, IndexBuilder, OpenOptions, Residency};
+/// use splade_sparse::SparseVector;
+/// let dir = tempfile::tempdir()?;
+/// let mut b = IndexBuilder::new(10);
+/// b.add("a", SparseVector::new(vec![1, 4], vec![0.5, 2.0])?.view())?;
+/// b.write(&dir.path().join("idx"))?;
+/// let index = OpenOptions::new()
+///     .residency(Residency::Memory)
+///     .open(&dir.path().join("idx"))?;
+/// assert_eq!(index.len(), 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenOptions {
+    verify: bool,
+    residency: Residency,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl OpenOptions {
+    /// Checksums verified, files memory-mapped.
+    pub fn new() -> Self {
+        Self {
+            verify: true,
+            residency: Residency::Mapped,
+        }
+    }
+
+    /// Whether every segment file's CRC32 is checked (default `true`; see
+    /// [`Index::open_unverified`] for what is still checked without).
+    pub fn verify(mut self, verify: bool) -> Self {
+        self.verify = verify;
+        self
+    }
+
+    /// Where the files live once opened (default [`Residency::Mapped`]). Segments an
+    /// [`crate::IndexWriter`] adds later are mapped.
+    pub fn residency(mut self, residency: Residency) -> Self {
+        self.residency = residency;
+        self
+    }
+
+    pub(crate) fn verifies(&self) -> bool {
+        self.verify
+    }
+
+    pub(crate) fn residency_of_files(&self) -> Residency {
+        self.residency
+    }
+
+    /// Opens the index in `dir` (see [`Index::open`]).
+    pub fn open(&self, dir: &Path) -> Result<Index> {
+        Index::open_inner(dir, self)
+    }
+}
+
 impl Index {
     /// Opens the index in `dir`, single-segment (version 4) or segmented (version 5):
     /// reads the manifest (format name and version checked first), memory-maps every file,
@@ -90,7 +156,7 @@ impl Index {
     /// atomically, and should the writer remove files of the previous generation while
     /// they are being opened, the open starts again from the new manifest.
     pub fn open(dir: &Path) -> Result<Self> {
-        Self::open_inner(dir, true)
+        OpenOptions::new().open(dir)
     }
 
     /// Like [`Self::open`] but without checksum verification of the segment arrays: sizes
@@ -98,16 +164,16 @@ impl Index {
     /// out-of-bounds read, but damaged weights inside the valid range go unnoticed (they
     /// give wrong scores). [`Self::verify`] checks the checksums later.
     pub fn open_unverified(dir: &Path) -> Result<Self> {
-        Self::open_inner(dir, false)
+        OpenOptions::new().verify(false).open(dir)
     }
 
-    fn open_inner(dir: &Path, verify: bool) -> Result<Self> {
+    fn open_inner(dir: &Path, options: &OpenOptions) -> Result<Self> {
         let path = dir.join(MANIFEST_FILE);
         let mut attempts = 0;
         loop {
             let text = format::read_manifest_bytes(&path)?;
             let result = IndexManifest::parse(&text, &path)
-                .and_then(|m| Self::from_manifest(dir, m, &HashMap::new(), verify));
+                .and_then(|m| Self::from_manifest(dir, m, &HashMap::new(), options));
             match result {
                 Ok(index) => return Ok(index),
                 Err(e) => {
@@ -129,12 +195,12 @@ impl Index {
         dir: &Path,
         manifest: IndexManifest,
         reuse: &HashMap<String, Arc<Segment>>,
-        verify: bool,
+        options: &OpenOptions,
     ) -> Result<Self> {
         match manifest {
             IndexManifest::Single(m) => {
                 let dim = m.dim as usize;
-                let segment = Segment::open(dir, m, verify)?;
+                let segment = Segment::open(dir, m, options)?;
                 Self::from_slots(
                     vec![(Arc::new(segment), DeleteSet::default(), 0, ".".to_string())],
                     dim,
@@ -150,7 +216,7 @@ impl Index {
                         _ => Arc::new(Segment::open(
                             &dir.join(&entry.dir),
                             entry.manifest.clone(),
-                            verify,
+                            options,
                         )?),
                     };
                     let deleted = read_deletes(dir, entry)?;

@@ -120,8 +120,9 @@ pub use builder::{
 pub use error::{IndexError, Result};
 pub use explain::{Explanation, TermContribution};
 pub use format::{DEFAULT_BLOCK_SIZE, MAX_BLOCK_SIZE};
-pub use index::{Index, SegmentInfo};
+pub use index::{Index, OpenOptions, SegmentInfo};
 pub use search::{prune_query, Method, SearchOptions, SearchStats, Searcher, Traversal};
+pub use storage::Residency;
 pub use topk::Hit;
 pub use writer::{CommitSummary, IndexWriter, MergePolicy};
 

@@ -10,7 +10,7 @@ use crate::format::{
     self, segment_dir_name, IndexManifest, Manifest, Referenced, SegmentEntry, SegmentsManifest,
     LOCK_FILE, MANIFEST_FILE,
 };
-use crate::index::Index;
+use crate::index::{Index, OpenOptions as IndexOpenOptions};
 
 /// Replaces every document of the index in `dir` by a new segment in one commit: under the
 /// write lock, `write_segment` writes the new documents as a new segment directory (the
@@ -67,7 +67,7 @@ pub(crate) fn replace_index(
         dir,
         IndexManifest::Segments(next.clone()),
         &HashMap::new(),
-        true,
+        &IndexOpenOptions::new(),
     )?;
     let new_bytes = next.to_bytes()?;
     if format::read_manifest_bytes(&path)? != bytes {

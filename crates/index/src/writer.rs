@@ -15,7 +15,7 @@ use crate::format::{
     self, deletes_file_name, segment_dir_name, DeletesEntry, DirState, IndexManifest, Referenced,
     SegmentEntry, SegmentsManifest, MANIFEST_FILE,
 };
-use crate::index::Index;
+use crate::index::{Index, OpenOptions};
 use crate::replace::{lock, replace_index};
 use crate::segment::Segment;
 
@@ -179,7 +179,8 @@ impl IndexWriter {
         let path = dir.join(MANIFEST_FILE);
         let bytes = format::read_manifest_bytes(&path)?;
         let parsed = IndexManifest::parse(&bytes, &path)?;
-        let index = Index::from_manifest(dir, parsed.clone(), &HashMap::new(), true)?;
+        let index =
+            Index::from_manifest(dir, parsed.clone(), &HashMap::new(), &OpenOptions::new())?;
         let manifest = match parsed {
             IndexManifest::Segments(m) => m,
             IndexManifest::Single(m) => {
@@ -476,7 +477,7 @@ impl IndexWriter {
             &self.dir,
             IndexManifest::Segments(next.clone()),
             &reuse,
-            true,
+            &OpenOptions::new(),
         )?;
         let bytes = next.to_bytes()?;
         self.check_unchanged()?;

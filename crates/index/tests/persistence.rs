@@ -7,7 +7,7 @@ use std::path::Path;
 use common::{bits, build, builder, collection, query, Collection};
 use proptest::prelude::*;
 use splade_index::format::{FileId, Manifest, FORMAT_VERSION, MANIFEST_FILE};
-use splade_index::{Index, IndexError};
+use splade_index::{Index, IndexError, OpenOptions, Residency};
 use splade_sparse::SparseVector;
 
 fn small() -> Collection {
@@ -73,7 +73,11 @@ fn round_trip_preserves_everything() {
     let memory = build(&c);
     let disk = write_small(tmp.path());
     let reopened = Index::open(tmp.path()).unwrap();
-    for index in [&disk, &reopened] {
+    let in_memory = OpenOptions::new()
+        .residency(Residency::Memory)
+        .open(tmp.path())
+        .unwrap();
+    for index in [&disk, &reopened, &in_memory] {
         assert_eq!(index.len(), c.docs.len());
         assert_eq!(index.dim(), 50);
         assert_eq!(index.block_size(), 8);
@@ -132,6 +136,53 @@ fn rewriting_replaces_an_index_and_keeps_open_maps_valid() {
     assert_eq!(Index::open(tmp.path()).unwrap().len(), 1);
 }
 
+/// Opens `dir` with its files read into memory ([`Residency::Memory`]).
+fn in_memory(dir: &Path, verify: bool) -> Result<Index, IndexError> {
+    OpenOptions::new()
+        .verify(verify)
+        .residency(Residency::Memory)
+        .open(dir)
+}
+
+/// A segmented index (several commits, deletions) read into memory searches and reads as
+/// the mapped one, and a writer still commits to its directory afterwards.
+#[test]
+fn a_segmented_index_opens_in_memory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = small();
+    let mut w = splade_index::IndexWriter::create(tmp.path(), c.dim)
+        .unwrap()
+        .block_size(4)
+        .merge_policy(splade_index::MergePolicy::never());
+    for (d, v) in c.docs.iter().enumerate() {
+        w.add(&format!("doc-{d}"), v.view()).unwrap();
+        if d % 50 == 49 {
+            w.commit().unwrap();
+        }
+    }
+    w.delete("doc-7");
+    w.commit().unwrap();
+    let mapped = Index::open(tmp.path()).unwrap();
+    let memory = in_memory(tmp.path(), true).unwrap();
+    assert_eq!(memory.num_segments(), 3);
+    assert_eq!(memory.num_deleted(), mapped.num_deleted());
+    for q in queries() {
+        assert_eq!(
+            bits(&memory.top_k(q.view(), 20)),
+            bits(&mapped.top_k(q.view(), 20))
+        );
+    }
+    for d in 0..c.docs.len() as u32 {
+        assert_eq!(memory.document(d), mapped.document(d));
+    }
+    memory.verify().unwrap();
+    w.add("late", c.docs[0].view()).unwrap();
+    w.commit().unwrap();
+    let reopened = in_memory(tmp.path(), true).unwrap();
+    assert!(reopened.doc_number("late").is_some());
+    assert_eq!(reopened.num_segments(), 4);
+}
+
 fn expect_corrupt(result: Result<Index, IndexError>, file: &str) {
     match result {
         Err(IndexError::Corrupt { path, reason }) => assert!(
@@ -159,16 +210,20 @@ fn every_damaged_file_is_reported_by_name() {
         bytes[mid] ^= 0x10;
         std::fs::write(&path, &bytes).unwrap();
         expect_corrupt(Index::open(tmp.path()), id.name());
+        expect_corrupt(in_memory(tmp.path(), true), id.name());
         // Truncated: size.
         bytes[mid] ^= 0x10;
         std::fs::write(&path, &bytes[..bytes.len() - 1]).unwrap();
         expect_corrupt(Index::open(tmp.path()), id.name());
         expect_corrupt(Index::open_unverified(tmp.path()), id.name());
+        expect_corrupt(in_memory(tmp.path(), false), id.name());
         // Missing.
         std::fs::remove_file(&path).unwrap();
-        match Index::open(tmp.path()) {
-            Err(IndexError::Io { path, .. }) => assert!(path.ends_with(id.name())),
-            other => panic!("missing {} gave {other:?}", id.name()),
+        for opened in [Index::open(tmp.path()), in_memory(tmp.path(), true)] {
+            match opened {
+                Err(IndexError::Io { path, .. }) => assert!(path.ends_with(id.name())),
+                other => panic!("missing {} gave {other:?}", id.name()),
+            }
         }
     }
 }

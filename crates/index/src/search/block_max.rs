@@ -35,13 +35,16 @@ use std::collections::{BinaryHeap, VecDeque};
 
 use splade_sparse::{SparseVector, SparseView};
 
-use super::taat::{screen_segment, taat_segment, ScreenScratch, SwitchRule, MAX_TAAT_DOCS};
+use super::taat::{
+    add_codes, screen_segment, taat_segment, ScreenScratch, SwitchRule, MAX_TAAT_DOCS,
+};
 use super::{SearchStats, Traversal};
 use crate::brute::dot_slices;
 use crate::deletes::is_deleted;
 use crate::index::Index;
 use crate::quantize::inflate;
 use crate::segment::blocks::BlockArrays;
+use crate::segment::dense_bounds::DenseBounds;
 use crate::topk::{Hit, TopK};
 
 /// Reusable per-thread buffers of the block-max search.
@@ -119,6 +122,7 @@ fn unkey(key: u64) -> (f32, usize) {
 /// A query term present in the index: weight and its range of the block-maxima lists.
 #[derive(Debug, Clone, Copy)]
 struct QueryTerm {
+    term: u32,
     weight: f32,
     start: usize,
     end: usize,
@@ -195,6 +199,7 @@ fn cutoff(bounds: &[f32], contributing: usize) -> f32 {
 #[inline(always)]
 fn candidates(
     a: &BlockArrays<'_>,
+    dense: &DenseBounds,
     num_blocks: usize,
     query: SparseView<'_>,
     bound_terms: &Option<SparseVector>,
@@ -215,6 +220,7 @@ fn candidates(
                 *a.bound_offsets.get(t + 1)? as usize,
             );
             (start < end).then(|| QueryTerm {
+                term: t as u32,
                 weight,
                 start,
                 end,
@@ -228,7 +234,7 @@ fn candidates(
     let table = terms.len() * num_blocks <= scratch.max_positions
         && a.entry_offsets.len() <= u32::MAX as usize;
     let negative = terms.iter().any(|t| t.weight < 0.0);
-    let contributing = fill_tables(a, &terms, num_blocks, table, !negative, scratch);
+    let contributing = fill_tables(a, dense, &terms, num_blocks, table, !negative, scratch);
     let bounds = &scratch.bounds[..num_blocks];
     let (keys, cutoff) = if negative {
         let keys = (0..num_blocks as u32)
@@ -375,7 +381,14 @@ pub(crate) fn block_max_top_k(
             },
         };
         let before = switch.as_ref().map(|_| top.clone());
-        let found = candidates(&a, num_blocks, query, &bound_terms, scratch);
+        let found = candidates(
+            &a,
+            segment.dense_bounds(),
+            num_blocks,
+            query,
+            &bound_terms,
+            scratch,
+        );
         let finished = visit_blocks(&a, found, alpha, switch, scratch, &mut top, offer);
         if let Some(before) = before {
             segment.traversal_memory().record(!finished);
@@ -597,6 +610,7 @@ const MAX_POSITIONS: usize = 1 << 24;
 #[inline(always)]
 fn fill_tables(
     a: &BlockArrays<'_>,
+    dense: &DenseBounds,
     terms: &[QueryTerm],
     nb: usize,
     table: bool,
@@ -604,18 +618,31 @@ fn fill_tables(
     scratch: &mut Scratch,
 ) -> usize {
     let positions = &mut scratch.positions;
-    if table {
-        positions.clear();
+    if table && positions.len() < terms.len() * nb {
+        // Every row used below is written in full (copied, or reset and filled).
         positions.resize(terms.len() * nb, u32::MAX);
     }
     let acc = &mut scratch.bounds[..nb];
     let mut contributing = 0;
     for (i, t) in terms.iter().enumerate() {
         let range = t.start..t.end;
-        let blocks = &a.bound_blocks[range.clone()];
         let bounded = bounds && t.weight > 0.0 && t.bound;
         contributing += usize::from(bounded);
         let qs = t.weight * t.scale;
+        if let Some((codes, slots)) = dense.column(t.term) {
+            // The same products in the same term order, plus 0.0 where the term is absent.
+            if table {
+                positions[i * nb..(i + 1) * nb].copy_from_slice(slots);
+            }
+            if bounded {
+                add_codes(acc, codes, qs);
+            }
+            continue;
+        }
+        let blocks = &a.bound_blocks[range.clone()];
+        if table {
+            positions[i * nb..(i + 1) * nb].fill(u32::MAX);
+        }
         match (table, bounded) {
             (true, true) => {
                 let row = &mut positions[i * nb..(i + 1) * nb];
@@ -958,7 +985,14 @@ mod tests {
                 let scored = scratch.stats.blocks_scored;
                 let [only] = index.slots() else { panic!() };
                 let a = only.segment.blocks();
-                let found = candidates(&a, a.num_blocks(), q.view(), &None, &mut scratch);
+                let found = candidates(
+                    &a,
+                    only.segment.dense_bounds(),
+                    a.num_blocks(),
+                    q.view(),
+                    &None,
+                    &mut scratch,
+                );
                 scratch.bounds.fill(0.0);
                 assert!(found.cutoff > 0.0);
                 deferred_used += usize::from(scored > found.keys.len());
@@ -1052,6 +1086,82 @@ mod tests {
                     );
                     assert_eq!(a, b);
                     assert!(a.iter().all(|h| !index.is_deleted(h.doc)));
+                }
+            }
+        }
+    }
+
+    /// Dense columns give the bounds, position table and candidates of the block lists, bit
+    /// for bit, and the search stays exact: a segment of 2,000 blocks whose first terms are
+    /// in nearly every block (dense columns) and the rest in few (lists), queries mixing
+    /// both, weights of either sign and `beta < 1` (terms that only fill the table).
+    #[test]
+    fn dense_columns_match_the_lists() {
+        let mut next = xorshift(0x51_7cc1_b727_220au64);
+        let dim = 400u64;
+        let vector = |n: usize, next: &mut dyn FnMut() -> u64| {
+            let mut pairs: Vec<(u32, f32)> = (0..n)
+                .map(|i| {
+                    // Terms 0..6 in most documents, the rest spread over the dimension.
+                    let t = if i < 4 {
+                        next() % 6
+                    } else {
+                        6 + next() % (dim - 6)
+                    };
+                    (t as u32, (1 + next() % 997) as f32 / 131.0)
+                })
+                .collect();
+            pairs.sort_by_key(|p| p.0);
+            pairs.dedup_by_key(|p| p.0);
+            SparseVector::from_pairs(pairs).unwrap()
+        };
+        let mut b = IndexBuilder::new(dim as usize).block_size(2);
+        for d in 0..4000 {
+            b.add(&format!("d{d}"), vector(14, &mut next).view())
+                .unwrap();
+        }
+        let index = b.build().unwrap();
+        let [only] = index.slots() else { panic!() };
+        let segment = &only.segment;
+        let a = segment.blocks();
+        let nb = a.num_blocks();
+        let dense = segment.dense_bounds();
+        assert!(nb >= crate::segment::dense_bounds::MIN_DENSE_BLOCKS);
+        assert!((4..=6).contains(&dense.columns()), "{}", dense.columns());
+        let lists = DenseBounds::default();
+        let (mut with, mut without) = (Scratch::new(), Scratch::new());
+        for round in 0..60 {
+            let mut q = vector(10, &mut next);
+            if round % 5 == 4 {
+                let (i, mut v) = (q.indices().to_vec(), q.values().to_vec());
+                v[0] = -v[0];
+                q = SparseVector::new(i, v).unwrap();
+            }
+            let beta = if round % 3 == 0 {
+                Some(q.view().top_k(4))
+            } else {
+                None
+            };
+            let x = candidates(&a, dense, nb, q.view(), &beta, &mut with);
+            let y = candidates(&a, &lists, nb, q.view(), &beta, &mut without);
+            let bits = |s: &Scratch| {
+                s.bounds[..nb]
+                    .iter()
+                    .map(|v| v.to_bits())
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(bits(&with), bits(&without));
+            assert_eq!((x.keys, x.cutoff.to_bits()), (y.keys, y.cutoff.to_bits()));
+            assert_eq!(x.contributing, y.contributing);
+            assert!(x.table && y.table);
+            let rows = x.terms.len() * nb;
+            assert_eq!(with.positions[..rows], without.positions[..rows]);
+            with.bounds.fill(0.0);
+            without.bounds.fill(0.0);
+            for (k, ab) in [(10, (1.0, 1.0)), (100, (1.0, 1.0)), (10, (0.8, 0.5))] {
+                let got = block_max_top_k(&index, q.view(), k, ab, Traversal::BlockMax, &mut with);
+                if ab == (1.0, 1.0) {
+                    assert_eq!(got, index.brute_force_top_k(q.view(), k));
                 }
             }
         }

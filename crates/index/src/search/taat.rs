@@ -46,7 +46,7 @@ macro_rules! widest_simd_kernel {
     ($(#[$doc:meta])* fn $name:ident / $plain:ident, $avx512:ident, $avx2:ident
         ($acc:ident: &mut [$a:ty], $col:ident: &[$c:ty], $q:ident: $qt:ty) $body:block) => {
         $(#[$doc])*
-        fn $name($acc: &mut [$a], $col: &[$c], $q: $qt) {
+        pub(crate) fn $name($acc: &mut [$a], $col: &[$c], $q: $qt) {
             #[cfg(target_arch = "x86_64")]
             {
                 if std::arch::is_x86_feature_detected!("avx512f") {

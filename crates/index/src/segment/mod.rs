@@ -3,11 +3,13 @@
 //! segments plus, per segment, the set of deleted documents.
 //!
 //! Besides the mapped files, a segment holds what searches derive from it and keep: the
-//! term-major postings copy ([`postings`], made on first use) and what the automatic
+//! term-major postings copy ([`postings`], made on first use), dense block-maxima columns of
+//! its most widespread terms ([`dense_bounds`], made on first use) and what the automatic
 //! traversal learned ([`memory`]). The search itself (`crate::search`) depends on this
 //! module, never the reverse.
 
 pub(crate) mod blocks;
+pub(crate) mod dense_bounds;
 pub(crate) mod memory;
 pub(crate) mod postings;
 
@@ -15,9 +17,11 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{IndexError, Result};
 use crate::format::{crc32, FileId, Manifest};
+use crate::index::OpenOptions;
 use crate::storage::Bytes;
 use crate::validate::{file_path, validate};
 use blocks::BlockArrays;
+use dense_bounds::{DenseBounds, LazyDenseBounds};
 use memory::TraversalMemory;
 use postings::{LazyTermPostings, TermPostings};
 
@@ -29,19 +33,24 @@ pub(crate) struct Segment {
     dir: Option<PathBuf>,
     /// The term-major postings copy of the term-at-a-time search, made on first use.
     term_postings: LazyTermPostings,
+    /// Dense block-maxima columns of the most widespread terms, made on first use.
+    dense_bounds: LazyDenseBounds,
     /// What the automatic traversal learned from this segment's searches.
     traversal_memory: TraversalMemory,
 }
 
 impl Segment {
-    /// Maps the files of the segment in `dir` described by `manifest`, verifies their
-    /// checksums when `verify` and validates the structure.
-    pub(crate) fn open(dir: &Path, manifest: Manifest, verify: bool) -> Result<Self> {
+    /// Maps (or reads, as `options` say) the files of the segment in `dir` described by
+    /// `manifest`, verifies their checksums when asked and validates the structure.
+    pub(crate) fn open(dir: &Path, manifest: Manifest, options: &OpenOptions) -> Result<Self> {
         let mut files = Vec::with_capacity(FileId::ALL.len());
         for id in FileId::ALL {
-            files.push(Bytes::map(&dir.join(id.name()))?);
+            files.push(Bytes::open(
+                &dir.join(id.name()),
+                options.residency_of_files(),
+            )?);
         }
-        if verify {
+        if options.verifies() {
             verify_files(&manifest, &files, Some(dir))?;
         }
         Self::from_parts(manifest, files, Some(dir.to_path_buf()))
@@ -59,6 +68,7 @@ impl Segment {
             files,
             dir,
             term_postings: LazyTermPostings::default(),
+            dense_bounds: LazyDenseBounds::default(),
             traversal_memory: TraversalMemory::default(),
         })
     }
@@ -140,6 +150,12 @@ impl Segment {
     /// Per term, the documents it occurs in (made on first use).
     pub(crate) fn term_df(&self) -> &[u32] {
         self.term_postings.df(&self.blocks())
+    }
+
+    /// The dense block-maxima columns of the terms in most blocks (see [`dense_bounds`]),
+    /// made on first use.
+    pub(crate) fn dense_bounds(&self) -> &DenseBounds {
+        self.dense_bounds.get(&self.blocks())
     }
 
     /// What the automatic traversal learned from this segment's searches.

@@ -1,0 +1,62 @@
+//! Times an index built in memory from vectors already in memory (nothing read from or
+//! written to disk while the clock runs): the like-for-like counterpart of a library that
+//! turns encoder output into its search structure in memory (splade-index's CSR-to-CSC
+//! conversion, `scripts/bench/splade_index_build_time.py`). The vectors are read first, untimed;
+//! then each run adds them all to a fresh [`IndexBuilder`] and builds, timed, and the
+//! index is searched with its first document as a check.
+//!
+//! ```text
+//! cargo run --release -p splade-index --example build_in_memory -- DIM DOCS.bin DOCS.ids [RUNS]
+//! ```
+//!
+//! `DOCS.bin` is Seismic's binary format with `DOCS.ids` one id per line in the same order.
+
+use std::time::Instant;
+
+use splade_index::readers::open_seismic;
+use splade_index::{IndexBuilder, SearchOptions};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (dim, bin, ids, runs) = match args.as_slice() {
+        [dim, bin, ids] => (dim.parse::<usize>()?, bin, ids, 3),
+        [dim, bin, ids, runs] => (dim.parse()?, bin, ids, runs.parse::<usize>()?),
+        _ => return Err("usage: build_in_memory DIM DOCS.bin DOCS.ids [RUNS]".into()),
+    };
+    let t = Instant::now();
+    let docs =
+        open_seismic(bin.as_ref(), ids.as_ref(), Some(dim))?.collect::<Result<Vec<_>, _>>()?;
+    let nnz: usize = docs.iter().map(|d| d.vector.indices().len()).sum();
+    println!(
+        "{} documents, {nnz} postings read in {:.2} s (untimed)",
+        docs.len(),
+        t.elapsed().as_secs_f64()
+    );
+    for run in 0..runs {
+        let start = Instant::now();
+        let mut builder = IndexBuilder::new(dim);
+        for d in &docs {
+            builder.add(&d.id, d.vector.view())?;
+        }
+        let added = start.elapsed();
+        let index = builder.build()?;
+        let total = start.elapsed();
+        let first = &docs[0];
+        let hits = index.search(first.vector.view(), &SearchOptions::new(1));
+        println!(
+            "run {run}: added in {:.2} s, laid out and assembled in {:.2} s, {:.2} s in all \
+             (load average {}); the first document finds {}",
+            added.as_secs_f64(),
+            (total - added).as_secs_f64(),
+            total.as_secs_f64(),
+            std::fs::read_to_string("/proc/loadavg")
+                .ok()
+                .and_then(|l| l.split_whitespace().next().map(str::to_string))
+                .unwrap_or_else(|| "?".into()),
+            hits.first()
+                .and_then(|h| index.id(h.doc))
+                .unwrap_or("nothing"),
+        );
+    }
+    Ok(())
+}
