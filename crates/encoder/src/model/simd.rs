@@ -5,8 +5,11 @@
 //! A kernel is a generic body over [`Simd`] with `#[inline(always)]` helpers, instantiated
 //! inside a `#[target_feature]` function per path, so each copy is compiled for its
 //! instruction set and dispatched by [`F32Path::selected`]. `SPLADE_F32_KERNEL=avx512|avx2|
-//! portable` forces a path (to test the AVX2 one on an AVX-512 machine, for instance).
-//! The dense products themselves stay the `gemm` crate's, which dispatches on its own.
+//! portable` forces a path (to test the AVX2 one on an AVX-512 machine, for instance), for
+//! these kernels and for the ones that dispatch on their own (GELU, softmax, activation
+//! quantization, the vocabulary screen: [`F32Path::current`]). The dense products themselves
+//! stay the `gemm` crate's, which dispatches on its own (without its `x86-v4` feature it
+//! never uses AVX-512: `scripts/bench/build_avx2_splade.sh`).
 
 use std::sync::OnceLock;
 
@@ -65,27 +68,40 @@ impl F32Path {
     /// The path to use: the one [`F32_PATH_ENV`] names (an error if it is unknown or this CPU
     /// lacks it), else the widest available. Read once per process.
     pub fn selected() -> Result<F32Path, String> {
+        Self::choice().clone()
+    }
+
+    /// [`Self::selected`], or the widest available path when the variable is invalid (the
+    /// model's layers report that error; the small kernels that dispatch on their own,
+    /// GELU, softmax, activation quantization and the vocabulary screen, need a path anyway).
+    /// Whatever it returns, this CPU can run.
+    pub(crate) fn current() -> F32Path {
+        match Self::choice() {
+            Ok(path) => *path,
+            Err(_) => F32Path::available()[0],
+        }
+    }
+
+    fn choice() -> &'static Result<F32Path, String> {
         static SELECTED: OnceLock<Result<F32Path, String>> = OnceLock::new();
-        SELECTED
-            .get_or_init(|| {
-                let widest = F32Path::available()[0];
-                let Ok(name) = std::env::var(F32_PATH_ENV) else {
-                    return Ok(widest);
-                };
-                let path = [F32Path::Avx512, F32Path::Avx2, F32Path::Portable]
-                    .into_iter()
-                    .find(|p| p.name() == name.trim())
-                    .ok_or_else(|| {
-                        format!("{F32_PATH_ENV}={name:?}: expected avx512, avx2 or portable")
-                    })?;
-                if !path.is_available() {
-                    return Err(format!(
-                        "{F32_PATH_ENV}={name}: this CPU cannot run the {name} kernels"
-                    ));
-                }
-                Ok(path)
-            })
-            .clone()
+        SELECTED.get_or_init(|| {
+            let widest = F32Path::available()[0];
+            let Ok(name) = std::env::var(F32_PATH_ENV) else {
+                return Ok(widest);
+            };
+            let path = [F32Path::Avx512, F32Path::Avx2, F32Path::Portable]
+                .into_iter()
+                .find(|p| p.name() == name.trim())
+                .ok_or_else(|| {
+                    format!("{F32_PATH_ENV}={name:?}: expected avx512, avx2 or portable")
+                })?;
+            if !path.is_available() {
+                return Err(format!(
+                    "{F32_PATH_ENV}={name}: this CPU cannot run the {name} kernels"
+                ));
+            }
+            Ok(path)
+        })
     }
 }
 

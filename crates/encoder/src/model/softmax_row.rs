@@ -13,15 +13,14 @@ const LANES: usize = 16;
 /// slices have the same length.
 pub(crate) fn softmax_row(scores: &[f32], mask: &[f32], out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has AVX-512F (checked on the line above).
-            return unsafe { softmax_row_avx512(scores, mask, out) };
+    match crate::model::simd::F32Path::current() {
+        // SAFETY: `current` only returns a path this CPU can run (AVX-512F, resp. AVX2).
+        crate::model::simd::F32Path::Avx512 => {
+            return unsafe { softmax_row_avx512(scores, mask, out) }
         }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2 (checked on the line above).
-            return unsafe { softmax_row_avx2(scores, mask, out) };
-        }
+        // SAFETY: as above.
+        crate::model::simd::F32Path::Avx2 => return unsafe { softmax_row_avx2(scores, mask, out) },
+        crate::model::simd::F32Path::Portable => {}
     }
     softmax_row_generic(scores, mask, out)
 }

@@ -37,15 +37,12 @@ const CLAMP: f64 = 3.92;
 /// Replaces every value `u` of `values` by `gelu(u)` (a NaN stays a NaN).
 pub(crate) fn gelu_in_place(values: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has AVX-512F (checked on the line above).
-            return unsafe { gelu_avx512(values) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2 (checked on the line above).
-            return unsafe { gelu_avx2(values) };
-        }
+    match crate::model::simd::F32Path::current() {
+        // SAFETY: `current` only returns a path this CPU can run (AVX-512F, resp. AVX2).
+        crate::model::simd::F32Path::Avx512 => return unsafe { gelu_avx512(values) },
+        // SAFETY: as above.
+        crate::model::simd::F32Path::Avx2 => return unsafe { gelu_avx2(values) },
+        crate::model::simd::F32Path::Portable => {}
     }
     gelu_generic(values)
 }

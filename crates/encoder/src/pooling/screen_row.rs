@@ -47,15 +47,16 @@ pub(super) fn screen_row(
     push: &mut impl FnMut(usize, f32),
 ) {
     #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has AVX-512F (checked on the line above).
-            return unsafe { screen_row_avx512(acc, token, entries, low, push) };
+    match crate::model::simd::F32Path::current() {
+        // SAFETY: `current` only returns a path this CPU can run (AVX-512F, resp. AVX2).
+        crate::model::simd::F32Path::Avx512 => {
+            return unsafe { screen_row_avx512(acc, token, entries, low, push) }
         }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2 (checked on the line above).
-            return unsafe { screen_row_avx2(acc, token, entries, low, push) };
+        // SAFETY: as above.
+        crate::model::simd::F32Path::Avx2 => {
+            return unsafe { screen_row_avx2(acc, token, entries, low, push) }
         }
+        crate::model::simd::F32Path::Portable => {}
     }
     screen_row_generic(acc, token, entries, low, push)
 }

@@ -15,15 +15,12 @@ const LANES: usize = 16;
 /// scale for a row holding a NaN or an infinity.
 pub(crate) fn quantize_row(row: &[f32], out: &mut [u8]) -> (f32, i32) {
     #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has AVX-512F (checked on the line above).
-            return unsafe { quantize_row_avx512(row, out) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2 (checked on the line above).
-            return unsafe { quantize_row_avx2(row, out) };
-        }
+    match crate::model::simd::F32Path::current() {
+        // SAFETY: `current` only returns a path this CPU can run (AVX-512F, resp. AVX2).
+        crate::model::simd::F32Path::Avx512 => return unsafe { quantize_row_avx512(row, out) },
+        // SAFETY: as above.
+        crate::model::simd::F32Path::Avx2 => return unsafe { quantize_row_avx2(row, out) },
+        crate::model::simd::F32Path::Portable => {}
     }
     quantize_row_generic(row, out)
 }
