@@ -86,16 +86,12 @@ fn vectors_build_and_search_match_brute_force() {
         "--block-size",
         "4",
     ]));
-    let run = ok(splade(&[
-        "search",
-        "--index",
-        d,
-        "--query-vectors",
-        qpath.to_str().unwrap(),
-        "--k",
-        "7",
-        "--exact",
-    ]));
+    let q = qpath.to_str().unwrap();
+    let search = |extra: &[&str]| {
+        let base = ["search", "--index", d, "--query-vectors", q, "--k", "7"];
+        ok(splade(&[&base[..], extra].concat()))
+    };
+    let run = search(&["--exact"]);
     let docs = documents();
     let mut expected = String::new();
     for q in queries() {
@@ -105,31 +101,10 @@ fn vectors_build_and_search_match_brute_force() {
         }
     }
     assert_eq!(run, expected);
-    let brute = ok(splade(&[
-        "search",
-        "--index",
-        d,
-        "--query-vectors",
-        qpath.to_str().unwrap(),
-        "--k",
-        "7",
-        "--brute-force",
-        "--run-tag",
-        "bf",
-    ]));
+    let brute = search(&["--brute-force", "--run-tag", "bf"]);
     assert_eq!(brute, expected.replace(" splade\n", " bf\n"));
     // Read into memory instead of mapped: the same run.
-    let in_memory = ok(splade(&[
-        "search",
-        "--index",
-        d,
-        "--query-vectors",
-        qpath.to_str().unwrap(),
-        "--k",
-        "7",
-        "--in-memory",
-    ]));
-    assert_eq!(in_memory, expected);
+    assert_eq!(search(&["--in-memory"]), expected);
 
     // The Seismic binary input builds a byte-identical index.
     let (bin, ids) = (tmp.path().join("docs.bin"), tmp.path().join("docs.ids"));
