@@ -13,6 +13,8 @@ mkdir -p "$dir"
 if [ ! -d "$dir/tree" ]; then
   git -C "$repo" worktree add -f --detach "$dir/tree" HEAD
 fi
+# The tree follows HEAD on every run (its one local edit, below, is made again).
+git -C "$dir/tree" checkout -q -f --detach "$(git -C "$repo" rev-parse HEAD)"
 cd "$dir/tree"
 sed -i 's/^gemm = { version = "0.19", features = \["x86-v4"\] }/gemm = { version = "0.19" }/' Cargo.toml
 grep -q '^gemm = { version = "0.19" }' Cargo.toml || { echo "Cargo.toml's gemm line changed: edit this script" >&2; exit 1; }

@@ -174,7 +174,8 @@ def main() -> int:
                     torch_env if engine == "st-torch" else env)
             out[engine] = r["texts_per_s"]
             out[f"{engine}_load"] = os.getloadavg()[0]
-            out[f"{engine}_capability"] = r["cpu_capability"]
+            if engine == "st-torch":  # torch's own kernels; onnxruntime dispatches on its own
+                out["st-torch_capability"] = r["cpu_capability"]
         rs = {"rs-f32": ([], {}), "rs-f32-avx2": ([], {"SPLADE_F32_KERNEL": "avx2"}),
               "rs-f32-unscreened": (["--no-screened-projection"], {}),
               "rs-int8": (["--quantize", "int8"], {}),

@@ -26,6 +26,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let t = Instant::now();
     let docs =
         open_seismic(bin.as_ref(), ids.as_ref(), Some(dim))?.collect::<Result<Vec<_>, _>>()?;
+    if docs.is_empty() {
+        return Err(format!("{bin}: no documents").into());
+    }
     let nnz: usize = docs.iter().map(|d| d.vector.indices().len()).sum();
     println!(
         "{} documents, {nnz} postings read in {:.2} s (untimed)",

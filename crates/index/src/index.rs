@@ -123,8 +123,8 @@ impl OpenOptions {
         self
     }
 
-    /// Where the files live once opened (default [`Residency::Mapped`]). Segments an
-    /// [`crate::IndexWriter`] adds later are mapped.
+    /// Where the files live once opened (default [`Residency::Mapped`]). An
+    /// [`crate::IndexWriter`] always maps its own index and the segments it writes.
     pub fn residency(mut self, residency: Residency) -> Self {
         self.residency = residency;
         self
@@ -200,7 +200,8 @@ impl Index {
         match manifest {
             IndexManifest::Single(m) => {
                 let dim = m.dim as usize;
-                let segment = Segment::open(dir, m, options)?;
+                let segment =
+                    Segment::open(dir, m, options.verifies(), options.residency_of_files())?;
                 Self::from_slots(
                     vec![(Arc::new(segment), DeleteSet::default(), 0, ".".to_string())],
                     dim,
@@ -216,7 +217,8 @@ impl Index {
                         _ => Arc::new(Segment::open(
                             &dir.join(&entry.dir),
                             entry.manifest.clone(),
-                            options,
+                            options.verifies(),
+                            options.residency_of_files(),
                         )?),
                     };
                     let deleted = read_deletes(dir, entry)?;

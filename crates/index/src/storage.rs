@@ -74,8 +74,12 @@ impl Bytes {
         if len == 0 {
             return Ok(Bytes::Owned(OwnedArray::U8(Vec::new())));
         }
-        let len = usize::try_from(len)
-            .map_err(|_| IndexError::corrupt(path, "file larger than the address space"))?;
+        let len = usize::try_from(len).map_err(|_| {
+            IndexError::io(
+                path,
+                std::io::Error::other("the file is larger than this platform's address space"),
+            )
+        })?;
         let mut memory = MmapMut::map_anon(len).map_err(|e| IndexError::io(path, e))?;
         // A hint: refused (and harmless) where transparent huge pages are disabled.
         #[cfg(target_os = "linux")]

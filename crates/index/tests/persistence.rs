@@ -59,10 +59,14 @@ fn indexes_without_postings_round_trip() {
             block_size: 4,
         };
         let written = builder(&c).write(tmp.path()).expect("write");
-        let opened = Index::open(tmp.path()).expect("open");
-        assert_eq!(opened.len(), written.len());
         let q = SparseVector::new(vec![1], vec![1.0]).unwrap();
-        assert!(opened.top_k(q.view(), 5).is_empty());
+        for opened in [
+            Index::open(tmp.path()).expect("open"),
+            in_memory(tmp.path(), true).expect("open in memory"),
+        ] {
+            assert_eq!(opened.len(), written.len());
+            assert!(opened.top_k(q.view(), 5).is_empty());
+        }
     }
 }
 

@@ -7,7 +7,7 @@
 //! instruction set and dispatched by [`F32Path::selected`]. `SPLADE_F32_KERNEL=avx512|avx2|
 //! portable` forces a path (to test the AVX2 one on an AVX-512 machine, for instance), for
 //! these kernels and for the ones that dispatch on their own (GELU, softmax, activation
-//! quantization, the vocabulary screen: [`F32Path::current`]). The dense products themselves
+//! quantization, the vocabulary screen's row pass: `F32Path::current`). The dense products themselves
 //! stay the `gemm` crate's, which dispatches on its own (without its `x86-v4` feature it
 //! never uses AVX-512: `scripts/bench/build_avx2_splade.sh`).
 

@@ -1166,4 +1166,66 @@ mod tests {
             }
         }
     }
+
+    /// Dense columns without a position table (`max_positions = 0`) and over several
+    /// segments of different sizes searched with one scratch: the same hits as with the
+    /// table, and as the brute force.
+    #[test]
+    fn dense_columns_without_table_and_across_segments() {
+        let mut next = xorshift(0x2f4a_7c15_9e37_79b9u64);
+        let dim = 300u64;
+        let vector = |n: usize, next: &mut dyn FnMut() -> u64| {
+            let mut pairs: Vec<(u32, f32)> = (0..n)
+                .map(|i| {
+                    let t = if i < 3 {
+                        next() % 4
+                    } else {
+                        4 + next() % (dim - 4)
+                    };
+                    (t as u32, (1 + next() % 997) as f32 / 131.0)
+                })
+                .collect();
+            pairs.sort_by_key(|p| p.0);
+            pairs.dedup_by_key(|p| p.0);
+            SparseVector::from_pairs(pairs).unwrap()
+        };
+        let tmp = tempfile::tempdir().unwrap();
+        let mut w = crate::IndexWriter::create(tmp.path(), dim as usize)
+            .unwrap()
+            .block_size(1)
+            .merge_policy(crate::MergePolicy::never());
+        let mut d = 0;
+        for size in [1100, 1700, 1040] {
+            for _ in 0..size {
+                w.add(&format!("d{d}"), vector(8, &mut next).view())
+                    .unwrap();
+                d += 1;
+            }
+            w.commit().unwrap();
+        }
+        let index = crate::Index::open(tmp.path()).unwrap();
+        assert_eq!(index.num_segments(), 3);
+        for slot in index.slots() {
+            assert!(slot.segment.dense_bounds().columns() >= 3);
+        }
+        let (mut table, mut search) = (Scratch::new(), Scratch::new());
+        search.max_positions = 0;
+        for _ in 0..40 {
+            let q = vector(12, &mut next);
+            for k in [1, 10, 50] {
+                let want = index.brute_force_top_k(q.view(), k);
+                for scratch in [&mut table, &mut search] {
+                    let got = block_max_top_k(
+                        &index,
+                        q.view(),
+                        k,
+                        (1.0, 1.0),
+                        Traversal::BlockMax,
+                        scratch,
+                    );
+                    assert_eq!(got, want);
+                }
+            }
+        }
+    }
 }

@@ -46,16 +46,18 @@ impl DenseBounds {
         }
         let terms = a.bound_offsets.len().saturating_sub(1);
         let list = |t: usize| a.bound_offsets[t] as usize..a.bound_offsets[t + 1] as usize;
-        let mut column_of = vec![u32::MAX; terms];
+        let dense = |t: usize| list(t).len() * DENSE_DIVISOR >= nb;
+        // Up to the last dense term only (the dimension may be large, the dense terms few).
+        let Some(last) = (0..terms).rev().find(|&t| dense(t)) else {
+            return Self::default();
+        };
+        let mut column_of = vec![u32::MAX; last + 1];
         let mut columns = 0usize;
         for (t, c) in column_of.iter_mut().enumerate() {
-            if list(t).len() * DENSE_DIVISOR >= nb {
+            if dense(t) {
                 *c = columns as u32;
                 columns += 1;
             }
-        }
-        if columns == 0 {
-            return Self::default();
         }
         let mut codes = vec![0u8; columns * nb];
         let mut slots = vec![u32::MAX; columns * nb];

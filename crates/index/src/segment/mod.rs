@@ -17,8 +17,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{IndexError, Result};
 use crate::format::{crc32, FileId, Manifest};
-use crate::index::OpenOptions;
-use crate::storage::Bytes;
+use crate::storage::{Bytes, Residency};
 use crate::validate::{file_path, validate};
 use blocks::BlockArrays;
 use dense_bounds::{DenseBounds, LazyDenseBounds};
@@ -40,17 +39,20 @@ pub(crate) struct Segment {
 }
 
 impl Segment {
-    /// Maps (or reads, as `options` say) the files of the segment in `dir` described by
-    /// `manifest`, verifies their checksums when asked and validates the structure.
-    pub(crate) fn open(dir: &Path, manifest: Manifest, options: &OpenOptions) -> Result<Self> {
+    /// Maps (or reads into memory, as `residency` says) the files of the segment in `dir`
+    /// described by `manifest`, verifies their checksums when `verify` and validates the
+    /// structure.
+    pub(crate) fn open(
+        dir: &Path,
+        manifest: Manifest,
+        verify: bool,
+        residency: Residency,
+    ) -> Result<Self> {
         let mut files = Vec::with_capacity(FileId::ALL.len());
         for id in FileId::ALL {
-            files.push(Bytes::open(
-                &dir.join(id.name()),
-                options.residency_of_files(),
-            )?);
+            files.push(Bytes::open(&dir.join(id.name()), residency)?);
         }
-        if options.verifies() {
+        if verify {
             verify_files(&manifest, &files, Some(dir))?;
         }
         Self::from_parts(manifest, files, Some(dir.to_path_buf()))
