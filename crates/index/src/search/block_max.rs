@@ -1091,6 +1091,29 @@ mod tests {
         }
     }
 
+    /// `n` random terms of `0..dim`: the first `head_draws` among the `head` first terms
+    /// (so those are in most documents), the rest among the others; weights in (0, 7.7].
+    fn skewed(
+        n: usize,
+        (head, head_draws): (u64, usize),
+        dim: u64,
+        next: &mut dyn FnMut() -> u64,
+    ) -> SparseVector {
+        let mut pairs: Vec<(u32, f32)> = (0..n)
+            .map(|i| {
+                let t = if i < head_draws {
+                    next() % head
+                } else {
+                    head + next() % (dim - head)
+                };
+                (t as u32, (1 + next() % 997) as f32 / 131.0)
+            })
+            .collect();
+        pairs.sort_by_key(|p| p.0);
+        pairs.dedup_by_key(|p| p.0);
+        SparseVector::from_pairs(pairs).unwrap()
+    }
+
     /// Dense columns give the bounds, position table and candidates of the block lists, bit
     /// for bit, and the search stays exact: a segment of 2,000 blocks whose first terms are
     /// in nearly every block (dense columns) and the rest in few (lists), queries mixing
@@ -1099,22 +1122,7 @@ mod tests {
     fn dense_columns_match_the_lists() {
         let mut next = xorshift(0x51_7cc1_b727_220au64);
         let dim = 400u64;
-        let vector = |n: usize, next: &mut dyn FnMut() -> u64| {
-            let mut pairs: Vec<(u32, f32)> = (0..n)
-                .map(|i| {
-                    // Terms 0..6 in most documents, the rest spread over the dimension.
-                    let t = if i < 4 {
-                        next() % 6
-                    } else {
-                        6 + next() % (dim - 6)
-                    };
-                    (t as u32, (1 + next() % 997) as f32 / 131.0)
-                })
-                .collect();
-            pairs.sort_by_key(|p| p.0);
-            pairs.dedup_by_key(|p| p.0);
-            SparseVector::from_pairs(pairs).unwrap()
-        };
+        let vector = |n: usize, next: &mut dyn FnMut() -> u64| skewed(n, (6, 4), dim, next);
         let mut b = IndexBuilder::new(dim as usize).block_size(2);
         for d in 0..4000 {
             b.add(&format!("d{d}"), vector(14, &mut next).view())
@@ -1174,21 +1182,7 @@ mod tests {
     fn dense_columns_without_table_and_across_segments() {
         let mut next = xorshift(0x2f4a_7c15_9e37_79b9u64);
         let dim = 300u64;
-        let vector = |n: usize, next: &mut dyn FnMut() -> u64| {
-            let mut pairs: Vec<(u32, f32)> = (0..n)
-                .map(|i| {
-                    let t = if i < 3 {
-                        next() % 4
-                    } else {
-                        4 + next() % (dim - 4)
-                    };
-                    (t as u32, (1 + next() % 997) as f32 / 131.0)
-                })
-                .collect();
-            pairs.sort_by_key(|p| p.0);
-            pairs.dedup_by_key(|p| p.0);
-            SparseVector::from_pairs(pairs).unwrap()
-        };
+        let vector = |n: usize, next: &mut dyn FnMut() -> u64| skewed(n, (4, 3), dim, next);
         let tmp = tempfile::tempdir().unwrap();
         let mut w = crate::IndexWriter::create(tmp.path(), dim as usize)
             .unwrap()
