@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::sync::RwLock;
 
 use pyo3::prelude::*;
-use splade_index::{Index, IndexBuilder, IndexWriter, Method, SearchOptions};
+use splade_index::{
+    Index, IndexBuilder, IndexWriter, Method, OpenOptions, Residency, SearchOptions,
+};
 use splade_sparse::SparseView;
 
 use crate::csr;
@@ -16,6 +18,8 @@ use crate::errors;
 #[pyclass(module = "splade_rs._native", frozen)]
 pub struct NativeIndex {
     path: PathBuf,
+    /// How the index is (re)opened: mapped, or read into memory.
+    residency: Residency,
     index: RwLock<Index>,
 }
 
@@ -32,6 +36,13 @@ impl NativeIndex {
             .map_err(|_| errors::value("the index was poisoned by an earlier panic"))
     }
 
+    /// Opens the index at `path` as this one was opened (verified).
+    fn reopen(&self) -> splade_index::Result<Index> {
+        OpenOptions::new()
+            .residency(self.residency)
+            .open(&self.path)
+    }
+
     /// Runs one writer commit, then reopens the index.
     fn update<T: Send>(
         &self,
@@ -45,7 +56,7 @@ impl NativeIndex {
                 let out = change(&mut writer)?;
                 writer.commit()?;
                 drop(writer);
-                Ok((out, Index::open(&path)?))
+                Ok((out, self.reopen()?))
             })
             .map_err(errors::index)?;
         *self
@@ -102,13 +113,17 @@ impl NativeIndex {
             .map_err(errors::index)?;
         Ok(Self {
             path,
+            residency: Residency::Mapped,
             index: RwLock::new(index),
         })
     }
 
-    /// Opens the index at `path` (checksums and structure verified).
+    /// Opens the index at `path` (checksums and structure verified): memory-mapped, or with
+    /// `in_memory` read into the process's memory on transparent huge pages (faster
+    /// searches on a large index for the time to read it; kept on every reopen).
     #[staticmethod]
-    fn open(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
+    #[pyo3(signature = (path, in_memory=false))]
+    fn open(py: Python<'_>, path: PathBuf, in_memory: bool) -> PyResult<Self> {
         if !path.join(splade_index::format::MANIFEST_FILE).is_file() {
             return Err(pyo3::exceptions::PyFileNotFoundError::new_err(format!(
                 "{}: no index there (no {})",
@@ -116,9 +131,17 @@ impl NativeIndex {
                 splade_index::format::MANIFEST_FILE
             )));
         }
-        let index = py.detach(|| Index::open(&path)).map_err(errors::index)?;
+        let residency = if in_memory {
+            Residency::Memory
+        } else {
+            Residency::Mapped
+        };
+        let index = py
+            .detach(|| OpenOptions::new().residency(residency).open(&path))
+            .map_err(errors::index)?;
         Ok(Self {
             path,
+            residency,
             index: RwLock::new(index),
         })
     }
@@ -174,7 +197,7 @@ impl NativeIndex {
                 let mut writer = IndexWriter::open(&path)?;
                 writer.optimize()?;
                 drop(writer);
-                Index::open(&path)
+                self.reopen()
             })
             .map_err(errors::index)?;
         *self

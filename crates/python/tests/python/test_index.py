@@ -76,6 +76,13 @@ def test_add_delete_optimize(tmp_path):
     assert index.info()["deleted"] == 0 and len(index.info()["segments"]) == 1
     assert_same_hits(index.search_hits(queries, k=10), expected)
     assert_same_hits(splade_rs.Index.open(tmp_path / "idx").search_hits(queries, k=10), expected)
+    # Read into memory: the same hits, and updates keep it working.
+    in_memory = splade_rs.Index.open(tmp_path / "idx", in_memory=True)
+    assert_same_hits(in_memory.search_hits(queries, k=10), expected)
+    assert in_memory.delete(["9"]) == []
+    live_ids.remove("9")
+    live = sp.vstack([docs[int(i)] for i in live_ids]).tocsr()
+    assert_same_hits(in_memory.search_hits(queries, k=10), brute_force(queries, live, live_ids, 10))
     with pytest.raises(ValueError, match="already in the index"):
         index.add(docs[:1], ["0"], replace=False)
 
