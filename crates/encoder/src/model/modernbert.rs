@@ -451,6 +451,7 @@ impl ModernBertMaskedLm {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::test_data::max_diff;
 
     fn random(seed: u64, shape: (usize, usize, usize, usize)) -> Tensor {
         let n = shape.0 * shape.1 * shape.2 * shape.3;
@@ -475,16 +476,7 @@ mod tests {
                 let whole = attend_group(&q, &k, &v, window, mode, None, 10_000).unwrap();
                 for block in [1, 64, 256] {
                     let blocked = attend_group(&q, &k, &v, window, mode, None, block).unwrap();
-                    let diff = (&whole - &blocked)
-                        .unwrap()
-                        .abs()
-                        .unwrap()
-                        .flatten_all()
-                        .unwrap()
-                        .max(0)
-                        .unwrap()
-                        .to_scalar::<f32>()
-                        .unwrap();
+                    let diff = max_diff(&whole, &blocked);
                     assert!(diff < 1e-5, "window {window:?} block {block}: {diff}");
                 }
             }
