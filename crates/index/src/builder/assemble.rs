@@ -13,6 +13,7 @@ use crate::builder::source::{DocBuf, DocSource};
 use crate::error::{IndexError, Result};
 use crate::format::{spill_name, FileId};
 use crate::quantize::{encode_up, scale_for};
+use crate::storage::OwnedArray;
 
 /// Blocks assembled in parallel before their output is appended.
 const BATCH_BLOCKS: usize = 1024;
@@ -57,98 +58,127 @@ impl SlotRun {
     }
 }
 
-/// The (block, term) slots, grouped by ranges of terms so that each range's term-major
-/// lists are filled from its own slots, in a region of memory small enough to stay in
-/// cache: in memory, or spilled to one file per range beside the index files.
+/// The (block, term) slots between the block pass and the term-major lists.
 enum SlotStore {
-    Memory(Vec<SlotRun>),
-    /// Per range, runs of: length (u32), terms, slot numbers (u32 each), codes (u8),
-    /// little-endian.
-    Files(Vec<(BufWriter<File>, PathBuf)>),
+    /// Every slot's term and bound code in slot order (5 bytes a slot): each range of
+    /// terms finds its slots of a block as one run of the block's ascending terms.
+    Memory { terms: Vec<u32>, codes: Vec<u8> },
+    /// Spilled to one file per range of terms beside the index files (the memory of a
+    /// [`crate::DiskIndexBuilder`] stays bounded), as runs of: length (u32), terms, slot
+    /// numbers (u32 each), codes (u8), little-endian. `runs` gathers one batch of blocks'
+    /// slots per range; `range_of` maps a term to its range.
+    Files {
+        files: Vec<(BufWriter<File>, PathBuf)>,
+        runs: Vec<SlotRun>,
+        range_of: Vec<u32>,
+    },
 }
 
 impl SlotStore {
-    /// Appends one run of slots to range `r`.
-    fn push(&mut self, r: usize, run: &SlotRun) -> Result<()> {
-        match self {
-            SlotStore::Memory(runs) => {
-                let to = &mut runs[r];
-                to.terms.extend_from_slice(&run.terms);
-                to.slots.extend_from_slice(&run.slots);
-                to.codes.extend_from_slice(&run.codes);
-                Ok(())
+    /// Spill files for the ranges `starts` describes in `dir` (none is left after an
+    /// error).
+    fn files(dir: &Path, starts: &[usize]) -> Result<Self> {
+        let ranges = starts.len() - 1;
+        let mut files = Vec::with_capacity(ranges);
+        for r in 0..ranges {
+            let path = dir.join(spill_name(r));
+            match File::create(&path) {
+                Ok(f) => files.push((BufWriter::with_capacity(1 << 16, f), path)),
+                Err(e) => {
+                    files.iter().for_each(|(_, p)| {
+                        let _ = std::fs::remove_file(p);
+                    });
+                    return Err(IndexError::io(&path, e));
+                }
             }
-            SlotStore::Files(files) => {
-                let (out, path) = &mut files[r];
+        }
+        let mut range_of = vec![0u32; starts[ranges]];
+        for r in 0..ranges {
+            range_of[starts[r]..starts[r + 1]].fill(r as u32);
+        }
+        Ok(SlotStore::Files {
+            files,
+            runs: (0..ranges).map(|_| SlotRun::default()).collect(),
+            range_of,
+        })
+    }
+
+    /// Takes the slots of one block, numbered from `first_slot`.
+    fn push_block(&mut self, first_slot: u64, block: &Block) {
+        match self {
+            SlotStore::Memory { terms, codes } => {
+                terms.extend_from_slice(&block.slot_terms);
+                codes.extend_from_slice(&block.slot_codes);
+            }
+            SlotStore::Files { runs, range_of, .. } => {
+                for (i, (&t, &c)) in block.slot_terms.iter().zip(&block.slot_codes).enumerate() {
+                    let run = &mut runs[range_of[t as usize] as usize];
+                    run.terms.push(t);
+                    run.slots.push((first_slot + i as u64) as u32);
+                    run.codes.push(c);
+                }
+            }
+        }
+    }
+
+    /// Writes the slots gathered since the last call to the spill files.
+    fn end_batch(&mut self) -> Result<()> {
+        if let SlotStore::Files { files, runs, .. } = self {
+            for ((out, path), run) in files.iter_mut().zip(runs.iter_mut()) {
+                if run.terms.is_empty() {
+                    continue;
+                }
                 let len = run.terms.len() as u32;
                 out.write_all(&len.to_le_bytes())
                     .and_then(|_| out.write_all(bytemuck::cast_slice(&run.terms)))
                     .and_then(|_| out.write_all(bytemuck::cast_slice(&run.slots)))
                     .and_then(|_| out.write_all(&run.codes))
-                    .map_err(|e| IndexError::io(&*path, e))
-            }
-        }
-    }
-
-    /// Flushes the spill files (before [`Self::scan`]).
-    fn flush(&mut self) -> Result<()> {
-        if let SlotStore::Files(files) = self {
-            for (out, path) in files.iter_mut() {
-                out.flush().map_err(|e| IndexError::io(&*path, e))?;
+                    .map_err(|e| IndexError::io(&*path, e))?;
+                run.clear();
             }
         }
         Ok(())
     }
 
-    /// Calls `f` on the runs of range `r`, in slot order (a spilled range's file is
-    /// removed once read). The spill files must be flushed.
-    fn scan(&self, r: usize, mut f: impl FnMut(&SlotRun)) -> Result<()> {
-        match self {
-            SlotStore::Memory(runs) => {
-                f(&runs[r]);
-                Ok(())
-            }
-            SlotStore::Files(files) => {
-                let path = &files[r].1;
-                let file = File::open(path).map_err(|e| IndexError::io(path, e))?;
-                let mut reader = BufReader::with_capacity(1 << 20, file);
-                let mut run = SlotRun::default();
-                let io = |e| IndexError::io(path, e);
-                let short = || IndexError::corrupt(path, "slot list cut short");
-                loop {
-                    let mut len = [0u8; 4];
-                    match read_full(&mut reader, &mut len).map_err(io)? {
-                        0 => break,
-                        4 => {}
-                        _ => return Err(short()),
-                    }
-                    let len = u32::from_le_bytes(len) as usize;
-                    run.terms.resize(len, 0);
-                    run.slots.resize(len, 0);
-                    run.codes.resize(len, 0);
-                    reader
-                        .read_exact(bytemuck::cast_slice_mut(&mut run.terms))
-                        .and_then(|_| reader.read_exact(bytemuck::cast_slice_mut(&mut run.slots)))
-                        .and_then(|_| reader.read_exact(&mut run.codes))
-                        .map_err(|e| match e.kind() {
-                            std::io::ErrorKind::UnexpectedEof => short(),
-                            _ => io(e),
-                        })?;
-                    f(&run);
-                }
-                std::fs::remove_file(path).map_err(|e| IndexError::io(path, e))
-            }
-        }
-    }
-
     /// Removes the spill files left (after an error).
     fn remove(&mut self) {
-        if let SlotStore::Files(files) = self {
+        if let SlotStore::Files { files, .. } = self {
             for (_, path) in files.iter() {
                 let _ = std::fs::remove_file(path);
             }
         }
     }
+}
+
+/// Calls `f` on the runs of the spill file `path`, in slot order, and removes the file.
+fn scan_spill(path: &Path, mut f: impl FnMut(&SlotRun)) -> Result<()> {
+    let file = File::open(path).map_err(|e| IndexError::io(path, e))?;
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let mut run = SlotRun::default();
+    let io = |e| IndexError::io(path, e);
+    let short = || IndexError::corrupt(path, "slot list cut short");
+    loop {
+        let mut len = [0u8; 4];
+        match read_full(&mut reader, &mut len).map_err(io)? {
+            0 => break,
+            4 => {}
+            _ => return Err(short()),
+        }
+        let len = u32::from_le_bytes(len) as usize;
+        run.terms.resize(len, 0);
+        run.slots.resize(len, 0);
+        run.codes.resize(len, 0);
+        reader
+            .read_exact(bytemuck::cast_slice_mut(&mut run.terms))
+            .and_then(|_| reader.read_exact(bytemuck::cast_slice_mut(&mut run.slots)))
+            .and_then(|_| reader.read_exact(&mut run.codes))
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::UnexpectedEof => short(),
+                _ => io(e),
+            })?;
+        f(&run);
+    }
+    std::fs::remove_file(path).map_err(|e| IndexError::io(path, e))
 }
 
 /// Ranges of terms (`starts[r]..starts[r + 1]`) of at most `budget` slots each (at least
@@ -169,6 +199,42 @@ fn term_ranges(df: &[u32], num_blocks: usize, budget: usize) -> Vec<usize> {
     starts
 }
 
+/// Bits of a block key ([`assemble_blocks`]) below its term: the position in the block
+/// (8 bits) and the weight's bits (32).
+const TERM_SHIFT: u32 = 40;
+
+/// Sorts `keys` (term `<< TERM_SHIFT` | anything below) by term, stably, terms below
+/// `2^term_bits`: a least-significant-digit radix sort, one pass per byte of the term
+/// (two for a vocabulary of 30,522), through `scratch`. A comparison sort of a block's
+/// few thousand keys took most of the block pass.
+fn sort_by_term(keys: &mut Vec<u64>, scratch: &mut Vec<u64>, term_bits: u32) {
+    let passes = term_bits.div_ceil(8).max(1);
+    scratch.clear();
+    scratch.resize(keys.len(), 0);
+    for pass in 0..passes {
+        let shift = TERM_SHIFT + 8 * pass;
+        let mut counts = [0usize; 256];
+        for &k in keys.iter() {
+            counts[(k >> shift) as usize & 0xff] += 1;
+        }
+        if counts.contains(&keys.len()) {
+            continue;
+        }
+        let mut at = 0;
+        for c in counts.iter_mut() {
+            let n = *c;
+            *c = at;
+            at += n;
+        }
+        for &k in keys.iter() {
+            let digit = (k >> shift) as usize & 0xff;
+            scratch[counts[digit]] = k;
+            counts[digit] += 1;
+        }
+        std::mem::swap(keys, scratch);
+    }
+}
+
 /// Reads until `buf` is full or the input ends; returns the bytes read.
 fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut done = 0;
@@ -187,9 +253,13 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
 pub(crate) struct AssembleOptions<'a> {
     /// Documents per block.
     pub block_size: usize,
-    /// `Some(dir)`: the large arrays are written to their files in `dir` as they grow and
-    /// the slots are spilled there ([`spill_name`]); `None`: all in memory.
+    /// `Some(dir)`: the large arrays are written to their files in `dir` as they grow;
+    /// `None`: all in memory.
     pub dir: Option<&'a Path>,
+    /// Whether the slots are spilled to files in `dir` ([`spill_name`]) between the block
+    /// pass and the term-major lists, rather than held in memory (5 bytes a slot, and 9
+    /// more while the lists are made when `dir` is given). Needs `dir`.
+    pub spill: bool,
     /// At most this many slots per range of terms (at least one term a range), whose
     /// term-major lists are filled together ([`RANGE_SLOTS`]).
     pub range_slots: usize,
@@ -214,25 +284,12 @@ pub(crate) fn assemble_blocks(
         src.len().div_ceil(options.block_size),
         options.range_slots,
     );
-    let ranges = starts.len() - 1;
     let mut slots = match options.dir {
-        Some(dir) => {
-            let mut files = Vec::with_capacity(ranges);
-            for r in 0..ranges {
-                let path = dir.join(spill_name(r));
-                let file = File::create(&path).map_err(|e| IndexError::io(&path, e));
-                let file = match file {
-                    Ok(f) => f,
-                    Err(e) => {
-                        SlotStore::Files(files).remove();
-                        return Err(e);
-                    }
-                };
-                files.push((BufWriter::with_capacity(1 << 16, file), path));
-            }
-            SlotStore::Files(files)
-        }
-        None => SlotStore::Memory((0..ranges).map(|_| SlotRun::default()).collect()),
+        Some(dir) if options.spill => SlotStore::files(dir, &starts)?,
+        _ => SlotStore::Memory {
+            terms: Vec::new(),
+            codes: Vec::new(),
+        },
     };
     let out = assemble_into(src, order, term_max, &starts, &mut slots, options);
     if out.is_err() {
@@ -256,16 +313,11 @@ fn assemble_into(
     let dir = options.dir;
     let stored_terms = term_max.len();
     let bound_scales: Vec<f32> = term_max.iter().map(|&m| scale_for(m)).collect();
+    let term_bits = usize::BITS - stored_terms.saturating_sub(1).leading_zeros();
     let mut entry_offsets = Sink::<u32>::new(dir, FileId::BlockEntryOffsets.name())?;
     let mut entry_docs = Sink::<u8>::new(dir, FileId::BlockEntryDocs.name())?;
     let mut entry_values = Sink::<f32>::new(dir, FileId::BlockEntryValues.name())?;
     entry_offsets.extend(&[0])?;
-    let ranges = starts.len() - 1;
-    let mut range_of = vec![0u32; stored_terms];
-    for r in 0..ranges {
-        range_of[starts[r]..starts[r + 1]].fill(r as u32);
-    }
-    let mut runs: Vec<SlotRun> = (0..ranges).map(|_| SlotRun::default()).collect();
     let mut block_term_offsets = Vec::with_capacity(num_blocks + 1);
     block_term_offsets.push(0u64);
     let mut slot_counts = vec![0u64; stored_terms + 1];
@@ -276,8 +328,8 @@ fn assemble_into(
         (batch..(batch + BATCH_BLOCKS).min(num_blocks))
             .into_par_iter()
             .map_init(
-                || (DocBuf::default(), Vec::<u64>::new()),
-                |(buf, keys), b| -> Result<Block> {
+                || (DocBuf::default(), Vec::<u64>::new(), Vec::<u64>::new()),
+                |(buf, keys, scratch), b| -> Result<Block> {
                     keys.clear();
                     let first = b * bs;
                     for (slot, &doc) in order[first..(first + bs).min(n)].iter().enumerate() {
@@ -285,12 +337,13 @@ fn assemble_into(
                         let chunk = src.chunk(doc, doc + 1, buf)?;
                         let (t, v) = chunk.doc(doc);
                         // term (< 2^24) | position in the block (< 256) | weight bits:
-                        // sorting the keys sorts by term, then position.
+                        // keys are made in position order, so a stable sort by term sorts
+                        // by term, then position.
                         keys.extend(t.iter().zip(v).map(|(&t, &v)| {
-                            ((t as u64) << 40) | ((slot as u64) << 32) | v.to_bits() as u64
+                            ((t as u64) << TERM_SHIFT) | ((slot as u64) << 32) | v.to_bits() as u64
                         }));
                     }
-                    keys.sort_unstable();
+                    sort_by_term(keys, scratch, term_bits);
                     let mut out = Block {
                         docs: Vec::with_capacity(keys.len()),
                         values: Vec::with_capacity(keys.len()),
@@ -298,9 +351,9 @@ fn assemble_into(
                     };
                     let mut i = 0;
                     while i < keys.len() {
-                        let term = (keys[i] >> 40) as u32;
+                        let term = (keys[i] >> TERM_SHIFT) as u32;
                         let mut max = 0.0f32;
-                        while i < keys.len() && (keys[i] >> 40) as u32 == term {
+                        while i < keys.len() && (keys[i] >> TERM_SHIFT) as u32 == term {
                             let w = f32::from_bits(keys[i] as u32);
                             out.docs.push((keys[i] >> 32) as u8);
                             out.values.push(w);
@@ -318,30 +371,21 @@ fn assemble_into(
             .collect::<Result<_>>()
     };
     let mut append = |blocks: Vec<Block>| -> Result<()> {
-        runs.iter_mut().for_each(SlotRun::clear);
         for block in blocks {
             offsets_buf.clear();
             offsets_buf.extend(block.slot_ends.iter().map(|&e| entries as u32 + e));
             entry_offsets.extend(&offsets_buf)?;
             entry_docs.extend(&block.docs)?;
             entry_values.extend(&block.values)?;
-            for (i, (&t, &c)) in block.slot_terms.iter().zip(&block.slot_codes).enumerate() {
+            for &t in &block.slot_terms {
                 slot_counts[t as usize + 1] += 1;
-                let run = &mut runs[range_of[t as usize] as usize];
-                run.terms.push(t);
-                run.slots.push((num_slots + i as u64) as u32);
-                run.codes.push(c);
             }
+            slots.push_block(num_slots, &block);
             entries += block.docs.len() as u64;
             num_slots += block.slot_terms.len() as u64;
             block_term_offsets.push(num_slots);
         }
-        for (r, run) in runs.iter().enumerate() {
-            if !run.terms.is_empty() {
-                slots.push(r, run)?;
-            }
-        }
-        Ok(())
+        slots.end_batch()
     };
     let mut pending: Option<Vec<Block>> = None;
     for batch in (0..num_blocks)
@@ -357,7 +401,6 @@ fn assemble_into(
         appended?;
         pending = next?;
     }
-    drop(runs);
     let entry_offsets = entry_offsets.finish()?;
     let entry_docs = entry_docs.finish()?;
     let entry_values = entry_values.finish()?;
@@ -369,12 +412,158 @@ fn assemble_into(
     for t in 0..stored_terms {
         bound_offsets[t + 1] += bound_offsets[t];
     }
+    let [bound_blocks, bound_codes, bound_slots] = match slots {
+        SlotStore::Memory { terms, codes } => {
+            let lists =
+                Lists::from_slots(terms, codes, &block_term_offsets, &bound_offsets, starts);
+            let (terms, codes) = (std::mem::take(terms), std::mem::take(codes));
+            drop((terms, codes));
+            [
+                output(dir, FileId::BoundBlocks, lists.blocks)?,
+                output(dir, FileId::BoundCodes, lists.codes)?,
+                output(dir, FileId::BoundSlots, lists.slots)?,
+            ]
+        }
+        SlotStore::Files { files, .. } => {
+            lists_from_spills(files, &block_term_offsets, &bound_offsets, starts, dir)?
+        }
+    };
+    Ok(BlockOutput {
+        block_term_offsets,
+        entry_offsets,
+        entry_docs,
+        entry_values,
+        bound_offsets,
+        bound_blocks,
+        bound_codes,
+        bound_scales,
+        bound_slots,
+    })
+}
+
+/// `items` as the output array `id`: kept in memory without `dir`, else written there.
+fn output<T: bytemuck::Pod>(dir: Option<&Path>, id: FileId, items: Vec<T>) -> Result<Output>
+where
+    OwnedArray: From<Vec<T>>,
+{
+    match dir {
+        None => Ok(Output::Array(OwnedArray::from(items))),
+        Some(_) => {
+            let mut sink = Sink::<T>::new(dir, id.name())?;
+            sink.extend(&items)?;
+            sink.finish()
+        }
+    }
+}
+
+/// The term-major block lists: per term (`bound_offsets`), its blocks ascending, their
+/// bound codes and their slots.
+struct Lists {
+    blocks: Vec<u32>,
+    codes: Vec<u8>,
+    slots: Vec<u32>,
+}
+
+impl Lists {
+    /// The lists from every slot's term and code in slot order (`block_term_offsets`: each
+    /// block's range of slots, whose terms ascend). The ranges of terms (`starts`) are
+    /// filled in parallel, each in its own part of the output (small enough to stay in
+    /// cache while it is written at random places), reading each block's run of the
+    /// range's terms; consecutive ranges go to one task, which keeps a cursor per block.
+    fn from_slots(
+        terms: &[u32],
+        codes: &[u8],
+        block_term_offsets: &[u64],
+        bound_offsets: &[u64],
+        starts: &[usize],
+    ) -> Self {
+        use rayon::prelude::*;
+        let total = *bound_offsets.last().unwrap_or(&0) as usize;
+        let mut lists = Lists {
+            blocks: vec![0; total],
+            codes: vec![0; total],
+            slots: vec![0; total],
+        };
+        let ranges = starts.len() - 1;
+        let tasks = ranges.min(4 * rayon::current_num_threads()).max(1);
+        // Task `k` fills ranges `firsts[k]..firsts[k + 1]`.
+        let firsts: Vec<usize> = (0..=tasks).map(|k| k * ranges / tasks).collect();
+        let mut parts = Vec::with_capacity(tasks);
+        let (mut blocks, mut codes_out, mut slots) = (
+            &mut lists.blocks[..],
+            &mut lists.codes[..],
+            &mut lists.slots[..],
+        );
+        for k in 0..tasks {
+            let (r0, r1) = (firsts[k], firsts[k + 1]);
+            let len = (bound_offsets[starts[r1]] - bound_offsets[starts[r0]]) as usize;
+            let (b, rest_b) = std::mem::take(&mut blocks).split_at_mut(len);
+            let (c, rest_c) = std::mem::take(&mut codes_out).split_at_mut(len);
+            let (s, rest_s) = std::mem::take(&mut slots).split_at_mut(len);
+            (blocks, codes_out, slots) = (rest_b, rest_c, rest_s);
+            parts.push((r0..r1, b, c, s));
+        }
+        let num_blocks = block_term_offsets.len() - 1;
+        parts
+            .into_par_iter()
+            .for_each(|(task_ranges, out_blocks, out_codes, out_slots)| {
+                let Some(first_range) = task_ranges.clone().next() else {
+                    return;
+                };
+                let base = bound_offsets[starts[first_range]];
+                let t_first = starts[first_range] as u32;
+                // Per block, its first slot of a term not below the current range.
+                let mut cursor: Vec<usize> = (0..num_blocks)
+                    .map(|b| {
+                        let (s, e) = (
+                            block_term_offsets[b] as usize,
+                            block_term_offsets[b + 1] as usize,
+                        );
+                        s + terms[s..e].partition_point(|&t| t < t_first)
+                    })
+                    .collect();
+                let mut fill: Vec<u64> = Vec::new();
+                for r in task_ranges {
+                    let (t0, t1) = (starts[r], starts[r + 1]);
+                    fill.clear();
+                    fill.extend(bound_offsets[t0..t1].iter().map(|&o| o - base));
+                    for (b, at) in cursor.iter_mut().enumerate() {
+                        let end = block_term_offsets[b + 1] as usize;
+                        let mut i = *at;
+                        while i < end && (terms[i] as usize) < t1 {
+                            let f = &mut fill[terms[i] as usize - t0];
+                            let p = *f as usize;
+                            *f += 1;
+                            out_blocks[p] = b as u32;
+                            out_codes[p] = codes[i];
+                            out_slots[p] = i as u32;
+                            i += 1;
+                        }
+                        *at = i;
+                    }
+                }
+            });
+        lists
+    }
+}
+
+/// The term-major block lists from the spilled slots, range by range (a few in
+/// parallel), each range's file read once and removed, into files in `dir`.
+fn lists_from_spills(
+    files: &mut [(BufWriter<File>, PathBuf)],
+    block_term_offsets: &[u64],
+    bound_offsets: &[u64],
+    starts: &[usize],
+    dir: Option<&Path>,
+) -> Result<[Output; 3]> {
+    use rayon::prelude::*;
+    for (out, path) in files.iter_mut() {
+        out.flush().map_err(|e| IndexError::io(&*path, e))?;
+    }
     let mut bound_blocks = Sink::<u32>::new(dir, FileId::BoundBlocks.name())?;
     let mut bound_codes = Sink::<u8>::new(dir, FileId::BoundCodes.name())?;
     let mut bound_slots = Sink::<u32>::new(dir, FileId::BoundSlots.name())?;
-    // Ranges are filled in parallel, a few at a time, and appended in order.
-    slots.flush()?;
-    let slots = &*slots;
+    let files = &*files;
     let fill_range = |r: usize| -> Result<(Vec<u32>, Vec<u8>, Vec<u32>)> {
         let (t0, t1) = (starts[r], starts[r + 1]);
         let base = bound_offsets[t0];
@@ -385,7 +574,7 @@ fn assemble_into(
         let mut fill: Vec<u64> = bound_offsets[t0..t1].iter().map(|&o| o - base).collect();
         // The range's slots ascend: their blocks follow from the block offsets.
         let mut block = 0usize;
-        slots.scan(r, |run| {
+        scan_spill(&files[r].1, |run| {
             for i in 0..run.terms.len() {
                 let slot = run.slots[i] as u64;
                 while block_term_offsets[block + 1] <= slot {
@@ -401,6 +590,7 @@ fn assemble_into(
         })?;
         Ok((blocks, codes, slot_ids))
     };
+    let ranges = starts.len() - 1;
     let group = rayon::current_num_threads().max(1);
     for first in (0..ranges).step_by(group) {
         let filled: Vec<_> = (first..(first + group).min(ranges))
@@ -413,15 +603,9 @@ fn assemble_into(
             bound_slots.extend(&slot_ids)?;
         }
     }
-    Ok(BlockOutput {
-        block_term_offsets,
-        entry_offsets,
-        entry_docs,
-        entry_values,
-        bound_offsets,
-        bound_blocks: bound_blocks.finish()?,
-        bound_codes: bound_codes.finish()?,
-        bound_scales,
-        bound_slots: bound_slots.finish()?,
-    })
+    Ok([
+        bound_blocks.finish()?,
+        bound_codes.finish()?,
+        bound_slots.finish()?,
+    ])
 }

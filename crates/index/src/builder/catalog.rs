@@ -3,10 +3,12 @@
 //! and per-term statistics (document frequency, largest weight) that the block layout and
 //! the bound codes need later.
 
-use std::collections::HashSet;
+use std::hash::{BuildHasher, RandomState};
 use std::path::Path;
 
-use splade_sparse::SparseView;
+use hashbrown::HashTable;
+
+use splade_sparse::{SparseError, SparseView};
 
 use crate::error::{IndexError, Result};
 use crate::format::{self, DirState};
@@ -85,7 +87,9 @@ pub(crate) struct Catalog {
     pub id_offsets: Vec<u64>,
     /// The ids, UTF-8, back to back.
     pub id_data: Vec<u8>,
-    seen: HashSet<String>,
+    /// Every document number, found by the hash of its id (the ids stay in `id_data`).
+    seen: HashTable<u32>,
+    hasher: RandomState,
     /// Per term (up to the largest one used): the number of documents holding it.
     pub df: Vec<u32>,
     /// Per term (up to the largest one used): its largest weight.
@@ -99,7 +103,8 @@ impl Catalog {
             indptr: vec![0],
             id_offsets: vec![0],
             id_data: Vec::new(),
-            seen: HashSet::new(),
+            seen: HashTable::new(),
+            hasher: RandomState::new(),
             df: Vec::new(),
             term_max: Vec::new(),
         }
@@ -129,7 +134,7 @@ impl Catalog {
             message,
         };
         check_document(id, vector, self.dim)?;
-        if self.seen.contains(id) {
+        if self.holds(id) {
             return Err(invalid("duplicate id".into()));
         }
         let doc = u32::try_from(self.len())
@@ -155,10 +160,152 @@ impl Catalog {
             *m = m.max(w);
         }
         self.indptr.push((self.nnz() + vector.nnz()) as u64);
+        self.push_id(id);
+        Ok(doc)
+    }
+
+    /// The id of document `d` (which must be recorded).
+    fn id<'a>(id_offsets: &[u64], id_data: &'a [u8], d: u32) -> &'a [u8] {
+        let d = d as usize;
+        &id_data[id_offsets[d] as usize..id_offsets[d + 1] as usize]
+    }
+
+    /// Whether a document with this id is recorded.
+    fn holds(&self, id: &str) -> bool {
+        let hash = self.hasher.hash_one(id.as_bytes());
+        self.seen
+            .find(hash, |&d| {
+                Self::id(&self.id_offsets, &self.id_data, d) == id.as_bytes()
+            })
+            .is_some()
+    }
+
+    /// Records the id of the next document (the caller has checked it is new).
+    fn push_id(&mut self, id: &str) {
+        let doc = (self.id_offsets.len() - 1) as u32;
         self.id_data.extend_from_slice(id.as_bytes());
         self.id_offsets.push(self.id_data.len() as u64);
-        self.seen.insert(id.to_string());
-        Ok(doc)
+        let Catalog {
+            seen,
+            hasher,
+            id_offsets,
+            id_data,
+            ..
+        } = self;
+        seen.insert_unique(hasher.hash_one(id.as_bytes()), doc, |&d| {
+            hasher.hash_one(Self::id(id_offsets, id_data, d))
+        });
+    }
+
+    /// The catalog of the documents of a CSR matrix (document `d`: `indices` and `values`
+    /// at `indptr[d]..indptr[d + 1]`, id `ids[d]`), each checked as [`Self::add`] checks
+    /// it, in parallel: the first bad document (in document order) is reported by its id;
+    /// an `indptr` that does not describe the arrays is an invalid argument.
+    pub(crate) fn from_csr<S: AsRef<str> + Sync>(
+        dim: usize,
+        ids: &[S],
+        indptr: Vec<u64>,
+        indices: &[u32],
+        values: &[f32],
+    ) -> Result<Self> {
+        use rayon::prelude::*;
+        let n = ids.len();
+        let nnz = indices.len();
+        let bad_csr = |message: String| Err(IndexError::InvalidArgument(message));
+        if indptr.len() != n + 1 {
+            return bad_csr(format!(
+                "indptr has {} entries for {n} ids (expected {})",
+                indptr.len(),
+                n + 1
+            ));
+        }
+        if values.len() != nnz {
+            return bad_csr(format!("{} values for {nnz} indices", values.len()));
+        }
+        if indptr[0] != 0 || indptr[n] != nnz as u64 {
+            return bad_csr(format!(
+                "indptr must run from 0 to the number of indices ({nnz}), not from {} to {}",
+                indptr[0], indptr[n]
+            ));
+        }
+        if let Some(d) = indptr.windows(2).position(|w| w[0] > w[1]) {
+            return bad_csr(format!("indptr decreases after entry {d}"));
+        }
+        let invalid = |d: usize, message: String| IndexError::InvalidDocument {
+            id: ids[d].as_ref().to_string(),
+            message,
+        };
+        if n >= u32::MAX as usize {
+            return Err(invalid(
+                u32::MAX as usize - 1,
+                "too many documents (at most 2^32 - 1)".into(),
+            ));
+        }
+        if !postings_fit(0, nnz) {
+            return Err(IndexError::InvalidArgument(format!(
+                "{nnz} postings, more than one index segment holds ({}; build the corpus as \
+                 several segments or shards and merge or search them together)",
+                format::MAX_SEGMENT_POSTINGS
+            )));
+        }
+        let bad_vector = (0..n)
+            .into_par_iter()
+            .with_min_len(1024)
+            .find_map_first(|d| {
+                let (s, e) = (indptr[d] as usize, indptr[d + 1] as usize);
+                let id = ids[d].as_ref();
+                let checked = SparseView::new(&indices[s..e], &values[s..e])
+                    .map_err(|e: SparseError| invalid(d, e.to_string()))
+                    .and_then(|view| check_document(id, view, dim));
+                checked.err().map(|e| (d, e))
+            });
+        let mut catalog = Catalog::new(dim);
+        catalog
+            .id_data
+            .reserve(ids.iter().map(|i| i.as_ref().len()).sum());
+        catalog.id_offsets.reserve(n);
+        // The table is empty: nothing to rehash.
+        catalog.seen.reserve(n, |_| 0);
+        for (d, id) in ids.iter().enumerate() {
+            if bad_vector.as_ref().is_some_and(|(b, _)| *b <= d) {
+                break;
+            }
+            let id = id.as_ref();
+            if catalog.holds(id) {
+                return Err(invalid(d, "duplicate id".into()));
+            }
+            catalog.push_id(id);
+        }
+        if let Some((_, e)) = bad_vector {
+            return Err(e);
+        }
+        // Per-term statistics, chunk by chunk in parallel.
+        let used = indices.par_iter().max().map_or(0, |&t| t as usize + 1);
+        const CHUNK: usize = 1 << 20;
+        (catalog.df, catalog.term_max) = indices
+            .par_chunks(CHUNK)
+            .zip(values.par_chunks(CHUNK))
+            .fold(
+                || (vec![0u32; used], vec![0f32; used]),
+                |(mut df, mut max), (terms, weights)| {
+                    for (&t, &w) in terms.iter().zip(weights) {
+                        df[t as usize] += 1;
+                        let m = &mut max[t as usize];
+                        *m = m.max(w);
+                    }
+                    (df, max)
+                },
+            )
+            .reduce(
+                || (vec![0u32; used], vec![0f32; used]),
+                |(mut df, mut max), (df2, max2)| {
+                    df.iter_mut().zip(&df2).for_each(|(a, b)| *a += b);
+                    max.iter_mut().zip(&max2).for_each(|(a, &b)| *a = a.max(b));
+                    (df, max)
+                },
+            );
+        catalog.indptr = indptr;
+        Ok(catalog)
     }
 
     /// Sets the dimension to `dim` (for vectors whose dimension is known only once all are

@@ -79,6 +79,42 @@ impl IndexBuilder {
         }
     }
 
+    /// A builder holding the documents of a CSR matrix (compressed sparse rows, as scipy
+    /// keeps them): document `d`, numbered in `ids` order, has the terms
+    /// `indices[indptr[d]..indptr[d + 1]]` with the weights `values` at the same places.
+    /// The arrays are taken as they are and become the index's forward arrays: nothing is
+    /// copied. Every document is checked as [`Self::add`] checks it (in parallel; the
+    /// indices of a document must strictly ascend), and the first bad one, in document
+    /// order, is reported by its id; an `indptr` that does not fit the arrays is an
+    /// [`IndexError::InvalidArgument`]. More documents may be added afterwards.
+    ///
+    /// ```
+    /// use splade_index::IndexBuilder;
+    /// use splade_sparse::SparseVector;
+    /// // Two documents: "a" = {1: 0.5, 4: 2.0}, "b" = {4: 1.0}.
+    /// let b = IndexBuilder::from_csr(10, &["a", "b"], vec![0, 2, 3], vec![1, 4, 4], vec![0.5, 2.0, 1.0])?;
+    /// let index = b.build()?;
+    /// let q = SparseVector::new(vec![4], vec![1.0])?;
+    /// assert_eq!(index.id(index.top_k(q.view(), 1)[0].doc), Some("a"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn from_csr<S: AsRef<str> + Sync>(
+        dim: usize,
+        ids: &[S],
+        indptr: Vec<u64>,
+        indices: Vec<u32>,
+        values: Vec<f32>,
+    ) -> Result<Self> {
+        let catalog = Catalog::from_csr(dim, ids, indptr, &indices, &values)?;
+        Ok(Self {
+            catalog,
+            block_size: None,
+            reorder: Reorder::default(),
+            terms: indices,
+            values,
+        })
+    }
+
     /// Sets the number of consecutive documents per block (1..=256; checked on build)
     /// instead of choosing it from the documents ([`auto_block_size`]).
     pub fn block_size(mut self, block_size: usize) -> Self {
@@ -145,6 +181,7 @@ impl IndexBuilder {
                 block_size,
                 reorder,
                 dir,
+                spill: false,
                 range_slots: RANGE_SLOTS,
             };
             segment_arrays(&catalog, &src, &options)?
@@ -170,7 +207,7 @@ impl IndexBuilder {
                 .insert(id.name().to_string(), FileEntry::of(bytes.bytes()));
             files.push(bytes);
         }
-        Index::from_segment(Segment::from_parts(manifest, files, None)?)
+        Index::from_segment(Segment::from_built_parts(manifest, files)?)
     }
 
     /// Writes the index to the directory `dir`, which must not exist yet or be empty, and
@@ -294,8 +331,9 @@ mod tests {
     }
 
     /// Every way of assembling gives the same arrays: in memory in one range of terms, in
-    /// memory in many small ranges, and to files with spilled slot lists in many ranges
-    /// (each spill file removed once read).
+    /// memory in many small ranges (one term a range at the least), to files with the
+    /// slots in memory, and to files with spilled slot lists in many ranges (each spill
+    /// file removed once read).
     #[test]
     fn every_assembly_path_gives_the_same_bytes() {
         let dim = 90;
@@ -307,7 +345,7 @@ mod tests {
             values.extend_from_slice(v.values());
         }
         let tmp = tempfile::tempdir().unwrap();
-        let assemble = |dir: Option<&Path>, range_slots: usize| -> Vec<Vec<u8>> {
+        let assemble = |dir: Option<&Path>, spill: bool, range_slots: usize| -> Vec<Vec<u8>> {
             let src = InMemory {
                 indptr: &catalog.indptr,
                 terms: &terms,
@@ -317,6 +355,7 @@ mod tests {
                 block_size: Some(8),
                 reorder: Reorder::Clustered,
                 dir,
+                spill,
                 range_slots,
             };
             let arrays = segment_arrays(&catalog, &src, &options).unwrap();
@@ -348,9 +387,11 @@ mod tests {
                 })
                 .collect()
         };
-        let one_range = assemble(None, usize::MAX);
-        assert_eq!(assemble(None, 7), one_range);
-        assert_eq!(assemble(Some(tmp.path()), 7), one_range);
-        assert_eq!(assemble(Some(tmp.path()), RANGE_SLOTS), one_range);
+        let one_range = assemble(None, false, usize::MAX);
+        assert_eq!(assemble(None, false, 7), one_range);
+        assert_eq!(assemble(None, false, 1), one_range);
+        assert_eq!(assemble(Some(tmp.path()), false, 7), one_range);
+        assert_eq!(assemble(Some(tmp.path()), true, 7), one_range);
+        assert_eq!(assemble(Some(tmp.path()), true, RANGE_SLOTS), one_range);
     }
 }
