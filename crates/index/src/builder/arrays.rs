@@ -47,8 +47,6 @@ pub(crate) struct SegmentOptions<'a> {
     pub reorder: Reorder,
     /// `Some(dir)`: the large arrays are written into `dir` as they are made.
     pub dir: Option<&'a Path>,
-    /// See [`AssembleOptions::spill`].
-    pub spill: bool,
     /// See [`AssembleOptions::range_slots`].
     pub range_slots: usize,
 }
@@ -135,7 +133,6 @@ pub(crate) fn segment_arrays(
         &AssembleOptions {
             block_size: bs,
             dir: options.dir,
-            spill: options.spill,
             range_slots: options.range_slots,
         },
     )?;

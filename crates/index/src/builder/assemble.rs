@@ -1,8 +1,13 @@
 //! The block arrays of the format from documents in their block order: one parallel pass
-//! over the blocks (each block's postings sorted by term into its (block, term) slots and
-//! entries, appended to the output arrays in block order, each slot also filed under its
-//! range of terms), then the term-major bound lists by a counting sort of each range's
-//! slots, range by range, in a region of memory small enough to stay in cache.
+//! over the blocks (each block's postings sorted by term, by a radix sort, into its
+//! (block, term) slots and entries), then the term-major bound lists by a counting sort
+//! of each range of terms' slots, range by range, in a region of memory small enough to
+//! stay in cache. Two ways, byte for byte the same:
+//! - in memory ([`assemble_in_memory`]): every array is allocated once at its final size
+//!   and written in place, in parallel;
+//! - streamed to files ([`assemble_streaming`], for a [`crate::DiskIndexBuilder`]): each
+//!   batch of blocks is appended to the files, and the slots are spilled to one file per
+//!   range of terms, so memory stays bounded by a batch and a range.
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
@@ -58,20 +63,16 @@ impl SlotRun {
     }
 }
 
-/// The (block, term) slots between the block pass and the term-major lists.
-enum SlotStore {
-    /// Every slot's term and bound code in slot order (5 bytes a slot): each range of
-    /// terms finds its slots of a block as one run of the block's ascending terms.
-    Memory { terms: Vec<u32>, codes: Vec<u8> },
-    /// Spilled to one file per range of terms beside the index files (the memory of a
-    /// [`crate::DiskIndexBuilder`] stays bounded), as runs of: length (u32), terms, slot
-    /// numbers (u32 each), codes (u8), little-endian. `runs` gathers one batch of blocks'
-    /// slots per range; `range_of` maps a term to its range.
-    Files {
-        files: Vec<(BufWriter<File>, PathBuf)>,
-        runs: Vec<SlotRun>,
-        range_of: Vec<u32>,
-    },
+/// The (block, term) slots between the block pass and the term-major lists of a
+/// streaming build, spilled to one file per range of terms beside the index files (the
+/// memory of a [`crate::DiskIndexBuilder`] stays bounded), as runs of: length (u32),
+/// terms, slot numbers (u32 each), codes (u8), little-endian.
+struct SlotStore {
+    files: Vec<(BufWriter<File>, PathBuf)>,
+    /// One batch of blocks' slots per range.
+    runs: Vec<SlotRun>,
+    /// The range of each term.
+    range_of: Vec<u32>,
 }
 
 impl SlotStore {
@@ -96,7 +97,7 @@ impl SlotStore {
         for r in 0..ranges {
             range_of[starts[r]..starts[r + 1]].fill(r as u32);
         }
-        Ok(SlotStore::Files {
+        Ok(SlotStore {
             files,
             runs: (0..ranges).map(|_| SlotRun::default()).collect(),
             range_of,
@@ -105,47 +106,35 @@ impl SlotStore {
 
     /// Takes the slots of one block, numbered from `first_slot`.
     fn push_block(&mut self, first_slot: u64, block: &Block) {
-        match self {
-            SlotStore::Memory { terms, codes } => {
-                terms.extend_from_slice(&block.slot_terms);
-                codes.extend_from_slice(&block.slot_codes);
-            }
-            SlotStore::Files { runs, range_of, .. } => {
-                for (i, (&t, &c)) in block.slot_terms.iter().zip(&block.slot_codes).enumerate() {
-                    let run = &mut runs[range_of[t as usize] as usize];
-                    run.terms.push(t);
-                    run.slots.push((first_slot + i as u64) as u32);
-                    run.codes.push(c);
-                }
-            }
+        for (i, (&t, &c)) in block.slot_terms.iter().zip(&block.slot_codes).enumerate() {
+            let run = &mut self.runs[self.range_of[t as usize] as usize];
+            run.terms.push(t);
+            run.slots.push((first_slot + i as u64) as u32);
+            run.codes.push(c);
         }
     }
 
     /// Writes the slots gathered since the last call to the spill files.
     fn end_batch(&mut self) -> Result<()> {
-        if let SlotStore::Files { files, runs, .. } = self {
-            for ((out, path), run) in files.iter_mut().zip(runs.iter_mut()) {
-                if run.terms.is_empty() {
-                    continue;
-                }
-                let len = run.terms.len() as u32;
-                out.write_all(&len.to_le_bytes())
-                    .and_then(|_| out.write_all(bytemuck::cast_slice(&run.terms)))
-                    .and_then(|_| out.write_all(bytemuck::cast_slice(&run.slots)))
-                    .and_then(|_| out.write_all(&run.codes))
-                    .map_err(|e| IndexError::io(&*path, e))?;
-                run.clear();
+        for ((out, path), run) in self.files.iter_mut().zip(self.runs.iter_mut()) {
+            if run.terms.is_empty() {
+                continue;
             }
+            let len = run.terms.len() as u32;
+            out.write_all(&len.to_le_bytes())
+                .and_then(|_| out.write_all(bytemuck::cast_slice(&run.terms)))
+                .and_then(|_| out.write_all(bytemuck::cast_slice(&run.slots)))
+                .and_then(|_| out.write_all(&run.codes))
+                .map_err(|e| IndexError::io(&*path, e))?;
+            run.clear();
         }
         Ok(())
     }
 
     /// Removes the spill files left (after an error).
     fn remove(&mut self) {
-        if let SlotStore::Files { files, .. } = self {
-            for (_, path) in files.iter() {
-                let _ = std::fs::remove_file(path);
-            }
+        for (_, path) in self.files.iter() {
+            let _ = std::fs::remove_file(path);
         }
     }
 }
@@ -235,6 +224,214 @@ fn sort_by_term(keys: &mut Vec<u64>, scratch: &mut Vec<u64>, term_bits: u32) {
     }
 }
 
+/// Reused buffers of the per-block work.
+#[derive(Default)]
+struct BlockScratch {
+    buf: DocBuf,
+    keys: Vec<u64>,
+    sorted: Vec<u64>,
+}
+
+/// Fills `scratch.keys` with the postings of the documents `docs` (a block, in position
+/// order), sorted by term, then position: term (< 2^24) `<< TERM_SHIFT` | position in
+/// the block (< 256) `<< 32` | weight bits. Returns the number of postings.
+fn block_keys(
+    src: &dyn DocSource,
+    docs: &[u32],
+    scratch: &mut BlockScratch,
+    term_bits: u32,
+) -> Result<usize> {
+    let BlockScratch { buf, keys, sorted } = scratch;
+    keys.clear();
+    for (slot, &doc) in docs.iter().enumerate() {
+        let doc = doc as usize;
+        let chunk = src.chunk(doc, doc + 1, buf)?;
+        let (t, v) = chunk.doc(doc);
+        // Keys are made in position order, so a stable sort by term sorts by term, then
+        // position.
+        keys.extend(t.iter().zip(v).map(|(&t, &v)| {
+            ((t as u64) << TERM_SHIFT) | ((slot as u64) << 32) | v.to_bits() as u64
+        }));
+    }
+    sort_by_term(keys, sorted, term_bits);
+    Ok(keys.len())
+}
+
+/// The slots of one block: per (block, term) slot, its term, its bound code and the end
+/// of its entries (relative to the block's first entry).
+#[derive(Default)]
+struct BlockSlots {
+    terms: Vec<u32>,
+    codes: Vec<u8>,
+    ends: Vec<u32>,
+}
+
+/// Writes a block's entries (position and weight, by term then position) from its sorted
+/// `keys` into `docs` and `values` (as long as `keys`) and returns its slots.
+fn emit_block(
+    keys: &[u64],
+    bound_scales: &[f32],
+    docs: &mut [u8],
+    values: &mut [f32],
+) -> BlockSlots {
+    let mut out = BlockSlots::default();
+    let mut i = 0;
+    while i < keys.len() {
+        let term = (keys[i] >> TERM_SHIFT) as u32;
+        let mut max = 0.0f32;
+        while i < keys.len() && (keys[i] >> TERM_SHIFT) as u32 == term {
+            let w = f32::from_bits(keys[i] as u32);
+            docs[i] = (keys[i] >> 32) as u8;
+            values[i] = w;
+            max = max.max(w);
+            i += 1;
+        }
+        out.terms.push(term);
+        out.codes.push(encode_up(max, bound_scales[term as usize]));
+        out.ends.push(i as u32);
+    }
+    out
+}
+
+/// Splits `items` into consecutive pieces of the given lengths (which must add up to at
+/// most its length).
+fn split_lengths<T>(mut items: &mut [T], lengths: impl Iterator<Item = usize>) -> Vec<&mut [T]> {
+    let mut parts = Vec::new();
+    for len in lengths {
+        let (part, rest) = std::mem::take(&mut items).split_at_mut(len);
+        parts.push(part);
+        items = rest;
+    }
+    parts
+}
+
+/// The block arrays of `src`'s documents laid out in `order`, all in memory, made in
+/// place: every block's entries go straight to their place in the output (their offsets
+/// follow from the documents' lengths), batch by batch in parallel, and the slots of a
+/// batch are copied to theirs, in parallel too, once the batch's slot counts are known.
+fn assemble_in_memory(
+    src: &dyn DocSource,
+    order: &[u32],
+    term_max: &[f32],
+    starts: &[usize],
+    block_size: usize,
+) -> Result<BlockOutput> {
+    use rayon::prelude::*;
+    let n = src.len();
+    let bs = block_size;
+    let num_blocks = n.div_ceil(bs);
+    let stored_terms = term_max.len();
+    let bound_scales: Vec<f32> = term_max.iter().map(|&m| scale_for(m)).collect();
+    let term_bits = usize::BITS - stored_terms.saturating_sub(1).leading_zeros();
+    let block_docs = |b: usize| &order[b * bs..((b + 1) * bs).min(n)];
+    // Each block's first entry.
+    let block_lengths: Vec<usize> = (0..num_blocks)
+        .into_par_iter()
+        .map(|b| block_docs(b).iter().map(|&d| src.doc_len(d as usize)).sum())
+        .collect();
+    let mut block_entries = Vec::with_capacity(num_blocks + 1);
+    block_entries.push(0usize);
+    for len in &block_lengths {
+        block_entries.push(block_entries.last().unwrap_or(&0) + len);
+    }
+    let nnz = block_entries[num_blocks];
+    // Slots are at most one an entry: the slot arrays are allocated at that size (pages
+    // never written are never touched) and cut to the slots made.
+    let mut entry_docs = vec![0u8; nnz];
+    let mut entry_values = vec![0f32; nnz];
+    let mut entry_offsets = vec![0u32; nnz + 1];
+    let mut slot_terms = vec![0u32; nnz];
+    let mut slot_codes = vec![0u8; nnz];
+    let mut block_term_offsets = Vec::with_capacity(num_blocks + 1);
+    block_term_offsets.push(0u64);
+    let mut num_slots = 0usize;
+    for batch in (0..num_blocks).step_by(BATCH_BLOCKS) {
+        let end = (batch + BATCH_BLOCKS).min(num_blocks);
+        let (e0, e1) = (block_entries[batch], block_entries[end]);
+        let lengths = || block_lengths[batch..end].iter().copied();
+        let docs = split_lengths(&mut entry_docs[e0..e1], lengths());
+        let values = split_lengths(&mut entry_values[e0..e1], lengths());
+        let slots: Vec<BlockSlots> = (batch..end)
+            .into_par_iter()
+            .zip(docs)
+            .zip(values)
+            .map_init(BlockScratch::default, |scratch, ((b, docs), values)| {
+                block_keys(src, block_docs(b), scratch, term_bits)?;
+                Ok(emit_block(&scratch.keys, &bound_scales, docs, values))
+            })
+            .collect::<Result<_>>()?;
+        let first = num_slots;
+        for s in &slots {
+            num_slots += s.terms.len();
+            block_term_offsets.push(num_slots as u64);
+        }
+        let counts = || slots.iter().map(|s| s.terms.len());
+        let offsets = split_lengths(&mut entry_offsets[1 + first..1 + num_slots], counts());
+        let terms = split_lengths(&mut slot_terms[first..num_slots], counts());
+        let codes = split_lengths(&mut slot_codes[first..num_slots], counts());
+        (batch..end)
+            .into_par_iter()
+            .zip(slots)
+            .zip(offsets)
+            .zip(terms)
+            .zip(codes)
+            .for_each(|((((b, s), offsets), terms), codes)| {
+                let base = block_entries[b] as u32;
+                offsets
+                    .iter_mut()
+                    .zip(&s.ends)
+                    .for_each(|(o, &e)| *o = base + e);
+                terms.copy_from_slice(&s.terms);
+                codes.copy_from_slice(&s.codes);
+            });
+    }
+    entry_offsets.truncate(num_slots + 1);
+    entry_offsets.shrink_to_fit();
+    slot_terms.truncate(num_slots);
+    slot_codes.truncate(num_slots);
+    // Per term, its slots (one a block holding it), then their offsets.
+    const CHUNK: usize = 1 << 20;
+    let mut bound_offsets = slot_terms
+        .par_chunks(CHUNK)
+        .fold(
+            || vec![0u64; stored_terms + 1],
+            |mut counts, terms| {
+                terms.iter().for_each(|&t| counts[t as usize + 1] += 1);
+                counts
+            },
+        )
+        .reduce(
+            || vec![0u64; stored_terms + 1],
+            |mut a, b| {
+                a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+                a
+            },
+        );
+    for t in 0..stored_terms {
+        bound_offsets[t + 1] += bound_offsets[t];
+    }
+    let lists = Lists::from_slots(
+        &slot_terms,
+        &slot_codes,
+        &block_term_offsets,
+        &bound_offsets,
+        starts,
+    );
+    drop((slot_terms, slot_codes));
+    let array = |a: OwnedArray| Output::Array(a);
+    Ok(BlockOutput {
+        block_term_offsets,
+        entry_offsets: array(entry_offsets.into()),
+        entry_docs: array(entry_docs.into()),
+        entry_values: array(entry_values.into()),
+        bound_offsets,
+        bound_blocks: array(lists.blocks.into()),
+        bound_codes: array(lists.codes.into()),
+        bound_scales,
+        bound_slots: array(lists.slots.into()),
+    })
+}
+
 /// Reads until `buf` is full or the input ends; returns the bytes read.
 fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut done = 0;
@@ -253,13 +450,11 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
 pub(crate) struct AssembleOptions<'a> {
     /// Documents per block.
     pub block_size: usize,
-    /// `Some(dir)`: the large arrays are written to their files in `dir` as they grow;
-    /// `None`: all in memory.
+    /// `Some(dir)`: the large arrays are written to their files in `dir` as they grow
+    /// and the slots are spilled there ([`spill_name`]) between the block pass and the
+    /// term-major lists, so memory stays bounded by a batch of blocks and one range of
+    /// terms; `None`: all in memory, made in place ([`assemble_in_memory`]).
     pub dir: Option<&'a Path>,
-    /// Whether the slots are spilled to files in `dir` ([`spill_name`]) between the block
-    /// pass and the term-major lists, rather than held in memory (5 bytes a slot, and 9
-    /// more while the lists are made when `dir` is given). Needs `dir`.
-    pub spill: bool,
     /// At most this many slots per range of terms (at least one term a range), whose
     /// term-major lists are filled together ([`RANGE_SLOTS`]).
     pub range_slots: usize,
@@ -284,21 +479,22 @@ pub(crate) fn assemble_blocks(
         src.len().div_ceil(options.block_size),
         options.range_slots,
     );
-    let mut slots = match options.dir {
-        Some(dir) if options.spill => SlotStore::files(dir, &starts)?,
-        _ => SlotStore::Memory {
-            terms: Vec::new(),
-            codes: Vec::new(),
-        },
-    };
-    let out = assemble_into(src, order, term_max, &starts, &mut slots, options);
-    if out.is_err() {
-        slots.remove();
+    match options.dir {
+        Some(dir) => {
+            let mut slots = SlotStore::files(dir, &starts)?;
+            let out = assemble_streaming(src, order, term_max, &starts, &mut slots, options);
+            if out.is_err() {
+                slots.remove();
+            }
+            out
+        }
+        None => assemble_in_memory(src, order, term_max, &starts, options.block_size),
     }
-    out
 }
 
-fn assemble_into(
+/// The block arrays written to their files in `options.dir` as they are made, the slots
+/// spilled to `slots` on the way (see the module documentation).
+fn assemble_streaming(
     src: &dyn DocSource,
     order: &[u32],
     term_max: &[f32],
@@ -327,47 +523,22 @@ fn assemble_into(
     let compute = |batch: usize| -> Result<Vec<Block>> {
         (batch..(batch + BATCH_BLOCKS).min(num_blocks))
             .into_par_iter()
-            .map_init(
-                || (DocBuf::default(), Vec::<u64>::new(), Vec::<u64>::new()),
-                |(buf, keys, scratch), b| -> Result<Block> {
-                    keys.clear();
-                    let first = b * bs;
-                    for (slot, &doc) in order[first..(first + bs).min(n)].iter().enumerate() {
-                        let doc = doc as usize;
-                        let chunk = src.chunk(doc, doc + 1, buf)?;
-                        let (t, v) = chunk.doc(doc);
-                        // term (< 2^24) | position in the block (< 256) | weight bits:
-                        // keys are made in position order, so a stable sort by term sorts
-                        // by term, then position.
-                        keys.extend(t.iter().zip(v).map(|(&t, &v)| {
-                            ((t as u64) << TERM_SHIFT) | ((slot as u64) << 32) | v.to_bits() as u64
-                        }));
-                    }
-                    sort_by_term(keys, scratch, term_bits);
-                    let mut out = Block {
-                        docs: Vec::with_capacity(keys.len()),
-                        values: Vec::with_capacity(keys.len()),
-                        ..Block::default()
-                    };
-                    let mut i = 0;
-                    while i < keys.len() {
-                        let term = (keys[i] >> TERM_SHIFT) as u32;
-                        let mut max = 0.0f32;
-                        while i < keys.len() && (keys[i] >> TERM_SHIFT) as u32 == term {
-                            let w = f32::from_bits(keys[i] as u32);
-                            out.docs.push((keys[i] >> 32) as u8);
-                            out.values.push(w);
-                            max = max.max(w);
-                            i += 1;
-                        }
-                        out.slot_terms.push(term);
-                        out.slot_codes
-                            .push(encode_up(max, bound_scales[term as usize]));
-                        out.slot_ends.push(out.docs.len() as u32);
-                    }
-                    Ok(out)
-                },
-            )
+            .map_init(BlockScratch::default, |scratch, b| -> Result<Block> {
+                let mut out = Block::default();
+                let len = block_keys(
+                    src,
+                    &order[b * bs..((b + 1) * bs).min(n)],
+                    scratch,
+                    term_bits,
+                )?;
+                out.docs.resize(len, 0);
+                out.values.resize(len, 0.0);
+                let slots =
+                    emit_block(&scratch.keys, &bound_scales, &mut out.docs, &mut out.values);
+                (out.slot_terms, out.slot_codes, out.slot_ends) =
+                    (slots.terms, slots.codes, slots.ends);
+                Ok(out)
+            })
             .collect::<Result<_>>()
     };
     let mut append = |blocks: Vec<Block>| -> Result<()> {
@@ -412,22 +583,13 @@ fn assemble_into(
     for t in 0..stored_terms {
         bound_offsets[t + 1] += bound_offsets[t];
     }
-    let [bound_blocks, bound_codes, bound_slots] = match slots {
-        SlotStore::Memory { terms, codes } => {
-            let lists =
-                Lists::from_slots(terms, codes, &block_term_offsets, &bound_offsets, starts);
-            let (terms, codes) = (std::mem::take(terms), std::mem::take(codes));
-            drop((terms, codes));
-            [
-                output(dir, FileId::BoundBlocks, lists.blocks)?,
-                output(dir, FileId::BoundCodes, lists.codes)?,
-                output(dir, FileId::BoundSlots, lists.slots)?,
-            ]
-        }
-        SlotStore::Files { files, .. } => {
-            lists_from_spills(files, &block_term_offsets, &bound_offsets, starts, dir)?
-        }
-    };
+    let [bound_blocks, bound_codes, bound_slots] = lists_from_spills(
+        &mut slots.files,
+        &block_term_offsets,
+        &bound_offsets,
+        starts,
+        dir,
+    )?;
     Ok(BlockOutput {
         block_term_offsets,
         entry_offsets,
@@ -439,21 +601,6 @@ fn assemble_into(
         bound_scales,
         bound_slots,
     })
-}
-
-/// `items` as the output array `id`: kept in memory without `dir`, else written there.
-fn output<T: bytemuck::Pod>(dir: Option<&Path>, id: FileId, items: Vec<T>) -> Result<Output>
-where
-    OwnedArray: From<Vec<T>>,
-{
-    match dir {
-        None => Ok(Output::Array(OwnedArray::from(items))),
-        Some(_) => {
-            let mut sink = Sink::<T>::new(dir, id.name())?;
-            sink.extend(&items)?;
-            sink.finish()
-        }
-    }
 }
 
 /// The term-major block lists: per term (`bound_offsets`), its blocks ascending, their

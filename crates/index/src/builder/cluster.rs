@@ -81,18 +81,31 @@ fn heavy_key(terms: &[u32], values: &[f32]) -> [u32; HEAVY_KEY] {
     best.map(|(_, t)| t)
 }
 
-/// The signatures of all documents, flattened: document `d`'s terms and weights are
-/// `offsets[d]..offsets[d + 1]`.
-struct Signatures {
-    offsets: Vec<usize>,
+/// The signatures of the documents of one chunk of [`CHUNK_DOCS`], flattened: the
+/// chunk's `i`-th document's terms and weights are `offsets[i]..offsets[i + 1]`.
+struct SignatureChunk {
+    offsets: Vec<u32>,
     terms: Vec<u32>,
     values: Vec<f32>,
 }
 
+/// The signatures of all documents, kept in the chunks they were made in (gathering them
+/// into one array would copy half a gigabyte at 1M documents).
+struct Signatures {
+    chunks: Vec<SignatureChunk>,
+    len: usize,
+}
+
 impl Signatures {
     fn doc(&self, d: usize) -> (&[u32], &[f32]) {
-        let (s, e) = (self.offsets[d], self.offsets[d + 1]);
-        (&self.terms[s..e], &self.values[s..e])
+        let c = &self.chunks[d / CHUNK_DOCS];
+        let i = d % CHUNK_DOCS;
+        let (s, e) = (c.offsets[i] as usize, c.offsets[i + 1] as usize);
+        (&c.terms[s..e], &c.values[s..e])
+    }
+
+    fn len(&self) -> usize {
+        self.len
     }
 }
 
@@ -131,7 +144,8 @@ pub(crate) fn document_order(
                 .collect();
             let parts = map_chunks(src, CHUNK_DOCS, |chunk, docs| {
                 let mut keys = Vec::with_capacity(docs.len());
-                let mut lens = Vec::with_capacity(docs.len());
+                let mut offsets = Vec::with_capacity(docs.len() + 1);
+                offsets.push(0u32);
                 let mut sig: Vec<(u32, f32)> = Vec::new();
                 let (mut terms, mut values) = (Vec::new(), Vec::new());
                 for d in docs {
@@ -150,27 +164,27 @@ pub(crate) fn document_order(
                         });
                         sig.truncate(SIGNATURE_TERMS);
                     }
-                    lens.push(sig.len());
                     terms.extend(sig.iter().map(|p| p.0));
                     values.extend(sig.iter().map(|p| p.1));
+                    offsets.push(terms.len() as u32);
                 }
-                (keys, lens, terms, values)
+                (
+                    keys,
+                    SignatureChunk {
+                        offsets,
+                        terms,
+                        values,
+                    },
+                )
             })?;
-            let total: usize = parts.iter().map(|p| p.2.len()).sum();
             let mut keys = Vec::with_capacity(n);
             let mut sigs = Signatures {
-                offsets: Vec::with_capacity(n + 1),
-                terms: Vec::with_capacity(total),
-                values: Vec::with_capacity(total),
+                chunks: Vec::with_capacity(parts.len()),
+                len: n,
             };
-            sigs.offsets.push(0);
-            for (k, lens, terms, values) in parts {
+            for (k, chunk) in parts {
                 keys.extend(k);
-                for l in lens {
-                    sigs.offsets.push(sigs.offsets.last().unwrap_or(&0) + l);
-                }
-                sigs.terms.extend(terms);
-                sigs.values.extend(values);
+                sigs.chunks.push(chunk);
             }
             let clusters = n.div_ceil(4 * block_size).max(1);
             let assign = if clusters > 1 {
@@ -192,7 +206,7 @@ pub(crate) fn document_order(
 /// cluster of every document (`clusters` = no shared term with any centroid).
 fn cluster_signatures(dim: usize, sigs: &Signatures, clusters: usize) -> Vec<u32> {
     use rayon::prelude::*;
-    let n = sigs.offsets.len() - 1;
+    let n = sigs.len();
     // Top-`CENTROID_TERMS` of a dense accumulator, L2-normalised.
     let truncate = |pairs: &mut Vec<(u32, f32)>| {
         if pairs.len() > CENTROID_TERMS {

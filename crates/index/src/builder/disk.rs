@@ -197,7 +197,6 @@ impl DiskIndexBuilder {
                     block_size: self.block_size,
                     reorder: self.reorder,
                     dir: Some(&self.tmp),
-                    spill: true,
                     range_slots: RANGE_SLOTS,
                 },
             )?

@@ -181,7 +181,6 @@ impl IndexBuilder {
                 block_size,
                 reorder,
                 dir,
-                spill: false,
                 range_slots: RANGE_SLOTS,
             };
             segment_arrays(&catalog, &src, &options)?
@@ -330,32 +329,31 @@ mod tests {
         assert!(seen.iter().all(|&s| s), "every slot listed");
     }
 
-    /// Every way of assembling gives the same arrays: in memory in one range of terms, in
-    /// memory in many small ranges (one term a range at the least), to files with the
-    /// slots in memory, and to files with spilled slot lists in many ranges (each spill
-    /// file removed once read).
+    /// Every way of assembling gives the same arrays: in memory (made in place) in one
+    /// range of terms, in many small ranges and in ranges of one term, and streamed to
+    /// files with spilled slot lists in many ranges or a few (each spill file removed once
+    /// read).
     #[test]
     fn every_assembly_path_gives_the_same_bytes() {
         let dim = 90;
         let mut catalog = Catalog::new(dim);
         let (mut terms, mut values) = (Vec::new(), Vec::new());
-        for (d, v) in random_docs(0xa55e_b1e5, 900, 0..30, 90).iter().enumerate() {
+        for (d, v) in random_docs(0xa55e_b1e5, 2100, 1..30, 90).iter().enumerate() {
             catalog.add(&format!("d{d}"), v.view()).unwrap();
             terms.extend_from_slice(v.indices());
             values.extend_from_slice(v.values());
         }
         let tmp = tempfile::tempdir().unwrap();
-        let assemble = |dir: Option<&Path>, spill: bool, range_slots: usize| -> Vec<Vec<u8>> {
+        let assemble = |dir: Option<&Path>, range_slots: usize| -> Vec<Vec<u8>> {
             let src = InMemory {
                 indptr: &catalog.indptr,
                 terms: &terms,
                 values: &values,
             };
             let options = SegmentOptions {
-                block_size: Some(8),
+                block_size: Some(2), // 1,050 blocks: more than one batch
                 reorder: Reorder::Clustered,
                 dir,
-                spill,
                 range_slots,
             };
             let arrays = segment_arrays(&catalog, &src, &options).unwrap();
@@ -387,11 +385,10 @@ mod tests {
                 })
                 .collect()
         };
-        let one_range = assemble(None, false, usize::MAX);
-        assert_eq!(assemble(None, false, 7), one_range);
-        assert_eq!(assemble(None, false, 1), one_range);
-        assert_eq!(assemble(Some(tmp.path()), false, 7), one_range);
-        assert_eq!(assemble(Some(tmp.path()), true, 7), one_range);
-        assert_eq!(assemble(Some(tmp.path()), true, RANGE_SLOTS), one_range);
+        let one_range = assemble(None, usize::MAX);
+        assert_eq!(assemble(None, 7), one_range);
+        assert_eq!(assemble(None, 1), one_range);
+        assert_eq!(assemble(Some(tmp.path()), 7), one_range);
+        assert_eq!(assemble(Some(tmp.path()), RANGE_SLOTS), one_range);
     }
 }

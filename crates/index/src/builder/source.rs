@@ -40,6 +40,8 @@ pub(crate) struct DocBuf {
 pub(crate) trait DocSource: Sync {
     /// The number of documents.
     fn len(&self) -> usize;
+    /// The number of postings of document `d`.
+    fn doc_len(&self, d: usize) -> usize;
     /// Documents `first..end`, read into `buf` when they are not in memory.
     fn chunk<'b>(&'b self, first: usize, end: usize, buf: &'b mut DocBuf) -> Result<Chunk<'b>>;
 }
@@ -54,6 +56,10 @@ pub(crate) struct InMemory<'a> {
 impl DocSource for InMemory<'_> {
     fn len(&self) -> usize {
         self.indptr.len() - 1
+    }
+
+    fn doc_len(&self, d: usize) -> usize {
+        (self.indptr[d + 1] - self.indptr[d]) as usize
     }
 
     fn chunk<'b>(&'b self, first: usize, end: usize, _: &'b mut DocBuf) -> Result<Chunk<'b>> {
@@ -124,6 +130,10 @@ fn read_at(file: &(File, PathBuf), buf: &mut [u8], offset: u64) -> Result<()> {
 impl DocSource for FileDocs<'_> {
     fn len(&self) -> usize {
         self.indptr.len() - 1
+    }
+
+    fn doc_len(&self, d: usize) -> usize {
+        (self.indptr[d + 1] - self.indptr[d]) as usize
     }
 
     fn chunk<'b>(&'b self, first: usize, end: usize, buf: &'b mut DocBuf) -> Result<Chunk<'b>> {
