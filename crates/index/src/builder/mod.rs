@@ -329,66 +329,100 @@ mod tests {
         assert!(seen.iter().all(|&s| s), "every slot listed");
     }
 
-    /// Every way of assembling gives the same arrays: in memory (made in place) in one
-    /// range of terms, in many small ranges and in ranges of one term, and streamed to
-    /// files with spilled slot lists in many ranges or a few (each spill file removed once
-    /// read).
-    #[test]
-    fn every_assembly_path_gives_the_same_bytes() {
-        let dim = 90;
+    /// The bytes of every array of the segment of `docs` (ids `d0`, `d1`, ...), assembled
+    /// in memory (`dir` `None`) or streamed to files in `dir`, in ranges of at most
+    /// `range_slots` slots. Checks that a streamed build leaves no spill file and that
+    /// every file's size and checksum are those its entry records.
+    fn assembled(
+        docs: &[SparseVector],
+        dim: usize,
+        block_size: usize,
+        dir: Option<&Path>,
+        range_slots: usize,
+    ) -> Vec<Vec<u8>> {
         let mut catalog = Catalog::new(dim);
         let (mut terms, mut values) = (Vec::new(), Vec::new());
-        for (d, v) in random_docs(0xa55e_b1e5, 2100, 1..30, 90).iter().enumerate() {
+        for (d, v) in docs.iter().enumerate() {
             catalog.add(&format!("d{d}"), v.view()).unwrap();
             terms.extend_from_slice(v.indices());
             values.extend_from_slice(v.values());
         }
-        let tmp = tempfile::tempdir().unwrap();
-        let assemble = |dir: Option<&Path>, range_slots: usize| -> Vec<Vec<u8>> {
-            let src = InMemory {
-                indptr: &catalog.indptr,
-                terms: &terms,
-                values: &values,
-            };
-            let options = SegmentOptions {
-                block_size: Some(2), // 1,050 blocks: more than one batch
-                reorder: Reorder::Clustered,
-                dir,
-                range_slots,
-            };
-            let arrays = segment_arrays(&catalog, &src, &options).unwrap();
-            let (_, outputs) = arrays.with_forward(
-                catalog.clone(),
-                Output::Array(OwnedArray::U32(terms.clone())),
-                Output::Array(OwnedArray::F32(values.clone())),
-            );
-            if let Some(dir) = dir {
-                let left: Vec<_> = std::fs::read_dir(dir)
-                    .unwrap()
-                    .map(|e| e.unwrap().file_name().into_string().unwrap())
-                    .filter(|n| n.starts_with("build."))
-                    .collect();
-                assert!(left.is_empty(), "spill files left: {left:?}");
-            }
-            FileId::ALL
-                .iter()
-                .zip(outputs)
-                .map(|(id, o)| match o {
-                    Output::Array(a) => Bytes::Owned(a).bytes().to_vec(),
-                    Output::File(synced) => {
-                        let entry = synced.wait().unwrap();
-                        let bytes = std::fs::read(dir.unwrap().join(id.name())).unwrap();
-                        assert_eq!(entry.size, bytes.len() as u64);
-                        assert_eq!(entry.crc32, format::crc32(&bytes));
-                        bytes
-                    }
-                })
-                .collect()
+        let src = InMemory {
+            indptr: &catalog.indptr,
+            terms: &terms,
+            values: &values,
         };
-        let one_range = assemble(None, usize::MAX);
-        assert_eq!(assemble(None, 7), one_range);
-        assert_eq!(assemble(None, 1), one_range);
-        assert_eq!(assemble(Some(tmp.path()), 7), one_range);
-        assert_eq!(assemble(Some(tmp.path()), RANGE_SLOTS), one_range);
+        let options = SegmentOptions {
+            block_size: Some(block_size),
+            reorder: Reorder::Clustered,
+            dir,
+            range_slots,
+        };
+        let arrays = segment_arrays(&catalog, &src, &options).unwrap();
+        let (_, outputs) = arrays.with_forward(
+            catalog.clone(),
+            Output::Array(OwnedArray::U32(terms.clone())),
+            Output::Array(OwnedArray::F32(values.clone())),
+        );
+        if let Some(dir) = dir {
+            let left: Vec<_> = std::fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .filter(|n| n.starts_with("build."))
+                .collect();
+            assert!(left.is_empty(), "spill files left: {left:?}");
+        }
+        FileId::ALL
+            .iter()
+            .zip(outputs)
+            .map(|(id, o)| match o {
+                Output::Array(a) => Bytes::Owned(a).bytes().to_vec(),
+                Output::File(synced) => {
+                    let entry = synced.wait().unwrap();
+                    let bytes = std::fs::read(dir.unwrap().join(id.name())).unwrap();
+                    assert_eq!(entry.size, bytes.len() as u64);
+                    assert_eq!(entry.crc32, format::crc32(&bytes));
+                    bytes
+                }
+            })
+            .collect()
+    }
+
+    /// Every way of assembling gives the same arrays: in memory (made in place) in one
+    /// range of terms, in many small ranges and in ranges of one term, and streamed to
+    /// files with spilled slot lists in many ranges or a few (each spill file removed once
+    /// read). 1,050 blocks: more than one batch of blocks.
+    #[test]
+    fn every_assembly_path_gives_the_same_bytes() {
+        let docs = random_docs(0xa55e_b1e5, 2100, 1..30, 90);
+        let tmp = tempfile::tempdir().unwrap();
+        let one_range = assembled(&docs, 90, 2, None, usize::MAX);
+        assert_eq!(assembled(&docs, 90, 2, None, 7), one_range);
+        assert_eq!(assembled(&docs, 90, 2, None, 1), one_range);
+        assert_eq!(assembled(&docs, 90, 2, Some(tmp.path()), 7), one_range);
+        assert_eq!(
+            assembled(&docs, 90, 2, Some(tmp.path()), RANGE_SLOTS),
+            one_range
+        );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+        /// Any collection: the arrays made in place in memory are those streamed to files.
+        #[test]
+        fn any_collection_assembles_the_same_in_memory_and_streamed(
+            seed in proptest::prelude::any::<u64>(),
+            n in 0usize..600,
+            terms in 1u64..300,
+            block in 1usize..40,
+            range_slots in 1usize..200,
+        ) {
+            let docs = random_docs(seed | 1, n, 0..25, terms);
+            let tmp = tempfile::tempdir().unwrap();
+            let dim = terms as usize;
+            let memory = assembled(&docs, dim, block, None, range_slots);
+            let streamed = assembled(&docs, dim, block, Some(tmp.path()), range_slots);
+            proptest::prop_assert!(memory == streamed);
+        }
     }
 }
