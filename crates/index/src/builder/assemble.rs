@@ -41,10 +41,7 @@ pub(crate) struct BlockOutput {
 struct Block {
     docs: Vec<u8>,
     values: Vec<f32>,
-    slot_terms: Vec<u32>,
-    slot_codes: Vec<u8>,
-    /// Entries of the block before the end of each slot.
-    slot_ends: Vec<u32>,
+    slots: BlockSlots,
 }
 
 /// Slots of one range of terms, in block order: term, slot number and bound code.
@@ -106,7 +103,7 @@ impl SlotStore {
 
     /// Takes the slots of one block, numbered from `first_slot`.
     fn push_block(&mut self, first_slot: u64, block: &Block) {
-        for (i, (&t, &c)) in block.slot_terms.iter().zip(&block.slot_codes).enumerate() {
+        for (i, (&t, &c)) in block.slots.terms.iter().zip(&block.slots.codes).enumerate() {
             let run = &mut self.runs[self.range_of[t as usize] as usize];
             run.terms.push(t);
             run.slots.push((first_slot + i as u64) as u32);
@@ -267,14 +264,17 @@ struct BlockSlots {
 }
 
 /// Writes a block's entries (position and weight, by term then position) from its sorted
-/// `keys` into `docs` and `values` (as long as `keys`) and returns its slots.
+/// `keys` into `docs` and `values` (as long as `keys`), and its slots into `out`.
 fn emit_block(
     keys: &[u64],
     bound_scales: &[f32],
     docs: &mut [u8],
     values: &mut [f32],
-) -> BlockSlots {
-    let mut out = BlockSlots::default();
+    out: &mut BlockSlots,
+) {
+    out.terms.clear();
+    out.codes.clear();
+    out.ends.clear();
     let mut i = 0;
     while i < keys.len() {
         let term = (keys[i] >> TERM_SHIFT) as u32;
@@ -290,7 +290,6 @@ fn emit_block(
         out.codes.push(encode_up(max, bound_scales[term as usize]));
         out.ends.push(i as u32);
     }
-    out
 }
 
 /// Splits `items` into consecutive pieces of the given lengths (which must add up to at
@@ -345,23 +344,33 @@ fn assemble_in_memory(
     let mut block_term_offsets = Vec::with_capacity(num_blocks + 1);
     block_term_offsets.push(0u64);
     let mut num_slots = 0usize;
+    // The slots of a batch's blocks, in buffers kept from batch to batch.
+    let mut pool: Vec<BlockSlots> = (0..BATCH_BLOCKS.min(num_blocks))
+        .map(|_| BlockSlots::default())
+        .collect();
     for batch in (0..num_blocks).step_by(BATCH_BLOCKS) {
         let end = (batch + BATCH_BLOCKS).min(num_blocks);
         let (e0, e1) = (block_entries[batch], block_entries[end]);
         let lengths = || block_lengths[batch..end].iter().copied();
         let docs = split_lengths(&mut entry_docs[e0..e1], lengths());
         let values = split_lengths(&mut entry_values[e0..e1], lengths());
-        let slots: Vec<BlockSlots> = (batch..end)
+        let slots = &mut pool[..end - batch];
+        (batch..end)
             .into_par_iter()
             .zip(docs)
             .zip(values)
-            .map_init(BlockScratch::default, |scratch, ((b, docs), values)| {
-                block_keys(src, block_docs(b), scratch, term_bits)?;
-                Ok(emit_block(&scratch.keys, &bound_scales, docs, values))
-            })
-            .collect::<Result<_>>()?;
+            .zip(&mut *slots)
+            .try_for_each_init(
+                BlockScratch::default,
+                |scratch, (((b, docs), values), out)| {
+                    block_keys(src, block_docs(b), scratch, term_bits)?;
+                    emit_block(&scratch.keys, &bound_scales, docs, values, out);
+                    Ok::<_, IndexError>(())
+                },
+            )?;
+        let slots = &*slots;
         let first = num_slots;
-        for s in &slots {
+        for s in slots {
             num_slots += s.terms.len();
             block_term_offsets.push(num_slots as u64);
         }
@@ -533,10 +542,13 @@ fn assemble_streaming(
                 )?;
                 out.docs.resize(len, 0);
                 out.values.resize(len, 0.0);
-                let slots =
-                    emit_block(&scratch.keys, &bound_scales, &mut out.docs, &mut out.values);
-                (out.slot_terms, out.slot_codes, out.slot_ends) =
-                    (slots.terms, slots.codes, slots.ends);
+                emit_block(
+                    &scratch.keys,
+                    &bound_scales,
+                    &mut out.docs,
+                    &mut out.values,
+                    &mut out.slots,
+                );
                 Ok(out)
             })
             .collect::<Result<_>>()
@@ -544,16 +556,16 @@ fn assemble_streaming(
     let mut append = |blocks: Vec<Block>| -> Result<()> {
         for block in blocks {
             offsets_buf.clear();
-            offsets_buf.extend(block.slot_ends.iter().map(|&e| entries as u32 + e));
+            offsets_buf.extend(block.slots.ends.iter().map(|&e| entries as u32 + e));
             entry_offsets.extend(&offsets_buf)?;
             entry_docs.extend(&block.docs)?;
             entry_values.extend(&block.values)?;
-            for &t in &block.slot_terms {
+            for &t in &block.slots.terms {
                 slot_counts[t as usize + 1] += 1;
             }
             slots.push_block(num_slots, &block);
             entries += block.docs.len() as u64;
-            num_slots += block.slot_terms.len() as u64;
+            num_slots += block.slots.terms.len() as u64;
             block_term_offsets.push(num_slots);
         }
         slots.end_batch()
