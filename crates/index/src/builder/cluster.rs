@@ -230,6 +230,7 @@ fn cluster_signatures(dim: usize, sigs: &Signatures, clusters: usize) -> Vec<u32
         .collect();
     let mut assign = vec![clusters as u32; n];
     for round in 0..CLUSTER_ROUNDS {
+        let __r = std::time::Instant::now();
         let last = round + 1 == CLUSTER_ROUNDS;
         let step = if last { 1 } else { SAMPLE_STEP };
         // Inverted lists of the centroids: term -> (centroid, weight).
@@ -263,33 +264,37 @@ fn cluster_signatures(dim: usize, sigs: &Signatures, clusters: usize) -> Vec<u32
         assign = (0..n)
             .into_par_iter()
             .map_init(
-                || (vec![0f32; clusters], Vec::<u32>::new()),
-                |(acc, touched), d| {
+                || vec![0f32; clusters],
+                |acc, d| {
                     if d % step != 0 {
                         return clusters as u32;
                     }
                     let (t, v) = sigs.doc(d);
-                    // Every centroid reached is noted, once per list it is in (no branch on
-                    // whether it was seen: that branch mispredicts), then read and reset.
-                    for (&t, &w) in t.iter().zip(v) {
-                        let (s, e) = (offsets[t as usize] as usize, ends[t as usize] as usize);
-                        let list = &post[s..e];
-                        for &(c, cw) in list {
-                            acc[c as usize] += w * cw;
-                        }
-                        touched.extend(list.iter().map(|p| p.0));
-                    }
+                    let lists = || {
+                        t.iter().zip(v).map(|(&t, &w)| {
+                            let (s, e) = (offsets[t as usize] as usize, ends[t as usize] as usize);
+                            (&post[s..e], w)
+                        })
+                    };
+                    // A centroid's score only grows as its contributions are added (each is
+                    // a product of positive weights), so the best of the scores seen along
+                    // the way is the best of the final scores, ties going to the smaller
+                    // centroid either way: no second pass to find it.
                     let mut best = (0.0f32, clusters as u32);
-                    for &c in touched.iter() {
-                        let s = acc[c as usize];
-                        if s > best.0 || (s == best.0 && c < best.1) {
-                            best = (s, c);
+                    for (list, w) in lists() {
+                        for &(c, cw) in list {
+                            let s = acc[c as usize] + w * cw;
+                            acc[c as usize] = s;
+                            if s > best.0 || (s == best.0 && c < best.1) {
+                                best = (s, c);
+                            }
                         }
                     }
-                    for &c in touched.iter() {
-                        acc[c as usize] = 0.0;
+                    for (list, _) in lists() {
+                        for &(c, _) in list {
+                            acc[c as usize] = 0.0;
+                        }
                     }
-                    touched.clear();
                     best.1
                 },
             )
