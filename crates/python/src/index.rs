@@ -97,12 +97,19 @@ impl NativeIndex {
         check_ids(&ids, batch.len())?;
         let index = py
             .detach(|| {
-                let mut builder = IndexBuilder::new(batch.dim());
+                // The rows go to the builder as one CSR matrix (every document checked in
+                // parallel, ids without a copy each).
+                let (indptr, indices, values) = batch.csr();
+                let indptr = indptr.iter().map(|&p| p as u64).collect();
+                let mut builder = IndexBuilder::from_csr(
+                    batch.dim(),
+                    &ids,
+                    indptr,
+                    indices.to_vec(),
+                    values.to_vec(),
+                )?;
                 if let Some(b) = block_size {
                     builder = builder.block_size(b);
-                }
-                for (id, row) in ids.iter().zip(batch.rows()) {
-                    builder.add(id, row)?;
                 }
                 if overwrite {
                     builder.write_over(&path)
