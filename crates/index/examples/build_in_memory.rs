@@ -8,22 +8,31 @@
 //! document as a check.
 //!
 //! ```text
-//! cargo run --release -p splade-index --example build_in_memory -- DIM DOCS.bin DOCS.ids [RUNS]
+//! cargo run --release -p splade-index --example build_in_memory -- DIM DOCS.bin DOCS.ids [RUNS [LAYOUT]]
 //! ```
 //!
 //! `DOCS.bin` is Seismic's binary format with `DOCS.ids` one id per line in the same order.
+//! `LAYOUT` is the block layout ([`Reorder`]): `clustered` (the default), `heaviest` or `none`.
 
 use std::time::Instant;
 
 use splade_index::readers::open_seismic;
-use splade_index::{IndexBuilder, SearchOptions};
+use splade_index::{IndexBuilder, Reorder, SearchOptions};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (dim, bin, ids, runs) = match args.as_slice() {
-        [dim, bin, ids] => (dim.parse::<usize>()?, bin, ids, 3),
-        [dim, bin, ids, runs] => (dim.parse()?, bin, ids, runs.parse::<usize>()?),
-        _ => return Err("usage: build_in_memory DIM DOCS.bin DOCS.ids [RUNS]".into()),
+    const USAGE: &str =
+        "usage: build_in_memory DIM DOCS.bin DOCS.ids [RUNS [clustered|heaviest|none]]";
+    let (dim, bin, ids) = match args.as_slice() {
+        [dim, bin, ids, ..] => (dim.parse::<usize>()?, bin, ids),
+        _ => return Err(USAGE.into()),
+    };
+    let runs = args.get(3).map_or(Ok(3), |r| r.parse::<usize>())?;
+    let reorder = match args.get(4).map(String::as_str) {
+        None | Some("clustered") => Reorder::Clustered,
+        Some("heaviest") => Reorder::HeaviestTerms,
+        Some("none") => Reorder::None,
+        Some(other) => return Err(format!("{other}: not a layout; {USAGE}").into()),
     };
     let t = Instant::now();
     let docs =
@@ -51,7 +60,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Each run takes its own copy of the arrays (made before the clock starts).
         let (indptr, indices, values) = (indptr.clone(), indices.clone(), values.clone());
         let start = Instant::now();
-        let builder = IndexBuilder::from_csr(dim, &ids, indptr, indices, values)?;
+        let builder = IndexBuilder::from_csr(dim, &ids, indptr, indices, values)?.reorder(reorder);
         let added = start.elapsed();
         let index = builder.build()?;
         let total = start.elapsed();
