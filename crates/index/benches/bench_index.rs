@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! cargo bench -p splade-index --bench bench_index -- \
-//!     DOCS.jsonl QUERIES.jsonl [K] [BLOCK|auto] [ALPHA:BETA[:MAX_QUERY_TERMS],...] [--reorder=none|heaviest|clustered]
+//!     DOCS.jsonl QUERIES.jsonl [K] [BLOCK|auto] [ALPHA:BETA[:MAX_QUERY_TERMS],...] [--reorder=auto|none|heaviest|clustered]
 //! ```
 //!
 //! Both files hold `{"id", "indices", "values"}` lines (`splade encode --id-field`, or
@@ -103,14 +103,15 @@ fn run(
     Ok(Run { hits, json })
 }
 
-const USAGE: &str = "usage: bench_index DOCS.jsonl QUERIES.jsonl [K] [BLOCK] [ALPHA:BETA,...] [--reorder=none|heaviest|clustered]";
+const USAGE: &str = "usage: bench_index DOCS.jsonl QUERIES.jsonl [K] [BLOCK] [ALPHA:BETA,...] [--reorder=auto|none|heaviest|clustered]";
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let Some(args) = common::args_or_usage(USAGE) else {
         return Ok(());
     };
     let reorder = match args.iter().find_map(|a| a.strip_prefix("--reorder=")) {
-        None | Some("clustered") => Reorder::Clustered,
+        None | Some("auto") => Reorder::Auto,
+        Some("clustered") => Reorder::Clustered,
         Some("heaviest") => Reorder::HeaviestTerms,
         Some("none") => Reorder::None,
         Some(other) => return Err(format!("unknown --reorder={other}").into()),

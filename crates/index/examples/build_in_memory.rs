@@ -12,7 +12,8 @@
 //! ```
 //!
 //! `DOCS.bin` is Seismic's binary format with `DOCS.ids` one id per line in the same order.
-//! `LAYOUT` is the block layout ([`Reorder`]): `clustered` (the default), `heaviest` or `none`.
+//! `LAYOUT` is the block layout ([`Reorder`]): `auto` (the default), `clustered`, `heaviest` or
+//! `none`.
 
 use std::time::Instant;
 
@@ -22,14 +23,15 @@ use splade_index::{IndexBuilder, Reorder, SearchOptions};
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     const USAGE: &str =
-        "usage: build_in_memory DIM DOCS.bin DOCS.ids [RUNS [clustered|heaviest|none]]";
+        "usage: build_in_memory DIM DOCS.bin DOCS.ids [RUNS [auto|clustered|heaviest|none]]";
     let (dim, bin, ids) = match args.as_slice() {
         [dim, bin, ids, ..] => (dim.parse::<usize>()?, bin, ids),
         _ => return Err(USAGE.into()),
     };
     let runs = args.get(3).map_or(Ok(3), |r| r.parse::<usize>())?;
     let reorder = match args.get(4).map(String::as_str) {
-        None | Some("clustered") => Reorder::Clustered,
+        None | Some("auto") => Reorder::Auto,
+        Some("clustered") => Reorder::Clustered,
         Some("heaviest") => Reorder::HeaviestTerms,
         Some("none") => Reorder::None,
         Some(other) => return Err(format!("{other}: not a layout; {USAGE}").into()),

@@ -23,7 +23,7 @@ pub struct MergeOptions {
     /// Documents per block (`None`: [`crate::auto_block_size`] of all the documents, as a
     /// build of the whole corpus chooses it).
     pub block_size: Option<usize>,
-    /// The block layout (default [`Reorder::Clustered`], as [`IndexBuilder`]'s).
+    /// The block layout (default [`Reorder::Auto`], as [`IndexBuilder`]'s).
     pub reorder: Reorder,
     /// Replace an index already at the output (as [`IndexBuilder::write_over`] does).
     pub overwrite: bool,

@@ -262,7 +262,7 @@ impl IndexWriter {
         self
     }
 
-    /// Block layout of the segments this writer writes (default [`Reorder::Clustered`]).
+    /// Block layout of the segments this writer writes (default [`Reorder::Auto`]).
     pub fn reorder(mut self, reorder: Reorder) -> Self {
         self.reorder = reorder;
         self

@@ -111,7 +111,7 @@ impl DiskIndexBuilder {
         self
     }
 
-    /// Sets how documents are laid out in blocks (default [`Reorder::Clustered`]).
+    /// Sets how documents are laid out in blocks (default [`Reorder::Auto`]).
     pub fn reorder(mut self, reorder: Reorder) -> Self {
         self.reorder = reorder;
         self

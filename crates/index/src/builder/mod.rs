@@ -33,7 +33,7 @@ use source::InMemory;
 pub use arrays::{auto_block_size, SHORT_DOCUMENTS_BLOCK_SIZE, SHORT_DOCUMENT_TERMS};
 pub use catalog::check_document;
 pub(crate) use catalog::refusal;
-pub use cluster::Reorder;
+pub use cluster::{Reorder, AUTO_MIN_SLOT_CUT, AUTO_SAMPLE_DOCS};
 pub use disk::DiskIndexBuilder;
 
 /// Collects documents (external id + sparse vector) and turns them into an [`Index`], in
@@ -128,7 +128,7 @@ impl IndexBuilder {
         effective_block_size(&self.catalog, self.block_size)
     }
 
-    /// Sets how documents are laid out in blocks (default [`Reorder::Clustered`]).
+    /// Sets how documents are laid out in blocks (default [`Reorder::Auto`]).
     /// Search results do not depend on it (document numbers stay insertion order); only
     /// speed does.
     pub fn reorder(mut self, reorder: Reorder) -> Self {
