@@ -451,6 +451,15 @@ def main():
     print(markdown(results))
 
 
+def build(s):
+    """The build column: seconds; splade-rs gives on disk / in memory (from CSR arrays)."""
+    if "build_s" not in s:
+        return ""
+    if "build_memory_s" in s:
+        return f"{s['build_s']:.1f} disk / {s['build_memory_s']:.1f} mem"
+    return f"{s['build_s']:.1f}"
+
+
 def markdown(res):
     la = lambda x: "/".join(f"{v:.1f}" for v in x) if x else "?"
     merged = f"median of {res['runs_merged']} runs (median_of_runs.py); " if res.get("runs_merged") else ""
@@ -472,7 +481,7 @@ def markdown(res):
             lines.append("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
                 s["system"], r["method"], r.get("qps_1t", ""), r.get("qps_2t") or "-",
                 f"{1e3 / p50:.0f}" if p50 else "", r.get("p50_ms", ""),
-                r.get("p99_ms", ""), r.get("recall", ""), f"{s['build_s']:.1f}" if "build_s" in s else "",
+                r.get("p99_ms", ""), r.get("recall", ""), build(s),
                 mb(s.get("index_bytes")), mb(s.get("peak_rss_bytes")), load1))
     return "\n".join(lines)
 

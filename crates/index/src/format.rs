@@ -628,11 +628,29 @@ pub(crate) fn deletes_file_name(id: u64, generation: u64) -> String {
     format!("del-{id:06}-{generation:06}.bin")
 }
 
-/// CRC32 of a byte slice.
+/// CRC32 of a byte slice; pieces of a large one are summed in parallel and combined (an
+/// index's largest files are hundreds of megabytes: 0.2 s on one core at 1M documents).
 pub(crate) fn crc32(bytes: &[u8]) -> u32 {
-    let mut h = crc32fast::Hasher::new();
-    h.update(bytes);
-    h.finalize()
+    use rayon::prelude::*;
+    const PIECE: usize = 16 << 20;
+    if bytes.len() <= PIECE {
+        let mut h = crc32fast::Hasher::new();
+        h.update(bytes);
+        return h.finalize();
+    }
+    let pieces: Vec<crc32fast::Hasher> = bytes
+        .par_chunks(PIECE)
+        .map(|piece| {
+            let mut h = crc32fast::Hasher::new();
+            h.update(piece);
+            h
+        })
+        .collect();
+    let mut all = crc32fast::Hasher::new();
+    for piece in &pieces {
+        all.combine(piece);
+    }
+    all.finalize()
 }
 
 /// The temporary name [`write_atomic`] uses for `name`.
@@ -809,6 +827,31 @@ pub(crate) fn remove_unreferenced(dir: &Path, keep: &Referenced) -> Result<usize
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Pieces summed in parallel give the checksum of the whole, at and around the piece
+    /// size.
+    #[test]
+    fn crc32_in_pieces_is_the_crc32_of_the_whole() {
+        let piece = 16usize << 20;
+        let bytes: Vec<u8> = (0..3 * piece + 12_345)
+            .map(|i| (i as u32).wrapping_mul(2_654_435_761).rotate_left(7) as u8)
+            .collect();
+        for len in [
+            0,
+            1,
+            piece - 1,
+            piece,
+            piece + 1,
+            2 * piece + 7,
+            bytes.len(),
+        ] {
+            assert_eq!(
+                crc32(&bytes[..len]),
+                crc32fast::hash(&bytes[..len]),
+                "{len}"
+            );
+        }
+    }
 
     #[test]
     fn only_exact_names_of_this_crate_count_as_its_files() {

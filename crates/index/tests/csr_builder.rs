@@ -191,3 +191,56 @@ fn the_first_bad_document_is_reported_by_id() {
         .unwrap();
     assert_eq!(index.len(), 0);
 }
+
+/// With many documents (checked in parallel, in runs), the first bad one in document order
+/// is still the one reported, wherever the others are.
+#[test]
+fn the_first_bad_of_many_documents_is_reported() {
+    let n = 20_000;
+    let ids: Vec<String> = (0..n).map(|d| format!("d{d}")).collect();
+    let indptr: Vec<u64> = (0..=n as u64).map(|d| 2 * d).collect();
+    let good = || {
+        let indices: Vec<u32> = (0..n as u32).flat_map(|d| [d % 7, 7 + d % 5]).collect();
+        (indices, vec![0.5f32; 2 * n])
+    };
+    let build = |ids: &[String], indices, values| {
+        invalid_document(
+            IndexBuilder::from_csr(20, ids, indptr.clone(), indices, values).unwrap_err(),
+        )
+    };
+    // Bad vectors at 17,000, 12,345 and 3,001 (out of range, negative, not ascending).
+    let (mut indices, mut values) = good();
+    indices[2 * 17_000] = 25;
+    values[2 * 12_345 + 1] = -1.0;
+    indices[2 * 3_001] = 15;
+    let (id, m) = build(&ids, indices.clone(), values.clone());
+    assert_eq!(id, "d3001", "{m}");
+    // A duplicate id before the first bad vector comes first; one after it does not.
+    let mut dup = ids.clone();
+    dup[2_500] = "d10".into();
+    let (id, m) = build(&dup, indices.clone(), values.clone());
+    assert_eq!((id.as_str(), m.as_str()), ("d10", "duplicate id"));
+    let mut dup = ids.clone();
+    dup[9_000] = "d10".into();
+    let (id, _) = build(&dup, indices, values);
+    assert_eq!(id, "d3001");
+    // The statistics of good documents: the index equals the one built by `add`.
+    let (indices, values) = good();
+    let a = IndexBuilder::from_csr(20, &ids, indptr.clone(), indices.clone(), values.clone())
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut b = IndexBuilder::new(20);
+    for (d, id) in ids.iter().enumerate() {
+        let (s, e) = (2 * d, 2 * d + 2);
+        let v = SparseVector::new(indices[s..e].to_vec(), values[s..e].to_vec()).unwrap();
+        b.add(id, v.view()).unwrap();
+    }
+    let b = b.build().unwrap();
+    let q = SparseVector::new(vec![3, 9], vec![1.0, 2.0]).unwrap();
+    assert_eq!(
+        a.brute_force_top_k(q.view(), 50),
+        b.brute_force_top_k(q.view(), 50)
+    );
+    assert_eq!(a.top_k(q.view(), 50), b.top_k(q.view(), 50));
+}

@@ -248,62 +248,72 @@ impl Catalog {
                 format::MAX_SEGMENT_POSTINGS
             )));
         }
-        let bad_vector = (0..n)
-            .into_par_iter()
-            .with_min_len(1024)
-            .find_map_first(|d| {
-                let (s, e) = (indptr[d] as usize, indptr[d + 1] as usize);
-                let id = ids[d].as_ref();
-                let checked = SparseView::new(&indices[s..e], &values[s..e])
-                    .map_err(|e: SparseError| invalid(d, e.to_string()))
-                    .and_then(|view| check_document(id, view, dim));
-                checked.err().map(|e| (d, e))
-            });
-        let mut catalog = Catalog::new(dim);
-        catalog
-            .id_data
-            .reserve(ids.iter().map(|i| i.as_ref().len()).sum());
-        catalog.id_offsets.reserve(n);
-        // The table is empty: nothing to rehash.
-        catalog.seen.reserve(n, |_| 0);
-        for (d, id) in ids.iter().enumerate() {
-            if bad_vector.as_ref().is_some_and(|(b, _)| *b <= d) {
-                break;
+        // One parallel pass checks every document and gathers the per-term statistics,
+        // while one thread records the ids (stopping at the first duplicate).
+        let width = if dim <= STATS_DIRECT_DIM {
+            dim
+        } else {
+            indices.par_iter().max().map_or(0, |&t| t as usize + 1)
+        };
+        let check_and_count = || {
+            (0..n)
+                .into_par_iter()
+                .with_min_len(1024)
+                .fold(
+                    || CsrStats::new(width),
+                    |mut acc, d| {
+                        if acc.bad.is_some() {
+                            return acc;
+                        }
+                        let (s, e) = (indptr[d] as usize, indptr[d + 1] as usize);
+                        let (terms, weights) = (&indices[s..e], &values[s..e]);
+                        let checked = SparseView::new(terms, weights)
+                            .map_err(|e: SparseError| invalid(d, e.to_string()))
+                            .and_then(|view| check_document(ids[d].as_ref(), view, dim));
+                        match checked {
+                            Err(e) => acc.bad = Some((d, e)),
+                            Ok(()) => acc.count(terms, weights),
+                        }
+                        acc
+                    },
+                )
+                .reduce(|| CsrStats::new(width), CsrStats::merge)
+        };
+        let record_ids = || {
+            let mut catalog = Catalog::new(dim);
+            catalog
+                .id_data
+                .reserve(ids.iter().map(|i| i.as_ref().len()).sum());
+            catalog.id_offsets.reserve(n);
+            // The table is empty: nothing to rehash.
+            catalog.seen.reserve(n, |_| 0);
+            for (d, id) in ids.iter().enumerate() {
+                let id = id.as_ref();
+                if catalog.holds(id) {
+                    return (catalog, Some(d));
+                }
+                catalog.push_id(id);
             }
-            let id = id.as_ref();
-            if catalog.holds(id) {
+            (catalog, None)
+        };
+        let ((mut catalog, duplicate), stats) = rayon::join(record_ids, check_and_count);
+        // The first bad document in document order: a duplicate id or a bad vector.
+        match (duplicate, stats.bad) {
+            (Some(d), bad) if bad.as_ref().is_none_or(|(b, _)| d < *b) => {
                 return Err(invalid(d, "duplicate id".into()));
             }
-            catalog.push_id(id);
+            (_, Some((_, e))) => return Err(e),
+            _ => {}
         }
-        if let Some((_, e)) = bad_vector {
-            return Err(e);
-        }
-        // Per-term statistics, chunk by chunk in parallel.
-        let used = indices.par_iter().max().map_or(0, |&t| t as usize + 1);
-        const CHUNK: usize = 1 << 20;
-        (catalog.df, catalog.term_max) = indices
-            .par_chunks(CHUNK)
-            .zip(values.par_chunks(CHUNK))
-            .fold(
-                || (vec![0u32; used], vec![0f32; used]),
-                |(mut df, mut max), (terms, weights)| {
-                    for (&t, &w) in terms.iter().zip(weights) {
-                        df[t as usize] += 1;
-                        let m = &mut max[t as usize];
-                        *m = m.max(w);
-                    }
-                    (df, max)
-                },
-            )
-            .reduce(
-                || (vec![0u32; used], vec![0f32; used]),
-                |(mut df, mut max), (df2, max2)| {
-                    df.iter_mut().zip(&df2).for_each(|(a, b)| *a += b);
-                    max.iter_mut().zip(&max2).for_each(|(a, &b)| *a = a.max(b));
-                    (df, max)
-                },
-            );
+        let CsrStats {
+            mut df,
+            mut term_max,
+            ..
+        } = stats;
+        let used = df.iter().rposition(|&f| f > 0).map_or(0, |t| t + 1);
+        df.truncate(used);
+        term_max.truncate(used);
+        (catalog.df, catalog.term_max) = (df, term_max);
         catalog.indptr = indptr;
         Ok(catalog)
     }
@@ -319,6 +329,53 @@ impl Catalog {
         }
         self.dim = dim;
         Ok(())
+    }
+}
+
+/// Vocabularies up to this size have their statistics gathered in arrays of the
+/// dimension; larger ones are first scanned for the largest index used.
+const STATS_DIRECT_DIM: usize = 1 << 22;
+
+/// Per-term statistics of a run of checked documents, and the first bad one of the run.
+struct CsrStats {
+    df: Vec<u32>,
+    term_max: Vec<f32>,
+    bad: Option<(usize, IndexError)>,
+}
+
+impl CsrStats {
+    fn new(width: usize) -> Self {
+        Self {
+            df: vec![0; width],
+            term_max: vec![0.0; width],
+            bad: None,
+        }
+    }
+
+    /// Counts a checked document (its indices are below the width).
+    fn count(&mut self, terms: &[u32], weights: &[f32]) {
+        for (&t, &w) in terms.iter().zip(weights) {
+            self.df[t as usize] += 1;
+            let m = &mut self.term_max[t as usize];
+            *m = m.max(w);
+        }
+    }
+
+    /// The statistics of two runs, `self` before `other`: the first bad document of
+    /// either.
+    fn merge(mut self, other: Self) -> Self {
+        self.bad = match (self.bad, other.bad) {
+            (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
+            (a, b) => a.or(b),
+        };
+        if self.bad.is_none() {
+            self.df.iter_mut().zip(&other.df).for_each(|(a, b)| *a += b);
+            self.term_max
+                .iter_mut()
+                .zip(&other.term_max)
+                .for_each(|(a, &b)| *a = a.max(b));
+        }
+        self
     }
 }
 

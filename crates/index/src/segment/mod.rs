@@ -167,7 +167,8 @@ impl Segment {
 
     /// Per term, the documents it occurs in (made on first use).
     pub(crate) fn term_df(&self) -> &[u32] {
-        self.term_postings.df(&self.blocks())
+        let terms = self.blocks().bound_offsets.len().saturating_sub(1);
+        self.term_postings.df(terms, self.forward_terms())
     }
 
     /// The dense block-maxima columns of the terms in most blocks (see [`dense_bounds`]),

@@ -277,23 +277,34 @@ impl LazyTermPostings {
         self.postings.get_or_init(|| TermPostings::build(a))
     }
 
-    /// Per term, the documents it occurs in (4 bytes a term, from one pass over the block
-    /// lists on first use; no term-major copy needed).
-    pub(crate) fn df(&self, a: &BlockArrays<'_>) -> &[u32] {
+    /// Per term (of `terms`), the documents it occurs in: 4 bytes a term, counted on first
+    /// use from the forward terms (`forward_terms`, every posting once), in parallel. The
+    /// same counts follow from the block lists (a term's entries in each of its blocks),
+    /// but reading those is a cache miss a (block, term) slot: 2.6 s of a first search on
+    /// a 1M-document segment, against a sequential pass.
+    pub(crate) fn df(&self, terms: usize, forward_terms: &[u32]) -> &[u32] {
         self.df.get_or_init(|| {
-            let terms = a.bound_offsets.len().saturating_sub(1);
-            (0..terms)
-                .map(|t| {
-                    let (s, e) = (a.bound_offsets[t] as usize, a.bound_offsets[t + 1] as usize);
-                    a.bound_slots[s..e]
-                        .iter()
-                        .map(|&slot| {
-                            let slot = slot as usize;
-                            a.entry_offsets[slot + 1] - a.entry_offsets[slot]
-                        })
-                        .sum()
-                })
-                .collect()
+            use rayon::prelude::*;
+            const CHUNK: usize = 1 << 20;
+            let count = |mut df: Vec<u32>, chunk: &[u32]| {
+                for &t in chunk {
+                    if let Some(c) = df.get_mut(t as usize) {
+                        *c += 1;
+                    }
+                }
+                df
+            };
+            forward_terms
+                .par_chunks(CHUNK)
+                .fold(|| vec![0u32; terms], count)
+                .reduce(
+                    || vec![0u32; terms],
+                    |mut a, b| {
+                        a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+                        a
+                    },
+                )
+                .into_boxed_slice()
         })
     }
 }
@@ -331,7 +342,7 @@ mod tests {
         let a = only.segment.blocks();
         let postings = TermPostings::build(&a);
         let lazy = LazyTermPostings::default();
-        let df = lazy.df(&a);
+        let df = lazy.df(a.bound_offsets.len() - 1, only.segment.forward_terms());
         for t in 0..dim as u32 {
             let got: Vec<(u32, u32)> = postings
                 .term(t)
