@@ -162,7 +162,12 @@ impl Segment {
 
     /// The term-major postings copy (see [`postings`]), made on first use.
     pub(crate) fn term_postings(&self) -> &TermPostings {
-        self.term_postings.get(&self.blocks())
+        let forward = postings::Forward {
+            indptr: self.forward_indptr(),
+            terms: self.forward_terms(),
+            values: self.forward_values(),
+        };
+        self.term_postings.get(&self.blocks(), &forward)
     }
 
     /// Per term, the documents it occurs in (made on first use).

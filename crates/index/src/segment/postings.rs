@@ -141,6 +141,23 @@ const DENSE_MIN_DF_DIVISOR: usize = 4;
 const DENSE_MAX_BYTES_PER_POSTING_BYTE: usize = 2;
 
 /// One posting: the block position of a document and its weight for the term.
+/// A segment's forward arrays: document `d` holds `terms[indptr[d]..indptr[d + 1]]` (strictly
+/// ascending) with the weights at the same places of `values`.
+pub(crate) struct Forward<'a> {
+    pub indptr: &'a [u64],
+    pub terms: &'a [u32],
+    pub values: &'a [f32],
+}
+
+impl Forward<'_> {
+    /// The range of document `doc`'s postings.
+    #[inline]
+    fn range(&self, doc: u32) -> (usize, usize) {
+        let d = doc as usize;
+        (self.indptr[d] as usize, self.indptr[d + 1] as usize)
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 #[repr(C)]
 pub(crate) struct Posting {
@@ -151,39 +168,86 @@ pub(crate) struct Posting {
 }
 
 impl TermPostings {
-    /// The term-major copy of the block arrays: per term, its blocks in ascending order and,
-    /// within a block, its entries in ascending slot, i.e. ascending block position.
-    pub(crate) fn build(a: &BlockArrays<'_>) -> Self {
-        let dim = a.bound_offsets.len().saturating_sub(1);
-        let mut offsets = Vec::with_capacity(dim + 1);
-        let mut postings = Vec::with_capacity(a.entry_values.len());
-        offsets.push(0);
-        for t in 0..dim {
-            let (start, end) = (a.bound_offsets[t] as usize, a.bound_offsets[t + 1] as usize);
-            for (&block, &slot) in a.bound_blocks[start..end]
-                .iter()
-                .zip(&a.bound_slots[start..end])
-            {
-                let base = block as usize * a.block_size;
-                let slot = slot as usize;
-                let (s, e) = (
-                    a.entry_offsets[slot] as usize,
-                    a.entry_offsets[slot + 1] as usize,
-                );
-                for (&d, &w) in a.entry_docs[s..e].iter().zip(&a.entry_values[s..e]) {
-                    postings.push(Posting {
-                        position: (base + d as usize) as u32,
+    /// The term-major copy of the block arrays: per term (of `df`, each term's document
+    /// frequency), its postings by ascending block position. Made from the forward arrays
+    /// visited in block order (`a.doc_order`), ranges of terms in parallel: the same
+    /// postings as the block entries (each term's blocks in order, a block's entries by
+    /// position) without a cache miss a (block, term) slot (4 s on one core for the flat
+    /// 1M collection of BENCHMARKS.md that way).
+    pub(crate) fn build(a: &BlockArrays<'_>, forward: &Forward<'_>, df: &[u32]) -> Self {
+        use rayon::prelude::*;
+        let terms = df.len();
+        let mut offsets = Vec::with_capacity(terms + 1);
+        offsets.push(0usize);
+        for &f in df {
+            offsets.push(offsets.last().unwrap_or(&0) + f as usize);
+        }
+        let total = offsets[terms];
+        let mut postings = vec![
+            Posting {
+                position: 0,
+                weight: 0.0
+            };
+            total
+        ];
+        // Ranges of terms of about equal postings, one a task: each task walks the
+        // documents in block order and writes its terms' postings, which therefore come
+        // out by ascending position (the few thousand lists a task writes stay in cache).
+        let tasks = if total < 1 << 16 {
+            1
+        } else {
+            2 * rayon::current_num_threads()
+        };
+        let mut bounds = vec![0usize];
+        for k in 1..tasks {
+            let t = offsets
+                .partition_point(|&o| o < k * total / tasks)
+                .min(terms);
+            bounds.push(t.max(*bounds.last().unwrap_or(&0)));
+        }
+        bounds.push(terms);
+        let mut parts = Vec::with_capacity(tasks);
+        let mut rest = &mut postings[..];
+        for w in bounds.windows(2) {
+            let (t0, t1) = (w[0], w[1]);
+            let (part, tail) = std::mem::take(&mut rest).split_at_mut(offsets[t1] - offsets[t0]);
+            parts.push((t0, t1, part));
+            rest = tail;
+        }
+        parts.into_par_iter().for_each(|(t0, t1, out)| {
+            let base = offsets[t0];
+            let mut cursor: Vec<usize> = offsets[t0..t1].iter().map(|&o| o - base).collect();
+            for (position, &doc) in a.doc_order.iter().enumerate() {
+                let (s, e) = forward.range(doc);
+                let (doc_terms, weights) = (&forward.terms[s..e], &forward.values[s..e]);
+                let first = if t0 == 0 {
+                    0
+                } else {
+                    doc_terms.partition_point(|&t| (t as usize) < t0)
+                };
+                for (&t, &w) in doc_terms[first..].iter().zip(&weights[first..]) {
+                    let t = t as usize;
+                    if t >= t1 {
+                        break;
+                    }
+                    let c = &mut cursor[t - t0];
+                    out[*c] = Posting {
+                        position: position as u32,
                         weight: w,
-                    });
+                    };
+                    *c += 1;
                 }
             }
-            offsets.push(postings.len());
-        }
-        let span = postings
+        });
+        // One more than the last position holding a posting.
+        let span = a
+            .doc_order
             .iter()
-            .map(|p| p.position as usize + 1)
-            .max()
-            .unwrap_or(0);
+            .rposition(|&doc| {
+                let (s, e) = forward.range(doc);
+                s < e
+            })
+            .map_or(0, |p| p + 1);
         let dense = DenseColumns::build(&offsets, &postings, span);
         Self {
             offsets,
@@ -272,9 +336,11 @@ pub(crate) struct LazyTermPostings {
 }
 
 impl LazyTermPostings {
-    /// The postings, built from `a` on first use.
-    pub(crate) fn get(&self, a: &BlockArrays<'_>) -> &TermPostings {
-        self.postings.get_or_init(|| TermPostings::build(a))
+    /// The postings, built from `a` and the forward arrays on first use.
+    pub(crate) fn get(&self, a: &BlockArrays<'_>, forward: &Forward<'_>) -> &TermPostings {
+        let terms = a.bound_offsets.len().saturating_sub(1);
+        self.postings
+            .get_or_init(|| TermPostings::build(a, forward, self.df(terms, forward.terms)))
     }
 
     /// Per term (of `terms`), the documents it occurs in: 4 bytes a term, counted on first
@@ -319,52 +385,101 @@ mod tests {
     /// The term-major copy holds, per term, exactly the documents of the forward index
     /// that have it, with their weights, in ascending block position; the document
     /// frequencies agree.
+    /// Per term, the postings read from the block arrays (each term's blocks in order, a
+    /// block's entries by position): what the term-major copy must equal.
+    fn postings_from_blocks(a: &BlockArrays<'_>) -> Vec<Vec<(u32, u32)>> {
+        let terms = a.bound_offsets.len() - 1;
+        (0..terms)
+            .map(|t| {
+                let (start, end) = (a.bound_offsets[t] as usize, a.bound_offsets[t + 1] as usize);
+                let mut list = Vec::new();
+                for (&block, &slot) in a.bound_blocks[start..end]
+                    .iter()
+                    .zip(&a.bound_slots[start..end])
+                {
+                    let slot = slot as usize;
+                    let (s, e) = (
+                        a.entry_offsets[slot] as usize,
+                        a.entry_offsets[slot + 1] as usize,
+                    );
+                    for (&d, &w) in a.entry_docs[s..e].iter().zip(&a.entry_values[s..e]) {
+                        list.push((block * a.block_size as u32 + d as u32, w.to_bits()));
+                    }
+                }
+                list
+            })
+            .collect()
+    }
+
+    /// The term-major copy holds, per term, exactly the postings of the block arrays in the
+    /// same order, and the documents of the forward index that have the term, with their
+    /// weights; the document frequencies agree. Small (one task) and large enough to be
+    /// made by several tasks in parallel.
     #[test]
     fn term_postings_invert_the_forward_index() {
-        let mut next = xorshift(0x2545_f491_4f6c_dd1du64);
-        let dim = 50;
-        let mut b = IndexBuilder::new(dim)
-            .block_size(8)
-            .reorder(Reorder::Clustered);
-        let mut docs = Vec::new();
-        for d in 0..300 {
-            let mut pairs: Vec<(u32, f32)> = (0..next() % 12)
-                .map(|_| ((next() % dim as u64) as u32, (next() % 100) as f32 / 10.0))
-                .collect();
-            pairs.sort_by_key(|p| p.0);
-            pairs.dedup_by_key(|p| p.0);
-            let v = SparseVector::from_pairs(pairs).unwrap();
-            b.add(&format!("d{d}"), v.view()).unwrap();
-            docs.push(v);
+        for (n, dim, max_terms) in [(300, 50u64, 12u64), (6000, 300, 40)] {
+            let mut next = xorshift(0x2545_f491_4f6c_dd1du64 ^ n as u64);
+            let mut b = IndexBuilder::new(dim as usize)
+                .block_size(8)
+                .reorder(Reorder::Clustered);
+            let mut docs = Vec::new();
+            for d in 0..n {
+                let mut pairs: Vec<(u32, f32)> = (0..next() % max_terms)
+                    .map(|_| ((next() % dim) as u32, (next() % 100) as f32 / 10.0))
+                    .collect();
+                pairs.sort_by_key(|p| p.0);
+                pairs.dedup_by_key(|p| p.0);
+                let v = SparseVector::from_pairs(pairs).unwrap();
+                b.add(&format!("d{d}"), v.view()).unwrap();
+                docs.push(v);
+            }
+            let index = b.build().unwrap();
+            let [only] = index.slots() else { panic!() };
+            let seg = &only.segment;
+            let a = seg.blocks();
+            let lazy = LazyTermPostings::default();
+            let df = lazy.df(a.bound_offsets.len() - 1, seg.forward_terms());
+            let forward = Forward {
+                indptr: seg.forward_indptr(),
+                terms: seg.forward_terms(),
+                values: seg.forward_values(),
+            };
+            let postings = TermPostings::build(&a, &forward, df);
+            if n > 1000 {
+                assert!(postings.postings.len() >= 1 << 16, "several tasks");
+            }
+            let from_blocks = postings_from_blocks(&a);
+            for t in 0..dim as u32 {
+                let mine: Vec<(u32, u32)> = postings
+                    .term(t)
+                    .iter()
+                    .map(|p| (p.position, p.weight.to_bits()))
+                    .collect();
+                let blocks = from_blocks.get(t as usize).cloned().unwrap_or_default();
+                assert_eq!(mine, blocks, "n {n} term {t}: as the block arrays");
+                let mut got: Vec<(u32, u32)> = mine
+                    .iter()
+                    .map(|&(p, w)| (a.doc_order[p as usize], w))
+                    .collect();
+                let mut want: Vec<(u32, u32)> = docs
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(d, v)| {
+                        let i = v.indices().binary_search(&t).ok()?;
+                        Some((d as u32, v.values()[i].to_bits()))
+                    })
+                    .collect();
+                got.sort();
+                want.sort();
+                assert_eq!(got, want, "n {n} term {t}");
+                assert_eq!(df.get(t as usize).map_or(0, |&f| f as usize), want.len());
+            }
+            let span = (0..a.doc_order.len())
+                .rev()
+                .find(|&p| docs[a.doc_order[p] as usize].nnz() > 0)
+                .map_or(0, |p| p + 1);
+            assert_eq!(postings.span(), span);
+            assert!(postings.term(dim as u32).is_empty(), "out of range");
         }
-        let index = b.build().unwrap();
-        let [only] = index.slots() else { panic!() };
-        let a = only.segment.blocks();
-        let postings = TermPostings::build(&a);
-        let lazy = LazyTermPostings::default();
-        let df = lazy.df(a.bound_offsets.len() - 1, only.segment.forward_terms());
-        for t in 0..dim as u32 {
-            let got: Vec<(u32, u32)> = postings
-                .term(t)
-                .iter()
-                .map(|p| (a.doc_order[p.position as usize], p.weight.to_bits()))
-                .collect();
-            let positions: Vec<u32> = postings.term(t).iter().map(|p| p.position).collect();
-            assert!(positions.windows(2).all(|w| w[0] < w[1]), "ascending");
-            let mut want: Vec<(u32, u32)> = docs
-                .iter()
-                .enumerate()
-                .filter_map(|(d, v)| {
-                    let i = v.indices().binary_search(&t).ok()?;
-                    Some((d as u32, v.values()[i].to_bits()))
-                })
-                .collect();
-            let mut got_sorted = got.clone();
-            got_sorted.sort();
-            want.sort();
-            assert_eq!(got_sorted, want, "term {t}");
-            assert_eq!(df[t as usize] as usize, want.len());
-        }
-        assert!(postings.term(dim as u32).is_empty(), "out of range");
     }
 }
