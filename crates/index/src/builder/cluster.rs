@@ -329,7 +329,6 @@ fn cluster_signatures(dim: usize, sigs: &Signatures, clusters: usize) -> Vec<u32
         .collect();
     let mut assign = vec![clusters as u32; n];
     for round in 0..CLUSTER_ROUNDS {
-        let __r = std::time::Instant::now();
         let last = round + 1 == CLUSTER_ROUNDS;
         let step = if last { 1 } else { SAMPLE_STEP };
         // Inverted lists of the centroids: term -> (centroid, weight).
