@@ -33,7 +33,10 @@ fn locked_version(lock: &str, dependent: &str, package: &str) -> Option<String> 
 }
 
 fn main() {
-    let lock_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.lock");
+    // Read when the script runs (not baked in when it is compiled: a script binary reused
+    // from a build of another checkout must still read this one's lock file).
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".into());
+    let lock_path = Path::new(&manifest_dir).join("../../Cargo.lock");
     println!("cargo:rerun-if-changed={}", lock_path.display());
     let lock = std::fs::read_to_string(&lock_path).unwrap_or_default();
     for (var, package) in [

@@ -244,3 +244,32 @@ fn the_first_bad_of_many_documents_is_reported() {
     );
     assert_eq!(a.top_k(q.view(), 50), b.top_k(q.view(), 50));
 }
+
+/// A vocabulary larger than the statistics arrays are sized to directly (more than 2^20
+/// terms) is first scanned for its largest index; the index is the one `add` builds.
+#[test]
+fn a_huge_vocabulary_builds_the_same_index() {
+    let dim = (1usize << 20) + 10;
+    let ids = ["a", "b", "c"];
+    let (indptr, indices, values) = (
+        vec![0u64, 2, 3, 5],
+        vec![3u32, (1 << 20) + 4, 7, 3, 1 << 20],
+        vec![0.5f32, 2.0, 1.0, 1.5, 0.25],
+    );
+    let a = IndexBuilder::from_csr(dim, &ids, indptr.clone(), indices.clone(), values.clone())
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut b = IndexBuilder::new(dim);
+    for (d, id) in ids.iter().enumerate() {
+        let (s, e) = (indptr[d] as usize, indptr[d + 1] as usize);
+        let v = SparseVector::new(indices[s..e].to_vec(), values[s..e].to_vec()).unwrap();
+        b.add(id, v.view()).unwrap();
+    }
+    let b = b.build().unwrap();
+    let q = SparseVector::new(vec![3, (1 << 20) + 4], vec![1.0, 1.0]).unwrap();
+    let hits = a.top_k(q.view(), 3);
+    assert_eq!(hits, b.top_k(q.view(), 3));
+    assert_eq!(a.id(hits[0].doc), Some("a"));
+    assert_eq!(hits[0].score, 2.5);
+}

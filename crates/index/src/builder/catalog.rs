@@ -334,7 +334,7 @@ impl Catalog {
 
 /// Vocabularies up to this size have their statistics gathered in arrays of the
 /// dimension; larger ones are first scanned for the largest index used.
-const STATS_DIRECT_DIM: usize = 1 << 22;
+const STATS_DIRECT_DIM: usize = 1 << 20;
 
 /// Per-term statistics of a run of checked documents, and the first bad one of the run.
 struct CsrStats {
