@@ -18,7 +18,7 @@ mod common;
 
 use std::time::Instant;
 
-use splade_index::readers::open_jsonl;
+use splade_index::readers::{csr_arrays, open_jsonl};
 use splade_index::{
     DiskIndexBuilder, Hit, Index, IndexBuilder, Method, Reorder, SearchOptions, Searcher,
 };
@@ -166,15 +166,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // in-memory peers' builds), timed from arrays already made; then the peak RSS is reset
     // so that it tells the on-disk build's.
     let build_memory_s = {
-        let ids: Vec<&str> = docs.iter().map(|d| d.id.as_str()).collect();
-        let mut indptr = Vec::with_capacity(docs.len() + 1);
-        indptr.push(0u64);
-        let (mut indices, mut values) = (Vec::with_capacity(nnz), Vec::with_capacity(nnz));
-        for d in &docs {
-            indices.extend_from_slice(d.vector.indices());
-            values.extend_from_slice(d.vector.values());
-            indptr.push(indices.len() as u64);
-        }
+        let (ids, indptr, indices, values) = csr_arrays(&docs);
         let t = Instant::now();
         let mut builder =
             IndexBuilder::from_csr(dim, &ids, indptr, indices, values)?.reorder(reorder);

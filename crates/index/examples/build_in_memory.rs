@@ -17,7 +17,7 @@
 
 use std::time::Instant;
 
-use splade_index::readers::open_seismic;
+use splade_index::readers::{csr_arrays, open_seismic};
 use splade_index::{IndexBuilder, Reorder, SearchOptions};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -49,15 +49,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         t.elapsed().as_secs_f64()
     );
     // The CSR arrays, as an encoder or scipy holds them (untimed).
-    let ids: Vec<&str> = docs.iter().map(|d| d.id.as_str()).collect();
-    let mut indptr = Vec::with_capacity(docs.len() + 1);
-    indptr.push(0u64);
-    let (mut indices, mut values) = (Vec::with_capacity(nnz), Vec::with_capacity(nnz));
-    for d in &docs {
-        indices.extend_from_slice(d.vector.indices());
-        values.extend_from_slice(d.vector.values());
-        indptr.push(indices.len() as u64);
-    }
+    let (ids, indptr, indices, values) = csr_arrays(&docs);
     for run in 0..runs {
         // Each run takes its own copy of the arrays (made before the clock starts).
         let (indptr, indices, values) = (indptr.clone(), indices.clone(), values.clone());

@@ -28,6 +28,36 @@ pub struct Document {
     pub vector: SparseVector,
 }
 
+/// The CSR arrays of `docs` (`indptr`, `indices`, `values`: document `d` holds
+/// `indices[indptr[d]..indptr[d + 1]]`), in the shape [`crate::IndexBuilder::from_csr`]
+/// takes, with the ids in the same order.
+///
+/// ```
+/// use splade_index::readers::{csr_arrays, Document};
+/// use splade_sparse::SparseVector;
+/// let docs = vec![
+///     Document { id: "a".into(), vector: SparseVector::new(vec![1, 4], vec![0.5, 2.0])? },
+///     Document { id: "b".into(), vector: SparseVector::new(vec![4], vec![1.0])? },
+/// ];
+/// let (ids, indptr, indices, values) = csr_arrays(&docs);
+/// assert_eq!((ids, indptr, indices), (vec!["a", "b"], vec![0, 2, 3], vec![1, 4, 4]));
+/// assert_eq!(values, vec![0.5, 2.0, 1.0]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn csr_arrays(docs: &[Document]) -> (Vec<&str>, Vec<u64>, Vec<u32>, Vec<f32>) {
+    let nnz = docs.iter().map(|d| d.vector.nnz()).sum();
+    let ids = docs.iter().map(|d| d.id.as_str()).collect();
+    let mut indptr = Vec::with_capacity(docs.len() + 1);
+    indptr.push(0u64);
+    let (mut indices, mut values) = (Vec::with_capacity(nnz), Vec::with_capacity(nnz));
+    for d in docs {
+        indices.extend_from_slice(d.vector.indices());
+        values.extend_from_slice(d.vector.values());
+        indptr.push(indices.len() as u64);
+    }
+    (ids, indptr, indices, values)
+}
+
 /// Checks indices/values of one record. `Err((field, message))`.
 fn check_vector(
     indices: &[u32],
