@@ -108,6 +108,18 @@ impl Bytes {
         Ok(Bytes::Mapped(map))
     }
 
+    /// Maps every page of a mapped file in one call, ahead of a pass that reads all of it
+    /// (checksums on open): one system call instead of a page fault a 4 KiB page (on the
+    /// flat 1M collection's 2.5 GB, 640k faults). A no-op for owned bytes, and where the
+    /// kernel lacks `MADV_POPULATE_READ` (Linux 5.14) or the platform is not Linux: the pages
+    /// then fault in as they are read, as before.
+    pub(crate) fn populate(&self) {
+        #[cfg(target_os = "linux")]
+        if let Bytes::Mapped(map) = self {
+            let _ = map.advise(memmap2::Advice::PopulateRead);
+        }
+    }
+
     /// The raw bytes.
     pub(crate) fn bytes(&self) -> &[u8] {
         match self {

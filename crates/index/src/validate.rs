@@ -1,9 +1,12 @@
 //! Structural validation of an index's arrays. Once it passes, every offset is monotone and
 //! in range, every term id is `< dim`, every block position is inside its block and every
 //! weight is finite and non-negative, so search code may index the arrays directly without
-//! risking a panic. Runs in one sequential pass over the data.
+//! risking a panic. The passes over large arrays run in parallel (rayon); each reports the
+//! first fault in array order, as a sequential pass would.
 
 use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
 
 use crate::error::{IndexError, Result};
 use crate::format::{FileId, Manifest};
@@ -76,10 +79,9 @@ impl<'a> Checker<'a> {
         if v.len() != len {
             return Err(self.err(id, format!("{} entries, expected {len}", v.len())));
         }
-        if let Some(p) = v
-            .iter()
-            .position(|x| !(0.0..=crate::format::MAX_WEIGHT).contains(x))
-        {
+        if let Some(p) = first_in_chunks(v.len(), |i| {
+            !(0.0..=crate::format::MAX_WEIGHT).contains(&v[i])
+        }) {
             return Err(self.err(
                 id,
                 format!(
@@ -92,26 +94,44 @@ impl<'a> Checker<'a> {
         Ok(v)
     }
 
-    /// Within each range of `offs`, `items` strictly ascend and stay below `limit`.
-    fn ascending_runs<O: Copy + Into<u64>, T: Copy + PartialOrd + Into<u64>>(
+    /// Within each range of `offs`, `items` strictly ascend and stay below `limit`; the
+    /// ranges are checked in parallel, the first faulty one reported.
+    fn ascending_runs<O, T>(
         &self,
         id: FileId,
         offs: &[O],
         items: &[T],
-        limit: impl Fn(usize) -> u64,
-    ) -> Result<()> {
-        for (r, w) in offs.windows(2).enumerate() {
-            let run = &items[w[0].into() as usize..w[1].into() as usize];
-            if run.windows(2).any(|p| p[0] >= p[1]) {
-                return Err(self.err(id, format!("run {r} is not strictly ascending")));
-            }
-            if let Some(&last) = run.last() {
-                if last.into() >= limit(r) {
-                    return Err(self.err(id, format!("run {r} has an entry out of range")));
-                }
-            }
+        limit: impl Fn(usize) -> u64 + Sync,
+    ) -> Result<()>
+    where
+        O: Copy + Into<u64> + Sync,
+        T: Copy + PartialOrd + Into<u64> + Sync,
+    {
+        let runs = offs.len().saturating_sub(1);
+        let fault = first_map_in_chunks(runs, |r| run_fault(r, &offs[r..r + 2], items, &limit));
+        match fault {
+            Some(reason) => Err(self.err(id, reason)),
+            None => Ok(()),
         }
-        Ok(())
+    }
+}
+
+/// What is wrong with run `r` (`items[w[0]..w[1]]`), if anything: not strictly ascending,
+/// or its last item not below `limit(r)`.
+fn run_fault<O, T>(r: usize, w: &[O], items: &[T], limit: impl Fn(usize) -> u64) -> Option<String>
+where
+    O: Copy + Into<u64>,
+    T: Copy + PartialOrd + Into<u64>,
+{
+    let run = &items[w[0].into() as usize..w[1].into() as usize];
+    if run.windows(2).any(|p| p[0] >= p[1]) {
+        return Some(format!("run {r} is not strictly ascending"));
+    }
+    match run.last() {
+        Some(&last) if last.into() >= limit(r) => {
+            Some(format!("run {r} has an entry out of range"))
+        }
+        _ => None,
     }
 }
 
@@ -175,14 +195,15 @@ pub(crate) fn validate(manifest: &Manifest, files: &[Bytes], dir: Option<&Path>)
     // Ids.
     let id_data: &[u8] = c.typed(FileId::IdData)?;
     let id_offs = c.offsets(FileId::IdOffsets, n + 1, id_data.len())?;
-    for (d, w) in id_offs.windows(2).enumerate() {
-        let raw = &id_data[w[0] as usize..w[1] as usize];
-        if raw.is_empty() || std::str::from_utf8(raw).is_err() {
-            return Err(c.err(
-                FileId::IdData,
-                format!("id of document {d} is empty or not UTF-8"),
-            ));
-        }
+    let bad_id = first_in_chunks(id_offs.len().saturating_sub(1), |d| {
+        let raw = &id_data[id_offs[d] as usize..id_offs[d + 1] as usize];
+        raw.is_empty() || std::str::from_utf8(raw).is_err()
+    });
+    if let Some(d) = bad_id {
+        return Err(c.err(
+            FileId::IdData,
+            format!("id of document {d} is empty or not UTF-8"),
+        ));
     }
 
     // Block forward index: per block its range of slots, per slot its range of entries.
@@ -201,12 +222,17 @@ pub(crate) fn validate(manifest: &Manifest, files: &[Bytes], dir: Option<&Path>)
     }
     let eo = c.offsets_of::<u32>(FileId::BlockEntryOffsets, num_slots + 1, nnz)?;
     c.weights(FileId::BlockEntryValues, nnz)?;
-    for (b, w) in bto.windows(2).enumerate() {
+    // Per block, its slots' runs of entries (blocks in parallel, each block's runs in order).
+    let fault = first_map_in_chunks(nb, |b| {
         let block_len = (n - b * bs).min(bs) as u64;
-        let (lo, hi) = (w[0] as usize, w[1] as usize);
-        c.ascending_runs(FileId::BlockEntryDocs, &eo[lo..=hi], entry_docs, |_| {
-            block_len
-        })?;
+        let (lo, hi) = (bto[b] as usize, bto[b + 1] as usize);
+        eo[lo..=hi]
+            .windows(2)
+            .enumerate()
+            .find_map(|(r, w)| run_fault(r, w, entry_docs, |_| block_len))
+    });
+    if let Some(reason) = fault {
+        return Err(c.err(FileId::BlockEntryDocs, reason));
     }
 
     // Block maxima.
@@ -285,4 +311,21 @@ pub(crate) fn validate(manifest: &Manifest, files: &[Bytes], dir: Option<&Path>)
         }
     }
     Ok(())
+}
+
+/// Items a parallel check takes at a time.
+const CHECK_CHUNK: usize = 1 << 16;
+
+/// The first `i < len` for which `bad(i)`: chunks of [`CHECK_CHUNK`] checked in parallel,
+/// each in order.
+fn first_in_chunks(len: usize, bad: impl Fn(usize) -> bool + Sync) -> Option<usize> {
+    first_map_in_chunks(len, |i| bad(i).then_some(i))
+}
+
+/// The first `Some` of `f(i)` for `i < len`, in index order: chunks of [`CHECK_CHUNK`]
+/// checked in parallel, each in order.
+fn first_map_in_chunks<R: Send>(len: usize, f: impl Fn(usize) -> Option<R> + Sync) -> Option<R> {
+    (0..len.div_ceil(CHECK_CHUNK))
+        .into_par_iter()
+        .find_map_first(|c| (c * CHECK_CHUNK..((c + 1) * CHECK_CHUNK).min(len)).find_map(&f))
 }

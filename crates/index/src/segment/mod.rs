@@ -219,6 +219,7 @@ fn verify_files(manifest: &Manifest, files: &[Bytes], dir: Option<&Path>) -> Res
                 ),
             ));
         }
+        bytes.populate();
         let actual = crc32(bytes.bytes());
         if entry.map(|e| e.crc32) != Some(actual) {
             return Err(IndexError::corrupt(
