@@ -164,6 +164,39 @@ pub fn prune_query(query: SparseView<'_>, n: usize) -> SparseVector {
     query.top_k(n)
 }
 
+/// Search buffers of one batch call, kept while it runs (at most one per worker that ran
+/// at the same time).
+type ScratchPool = std::sync::Mutex<Vec<block_max::Scratch>>;
+
+/// A searcher whose buffers come from a [`ScratchPool`] and go back to it when dropped.
+struct PooledSearcher<'a> {
+    searcher: Searcher<'a>,
+    pool: &'a ScratchPool,
+}
+
+impl<'a> PooledSearcher<'a> {
+    fn take(index: &'a Index, pool: &'a ScratchPool) -> Self {
+        let scratch = pool
+            .lock()
+            .ok()
+            .and_then(|mut pool| pool.pop())
+            .unwrap_or_else(block_max::Scratch::new);
+        Self {
+            searcher: Searcher { index, scratch },
+            pool,
+        }
+    }
+}
+
+impl Drop for PooledSearcher<'_> {
+    fn drop(&mut self) {
+        let scratch = std::mem::replace(&mut self.searcher.scratch, block_max::Scratch::new());
+        if let Ok(mut pool) = self.pool.lock() {
+            pool.push(scratch);
+        }
+    }
+}
+
 /// A search context over one index that reuses its buffers between queries (one per
 /// thread).
 #[derive(Debug, Clone)]
@@ -264,10 +297,19 @@ impl Index {
         threads: Option<usize>,
     ) -> Result<Vec<Vec<Hit>>> {
         use rayon::prelude::*;
+        // Every query is a piece of work of its own, so the two threads finish together
+        // however unequal the queries (contiguous ranges left one thread idle at the end of
+        // a batch of a few hundred: 5-10 % of its time). Each piece takes a searcher whose
+        // buffers earlier searches of the call have grown, and gives them back.
+        let pool = ScratchPool::default();
         let run = || {
             queries
                 .par_iter()
-                .map_init(|| Searcher::new(self), |s, q| s.search(*q, options))
+                .with_max_len(1)
+                .map_init(
+                    || PooledSearcher::take(self, &pool),
+                    |s, q| s.searcher.search(*q, options),
+                )
                 .collect()
         };
         match threads {
