@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use crate::builder::sink::{Output, Sink};
 use crate::builder::source::{DocBuf, DocSource};
+use crate::counts::term_counts;
 use crate::error::{IndexError, Result};
 use crate::format::{spill_name, FileId};
 use crate::quantize::{encode_up, scale_for};
@@ -435,25 +436,10 @@ fn assemble_in_memory(
     slot_terms.truncate(num_slots);
     slot_codes.truncate(num_slots);
     // Per term, its slots (one a block holding it), then their offsets.
-    const CHUNK: usize = 1 << 20;
-    let mut bound_offsets = slot_terms
-        .par_chunks(CHUNK)
-        .fold(
-            || vec![0u64; stored_terms + 1],
-            |mut counts, terms| {
-                terms.iter().for_each(|&t| counts[t as usize + 1] += 1);
-                counts
-            },
-        )
-        .reduce(
-            || vec![0u64; stored_terms + 1],
-            |mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-                a
-            },
-        );
-    for t in 0..stored_terms {
-        bound_offsets[t + 1] += bound_offsets[t];
+    let mut bound_offsets = Vec::with_capacity(stored_terms + 1);
+    bound_offsets.push(0u64);
+    for c in term_counts(&slot_terms, stored_terms) {
+        bound_offsets.push(bound_offsets.last().unwrap_or(&0) + u64::from(c));
     }
     let lists = Lists::from_slots(
         &slot_terms,

@@ -154,11 +154,12 @@ impl Catalog {
                 self.term_max.resize(last as usize + 1, 0.0);
             }
         }
-        for (t, w) in vector.iter() {
-            self.df[t as usize] += 1;
-            let m = &mut self.term_max[t as usize];
-            *m = m.max(w);
-        }
+        count_postings(
+            &mut self.df,
+            &mut self.term_max,
+            vector.indices(),
+            vector.values(),
+        );
         self.indptr.push((self.nnz() + vector.nnz()) as u64);
         self.push_id(id);
         Ok(doc)
@@ -332,6 +333,16 @@ impl Catalog {
     }
 }
 
+/// Adds a document's postings to the per-term document frequencies and largest weights
+/// (its indices are below their length).
+fn count_postings(df: &mut [u32], term_max: &mut [f32], terms: &[u32], weights: &[f32]) {
+    for (&t, &w) in terms.iter().zip(weights) {
+        df[t as usize] += 1;
+        let m = &mut term_max[t as usize];
+        *m = m.max(w);
+    }
+}
+
 /// Vocabularies up to this size have their statistics gathered in arrays of the
 /// dimension; larger ones are first scanned for the largest index used.
 const STATS_DIRECT_DIM: usize = 1 << 20;
@@ -354,11 +365,7 @@ impl CsrStats {
 
     /// Counts a checked document (its indices are below the width).
     fn count(&mut self, terms: &[u32], weights: &[f32]) {
-        for (&t, &w) in terms.iter().zip(weights) {
-            self.df[t as usize] += 1;
-            let m = &mut self.term_max[t as usize];
-            *m = m.max(w);
-        }
+        count_postings(&mut self.df, &mut self.term_max, terms, weights);
     }
 
     /// The statistics of two runs, `self` before `other`: the first bad document of

@@ -167,7 +167,8 @@ impl Segment {
             terms: self.forward_terms(),
             values: self.forward_values(),
         };
-        self.term_postings.get(&self.blocks(), &forward)
+        self.term_postings
+            .get(&self.blocks(), &forward, self.term_df())
     }
 
     /// Per term, the documents it occurs in (made on first use).

@@ -16,6 +16,7 @@ use std::sync::OnceLock;
 use splade_sparse::SparseView;
 
 use super::blocks::BlockArrays;
+use crate::counts::term_counts;
 
 /// The postings of a segment by term: per term, its (block position, weight) pairs in
 /// ascending block position.
@@ -140,7 +141,6 @@ const DENSE_MIN_DF_DIVISOR: usize = 4;
 /// most frequent terms first).
 const DENSE_MAX_BYTES_PER_POSTING_BYTE: usize = 2;
 
-/// One posting: the block position of a document and its weight for the term.
 /// A segment's forward arrays: document `d` holds `terms[indptr[d]..indptr[d + 1]]` (strictly
 /// ascending) with the weights at the same places of `values`.
 pub(crate) struct Forward<'a> {
@@ -158,6 +158,7 @@ impl Forward<'_> {
     }
 }
 
+/// One posting: the block position of a document and its weight for the term.
 #[derive(Debug, Clone, Copy)]
 #[repr(C)]
 pub(crate) struct Posting {
@@ -336,11 +337,16 @@ pub(crate) struct LazyTermPostings {
 }
 
 impl LazyTermPostings {
-    /// The postings, built from `a` and the forward arrays on first use.
-    pub(crate) fn get(&self, a: &BlockArrays<'_>, forward: &Forward<'_>) -> &TermPostings {
-        let terms = a.bound_offsets.len().saturating_sub(1);
+    /// The postings, built on first use from `a`, the forward arrays and each term's
+    /// document frequency ([`Self::df`]).
+    pub(crate) fn get(
+        &self,
+        a: &BlockArrays<'_>,
+        forward: &Forward<'_>,
+        df: &[u32],
+    ) -> &TermPostings {
         self.postings
-            .get_or_init(|| TermPostings::build(a, forward, self.df(terms, forward.terms)))
+            .get_or_init(|| TermPostings::build(a, forward, df))
     }
 
     /// Per term (of `terms`), the documents it occurs in: 4 bytes a term, counted on first
@@ -349,29 +355,8 @@ impl LazyTermPostings {
     /// but reading those is a cache miss a (block, term) slot: 2.6 s of a first search on
     /// a 1M-document segment, against a sequential pass.
     pub(crate) fn df(&self, terms: usize, forward_terms: &[u32]) -> &[u32] {
-        self.df.get_or_init(|| {
-            use rayon::prelude::*;
-            const CHUNK: usize = 1 << 20;
-            let count = |mut df: Vec<u32>, chunk: &[u32]| {
-                for &t in chunk {
-                    if let Some(c) = df.get_mut(t as usize) {
-                        *c += 1;
-                    }
-                }
-                df
-            };
-            forward_terms
-                .par_chunks(CHUNK)
-                .fold(|| vec![0u32; terms], count)
-                .reduce(
-                    || vec![0u32; terms],
-                    |mut a, b| {
-                        a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-                        a
-                    },
-                )
-                .into_boxed_slice()
-        })
+        self.df
+            .get_or_init(|| term_counts(forward_terms, terms).into_boxed_slice())
     }
 }
 
@@ -382,9 +367,6 @@ mod tests {
     use crate::{IndexBuilder, Reorder};
     use splade_sparse::SparseVector;
 
-    /// The term-major copy holds, per term, exactly the documents of the forward index
-    /// that have it, with their weights, in ascending block position; the document
-    /// frequencies agree.
     /// Per term, the postings read from the block arrays (each term's blocks in order, a
     /// block's entries by position): what the term-major copy must equal.
     fn postings_from_blocks(a: &BlockArrays<'_>) -> Vec<Vec<(u32, u32)>> {
