@@ -3,6 +3,7 @@
 # quiet machine (2 cores, nothing else running), with the CPU flags and the load per row.
 #
 #   scripts/bench/issue17_tables.sh OUT_DIR [PARTS]
+#   scripts/bench/avx2_only.sh scripts/bench/issue17_tables.sh OUT_DIR [PARTS]   (as on an AVX2-only CPU)
 #
 # PARTS (default all): a comma list of encoders, flat1m, syn200k, glosses, scifact, msm.
 #
@@ -28,13 +29,17 @@ stamp() { echo "$(date -u +%FT%TZ) load $(cut -d' ' -f1-3 /proc/loadavg) $*" | t
 grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -E '^(avx2|fma|avx512f|avx512bw|avx512_vnni|avx_vnni|amx_int8)$' |
   tr '\n' ' ' > "$out/cpu_flags.txt"
 grep -m1 'model name' /proc/cpuinfo >> "$out/cpu_flags.txt"
+if [[ "${LD_PRELOAD:-}" == *avx2_only* ]]; then  # started through scripts/bench/avx2_only.sh
+  echo "(hardware flags; every process of this run sees avx2 fma only: avx2_only.sh)" >> "$out/cpu_flags.txt"
+  enc_mode=--avx2-only  # the ONNX int8 export for AVX2, and the kernels each process took, per row
+fi
 stamp "start; CPU: $(cat "$out/cpu_flags.txt")"
 bin=$(cargo bench -p splade-index --bench bench_index --no-run --message-format=json 2>/dev/null |
   $py -c "import json,sys; print([m['executable'] for m in map(json.loads, sys.stdin) if m.get('reason')=='compiler-artifact' and m['target']['name']=='bench_index' and m.get('executable')][0])")
 
 if want encoders; then
   stamp encoders
-  HF_HUB_OFFLINE=1 /work/venv-onnx/bin/python scripts/bench/int8_encoders.py --st-python $py \
+  HF_HUB_OFFLINE=1 /work/venv-onnx/bin/python scripts/bench/int8_encoders.py --st-python $py ${enc_mode:-} \
     > "$out/encoders.md" 2> "$out/encoders.log"
 fi
 idx() {  # name docs queries extra compare_indexes args...

@@ -467,6 +467,7 @@ fn bench(args: BenchArgs) -> Result<()> {
         "threads": std::env::var("RAYON_NUM_THREADS").ok(),
         "quantize": args.model.run.quantize.name(),
         "int8_kernel": splade_encoder::quant::Int8Path::selected().ok().map(|p| p.name()),
+        "f32_kernel": splade_encoder::model::simd::F32Path::selected().ok().map(|p| p.name()),
         "screen": encoder.screen_stats().map(|s| serde_json::json!({
             "logits": s.logits,
             "positive_possible": s.positive_possible,

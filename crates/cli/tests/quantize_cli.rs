@@ -144,3 +144,45 @@ fn bench_and_index_build_take_quantize() {
     ));
     assert!(idx.exists());
 }
+
+/// `bench` names the f32 and int8 kernels the run took: the CPU's widest by default, and the
+/// one `SPLADE_F32_KERNEL` / `SPLADE_INT8_KERNEL` force (benchmark tables record these).
+#[test]
+fn bench_reports_the_kernels_it_ran() {
+    let tmp = tempfile::tempdir().unwrap();
+    let texts = tmp.path().join("texts.txt");
+    std::fs::write(&texts, TEXTS).unwrap();
+    let d = model("distilbert-tied-seedlayout");
+    let args = [
+        "bench",
+        "--model",
+        d.to_str().unwrap(),
+        "--input",
+        texts.to_str().unwrap(),
+        "--quantize",
+        "int8",
+    ];
+    let report = |env: &[(&str, &str)]| -> serde_json::Value {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_splade"))
+            .args(args)
+            .env_remove("SPLADE_F32_KERNEL")
+            .env_remove("SPLADE_INT8_KERNEL")
+            .envs(env.iter().copied())
+            .output()
+            .expect("run splade");
+        serde_json::from_str(ok(&out).trim()).unwrap()
+    };
+    let forced = report(&[
+        ("SPLADE_F32_KERNEL", "portable"),
+        ("SPLADE_INT8_KERNEL", "portable"),
+    ]);
+    assert_eq!(forced["f32_kernel"], "portable", "{forced}");
+    assert_eq!(forced["int8_kernel"], "portable", "{forced}");
+    let default = report(&[]);
+    let f32_kernel = default["f32_kernel"].as_str().unwrap_or_default();
+    assert!(
+        ["avx512", "avx2", "portable"].contains(&f32_kernel),
+        "{default}"
+    );
+    assert!(default["int8_kernel"].is_string(), "{default}");
+}
