@@ -7,8 +7,9 @@ Run with the ONNX venv (sentence-transformers 5.1 + optimum-onnx + onnxruntime):
   HF_HUB_OFFLINE=1 /work/venv-onnx/bin/python scripts/eval/int8_quality.py \\
       --data ../shared/data --datasets scifact,mini-msmarco-dl19 --config avx512_vnni
 
-For each dataset (BEIR folder, `qrels/test.tsv`, documents as `text` only, as `splade eval
-beir` reads them): nDCG@10 (dot product, SparseInformationRetrievalEvaluator) of ST ONNX f32
+For each dataset (BEIR folder, `qrels/test.tsv`, a document's text is `title + " " + text`
+when the title is not empty, as `splade eval beir` and compare_evaluators.py read them):
+nDCG@10 (dot product, SparseInformationRetrievalEvaluator) of ST ONNX f32
 and ST ONNX int8, and the mean active-set Jaccard of int8 vs f32 over the queries and the
 first --jaccard-docs documents. For splade-rs the same Jaccard comes from `splade encode`
 with and without `--quantize int8` on the same texts; its nDCG@10 from `splade eval beir
@@ -35,7 +36,8 @@ def read_beir(folder: Path):
             continue
         row = json.loads(line)
         if row.get("text", "").strip():
-            corpus[str(row["_id"])] = row["text"]
+            title = row.get("title") or ""
+            corpus[str(row["_id"])] = f"{title} {row['text']}" if title else row["text"]
     queries = {}
     for line in (folder / "queries.jsonl").read_text(encoding="utf-8").split("\n"):
         if not line.strip():
@@ -106,8 +108,13 @@ def main() -> int:
     shutil.copytree(tiny, model_dir)  # the export writes next to the model, never into the cache
     kw = {"provider": "CPUExecutionProvider"}
     f32 = SparseEncoder(str(model_dir), device="cpu", backend="onnx", model_kwargs=kw)
+    f32.save_pretrained(str(model_dir))  # the f32 export on disk, so the int8 load does not export again
     export_dynamic_quantized_onnx_model(f32, args.config, str(model_dir))
-    name = f"onnx/model_qint8_{args.config}.onnx"
+    # "model_qint8_avx512_vnni.onnx", but "model_quint8_avx2.onnx" (unsigned activations).
+    found = sorted((model_dir / "onnx").glob(f"model_q*int8_{args.config}.onnx"))
+    if len(found) != 1:
+        raise SystemExit(f"the int8 export for {args.config}: expected one file, found {found}")
+    name = f"onnx/{found[0].name}"
     int8 = SparseEncoder(str(model_dir), device="cpu", backend="onnx",
                          model_kwargs=dict(kw, file_name=name))
     results = {"config": args.config, "datasets": {}}
