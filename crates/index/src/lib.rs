@@ -117,7 +117,7 @@ mod writer;
 pub use brute::brute_force_top_k;
 pub use builder::{
     auto_block_size, check_document, DiskIndexBuilder, IndexBuilder, Reorder, AUTO_MIN_SLOT_CUT,
-    AUTO_SAMPLE_DOCS, SHORT_DOCUMENTS_BLOCK_SIZE, SHORT_DOCUMENT_TERMS,
+    AUTO_SAMPLED_ABOVE, AUTO_SAMPLE_DOCS, SHORT_DOCUMENTS_BLOCK_SIZE, SHORT_DOCUMENT_TERMS,
 };
 pub use error::{IndexError, Result};
 pub use explain::{Explanation, TermContribution};

@@ -23,16 +23,18 @@ use crate::error::Result;
 pub enum Reorder {
     /// Insertion order.
     None,
-    /// [`Reorder::Clustered`], unless the collection is large (more than twice
-    /// [`AUTO_SAMPLE_DOCS`](crate::builder::AUTO_SAMPLE_DOCS) documents) and clustering an
-    /// evenly spaced sample of that many cuts the sample's (block, term) pairs by less than
+    /// [`Reorder::Clustered`], unless the collection is large (more than
+    /// [`AUTO_SAMPLED_ABOVE`](crate::builder::AUTO_SAMPLED_ABOVE) documents) and clustering an
+    /// evenly spaced sample of [`AUTO_SAMPLE_DOCS`](crate::builder::AUTO_SAMPLE_DOCS) of them
+    /// cuts the sample's (block, term) pairs by less than
     /// [`AUTO_MIN_SLOT_CUT`](crate::builder::AUTO_MIN_SLOT_CUT): then insertion order. On a
     /// collection whose weights are flat the clustering cannot tighten the blocks' bounds
     /// (searches go term at a time there), and it is most of the build time: on the flat 1M
     /// collection of BENCHMARKS.md the sample's pairs shrank by 0.4 %, and the index in
     /// insertion order built in 2.3-3.2 s instead of 6.5 s and searched as fast; on the
-    /// topical 200k they shrank by 7.3 % and clustering made exact search 1.47x faster.
-    /// The sample costs about 0.25-0.5 s.
+    /// topical 200k they shrank by 7.3 % and clustering made exact search 1.47x faster
+    /// (with a sample of 65,536; with today's 32,768, 0.3 % and 4.8 %). The sample costs
+    /// about 0.1 s on the flat 1M.
     #[default]
     Auto,
     /// Sort documents by their heaviest term, then second heaviest, then third (weight
@@ -120,9 +122,13 @@ impl Signatures {
     }
 }
 
-/// Collections of more than twice this many documents are laid out by [`Reorder::Auto`]
-/// after clustering a sample of this many, evenly spaced.
-pub const AUTO_SAMPLE_DOCS: usize = 65_536;
+/// Collections of more than this many documents are laid out by [`Reorder::Auto`] after
+/// clustering a sample of theirs ([`AUTO_SAMPLE_DOCS`]); smaller ones are clustered.
+pub const AUTO_SAMPLED_ABOVE: usize = 131_072;
+/// The documents of [`Reorder::Auto`]'s sample, evenly spaced. The clustering's cost grows
+/// with the square of the documents (their number times the clusters'): a sample of
+/// 65,536 took 0.34 s of a 2.5 s build of the flat 1M collection, this one a quarter.
+pub const AUTO_SAMPLE_DOCS: usize = 32_768;
 /// [`Reorder::Auto`] clusters a large collection when clustering the sample cuts its
 /// (block, term) slots by at least this fraction (0.4 % on the flat 1M collection of
 /// BENCHMARKS.md, 7.3 % on the topical 200k).
@@ -150,16 +156,17 @@ fn count_slots(src: &dyn DocSource, order: &[u32], block_size: usize, dim: usize
 }
 
 /// The fraction of the (block, term) slots that clustering saves on an evenly spaced sample
-/// of `s` of `src`'s documents, against the sample in its own order; `None` when the
-/// collection holds no more than `2 * s` documents.
+/// of `sampling.docs` of `src`'s documents, against the sample in its own order; `None`
+/// when the collection holds no more than `sampling.above` documents.
 fn sample_slot_cut(
     src: &dyn DocSource,
     block_size: usize,
     dim: usize,
-    s: usize,
+    sampling: Sampling,
 ) -> Result<Option<f64>> {
     let n = src.len();
-    if n <= 2 * s {
+    let s = sampling.docs;
+    if n <= sampling.above.max(s) {
         return Ok(None);
     }
     let mut indptr = Vec::with_capacity(s + 1);
@@ -181,7 +188,7 @@ fn sample_slot_cut(
         terms: &terms,
         values: &values,
     };
-    let clustered = document_order_sampled(&sample, Reorder::Clustered, block_size, &df, s)?;
+    let clustered = document_order_sampled(&sample, Reorder::Clustered, block_size, &df, sampling)?;
     let own: Vec<u32> = (0..s as u32).collect();
     let (with, without) = (
         count_slots(&sample, &clustered, block_size, dim)?,
@@ -198,21 +205,33 @@ pub(crate) fn document_order(
     block_size: usize,
     df: &[u32],
 ) -> Result<Vec<u32>> {
-    document_order_sampled(src, reorder, block_size, df, AUTO_SAMPLE_DOCS)
+    let sampling = Sampling {
+        docs: AUTO_SAMPLE_DOCS,
+        above: AUTO_SAMPLED_ABOVE,
+    };
+    document_order_sampled(src, reorder, block_size, df, sampling)
 }
 
-/// [`document_order`] with [`Reorder::Auto`]'s sample of `sample_docs` documents.
+/// [`Reorder::Auto`]'s sample: `docs` documents, taken from collections of more than
+/// `above`.
+#[derive(Clone, Copy)]
+struct Sampling {
+    docs: usize,
+    above: usize,
+}
+
+/// [`document_order`] with [`Reorder::Auto`]'s `sampling`.
 fn document_order_sampled(
     src: &dyn DocSource,
     reorder: Reorder,
     block_size: usize,
     df: &[u32],
-    sample_docs: usize,
+    sampling: Sampling,
 ) -> Result<Vec<u32>> {
     let n = src.len();
     let mut order: Vec<u32> = (0..n as u32).collect();
     let reorder = match reorder {
-        Reorder::Auto => match sample_slot_cut(src, block_size, df.len(), sample_docs)? {
+        Reorder::Auto => match sample_slot_cut(src, block_size, df.len(), sampling)? {
             Some(cut) if cut < AUTO_MIN_SLOT_CUT => Reorder::None,
             _ => Reorder::Clustered,
         },
@@ -491,7 +510,11 @@ mod tests {
         };
         let mut df = vec![0u32; dim];
         c.1.iter().for_each(|&t| df[t as usize] += 1);
-        document_order_sampled(&src, reorder, 8, &df, sample).unwrap()
+        let sampling = Sampling {
+            docs: sample,
+            above: 2 * sample,
+        };
+        document_order_sampled(&src, reorder, 8, &df, sampling).unwrap()
     }
 
     /// `Auto` lays a small collection out as `Clustered` does; a large one whose documents
@@ -514,13 +537,29 @@ mod tests {
                 terms: &c.1,
                 values: &c.2,
             };
-            sample_slot_cut(&src, 8, dim, sample).unwrap().unwrap()
+            let sampling = Sampling {
+                docs: sample,
+                above: 2 * sample,
+            };
+            sample_slot_cut(&src, 8, dim, sampling).unwrap().unwrap()
         };
         let (topical_cut, flat_cut) = (cut(&topical), cut(&flat));
         eprintln!("sample slot cuts: topical {topical_cut}, flat {flat_cut}");
         assert!(topical_cut > 2.0 * AUTO_MIN_SLOT_CUT, "{topical_cut}");
         assert!(flat_cut < 0.5 * AUTO_MIN_SLOT_CUT, "{flat_cut}");
         assert_ne!(order(&flat, dim, Reorder::Clustered, sample), identity);
+        // Not above the sampling threshold (here 4x the sample): clustered whatever the
+        // documents, without a sample.
+        let src = InMemory {
+            indptr: &flat.0,
+            terms: &flat.1,
+            values: &flat.2,
+        };
+        let high = Sampling {
+            docs: sample,
+            above: 4 * sample,
+        };
+        assert_eq!(sample_slot_cut(&src, 8, dim, high).unwrap(), None);
         // At most twice the sample: clustered whatever the documents.
         let small = collection(2048, dim as u32, None, 11);
         assert_eq!(

@@ -33,7 +33,7 @@ use source::InMemory;
 pub use arrays::{auto_block_size, SHORT_DOCUMENTS_BLOCK_SIZE, SHORT_DOCUMENT_TERMS};
 pub use catalog::check_document;
 pub(crate) use catalog::refusal;
-pub use cluster::{Reorder, AUTO_MIN_SLOT_CUT, AUTO_SAMPLE_DOCS};
+pub use cluster::{Reorder, AUTO_MIN_SLOT_CUT, AUTO_SAMPLED_ABOVE, AUTO_SAMPLE_DOCS};
 pub use disk::DiskIndexBuilder;
 
 /// Collects documents (external id + sparse vector) and turns them into an [`Index`], in
