@@ -75,7 +75,7 @@ struct BuildArgs {
     block_size: Option<usize>,
     /// Keep documents in input order in the blocks instead of clustering similar ones
     /// together (results are the same; pruning is usually weaker). Without it, collections
-    /// of more than 131,072 documents are clustered only when clustering a sample of 65,536
+    /// of more than 131,072 documents are clustered only when clustering a sample of 32,768
     /// cuts its (block, term) pairs by at least 2 % (on vectors with flat weights it does
     /// not, and the clustering would only cost build time).
     #[arg(long)]
