@@ -531,7 +531,8 @@ mod tests {
         assert_eq!(order(&topical, dim, Reorder::Auto, sample), clustered);
         let flat = collection(3000, dim as u32, None, 11);
         assert_eq!(order(&flat, dim, Reorder::Auto, sample), identity);
-        let cut = |c: &(Vec<u64>, Vec<u32>, Vec<f32>)| {
+        // The sample's slot cut, `None` where the collection is not above `above` documents.
+        let cut = |c: &(Vec<u64>, Vec<u32>, Vec<f32>), above: usize| {
             let src = InMemory {
                 indptr: &c.0,
                 terms: &c.1,
@@ -539,27 +540,21 @@ mod tests {
             };
             let sampling = Sampling {
                 docs: sample,
-                above: 2 * sample,
+                above,
             };
-            sample_slot_cut(&src, 8, dim, sampling).unwrap().unwrap()
+            sample_slot_cut(&src, 8, dim, sampling).unwrap()
         };
-        let (topical_cut, flat_cut) = (cut(&topical), cut(&flat));
+        let (topical_cut, flat_cut) = (
+            cut(&topical, 2 * sample).unwrap(),
+            cut(&flat, 2 * sample).unwrap(),
+        );
         eprintln!("sample slot cuts: topical {topical_cut}, flat {flat_cut}");
         assert!(topical_cut > 2.0 * AUTO_MIN_SLOT_CUT, "{topical_cut}");
         assert!(flat_cut < 0.5 * AUTO_MIN_SLOT_CUT, "{flat_cut}");
         assert_ne!(order(&flat, dim, Reorder::Clustered, sample), identity);
-        // Not above the sampling threshold (here 4x the sample): clustered whatever the
-        // documents, without a sample.
-        let src = InMemory {
-            indptr: &flat.0,
-            terms: &flat.1,
-            values: &flat.2,
-        };
-        let high = Sampling {
-            docs: sample,
-            above: 4 * sample,
-        };
-        assert_eq!(sample_slot_cut(&src, 8, dim, high).unwrap(), None);
+        // Not above the sampling threshold (here 4x the sample): no sample, so clustered
+        // whatever the documents.
+        assert_eq!(cut(&flat, 4 * sample), None);
         // At most twice the sample: clustered whatever the documents.
         let small = collection(2048, dim as u32, None, 11);
         assert_eq!(
