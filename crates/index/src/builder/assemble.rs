@@ -708,7 +708,15 @@ impl Lists {
                     let (t0, t1) = (starts[r], starts[r + 1]);
                     fill.clear();
                     fill.extend(bound_offsets[t0..t1].iter().map(|&o| o - base));
-                    for (b, at) in cursor.iter_mut().enumerate() {
+                    for b in 0..num_blocks {
+                        // Each block's run of the range is short (a few cache lines on the
+                        // flat 1M collection) and far from the last: without asking for the
+                        // run of a block a few ahead, every run starts with a cache miss.
+                        if let Some(&ahead) = cursor.get(b + PREFETCH_BLOCKS) {
+                            prefetch(terms.as_ptr().wrapping_add(ahead));
+                            prefetch(codes.as_ptr().wrapping_add(ahead));
+                        }
+                        let at = &mut cursor[b];
                         let end = block_term_offsets[b + 1] as usize;
                         let mut i = *at;
                         while i < end && (terms[i] as usize) < t1 {
@@ -726,6 +734,24 @@ impl Lists {
             });
         lists
     }
+}
+
+/// How many blocks ahead [`Lists::from_slots`] asks for a block's slots (on the flat 1M
+/// collection the bound lists took 0.63-0.87 s without, 0.49-0.64 s 8 ahead, 0.47-0.61 s
+/// 16 ahead).
+const PREFETCH_BLOCKS: usize = 16;
+
+/// Asks the CPU to bring the cache line of `p` in (a hint: no effect on the result, never
+/// a fault, whatever `p` points at).
+#[inline(always)]
+fn prefetch<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch reads nothing the program sees and cannot fault.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch(p as *const i8, std::arch::x86_64::_MM_HINT_T0);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
 
 /// The term-major block lists from the spilled slots, range by range (a few in
