@@ -21,13 +21,13 @@ if [ "${1:-}" = "--check" ]; then
   exec python3 -c '
 import ctypes, mmap
 # cpuid(leaf, sub) -> (eax, ebx, ecx, edx) through a few bytes of machine code
-code = bytes.fromhex("53" "89f8" "89f1" "4989d0" "0fa2" "418900" "41895804" "41894808" "41895010" "5b" "c3")
+code = bytes.fromhex("53" "89f8" "89f1" "4989d0" "0fa2" "418900" "41895804" "41894808" "4189500c" "5b" "c3")
 buf = mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
 buf.write(code)
 f = ctypes.CFUNCTYPE(None, ctypes.c_uint32, ctypes.c_uint32, ctypes.c_void_p)(ctypes.addressof(ctypes.c_char.from_buffer(buf)))
-out = (ctypes.c_uint32 * 5)()
+out = (ctypes.c_uint32 * 4)()
 def cpuid(leaf, sub=0):
-    f(leaf, sub, ctypes.addressof(out)); return out[0], out[1], out[2], out[4]
+    f(leaf, sub, ctypes.addressof(out)); return out[0], out[1], out[2], out[3]
 _, b, c, d = cpuid(7)
 a1 = cpuid(7, 1)[0]
 _, _, c1, _ = cpuid(1)

@@ -130,8 +130,8 @@ pub const AUTO_SAMPLED_ABOVE: usize = 131_072;
 /// 65,536 took 0.34 s of a 2.5 s build of the flat 1M collection, this one a quarter.
 pub const AUTO_SAMPLE_DOCS: usize = 32_768;
 /// [`Reorder::Auto`] clusters a large collection when clustering the sample cuts its
-/// (block, term) slots by at least this fraction (0.4 % on the flat 1M collection of
-/// BENCHMARKS.md, 7.3 % on the topical 200k).
+/// (block, term) slots by at least this fraction (with the sample of 32,768: 0.3 % on the
+/// flat 1M collection of BENCHMARKS.md, 4.8 % on the topical 200k).
 pub const AUTO_MIN_SLOT_CUT: f64 = 0.02;
 
 /// The number of (block, term) slots of the layout `order` of `src`'s documents: per block
