@@ -16,6 +16,7 @@ if [ ! -f "$lib" ] || [ "$here/avx2_only.c" -nt "$lib" ]; then
   mv "$lib.tmp" "$lib"
 fi
 export LD_PRELOAD="$lib${LD_PRELOAD:+:$LD_PRELOAD}"
+export AVX2_ONLY=1  # what scripts started through this one look at (issue17_tables.sh)
 export GLIBC_TUNABLES="glibc.cpu.hwcaps=-AVX512F,-AVX512VL,-AVX512BW,-AVX512DQ,-AVX512CD,-AVX512_VNNI,-AVX_VNNI${GLIBC_TUNABLES:+:$GLIBC_TUNABLES}"
 if [ "${1:-}" = "--check" ]; then
   exec python3 -c '

@@ -35,9 +35,10 @@ def read_beir(folder: Path):
         if not line.strip():
             continue
         row = json.loads(line)
-        if row.get("text", "").strip():
-            title = row.get("title") or ""
-            corpus[str(row["_id"])] = f"{title} {row['text']}" if title else row["text"]
+        title, body = row.get("title") or "", row.get("text") or ""
+        text = f"{title} {body}" if title else body
+        if text.strip():  # a document with a title and no text is its title, as in splade eval beir
+            corpus[str(row["_id"])] = text
     queries = {}
     for line in (folder / "queries.jsonl").read_text(encoding="utf-8").split("\n"):
         if not line.strip():
