@@ -555,6 +555,11 @@ mod tests {
         // Not above the sampling threshold (here 4x the sample): no sample, so clustered
         // whatever the documents.
         assert_eq!(cut(&flat, 4 * sample), None);
+        // A threshold below the sample size: no collection of at most the sample's size is
+        // sampled (it would be the whole collection), a larger one is.
+        let few = collection(1000, dim as u32, None, 11);
+        assert_eq!(cut(&few, sample / 2), None);
+        assert!(cut(&flat, sample / 2).is_some());
         // At most twice the sample: clustered whatever the documents.
         let small = collection(2048, dim as u32, None, 11);
         assert_eq!(
