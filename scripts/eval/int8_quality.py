@@ -27,6 +27,8 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "scripts" / "bench"))
+from int8_encoders import prepare_onnx  # noqa: E402
 
 
 def read_beir(folder: Path):
@@ -98,7 +100,7 @@ def main() -> int:
     args = ap.parse_args()
 
     import torch
-    from sentence_transformers import SparseEncoder, export_dynamic_quantized_onnx_model
+    from sentence_transformers import SparseEncoder
     from sentence_transformers.sparse_encoder.evaluation import SparseInformationRetrievalEvaluator
 
     torch.set_num_threads(2)
@@ -107,15 +109,10 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="splade-int8-quality-"))
     model_dir = work / "splade-tiny"
     shutil.copytree(tiny, model_dir)  # the export writes next to the model, never into the cache
+    # The f32 and int8 exports, written next to the model as the speed benchmark makes them.
+    name = prepare_onnx(model_dir, args.config)
     kw = {"provider": "CPUExecutionProvider"}
     f32 = SparseEncoder(str(model_dir), device="cpu", backend="onnx", model_kwargs=kw)
-    f32.save_pretrained(str(model_dir))  # the f32 export on disk, so the int8 load does not export again
-    export_dynamic_quantized_onnx_model(f32, args.config, str(model_dir))
-    # "model_qint8_avx512_vnni.onnx", but "model_quint8_avx2.onnx" (unsigned activations).
-    found = sorted((model_dir / "onnx").glob(f"model_q*int8_{args.config}.onnx"))
-    if len(found) != 1:
-        raise SystemExit(f"the int8 export for {args.config}: expected one file, found {found}")
-    name = f"onnx/{found[0].name}"
     int8 = SparseEncoder(str(model_dir), device="cpu", backend="onnx",
                          model_kwargs=dict(kw, file_name=name))
     results = {"config": args.config, "datasets": {}}

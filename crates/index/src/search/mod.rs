@@ -168,9 +168,10 @@ pub fn prune_query(query: SparseView<'_>, n: usize) -> SparseVector {
 /// at the same time).
 type ScratchPool = std::sync::Mutex<Vec<block_max::Scratch>>;
 
-/// A searcher whose buffers come from a [`ScratchPool`] and go back to it when dropped.
+/// A searcher whose buffers come from a [`ScratchPool`] and go back to it when dropped
+/// (`None` only while being dropped).
 struct PooledSearcher<'a> {
-    searcher: Searcher<'a>,
+    searcher: Option<Searcher<'a>>,
     pool: &'a ScratchPool,
 }
 
@@ -182,17 +183,23 @@ impl<'a> PooledSearcher<'a> {
             .and_then(|mut pool| pool.pop())
             .unwrap_or_else(block_max::Scratch::new);
         Self {
-            searcher: Searcher { index, scratch },
+            searcher: Some(Searcher { index, scratch }),
             pool,
+        }
+    }
+
+    fn search(&mut self, query: SparseView<'_>, options: &SearchOptions) -> Vec<Hit> {
+        match &mut self.searcher {
+            Some(searcher) => searcher.search(query, options),
+            None => unreachable!("a pooled searcher is only emptied when dropped"),
         }
     }
 }
 
 impl Drop for PooledSearcher<'_> {
     fn drop(&mut self) {
-        let scratch = std::mem::replace(&mut self.searcher.scratch, block_max::Scratch::new());
-        if let Ok(mut pool) = self.pool.lock() {
-            pool.push(scratch);
+        if let (Some(searcher), Ok(mut pool)) = (self.searcher.take(), self.pool.lock()) {
+            pool.push(searcher.scratch);
         }
     }
 }
@@ -308,7 +315,7 @@ impl Index {
                 .with_max_len(1)
                 .map_init(
                     || PooledSearcher::take(self, &pool),
-                    |s, q| s.searcher.search(*q, options),
+                    |s, q| s.search(*q, options),
                 )
                 .collect()
         };
