@@ -204,6 +204,14 @@ impl FileEntry {
             crc32: crc32(bytes),
         }
     }
+
+    /// The size of a file holding `bytes`, with a checksum of 0 (not computed).
+    pub(crate) fn sized(bytes: &[u8]) -> Self {
+        Self {
+            size: bytes.len() as u64,
+            crc32: 0,
+        }
+    }
 }
 
 /// The manifest: what the index is and how to check its files.

@@ -232,7 +232,7 @@ impl Index {
 
     /// An index of one segment built in memory.
     pub(crate) fn from_segment(segment: Segment) -> Result<Self> {
-        let dim = segment.manifest().dim as usize;
+        let dim = segment.dim();
         Self::from_slots(
             vec![(Arc::new(segment), DeleteSet::default(), 0, ".".to_string())],
             dim,

@@ -65,6 +65,39 @@ pub(crate) fn encode_up(v: f32, scale: f32) -> u8 {
     c as u8
 }
 
+/// [`encode_up`] of every pair (`values[i]`, `scales[i]`) into `out[i]` (the three of one
+/// length), with the same codes, in a form the compiler turns into SIMD lanes (no branch a
+/// pair). The builder calls it for every (block, term) slot, where a scalar [`encode_up`]
+/// call a slot took about 7 % of an in-memory build's cycles.
+///
+/// One step up is always enough: below the clamp, `q = v / s <= 255` is within one
+/// rounding of the quotient, so `(ceil(q) + 1) * s` exceeds `v` by nearly `s`, far more
+/// than the product's rounding (and products of a subnormal scale by a code are exact).
+/// Should a pair ever need a second step, the whole run is redone by [`encode_up`].
+pub(crate) fn encode_up_all(values: &[f32], scales: &[f32], out: &mut [u8]) {
+    assert!(values.len() == out.len() && scales.len() == out.len());
+    let mut stray = false;
+    for ((o, &v), &s) in out.iter_mut().zip(values).zip(scales) {
+        let q = v / s;
+        let valid = v > 0.0 && s > 0.0 && !q.is_nan();
+        // In 0..=255 and never NaN (`min` and `max` return the number when one side is
+        // NaN; `clamp` would keep it), so the conversion below is exact and in range.
+        #[allow(clippy::manual_clamp)]
+        let clamped = q.min(255.0).max(0.0);
+        // SAFETY: `clamped` is finite and in 0..=255.
+        let t = unsafe { clamped.to_int_unchecked::<i32>() };
+        let c = (t + i32::from((t as f32) < clamped)).max(1);
+        let c = c + i32::from(c < 255 && (c as f32) * s < v);
+        stray |= valid && c < 255 && (c as f32) * s < v;
+        *o = if valid { c as u8 } else { 0 };
+    }
+    if stray {
+        for ((o, &v), &s) in out.iter_mut().zip(values).zip(scales) {
+            *o = encode_up(v, s);
+        }
+    }
+}
+
 /// Widens a bound summed in f32 from `terms` contributions (each `(q * scale) * code`) so it
 /// is at least every exact score it bounds.
 ///
@@ -186,6 +219,7 @@ mod tests {
                 assert_eq!(encode_up(v, s), encode_up_plain(v, s), "v {v} s {s}");
             }
         }
+        let mut pairs = Vec::new();
         for trial in 0..2_000_000 {
             let r = bits();
             let (v, s) = if trial % 2 == 0 {
@@ -202,6 +236,28 @@ mod tests {
                 (max * frac, scale_for(max))
             };
             assert_eq!(encode_up(v, s), encode_up_plain(v, s), "v {v:e} s {s:e}");
+            pairs.push((v, s));
+        }
+        // The lanes form gives the same codes, in runs of every length (the compiler's
+        // vector body and its scalar tail), the special pairs among them.
+        for &v in &specials {
+            for &s in &specials {
+                pairs.push((v, s));
+            }
+        }
+        let mut at = 0;
+        for len in (0..40).cycle() {
+            if at >= pairs.len() {
+                break;
+            }
+            let run = &pairs[at..(at + len).min(pairs.len())];
+            let (values, scales): (Vec<f32>, Vec<f32>) = run.iter().copied().unzip();
+            let mut codes = vec![7u8; run.len()];
+            encode_up_all(&values, &scales, &mut codes);
+            for (i, &(v, s)) in run.iter().enumerate() {
+                assert_eq!(codes[i], encode_up_plain(v, s), "lanes: v {v:e} s {s:e}");
+            }
+            at += run.len();
         }
     }
 

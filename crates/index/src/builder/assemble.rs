@@ -18,7 +18,7 @@ use crate::builder::source::{DocBuf, DocSource};
 use crate::counts::term_counts;
 use crate::error::{IndexError, Result};
 use crate::format::{spill_name, FileId};
-use crate::quantize::{encode_up, scale_for};
+use crate::quantize::{encode_up_all, scale_for};
 use crate::storage::OwnedArray;
 
 /// Blocks assembled in parallel before their output is appended.
@@ -104,7 +104,13 @@ impl SlotStore {
 
     /// Takes the slots of one block, numbered from `first_slot`.
     fn push_block(&mut self, first_slot: u64, block: &Block) {
-        for (i, (&t, &c)) in block.slots.terms.iter().zip(&block.slots.codes).enumerate() {
+        for (i, (&t, &c)) in block
+            .slots
+            .terms()
+            .iter()
+            .zip(block.slots.codes())
+            .enumerate()
+        {
             let run = &mut self.runs[self.range_of[t as usize] as usize];
             run.terms.push(t);
             run.slots.push((first_slot + i as u64) as u32);
@@ -195,30 +201,38 @@ const TERM_SHIFT: u32 = 40;
 /// (two for a vocabulary of 30,522), through `scratch`. A comparison sort of a block's
 /// few thousand keys took most of the block pass.
 fn sort_by_term(keys: &mut Vec<u64>, scratch: &mut Vec<u64>, term_bits: u32) {
-    let passes = term_bits.div_ceil(8).max(1);
-    scratch.clear();
-    scratch.resize(keys.len(), 0);
-    for pass in 0..passes {
-        let shift = TERM_SHIFT + 8 * pass;
-        let mut counts = [0usize; 256];
-        for &k in keys.iter() {
-            counts[(k >> shift) as usize & 0xff] += 1;
+    // At most three passes: terms are below 2^24.
+    let passes = term_bits.div_ceil(8).clamp(1, 3) as usize;
+    let n = keys.len();
+    // The scratch only grows: what it holds is overwritten.
+    grow(scratch, n);
+    // Every pass's digit counts, from one read of the keys.
+    let mut counts = [[0usize; 256]; 3];
+    let digit = |k: u64, pass: usize| (k >> (TERM_SHIFT + 8 * pass as u32)) as usize & 0xff;
+    for &k in keys.iter() {
+        for (pass, c) in counts[..passes].iter_mut().enumerate() {
+            c[digit(k, pass)] += 1;
         }
-        if counts.contains(&keys.len()) {
+    }
+    for (pass, counts) in counts[..passes].iter_mut().enumerate() {
+        if counts.contains(&n) {
             continue;
         }
         let mut at = 0;
         for c in counts.iter_mut() {
-            let n = *c;
+            let here = *c;
             *c = at;
-            at += n;
+            at += here;
         }
+        let out = &mut scratch[..n];
         for &k in keys.iter() {
-            let digit = (k >> shift) as usize & 0xff;
-            scratch[counts[digit]] = k;
-            counts[digit] += 1;
+            let d = digit(k, pass);
+            out[counts[d]] = k;
+            counts[d] += 1;
         }
         std::mem::swap(keys, scratch);
+        // The scratch may have been the longer: the keys are its first `n`.
+        keys.truncate(n);
     }
 }
 
@@ -256,14 +270,43 @@ fn block_keys(
 }
 
 /// The slots of one block: per (block, term) slot, its term, its bound code and the end
-/// of its entries (relative to the block's first entry).
+/// of its entries (relative to the block's first entry): the first `len` of each buffer.
+/// The buffers are reused from block to block and only grow, so no block pays for
+/// clearing them.
 #[derive(Default)]
 struct BlockSlots {
+    len: usize,
     terms: Vec<u32>,
     codes: Vec<u8>,
     ends: Vec<u32>,
-    /// Each slot's largest weight (scratch for the codes).
+    /// Each slot's largest weight and its term's scale (scratch for the codes).
     maxes: Vec<f32>,
+    scales: Vec<f32>,
+}
+
+impl BlockSlots {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn terms(&self) -> &[u32] {
+        &self.terms[..self.len]
+    }
+
+    fn codes(&self) -> &[u8] {
+        &self.codes[..self.len]
+    }
+
+    fn ends(&self) -> &[u32] {
+        &self.ends[..self.len]
+    }
+}
+
+/// Makes `v` at least `n` long (what it holds is overwritten by the caller).
+fn grow<T: Copy + Default>(v: &mut Vec<T>, n: usize) {
+    if v.len() < n {
+        v.resize(n, T::default());
+    }
 }
 
 /// Writes a block's entries (position and weight, by term then position) from its sorted
@@ -282,21 +325,20 @@ fn emit_block(
 ) {
     let n = keys.len();
     let BlockSlots {
+        len,
         terms,
         codes,
         ends,
         maxes,
+        scales,
     } = out;
-    terms.clear();
-    codes.clear();
-    ends.clear();
-    maxes.clear();
+    *len = 0;
     let Some(&first) = keys.first() else {
         return;
     };
-    terms.resize(n, 0);
-    ends.resize(n, 0);
-    maxes.resize(n, 0.0);
+    grow(terms, n);
+    grow(ends, n);
+    grow(maxes, n);
     let (docs, values) = (&mut docs[..n], &mut values[..n]);
     let mut prev = (first >> TERM_SHIFT) as u32;
     terms[0] = prev;
@@ -319,14 +361,13 @@ fn emit_block(
     ends[slot] = n as u32;
     maxes[slot] = max;
     let slots = slot + 1;
-    terms.truncate(slots);
-    ends.truncate(slots);
-    codes.extend(
-        terms
-            .iter()
-            .zip(&maxes[..slots])
-            .map(|(&t, &m)| encode_up(m, bound_scales[t as usize])),
-    );
+    *len = slots;
+    grow(scales, slots);
+    grow(codes, slots);
+    for (s, &t) in scales[..slots].iter_mut().zip(&terms[..slots]) {
+        *s = bound_scales[t as usize];
+    }
+    encode_up_all(&maxes[..slots], &scales[..slots], &mut codes[..slots]);
 }
 
 /// Splits `items` into consecutive pieces of the given lengths (which must add up to at
@@ -408,10 +449,10 @@ fn assemble_in_memory(
         let slots = &*slots;
         let first = num_slots;
         for s in slots {
-            num_slots += s.terms.len();
+            num_slots += s.len();
             block_term_offsets.push(num_slots as u64);
         }
-        let counts = || slots.iter().map(|s| s.terms.len());
+        let counts = || slots.iter().map(|s| s.len());
         let offsets = split_lengths(&mut entry_offsets[1 + first..1 + num_slots], counts());
         let terms = split_lengths(&mut slot_terms[first..num_slots], counts());
         let codes = split_lengths(&mut slot_codes[first..num_slots], counts());
@@ -422,13 +463,7 @@ fn assemble_in_memory(
             .zip(terms)
             .zip(codes)
             .for_each(|((((b, s), offsets), terms), codes)| {
-                let base = block_entries[b] as u32;
-                offsets
-                    .iter_mut()
-                    .zip(&s.ends)
-                    .for_each(|(o, &e)| *o = base + e);
-                terms.copy_from_slice(&s.terms);
-                codes.copy_from_slice(&s.codes);
+                copy_slots(block_entries[b] as u32, s, offsets, terms, codes)
             });
     }
     entry_offsets.truncate(num_slots + 1);
@@ -461,6 +496,17 @@ fn assemble_in_memory(
         bound_scales,
         bound_slots: array(lists.slots.into()),
     })
+}
+
+/// Copies one block's slots to their places in the segment's slot arrays: each slot's
+/// entry end (`base`: the block's first entry), term and code.
+fn copy_slots(base: u32, s: &BlockSlots, offsets: &mut [u32], terms: &mut [u32], codes: &mut [u8]) {
+    offsets
+        .iter_mut()
+        .zip(s.ends())
+        .for_each(|(o, &e)| *o = base + e);
+    terms.copy_from_slice(s.terms());
+    codes.copy_from_slice(s.codes());
 }
 
 /// Reads until `buf` is full or the input ends; returns the bytes read.
@@ -578,16 +624,16 @@ fn assemble_streaming(
     let mut append = |blocks: Vec<Block>| -> Result<()> {
         for block in blocks {
             offsets_buf.clear();
-            offsets_buf.extend(block.slots.ends.iter().map(|&e| entries as u32 + e));
+            offsets_buf.extend(block.slots.ends().iter().map(|&e| entries as u32 + e));
             entry_offsets.extend(&offsets_buf)?;
             entry_docs.extend(&block.docs)?;
             entry_values.extend(&block.values)?;
-            for &t in &block.slots.terms {
+            for &t in block.slots.terms() {
                 slot_counts[t as usize + 1] += 1;
             }
             slots.push_block(num_slots, &block);
             entries += block.docs.len() as u64;
-            num_slots += block.slots.terms.len() as u64;
+            num_slots += block.slots.len() as u64;
             block_term_offsets.push(num_slots);
         }
         slots.end_batch()
