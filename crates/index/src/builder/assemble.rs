@@ -4,7 +4,8 @@
 //! of each range of terms' slots, range by range, in a region of memory small enough to
 //! stay in cache. Two ways, byte for byte the same:
 //! - in memory ([`assemble_in_memory`]): every array is allocated once at its final size
-//!   and written in place, in parallel;
+//!   and written in place, in parallel, each block's slots copied to one buffer per range
+//!   of terms ([`RangeSlots`]) as the block is made;
 //! - streamed to files ([`assemble_streaming`], for a [`crate::DiskIndexBuilder`]): each
 //!   batch of blocks is appended to the files, and the slots are spilled to one file per
 //!   range of terms, so memory stays bounded by a batch and a range.
@@ -15,7 +16,6 @@ use std::path::{Path, PathBuf};
 
 use crate::builder::sink::{Output, Sink};
 use crate::builder::source::{DocBuf, DocSource};
-use crate::counts::term_counts;
 use crate::error::{IndexError, Result};
 use crate::format::{spill_name, FileId};
 use crate::quantize::{encode_up_all, scale_for};
@@ -175,22 +175,26 @@ fn scan_spill(path: &Path, mut f: impl FnMut(&SlotRun)) -> Result<()> {
 }
 
 /// Ranges of terms (`starts[r]..starts[r + 1]`) of at most `budget` slots each (at least
-/// one term), from an upper bound of every term's slots: its document frequency, at most
-/// one slot a block.
+/// one term) and at most [`RANGE_TERMS`] terms, from an upper bound of every term's
+/// slots: its document frequency, at most one slot a block.
 fn term_ranges(df: &[u32], num_blocks: usize, budget: usize) -> Vec<usize> {
     let mut starts = vec![0];
-    let mut held = 0usize;
+    let (mut first, mut held) = (0usize, 0usize);
     for (t, &f) in df.iter().enumerate() {
         let slots = (f as usize).min(num_blocks);
-        if held > 0 && held + slots > budget {
+        if (held > 0 && held + slots > budget) || t - first >= RANGE_TERMS {
             starts.push(t);
-            held = 0;
+            (first, held) = (t, 0);
         }
         held += slots;
     }
     starts.push(df.len());
     starts
 }
+
+/// The most terms a range of terms spans, so that a term less its range's first fits in a
+/// `u16` ([`RangeSlots`]).
+const RANGE_TERMS: usize = 1 << 16;
 
 /// Bits of a block key ([`assemble_blocks`]) below its term: the position in the block
 /// (8 bits) and the weight's bits (32).
@@ -282,6 +286,9 @@ struct BlockSlots {
     /// Each slot's largest weight and its term's scale (scratch for the codes).
     maxes: Vec<f32>,
     scales: Vec<f32>,
+    /// Set by [`Self::cut_at`]: where each range of terms' run starts in the slots, then
+    /// the number of slots.
+    cuts: Vec<u32>,
 }
 
 impl BlockSlots {
@@ -299,6 +306,19 @@ impl BlockSlots {
 
     fn ends(&self) -> &[u32] {
         &self.ends[..self.len]
+    }
+
+    /// Cuts the slots into the runs of the ranges of terms `starts` describes
+    /// (`self.cuts`).
+    fn cut_at(&mut self, starts: &[usize]) {
+        let terms = &self.terms[..self.len];
+        self.cuts.clear();
+        let mut at = 0;
+        for &t0 in &starts[..starts.len() - 1] {
+            at += terms[at..].partition_point(|&t| (t as usize) < t0);
+            self.cuts.push(at as u32);
+        }
+        self.cuts.push(self.len as u32);
     }
 }
 
@@ -331,6 +351,7 @@ fn emit_block(
         ends,
         maxes,
         scales,
+        cuts: _,
     } = out;
     *len = 0;
     let Some(&first) = keys.first() else {
@@ -384,12 +405,14 @@ fn split_lengths<T>(mut items: &mut [T], lengths: impl Iterator<Item = usize>) -
 
 /// The block arrays of `src`'s documents laid out in `order`, all in memory, made in
 /// place: every block's entries go straight to their place in the output (their offsets
-/// follow from the documents' lengths), batch by batch in parallel, and the slots of a
-/// batch are copied to theirs, in parallel too, once the batch's slot counts are known.
+/// follow from the documents' lengths), batch by batch in parallel; once a batch's slot
+/// counts are known, each block's slots are copied, in parallel too, to the buffers of
+/// their ranges of terms ([`RangeSlots`]), from which the term-major lists are filled.
 fn assemble_in_memory(
     src: &dyn DocSource,
     order: &[u32],
     term_max: &[f32],
+    df: &[u32],
     starts: &[usize],
     block_size: usize,
 ) -> Result<BlockOutput> {
@@ -412,13 +435,13 @@ fn assemble_in_memory(
         block_entries.push(block_entries.last().unwrap_or(&0) + len);
     }
     let nnz = block_entries[num_blocks];
-    // Slots are at most one an entry: the slot arrays are allocated at that size (pages
-    // never written are never touched) and cut to the slots made.
+    // Slots are at most one an entry: the offsets are allocated at that size (pages never
+    // written are never touched) and cut to the slots made.
     let mut entry_docs = vec![0u8; nnz];
     let mut entry_values = vec![0f32; nnz];
     let mut entry_offsets = vec![0u32; nnz + 1];
-    let mut slot_terms = vec![0u32; nnz];
-    let mut slot_codes = vec![0u8; nnz];
+    let mut by_range = RangeSlots::new(starts, df, num_blocks);
+    let ranges = by_range.ranges();
     let mut block_term_offsets = Vec::with_capacity(num_blocks + 1);
     block_term_offsets.push(0u64);
     let mut num_slots = 0usize;
@@ -426,6 +449,9 @@ fn assemble_in_memory(
     let mut pool: Vec<BlockSlots> = (0..BATCH_BLOCKS.min(num_blocks))
         .map(|_| BlockSlots::default())
         .collect();
+    // Per block of a batch and range, where the block's run of the range goes in the
+    // range's buffer.
+    let mut places: Vec<usize> = Vec::new();
     for batch in (0..num_blocks).step_by(BATCH_BLOCKS) {
         let end = (batch + BATCH_BLOCKS).min(num_blocks);
         let (e0, e1) = (block_entries[batch], block_entries[end]);
@@ -443,47 +469,47 @@ fn assemble_in_memory(
                 |scratch, (((b, docs), values), out)| {
                     block_keys(src, block_docs(b), scratch, term_bits)?;
                     emit_block(&scratch.keys, &bound_scales, docs, values, out);
+                    out.cut_at(starts);
                     Ok::<_, IndexError>(())
                 },
             )?;
         let slots = &*slots;
         let first = num_slots;
+        places.clear();
         for s in slots {
             num_slots += s.len();
             block_term_offsets.push(num_slots as u64);
+            places.extend(by_range.append(&s.cuts));
         }
         let counts = || slots.iter().map(|s| s.len());
         let offsets = split_lengths(&mut entry_offsets[1 + first..1 + num_slots], counts());
-        let terms = split_lengths(&mut slot_terms[first..num_slots], counts());
-        let codes = split_lengths(&mut slot_codes[first..num_slots], counts());
+        let (run_starts, writers) = by_range.batch(batch..end);
+        let run_starts = run_starts.par_chunks_mut(ranges + 1);
         (batch..end)
             .into_par_iter()
             .zip(slots)
             .zip(offsets)
-            .zip(terms)
-            .zip(codes)
-            .for_each(|((((b, s), offsets), terms), codes)| {
-                copy_slots(block_entries[b] as u32, s, offsets, terms, codes)
+            .zip(run_starts)
+            .zip(places.par_chunks(ranges))
+            .for_each(|((((b, s), offsets), run_starts), places)| {
+                offsets
+                    .iter_mut()
+                    .zip(s.ends())
+                    .for_each(|(o, &e)| *o = block_entries[b] as u32 + e);
+                let first_slot = block_term_offsets[b] as u32;
+                run_starts
+                    .iter_mut()
+                    .zip(&s.cuts)
+                    .for_each(|(r, &c)| *r = first_slot + c);
+                // SAFETY: the places of every block's runs were handed out by
+                // `RangeSlots::append`, one after another: no two runs overlap.
+                unsafe { writers.copy_block(s, starts, places) };
             });
     }
     entry_offsets.truncate(num_slots + 1);
     entry_offsets.shrink_to_fit();
-    slot_terms.truncate(num_slots);
-    slot_codes.truncate(num_slots);
-    // Per term, its slots (one a block holding it), then their offsets.
-    let mut bound_offsets = Vec::with_capacity(stored_terms + 1);
-    bound_offsets.push(0u64);
-    for c in term_counts(&slot_terms, stored_terms) {
-        bound_offsets.push(bound_offsets.last().unwrap_or(&0) + u64::from(c));
-    }
-    let lists = Lists::from_slots(
-        &slot_terms,
-        &slot_codes,
-        &block_term_offsets,
-        &bound_offsets,
-        starts,
-    );
-    drop((slot_terms, slot_codes));
+    let (lists, bound_offsets) = Lists::from_ranges(&by_range, starts, num_blocks);
+    drop(by_range);
     let array = |a: OwnedArray| Output::Array(a);
     Ok(BlockOutput {
         block_term_offsets,
@@ -498,15 +524,143 @@ fn assemble_in_memory(
     })
 }
 
-/// Copies one block's slots to their places in the segment's slot arrays: each slot's
-/// entry end (`base`: the block's first entry), term and code.
-fn copy_slots(base: u32, s: &BlockSlots, offsets: &mut [u32], terms: &mut [u32], codes: &mut [u8]) {
-    offsets
-        .iter_mut()
-        .zip(s.ends())
-        .for_each(|(o, &e)| *o = base + e);
-    terms.copy_from_slice(s.terms());
-    codes.copy_from_slice(s.codes());
+/// The slots of an in-memory build between the block pass and the term-major lists, by
+/// range of terms: per range, its slots in block order (each one's term less the range's
+/// first term, and its code), read once, in order, when the range's lists are filled
+/// (the lists of a range are written at random places, and a range is small enough for
+/// its places to stay in cache). Each block's slots are copied to the ranges as soon as
+/// the block is made, a run per range, so neither side jumps through memory: the block
+/// side writes a cursor per range, the list side reads one stream.
+struct RangeSlots {
+    /// Per range, its slots' terms (less the range's first term: a range spans fewer
+    /// than 2^16 terms, see [`term_ranges`]) and codes, at most as many as the upper
+    /// bound the ranges were cut by (pages never written are never touched).
+    terms: Vec<Vec<u16>>,
+    codes: Vec<Vec<u8>>,
+    /// Per range, the slots appended so far.
+    filled: Vec<usize>,
+    /// Per block `b`, `run_starts[b * (ranges + 1) + r]` is the block's first slot of
+    /// range `r` (and, at `r = ranges`, the block's end): the block's run of range `r`
+    /// is the slots from there to the next.
+    run_starts: Vec<u32>,
+}
+
+impl RangeSlots {
+    /// Empty buffers for the ranges `starts` cut from the terms of `df` (document
+    /// frequencies) over `num_blocks` blocks.
+    fn new(starts: &[usize], df: &[u32], num_blocks: usize) -> Self {
+        let ranges = starts.len() - 1;
+        let bound = |r: usize| -> usize {
+            df[starts[r].min(df.len())..starts[r + 1].min(df.len())]
+                .iter()
+                .map(|&f| (f as usize).min(num_blocks))
+                .sum()
+        };
+        let caps: Vec<usize> = (0..ranges).map(bound).collect();
+        RangeSlots {
+            terms: caps.iter().map(|&c| vec![0u16; c]).collect(),
+            codes: caps.iter().map(|&c| vec![0u8; c]).collect(),
+            filled: vec![0; ranges],
+            run_starts: vec![0; num_blocks * (ranges + 1)],
+        }
+    }
+
+    fn ranges(&self) -> usize {
+        self.filled.len()
+    }
+
+    /// Hands out the places of the next block's runs (`cuts`: where each range's run
+    /// starts in the block's slots, and the block's end), one a range.
+    fn append<'a>(&'a mut self, cuts: &'a [u32]) -> impl Iterator<Item = usize> + 'a {
+        self.filled
+            .iter_mut()
+            .zip(cuts.windows(2))
+            .map(|(filled, w)| {
+                let at = *filled;
+                *filled += (w[1] - w[0]) as usize;
+                at
+            })
+    }
+
+    /// For the batch of blocks `blocks`: their part of `run_starts`, and writers of every
+    /// range's buffers.
+    fn batch(&mut self, blocks: std::ops::Range<usize>) -> (&mut [u32], RangeWriters<'_>) {
+        let row = self.filled.len() + 1;
+        let writers = RangeWriters {
+            terms: self.terms.iter_mut().map(|t| SharedSlice::new(t)).collect(),
+            codes: self.codes.iter_mut().map(|c| SharedSlice::new(c)).collect(),
+        };
+        (
+            &mut self.run_starts[blocks.start * row..blocks.end * row],
+            writers,
+        )
+    }
+}
+
+/// The range buffers of [`RangeSlots`], written by several threads at places
+/// [`RangeSlots::append`] handed out.
+struct RangeWriters<'a> {
+    terms: Vec<SharedSlice<'a, u16>>,
+    codes: Vec<SharedSlice<'a, u8>>,
+}
+
+impl RangeWriters<'_> {
+    /// Copies the runs of block `s` (cut by [`BlockSlots::cut_at`]) to `places`, one a
+    /// range.
+    ///
+    /// # Safety
+    /// No other call running at the same time may write a place of these runs.
+    unsafe fn copy_block(&self, s: &BlockSlots, starts: &[usize], places: &[usize]) {
+        let (terms, codes) = (s.terms(), s.codes());
+        for (r, (w, &at)) in s.cuts.windows(2).zip(places).enumerate() {
+            let (a, b) = (w[0] as usize, w[1] as usize);
+            if a == b {
+                continue;
+            }
+            let t0 = starts[r] as u32;
+            // SAFETY: the caller's promise.
+            unsafe {
+                self.terms[r].write(at, terms[a..b].iter().map(|&t| (t - t0) as u16));
+                self.codes[r].write(at, codes[a..b].iter().copied());
+            }
+        }
+    }
+}
+
+/// A slice written by several threads at once, at places the callers keep apart.
+struct SharedSlice<'a, T> {
+    ptr: *mut T,
+    len: usize,
+    _slice: std::marker::PhantomData<&'a mut [T]>,
+}
+
+// SAFETY: the slice is only written through `write`, whose callers promise that no two
+// writes at the same time touch the same place.
+unsafe impl<T: Send> Sync for SharedSlice<'_, T> {}
+
+impl<'a, T: Copy> SharedSlice<'a, T> {
+    fn new(slice: &'a mut [T]) -> Self {
+        SharedSlice {
+            ptr: slice.as_mut_ptr(),
+            len: slice.len(),
+            _slice: std::marker::PhantomData,
+        }
+    }
+
+    /// Writes `values` from place `at` on (panics past the end).
+    ///
+    /// # Safety
+    /// No other thread writes any of these places at the same time.
+    unsafe fn write(&self, at: usize, values: impl ExactSizeIterator<Item = T>) {
+        assert!(
+            at <= self.len && values.len() <= self.len - at,
+            "write past the end"
+        );
+        for (i, v) in values.enumerate() {
+            // SAFETY: in bounds (checked above); exclusive by the caller's promise.
+            unsafe { self.ptr.add(at + i).write(v) };
+        }
+    }
 }
 
 /// Reads until `buf` is full or the input ends; returns the bytes read.
@@ -538,7 +692,10 @@ pub(crate) struct AssembleOptions<'a> {
 }
 
 /// Slots of one range of terms (whose lists are filled together: 9 bytes a slot, 18 MiB,
-/// written at random places, so it pays to keep them within the caches).
+/// written at random places, so it pays to keep them within the caches). On the flat 1M
+/// collection of BENCHMARKS.md, an in-memory build's block pass and lists took 0.83 and
+/// 0.44 s with ranges of 2^21 slots, 0.87-0.93 and 0.38 s with 2^20, 0.99-1.03 and 0.37 s
+/// with 2^19 (more runs a block to copy).
 pub(crate) const RANGE_SLOTS: usize = 1 << 21;
 
 /// Assembles the block arrays of `src`'s documents laid out in `order`; `term_max[t]` is
@@ -565,7 +722,7 @@ pub(crate) fn assemble_blocks(
             }
             out
         }
-        None => assemble_in_memory(src, order, term_max, &starts, options.block_size),
+        None => assemble_in_memory(src, order, term_max, df, &starts, options.block_size),
     }
 }
 
@@ -692,112 +849,74 @@ struct Lists {
 }
 
 impl Lists {
-    /// The lists from every slot's term and code in slot order (`block_term_offsets`: each
-    /// block's range of slots, whose terms ascend). The ranges of terms (`starts`) are
-    /// filled in parallel, each in its own part of the output (small enough to stay in
-    /// cache while it is written at random places), reading each block's run of the
-    /// range's terms; consecutive ranges go to one task, which keeps a cursor per block.
-    fn from_slots(
-        terms: &[u32],
-        codes: &[u8],
-        block_term_offsets: &[u64],
-        bound_offsets: &[u64],
-        starts: &[usize],
-    ) -> Self {
+    /// The lists from the slots by range of terms, and every term's list offset (one
+    /// more than the terms, the last the number of slots). The ranges are filled in
+    /// parallel, each in its own part of the output: its slots are counted per term,
+    /// then read in block order and written at their term's next place.
+    fn from_ranges(by_range: &RangeSlots, starts: &[usize], num_blocks: usize) -> (Self, Vec<u64>) {
         use rayon::prelude::*;
-        let total = *bound_offsets.last().unwrap_or(&0) as usize;
+        let ranges = by_range.ranges();
+        let stored_terms = starts[ranges];
+        let total: usize = by_range.filled.iter().sum();
         let mut lists = Lists {
             blocks: vec![0; total],
             codes: vec![0; total],
             slots: vec![0; total],
         };
-        let ranges = starts.len() - 1;
-        let tasks = ranges.min(4 * rayon::current_num_threads()).max(1);
-        // Task `k` fills ranges `firsts[k]..firsts[k + 1]`.
-        let firsts: Vec<usize> = (0..=tasks).map(|k| k * ranges / tasks).collect();
-        let mut parts = Vec::with_capacity(tasks);
-        let (mut blocks, mut codes_out, mut slots) = (
-            &mut lists.blocks[..],
-            &mut lists.codes[..],
-            &mut lists.slots[..],
-        );
-        for k in 0..tasks {
-            let (r0, r1) = (firsts[k], firsts[k + 1]);
-            let len = (bound_offsets[starts[r1]] - bound_offsets[starts[r0]]) as usize;
-            let (b, rest_b) = std::mem::take(&mut blocks).split_at_mut(len);
-            let (c, rest_c) = std::mem::take(&mut codes_out).split_at_mut(len);
-            let (s, rest_s) = std::mem::take(&mut slots).split_at_mut(len);
-            (blocks, codes_out, slots) = (rest_b, rest_c, rest_s);
-            parts.push((r0..r1, b, c, s));
+        let mut bound_offsets = vec![0u64; stored_terms + 1];
+        bound_offsets[stored_terms] = total as u64;
+        let mut bases = Vec::with_capacity(ranges);
+        let mut base = 0;
+        for &f in &by_range.filled {
+            bases.push(base);
+            base += f;
         }
-        let num_blocks = block_term_offsets.len() - 1;
-        parts
+        let lens = || by_range.filled.iter().copied();
+        let blocks = split_lengths(&mut lists.blocks, lens());
+        let codes = split_lengths(&mut lists.codes, lens());
+        let slots = split_lengths(&mut lists.slots, lens());
+        let offsets = split_lengths(
+            &mut bound_offsets[..stored_terms],
+            starts.windows(2).map(|w| w[1] - w[0]),
+        );
+        (0..ranges)
             .into_par_iter()
-            .for_each(|(task_ranges, out_blocks, out_codes, out_slots)| {
-                let Some(first_range) = task_ranges.clone().next() else {
-                    return;
-                };
-                let base = bound_offsets[starts[first_range]];
-                let t_first = starts[first_range] as u32;
-                // Per block, its first slot of a term not below the current range.
-                let mut cursor: Vec<usize> = (0..num_blocks)
-                    .map(|b| {
-                        let (s, e) = (
-                            block_term_offsets[b] as usize,
-                            block_term_offsets[b + 1] as usize,
-                        );
-                        s + terms[s..e].partition_point(|&t| t < t_first)
-                    })
-                    .collect();
-                let mut fill: Vec<u64> = Vec::new();
-                for r in task_ranges {
-                    let (t0, t1) = (starts[r], starts[r + 1]);
-                    fill.clear();
-                    fill.extend(bound_offsets[t0..t1].iter().map(|&o| o - base));
-                    for b in 0..num_blocks {
-                        // Each block's run of the range is short (a few cache lines on the
-                        // flat 1M collection) and far from the last: without asking for the
-                        // run of a block a few ahead, every run starts with a cache miss.
-                        if let Some(&ahead) = cursor.get(b + PREFETCH_BLOCKS) {
-                            prefetch(terms.as_ptr().wrapping_add(ahead));
-                            prefetch(codes.as_ptr().wrapping_add(ahead));
-                        }
-                        let at = &mut cursor[b];
-                        let end = block_term_offsets[b + 1] as usize;
-                        let mut i = *at;
-                        while i < end && (terms[i] as usize) < t1 {
-                            let f = &mut fill[terms[i] as usize - t0];
-                            let p = *f as usize;
-                            *f += 1;
-                            out_blocks[p] = b as u32;
-                            out_codes[p] = codes[i];
-                            out_slots[p] = i as u32;
-                            i += 1;
-                        }
-                        *at = i;
+            .zip(blocks)
+            .zip(codes)
+            .zip(slots)
+            .zip(offsets)
+            .for_each(|((((r, out_blocks), out_codes), out_slots), offsets)| {
+                let len = by_range.filled[r];
+                let (terms, codes) = (&by_range.terms[r][..len], &by_range.codes[r][..len]);
+                // Per term of the range, its slots, then the next place of its list.
+                let mut fill = vec![0usize; offsets.len()];
+                for &t in terms {
+                    fill[t as usize] += 1;
+                }
+                let mut at = 0;
+                for (f, o) in fill.iter_mut().zip(offsets.iter_mut()) {
+                    let here = *f;
+                    *f = at;
+                    *o = (bases[r] + at) as u64;
+                    at += here;
+                }
+                let mut i = 0;
+                for b in 0..num_blocks {
+                    let run = b * (ranges + 1) + r;
+                    let (s0, s1) = (by_range.run_starts[run], by_range.run_starts[run + 1]);
+                    for slot in s0..s1 {
+                        let f = &mut fill[terms[i] as usize];
+                        let p = *f;
+                        *f += 1;
+                        out_blocks[p] = b as u32;
+                        out_codes[p] = codes[i];
+                        out_slots[p] = slot;
+                        i += 1;
                     }
                 }
             });
-        lists
+        (lists, bound_offsets)
     }
-}
-
-/// How many blocks ahead [`Lists::from_slots`] asks for a block's slots (on the flat 1M
-/// collection the bound lists took 0.63-0.87 s without, 0.49-0.64 s 8 ahead, 0.47-0.61 s
-/// 16 ahead).
-const PREFETCH_BLOCKS: usize = 16;
-
-/// Asks the CPU to bring the cache line of `p` in (a hint: no effect on the result, never
-/// a fault, whatever `p` points at).
-#[inline(always)]
-fn prefetch<T>(p: *const T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch reads nothing the program sees and cannot fault.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch(p as *const i8, std::arch::x86_64::_MM_HINT_T0);
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
 }
 
 /// The term-major block lists from the spilled slots, range by range (a few in

@@ -405,6 +405,15 @@ mod tests {
             assembled(&docs, 90, 2, Some(tmp.path()), RANGE_SLOTS),
             one_range
         );
+        // Terms spread over more than 2^16 ids: even one range of slots is cut into
+        // ranges of at most 2^16 terms.
+        let wide = random_docs(0x5eed_0fa1, 400, 1..40, 300_000);
+        let one_range = assembled(&wide, 300_000, 8, None, usize::MAX);
+        assert_eq!(assembled(&wide, 300_000, 8, None, 50), one_range);
+        assert_eq!(
+            assembled(&wide, 300_000, 8, Some(tmp.path()), usize::MAX),
+            one_range
+        );
     }
 
     proptest::proptest! {
