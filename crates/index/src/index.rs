@@ -292,7 +292,10 @@ impl Index {
         })
     }
 
-    /// Recomputes every segment file's CRC32 and compares it with the manifest.
+    /// Recomputes every segment file's CRC32 and compares it with the manifest. An index
+    /// built in memory computes its checksums on first request (this, [`Self::manifest`]
+    /// or [`Self::segments`]), from the arrays it holds: for it this check has nothing to
+    /// catch.
     pub fn verify(&self) -> Result<()> {
         self.slots.iter().try_for_each(|s| s.segment.verify())
     }

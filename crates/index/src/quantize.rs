@@ -73,7 +73,8 @@ pub(crate) fn encode_up(v: f32, scale: f32) -> u8 {
 /// One step up is always enough: below the clamp, `q = v / s <= 255` is within one
 /// rounding of the quotient, so `(ceil(q) + 1) * s` exceeds `v` by nearly `s`, far more
 /// than the product's rounding (and products of a subnormal scale by a code are exact).
-/// Should a pair ever need a second step, the whole run is redone by [`encode_up`].
+/// Should a pair ever need a second step, the whole run is redone by [`encode_up`] (a
+/// safeguard: none of the tests' two million pairs, special values included, reaches it).
 pub(crate) fn encode_up_all(values: &[f32], scales: &[f32], out: &mut [u8]) {
     assert!(values.len() == out.len() && scales.len() == out.len());
     let mut stray = false;

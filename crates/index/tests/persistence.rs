@@ -75,8 +75,9 @@ fn round_trip_preserves_everything() {
     let tmp = tempfile::tempdir().unwrap();
     let c = small();
     let memory = build(&c);
-    // An index built in memory computes its checksums when asked (below, compared with
-    // the written files'), and verifies against them.
+    // An index built in memory computes its checksums when first asked: `verify` works
+    // on it (comparing the arrays with themselves), and below they must equal those of
+    // the files written from the same documents.
     memory.verify().unwrap();
     let disk = write_small(tmp.path());
     let reopened = Index::open(tmp.path()).unwrap();

@@ -175,14 +175,14 @@ fn scan_spill(path: &Path, mut f: impl FnMut(&SlotRun)) -> Result<()> {
 }
 
 /// Ranges of terms (`starts[r]..starts[r + 1]`) of at most `budget` slots each (at least
-/// one term) and at most [`RANGE_TERMS`] terms, from an upper bound of every term's
-/// slots: its document frequency, at most one slot a block.
-fn term_ranges(df: &[u32], num_blocks: usize, budget: usize) -> Vec<usize> {
+/// one term) and at most `max_terms` terms, from an upper bound of every term's slots: its
+/// document frequency, at most one slot a block.
+fn term_ranges(df: &[u32], num_blocks: usize, budget: usize, max_terms: usize) -> Vec<usize> {
     let mut starts = vec![0];
     let (mut first, mut held) = (0usize, 0usize);
     for (t, &f) in df.iter().enumerate() {
         let slots = (f as usize).min(num_blocks);
-        if (held > 0 && held + slots > budget) || t - first >= RANGE_TERMS {
+        if (held > 0 && held + slots > budget) || t - first >= max_terms {
             starts.push(t);
             (first, held) = (t, 0);
         }
@@ -192,9 +192,24 @@ fn term_ranges(df: &[u32], num_blocks: usize, budget: usize) -> Vec<usize> {
     starts
 }
 
-/// The most terms a range of terms spans, so that a term less its range's first fits in a
-/// `u16` ([`RangeSlots`]).
+/// The most terms a range of an in-memory build spans, so that a term less its range's
+/// first fits in a `u16` ([`RangeSlots`]). (A streamed build keeps whole terms and has no
+/// such limit: each of its ranges is a spill file.)
 const RANGE_TERMS: usize = 1 << 16;
+
+/// The slot budget of an in-memory build's ranges: `range_slots`, but no fewer than 4
+/// slots a block once that is more than [`RANGE_SLOTS`] (above 524,288 blocks), so that the
+/// table of each block's first slot in every range (4 bytes a block and range:
+/// [`RangeSlots`]) stays under about a byte a slot. Smaller `range_slots` (the tests') are
+/// kept as they are.
+fn memory_range_budget(range_slots: usize, num_blocks: usize) -> usize {
+    let floor = num_blocks.saturating_mul(4);
+    if floor > RANGE_SLOTS {
+        range_slots.max(floor)
+    } else {
+        range_slots
+    }
+}
 
 /// Bits of a block key ([`assemble_blocks`]) below its term: the position in the block
 /// (8 bits) and the weight's bits (32).
@@ -532,9 +547,9 @@ fn assemble_in_memory(
 /// the block is made, a run per range, so neither side jumps through memory: the block
 /// side writes a cursor per range, the list side reads one stream.
 struct RangeSlots {
-    /// Per range, its slots' terms (less the range's first term: a range spans fewer
-    /// than 2^16 terms, see [`term_ranges`]) and codes, at most as many as the upper
-    /// bound the ranges were cut by (pages never written are never touched).
+    /// Per range, its slots' terms (less the range's first term: a range spans at most
+    /// 2^16 terms, [`RANGE_TERMS`]) and codes, at most as many as the upper bound the
+    /// ranges were cut by (pages never written are never touched).
     terms: Vec<Vec<u16>>,
     codes: Vec<Vec<u8>>,
     /// Per range, the slots appended so far.
@@ -652,11 +667,10 @@ impl<'a, T: Copy> SharedSlice<'a, T> {
     /// # Safety
     /// No other thread writes any of these places at the same time.
     unsafe fn write(&self, at: usize, values: impl ExactSizeIterator<Item = T>) {
-        assert!(
-            at <= self.len && values.len() <= self.len - at,
-            "write past the end"
-        );
-        for (i, v) in values.enumerate() {
+        let n = values.len();
+        assert!(at <= self.len && n <= self.len - at, "write past the end");
+        // At most the `n` places checked, whatever the iterator yields.
+        for (i, v) in values.take(n).enumerate() {
             // SAFETY: in bounds (checked above); exclusive by the caller's promise.
             unsafe { self.ptr.add(at + i).write(v) };
         }
@@ -687,7 +701,9 @@ pub(crate) struct AssembleOptions<'a> {
     /// terms; `None`: all in memory, made in place ([`assemble_in_memory`]).
     pub dir: Option<&'a Path>,
     /// At most this many slots per range of terms (at least one term a range), whose
-    /// term-major lists are filled together ([`RANGE_SLOTS`]).
+    /// term-major lists are filled together ([`RANGE_SLOTS`]); in memory, ranges also
+    /// span at most [`RANGE_TERMS`] terms, and very large collections get larger ranges
+    /// ([`memory_range_budget`]).
     pub range_slots: usize,
 }
 
@@ -708,13 +724,11 @@ pub(crate) fn assemble_blocks(
     df: &[u32],
     options: &AssembleOptions<'_>,
 ) -> Result<BlockOutput> {
-    let starts = term_ranges(
-        df,
-        src.len().div_ceil(options.block_size),
-        options.range_slots,
-    );
+    debug_assert_eq!(df.len(), term_max.len(), "one statistic a term");
+    let num_blocks = src.len().div_ceil(options.block_size);
     match options.dir {
         Some(dir) => {
+            let starts = term_ranges(df, num_blocks, options.range_slots, usize::MAX);
             let mut slots = SlotStore::files(dir, &starts)?;
             let out = assemble_streaming(src, order, term_max, &starts, &mut slots, options);
             if out.is_err() {
@@ -722,7 +736,11 @@ pub(crate) fn assemble_blocks(
             }
             out
         }
-        None => assemble_in_memory(src, order, term_max, df, &starts, options.block_size),
+        None => {
+            let budget = memory_range_budget(options.range_slots, num_blocks);
+            let starts = term_ranges(df, num_blocks, budget, RANGE_TERMS);
+            assemble_in_memory(src, order, term_max, df, &starts, options.block_size)
+        }
     }
 }
 
@@ -980,4 +998,96 @@ fn lists_from_spills(
         bound_codes.finish()?,
         bound_slots.finish()?,
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Ranges cover every term once, in order, each within its slot budget (or holding a
+    /// single term that is over it) and its term limit.
+    #[test]
+    fn term_ranges_keep_to_their_budget_and_term_limit() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let df: Vec<u32> = (0..300_000)
+            .map(|t| match t % 7 {
+                0 => 0,
+                1 => (next() % 5_000) as u32,
+                _ => (next() % 40) as u32,
+            })
+            .collect();
+        let num_blocks = 1_000;
+        for (budget, max_terms) in [
+            (1usize, usize::MAX),
+            (3_000, usize::MAX),
+            (usize::MAX, RANGE_TERMS),
+            (50_000, RANGE_TERMS),
+            (usize::MAX, usize::MAX),
+        ] {
+            let starts = term_ranges(&df, num_blocks, budget, max_terms);
+            assert_eq!((starts[0], *starts.last().unwrap()), (0, df.len()));
+            for w in starts.windows(2) {
+                assert!(w[0] < w[1], "a range holds at least one term");
+                assert!(w[1] - w[0] <= max_terms, "{} terms", w[1] - w[0]);
+                let slots: usize = df[w[0]..w[1]]
+                    .iter()
+                    .map(|&f| (f as usize).min(num_blocks))
+                    .sum();
+                // Over the budget only by holding one term that is over it alone.
+                let holding = df[w[0]..w[1]].iter().filter(|&&f| f > 0).count();
+                assert!(slots <= budget || holding == 1, "{slots} slots");
+            }
+        }
+        // Nothing but the term limit cuts a vocabulary of unused terms.
+        assert_eq!(
+            term_ranges(&[0; 200_000], 10, usize::MAX, RANGE_TERMS),
+            vec![0, 65_536, 131_072, 196_608, 200_000]
+        );
+        assert_eq!(term_ranges(&[], 10, 5, RANGE_TERMS), vec![0, 0]);
+    }
+
+    /// An in-memory build's ranges keep the budget asked for, up to collections of more
+    /// than 524,288 blocks, which get at least 4 slots a block.
+    #[test]
+    fn memory_range_budget_grows_only_for_very_large_collections() {
+        assert_eq!(memory_range_budget(7, 1_050), 7);
+        assert_eq!(memory_range_budget(RANGE_SLOTS, 31_250), RANGE_SLOTS);
+        assert_eq!(memory_range_budget(RANGE_SLOTS, 1 << 19), RANGE_SLOTS);
+        assert_eq!(
+            memory_range_budget(RANGE_SLOTS, (1 << 19) + 1),
+            RANGE_SLOTS + 4
+        );
+        assert_eq!(memory_range_budget(RANGE_SLOTS, 4_000_000), 16_000_000);
+        assert_eq!(memory_range_budget(usize::MAX, 4_000_000), usize::MAX);
+    }
+
+    #[test]
+    #[should_panic(expected = "write past the end")]
+    fn a_shared_slice_refuses_a_write_past_its_end() {
+        let mut buf = [0u16; 4];
+        let shared = SharedSlice::new(&mut buf);
+        // SAFETY: one thread.
+        unsafe { shared.write(2, [1u16, 2, 3].into_iter()) };
+    }
+
+    #[test]
+    fn a_shared_slice_writes_where_it_is_told() {
+        let mut buf = [0u16; 6];
+        {
+            let shared = SharedSlice::new(&mut buf);
+            // SAFETY: one thread.
+            unsafe {
+                shared.write(1, [1u16, 2].into_iter());
+                shared.write(4, [9u16, 8].into_iter());
+                shared.write(6, std::iter::empty());
+            }
+        }
+        assert_eq!(buf, [0, 1, 2, 0, 9, 8]);
+    }
 }

@@ -405,8 +405,32 @@ mod tests {
             assembled(&docs, 90, 2, Some(tmp.path()), RANGE_SLOTS),
             one_range
         );
+        // Terms at the edges of ranges of 2^16 terms (a term less its range's first is
+        // kept in a u16 in memory, whole in the streamed build): the first and last term
+        // of a range, in blocks that hold either, both or neither.
+        let edges = [
+            0u32, 1, 65_535, 65_536, 65_537, 131_071, 131_072, 196_607, 196_608,
+        ];
+        let mut next = crate::xorshift(0xed9e_5000);
+        let at_edges: Vec<SparseVector> = (0..300)
+            .map(|_| {
+                let mut pairs = Vec::new();
+                for &t in &edges {
+                    if next() % 3 == 0 {
+                        pairs.push((t, (1 + next() % 500) as f32 / 64.0));
+                    }
+                }
+                pairs.push((200_000 + (next() % 50) as u32, 1.0));
+                pairs.sort_by_key(|p| p.0);
+                pairs.dedup_by_key(|p| p.0);
+                SparseVector::from_pairs(pairs).unwrap()
+            })
+            .collect();
+        let streamed = assembled(&at_edges, 200_050, 4, Some(tmp.path()), usize::MAX);
+        assert_eq!(assembled(&at_edges, 200_050, 4, None, usize::MAX), streamed);
+        assert_eq!(assembled(&at_edges, 200_050, 4, None, 10), streamed);
         // Terms spread over more than 2^16 ids: even one range of slots is cut into
-        // ranges of at most 2^16 terms.
+        // ranges of at most 2^16 terms in memory.
         let wide = random_docs(0x5eed_0fa1, 400, 1..40, 300_000);
         let one_range = assembled(&wide, 300_000, 8, None, usize::MAX);
         assert_eq!(assembled(&wide, 300_000, 8, None, 50), one_range);
