@@ -1008,13 +1008,7 @@ mod tests {
     /// single term that is over it) and its term limit.
     #[test]
     fn term_ranges_keep_to_their_budget_and_term_limit() {
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = crate::xorshift(0x9e37_79b9_7f4a_7c15);
         let df: Vec<u32> = (0..300_000)
             .map(|t| match t % 7 {
                 0 => 0,
