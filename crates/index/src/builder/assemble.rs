@@ -45,32 +45,33 @@ struct Block {
     slots: BlockSlots,
 }
 
-/// Slots of one range of terms, in block order: term, slot number and bound code.
+/// Slots of one range of terms, in block order: per run (a block's slots of the range),
+/// its block, first slot number and length; then every slot's term and bound code.
 #[derive(Default)]
 struct SlotRun {
+    runs: Vec<[u32; 3]>,
     terms: Vec<u32>,
-    slots: Vec<u32>,
     codes: Vec<u8>,
 }
 
 impl SlotRun {
     fn clear(&mut self) {
+        self.runs.clear();
         self.terms.clear();
-        self.slots.clear();
         self.codes.clear();
     }
 }
 
 /// The (block, term) slots between the block pass and the term-major lists of a
 /// streaming build, spilled to one file per range of terms beside the index files (the
-/// memory of a [`crate::DiskIndexBuilder`] stays bounded), as runs of: length (u32),
-/// terms, slot numbers (u32 each), codes (u8), little-endian.
+/// memory of a [`crate::DiskIndexBuilder`] stays bounded), a record a batch of blocks:
+/// the number of runs and of slots (u32 each), the runs (block, first slot, length: u32
+/// each), the terms (u32 each), the codes (u8), little-endian. A slot's number follows
+/// from its run (12 bytes a run instead of 4 a slot).
 struct SlotStore {
     files: Vec<(BufWriter<File>, PathBuf)>,
     /// One batch of blocks' slots per range.
     runs: Vec<SlotRun>,
-    /// The range of each term.
-    range_of: Vec<u32>,
 }
 
 impl SlotStore {
@@ -91,30 +92,25 @@ impl SlotStore {
                 }
             }
         }
-        let mut range_of = vec![0u32; starts[ranges]];
-        for r in 0..ranges {
-            range_of[starts[r]..starts[r + 1]].fill(r as u32);
-        }
         Ok(SlotStore {
             files,
             runs: (0..ranges).map(|_| SlotRun::default()).collect(),
-            range_of,
         })
     }
 
-    /// Takes the slots of one block, numbered from `first_slot`.
-    fn push_block(&mut self, first_slot: u64, block: &Block) {
-        for (i, (&t, &c)) in block
-            .slots
-            .terms()
-            .iter()
-            .zip(block.slots.codes())
-            .enumerate()
-        {
-            let run = &mut self.runs[self.range_of[t as usize] as usize];
-            run.terms.push(t);
-            run.slots.push((first_slot + i as u64) as u32);
-            run.codes.push(c);
+    /// Takes the slots of block `block`, numbered from `first_slot` and cut into the
+    /// ranges' runs ([`BlockSlots::cut_at`]).
+    fn push_block(&mut self, block: usize, first_slot: u64, slots: &BlockSlots) {
+        let (terms, codes) = (slots.terms(), slots.codes());
+        for (run, w) in self.runs.iter_mut().zip(slots.cuts.windows(2)) {
+            let (a, e) = (w[0] as usize, w[1] as usize);
+            if a == e {
+                continue;
+            }
+            run.runs
+                .push([block as u32, (first_slot + a as u64) as u32, (e - a) as u32]);
+            run.terms.extend_from_slice(&terms[a..e]);
+            run.codes.extend_from_slice(&codes[a..e]);
         }
     }
 
@@ -124,10 +120,10 @@ impl SlotStore {
             if run.terms.is_empty() {
                 continue;
             }
-            let len = run.terms.len() as u32;
-            out.write_all(&len.to_le_bytes())
+            let counts = [run.runs.len() as u32, run.terms.len() as u32];
+            out.write_all(bytemuck::cast_slice(&counts))
+                .and_then(|_| out.write_all(bytemuck::cast_slice(&run.runs)))
                 .and_then(|_| out.write_all(bytemuck::cast_slice(&run.terms)))
-                .and_then(|_| out.write_all(bytemuck::cast_slice(&run.slots)))
                 .and_then(|_| out.write_all(&run.codes))
                 .map_err(|e| IndexError::io(&*path, e))?;
             run.clear();
@@ -143,33 +139,37 @@ impl SlotStore {
     }
 }
 
-/// Calls `f` on the runs of the spill file `path`, in slot order, and removes the file.
-fn scan_spill(path: &Path, mut f: impl FnMut(&SlotRun)) -> Result<()> {
+/// Calls `f` on the records of the spill file `path`, in slot order, and removes the
+/// file.
+fn scan_spill(path: &Path, mut f: impl FnMut(&SlotRun) -> Result<()>) -> Result<()> {
     let file = File::open(path).map_err(|e| IndexError::io(path, e))?;
     let mut reader = BufReader::with_capacity(1 << 20, file);
     let mut run = SlotRun::default();
     let io = |e| IndexError::io(path, e);
     let short = || IndexError::corrupt(path, "slot list cut short");
     loop {
-        let mut len = [0u8; 4];
-        match read_full(&mut reader, &mut len).map_err(io)? {
+        let mut counts = [0u8; 8];
+        match read_full(&mut reader, &mut counts).map_err(io)? {
             0 => break,
-            4 => {}
+            8 => {}
             _ => return Err(short()),
         }
-        let len = u32::from_le_bytes(len) as usize;
-        run.terms.resize(len, 0);
-        run.slots.resize(len, 0);
-        run.codes.resize(len, 0);
+        let [runs, len]: [u32; 2] = bytemuck::cast(counts);
+        run.runs.resize(runs as usize, [0; 3]);
+        run.terms.resize(len as usize, 0);
+        run.codes.resize(len as usize, 0);
         reader
-            .read_exact(bytemuck::cast_slice_mut(&mut run.terms))
-            .and_then(|_| reader.read_exact(bytemuck::cast_slice_mut(&mut run.slots)))
+            .read_exact(bytemuck::cast_slice_mut(&mut run.runs))
+            .and_then(|_| reader.read_exact(bytemuck::cast_slice_mut(&mut run.terms)))
             .and_then(|_| reader.read_exact(&mut run.codes))
             .map_err(|e| match e.kind() {
                 std::io::ErrorKind::UnexpectedEof => short(),
                 _ => io(e),
             })?;
-        f(&run);
+        if run.runs.iter().map(|r| u64::from(r[2])).sum::<u64>() != u64::from(len) {
+            return Err(IndexError::corrupt(path, "slot runs do not add up"));
+        }
+        f(&run)?;
     }
     std::fs::remove_file(path).map_err(|e| IndexError::io(path, e))
 }
@@ -792,6 +792,7 @@ fn assemble_streaming(
                     &mut out.values,
                     &mut out.slots,
                 );
+                out.slots.cut_at(starts);
                 Ok(out)
             })
             .collect::<Result<_>>()
@@ -806,7 +807,7 @@ fn assemble_streaming(
             for &t in block.slots.terms() {
                 slot_counts[t as usize + 1] += 1;
             }
-            slots.push_block(num_slots, &block);
+            slots.push_block(block_term_offsets.len() - 1, num_slots, &block.slots);
             entries += block.docs.len() as u64;
             num_slots += block.slots.len() as u64;
             block_term_offsets.push(num_slots);
@@ -838,13 +839,8 @@ fn assemble_streaming(
     for t in 0..stored_terms {
         bound_offsets[t + 1] += bound_offsets[t];
     }
-    let [bound_blocks, bound_codes, bound_slots] = lists_from_spills(
-        &mut slots.files,
-        &block_term_offsets,
-        &bound_offsets,
-        starts,
-        dir,
-    )?;
+    let [bound_blocks, bound_codes, bound_slots] =
+        lists_from_spills(&mut slots.files, &bound_offsets, starts, dir)?;
     Ok(BlockOutput {
         block_term_offsets,
         entry_offsets,
@@ -941,7 +937,6 @@ impl Lists {
 /// parallel), each range's file read once and removed, into files in `dir`.
 fn lists_from_spills(
     files: &mut [(BufWriter<File>, PathBuf)],
-    block_term_offsets: &[u64],
     bound_offsets: &[u64],
     starts: &[usize],
     dir: Option<&Path>,
@@ -962,21 +957,25 @@ fn lists_from_spills(
         let mut codes = vec![0u8; len];
         let mut slot_ids = vec![0u32; len];
         let mut fill: Vec<u64> = bound_offsets[t0..t1].iter().map(|&o| o - base).collect();
-        // The range's slots ascend: their blocks follow from the block offsets.
-        let mut block = 0usize;
-        scan_spill(&files[r].1, |run| {
-            for i in 0..run.terms.len() {
-                let slot = run.slots[i] as u64;
-                while block_term_offsets[block + 1] <= slot {
-                    block += 1;
+        let path = &files[r].1;
+        let damaged = || IndexError::corrupt(path, "slot list holds a term or slot out of place");
+        scan_spill(path, |run| {
+            let mut i = 0;
+            for &[block, first, count] in &run.runs {
+                for slot in first..first + count {
+                    let f = (run.terms[i] as usize)
+                        .checked_sub(t0)
+                        .and_then(|t| fill.get_mut(t))
+                        .ok_or_else(damaged)?;
+                    let at = *f as usize;
+                    *f += 1;
+                    *blocks.get_mut(at).ok_or_else(damaged)? = block;
+                    codes[at] = run.codes[i];
+                    slot_ids[at] = slot;
+                    i += 1;
                 }
-                let t = run.terms[i] as usize - t0;
-                let at = fill[t] as usize;
-                fill[t] += 1;
-                blocks[at] = block as u32;
-                codes[at] = run.codes[i];
-                slot_ids[at] = run.slots[i];
             }
+            Ok(())
         })?;
         Ok((blocks, codes, slot_ids))
     };
