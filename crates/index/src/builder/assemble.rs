@@ -981,16 +981,36 @@ fn lists_from_spills(
     };
     let ranges = starts.len() - 1;
     let group = rayon::current_num_threads().max(1);
-    for first in (0..ranges).step_by(group) {
-        let filled: Vec<_> = (first..(first + group).min(ranges))
+    let fill_group = |first: usize| -> Result<Vec<_>> {
+        (first..(first + group).min(ranges))
             .into_par_iter()
             .map(fill_range)
-            .collect::<Result<_>>()?;
+            .collect()
+    };
+    // The three lists of a range go to their files at once (each file is written in
+    // order, with its own checksum).
+    let (out_blocks, out_codes, out_slots) =
+        (&mut bound_blocks, &mut bound_codes, &mut bound_slots);
+    let mut write_group = |filled: Vec<(Vec<u32>, Vec<u8>, Vec<u32>)>| -> Result<()> {
         for (blocks, codes, slot_ids) in filled {
-            bound_blocks.extend(&blocks)?;
-            bound_codes.extend(&codes)?;
-            bound_slots.extend(&slot_ids)?;
+            let (a, (b, c)) = rayon::join(
+                || out_blocks.extend(&blocks),
+                || rayon::join(|| out_codes.extend(&codes), || out_slots.extend(&slot_ids)),
+            );
+            a.and(b).and(c)?;
         }
+        Ok(())
+    };
+    // Group i + 1 is filled (in parallel) while group i is written.
+    let mut pending = None;
+    for first in (0..ranges).step_by(group).map(Some).chain([None]) {
+        let previous = pending.take();
+        let (next, written) = rayon::join(
+            || first.map(fill_group).transpose(),
+            || previous.map_or(Ok(()), &mut write_group),
+        );
+        written?;
+        pending = next?;
     }
     Ok([
         bound_blocks.finish()?,
