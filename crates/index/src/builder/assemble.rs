@@ -814,20 +814,7 @@ fn assemble_streaming(
         }
         slots.end_batch()
     };
-    let mut pending: Option<Vec<Block>> = None;
-    for batch in (0..num_blocks)
-        .step_by(BATCH_BLOCKS)
-        .map(Some)
-        .chain([None])
-    {
-        let previous = pending.take();
-        let (next, appended) = rayon::join(
-            || batch.map(compute).transpose(),
-            || previous.map_or(Ok(()), &mut append),
-        );
-        appended?;
-        pending = next?;
-    }
+    pipelined((0..num_blocks).step_by(BATCH_BLOCKS), compute, &mut append)?;
     let entry_offsets = entry_offsets.finish()?;
     let entry_docs = entry_docs.finish()?;
     let entry_values = entry_values.finish()?;
@@ -852,6 +839,27 @@ fn assemble_streaming(
         bound_scales,
         bound_slots,
     })
+}
+
+/// Makes the work of each of `items` with `make` while the work made for the item before
+/// is handed to `consume`, the two in parallel: `consume` sees every item's work, in order,
+/// one step behind.
+fn pipelined<T: Send>(
+    items: impl Iterator<Item = usize>,
+    make: impl Fn(usize) -> Result<T> + Sync,
+    mut consume: impl FnMut(T) -> Result<()> + Send,
+) -> Result<()> {
+    let mut pending: Option<T> = None;
+    for item in items.map(Some).chain([None]) {
+        let previous = pending.take();
+        let (next, consumed) = rayon::join(
+            || item.map(&make).transpose(),
+            || previous.map_or(Ok(()), &mut consume),
+        );
+        consumed?;
+        pending = next?;
+    }
+    Ok(())
 }
 
 /// The term-major block lists: per term (`bound_offsets`), its blocks ascending, their
@@ -1002,16 +1010,7 @@ fn lists_from_spills(
         Ok(())
     };
     // Group i + 1 is filled (in parallel) while group i is written.
-    let mut pending = None;
-    for first in (0..ranges).step_by(group).map(Some).chain([None]) {
-        let previous = pending.take();
-        let (next, written) = rayon::join(
-            || first.map(fill_group).transpose(),
-            || previous.map_or(Ok(()), &mut write_group),
-        );
-        written?;
-        pending = next?;
-    }
+    pipelined((0..ranges).step_by(group), fill_group, &mut write_group)?;
     Ok([
         bound_blocks.finish()?,
         bound_codes.finish()?,
