@@ -198,10 +198,9 @@ fn term_ranges(df: &[u32], num_blocks: usize, budget: usize, max_terms: usize) -
 const RANGE_TERMS: usize = 1 << 16;
 
 /// The slot budget of an in-memory build's ranges: `range_slots`, but no fewer than 4
-/// slots a block once that is more than [`RANGE_SLOTS`] (above 524,288 blocks), so that the
-/// table of each block's first slot in every range (4 bytes a block and range:
-/// [`RangeSlots`]) stays under about a byte a slot. Smaller `range_slots` (the tests') are
-/// kept as they are.
+/// slots a block once that is more than [`RANGE_SLOTS`] (above 524,288 blocks), so that
+/// blocks do not fall apart into more runs than slots (12 bytes a run, and a cut a range
+/// a block: [`RangeSlots`]). Smaller `range_slots` (the tests') are kept as they are.
 fn memory_range_budget(range_slots: usize, num_blocks: usize) -> usize {
     let floor = num_blocks.saturating_mul(4);
     if floor > RANGE_SLOTS {
@@ -491,31 +490,24 @@ fn assemble_in_memory(
         let slots = &*slots;
         let first = num_slots;
         places.clear();
-        for s in slots {
+        for (b, s) in (batch..end).zip(slots) {
+            places.extend(by_range.append(b, num_slots, &s.cuts));
             num_slots += s.len();
             block_term_offsets.push(num_slots as u64);
-            places.extend(by_range.append(&s.cuts));
         }
         let counts = || slots.iter().map(|s| s.len());
         let offsets = split_lengths(&mut entry_offsets[1 + first..1 + num_slots], counts());
-        let (run_starts, writers) = by_range.batch(batch..end);
-        let run_starts = run_starts.par_chunks_mut(ranges + 1);
+        let writers = by_range.writers();
         (batch..end)
             .into_par_iter()
             .zip(slots)
             .zip(offsets)
-            .zip(run_starts)
             .zip(places.par_chunks(ranges))
-            .for_each(|((((b, s), offsets), run_starts), places)| {
+            .for_each(|(((b, s), offsets), places)| {
                 offsets
                     .iter_mut()
                     .zip(s.ends())
                     .for_each(|(o, &e)| *o = block_entries[b] as u32 + e);
-                let first_slot = block_term_offsets[b] as u32;
-                run_starts
-                    .iter_mut()
-                    .zip(&s.cuts)
-                    .for_each(|(r, &c)| *r = first_slot + c);
                 // SAFETY: the places of every block's runs were handed out by
                 // `RangeSlots::append`, one after another: no two runs overlap.
                 unsafe { writers.copy_block(s, starts, places) };
@@ -523,7 +515,7 @@ fn assemble_in_memory(
     }
     entry_offsets.truncate(num_slots + 1);
     entry_offsets.shrink_to_fit();
-    let (lists, bound_offsets) = Lists::from_ranges(&by_range, starts, num_blocks);
+    let (lists, bound_offsets) = Lists::from_ranges(&by_range, starts);
     drop(by_range);
     let array = |a: OwnedArray| Output::Array(a);
     Ok(BlockOutput {
@@ -554,10 +546,9 @@ struct RangeSlots {
     codes: Vec<Vec<u8>>,
     /// Per range, the slots appended so far.
     filled: Vec<usize>,
-    /// Per block `b`, `run_starts[b * (ranges + 1) + r]` is the block's first slot of
-    /// range `r` (and, at `r = ranges`, the block's end): the block's run of range `r`
-    /// is the slots from there to the next.
-    run_starts: Vec<u32>,
+    /// Per range, its runs in block order: block, first slot, length (a run is a block's
+    /// slots of the range; blocks with none have no run).
+    runs: Vec<Vec<[u32; 3]>>,
 }
 
 impl RangeSlots {
@@ -576,7 +567,7 @@ impl RangeSlots {
             terms: caps.iter().map(|&c| vec![0u16; c]).collect(),
             codes: caps.iter().map(|&c| vec![0u8; c]).collect(),
             filled: vec![0; ranges],
-            run_starts: vec![0; num_blocks * (ranges + 1)],
+            runs: vec![Vec::new(); ranges],
         }
     }
 
@@ -584,31 +575,35 @@ impl RangeSlots {
         self.filled.len()
     }
 
-    /// Hands out the places of the next block's runs (`cuts`: where each range's run
-    /// starts in the block's slots, and the block's end), one a range.
-    fn append<'a>(&'a mut self, cuts: &'a [u32]) -> impl Iterator<Item = usize> + 'a {
+    /// Records the runs of the next block, `block`, whose slots are numbered from
+    /// `first_slot` (`cuts`: where each range's run starts in the block's slots, and the
+    /// block's end), and hands out their places in the ranges' buffers, one a range.
+    fn append<'a>(
+        &'a mut self,
+        block: usize,
+        first_slot: usize,
+        cuts: &'a [u32],
+    ) -> impl Iterator<Item = usize> + 'a {
         self.filled
             .iter_mut()
+            .zip(&mut self.runs)
             .zip(cuts.windows(2))
-            .map(|(filled, w)| {
-                let at = *filled;
-                *filled += (w[1] - w[0]) as usize;
+            .map(move |((filled, runs), w)| {
+                let (at, len) = (*filled, w[1] - w[0]);
+                if len > 0 {
+                    runs.push([block as u32, (first_slot as u32) + w[0], len]);
+                }
+                *filled += len as usize;
                 at
             })
     }
 
-    /// For the batch of blocks `blocks`: their part of `run_starts`, and writers of every
-    /// range's buffers.
-    fn batch(&mut self, blocks: std::ops::Range<usize>) -> (&mut [u32], RangeWriters<'_>) {
-        let row = self.filled.len() + 1;
-        let writers = RangeWriters {
+    /// Writers of every range's buffers, for the blocks of one batch.
+    fn writers(&mut self) -> RangeWriters<'_> {
+        RangeWriters {
             terms: self.terms.iter_mut().map(|t| SharedSlice::new(t)).collect(),
             codes: self.codes.iter_mut().map(|c| SharedSlice::new(c)).collect(),
-        };
-        (
-            &mut self.run_starts[blocks.start * row..blocks.end * row],
-            writers,
-        )
+        }
     }
 }
 
@@ -875,7 +870,7 @@ impl Lists {
     /// more than the terms, the last the number of slots). The ranges are filled in
     /// parallel, each in its own part of the output: its slots are counted per term,
     /// then read in block order and written at their term's next place.
-    fn from_ranges(by_range: &RangeSlots, starts: &[usize], num_blocks: usize) -> (Self, Vec<u64>) {
+    fn from_ranges(by_range: &RangeSlots, starts: &[usize]) -> (Self, Vec<u64>) {
         use rayon::prelude::*;
         let ranges = by_range.ranges();
         let stored_terms = starts[ranges];
@@ -922,23 +917,54 @@ impl Lists {
                     *o = (bases[r] + at) as u64;
                     at += here;
                 }
-                let mut i = 0;
-                for b in 0..num_blocks {
-                    let run = b * (ranges + 1) + r;
-                    let (s0, s1) = (by_range.run_starts[run], by_range.run_starts[run + 1]);
-                    for slot in s0..s1 {
-                        let f = &mut fill[terms[i] as usize];
-                        let p = *f;
-                        *f += 1;
-                        out_blocks[p] = b as u32;
-                        out_codes[p] = codes[i];
-                        out_slots[p] = slot;
-                        i += 1;
-                    }
-                }
+                let placed = fill_runs(
+                    &by_range.runs[r],
+                    terms,
+                    codes,
+                    0,
+                    &mut fill,
+                    (out_blocks, out_codes, out_slots),
+                );
+                assert!(placed, "a range's runs hold its slots");
             });
         (lists, bound_offsets)
     }
+}
+
+/// Writes one range's slots at their terms' next places in the range's part of the
+/// lists (blocks, codes, slot numbers): `runs` (block, first slot, length) in block order,
+/// each slot's term (less `t0`, the range's first) and code; `fill` holds each term's next
+/// place and moves on. `false` when a term or a place is out of range (a damaged spill),
+/// nothing more written.
+fn fill_runs<T: Copy + Into<u64>>(
+    runs: &[[u32; 3]],
+    terms: &[T],
+    codes: &[u8],
+    t0: u64,
+    fill: &mut [usize],
+    (out_blocks, out_codes, out_slots): (&mut [u32], &mut [u8], &mut [u32]),
+) -> bool {
+    let mut i = 0;
+    for &[block, first, count] in runs {
+        for slot in first..first + count {
+            let place = terms.get(i).zip(codes.get(i)).and_then(|(&t, &code)| {
+                let f = fill.get_mut(usize::try_from(t.into().checked_sub(t0)?).ok()?)?;
+                let at = *f;
+                *f += 1;
+                Some((at, code))
+            });
+            match place {
+                Some((at, code)) if at < out_blocks.len() => {
+                    out_blocks[at] = block;
+                    out_codes[at] = code;
+                    out_slots[at] = slot;
+                }
+                _ => return false,
+            }
+            i += 1;
+        }
+    }
+    true
 }
 
 /// The term-major block lists from the spilled slots, range by range (a few in
@@ -964,26 +990,21 @@ fn lists_from_spills(
         let mut blocks = vec![0u32; len];
         let mut codes = vec![0u8; len];
         let mut slot_ids = vec![0u32; len];
-        let mut fill: Vec<u64> = bound_offsets[t0..t1].iter().map(|&o| o - base).collect();
+        let mut fill: Vec<usize> = bound_offsets[t0..t1]
+            .iter()
+            .map(|&o| (o - base) as usize)
+            .collect();
         let path = &files[r].1;
-        let damaged = || IndexError::corrupt(path, "slot list holds a term or slot out of place");
         scan_spill(path, |run| {
-            let mut i = 0;
-            for &[block, first, count] in &run.runs {
-                for slot in first..first + count {
-                    let f = (run.terms[i] as usize)
-                        .checked_sub(t0)
-                        .and_then(|t| fill.get_mut(t))
-                        .ok_or_else(damaged)?;
-                    let at = *f as usize;
-                    *f += 1;
-                    *blocks.get_mut(at).ok_or_else(damaged)? = block;
-                    codes[at] = run.codes[i];
-                    slot_ids[at] = slot;
-                    i += 1;
-                }
+            let out = (&mut blocks[..], &mut codes[..], &mut slot_ids[..]);
+            if fill_runs(&run.runs, &run.terms, &run.codes, t0 as u64, &mut fill, out) {
+                Ok(())
+            } else {
+                Err(IndexError::corrupt(
+                    path,
+                    "slot list holds a term or slot out of place",
+                ))
             }
-            Ok(())
         })?;
         Ok((blocks, codes, slot_ids))
     };
