@@ -55,13 +55,13 @@
 //! 3  segment::postings  segment::memory  builder::catalog  builder::assemble
 //! 2  segment::blocks  validate  deletes  readers  builder::cluster  builder::sink
 //! 1  format  storage  quantize  topk  counts  builder::source
-//! 0  error
+//! 0  error  hint
 //! ```
 //!
 //! - 0-1, the on-disk format and the bytes: [`mod@format`] (file layout, manifests, limits
 //!   such as [`MAX_BLOCK_SIZE`], atomic directory writes), `storage` (memory-mapped or
 //!   owned arrays), `quantize` (block-maximum codes), `topk` (the ranking, [`Hit`]),
-//!   `counts` (per-term counts of a postings array).
+//!   `counts` (per-term counts of a postings array), `hint` (cache prefetches).
 //! - 2-4, one segment: `segment::blocks` (borrowed views of the block arrays),
 //!   `segment::postings` (the term-major copy and dense columns of the term-at-a-time
 //!   search, made on first use), `segment::memory` (what the automatic traversal learned),
@@ -102,6 +102,7 @@ mod deletes;
 mod error;
 mod explain;
 pub mod format;
+mod hint;
 mod index;
 pub mod merge;
 mod quantize;

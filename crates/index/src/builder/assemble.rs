@@ -481,6 +481,13 @@ fn assemble_in_memory(
             .try_for_each_init(
                 BlockScratch::default,
                 |scratch, (((b, docs), values), out)| {
+                    // The next block's documents are fetched while this one is made (a
+                    // clustered layout reads them from all over the forward arrays).
+                    if b + 1 < num_blocks {
+                        block_docs(b + 1)
+                            .iter()
+                            .for_each(|&d| src.prefetch(d as usize));
+                    }
                     block_keys(src, block_docs(b), scratch, term_bits)?;
                     emit_block(&scratch.keys, &bound_scales, docs, values, out);
                     out.cut_at(starts);

@@ -1,18 +1,20 @@
 //! The block layout: which document goes into which block position ([`Reorder`]).
 //!
 //! Clustering works on each document's *signature*, its [`SIGNATURE_TERMS`] heaviest terms
-//! that are not stopword-like, gathered in one parallel pass over the documents: the
-//! k-means rounds then read only the signatures, which stay in memory (8 bytes a term of a
-//! signature) while the documents themselves may be on disk. A document is scored against
-//! the centroids through, for each of its signature terms, the [`LIST_CENTROIDS`]
-//! centroids that weigh that term most, so a round costs at most
-//! `SIGNATURE_TERMS * LIST_CENTROIDS` operations a document however many documents and
-//! centroids share a term; the rounds before the last assign every
-//! [`SAMPLE_STEP`]-th document only (their centroids follow the sample), the last one
-//! every document.
+//! that are not stopword-like. A document is scored against the centroids through, for
+//! each of its signature terms, the [`LIST_CENTROIDS`] centroids that weigh that term most,
+//! so scoring costs at most `SIGNATURE_TERMS * LIST_CENTROIDS` operations a document however
+//! many documents and centroids share a term. The centroids are trained on a sample of
+//! about [`SAMPLE_PER_CLUSTER`] documents a cluster, whose signatures are kept in memory
+//! (8 bytes a term), in [`TRAIN_ROUNDS`] rounds on growing parts of it; then one parallel
+//! pass over all documents makes each one's signature, scores it and forgets it. On the
+//! topical 1M collection of BENCHMARKS.md this took the layout from 4.8 s (every
+//! document's signature kept, half of them assigned in each of three rounds before the
+//! last) to about 2.2 s, and exact search scored 1-3 % more blocks.
 
 use crate::builder::source::{map_chunks, DocBuf, DocSource, InMemory};
 use crate::error::Result;
+use crate::hint::prefetch;
 
 /// How the builder lays documents out in blocks. Block-max pruning skips a block when the
 /// sum of the query's weights times the block's per-term maxima cannot reach the current
@@ -41,13 +43,14 @@ pub enum Reorder {
     /// descending, ties to the smaller term id; a missing term sorts last), then by
     /// insertion number. One sort: O(nnz + n log n).
     HeaviestTerms,
-    /// Cluster documents (a few rounds of spherical k-means over the documents'
-    /// signatures, their 64 heaviest terms that are not in more than a quarter of the
-    /// documents, with sparse centroids; about `4 * block size` documents per cluster,
-    /// seeds evenly spaced in insertion order, so deterministic), then order clusters by
-    /// number and documents inside a cluster as [`Reorder::HeaviestTerms`] does. Each
-    /// round scores the signatures against the centroids through inverted lists of
-    /// centroid terms (each cut to the centroids weighing the term most), in parallel.
+    /// Cluster documents (a few rounds of spherical k-means over the signatures of an
+    /// evenly spaced sample of the documents, their 64 heaviest terms that are not in more
+    /// than a quarter of the documents, with sparse centroids; about `4 * block size`
+    /// documents per cluster, seeds evenly spaced in the sample, so deterministic; then
+    /// every document goes to its best centroid), then order clusters by number and
+    /// documents inside a cluster as [`Reorder::HeaviestTerms`] does. Each round scores
+    /// the signatures against the centroids through inverted lists of centroid terms
+    /// (each cut to the centroids weighing the term most), in parallel.
     Clustered,
 }
 
@@ -58,10 +61,13 @@ pub enum Reorder {
 pub(crate) const SIGNATURE_TERMS: usize = 64;
 /// Terms kept per centroid.
 const CENTROID_TERMS: usize = 48;
-/// k-means rounds.
-const CLUSTER_ROUNDS: usize = 4;
+/// k-means rounds over [`Reorder::Clustered`]'s sample, each on twice the signatures of
+/// the one before, the last on all of them; every document is then assigned once.
+const TRAIN_ROUNDS: usize = 3;
+/// Documents a cluster in [`Reorder::Clustered`]'s sample.
+const SAMPLE_PER_CLUSTER: usize = 32;
 /// Terms in more than `1 / COMMON_TERM_DIVISOR` of the documents take no part in the
-/// clustering (see [`cluster_signatures`]).
+/// clustering (see [`Reorder::Clustered`]'s branch of [`document_order`]).
 const COMMON_TERM_DIVISOR: usize = 4;
 /// Per k-means round and term, the centroids a document holding the term is scored
 /// against: the ones weighing it most. (A stopword-like term sits in most centroids; a
@@ -70,8 +76,6 @@ const COMMON_TERM_DIVISOR: usize = 4;
 /// on the WordNet glosses); on the flat 1M collection 8 takes about 1 of the 7.7 CPU
 /// seconds of the clustering at 16 (BENCHMARKS.md, "Index build").
 const LIST_CENTROIDS: usize = 8;
-/// The rounds before the last assign every `SAMPLE_STEP`-th document.
-const SAMPLE_STEP: usize = 2;
 /// Documents read together in the parallel passes.
 const CHUNK_DOCS: usize = 4096;
 
@@ -94,6 +98,45 @@ fn heavy_key(terms: &[u32], values: &[f32]) -> [u32; HEAVY_KEY] {
     best.map(|(_, t)| t)
 }
 
+/// A signature term's sort key: heavier first, then the smaller term (weights are
+/// positive and finite, so their bits order as they do).
+fn signature_key(term: u32, weight: f32) -> u64 {
+    (u64::from(weight.to_bits()) << 32) | u64::from(!term)
+}
+
+/// Appends the signature of the document `t`, `v` to `terms` and `values`: its
+/// [`SIGNATURE_TERMS`] heaviest terms (ties to the smaller term) that are not `common`
+/// (`keys` is scratch).
+fn push_signature(
+    t: &[u32],
+    v: &[f32],
+    common: &[bool],
+    keys: &mut Vec<u64>,
+    terms: &mut Vec<u32>,
+    values: &mut Vec<f32>,
+) {
+    // Every posting's key is written, the next one over it unless it is kept: no branch
+    // a posting.
+    if keys.len() < t.len() {
+        keys.resize(t.len(), 0);
+    }
+    let mut len = 0;
+    for (&t, &v) in t.iter().zip(v) {
+        keys[len] = signature_key(t, v);
+        len += usize::from(v > 0.0 && !common.get(t as usize).copied().unwrap_or(true));
+    }
+    let kept = &mut keys[..len];
+    let top: &[u64] = match len.checked_sub(SIGNATURE_TERMS) {
+        Some(cut) if cut > 0 => {
+            kept.select_nth_unstable(cut);
+            &kept[cut..]
+        }
+        _ => kept,
+    };
+    terms.extend(top.iter().map(|&k| !(k as u32)));
+    values.extend(top.iter().map(|&k| f32::from_bits((k >> 32) as u32)));
+}
+
 /// The signatures of the documents of one chunk of [`CHUNK_DOCS`], flattened: the
 /// chunk's `i`-th document's terms and weights are `offsets[i]..offsets[i + 1]`.
 struct SignatureChunk {
@@ -102,8 +145,8 @@ struct SignatureChunk {
     values: Vec<f32>,
 }
 
-/// The signatures of all documents, kept in the chunks they were made in (gathering them
-/// into one array would copy half a gigabyte at 1M documents).
+/// The signatures of a sample of the documents, kept in the chunks they were made in
+/// (signature `i` in chunk `i / CHUNK_DOCS`).
 struct Signatures {
     chunks: Vec<SignatureChunk>,
     len: usize,
@@ -228,6 +271,7 @@ fn document_order_sampled(
     df: &[u32],
     sampling: Sampling,
 ) -> Result<Vec<u32>> {
+    use rayon::prelude::*;
     let n = src.len();
     let mut order: Vec<u32> = (0..n as u32).collect();
     let reorder = match reorder {
@@ -260,71 +304,75 @@ fn document_order_sampled(
                 .iter()
                 .map(|&f| f as usize > n / COMMON_TERM_DIVISOR)
                 .collect();
-            let parts = map_chunks(src, CHUNK_DOCS, |chunk, docs| {
-                let mut keys = Vec::with_capacity(docs.len());
-                let mut offsets = Vec::with_capacity(docs.len() + 1);
-                offsets.push(0u32);
-                let mut sig: Vec<(u32, f32)> = Vec::new();
-                let (mut terms, mut values) = (Vec::new(), Vec::new());
-                for d in docs {
-                    let (t, v) = chunk.doc(d);
-                    keys.push(heavy_key(t, v));
-                    sig.clear();
-                    sig.extend(
-                        t.iter()
-                            .zip(v)
-                            .filter(|(&t, &v)| v > 0.0 && !common[t as usize])
-                            .map(|(&t, &v)| (t, v)),
-                    );
-                    if sig.len() > SIGNATURE_TERMS {
-                        sig.select_nth_unstable_by(SIGNATURE_TERMS - 1, |a, b| {
-                            b.1.total_cmp(&a.1).then(a.0.cmp(&b.0))
-                        });
-                        sig.truncate(SIGNATURE_TERMS);
-                    }
-                    terms.extend(sig.iter().map(|p| p.0));
-                    values.extend(sig.iter().map(|p| p.1));
-                    offsets.push(terms.len() as u32);
-                }
-                (
-                    keys,
-                    SignatureChunk {
-                        offsets,
-                        terms,
-                        values,
-                    },
-                )
-            })?;
-            let mut keys = Vec::with_capacity(n);
-            let mut sigs = Signatures {
-                chunks: Vec::with_capacity(parts.len()),
-                len: n,
-            };
-            for (k, chunk) in parts {
-                keys.extend(k);
-                sigs.chunks.push(chunk);
-            }
             let clusters = n.div_ceil(4 * block_size).max(1);
-            let assign = if clusters > 1 {
-                cluster_signatures(df.len(), &sigs, clusters)
+            let centroids = if clusters > 1 {
+                let step = sample_step(n, clusters);
+                let sample = sample_signatures(src, &common, step)?;
+                train_centroids(df.len(), &sample, clusters)
             } else {
-                vec![0; n]
+                Vec::new()
             };
-            drop(sigs);
-            order.sort_by(|&a, &b| {
-                let (a, b) = (a as usize, b as usize);
-                (assign[a], keys[a], a).cmp(&(assign[b], keys[b], b))
-            });
+            let lists = CentroidLists::new(df.len(), &centroids);
+            let keys = assign_documents(src, &common, &lists, clusters)?;
+            // One parallel sort of the keys (the document number makes each one unique, so
+            // the order is the one sort of them).
+            let mut sorted: Vec<(u32, [u32; HEAVY_KEY], u32)> = keys
+                .into_par_iter()
+                .enumerate()
+                .map(|(d, (cluster, key))| (cluster, key, d as u32))
+                .collect();
+            sorted.par_sort_unstable();
+            order = sorted.into_par_iter().map(|(_, _, d)| d).collect();
         }
     }
     Ok(order)
 }
 
-/// Spherical k-means over the signatures with sparse (top-`CENTROID_TERMS`) centroids: the
-/// cluster of every document (`clusters` = no shared term with any centroid).
-fn cluster_signatures(dim: usize, sigs: &Signatures, clusters: usize) -> Vec<u32> {
+/// The step of [`Reorder::Clustered`]'s sample (every `step`-th document): about
+/// [`SAMPLE_PER_CLUSTER`] documents a cluster.
+fn sample_step(n: usize, clusters: usize) -> usize {
+    (n.div_ceil(clusters.max(1)) / SAMPLE_PER_CLUSTER).max(1)
+}
+
+/// The signatures of every `step`-th document of `src` (signature `i` is document
+/// `i * step`'s), in parallel.
+fn sample_signatures(src: &dyn DocSource, common: &[bool], step: usize) -> Result<Signatures> {
     use rayon::prelude::*;
-    let n = sigs.len();
+    let len = src.len().div_ceil(step);
+    let chunks = (0..len.div_ceil(CHUNK_DOCS))
+        .into_par_iter()
+        .map_init(DocBuf::default, |buf, c| {
+            let range = c * CHUNK_DOCS..((c + 1) * CHUNK_DOCS).min(len);
+            let mut offsets = Vec::with_capacity(range.len() + 1);
+            offsets.push(0u32);
+            let cap = range.len() * SIGNATURE_TERMS;
+            let (mut terms, mut values) = (Vec::with_capacity(cap), Vec::with_capacity(cap));
+            let mut scratch = Vec::new();
+            for i in range {
+                let d = i * step;
+                let chunk = src.chunk(d, d + 1, buf)?;
+                let (t, v) = chunk.doc(d);
+                push_signature(t, v, common, &mut scratch, &mut terms, &mut values);
+                offsets.push(terms.len() as u32);
+            }
+            Ok(SignatureChunk {
+                offsets,
+                terms,
+                values,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Signatures { chunks, len })
+}
+
+/// Spherical k-means over the sample's signatures with sparse (top-`CENTROID_TERMS`)
+/// centroids, seeded with signatures evenly spaced in the sample; round `r` of
+/// [`TRAIN_ROUNDS`] assigns every `2^(TRAIN_ROUNDS - 1 - r)`-th signature of the sample (a
+/// sample of the sample, the last round all of it) and moves each centroid to the
+/// normalised sum of what it was assigned.
+fn train_centroids(dim: usize, sample: &Signatures, clusters: usize) -> Vec<Vec<(u32, f32)>> {
+    use rayon::prelude::*;
+    let m = sample.len();
     // Top-`CENTROID_TERMS` of a dense accumulator, L2-normalised.
     let truncate = |pairs: &mut Vec<(u32, f32)>| {
         if pairs.len() > CENTROID_TERMS {
@@ -340,95 +388,37 @@ fn cluster_signatures(dim: usize, sigs: &Signatures, clusters: usize) -> Vec<u32
     };
     let mut centroids: Vec<Vec<(u32, f32)>> = (0..clusters)
         .map(|c| {
-            let (t, v) = sigs.doc(c * n / clusters);
+            let (t, v) = sample.doc(c * m / clusters);
             let mut pairs: Vec<(u32, f32)> = t.iter().copied().zip(v.iter().copied()).collect();
             truncate(&mut pairs);
             pairs
         })
         .collect();
-    let mut assign = vec![clusters as u32; n];
-    for round in 0..CLUSTER_ROUNDS {
-        let last = round + 1 == CLUSTER_ROUNDS;
-        let step = if last { 1 } else { SAMPLE_STEP };
-        // Inverted lists of the centroids: term -> (centroid, weight).
-        let mut offsets = vec![0u32; dim + 1];
-        for c in &centroids {
-            for &(t, _) in c {
-                offsets[t as usize + 1] += 1;
-            }
-        }
-        for t in 0..dim {
-            offsets[t + 1] += offsets[t];
-        }
-        let mut fill = offsets.clone();
-        let mut post = vec![(0u32, 0f32); offsets[dim] as usize];
-        for (ci, c) in centroids.iter().enumerate() {
-            for &(t, w) in c {
-                post[fill[t as usize] as usize] = (ci as u32, w);
-                fill[t as usize] += 1;
-            }
-        }
-        // Each term's list cut to its `LIST_CENTROIDS` heaviest centroids (ties to the
-        // smaller centroid): `ends[t]`.
-        let mut ends: Vec<u32> = offsets[1..].to_vec();
-        for t in 0..dim {
-            let (s, e) = (offsets[t] as usize, offsets[t + 1] as usize);
-            if e - s > LIST_CENTROIDS {
-                post[s..e].sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-                ends[t] = (s + LIST_CENTROIDS) as u32;
-            }
-        }
-        assign = (0..n)
+    for round in 0..TRAIN_ROUNDS {
+        let step = 1usize << (TRAIN_ROUNDS - 1 - round);
+        let lists = CentroidLists::new(dim, &centroids);
+        let assigned: Vec<u32> = (0..m.div_ceil(step))
             .into_par_iter()
             .map_init(
                 || (vec![0f32; clusters], Vec::<u32>::new()),
-                |(acc, touched), d| {
-                    if d % step != 0 {
-                        return clusters as u32;
+                |(acc, touched), i| {
+                    let i = i * step;
+                    // The lists of the next signature are fetched while this one is
+                    // scored.
+                    if i + step < m {
+                        lists.prefetch(sample.doc(i + step).0);
                     }
-                    let (t, v) = sigs.doc(d);
-                    let lists = || {
-                        t.iter().zip(v).map(|(&t, &w)| {
-                            let (s, e) = (offsets[t as usize] as usize, ends[t as usize] as usize);
-                            (&post[s..e], w)
-                        })
-                    };
-                    // A centroid's score only grows as its contributions are added (each is
-                    // a product of positive weights), so the best of the scores seen along
-                    // the way is the best of the final scores, ties going to the smaller
-                    // centroid either way: no second pass to find it.
-                    let mut best = (0.0f32, clusters as u32);
-                    touched.clear();
-                    for (list, w) in lists() {
-                        for &(c, cw) in list {
-                            let s = acc[c as usize] + w * cw;
-                            acc[c as usize] = s;
-                            touched.push(c);
-                            if s > best.0 || (s == best.0 && c < best.1) {
-                                best = (s, c);
-                            }
-                        }
-                    }
-                    // Cleared from the centroids written down on the way (one sequential
-                    // list), not by walking the inverted lists again: the assignment
-                    // rounds took 0.10 s (0.18 s the full last one) on the topical 200k
-                    // collection of BENCHMARKS.md, now 0.07 s (0.165 s).
-                    for &c in touched.iter() {
-                        acc[c as usize] = 0.0;
-                    }
-                    best.1
+                    let (t, v) = sample.doc(i);
+                    lists.best(t, v, acc, touched)
                 },
             )
             .collect();
-        if last {
-            break;
-        }
-        // New centroids: the normalised sum of each cluster's signatures (of the documents
+        // New centroids: the normalised sum of each cluster's signatures (of the ones
         // assigned this round), truncated.
         let mut members: Vec<Vec<u32>> = vec![Vec::new(); clusters];
-        for (d, &c) in assign.iter().enumerate() {
+        for (j, &c) in assigned.iter().enumerate() {
             if (c as usize) < clusters {
-                members[c as usize].push(d as u32);
+                members[c as usize].push((j * step) as u32);
             }
         }
         let fresh: Vec<Option<Vec<(u32, f32)>>> = members
@@ -439,8 +429,8 @@ fn cluster_signatures(dim: usize, sigs: &Signatures, clusters: usize) -> Vec<u32
                     if docs.is_empty() {
                         return None;
                     }
-                    for &d in docs {
-                        let (t, v) = sigs.doc(d as usize);
+                    for &i in docs {
+                        let (t, v) = sample.doc(i as usize);
                         for (&t, &w) in t.iter().zip(v) {
                             if acc[t as usize] == 0.0 {
                                 touched.push(t);
@@ -463,7 +453,151 @@ fn cluster_signatures(dim: usize, sigs: &Signatures, clusters: usize) -> Vec<u32
             }
         }
     }
-    assign
+    centroids
+}
+
+/// Every document's cluster (the centroid of `lists` scoring best against its signature;
+/// `clusters` when none shares a term with it, 0 when there are no centroids) and heavy
+/// key, in one parallel pass over the documents: the signatures are made on the way, one
+/// at a time, and never stored.
+fn assign_documents(
+    src: &dyn DocSource,
+    common: &[bool],
+    lists: &CentroidLists,
+    clusters: usize,
+) -> Result<Vec<(u32, [u32; HEAVY_KEY])>> {
+    let parts = map_chunks(src, CHUNK_DOCS, |chunk, docs| {
+        let (mut acc, mut touched) = (vec![0f32; clusters], Vec::new());
+        let mut scratch = Vec::new();
+        // This document's signature and the next one's (whose lists are fetched while
+        // this one is scored).
+        let (mut this, mut next) = ((Vec::new(), Vec::new()), (Vec::new(), Vec::new()));
+        let mut signature = |d: usize, into: &mut (Vec<u32>, Vec<f32>)| {
+            into.0.clear();
+            into.1.clear();
+            let (t, v) = chunk.doc(d);
+            push_signature(t, v, common, &mut scratch, &mut into.0, &mut into.1);
+        };
+        let mut out = Vec::with_capacity(docs.len());
+        let (first, end) = (docs.start, docs.end);
+        if lists.is_empty() {
+            for d in docs {
+                let (t, v) = chunk.doc(d);
+                out.push((0, heavy_key(t, v)));
+            }
+            return out;
+        }
+        signature(first, &mut next);
+        for d in first..end {
+            std::mem::swap(&mut this, &mut next);
+            if d + 1 < end {
+                signature(d + 1, &mut next);
+                lists.prefetch(&next.0);
+            }
+            let (t, v) = chunk.doc(d);
+            out.push((
+                lists.best(&this.0, &this.1, &mut acc, &mut touched),
+                heavy_key(t, v),
+            ));
+        }
+        out
+    })?;
+    Ok(parts.concat())
+}
+
+/// Inverted lists of the centroids of one k-means round: per term, the
+/// [`LIST_CENTROIDS`] centroids weighing it most (ties to the smaller centroid), with
+/// those weights, back to back (at most `LIST_CENTROIDS` entries a term, so the lists a
+/// document reads stay in a small, dense array).
+struct CentroidLists {
+    /// Term `t`'s list is `post[offsets[t]..offsets[t + 1]]`.
+    offsets: Vec<u32>,
+    post: Vec<(u32, f32)>,
+}
+
+impl CentroidLists {
+    fn new(dim: usize, centroids: &[Vec<(u32, f32)>]) -> Self {
+        let mut full = vec![0u32; dim + 1];
+        for c in centroids {
+            for &(t, _) in c {
+                full[t as usize + 1] += 1;
+            }
+        }
+        for t in 0..dim {
+            full[t + 1] += full[t];
+        }
+        let mut fill = full.clone();
+        let mut all = vec![(0u32, 0f32); full[dim] as usize];
+        for (ci, c) in centroids.iter().enumerate() {
+            for &(t, w) in c {
+                all[fill[t as usize] as usize] = (ci as u32, w);
+                fill[t as usize] += 1;
+            }
+        }
+        let mut offsets = Vec::with_capacity(dim + 1);
+        let mut post = Vec::with_capacity(all.len().min(dim * LIST_CENTROIDS));
+        offsets.push(0u32);
+        for t in 0..dim {
+            let list = &mut all[full[t] as usize..full[t + 1] as usize];
+            if list.len() > LIST_CENTROIDS {
+                list.select_nth_unstable_by(LIST_CENTROIDS - 1, |a, b| {
+                    b.1.total_cmp(&a.1).then(a.0.cmp(&b.0))
+                });
+            }
+            post.extend_from_slice(&list[..list.len().min(LIST_CENTROIDS)]);
+            offsets.push(post.len() as u32);
+        }
+        CentroidLists { offsets, post }
+    }
+
+    /// Whether no centroid holds any term (there are none).
+    fn is_empty(&self) -> bool {
+        self.post.is_empty()
+    }
+
+    fn list(&self, t: u32) -> &[(u32, f32)] {
+        let t = t as usize;
+        &self.post[self.offsets[t] as usize..self.offsets[t + 1] as usize]
+    }
+
+    /// Fetches the start of the lists of `terms`.
+    fn prefetch(&self, terms: &[u32]) {
+        for &t in terms {
+            if let Some(&at) = self.offsets.get(t as usize) {
+                if let Some(p) = self.post.get(at as usize) {
+                    prefetch(p);
+                }
+            }
+        }
+    }
+
+    /// The centroid scoring best against the signature `terms`, `weights` (ties to the
+    /// smaller centroid; the number of centroids when no list holds a term of it);
+    /// `acc` (one score a centroid) is zero before and after, `touched` is scratch.
+    fn best(&self, terms: &[u32], weights: &[f32], acc: &mut [f32], touched: &mut Vec<u32>) -> u32 {
+        // A centroid's score only grows as its contributions are added (each is a product
+        // of positive weights), so the best of the scores seen along the way is the best
+        // of the final scores, ties going to the smaller centroid either way: no second
+        // pass to find it.
+        let mut best = (0.0f32, acc.len() as u32);
+        touched.clear();
+        for (&t, &w) in terms.iter().zip(weights) {
+            for &(c, cw) in self.list(t) {
+                let s = acc[c as usize] + w * cw;
+                acc[c as usize] = s;
+                touched.push(c);
+                if s > best.0 || (s == best.0 && c < best.1) {
+                    best = (s, c);
+                }
+            }
+        }
+        // Cleared from the centroids written down on the way (one sequential list), not
+        // by walking the inverted lists again.
+        for &c in touched.iter() {
+            acc[c as usize] = 0.0;
+        }
+        best.1
+    }
 }
 
 #[cfg(test)]
@@ -589,5 +723,129 @@ mod tests {
         assert_eq!(count_slots(&src, &[0, 2, 1, 3], 2, 10).unwrap(), 5);
         // Blocks {0, 3}: {1, 4, 9}; {1, 2}: {0, 1, 4}.
         assert_eq!(count_slots(&src, &[3, 0, 2, 1], 2, 10).unwrap(), 6);
+    }
+
+    /// A signature is the document's `SIGNATURE_TERMS` heaviest terms that are not common
+    /// and weigh more than zero, ties to the smaller term (checked against a sort).
+    #[test]
+    fn signatures_are_the_heaviest_uncommon_terms() {
+        let mut next = xorshift(5);
+        let dim = 500usize;
+        let common: Vec<bool> = (0..dim).map(|t| t % 7 == 0).collect();
+        let mut keys = Vec::new();
+        for len in [0usize, 1, 10, 63, 64, 65, 80, 200, 499] {
+            let mut terms: Vec<u32> = (0..dim as u32).collect();
+            for i in (1..terms.len()).rev() {
+                terms.swap(i, (next() % (i as u64 + 1)) as usize);
+            }
+            let mut terms = terms[..len].to_vec();
+            terms.sort_unstable();
+            // Few distinct weights (ties), zeros among them.
+            let values: Vec<f32> = terms.iter().map(|_| (next() % 6) as f32 / 4.0).collect();
+            let (mut got_t, mut got_v) = (Vec::new(), Vec::new());
+            push_signature(&terms, &values, &common, &mut keys, &mut got_t, &mut got_v);
+            let mut got: Vec<(u32, f32)> = got_t.into_iter().zip(got_v).collect();
+            got.sort_by_key(|p| p.0);
+            let mut want: Vec<(u32, f32)> = terms
+                .iter()
+                .zip(&values)
+                .filter(|(&t, &v)| v > 0.0 && !common[t as usize])
+                .map(|(&t, &v)| (t, v))
+                .collect();
+            want.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            want.truncate(SIGNATURE_TERMS);
+            want.sort_by_key(|p| p.0);
+            assert_eq!(got, want, "{len} terms");
+        }
+    }
+
+    /// Every document goes to the centroid scoring best through the cut lists (each term's
+    /// `LIST_CENTROIDS` heaviest centroids), ties to the smaller centroid, `clusters` when
+    /// it shares no listed term: checked against scoring every centroid directly (weights
+    /// are multiples of 1/8, so every sum is exact in any order).
+    #[test]
+    fn every_document_goes_to_its_best_centroid() {
+        let mut next = xorshift(9);
+        let (dim, clusters) = (60usize, 40usize);
+        let centroids: Vec<Vec<(u32, f32)>> = (0..clusters)
+            .map(|_| {
+                let mut terms: Vec<u32> = (0..12).map(|_| (next() % dim as u64) as u32).collect();
+                terms.sort_unstable();
+                terms.dedup();
+                terms
+                    .into_iter()
+                    .map(|t| (t, (1 + next() % 4) as f32 / 8.0))
+                    .collect()
+            })
+            .collect();
+        let lists = CentroidLists::new(dim, &centroids);
+        // Per term, the centroids holding it, heaviest first (ties to the smaller).
+        let listed = |t: u32| {
+            let mut holders: Vec<(u32, f32)> = centroids
+                .iter()
+                .enumerate()
+                .filter_map(|(c, pairs)| pairs.iter().find(|p| p.0 == t).map(|p| (c as u32, p.1)))
+                .collect();
+            holders.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            holders.truncate(LIST_CENTROIDS);
+            holders
+        };
+        let c = collection(300, dim as u32, None, 3);
+        let src = InMemory {
+            indptr: &c.0,
+            terms: &c.1,
+            values: &c.2,
+        };
+        // Document weights as multiples of 1/8 too.
+        let values: Vec<f32> = c.2.iter().map(|v| (v * 8.0).ceil() / 8.0).collect();
+        let src_exact = InMemory {
+            values: &values,
+            ..src
+        };
+        let common = vec![false; dim];
+        let got = assign_documents(&src_exact, &common, &lists, clusters).unwrap();
+        let mut shared_none = 0;
+        assert_eq!(got.len(), 300);
+        for (d, &(cluster, key)) in got.iter().enumerate() {
+            let (s, e) = (c.0[d] as usize, c.0[d + 1] as usize);
+            let (mut sig_t, mut sig_v) = (Vec::new(), Vec::new());
+            push_signature(
+                &c.1[s..e],
+                &values[s..e],
+                &common,
+                &mut Vec::new(),
+                &mut sig_t,
+                &mut sig_v,
+            );
+            let mut score = vec![0f32; clusters];
+            for (&t, &w) in sig_t.iter().zip(&sig_v) {
+                for (cent, cw) in listed(t) {
+                    score[cent as usize] += w * cw;
+                }
+            }
+            let best = (0..clusters)
+                .filter(|&k| score[k] > 0.0)
+                .max_by(|&a, &b| score[a].total_cmp(&score[b]).then(b.cmp(&a)))
+                .map_or(clusters as u32, |k| k as u32);
+            shared_none += usize::from(best == clusters as u32);
+            assert_eq!(cluster, best, "document {d}");
+            assert_eq!(key, heavy_key(&c.1[s..e], &values[s..e]));
+        }
+        assert!(shared_none < 300, "some document shares a listed term");
+        // Without centroids, every document is in cluster 0.
+        let none = CentroidLists::new(dim, &[]);
+        assert!(assign_documents(&src_exact, &common, &none, 1)
+            .unwrap()
+            .iter()
+            .all(|&(c, _)| c == 0));
+    }
+
+    /// The sample holds about `SAMPLE_PER_CLUSTER` documents a cluster, at least one.
+    #[test]
+    fn the_sample_step_keeps_enough_documents_a_cluster() {
+        assert_eq!(sample_step(1_000_000, 7813), 4);
+        assert_eq!(sample_step(1_000, 1000), 1);
+        assert_eq!(sample_step(100, 1), 3);
+        assert_eq!(sample_step(10, 0), 1);
     }
 }

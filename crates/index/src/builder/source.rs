@@ -7,6 +7,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use crate::error::{IndexError, Result};
+use crate::hint::prefetch_slice;
 
 /// Documents `first..first + indptr.len() - 1`, read together.
 pub(crate) struct Chunk<'b> {
@@ -44,6 +45,9 @@ pub(crate) trait DocSource: Sync {
     fn doc_len(&self, d: usize) -> usize;
     /// Documents `first..end`, read into `buf` when they are not in memory.
     fn chunk<'b>(&'b self, first: usize, end: usize, buf: &'b mut DocBuf) -> Result<Chunk<'b>>;
+    /// Hints that document `d` is read soon (sources in memory fetch its first cache
+    /// lines; no effect on what is read).
+    fn prefetch(&self, _d: usize) {}
 }
 
 /// Documents held in memory as forward arrays.
@@ -72,7 +76,21 @@ impl DocSource for InMemory<'_> {
             values: &self.values[s..e],
         })
     }
+
+    fn prefetch(&self, d: usize) {
+        if let (Some(&s), Some(&e)) = (self.indptr.get(d), self.indptr.get(d + 1)) {
+            let (s, e) = (s as usize, e as usize);
+            if let (Some(terms), Some(values)) = (self.terms.get(s..e), self.values.get(s..e)) {
+                prefetch_slice(terms, PREFETCH_LINES);
+                prefetch_slice(values, PREFETCH_LINES);
+            }
+        }
+    }
 }
+
+/// Cache lines of each array [`InMemory::prefetch`] fetches for a document (16 hold 256
+/// postings).
+const PREFETCH_LINES: usize = 16;
 
 /// Documents in forward files on disk (`forward.terms`, `forward.values`: u32 and f32,
 /// little-endian), read with positioned reads.

@@ -41,6 +41,7 @@ use super::taat::{
 use super::{SearchStats, Traversal};
 use crate::brute::dot_slices;
 use crate::deletes::is_deleted;
+use crate::hint::prefetch;
 use crate::index::Index;
 use crate::quantize::inflate;
 use crate::segment::blocks::BlockArrays;
@@ -668,20 +669,6 @@ fn fill_tables(
         }
     }
     contributing
-}
-
-/// Hints the CPU to fetch the cache line holding `p` (no effect on results).
-#[inline(always)]
-fn prefetch<T>(p: *const T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch never faults, whatever the address.
-    #[allow(unused_unsafe)]
-    unsafe {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        _mm_prefetch::<_MM_HINT_T0>(p.cast::<i8>());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
 }
 
 /// Prefetches what scoring `block` next reads first for every query term: its table
