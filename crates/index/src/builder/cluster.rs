@@ -365,6 +365,27 @@ fn sample_signatures(src: &dyn DocSource, common: &[bool], step: usize) -> Resul
     Ok(Signatures { chunks, len })
 }
 
+/// A centroid from the summed weights of its terms as [`signature_key`]s: the
+/// [`CENTROID_TERMS`] heaviest (ties to the smaller term), L2-normalised.
+fn centroid(keys: &mut [u64]) -> Vec<(u32, f32)> {
+    let top: &[u64] = match keys.len().checked_sub(CENTROID_TERMS) {
+        Some(cut) if cut > 0 => {
+            keys.select_nth_unstable(cut);
+            &keys[cut..]
+        }
+        _ => keys,
+    };
+    let mut pairs: Vec<(u32, f32)> = top
+        .iter()
+        .map(|&k| (!(k as u32), f32::from_bits((k >> 32) as u32)))
+        .collect();
+    let norm = pairs.iter().map(|p| p.1 * p.1).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        pairs.iter_mut().for_each(|p| p.1 /= norm);
+    }
+    pairs
+}
+
 /// Spherical k-means over the sample's signatures with sparse (top-`CENTROID_TERMS`)
 /// centroids, seeded with signatures evenly spaced in the sample; round `r` of
 /// [`TRAIN_ROUNDS`] assigns every `2^(TRAIN_ROUNDS - 1 - r)`-th signature of the sample (a
@@ -373,25 +394,15 @@ fn sample_signatures(src: &dyn DocSource, common: &[bool], step: usize) -> Resul
 fn train_centroids(dim: usize, sample: &Signatures, clusters: usize) -> Vec<Vec<(u32, f32)>> {
     use rayon::prelude::*;
     let m = sample.len();
-    // Top-`CENTROID_TERMS` of a dense accumulator, L2-normalised.
-    let truncate = |pairs: &mut Vec<(u32, f32)>| {
-        if pairs.len() > CENTROID_TERMS {
-            pairs.select_nth_unstable_by(CENTROID_TERMS - 1, |a, b| {
-                b.1.total_cmp(&a.1).then(a.0.cmp(&b.0))
-            });
-            pairs.truncate(CENTROID_TERMS);
-        }
-        let norm = pairs.iter().map(|p| p.1 * p.1).sum::<f32>().sqrt();
-        if norm > 0.0 {
-            pairs.iter_mut().for_each(|p| p.1 /= norm);
-        }
-    };
     let mut centroids: Vec<Vec<(u32, f32)>> = (0..clusters)
         .map(|c| {
             let (t, v) = sample.doc(c * m / clusters);
-            let mut pairs: Vec<(u32, f32)> = t.iter().copied().zip(v.iter().copied()).collect();
-            truncate(&mut pairs);
-            pairs
+            let mut keys: Vec<u64> = t
+                .iter()
+                .zip(v)
+                .map(|(&t, &v)| signature_key(t, v))
+                .collect();
+            centroid(&mut keys)
         })
         .collect();
     for round in 0..TRAIN_ROUNDS {
@@ -424,26 +435,34 @@ fn train_centroids(dim: usize, sample: &Signatures, clusters: usize) -> Vec<Vec<
         let fresh: Vec<Option<Vec<(u32, f32)>>> = members
             .par_iter()
             .map_init(
-                || (vec![0f32; dim], Vec::<u32>::new()),
-                |(acc, touched), docs| {
+                || (vec![0f32; dim], Vec::<u32>::new(), Vec::<u64>::new()),
+                |(acc, touched, keys), docs| {
                     if docs.is_empty() {
                         return None;
                     }
+                    // Every term is written down, the next one over it unless its sum was
+                    // zero (weights are positive): no branch a term.
+                    let most = docs.len() * SIGNATURE_TERMS;
+                    if touched.len() < most {
+                        touched.resize(most, 0);
+                    }
+                    let mut distinct = 0;
                     for &i in docs {
                         let (t, v) = sample.doc(i as usize);
                         for (&t, &w) in t.iter().zip(v) {
-                            if acc[t as usize] == 0.0 {
-                                touched.push(t);
-                            }
-                            acc[t as usize] += w;
+                            let sum = &mut acc[t as usize];
+                            touched[distinct] = t;
+                            distinct += usize::from(*sum == 0.0);
+                            *sum += w;
                         }
                     }
-                    let mut pairs: Vec<(u32, f32)> =
-                        touched.iter().map(|&t| (t, acc[t as usize])).collect();
-                    touched.iter().for_each(|&t| acc[t as usize] = 0.0);
-                    touched.clear();
-                    truncate(&mut pairs);
-                    Some(pairs)
+                    keys.clear();
+                    keys.extend(
+                        touched[..distinct]
+                            .iter()
+                            .map(|&t| signature_key(t, std::mem::take(&mut acc[t as usize]))),
+                    );
+                    Some(centroid(keys))
                 },
             )
             .collect();
@@ -560,11 +579,16 @@ impl CentroidLists {
         &self.post[self.offsets[t] as usize..self.offsets[t + 1] as usize]
     }
 
-    /// Fetches the start of the lists of `terms`.
+    /// Fetches the lists of `terms` (a list of `LIST_CENTROIDS` entries spans at most two
+    /// cache lines).
     fn prefetch(&self, terms: &[u32]) {
         for &t in terms {
             if let Some(&at) = self.offsets.get(t as usize) {
-                if let Some(p) = self.post.get(at as usize) {
+                let at = at as usize;
+                if let Some(p) = self.post.get(at) {
+                    prefetch(p);
+                }
+                if let Some(p) = self.post.get(at + LIST_CENTROIDS - 1) {
                     prefetch(p);
                 }
             }
@@ -577,26 +601,35 @@ impl CentroidLists {
     fn best(&self, terms: &[u32], weights: &[f32], acc: &mut [f32], touched: &mut Vec<u32>) -> u32 {
         // A centroid's score only grows as its contributions are added (each is a product
         // of positive weights), so the best of the scores seen along the way is the best
-        // of the final scores, ties going to the smaller centroid either way: no second
-        // pass to find it.
-        let mut best = (0.0f32, acc.len() as u32);
-        touched.clear();
+        // of the final scores: no second pass to find it. Scores and centroids are
+        // compared as one key, the score's bits (non-negative floats order as their bits
+        // do) above the centroid's complement (ties to the smaller centroid), without a
+        // branch; 0 is no centroid (no key is 0: centroids are below `u32::MAX`).
+        let most = terms.len() * LIST_CENTROIDS;
+        if touched.len() < most {
+            touched.resize(most, 0);
+        }
+        let mut written = 0;
+        let mut best = 0u64;
         for (&t, &w) in terms.iter().zip(weights) {
             for &(c, cw) in self.list(t) {
-                let s = acc[c as usize] + w * cw;
-                acc[c as usize] = s;
-                touched.push(c);
-                if s > best.0 || (s == best.0 && c < best.1) {
-                    best = (s, c);
-                }
+                let score = &mut acc[c as usize];
+                *score += w * cw;
+                touched[written] = c;
+                written += 1;
+                best = best.max((u64::from(score.to_bits()) << 32) | u64::from(!c));
             }
         }
         // Cleared from the centroids written down on the way (one sequential list), not
         // by walking the inverted lists again.
-        for &c in touched.iter() {
+        for &c in &touched[..written] {
             acc[c as usize] = 0.0;
         }
-        best.1
+        if best == 0 {
+            acc.len() as u32
+        } else {
+            !(best as u32)
+        }
     }
 }
 
