@@ -14,14 +14,23 @@ pub(crate) fn prefetch<T>(p: *const T) {
     let _ = p;
 }
 
-/// Prefetches the cache lines of `items`, at most `max_lines` of them.
+/// Prefetches the cache lines of `items`, at most `max_lines` of them from its start.
 #[inline(always)]
 pub(crate) fn prefetch_slice<T>(items: &[T], max_lines: usize) {
     const LINE: usize = 64;
     let bytes = std::mem::size_of_val(items).min(max_lines * LINE);
+    if bytes == 0 {
+        return;
+    }
     let base = items.as_ptr().cast::<u8>();
-    for offset in (0..bytes).step_by(LINE) {
-        // In bounds: `offset < bytes <= size_of_val(items)`.
-        prefetch(base.wrapping_add(offset));
+    // From the line holding the first byte to the one holding the last.
+    let first_line = (base as usize) & !(LINE - 1);
+    let lines = ((base as usize + bytes - 1) - first_line) / LINE + 1;
+    for line in 0..lines {
+        // A prefetch never faults, whatever the address.
+        prefetch(
+            base.wrapping_add(line * LINE)
+                .wrapping_sub(base as usize - first_line),
+        );
     }
 }

@@ -10,7 +10,8 @@
 //! pass over all documents makes each one's signature, scores it and forgets it. On the
 //! topical 1M collection of BENCHMARKS.md this took the layout from 4.8 s (every
 //! document's signature kept, half of them assigned in each of three rounds before the
-//! last) to about 2.2 s, and exact search scored 1-3 % more blocks.
+//! last) to about 2.2 s, and exact search scored 1-3 % more blocks (BENCHMARKS.md, "Build
+//! on a topical 1M").
 
 use crate::builder::source::{map_chunks, DocBuf, DocSource, InMemory};
 use crate::error::Result;
@@ -31,12 +32,12 @@ pub enum Reorder {
     /// cuts the sample's (block, term) pairs by less than
     /// [`AUTO_MIN_SLOT_CUT`](crate::builder::AUTO_MIN_SLOT_CUT): then insertion order. On a
     /// collection whose weights are flat the clustering cannot tighten the blocks' bounds
-    /// (searches go term at a time there), and it is most of the build time: on the flat 1M
-    /// collection of BENCHMARKS.md the sample's pairs shrank by 0.4 %, and the index in
-    /// insertion order built in 2.3-3.2 s instead of 6.5 s and searched as fast; on the
-    /// topical 200k they shrank by 7.3 % and clustering made exact search 1.47x faster
-    /// (with a sample of 65,536; with today's 32,768, 0.3 % and 4.8 %). The sample costs
-    /// about 0.1 s on the flat 1M.
+    /// (searches go term at a time there), and it is a large part of the build time: on the
+    /// flat 1M collection of BENCHMARKS.md the sample's pairs shrank by 0.4 %, and the index
+    /// in insertion order built in 2.3-3.2 s instead of 6.5 s (session 14; clustered, it
+    /// takes about 4 s since session 17) and searched as fast; on the topical 200k they
+    /// shrank by 7.3 % and clustering made exact search 1.47x faster (with a sample of
+    /// 65,536; with today's 32,768, 0.3 % and 4.8 %).
     #[default]
     Auto,
     /// Sort documents by their heaviest term, then second heaviest, then third (weight
@@ -69,8 +70,8 @@ const SAMPLE_PER_CLUSTER: usize = 32;
 /// Terms in more than `1 / COMMON_TERM_DIVISOR` of the documents take no part in the
 /// clustering (see [`Reorder::Clustered`]'s branch of [`document_order`]).
 const COMMON_TERM_DIVISOR: usize = 4;
-/// Per k-means round and term, the centroids a document holding the term is scored
-/// against: the ones weighing it most. (A stopword-like term sits in most centroids; a
+/// Per term, the centroids a document holding the term is scored against (in the training
+/// rounds and in the final assignment): the ones weighing it most. (A stopword-like term sits in most centroids; a
 /// full list would cost that many operations per document holding it.) 8, 16 and 32 gave
 /// 147.2, 146.5 and 147.3 blocks on the topical collection above (8 and 16: 75.1 and 74.0
 /// on the WordNet glosses); on the flat 1M collection 8 takes about 1 of the 7.7 CPU
@@ -168,9 +169,9 @@ impl Signatures {
 /// Collections of more than this many documents are laid out by [`Reorder::Auto`] after
 /// clustering a sample of theirs ([`AUTO_SAMPLE_DOCS`]); smaller ones are clustered.
 pub const AUTO_SAMPLED_ABOVE: usize = 131_072;
-/// The documents of [`Reorder::Auto`]'s sample, evenly spaced. The clustering's cost grows
-/// with the square of the documents (their number times the clusters'): a sample of
-/// 65,536 took 0.34 s of a 2.5 s build of the flat 1M collection, this one a quarter.
+/// The documents of [`Reorder::Auto`]'s sample, evenly spaced. A sample of 65,536 took
+/// 0.34 s of a 2.5 s build of the flat 1M collection in session 14, when every round
+/// scored half the documents; this one, with today's clustering, a few hundredths.
 pub const AUTO_SAMPLE_DOCS: usize = 32_768;
 /// [`Reorder::Auto`] clusters a large collection when clustering the sample cuts its
 /// (block, term) slots by at least this fraction (with the sample of 32,768: 0.3 % on the
@@ -379,9 +380,16 @@ fn centroid(keys: &mut [u64]) -> Vec<(u32, f32)> {
         .iter()
         .map(|&k| (!(k as u32), f32::from_bits((k >> 32) as u32)))
         .collect();
-    let norm = pairs.iter().map(|p| p.1 * p.1).sum::<f32>().sqrt();
+    // In f64: a cluster's summed weights may be too large to square in f32.
+    let norm = pairs
+        .iter()
+        .map(|p| f64::from(p.1).powi(2))
+        .sum::<f64>()
+        .sqrt();
     if norm > 0.0 {
-        pairs.iter_mut().for_each(|p| p.1 /= norm);
+        pairs
+            .iter_mut()
+            .for_each(|p| p.1 = (f64::from(p.1) / norm) as f32);
     }
     pairs
 }
@@ -442,7 +450,8 @@ fn train_centroids(dim: usize, sample: &Signatures, clusters: usize) -> Vec<Vec<
                     }
                     // Every term is written down, the next one over it unless its sum was
                     // zero (weights are positive): no branch a term.
-                    let most = docs.len() * SIGNATURE_TERMS;
+                    // At most one place a distinct term, and one a posting.
+                    let most = (docs.len() * SIGNATURE_TERMS).min(dim + 1);
                     if touched.len() < most {
                         touched.resize(most, 0);
                     }
@@ -524,7 +533,7 @@ fn assign_documents(
     Ok(parts.concat())
 }
 
-/// Inverted lists of the centroids of one k-means round: per term, the
+/// Inverted lists of the centroids (of one training round, or the final ones): per term, the
 /// [`LIST_CENTROIDS`] centroids weighing it most (ties to the smaller centroid), with
 /// those weights, back to back (at most `LIST_CENTROIDS` entries a term, so the lists a
 /// document reads stay in a small, dense array).
@@ -588,7 +597,8 @@ impl CentroidLists {
                 if let Some(p) = self.post.get(at) {
                     prefetch(p);
                 }
-                if let Some(p) = self.post.get(at + LIST_CENTROIDS - 1) {
+                let last = self.offsets.get(t as usize + 1).map_or(at, |&e| e as usize);
+                if let Some(p) = self.post.get(last.saturating_sub(1).max(at)) {
                     prefetch(p);
                 }
             }
@@ -790,6 +800,17 @@ mod tests {
             want.sort_by_key(|p| p.0);
             assert_eq!(got, want, "{len} terms");
         }
+        // A term past the statistics (none can be, but no panic either) is left out.
+        let (mut got_t, mut got_v) = (Vec::new(), Vec::new());
+        push_signature(
+            &[1, 600],
+            &[1.0, 2.0],
+            &common,
+            &mut keys,
+            &mut got_t,
+            &mut got_v,
+        );
+        assert_eq!((got_t, got_v), (vec![1], vec![1.0]));
     }
 
     /// Every document goes to the centroid scoring best through the cut lists (each term's
@@ -799,10 +820,12 @@ mod tests {
     #[test]
     fn every_document_goes_to_its_best_centroid() {
         let mut next = xorshift(9);
-        let (dim, clusters) = (60usize, 40usize);
+        // Centroids hold terms below 60 only; documents use all 80 (some none below 60, one
+        // is empty).
+        let (dim, clusters) = (80usize, 40usize);
         let centroids: Vec<Vec<(u32, f32)>> = (0..clusters)
             .map(|_| {
-                let mut terms: Vec<u32> = (0..12).map(|_| (next() % dim as u64) as u32).collect();
+                let mut terms: Vec<u32> = (0..12).map(|_| (next() % 60) as u32).collect();
                 terms.sort_unstable();
                 terms.dedup();
                 terms
@@ -823,7 +846,13 @@ mod tests {
             holders.truncate(LIST_CENTROIDS);
             holders
         };
-        let c = collection(300, dim as u32, None, 3);
+        let mut c = collection(300, dim as u32, None, 3);
+        for doc in [&[61u32, 70, 79][..], &[65], &[]] {
+            c.1.extend_from_slice(doc);
+            c.2.extend(doc.iter().map(|_| 0.5f32));
+            c.0.push(c.1.len() as u64);
+        }
+        let n = c.0.len() - 1;
         let src = InMemory {
             indptr: &c.0,
             terms: &c.1,
@@ -838,7 +867,7 @@ mod tests {
         let common = vec![false; dim];
         let got = assign_documents(&src_exact, &common, &lists, clusters).unwrap();
         let mut shared_none = 0;
-        assert_eq!(got.len(), 300);
+        assert_eq!(got.len(), n);
         for (d, &(cluster, key)) in got.iter().enumerate() {
             let (s, e) = (c.0[d] as usize, c.0[d + 1] as usize);
             let (mut sig_t, mut sig_v) = (Vec::new(), Vec::new());
@@ -864,7 +893,8 @@ mod tests {
             assert_eq!(cluster, best, "document {d}");
             assert_eq!(key, heavy_key(&c.1[s..e], &values[s..e]));
         }
-        assert!(shared_none < 300, "some document shares a listed term");
+        assert!(shared_none < n, "some document shares a listed term");
+        assert!(shared_none >= 3, "the last three share none: {shared_none}");
         // Without centroids, every document is in cluster 0.
         let none = CentroidLists::new(dim, &[]);
         assert!(assign_documents(&src_exact, &common, &none, 1)
@@ -880,5 +910,23 @@ mod tests {
         assert_eq!(sample_step(1_000, 1000), 1);
         assert_eq!(sample_step(100, 1), 3);
         assert_eq!(sample_step(10, 0), 1);
+    }
+
+    /// Degenerate collections still get a layout (a permutation of the documents): every
+    /// document the same (every term common, so every signature empty), or every document
+    /// empty.
+    #[test]
+    fn degenerate_collections_are_laid_out() {
+        let same = (
+            (0..=200u64).map(|d| d * 3).collect::<Vec<u64>>(),
+            [1u32, 5, 9].repeat(200),
+            [0.5f32, 1.0, 2.0].repeat(200),
+        );
+        let empty = (vec![0u64; 201], Vec::new(), Vec::new());
+        for c in [&same, &empty] {
+            let mut order = order(c, 16, Reorder::Clustered, 64);
+            order.sort_unstable();
+            assert_eq!(order, (0..200).collect::<Vec<u32>>());
+        }
     }
 }
