@@ -349,12 +349,18 @@ fn sample_signatures(src: &dyn DocSource, common: &[bool], step: usize) -> Resul
             let cap = range.len() * SIGNATURE_TERMS;
             let (mut terms, mut values) = (Vec::with_capacity(cap), Vec::with_capacity(cap));
             let mut scratch = Vec::new();
-            for i in range {
-                let d = i * step;
-                let chunk = src.chunk(d, d + 1, buf)?;
-                let (t, v) = chunk.doc(d);
-                push_signature(t, v, common, &mut scratch, &mut terms, &mut values);
-                offsets.push(terms.len() as u32);
+            // Read in pieces of at most `CHUNK_DOCS` consecutive documents (one positioned
+            // read of each forward file a piece, not one a sampled document).
+            let per_piece = (CHUNK_DOCS / step).max(1);
+            for piece in range.clone().step_by(per_piece) {
+                let sampled = piece..(piece + per_piece).min(range.end);
+                let (first, last) = (sampled.start * step, (sampled.end - 1) * step);
+                let chunk = src.chunk(first, last + 1, buf)?;
+                for i in sampled {
+                    let (t, v) = chunk.doc(i * step);
+                    push_signature(t, v, common, &mut scratch, &mut terms, &mut values);
+                    offsets.push(terms.len() as u32);
+                }
             }
             Ok(SignatureChunk {
                 offsets,
