@@ -24,13 +24,10 @@ pub(crate) fn prefetch_slice<T>(items: &[T], max_lines: usize) {
     }
     let base = items.as_ptr().cast::<u8>();
     // From the line holding the first byte to the one holding the last.
-    let first_line = (base as usize) & !(LINE - 1);
-    let lines = ((base as usize + bytes - 1) - first_line) / LINE + 1;
-    for line in 0..lines {
+    let offset = base as usize % LINE;
+    let first_line = base.wrapping_sub(offset);
+    for line in 0..(offset + bytes).div_ceil(LINE) {
         // A prefetch never faults, whatever the address.
-        prefetch(
-            base.wrapping_add(line * LINE)
-                .wrapping_sub(base as usize - first_line),
-        );
+        prefetch(first_line.wrapping_add(line * LINE));
     }
 }

@@ -71,8 +71,9 @@ const SAMPLE_PER_CLUSTER: usize = 32;
 /// clustering (see [`Reorder::Clustered`]'s branch of [`document_order`]).
 const COMMON_TERM_DIVISOR: usize = 4;
 /// Per term, the centroids a document holding the term is scored against (in the training
-/// rounds and in the final assignment): the ones weighing it most. (A stopword-like term sits in most centroids; a
-/// full list would cost that many operations per document holding it.) 8, 16 and 32 gave
+/// rounds and in the final assignment): the ones weighing it most. (A stopword-like term
+/// sits in most centroids; a full list would cost that many operations per document
+/// holding it.) 8, 16 and 32 gave
 /// 147.2, 146.5 and 147.3 blocks on the topical collection above (8 and 16: 75.1 and 74.0
 /// on the WordNet glosses); on the flat 1M collection 8 takes about 1 of the 7.7 CPU
 /// seconds of the clustering at 16 (BENCHMARKS.md, "Index build").
@@ -105,6 +106,22 @@ fn signature_key(term: u32, weight: f32) -> u64 {
     (u64::from(weight.to_bits()) << 32) | u64::from(!term)
 }
 
+/// The term and weight of a [`signature_key`].
+fn key_pair(key: u64) -> (u32, f32) {
+    (!(key as u32), f32::from_bits((key >> 32) as u32))
+}
+
+/// The `k` largest of `keys` (all of them when there are no more), in no particular order.
+fn heaviest(keys: &mut [u64], k: usize) -> &[u64] {
+    match keys.len().checked_sub(k) {
+        Some(cut) if cut > 0 => {
+            keys.select_nth_unstable(cut);
+            &keys[cut..]
+        }
+        _ => keys,
+    }
+}
+
 /// Appends the signature of the document `t`, `v` to `terms` and `values`: its
 /// [`SIGNATURE_TERMS`] heaviest terms (ties to the smaller term) that are not `common`
 /// (`keys` is scratch).
@@ -126,16 +143,9 @@ fn push_signature(
         keys[len] = signature_key(t, v);
         len += usize::from(v > 0.0 && !common.get(t as usize).copied().unwrap_or(true));
     }
-    let kept = &mut keys[..len];
-    let top: &[u64] = match len.checked_sub(SIGNATURE_TERMS) {
-        Some(cut) if cut > 0 => {
-            kept.select_nth_unstable(cut);
-            &kept[cut..]
-        }
-        _ => kept,
-    };
-    terms.extend(top.iter().map(|&k| !(k as u32)));
-    values.extend(top.iter().map(|&k| f32::from_bits((k >> 32) as u32)));
+    let top = heaviest(&mut keys[..len], SIGNATURE_TERMS);
+    terms.extend(top.iter().map(|&k| key_pair(k).0));
+    values.extend(top.iter().map(|&k| key_pair(k).1));
 }
 
 /// The signatures of the documents of one chunk of [`CHUNK_DOCS`], flattened: the
@@ -375,16 +385,9 @@ fn sample_signatures(src: &dyn DocSource, common: &[bool], step: usize) -> Resul
 /// A centroid from the summed weights of its terms as [`signature_key`]s: the
 /// [`CENTROID_TERMS`] heaviest (ties to the smaller term), L2-normalised.
 fn centroid(keys: &mut [u64]) -> Vec<(u32, f32)> {
-    let top: &[u64] = match keys.len().checked_sub(CENTROID_TERMS) {
-        Some(cut) if cut > 0 => {
-            keys.select_nth_unstable(cut);
-            &keys[cut..]
-        }
-        _ => keys,
-    };
-    let mut pairs: Vec<(u32, f32)> = top
+    let mut pairs: Vec<(u32, f32)> = heaviest(keys, CENTROID_TERMS)
         .iter()
-        .map(|&k| (!(k as u32), f32::from_bits((k >> 32) as u32)))
+        .map(|&k| key_pair(k))
         .collect();
     // In f64: a cluster's summed weights may be too large to square in f32.
     let norm = pairs
@@ -455,8 +458,8 @@ fn train_centroids(dim: usize, sample: &Signatures, clusters: usize) -> Vec<Vec<
                         return None;
                     }
                     // Every term is written down, the next one over it unless its sum was
-                    // zero (weights are positive): no branch a term.
-                    // At most one place a distinct term, and one a posting.
+                    // zero (weights are positive): no branch a term, and at most one place
+                    // a distinct term.
                     let most = (docs.len() * SIGNATURE_TERMS).min(dim + 1);
                     if touched.len() < most {
                         touched.resize(most, 0);
@@ -539,8 +542,8 @@ fn assign_documents(
     Ok(parts.concat())
 }
 
-/// Inverted lists of the centroids (of one training round, or the final ones): per term, the
-/// [`LIST_CENTROIDS`] centroids weighing it most (ties to the smaller centroid), with
+/// Inverted lists of the centroids (of one training round, or the final ones): per term,
+/// the [`LIST_CENTROIDS`] centroids weighing it most (ties to the smaller centroid), with
 /// those weights, back to back (at most `LIST_CENTROIDS` entries a term, so the lists a
 /// document reads stay in a small, dense array).
 struct CentroidLists {
