@@ -13,7 +13,9 @@
 //! last) to about 2.2 s, and exact search scored 1-3 % more blocks (BENCHMARKS.md, "Build
 //! on a topical 1M").
 
-use crate::builder::source::{map_chunks, DocBuf, DocSource, InMemory};
+use std::ops::Range;
+
+use crate::builder::source::{map_chunks, Chunk, DocBuf, DocSource, InMemory};
 use crate::error::Result;
 use crate::hint::prefetch;
 
@@ -506,17 +508,7 @@ fn assign_documents(
     let parts = map_chunks(src, CHUNK_DOCS, |chunk, docs| {
         let (mut acc, mut touched) = (vec![0f32; clusters], Vec::new());
         let mut scratch = Vec::new();
-        // This document's signature and the next one's (whose lists are fetched while
-        // this one is scored).
-        let (mut this, mut next) = ((Vec::new(), Vec::new()), (Vec::new(), Vec::new()));
-        let mut signature = |d: usize, into: &mut (Vec<u32>, Vec<f32>)| {
-            into.0.clear();
-            into.1.clear();
-            let (t, v) = chunk.doc(d);
-            push_signature(t, v, common, &mut scratch, &mut into.0, &mut into.1);
-        };
         let mut out = Vec::with_capacity(docs.len());
-        let (first, end) = (docs.start, docs.end);
         if lists.is_empty() {
             for d in docs {
                 let (t, v) = chunk.doc(d);
@@ -524,33 +516,107 @@ fn assign_documents(
             }
             return out;
         }
-        signature(first, &mut next);
-        for d in first..end {
+        // The signatures are made a batch at a time (one tight loop, then the scoring
+        // loop), the next batch's before this one is scored, so that the lists of the
+        // next document are fetched while one is scored, across batches too.
+        let (mut this, mut next) = (SignatureBatch::default(), SignatureBatch::default());
+        let (first, end) = (docs.start, docs.end);
+        next.fill(
+            chunk,
+            first..(first + SIGNATURE_BATCH).min(end),
+            common,
+            &mut scratch,
+        );
+        if next.len() > 0 {
+            lists.prefetch(next.doc(0).0);
+        }
+        for b in (first..end).step_by(SIGNATURE_BATCH) {
             std::mem::swap(&mut this, &mut next);
-            if d + 1 < end {
-                signature(d + 1, &mut next);
-                lists.prefetch(&next.0);
+            let after = (b + SIGNATURE_BATCH).min(end);
+            next.fill(
+                chunk,
+                after..(after + SIGNATURE_BATCH).min(end),
+                common,
+                &mut scratch,
+            );
+            for j in 0..this.len() {
+                if j + 1 < this.len() {
+                    lists.prefetch(this.doc(j + 1).0);
+                } else if next.len() > 0 {
+                    lists.prefetch(next.doc(0).0);
+                }
+                let (t, v) = chunk.doc(b + j);
+                let (st, sv) = this.doc(j);
+                out.push((lists.best(st, sv, &mut acc, &mut touched), heavy_key(t, v)));
             }
-            let (t, v) = chunk.doc(d);
-            out.push((
-                lists.best(&this.0, &this.1, &mut acc, &mut touched),
-                heavy_key(t, v),
-            ));
         }
         out
     })?;
     Ok(parts.concat())
 }
 
+/// Documents whose signatures are made together in [`assign_documents`].
+const SIGNATURE_BATCH: usize = 32;
+
+/// The signatures of a few consecutive documents, flattened.
+#[derive(Default)]
+struct SignatureBatch {
+    offsets: Vec<u32>,
+    terms: Vec<u32>,
+    values: Vec<f32>,
+}
+
+impl SignatureBatch {
+    /// Makes the signatures of `chunk`'s documents `docs` (see [`push_signature`]).
+    fn fill(
+        &mut self,
+        chunk: &Chunk<'_>,
+        docs: Range<usize>,
+        common: &[bool],
+        keys: &mut Vec<u64>,
+    ) {
+        self.offsets.clear();
+        self.terms.clear();
+        self.values.clear();
+        self.offsets.push(0);
+        for d in docs {
+            let (t, v) = chunk.doc(d);
+            push_signature(t, v, common, keys, &mut self.terms, &mut self.values);
+            self.offsets.push(self.terms.len() as u32);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.offsets.len().saturating_sub(1)
+    }
+
+    fn doc(&self, j: usize) -> (&[u32], &[f32]) {
+        let (s, e) = (self.offsets[j] as usize, self.offsets[j + 1] as usize);
+        (&self.terms[s..e], &self.values[s..e])
+    }
+}
+
 /// Inverted lists of the centroids (of one training round, or the final ones): per term,
 /// the [`LIST_CENTROIDS`] centroids weighing it most (ties to the smaller centroid), with
-/// those weights, back to back (at most `LIST_CENTROIDS` entries a term, so the lists a
-/// document reads stay in a small, dense array).
+/// those weights, each term's list in one cache line of its own (a term's line is fetched
+/// in one go, and the lists a document reads stay in a small, dense array).
 struct CentroidLists {
-    /// Term `t`'s list is `post[offsets[t]..offsets[t + 1]]`.
-    offsets: Vec<u32>,
-    post: Vec<(u32, f32)>,
+    /// Term `t`'s list is the first `lens[t]` entries of `lines[t]`.
+    lens: Vec<u8>,
+    lines: Vec<ListLine>,
+    /// Whether every list is empty.
+    empty: bool,
 }
+
+/// One term's list: up to [`LIST_CENTROIDS`] (centroid, weight) pairs in one cache line.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct ListLine([(u32, f32); LIST_CENTROIDS]);
+
+const _: () = assert!(
+    std::mem::size_of::<ListLine>() == 64,
+    "a list is one cache line"
+);
 
 impl CentroidLists {
     fn new(dim: usize, centroids: &[Vec<(u32, f32)>]) -> Self {
@@ -571,9 +637,8 @@ impl CentroidLists {
                 fill[t as usize] += 1;
             }
         }
-        let mut offsets = Vec::with_capacity(dim + 1);
-        let mut post = Vec::with_capacity(all.len().min(dim * LIST_CENTROIDS));
-        offsets.push(0u32);
+        let mut lens = vec![0u8; dim];
+        let mut lines = vec![ListLine([(0, 0.0); LIST_CENTROIDS]); dim];
         for t in 0..dim {
             let list = &mut all[full[t] as usize..full[t + 1] as usize];
             if list.len() > LIST_CENTROIDS {
@@ -581,35 +646,35 @@ impl CentroidLists {
                     b.1.total_cmp(&a.1).then(a.0.cmp(&b.0))
                 });
             }
-            post.extend_from_slice(&list[..list.len().min(LIST_CENTROIDS)]);
-            offsets.push(post.len() as u32);
+            let kept = list.len().min(LIST_CENTROIDS);
+            lines[t].0[..kept].copy_from_slice(&list[..kept]);
+            lens[t] = kept as u8;
         }
-        CentroidLists { offsets, post }
+        CentroidLists {
+            lens,
+            lines,
+            empty: full[dim] == 0,
+        }
     }
 
     /// Whether no centroid holds any term (there are none).
     fn is_empty(&self) -> bool {
-        self.post.is_empty()
+        self.empty
     }
 
     fn list(&self, t: u32) -> &[(u32, f32)] {
         let t = t as usize;
-        &self.post[self.offsets[t] as usize..self.offsets[t + 1] as usize]
+        match (self.lines.get(t), self.lens.get(t)) {
+            (Some(line), Some(&len)) => &line.0[..len as usize],
+            _ => &[],
+        }
     }
 
-    /// Fetches the lists of `terms` (a list of `LIST_CENTROIDS` entries spans at most two
-    /// cache lines).
+    /// Fetches the lists of `terms` (one cache line each).
     fn prefetch(&self, terms: &[u32]) {
         for &t in terms {
-            if let Some(&at) = self.offsets.get(t as usize) {
-                let at = at as usize;
-                if let Some(p) = self.post.get(at) {
-                    prefetch(p);
-                }
-                let last = self.offsets.get(t as usize + 1).map_or(at, |&e| e as usize);
-                if let Some(p) = self.post.get(last.saturating_sub(1).max(at)) {
-                    prefetch(p);
-                }
+            if let Some(line) = self.lines.get(t as usize) {
+                prefetch(line);
             }
         }
     }
