@@ -430,8 +430,8 @@ fn train_centroids(dim: usize, sample: &Signatures, clusters: usize) -> Vec<Vec<
         let assigned: Vec<u32> = (0..m.div_ceil(step))
             .into_par_iter()
             .map_init(
-                || (vec![0f32; clusters], Vec::<u32>::new()),
-                |(acc, touched), i| {
+                || (vec![0f32; clusters], ScoreScratch::default()),
+                |(acc, scratch), i| {
                     let i = i * step;
                     // The lists of the next signature are fetched while this one is
                     // scored.
@@ -439,7 +439,7 @@ fn train_centroids(dim: usize, sample: &Signatures, clusters: usize) -> Vec<Vec<
                         lists.prefetch(sample.doc(i + step).0);
                     }
                     let (t, v) = sample.doc(i);
-                    lists.best(t, v, acc, touched)
+                    lists.best(t, v, acc, scratch)
                 },
             )
             .collect();
@@ -506,7 +506,7 @@ fn assign_documents(
     clusters: usize,
 ) -> Result<Vec<(u32, [u32; HEAVY_KEY])>> {
     let parts = map_chunks(src, CHUNK_DOCS, |chunk, docs| {
-        let (mut acc, mut touched) = (vec![0f32; clusters], Vec::new());
+        let (mut acc, mut scores) = (vec![0f32; clusters], ScoreScratch::default());
         let mut scratch = Vec::new();
         let mut out = Vec::with_capacity(docs.len());
         if lists.is_empty() {
@@ -547,7 +547,7 @@ fn assign_documents(
                 }
                 let (t, v) = chunk.doc(b + j);
                 let (st, sv) = this.doc(j);
-                out.push((lists.best(st, sv, &mut acc, &mut touched), heavy_key(t, v)));
+                out.push((lists.best(st, sv, &mut acc, &mut scores), heavy_key(t, v)));
             }
         }
         out
@@ -662,11 +662,14 @@ impl CentroidLists {
         self.empty
     }
 
-    fn list(&self, t: u32) -> &[(u32, f32)] {
+    /// Term `t`'s line and the number of its entries in use (an empty line for a term
+    /// past the lists).
+    fn line(&self, t: u32) -> (&ListLine, usize) {
+        const NONE: ListLine = ListLine([(0, 0.0); LIST_CENTROIDS]);
         let t = t as usize;
         match (self.lines.get(t), self.lens.get(t)) {
-            (Some(line), Some(&len)) => &line.0[..len as usize],
-            _ => &[],
+            (Some(line), Some(&len)) => (line, len as usize),
+            _ => (&NONE, 0),
         }
     }
 
@@ -681,32 +684,48 @@ impl CentroidLists {
 
     /// The centroid scoring best against the signature `terms`, `weights` (ties to the
     /// smaller centroid; the number of centroids when no list holds a term of it);
-    /// `acc` (one score a centroid) is zero before and after, `touched` is scratch.
-    fn best(&self, terms: &[u32], weights: &[f32], acc: &mut [f32], touched: &mut Vec<u32>) -> u32 {
+    /// `acc` (one score a centroid) is zero before and after.
+    fn best(
+        &self,
+        terms: &[u32],
+        weights: &[f32],
+        acc: &mut [f32],
+        scratch: &mut ScoreScratch,
+    ) -> u32 {
+        // The signature's list entries are first copied into one flat run, each with its
+        // term's weight: a term's whole line is copied and the run's end moves on by the
+        // list's length, so no branch depends on a list's length (a loop over each list
+        // would end at an unpredictable place every term).
+        let room = (terms.len() + 1) * LIST_CENTROIDS;
+        let ScoreScratch {
+            entries,
+            weights: w_of,
+        } = scratch;
+        if entries.len() < room {
+            entries.resize(room, (0, 0.0));
+            w_of.resize(room, 0.0);
+        }
+        let mut n = 0;
+        for (&t, &w) in terms.iter().zip(weights) {
+            let (line, len) = self.line(t);
+            entries[n..n + LIST_CENTROIDS].copy_from_slice(&line.0);
+            w_of[n..n + LIST_CENTROIDS].fill(w);
+            n += len;
+        }
         // A centroid's score only grows as its contributions are added (each is a product
         // of positive weights), so the best of the scores seen along the way is the best
         // of the final scores: no second pass to find it. Scores and centroids are
         // compared as one key, the score's bits (non-negative floats order as their bits
         // do) above the centroid's complement (ties to the smaller centroid), without a
         // branch; 0 is no centroid (no key is 0: centroids are below `u32::MAX`).
-        let most = terms.len() * LIST_CENTROIDS;
-        if touched.len() < most {
-            touched.resize(most, 0);
-        }
-        let mut written = 0;
         let mut best = 0u64;
-        for (&t, &w) in terms.iter().zip(weights) {
-            for &(c, cw) in self.list(t) {
-                let score = &mut acc[c as usize];
-                *score += w * cw;
-                touched[written] = c;
-                written += 1;
-                best = best.max((u64::from(score.to_bits()) << 32) | u64::from(!c));
-            }
+        for (&(c, cw), &w) in entries[..n].iter().zip(&w_of[..n]) {
+            let score = &mut acc[c as usize];
+            *score += w * cw;
+            best = best.max((u64::from(score.to_bits()) << 32) | u64::from(!c));
         }
-        // Cleared from the centroids written down on the way (one sequential list), not
-        // by walking the inverted lists again.
-        for &c in &touched[..written] {
+        // Cleared from the run (one sequential list), not by walking the lists again.
+        for &(c, _) in &entries[..n] {
             acc[c as usize] = 0.0;
         }
         if best == 0 {
@@ -715,6 +734,14 @@ impl CentroidLists {
             !(best as u32)
         }
     }
+}
+
+/// [`CentroidLists::best`]'s scratch: the entries of a signature's lists, one after
+/// another, and each one's term weight.
+#[derive(Default)]
+struct ScoreScratch {
+    entries: Vec<(u32, f32)>,
+    weights: Vec<f32>,
 }
 
 #[cfg(test)]
