@@ -718,12 +718,26 @@ impl CentroidLists {
         // compared as one key, the score's bits (non-negative floats order as their bits
         // do) above the centroid's complement (ties to the smaller centroid), without a
         // branch; 0 is no centroid (no key is 0: centroids are below `u32::MAX`).
-        let mut best = 0u64;
-        for (&(c, cw), &w) in entries[..n].iter().zip(&w_of[..n]) {
+        // Four running maxima, each over every fourth entry: one chain of compares would
+        // cost two cycles an entry.
+        let mut best = [0u64; 4];
+        let mut add = |(c, cw): (u32, f32), w: f32| {
             let score = &mut acc[c as usize];
             *score += w * cw;
-            best = best.max((u64::from(score.to_bits()) << 32) | u64::from(!c));
+            (u64::from(score.to_bits()) << 32) | u64::from(!c)
+        };
+        let (e, w) = (&entries[..n], &w_of[..n]);
+        let (e4, w4) = (e.chunks_exact(4), w.chunks_exact(4));
+        let (e_rest, w_rest) = (e4.remainder(), w4.remainder());
+        for (e, w) in e4.zip(w4) {
+            for lane in 0..4 {
+                best[lane] = best[lane].max(add(e[lane], w[lane]));
+            }
         }
+        for (&e, &w) in e_rest.iter().zip(w_rest) {
+            best[0] = best[0].max(add(e, w));
+        }
+        let best = best.into_iter().max().unwrap_or(0);
         // Cleared from the run (one sequential list), not by walking the lists again.
         for &(c, _) in &entries[..n] {
             acc[c as usize] = 0.0;
