@@ -377,24 +377,29 @@ fn emit_block(
     let (docs, values) = (&mut docs[..n], &mut values[..n]);
     let mut prev = (first >> TERM_SHIFT) as u32;
     terms[0] = prev;
-    let (mut slot, mut max) = (0usize, 0.0f32);
+    // The running maximum is kept on the weights' bits: weights are non-negative floats
+    // (or -0.0, whose sign bit is dropped), which order as their bits do, so an integer
+    // `max` and a mask that clears it at a new slot do it without a branch (a branch on
+    // "new term" is mispredicted often: most postings start a slot, not all) and with a
+    // short dependency chain from one posting to the next.
+    let (mut slot, mut max) = (0usize, 0u32);
     for (i, &k) in keys.iter().enumerate() {
         let term = (k >> TERM_SHIFT) as u32;
-        let w = f32::from_bits(k as u32);
+        let w = k as u32;
         docs[i] = (k >> 32) as u8;
-        values[i] = w;
+        values[i] = f32::from_bits(w);
         // The running end and maximum of the current slot (final once a new term starts).
         ends[slot] = i as u32;
-        maxes[slot] = max;
+        maxes[slot] = f32::from_bits(max);
         let new = term != prev;
         slot += new as usize;
-        // Weights are non-negative: a new slot's maximum starts from zero.
-        max = if new { 0.0 } else { max }.max(w);
+        // A new slot's maximum starts from zero.
+        max = (max & u32::from(new).wrapping_sub(1)).max(w & 0x7fff_ffff);
         terms[slot] = term;
         prev = term;
     }
     ends[slot] = n as u32;
-    maxes[slot] = max;
+    maxes[slot] = f32::from_bits(max);
     let slots = slot + 1;
     *len = slots;
     grow(scales, slots);
@@ -1105,6 +1110,56 @@ mod tests {
         );
         assert_eq!(memory_range_budget(RANGE_SLOTS, 4_000_000), 16_000_000);
         assert_eq!(memory_range_budget(usize::MAX, 4_000_000), usize::MAX);
+    }
+
+    #[test]
+    fn a_block_is_emitted_as_its_keys_say() {
+        // Terms 3, 5 and 9 over four positions, weights with zeros and -0.0 among them:
+        // the slots' maxima come from the largest weight whatever the sign of a zero.
+        let postings: [(u32, u8, f32); 9] = [
+            (3, 0, -0.0),
+            (3, 1, 0.75),
+            (3, 3, 0.0),
+            (5, 2, -0.0),
+            (5, 3, 0.0),
+            (9, 0, 2.5),
+            (9, 1, -0.0),
+            (9, 2, 4.0),
+            (9, 3, 1.0),
+        ];
+        let keys: Vec<u64> = postings
+            .iter()
+            .map(|&(t, pos, w)| {
+                (u64::from(t) << TERM_SHIFT) | (u64::from(pos) << 32) | u64::from(w.to_bits())
+            })
+            .collect();
+        let scales: Vec<f32> = (0..10).map(|t| 0.5 + t as f32 * 0.01).collect();
+        let (mut docs, mut values) = (vec![0u8; keys.len()], vec![0f32; keys.len()]);
+        let mut out = BlockSlots::default();
+        // Buffers left from a larger block must not leak into this one.
+        emit_block(
+            &[(1u64 << TERM_SHIFT) | 0x4000_0000; 20],
+            &scales,
+            &mut [0u8; 20],
+            &mut [0f32; 20],
+            &mut out,
+        );
+        emit_block(&keys, &scales, &mut docs, &mut values, &mut out);
+        assert_eq!(docs, postings.map(|p| p.1));
+        assert_eq!(
+            values.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            postings.map(|p| p.2.to_bits())
+        );
+        assert_eq!(out.terms(), [3, 5, 9]);
+        assert_eq!(out.ends(), [3, 5, 9]);
+        let maxima = [0.75f32, 0.0, 4.0];
+        let codes: Vec<u8> = [3usize, 5, 9]
+            .iter()
+            .zip(maxima)
+            .map(|(&t, m)| crate::quantize::encode_up(m, scales[t]))
+            .collect();
+        assert_eq!(out.codes(), codes);
+        assert_eq!(codes[1], 0, "a slot of zeros has no bound");
     }
 
     #[test]
