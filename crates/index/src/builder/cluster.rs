@@ -11,8 +11,9 @@
 //! topical 1M collection of BENCHMARKS.md this took the layout from 4.8 s (every
 //! document's signature kept, half of them assigned in each of three rounds before the
 //! last) to about 2.2 s, and exact search scored 1-3 % more blocks (BENCHMARKS.md, "Build
-//! on a topical 1M"); scoring without branches on the lists' lengths and without one long
-//! chain of compares took it to about 1.3 s ("Build at 1M, session 18").
+//! on a topical 1M"); a cache line a centroid list, signatures made a batch at a time, and
+//! scoring without branches on the lists' lengths or one long chain of compares took it to
+//! 1.34 s (BENCHMARKS.md, "Build at 1M, session 18").
 
 use std::ops::Range;
 
@@ -498,8 +499,8 @@ fn train_centroids(dim: usize, sample: &Signatures, clusters: usize) -> Vec<Vec<
 
 /// Every document's cluster (the centroid of `lists` scoring best against its signature;
 /// `clusters` when none shares a term with it, 0 when there are no centroids) and heavy
-/// key, in one parallel pass over the documents: the signatures are made on the way, one
-/// at a time, and never stored.
+/// key, in one parallel pass over the documents: the signatures are made on the way, a
+/// batch of [`SIGNATURE_BATCH`] at a time, and dropped once scored.
 fn assign_documents(
     src: &dyn DocSource,
     common: &[bool],
@@ -600,14 +601,28 @@ impl SignatureBatch {
 /// Inverted lists of the centroids (of one training round, or the final ones): per term,
 /// the [`LIST_CENTROIDS`] centroids weighing it most (ties to the smaller centroid), with
 /// those weights, each term's list in one cache line of its own (a term's line is fetched
-/// in one go, and the lists a document reads stay in a small, dense array).
+/// in one go). Up to [`DIRECT_LINES`] terms, every term has a line, found by its number;
+/// above, only the terms some centroid holds do (the lines stay a small array whatever
+/// the dimension), found through a line number a term (4 bytes; one more load a term,
+/// about 3 % of a topical 1M build, so not taken where the direct table is small).
 struct CentroidLists {
-    /// Term `t`'s list is the first `lens[t]` entries of `lines[t]`.
+    /// Term `t`'s list is the first `lens[l]` entries of `lines[l]`, `l` its
+    /// [`Self::line_number`].
     lens: Vec<u8>,
     lines: Vec<ListLine>,
+    /// Per term, its line number (line 0 is then the empty list); empty when lines are
+    /// found directly (term `t`'s is line `t`).
+    line_of: Vec<u32>,
     /// Whether every list is empty.
     empty: bool,
 }
+
+/// Dimensions up to which [`CentroidLists`] holds a line for every term (64 bytes each, 32
+/// MiB at most; vocabularies of the field's models are 30,522 to 250,002 terms).
+const DIRECT_LINES: usize = 1 << 19;
+
+/// A list of no entries.
+const EMPTY_LINE: ListLine = ListLine([(0, 0.0); LIST_CENTROIDS]);
 
 /// One term's list: up to [`LIST_CENTROIDS`] (centroid, weight) pairs in one cache line.
 #[derive(Clone, Copy)]
@@ -621,6 +636,11 @@ const _: () = assert!(
 
 impl CentroidLists {
     fn new(dim: usize, centroids: &[Vec<(u32, f32)>]) -> Self {
+        Self::with_table(dim, centroids, dim <= DIRECT_LINES)
+    }
+
+    /// [`Self::new`] with lines found directly or not.
+    fn with_table(dim: usize, centroids: &[Vec<(u32, f32)>], direct: bool) -> Self {
         let mut full = vec![0u32; dim + 1];
         for c in centroids {
             for &(t, _) in c {
@@ -638,22 +658,39 @@ impl CentroidLists {
                 fill[t as usize] += 1;
             }
         }
-        let mut lens = vec![0u8; dim];
-        let mut lines = vec![ListLine([(0, 0.0); LIST_CENTROIDS]); dim];
+        let mut line_of = if direct { Vec::new() } else { vec![0u32; dim] };
+        let (mut lens, mut lines) = if direct {
+            (Vec::with_capacity(dim), Vec::with_capacity(dim))
+        } else {
+            (vec![0u8], vec![EMPTY_LINE])
+        };
         for t in 0..dim {
             let list = &mut all[full[t] as usize..full[t + 1] as usize];
+            if list.is_empty() {
+                if direct {
+                    lines.push(EMPTY_LINE);
+                    lens.push(0);
+                }
+                continue;
+            }
             if list.len() > LIST_CENTROIDS {
                 list.select_nth_unstable_by(LIST_CENTROIDS - 1, |a, b| {
                     b.1.total_cmp(&a.1).then(a.0.cmp(&b.0))
                 });
             }
             let kept = list.len().min(LIST_CENTROIDS);
-            lines[t].0[..kept].copy_from_slice(&list[..kept]);
-            lens[t] = kept as u8;
+            let mut line = EMPTY_LINE;
+            line.0[..kept].copy_from_slice(&list[..kept]);
+            if !direct {
+                line_of[t] = lines.len() as u32;
+            }
+            lines.push(line);
+            lens.push(kept as u8);
         }
         CentroidLists {
             lens,
             lines,
+            line_of,
             empty: full[dim] == 0,
         }
     }
@@ -663,24 +700,58 @@ impl CentroidLists {
         self.empty
     }
 
-    /// Term `t`'s line and the number of its entries in use (an empty line for a term
-    /// past the lists).
-    fn line(&self, t: u32) -> (&ListLine, usize) {
-        const NONE: ListLine = ListLine([(0, 0.0); LIST_CENTROIDS]);
+    /// Term `t`'s line number (past the lines for a term past the dimension).
+    fn line_number(&self, t: u32) -> usize {
         let t = t as usize;
-        match (self.lines.get(t), self.lens.get(t)) {
-            (Some(line), Some(&len)) => (line, len as usize),
-            _ => (&NONE, 0),
+        if self.line_of.is_empty() {
+            t
+        } else {
+            self.line_of.get(t).map_or(usize::MAX, |&l| l as usize)
+        }
+    }
+
+    /// Term `t`'s list (none for a term past the dimension).
+    #[cfg(test)]
+    fn list(&self, t: u32) -> &[(u32, f32)] {
+        let l = self.line_number(t);
+        match (self.lines.get(l), self.lens.get(l)) {
+            (Some(line), Some(&len)) => &line.0[..len as usize],
+            _ => &[],
         }
     }
 
     /// Fetches the lists of `terms` (one cache line each).
     fn prefetch(&self, terms: &[u32]) {
         for &t in terms {
-            if let Some(line) = self.lines.get(t as usize) {
+            if let Some(line) = self.lines.get(self.line_number(t)) {
                 prefetch(line);
             }
         }
+    }
+
+    /// Copies the lines of `terms` into `entries` one after another, the run's end moved
+    /// on by each list's length, with each entry's term weight in `w_of`; `number` is
+    /// [`Self::line_number`]. Returns the length of the run.
+    fn gather(
+        &self,
+        terms: &[u32],
+        weights: &[f32],
+        entries: &mut [(u32, f32)],
+        w_of: &mut [f32],
+        number: impl Fn(u32) -> usize,
+    ) -> usize {
+        let mut n = 0;
+        for (&t, &w) in terms.iter().zip(weights) {
+            let l = number(t);
+            let (line, len) = match (self.lines.get(l), self.lens.get(l)) {
+                (Some(line), Some(&len)) => (line, len as usize),
+                _ => (&EMPTY_LINE, 0),
+            };
+            entries[n..n + LIST_CENTROIDS].copy_from_slice(&line.0);
+            w_of[n..n + LIST_CENTROIDS].fill(w);
+            n += len;
+        }
+        n
     }
 
     /// The centroid scoring best against the signature `terms`, `weights` (ties to the
@@ -696,8 +767,9 @@ impl CentroidLists {
         // The signature's list entries are first copied into one flat run, each with its
         // term's weight: a term's whole line is copied and the run's end moves on by the
         // list's length, so no branch depends on a list's length (a loop over each list
-        // would end at an unpredictable place every term).
-        let room = (terms.len() + 1) * LIST_CENTROIDS;
+        // would end at an unpredictable place every term). Before the `i`-th term's copy the
+        // run holds at most `i * LIST_CENTROIDS` entries, so the copies stay in `room`.
+        let room = terms.len() * LIST_CENTROIDS;
         let ScoreScratch {
             entries,
             weights: w_of,
@@ -706,13 +778,16 @@ impl CentroidLists {
             entries.resize(room, (0, 0.0));
             w_of.resize(room, 0.0);
         }
-        let mut n = 0;
-        for (&t, &w) in terms.iter().zip(weights) {
-            let (line, len) = self.line(t);
-            entries[n..n + LIST_CENTROIDS].copy_from_slice(&line.0);
-            w_of[n..n + LIST_CENTROIDS].fill(w);
-            n += len;
-        }
+        // One loop for each kind of line table (the choice made once, not a term).
+        let n = if self.line_of.is_empty() {
+            self.gather(terms, weights, entries, w_of, |t| t as usize)
+        } else {
+            self.gather(terms, weights, entries, w_of, |t| {
+                self.line_of
+                    .get(t as usize)
+                    .map_or(usize::MAX, |&l| l as usize)
+            })
+        };
         // A centroid's score only grows as its contributions are added (each is a product
         // of positive weights), so the best of the scores seen along the way is the best
         // of the final scores: no second pass to find it. Scores and centroids are
@@ -933,6 +1008,48 @@ mod tests {
     /// `LIST_CENTROIDS` heaviest centroids), ties to the smaller centroid, `clusters` when
     /// it shares no listed term: checked against scoring every centroid directly (weights
     /// are multiples of 1/8, so every sum is exact in any order).
+    #[test]
+    fn both_line_tables_hold_the_same_lists_and_pick_the_same_centroids() {
+        let mut next = xorshift(21);
+        let (dim, clusters) = (500usize, 60usize);
+        // Terms below 400 only, some held by many centroids (lists cut to the heaviest).
+        let centroids: Vec<Vec<(u32, f32)>> = (0..clusters)
+            .map(|_| {
+                let mut terms: Vec<u32> = (0..30)
+                    .map(|_| (next() % 400).min(next() % 400) as u32)
+                    .collect();
+                terms.sort_unstable();
+                terms.dedup();
+                terms
+                    .into_iter()
+                    .map(|t| (t, (1 + next() % 1000) as f32 / 1000.0))
+                    .collect()
+            })
+            .collect();
+        let direct = CentroidLists::with_table(dim, &centroids, true);
+        let numbered = CentroidLists::with_table(dim, &centroids, false);
+        assert!(!direct.line_of.is_empty() || direct.lines.len() == dim);
+        assert!(numbered.lines.len() < dim, "only the held terms have lines");
+        for t in 0..dim as u32 + 3 {
+            assert_eq!(direct.list(t), numbered.list(t), "term {t}");
+            assert!(direct.list(t).len() <= LIST_CENTROIDS);
+        }
+        assert!((0..dim as u32).any(|t| direct.list(t).len() == LIST_CENTROIDS));
+        assert!(direct.list(450).is_empty() && direct.list(600).is_empty());
+        let (mut acc, mut scratch) = (vec![0f32; clusters], ScoreScratch::default());
+        for _ in 0..200 {
+            let terms: Vec<u32> = (0..40).map(|_| (next() % 520) as u32).collect();
+            let weights: Vec<f32> = terms
+                .iter()
+                .map(|_| (next() % 100) as f32 / 10.0 + 0.1)
+                .collect();
+            let a = direct.best(&terms, &weights, &mut acc, &mut scratch);
+            assert!(acc.iter().all(|&s| s == 0.0), "scores cleared");
+            let b = numbered.best(&terms, &weights, &mut acc, &mut scratch);
+            assert_eq!(a, b);
+        }
+    }
+
     #[test]
     fn every_document_goes_to_its_best_centroid() {
         let mut next = xorshift(9);
