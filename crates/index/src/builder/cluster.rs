@@ -1004,28 +1004,38 @@ mod tests {
         assert_eq!((got_t, got_v), (vec![1], vec![1.0]));
     }
 
-    /// Every document goes to the centroid scoring best through the cut lists (each term's
-    /// `LIST_CENTROIDS` heaviest centroids), ties to the smaller centroid, `clusters` when
-    /// it shares no listed term: checked against scoring every centroid directly (weights
-    /// are multiples of 1/8, so every sum is exact in any order).
+    /// `clusters` centroids of up to `draws` distinct terms each (terms and weights drawn by
+    /// `term` and `weight` from `next`), in term order.
+    fn random_centroids(
+        clusters: usize,
+        draws: usize,
+        next: &mut dyn FnMut() -> u64,
+        term: fn(&mut dyn FnMut() -> u64) -> u32,
+        weight: fn(&mut dyn FnMut() -> u64) -> f32,
+    ) -> Vec<Vec<(u32, f32)>> {
+        (0..clusters)
+            .map(|_| {
+                let mut terms: Vec<u32> = (0..draws).map(|_| term(next)).collect();
+                terms.sort_unstable();
+                terms.dedup();
+                terms.into_iter().map(|t| (t, weight(next))).collect()
+            })
+            .collect()
+    }
+
     #[test]
     fn both_line_tables_hold_the_same_lists_and_pick_the_same_centroids() {
         let mut next = xorshift(21);
         let (dim, clusters) = (500usize, 60usize);
-        // Terms below 400 only, some held by many centroids (lists cut to the heaviest).
-        let centroids: Vec<Vec<(u32, f32)>> = (0..clusters)
-            .map(|_| {
-                let mut terms: Vec<u32> = (0..30)
-                    .map(|_| (next() % 400).min(next() % 400) as u32)
-                    .collect();
-                terms.sort_unstable();
-                terms.dedup();
-                terms
-                    .into_iter()
-                    .map(|t| (t, (1 + next() % 1000) as f32 / 1000.0))
-                    .collect()
-            })
-            .collect();
+        // Terms below 400 only, the smaller ones held by many centroids (lists cut to the
+        // heaviest).
+        let centroids = random_centroids(
+            clusters,
+            30,
+            &mut next,
+            |next| (next() % 400).min(next() % 400) as u32,
+            |next| (1 + next() % 1000) as f32 / 1000.0,
+        );
         let direct = CentroidLists::with_table(dim, &centroids, true);
         let numbered = CentroidLists::with_table(dim, &centroids, false);
         assert!(!direct.line_of.is_empty() || direct.lines.len() == dim);
@@ -1050,23 +1060,23 @@ mod tests {
         }
     }
 
+    /// Every document goes to the centroid scoring best through the cut lists (each term's
+    /// `LIST_CENTROIDS` heaviest centroids), ties to the smaller centroid, `clusters` when
+    /// it shares no listed term: checked against scoring every centroid directly (weights
+    /// are multiples of 1/8, so every sum is exact in any order).
     #[test]
     fn every_document_goes_to_its_best_centroid() {
         let mut next = xorshift(9);
         // Centroids hold terms below 60 only; documents use all 80 (some none below 60, one
         // is empty).
         let (dim, clusters) = (80usize, 40usize);
-        let centroids: Vec<Vec<(u32, f32)>> = (0..clusters)
-            .map(|_| {
-                let mut terms: Vec<u32> = (0..12).map(|_| (next() % 60) as u32).collect();
-                terms.sort_unstable();
-                terms.dedup();
-                terms
-                    .into_iter()
-                    .map(|t| (t, (1 + next() % 4) as f32 / 8.0))
-                    .collect()
-            })
-            .collect();
+        let centroids = random_centroids(
+            clusters,
+            12,
+            &mut next,
+            |next| (next() % 60) as u32,
+            |next| (1 + next() % 4) as f32 / 8.0,
+        );
         let lists = CentroidLists::new(dim, &centroids);
         // Per term, the centroids holding it, heaviest first (ties to the smaller).
         let listed = |t: u32| {
