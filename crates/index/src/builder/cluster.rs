@@ -17,7 +17,7 @@
 
 use std::ops::Range;
 
-use crate::builder::source::{map_chunks, Chunk, DocBuf, DocSource, InMemory};
+use crate::builder::source::{map_chunks, DocBuf, DocSource, InMemory};
 use crate::error::Result;
 use crate::hint::prefetch;
 
@@ -152,27 +152,62 @@ fn push_signature(
     values.extend(top.iter().map(|&k| key_pair(k).1));
 }
 
-/// The signatures of the documents of one chunk of [`CHUNK_DOCS`], flattened: the
-/// chunk's `i`-th document's terms and weights are `offsets[i]..offsets[i + 1]`.
-struct SignatureChunk {
+/// The signatures of consecutive documents (or sampled ones), flattened: the `i`-th one's
+/// terms and weights are `terms[offsets[i]..offsets[i + 1]]` and the same of `values`.
+struct SignatureRun {
     offsets: Vec<u32>,
     terms: Vec<u32>,
     values: Vec<f32>,
 }
 
+impl SignatureRun {
+    /// Room for `docs` signatures.
+    fn with_capacity(docs: usize) -> Self {
+        let cap = docs * SIGNATURE_TERMS;
+        let mut offsets = Vec::with_capacity(docs + 1);
+        offsets.push(0);
+        SignatureRun {
+            offsets,
+            terms: Vec::with_capacity(cap),
+            values: Vec::with_capacity(cap),
+        }
+    }
+
+    /// Forgets every signature (keeps the room).
+    fn clear(&mut self) {
+        self.offsets.clear();
+        self.offsets.push(0);
+        self.terms.clear();
+        self.values.clear();
+    }
+
+    /// Appends the signature of the document `t`, `v` (see [`push_signature`]; `keys` is
+    /// scratch).
+    fn push(&mut self, t: &[u32], v: &[f32], common: &[bool], keys: &mut Vec<u64>) {
+        push_signature(t, v, common, keys, &mut self.terms, &mut self.values);
+        self.offsets.push(self.terms.len() as u32);
+    }
+
+    fn len(&self) -> usize {
+        self.offsets.len() - 1
+    }
+
+    fn doc(&self, i: usize) -> (&[u32], &[f32]) {
+        let (s, e) = (self.offsets[i] as usize, self.offsets[i + 1] as usize);
+        (&self.terms[s..e], &self.values[s..e])
+    }
+}
+
 /// The signatures of a sample of the documents, kept in the chunks they were made in
 /// (signature `i` in chunk `i / CHUNK_DOCS`).
 struct Signatures {
-    chunks: Vec<SignatureChunk>,
+    chunks: Vec<SignatureRun>,
     len: usize,
 }
 
 impl Signatures {
     fn doc(&self, d: usize) -> (&[u32], &[f32]) {
-        let c = &self.chunks[d / CHUNK_DOCS];
-        let i = d % CHUNK_DOCS;
-        let (s, e) = (c.offsets[i] as usize, c.offsets[i + 1] as usize);
-        (&c.terms[s..e], &c.values[s..e])
+        self.chunks[d / CHUNK_DOCS].doc(d % CHUNK_DOCS)
     }
 
     fn len(&self) -> usize {
@@ -358,10 +393,7 @@ fn sample_signatures(src: &dyn DocSource, common: &[bool], step: usize) -> Resul
         .into_par_iter()
         .map_init(DocBuf::default, |buf, c| {
             let range = c * CHUNK_DOCS..((c + 1) * CHUNK_DOCS).min(len);
-            let mut offsets = Vec::with_capacity(range.len() + 1);
-            offsets.push(0u32);
-            let cap = range.len() * SIGNATURE_TERMS;
-            let (mut terms, mut values) = (Vec::with_capacity(cap), Vec::with_capacity(cap));
+            let mut run = SignatureRun::with_capacity(range.len());
             let mut scratch = Vec::new();
             // Read in pieces of at most `CHUNK_DOCS` consecutive documents (one positioned
             // read of each forward file a piece, not one a sampled document).
@@ -372,15 +404,10 @@ fn sample_signatures(src: &dyn DocSource, common: &[bool], step: usize) -> Resul
                 let chunk = src.chunk(first, last + 1, buf)?;
                 for i in sampled {
                     let (t, v) = chunk.doc(i * step);
-                    push_signature(t, v, common, &mut scratch, &mut terms, &mut values);
-                    offsets.push(terms.len() as u32);
+                    run.push(t, v, common, &mut scratch);
                 }
             }
-            Ok(SignatureChunk {
-                offsets,
-                terms,
-                values,
-            })
+            Ok(run)
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(Signatures { chunks, len })
@@ -521,12 +548,19 @@ fn assign_documents(
         // The signatures are made a batch at a time (one tight loop, then the scoring
         // loop), the next batch's before this one is scored, so that the lists of the
         // next document are fetched while one is scored, across batches too.
-        let (mut this, mut next) = (SignatureBatch::default(), SignatureBatch::default());
+        let batch = || SignatureRun::with_capacity(SIGNATURE_BATCH);
+        let (mut this, mut next) = (batch(), batch());
+        let fill = |run: &mut SignatureRun, docs: Range<usize>, keys: &mut Vec<u64>| {
+            run.clear();
+            for d in docs {
+                let (t, v) = chunk.doc(d);
+                run.push(t, v, common, keys);
+            }
+        };
         let (first, end) = (docs.start, docs.end);
-        next.fill(
-            chunk,
+        fill(
+            &mut next,
             first..(first + SIGNATURE_BATCH).min(end),
-            common,
             &mut scratch,
         );
         if next.len() > 0 {
@@ -535,10 +569,9 @@ fn assign_documents(
         for b in (first..end).step_by(SIGNATURE_BATCH) {
             std::mem::swap(&mut this, &mut next);
             let after = (b + SIGNATURE_BATCH).min(end);
-            next.fill(
-                chunk,
+            fill(
+                &mut next,
                 after..(after + SIGNATURE_BATCH).min(end),
-                common,
                 &mut scratch,
             );
             for j in 0..this.len() {
@@ -559,44 +592,6 @@ fn assign_documents(
 
 /// Documents whose signatures are made together in [`assign_documents`].
 const SIGNATURE_BATCH: usize = 32;
-
-/// The signatures of a few consecutive documents, flattened.
-#[derive(Default)]
-struct SignatureBatch {
-    offsets: Vec<u32>,
-    terms: Vec<u32>,
-    values: Vec<f32>,
-}
-
-impl SignatureBatch {
-    /// Makes the signatures of `chunk`'s documents `docs` (see [`push_signature`]).
-    fn fill(
-        &mut self,
-        chunk: &Chunk<'_>,
-        docs: Range<usize>,
-        common: &[bool],
-        keys: &mut Vec<u64>,
-    ) {
-        self.offsets.clear();
-        self.terms.clear();
-        self.values.clear();
-        self.offsets.push(0);
-        for d in docs {
-            let (t, v) = chunk.doc(d);
-            push_signature(t, v, common, keys, &mut self.terms, &mut self.values);
-            self.offsets.push(self.terms.len() as u32);
-        }
-    }
-
-    fn len(&self) -> usize {
-        self.offsets.len().saturating_sub(1)
-    }
-
-    fn doc(&self, j: usize) -> (&[u32], &[f32]) {
-        let (s, e) = (self.offsets[j] as usize, self.offsets[j + 1] as usize);
-        (&self.terms[s..e], &self.values[s..e])
-    }
-}
 
 /// Inverted lists of the centroids (of one training round, or the final ones): per term,
 /// the [`LIST_CENTROIDS`] centroids weighing it most (ties to the smaller centroid), with
