@@ -87,21 +87,31 @@ const CHUNK_DOCS: usize = 4096;
 
 const HEAVY_KEY: usize = 3;
 
-/// The `HEAVY_KEY` heaviest term ids of a document, heaviest first (`u32::MAX` pads).
+/// The `HEAVY_KEY` heaviest term ids of a document, heaviest first, ties to the smaller term
+/// (`u32::MAX` pads).
 fn heavy_key(terms: &[u32], values: &[f32]) -> [u32; HEAVY_KEY] {
-    let mut best: [(f32, u32); HEAVY_KEY] = [(f32::NEG_INFINITY, u32::MAX); HEAVY_KEY];
+    let mut top = [0u64; HEAVY_KEY];
     for (&t, &v) in terms.iter().zip(values) {
-        // Heavier first; among equal weights the smaller term (terms ascend, so keep the first).
-        if v > best[HEAVY_KEY - 1].0 {
-            let mut i = HEAVY_KEY - 1;
-            while i > 0 && v > best[i - 1].0 {
-                best[i] = best[i - 1];
-                i -= 1;
-            }
-            best[i] = (v, t);
-        }
+        keep_heaviest(&mut top, signature_key(t, v));
     }
-    best.map(|(_, t)| t)
+    heavy_terms(top)
+}
+
+/// Keeps in `top` (largest first) the [`HEAVY_KEY`] largest [`signature_key`]s seen, `key`
+/// now among them: no branch (most keys go nowhere, at places a branch would not predict).
+#[inline(always)]
+fn keep_heaviest(top: &mut [u64; HEAVY_KEY], key: u64) {
+    let mut carry = key;
+    for slot in top.iter_mut() {
+        let (hi, lo) = ((*slot).max(carry), (*slot).min(carry));
+        *slot = hi;
+        carry = lo;
+    }
+}
+
+/// The terms of [`keep_heaviest`]'s keys (0, no key, is `u32::MAX`).
+fn heavy_terms(top: [u64; HEAVY_KEY]) -> [u32; HEAVY_KEY] {
+    top.map(|k| !(k as u32))
 }
 
 /// A signature term's sort key: heavier first, then the smaller term (weights are
@@ -128,7 +138,7 @@ fn heaviest(keys: &mut [u64], k: usize) -> &[u64] {
 
 /// Appends the signature of the document `t`, `v` to `terms` and `values`: its
 /// [`SIGNATURE_TERMS`] heaviest terms (ties to the smaller term) that are not `common`
-/// (`keys` is scratch).
+/// (`keys` is scratch). Returns the document's [`heavy_key`] (made in the same loop).
 fn push_signature(
     t: &[u32],
     v: &[f32],
@@ -136,20 +146,24 @@ fn push_signature(
     keys: &mut Vec<u64>,
     terms: &mut Vec<u32>,
     values: &mut Vec<f32>,
-) {
+) -> [u32; HEAVY_KEY] {
     // Every posting's key is written, the next one over it unless it is kept: no branch
     // a posting.
     if keys.len() < t.len() {
         keys.resize(t.len(), 0);
     }
     let mut len = 0;
+    let mut heavy = [0u64; HEAVY_KEY];
     for (&t, &v) in t.iter().zip(v) {
-        keys[len] = signature_key(t, v);
+        let key = signature_key(t, v);
+        keys[len] = key;
+        keep_heaviest(&mut heavy, key);
         len += usize::from(v > 0.0 && !common.get(t as usize).copied().unwrap_or(true));
     }
     let top = heaviest(&mut keys[..len], SIGNATURE_TERMS);
     terms.extend(top.iter().map(|&k| key_pair(k).0));
     values.extend(top.iter().map(|&k| key_pair(k).1));
+    heavy_terms(heavy)
 }
 
 /// The signatures of consecutive documents (or sampled ones), flattened: the `i`-th one's
@@ -158,6 +172,8 @@ struct SignatureRun {
     offsets: Vec<u32>,
     terms: Vec<u32>,
     values: Vec<f32>,
+    /// Each document's [`heavy_key`].
+    heavy: Vec<[u32; HEAVY_KEY]>,
 }
 
 impl SignatureRun {
@@ -170,6 +186,7 @@ impl SignatureRun {
             offsets,
             terms: Vec::with_capacity(cap),
             values: Vec::with_capacity(cap),
+            heavy: Vec::with_capacity(docs),
         }
     }
 
@@ -179,13 +196,15 @@ impl SignatureRun {
         self.offsets.push(0);
         self.terms.clear();
         self.values.clear();
+        self.heavy.clear();
     }
 
-    /// Appends the signature of the document `t`, `v` (see [`push_signature`]; `keys` is
-    /// scratch).
+    /// Appends the signature and the heavy key of the document `t`, `v` (see
+    /// [`push_signature`]; `keys` is scratch).
     fn push(&mut self, t: &[u32], v: &[f32], common: &[bool], keys: &mut Vec<u64>) {
-        push_signature(t, v, common, keys, &mut self.terms, &mut self.values);
+        let heavy = push_signature(t, v, common, keys, &mut self.terms, &mut self.values);
         self.offsets.push(self.terms.len() as u32);
+        self.heavy.push(heavy);
     }
 
     fn len(&self) -> usize {
@@ -580,9 +599,8 @@ fn assign_documents(
                 } else if next.len() > 0 {
                     lists.prefetch(next.doc(0).0);
                 }
-                let (t, v) = chunk.doc(b + j);
                 let (st, sv) = this.doc(j);
-                out.push((lists.best(st, sv, &mut acc, &mut scores), heavy_key(t, v)));
+                out.push((lists.best(st, sv, &mut acc, &mut scores), this.heavy[j]));
             }
         }
         out
@@ -972,7 +990,16 @@ mod tests {
             // Few distinct weights (ties), zeros among them.
             let values: Vec<f32> = terms.iter().map(|_| (next() % 6) as f32 / 4.0).collect();
             let (mut got_t, mut got_v) = (Vec::new(), Vec::new());
-            push_signature(&terms, &values, &common, &mut keys, &mut got_t, &mut got_v);
+            let heavy = push_signature(&terms, &values, &common, &mut keys, &mut got_t, &mut got_v);
+            // The heavy key: the three heaviest of all terms, common and zero ones too.
+            let mut all: Vec<(u32, f32)> = terms.iter().copied().zip(values.clone()).collect();
+            all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            let mut want_heavy = [u32::MAX; HEAVY_KEY];
+            for (w, p) in want_heavy.iter_mut().zip(&all) {
+                *w = p.0;
+            }
+            assert_eq!(heavy, want_heavy, "{len} terms");
+            assert_eq!(heavy_key(&terms, &values), want_heavy, "{len} terms");
             let mut got: Vec<(u32, f32)> = got_t.into_iter().zip(got_v).collect();
             got.sort_by_key(|p| p.0);
             let mut want: Vec<(u32, f32)> = terms
