@@ -19,7 +19,7 @@ use std::ops::Range;
 
 use crate::builder::source::{map_chunks, DocBuf, DocSource, InMemory};
 use crate::error::Result;
-use crate::hint::prefetch;
+use crate::hint::{prefetch, prefetch_slice};
 
 /// How the builder lays documents out in blocks. Block-max pruning skips a block when the
 /// sum of the query's weights times the block's per-term maxima cannot reach the current
@@ -515,7 +515,14 @@ fn train_centroids(dim: usize, sample: &Signatures, clusters: usize) -> Vec<Vec<
                         touched.resize(most, 0);
                     }
                     let mut distinct = 0;
-                    for &i in docs {
+                    // The members are all over the sample: the signature two members on is
+                    // fetched while this one is added.
+                    for (k, &i) in docs.iter().enumerate() {
+                        if let Some(&ahead) = docs.get(k + 2) {
+                            let (t, v) = sample.doc(ahead as usize);
+                            prefetch_slice(t, SIGNATURE_LINES);
+                            prefetch_slice(v, SIGNATURE_LINES);
+                        }
                         let (t, v) = sample.doc(i as usize);
                         for (&t, &w) in t.iter().zip(v) {
                             let sum = &mut acc[t as usize];
@@ -607,6 +614,9 @@ fn assign_documents(
     })?;
     Ok(parts.concat())
 }
+
+/// Cache lines of a signature's terms (and of its weights).
+const SIGNATURE_LINES: usize = SIGNATURE_TERMS * 4 / 64;
 
 /// Documents whose signatures are made together in [`assign_documents`].
 const SIGNATURE_BATCH: usize = 32;
