@@ -7,7 +7,8 @@
 //! many documents and centroids share a term. The centroids are trained on a sample of
 //! about [`SAMPLE_PER_CLUSTER`] documents a cluster, whose signatures are kept in memory
 //! (8 bytes a term), in [`TRAIN_ROUNDS`] rounds on growing parts of it; then one parallel
-//! pass over all documents makes each one's signature, scores it and forgets it. On the
+//! pass over the other documents makes each one's signature, scores it and forgets it (a
+//! sampled document keeps the cluster the last round gave it). On the
 //! topical 1M collection of BENCHMARKS.md this took the layout from 4.8 s (every
 //! document's signature kept, half of them assigned in each of three rounds before the
 //! last) to about 2.2 s, and exact search scored 1-3 % more blocks (BENCHMARKS.md, "Build
@@ -52,7 +53,8 @@ pub enum Reorder {
     /// evenly spaced sample of the documents, their 64 heaviest terms that are not in more
     /// than a quarter of the documents, with sparse centroids; about `4 * block size`
     /// documents per cluster, seeds evenly spaced in the sample, so deterministic; then
-    /// every document goes to its best centroid), then order clusters by number and
+    /// every other document goes to its best centroid, and a sampled one stays in the
+    /// cluster of the last round), then order clusters by number and
     /// documents inside a cluster as [`Reorder::HeaviestTerms`] does. Each round scores
     /// the signatures against the centroids through inverted lists of centroid terms
     /// (each cut to the centroids weighing the term most), in parallel.
@@ -67,7 +69,11 @@ pub(crate) const SIGNATURE_TERMS: usize = 64;
 /// Terms kept per centroid.
 const CENTROID_TERMS: usize = 48;
 /// k-means rounds over [`Reorder::Clustered`]'s sample, each on twice the signatures of
-/// the one before, the last on all of them; every document is then assigned once.
+/// the one before, the last on all of them; every document outside the sample is then
+/// assigned once (a sampled one keeps its cluster of the last round: on the topical
+/// collections of BENCHMARKS.md exact search scored 150.8 blocks a query instead of 149.8
+/// at 200k documents, 146.9 instead of 146.7 at 1M, for a quarter less of the final
+/// assignment, about 0.15 s of a 1M build).
 const TRAIN_ROUNDS: usize = 3;
 /// Documents a cluster in [`Reorder::Clustered`]'s sample.
 const SAMPLE_PER_CLUSTER: usize = 32;
@@ -203,6 +209,12 @@ impl SignatureRun {
     /// [`push_signature`]; `keys` is scratch).
     fn push(&mut self, t: &[u32], v: &[f32], common: &[bool], keys: &mut Vec<u64>) {
         let heavy = push_signature(t, v, common, keys, &mut self.terms, &mut self.values);
+        self.offsets.push(self.terms.len() as u32);
+        self.heavy.push(heavy);
+    }
+
+    /// Appends a document without a signature (an empty one), with its heavy key.
+    fn push_unsigned(&mut self, heavy: [u32; HEAVY_KEY]) {
         self.offsets.push(self.terms.len() as u32);
         self.heavy.push(heavy);
     }
@@ -374,15 +386,20 @@ fn document_order_sampled(
                 .map(|&f| f as usize > n / COMMON_TERM_DIVISOR)
                 .collect();
             let clusters = n.div_ceil(4 * block_size).max(1);
-            let centroids = if clusters > 1 {
+            let (centroids, sampled) = if clusters > 1 {
                 let step = sample_step(n, clusters);
                 let sample = sample_signatures(src, &common, step)?;
-                train_centroids(df.len(), &sample, clusters)
+                let trained = train_centroids(df.len(), &sample, clusters);
+                let sampled = Sampled {
+                    clusters: trained.sample_clusters,
+                    step,
+                };
+                (trained.centroids, Some(sampled))
             } else {
-                Vec::new()
+                (Vec::new(), None)
             };
             let lists = CentroidLists::new(df.len(), &centroids);
-            let keys = assign_documents(src, &common, &lists, clusters)?;
+            let keys = assign_documents(src, &common, &lists, clusters, sampled.as_ref())?;
             // One parallel sort of the keys (the document number makes each one unique, so
             // the order is the one sort of them).
             let mut sorted: Vec<(u32, [u32; HEAVY_KEY], u32)> = keys
@@ -432,6 +449,32 @@ fn sample_signatures(src: &dyn DocSource, common: &[bool], step: usize) -> Resul
     Ok(Signatures { chunks, len })
 }
 
+/// What [`train_centroids`] trained.
+struct Trained {
+    centroids: Vec<Vec<(u32, f32)>>,
+    /// The cluster the last round gave each signature of the sample (made with the
+    /// centroids before that round's update; see [`CentroidLists::best`]).
+    sample_clusters: Vec<u32>,
+}
+
+/// The clusters of [`Reorder::Clustered`]'s sample (every `step`-th document), as the last
+/// training round gave them.
+struct Sampled {
+    clusters: Vec<u32>,
+    step: usize,
+}
+
+impl Sampled {
+    /// Document `d`'s cluster if it is in the sample.
+    fn cluster(&self, d: usize) -> Option<u32> {
+        if d % self.step == 0 {
+            self.clusters.get(d / self.step).copied()
+        } else {
+            None
+        }
+    }
+}
+
 /// A centroid from the summed weights of its terms as [`signature_key`]s: the
 /// [`CENTROID_TERMS`] heaviest (ties to the smaller term), L2-normalised.
 fn centroid(keys: &mut [u64]) -> Vec<(u32, f32)> {
@@ -458,9 +501,10 @@ fn centroid(keys: &mut [u64]) -> Vec<(u32, f32)> {
 /// [`TRAIN_ROUNDS`] assigns every `2^(TRAIN_ROUNDS - 1 - r)`-th signature of the sample (a
 /// sample of the sample, the last round all of it) and moves each centroid to the
 /// normalised sum of what it was assigned.
-fn train_centroids(dim: usize, sample: &Signatures, clusters: usize) -> Vec<Vec<(u32, f32)>> {
+fn train_centroids(dim: usize, sample: &Signatures, clusters: usize) -> Trained {
     use rayon::prelude::*;
     let m = sample.len();
+    let mut sample_clusters = Vec::new();
     let mut centroids: Vec<Vec<(u32, f32)>> = (0..clusters)
         .map(|c| {
             let (t, v) = sample.doc(c * m / clusters);
@@ -546,20 +590,29 @@ fn train_centroids(dim: usize, sample: &Signatures, clusters: usize) -> Vec<Vec<
                 centroids[c] = f;
             }
         }
+        if step == 1 {
+            sample_clusters = assigned;
+        }
     }
-    centroids
+    Trained {
+        centroids,
+        sample_clusters,
+    }
 }
 
-/// Every document's cluster (the centroid of `lists` scoring best against its signature;
-/// `clusters` when none shares a term with it, 0 when there are no centroids) and heavy
-/// key, in one parallel pass over the documents: the signatures are made on the way, a
-/// batch of [`SIGNATURE_BATCH`] at a time, and dropped once scored.
+/// Every document's cluster (its cluster in `sampled` for a sampled document; otherwise the
+/// centroid of `lists` scoring best against its signature, `clusters` when none shares a
+/// term with it, 0 when there are no centroids) and heavy key, in one parallel pass over
+/// the documents: the signatures are made on the way, a batch of [`SIGNATURE_BATCH`] at a
+/// time, and dropped once scored.
 fn assign_documents(
     src: &dyn DocSource,
     common: &[bool],
     lists: &CentroidLists,
     clusters: usize,
+    sampled: Option<&Sampled>,
 ) -> Result<Vec<(u32, [u32; HEAVY_KEY])>> {
+    let sampled_cluster = |d: usize| sampled.and_then(|s| s.cluster(d));
     let parts = map_chunks(src, CHUNK_DOCS, |chunk, docs| {
         let (mut acc, mut scores) = (vec![0f32; clusters], ScoreScratch::default());
         let mut scratch = Vec::new();
@@ -580,7 +633,12 @@ fn assign_documents(
             run.clear();
             for d in docs {
                 let (t, v) = chunk.doc(d);
-                run.push(t, v, common, keys);
+                if sampled_cluster(d).is_some() {
+                    // Its cluster is known: no signature, only the heavy key.
+                    run.push_unsigned(heavy_key(t, v));
+                } else {
+                    run.push(t, v, common, keys);
+                }
             }
         };
         let (first, end) = (docs.start, docs.end);
@@ -606,8 +664,14 @@ fn assign_documents(
                 } else if next.len() > 0 {
                     lists.prefetch(next.doc(0).0);
                 }
-                let (st, sv) = this.doc(j);
-                out.push((lists.best(st, sv, &mut acc, &mut scores), this.heavy[j]));
+                let cluster = match sampled_cluster(b + j) {
+                    Some(c) => c,
+                    None => {
+                        let (st, sv) = this.doc(j);
+                        lists.best(st, sv, &mut acc, &mut scores)
+                    }
+                };
+                out.push((cluster, this.heavy[j]));
             }
         }
         out
@@ -1140,7 +1204,7 @@ mod tests {
             ..src
         };
         let common = vec![false; dim];
-        let got = assign_documents(&src_exact, &common, &lists, clusters).unwrap();
+        let got = assign_documents(&src_exact, &common, &lists, clusters, None).unwrap();
         let mut shared_none = 0;
         assert_eq!(got.len(), n);
         for (d, &(cluster, key)) in got.iter().enumerate() {
@@ -1170,9 +1234,34 @@ mod tests {
         }
         assert!(shared_none < n, "some document shares a listed term");
         assert!(shared_none >= 3, "the last three share none: {shared_none}");
+        // Sampled documents (every 7th) keep the clusters they are given, the others are
+        // assigned as above; every heavy key is the same.
+        let sampled = Sampled {
+            clusters: (0..n.div_ceil(7))
+                .map(|i| (i * 13 % clusters) as u32)
+                .collect(),
+            step: 7,
+        };
+        let with_sample =
+            assign_documents(&src_exact, &common, &lists, clusters, Some(&sampled)).unwrap();
+        assert_eq!(with_sample.len(), n);
+        for (d, (&(cluster, key), &(assigned, want_key))) in
+            with_sample.iter().zip(&got).enumerate()
+        {
+            let want = if d % 7 == 0 {
+                sampled.clusters[d / 7]
+            } else {
+                assigned
+            };
+            assert_eq!((cluster, key), (want, want_key), "document {d}");
+        }
+        assert!(
+            (0..n).step_by(7).any(|d| got[d].0 != with_sample[d].0),
+            "the given clusters are not the best ones"
+        );
         // Without centroids, every document is in cluster 0.
         let none = CentroidLists::new(dim, &[]);
-        assert!(assign_documents(&src_exact, &common, &none, 1)
+        assert!(assign_documents(&src_exact, &common, &none, 1, None)
             .unwrap()
             .iter()
             .all(|&(c, _)| c == 0));
