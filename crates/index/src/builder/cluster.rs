@@ -288,25 +288,41 @@ fn sample_slot_cut(
     dim: usize,
     sampling: Sampling,
 ) -> Result<Option<f64>> {
+    use rayon::prelude::*;
     let n = src.len();
     let s = sampling.docs;
     if n <= sampling.above.max(s) {
         return Ok(None);
     }
+    // The sample's documents are copied in parallel, a piece of consecutive ones at a time
+    // (each one a read of its own: they are far apart).
+    let pieces = (0..s.div_ceil(CHUNK_DOCS))
+        .into_par_iter()
+        .map_init(DocBuf::default, |buf, p| {
+            let (mut lens, mut terms, mut values) = (Vec::new(), Vec::new(), Vec::new());
+            for i in p * CHUNK_DOCS..((p + 1) * CHUNK_DOCS).min(s) {
+                let d = i * n / s;
+                let chunk = src.chunk(d, d + 1, buf)?;
+                let (t, v) = chunk.doc(d);
+                terms.extend_from_slice(t);
+                values.extend_from_slice(v);
+                lens.push(t.len() as u64);
+            }
+            Ok((lens, terms, values))
+        })
+        .collect::<Result<Vec<_>>>()?;
     let mut indptr = Vec::with_capacity(s + 1);
     indptr.push(0u64);
     let (mut terms, mut values) = (Vec::new(), Vec::new());
-    let mut df = vec![0u32; dim];
-    let mut buf = DocBuf::default();
-    for i in 0..s {
-        let d = i * n / s;
-        let chunk = src.chunk(d, d + 1, &mut buf)?;
-        let (t, v) = chunk.doc(d);
-        terms.extend_from_slice(t);
-        values.extend_from_slice(v);
-        t.iter().for_each(|&t| df[t as usize] += 1);
-        indptr.push(terms.len() as u64);
+    for (lens, t, v) in pieces {
+        for len in lens {
+            indptr.push(indptr[indptr.len() - 1] + len);
+        }
+        terms.extend_from_slice(&t);
+        values.extend_from_slice(&v);
     }
+    let mut df = vec![0u32; dim];
+    terms.iter().for_each(|&t| df[t as usize] += 1);
     let sample = InMemory {
         indptr: &indptr,
         terms: &terms,
@@ -314,10 +330,11 @@ fn sample_slot_cut(
     };
     let clustered = document_order_sampled(&sample, Reorder::Clustered, block_size, &df, sampling)?;
     let own: Vec<u32> = (0..s as u32).collect();
-    let (with, without) = (
-        count_slots(&sample, &clustered, block_size, dim)?,
-        count_slots(&sample, &own, block_size, dim)?,
+    let (with, without) = rayon::join(
+        || count_slots(&sample, &clustered, block_size, dim),
+        || count_slots(&sample, &own, block_size, dim),
     );
+    let (with, without) = (with?, without?);
     Ok(Some(1.0 - with as f64 / without.max(1) as f64))
 }
 
