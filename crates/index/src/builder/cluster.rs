@@ -244,6 +244,14 @@ impl Signatures {
     fn len(&self) -> usize {
         self.len
     }
+
+    /// Every signature's heavy key, in sample order.
+    fn heavy_keys(&self) -> Vec<[u32; HEAVY_KEY]> {
+        self.chunks
+            .iter()
+            .flat_map(|c| c.heavy.iter().copied())
+            .collect()
+    }
 }
 
 /// Collections of more than this many documents are laid out by [`Reorder::Auto`] after
@@ -408,6 +416,7 @@ fn document_order_sampled(
                 let trained = train_centroids(df.len(), &sample, clusters);
                 let sampled = Sampled {
                     clusters: trained.sample_clusters,
+                    heavy: sample.heavy_keys(),
                     step,
                 };
                 (trained.centroids, Some(sampled))
@@ -497,17 +506,22 @@ struct Trained {
 }
 
 /// The clusters of [`Reorder::Clustered`]'s sample (every `step`-th document), as the last
-/// training round gave them.
+/// training round gave them, and their heavy keys.
 struct Sampled {
     clusters: Vec<u32>,
+    heavy: Vec<[u32; HEAVY_KEY]>,
     step: usize,
 }
 
 impl Sampled {
-    /// Document `d`'s cluster if it is in the sample.
-    fn cluster(&self, d: usize) -> Option<u32> {
+    /// Document `d`'s cluster and heavy key if it is in the sample.
+    fn get(&self, d: usize) -> Option<(u32, [u32; HEAVY_KEY])> {
         if d % self.step == 0 {
-            self.clusters.get(d / self.step).copied()
+            let i = d / self.step;
+            self.clusters
+                .get(i)
+                .copied()
+                .zip(self.heavy.get(i).copied())
         } else {
             None
         }
@@ -651,7 +665,7 @@ fn assign_documents(
     clusters: usize,
     sampled: Option<&Sampled>,
 ) -> Result<Vec<(u32, [u32; HEAVY_KEY])>> {
-    let sampled_cluster = |d: usize| sampled.and_then(|s| s.cluster(d));
+    let in_sample = |d: usize| sampled.and_then(|s| s.get(d));
     let parts = map_chunks(src, CHUNK_DOCS, |chunk, docs| {
         let (mut acc, mut scores) = (vec![0f32; clusters], ScoreScratch::default());
         let mut scratch = Vec::new();
@@ -671,12 +685,13 @@ fn assign_documents(
         let fill = |run: &mut SignatureRun, docs: Range<usize>, keys: &mut Vec<u64>| {
             run.clear();
             for d in docs {
-                let (t, v) = chunk.doc(d);
-                if sampled_cluster(d).is_some() {
-                    // Its cluster is known: no signature, only the heavy key.
-                    run.push_unsigned(heavy_key(t, v));
-                } else {
-                    run.push(t, v, common, keys);
+                match in_sample(d) {
+                    // Its cluster and heavy key are known: no signature.
+                    Some((_, heavy)) => run.push_unsigned(heavy),
+                    None => {
+                        let (t, v) = chunk.doc(d);
+                        run.push(t, v, common, keys);
+                    }
                 }
             }
         };
@@ -703,8 +718,8 @@ fn assign_documents(
                 } else if next.len() > 0 {
                     lists.prefetch(next.doc(0).0);
                 }
-                let cluster = match sampled_cluster(b + j) {
-                    Some(c) => c,
+                let cluster = match in_sample(b + j) {
+                    Some((c, _)) => c,
                     None => {
                         let (st, sv) = this.doc(j);
                         lists.best(st, sv, &mut acc, &mut scores)
@@ -1273,12 +1288,13 @@ mod tests {
         }
         assert!(shared_none < n, "some document shares a listed term");
         assert!(shared_none >= 3, "the last three share none: {shared_none}");
-        // Sampled documents (every 7th) keep the clusters they are given, the others are
-        // assigned as above; every heavy key is the same.
+        // Sampled documents (every 7th) keep the clusters and heavy keys they are given (the
+        // sample's), the others are assigned as above.
         let sampled = Sampled {
             clusters: (0..n.div_ceil(7))
                 .map(|i| (i * 13 % clusters) as u32)
                 .collect(),
+            heavy: (0..n.div_ceil(7) as u32).map(|i| [i, 7, 7]).collect(),
             step: 7,
         };
         let with_sample =
@@ -1288,11 +1304,11 @@ mod tests {
             with_sample.iter().zip(&got).enumerate()
         {
             let want = if d % 7 == 0 {
-                sampled.clusters[d / 7]
+                (sampled.clusters[d / 7], sampled.heavy[d / 7])
             } else {
-                assigned
+                (assigned, want_key)
             };
-            assert_eq!((cluster, key), (want, want_key), "document {d}");
+            assert_eq!((cluster, key), want, "document {d}");
         }
         assert!(
             (0..n).step_by(7).any(|d| got[d].0 != with_sample[d].0),
