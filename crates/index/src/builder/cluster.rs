@@ -487,6 +487,8 @@ fn sample_signatures(src: &dyn DocSource, common: &[bool], step: usize) -> Resul
                 let (first, last) = (sampled.start * step, (sampled.end - 1) * step);
                 let chunk = src.chunk(first, last + 1, buf)?;
                 for i in sampled {
+                    // Sampled documents are far apart: the one two on is fetched now.
+                    src.prefetch((i + 2) * step);
                     let (t, v) = chunk.doc(i * step);
                     run.push(t, v, common, &mut scratch);
                 }
