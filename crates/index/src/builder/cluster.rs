@@ -55,8 +55,8 @@ pub enum Reorder {
     /// evenly spaced sample of the documents, their 64 heaviest terms that are not in more
     /// than a quarter of the documents, with sparse centroids; about `4 * block size`
     /// documents per cluster, seeds evenly spaced in the sample, so deterministic; then
-    /// every other document goes to its best centroid, and a sampled one stays in the
-    /// cluster of the last round), then order clusters by number and
+    /// every document outside the sample goes to its best centroid, and a sampled one stays
+    /// in the cluster of the last round), then order clusters by number and
     /// documents inside a cluster as [`Reorder::HeaviestTerms`] does. Each round scores
     /// the signatures against the centroids through inverted lists of centroid terms
     /// (each cut to the centroids weighing the term most), in parallel.
@@ -123,7 +123,7 @@ fn heavy_terms(top: [u64; HEAVY_KEY]) -> [u32; HEAVY_KEY] {
 }
 
 /// A signature term's sort key: heavier first, then the smaller term (weights are
-/// positive and finite, so their bits order as they do).
+/// non-negative and finite, never -0.0, so their bits order as they do).
 fn signature_key(term: u32, weight: f32) -> u64 {
     (u64::from(weight.to_bits()) << 32) | u64::from(!term)
 }
@@ -175,7 +175,9 @@ fn push_signature(
 }
 
 /// The signatures of consecutive documents (or sampled ones), flattened: the `i`-th one's
-/// terms and weights are `terms[offsets[i]..offsets[i + 1]]` and the same of `values`.
+/// terms and weights are `terms[offsets[i]..offsets[i + 1]]` and the same of `values`, and
+/// its [`heavy_key`] is `heavy[i]` (a document added by [`Self::push_unsigned`] has an empty
+/// signature).
 struct SignatureRun {
     offsets: Vec<u32>,
     terms: Vec<u32>,
@@ -460,7 +462,15 @@ fn cluster_order(keys: &[(u32, [u32; HEAVY_KEY])], clusters: usize) -> Vec<u32> 
         groups.push(group);
         rest = tail;
     }
-    groups.into_par_iter().for_each(|g| g.sort_unstable());
+    // A cluster may hold most documents (the one of documents sharing no listed term, on a
+    // collection of unrelated ones): such a group is sorted in parallel too.
+    groups.into_par_iter().for_each(|g| {
+        if g.len() > CHUNK_DOCS * 16 {
+            g.par_sort_unstable();
+        } else {
+            g.sort_unstable();
+        }
+    });
     by_cluster.into_iter().map(|(_, d)| d).collect()
 }
 
@@ -657,11 +667,11 @@ fn train_centroids(dim: usize, sample: &Signatures, clusters: usize) -> Trained 
     }
 }
 
-/// Every document's cluster (its cluster in `sampled` for a sampled document; otherwise the
-/// centroid of `lists` scoring best against its signature, `clusters` when none shares a
-/// term with it, 0 when there are no centroids) and heavy key, in one parallel pass over
-/// the documents: the signatures are made on the way, a batch of [`SIGNATURE_BATCH`] at a
-/// time, and dropped once scored.
+/// Every document's cluster (0 for all when no list holds a term; otherwise its cluster in
+/// `sampled` for a sampled document, and for the others the centroid of `lists` scoring best
+/// against its signature, `clusters` when none shares a term with it) and heavy key, in one
+/// parallel pass over the documents: the signatures are made on the way, a batch of
+/// [`SIGNATURE_BATCH`] at a time, and dropped once scored.
 fn assign_documents(
     src: &dyn DocSource,
     common: &[bool],
@@ -1348,6 +1358,58 @@ mod tests {
         let want: Vec<u32> = want.into_iter().map(|(_, _, d)| d).collect();
         assert_eq!(cluster_order(&keys, clusters), want);
         assert!(cluster_order(&[], 3).is_empty());
+    }
+
+    /// The clustered pipeline at a sample step above 1 (the in-file collections above sample
+    /// every document): a sampled document keeps the cluster the last round gave its
+    /// signature, and its own heavy key, the others go to their best centroid.
+    #[test]
+    fn sampled_documents_keep_their_last_round_clusters() {
+        let (n, dim, clusters) = (3_000usize, 1_500usize, 12usize);
+        let c = collection(n, dim as u32, Some(25), 13);
+        let src = InMemory {
+            indptr: &c.0,
+            terms: &c.1,
+            values: &c.2,
+        };
+        let mut df = vec![0u32; dim];
+        c.1.iter().for_each(|&t| df[t as usize] += 1);
+        let common: Vec<bool> = df
+            .iter()
+            .map(|&f| f as usize > n / COMMON_TERM_DIVISOR)
+            .collect();
+        let step = sample_step(n, clusters);
+        assert_eq!(step, 7);
+        let sample = sample_signatures(&src, &common, step).unwrap();
+        assert_eq!(sample.len(), n.div_ceil(step));
+        let trained = train_centroids(dim, &sample, clusters);
+        assert_eq!(trained.sample_clusters.len(), sample.len());
+        let lists = CentroidLists::new(dim, &trained.centroids);
+        let sampled = Sampled {
+            clusters: trained.sample_clusters.clone(),
+            heavy: sample.heavy_keys(),
+            step,
+        };
+        let got = assign_documents(&src, &common, &lists, clusters, Some(&sampled)).unwrap();
+        let scored = assign_documents(&src, &common, &lists, clusters, None).unwrap();
+        let mut agree = 0;
+        for (d, (&(cluster, key), &best)) in got.iter().zip(&scored).enumerate() {
+            let (s, e) = (c.0[d] as usize, c.0[d + 1] as usize);
+            assert_eq!(key, heavy_key(&c.1[s..e], &c.2[s..e]), "document {d}");
+            if d % step == 0 {
+                assert_eq!(cluster, trained.sample_clusters[d / step], "document {d}");
+                agree += usize::from(cluster == best.0);
+            } else {
+                assert_eq!((cluster, key), best, "document {d}");
+            }
+        }
+        // The last round's clusters are those of the right documents: nearly all agree
+        // with the final centroids (a shifted sample would agree about once in 12).
+        let sampled_docs = n.div_ceil(step);
+        assert!(
+            agree * 10 >= sampled_docs * 9,
+            "{agree} of {sampled_docs} sampled documents"
+        );
     }
 
     /// The sample holds about `SAMPLE_PER_CLUSTER` documents a cluster, at least one.
