@@ -1024,19 +1024,26 @@ mod tests {
         (indptr, terms, values)
     }
 
+    /// The documents of collection `c` as a source, and their document frequencies over
+    /// `dim` terms.
+    fn source(c: &(Vec<u64>, Vec<u32>, Vec<f32>), dim: usize) -> (InMemory<'_>, Vec<u32>) {
+        let mut df = vec![0u32; dim];
+        c.1.iter().for_each(|&t| df[t as usize] += 1);
+        let src = InMemory {
+            indptr: &c.0,
+            terms: &c.1,
+            values: &c.2,
+        };
+        (src, df)
+    }
+
     fn order(
         c: &(Vec<u64>, Vec<u32>, Vec<f32>),
         dim: usize,
         reorder: Reorder,
         sample: usize,
     ) -> Vec<u32> {
-        let src = InMemory {
-            indptr: &c.0,
-            terms: &c.1,
-            values: &c.2,
-        };
-        let mut df = vec![0u32; dim];
-        c.1.iter().for_each(|&t| df[t as usize] += 1);
+        let (src, df) = source(c, dim);
         let sampling = Sampling {
             docs: sample,
             above: 2 * sample,
@@ -1367,13 +1374,7 @@ mod tests {
     fn sampled_documents_keep_their_last_round_clusters() {
         let (n, dim, clusters) = (3_000usize, 1_500usize, 12usize);
         let c = collection(n, dim as u32, Some(25), 13);
-        let src = InMemory {
-            indptr: &c.0,
-            terms: &c.1,
-            values: &c.2,
-        };
-        let mut df = vec![0u32; dim];
-        c.1.iter().for_each(|&t| df[t as usize] += 1);
+        let (src, df) = source(&c, dim);
         let common: Vec<bool> = df
             .iter()
             .map(|&f| f as usize > n / COMMON_TERM_DIVISOR)
