@@ -857,12 +857,19 @@ impl CentroidLists {
 
     /// Term `t`'s line number (past the lines for a term past the dimension).
     fn line_number(&self, t: u32) -> usize {
-        let t = t as usize;
         if self.line_of.is_empty() {
-            t
+            t as usize
         } else {
-            self.line_of.get(t).map_or(usize::MAX, |&l| l as usize)
+            self.held_line(t)
         }
+    }
+
+    /// Term `t`'s line number through `line_of` (past the lines for a term past the
+    /// dimension).
+    fn held_line(&self, t: u32) -> usize {
+        self.line_of
+            .get(t as usize)
+            .map_or(usize::MAX, |&l| l as usize)
     }
 
     /// Term `t`'s list (none for a term past the dimension).
@@ -937,11 +944,7 @@ impl CentroidLists {
         let n = if self.line_of.is_empty() {
             self.gather(terms, weights, entries, w_of, |t| t as usize)
         } else {
-            self.gather(terms, weights, entries, w_of, |t| {
-                self.line_of
-                    .get(t as usize)
-                    .map_or(usize::MAX, |&l| l as usize)
-            })
+            self.gather(terms, weights, entries, w_of, |t| self.held_line(t))
         };
         // A centroid's score only grows as its contributions are added (each is a product
         // of positive weights), so the best of the scores seen along the way is the best
