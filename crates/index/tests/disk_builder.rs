@@ -161,7 +161,9 @@ fn bad_documents_and_dimensions_are_errors_and_an_abandoned_build_leaves_nothing
     let mut b = DiskIndexBuilder::create(&dir, 1 << 24).unwrap();
     let v = SparseVector::from_pairs(vec![(3, 1.0), (40, 2.0)]).unwrap();
     b.add("a", v.view()).unwrap();
-    let err = b.add("a", v.view()).unwrap_err().to_string();
+    // A refused document leaves nothing behind: not its id, not its terms (index 45).
+    let wider = SparseVector::from_pairs(vec![(3, 1.0), (45, 2.0)]).unwrap();
+    let err = b.add("a", wider.view()).unwrap_err().to_string();
     assert!(err.contains("duplicate id") && err.contains('a'), "{err}");
     let negative = SparseVector::from_pairs(vec![(1, -1.0)]).unwrap();
     assert!(b.add("b", negative.view()).is_err());

@@ -168,10 +168,6 @@ impl Catalog {
             message,
         };
         check_document(id, vector, self.dim)?;
-        let hash = self.id_hash(id);
-        if self.holds(id, hash) {
-            return Err(invalid("duplicate id".into()));
-        }
         let doc = u32::try_from(self.len())
             .ok()
             .filter(|&d| d < u32::MAX)
@@ -182,6 +178,10 @@ impl Catalog {
                  several segments or shards and merge or search them together)",
                 format::MAX_SEGMENT_POSTINGS
             )));
+        }
+        // Nothing is recorded before this last check, nothing can fail after it.
+        if !self.push_new_id(id) {
+            return Err(invalid("duplicate id".into()));
         }
         if let Some(&last) = vector.indices().last() {
             if last as usize >= self.df.len() {
@@ -196,7 +196,6 @@ impl Catalog {
             vector.values(),
         );
         self.indptr.push((self.nnz() + vector.nnz()) as u64);
-        self.push_id(id, hash);
         Ok(doc)
     }
 
@@ -206,23 +205,8 @@ impl Catalog {
         &id_data[id_offsets[d] as usize..id_offsets[d + 1] as usize]
     }
 
-    /// The hash of an id in the table of ids.
-    fn id_hash(&self, id: &str) -> u64 {
-        self.hasher.hash_one(id.as_bytes())
-    }
-
-    /// Whether a document with this id (whose [`Self::id_hash`] is `hash`) is recorded.
-    fn holds(&self, id: &str, hash: u64) -> bool {
-        self.seen
-            .find(hash, |&d| {
-                Self::id(&self.id_offsets, &self.id_data, d) == id.as_bytes()
-            })
-            .is_some()
-    }
-
     /// Records the id of the next document unless a document already holds it (then
-    /// `false`, nothing recorded): [`Self::holds`] and [`Self::push_id`] in one probe of
-    /// the table.
+    /// `false`, nothing recorded), in one probe of the table.
     fn push_new_id(&mut self, id: &str) -> bool {
         let Catalog {
             seen,
@@ -246,24 +230,6 @@ impl Catalog {
                 true
             }
         }
-    }
-
-    /// Records the id of the next document (the caller has checked it is new; `hash` is
-    /// its [`Self::id_hash`]).
-    fn push_id(&mut self, id: &str, hash: u64) {
-        let doc = (self.id_offsets.len() - 1) as u32;
-        self.id_data.extend_from_slice(id.as_bytes());
-        self.id_offsets.push(self.id_data.len() as u64);
-        let Catalog {
-            seen,
-            hasher,
-            id_offsets,
-            id_data,
-            ..
-        } = self;
-        seen.insert_unique(hash, doc, |&d| {
-            hasher.hash_one(Self::id(id_offsets, id_data, d))
-        });
     }
 
     /// The catalog of the documents of a CSR matrix (document `d`: `indices` and `values`
