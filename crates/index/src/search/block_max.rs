@@ -390,7 +390,16 @@ pub(crate) fn block_max_top_k(
             &bound_terms,
             scratch,
         );
-        let finished = visit_blocks(&a, found, alpha, switch, scratch, &mut top, offer);
+        let finished = visit_blocks(
+            &a,
+            segment.dense_bounds(),
+            found,
+            alpha,
+            switch,
+            scratch,
+            &mut top,
+            offer,
+        );
         if let Some(before) = before {
             segment.traversal_memory().record(!finished);
             if !finished {
@@ -421,8 +430,10 @@ const LOOKAHEAD: usize = 4;
 /// have risen meanwhile), and the loop stops at the first block that fails it, as a loop
 /// taking one block at a time would, so the blocks scored and their order are the same.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn visit_blocks(
     a: &BlockArrays<'_>,
+    dense: &DenseBounds,
     found: Candidates,
     alpha: f32,
     switch: Option<SwitchRule>,
@@ -433,7 +444,7 @@ fn visit_blocks(
     let num_blocks = a.num_blocks();
     let Scratch {
         bounds,
-        positions,
+        positions: positions_buf,
         acc,
         ranges,
         next_ranges,
@@ -443,7 +454,10 @@ fn visit_blocks(
     } = scratch;
     let terms = &found.terms[..];
     let bounds = &mut bounds[..num_blocks];
-    let positions = found.table.then_some((&positions[..], num_blocks));
+    let rows = found
+        .table
+        .then(|| SlotRows::new(dense, terms, positions_buf, num_blocks));
+    let positions = rows.as_ref();
     let mut queue = BlockQueue::new(found.keys, (&*bounds, found.contributing, found.cutoff));
     ahead.clear();
     let (mut exhausted, mut ready, mut scored) = (false, None, 0);
@@ -488,9 +502,9 @@ fn visit_blocks(
             block_ranges(a, next, terms, positions, next_ranges);
             ready = Some(next);
         }
-        if let (Some(&(_, after)), Some(_)) = (ahead.get(1), positions) {
+        if let (Some(&(_, after)), Some(rows)) = (ahead.get(1), positions) {
             for i in 0..terms.len() {
-                if let Some(slot) = table_slot(positions, i, after) {
+                if let Some(slot) = rows.slot(i, after) {
                     prefetch(&a.entry_offsets[slot]);
                 }
             }
@@ -620,7 +634,8 @@ fn fill_tables(
 ) -> usize {
     let positions = &mut scratch.positions;
     if table && positions.len() < terms.len() * nb {
-        // Every row used below is written in full (copied, or reset and filled).
+        // Every row used below is written in full (reset and filled; the rows of terms with
+        // a dense column are not used).
         positions.resize(terms.len() * nb, u32::MAX);
     }
     let acc = &mut scratch.bounds[..nb];
@@ -630,11 +645,10 @@ fn fill_tables(
         let bounded = bounds && t.weight > 0.0 && t.bound;
         contributing += usize::from(bounded);
         let qs = t.weight * t.scale;
-        if let Some((codes, slots)) = dense.column(t.term) {
+        if let Some((codes, _)) = dense.column(t.term) {
             // The same products in the same term order, plus 0.0 where the term is absent.
-            if table {
-                positions[i * nb..(i + 1) * nb].copy_from_slice(slots);
-            }
+            // The term's slots are read from its column (see [`SlotRows`]): its row of the
+            // table is left as it is.
             if bounded {
                 add_codes(acc, codes, qs);
             }
@@ -677,18 +691,12 @@ fn fill_tables(
 #[inline(always)]
 fn prefetch_block(
     a: &BlockArrays<'_>,
-    positions: Option<(&[u32], usize)>,
+    positions: Option<&SlotRows<'_>>,
     terms: &[QueryTerm],
     block: usize,
 ) {
     match positions {
-        Some((table, nb)) => {
-            for i in 0..terms.len() {
-                if let Some(p) = table.get(i * nb + block) {
-                    prefetch(p);
-                }
-            }
-        }
+        Some(rows) => rows.prefetch(block),
         None => {
             let nb = a.num_blocks();
             for t in terms {
@@ -765,13 +773,13 @@ fn block_ranges(
     a: &BlockArrays<'_>,
     block: usize,
     terms: &[QueryTerm],
-    positions: Option<(&[u32], usize)>,
+    positions: Option<&SlotRows<'_>>,
     ranges: &mut Vec<(f64, usize, usize)>,
 ) {
     ranges.clear();
     for (i, t) in terms.iter().enumerate() {
         let slot = match positions {
-            Some(_) => match table_slot(positions, i, block) {
+            Some(rows) => match rows.slot(i, block) {
                 Some(slot) => slot,
                 None => continue,
             },
@@ -795,15 +803,47 @@ fn block_ranges(
     }
 }
 
-/// The slot of (query term `i`, `block`) in the block arrays from the position table (see
-/// [`Scratch::positions`]), or `None` when the term is absent from the block (or there is
-/// no table).
-#[inline(always)]
-fn table_slot(positions: Option<(&[u32], usize)>, i: usize, block: usize) -> Option<usize> {
-    let (table, nb) = positions?;
-    match table[i * nb + block] {
-        u32::MAX => None,
-        slot => Some(slot as usize),
+/// Per query term, its slot in every block of the segment (`u32::MAX` where the term is
+/// absent): the term's dense column when it has one (read in place, not copied: on the
+/// Quora questions of BENCHMARKS.md the copies took 7 % of a search), else its row of the
+/// per-query position table (see [`Scratch::positions`]).
+struct SlotRows<'a> {
+    rows: Vec<&'a [u32]>,
+}
+
+impl<'a> SlotRows<'a> {
+    /// The rows of `terms` ([`fill_tables`] filled the table's rows of the terms without a
+    /// column).
+    fn new(dense: &'a DenseBounds, terms: &[QueryTerm], table: &'a [u32], nb: usize) -> Self {
+        let rows = terms
+            .iter()
+            .enumerate()
+            .map(|(i, t)| match dense.column(t.term) {
+                Some((_, slots)) => slots,
+                None => &table[i * nb..(i + 1) * nb],
+            })
+            .collect();
+        SlotRows { rows }
+    }
+
+    /// The slot of (query term `i`, `block`), or `None` when the term is absent from the
+    /// block.
+    #[inline(always)]
+    fn slot(&self, i: usize, block: usize) -> Option<usize> {
+        match self.rows[i][block] {
+            u32::MAX => None,
+            slot => Some(slot as usize),
+        }
+    }
+
+    /// Fetches every query term's slot in `block`.
+    #[inline(always)]
+    fn prefetch(&self, block: usize) {
+        for row in &self.rows {
+            if let Some(p) = row.get(block) {
+                prefetch(p);
+            }
+        }
     }
 }
 
@@ -1149,8 +1189,14 @@ mod tests {
             assert_eq!((x.keys, x.cutoff.to_bits()), (y.keys, y.cutoff.to_bits()));
             assert_eq!(x.contributing, y.contributing);
             assert!(x.table && y.table);
-            let rows = x.terms.len() * nb;
-            assert_eq!(with.positions[..rows], without.positions[..rows]);
+            let rows = |s: &Scratch, d: &DenseBounds| {
+                let rows = SlotRows::new(d, &x.terms, &s.positions, nb);
+                (0..x.terms.len())
+                    .flat_map(|i| (0..nb).map(move |b| (i, b)))
+                    .map(|(i, b)| rows.slot(i, b))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(rows(&with, dense), rows(&without, &lists));
             with.bounds.fill(0.0);
             without.bounds.fill(0.0);
             for (k, ab) in [(10, (1.0, 1.0)), (100, (1.0, 1.0)), (10, (0.8, 0.5))] {

@@ -6,8 +6,8 @@
 //! blocks (a stopword-like term, or any frequent one on a collection in no particular order)
 //! costs about as many scattered writes as the segment has blocks. As a dense column (its
 //! bound code in every block, 0 where it is absent, and its slot, `u32::MAX` where absent)
-//! the same bounds come from one vectorised pass over the column and the positions from one
-//! copy. The bounds are bit-identical to the lists': the same product per (term, block), in
+//! the same bounds come from one vectorised pass over the column, and a scored block's slot
+//! is read from the column in place. The bounds are bit-identical to the lists': the same product per (term, block), in
 //! the same term order, plus `0.0` where the term is absent (bounds are never negative, so
 //! adding `0.0` changes nothing).
 //!
