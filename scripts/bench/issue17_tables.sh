@@ -5,7 +5,7 @@
 #   scripts/bench/issue17_tables.sh OUT_DIR [PARTS]
 #   scripts/bench/avx2_only.sh scripts/bench/issue17_tables.sh OUT_DIR [PARTS]   (as on an AVX2-only CPU)
 #
-# PARTS (default all): a comma list of encoders, flat1m, syn200k, glosses, scifact, msm.
+# PARTS (default all): a comma list of encoders, flat1m, syn200k, glosses, quora, scifact, msm.
 #
 # Needs (see BENCHMARKS.md for each):
 #   /work/venv-search  numpy scipy numba splade-index==0.2.0 pyseismic-lsr==0.5.4 bmp==0.2.8
@@ -18,9 +18,11 @@
 #   /tmp/glosses.vec.jsonl, /tmp/webq.vec.jsonl, and in /tmp/d6/vec: scifact(q).vec.jsonl,
 #   msm(q).vec.jsonl (splade-tiny vectors: `splade encode --document/--query --id-field _id
 #   --jsonl-field text` of ../shared/data/{wordnet-glosses,scifact,mini-msmarco-dl19})
+#   /work/quora/{corpus,queries}.vec.jsonl  scripts/bench/make_quora.py, then the two encode
+#                                    commands in its help (536,627 Quora questions, 1,000 held out)
 set -euo pipefail
 out=${1:?OUT_DIR}
-parts=${2:-encoders,flat1m,syn200k,glosses,scifact,msm}
+parts=${2:-encoders,flat1m,syn200k,glosses,quora,scifact,msm}
 mkdir -p "$out"
 py=/work/venv-search/bin/python
 vec=/tmp/d6/vec
@@ -67,6 +69,11 @@ if want glosses; then
   idx glosses /tmp/glosses.vec.jsonl /tmp/webq.vec.jsonl --systems baseline,splade-rs,splade-index,bmp,seismic \
     --rs-grid 0.95:1,0.9:1,0.9:0.8 --bmp-grid 1:1,0.95:1,0.9:1 --seismic-postings 5000 \
     --seismic-grid 10:0.9,15:0.8,20:0.8,20:0.7,30:0.6
+fi
+if want quora; then
+  idx quora /work/quora/corpus.vec.jsonl /work/quora/queries.vec.jsonl --systems baseline,splade-rs,splade-index,bmp,seismic \
+    --rs-grid 0.95:1,0.9:1,0.9:0.8 --bmp-grid 1:1,0.95:1,0.9:1 --seismic-postings 5000 \
+    --seismic-grid 10:0.9,15:0.8,15:0.7,20:0.9,20:0.8,20:0.7,30:0.6
 fi
 for set in scifact msm; do
   if want $set; then

@@ -69,8 +69,9 @@ struct BuildArgs {
     dim: Option<usize>,
     /// Documents per block of the block-max index (1..=256). Smaller blocks give tighter
     /// bounds but a longer bound pass per query: 16 was faster on ~100k short documents
-    /// (WordNet glosses), 32 on 1M longer ones (BENCHMARKS.md, "Block size"). Default:
-    /// chosen from the documents, 16 when they average fewer than 64 terms, else 32.
+    /// (WordNet glosses), 32 on 1M longer ones and on 537k short ones (Quora questions;
+    /// BENCHMARKS.md, "Block size"). Default: chosen from the documents, 16 when they
+    /// average fewer than 64 terms and number at most 131,072, else 32.
     #[arg(long)]
     block_size: Option<usize>,
     /// Keep documents in input order in the blocks instead of clustering similar ones

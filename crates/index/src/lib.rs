@@ -29,7 +29,7 @@
 //!   that may enter the top k, which are then rescored exactly by the brute force's dot
 //!   product. The choice is made per segment and query by a cost model
 //!   ([`Traversal::Auto`]), never changes a result, and can be forced.
-//! - Block size: [`auto_block_size`] from the documents' mean length unless set.
+//! - Block size: [`auto_block_size`] from the documents' mean length and number unless set.
 //!
 //! Ranking everywhere: score descending, ties to the smaller document number; only
 //! documents with a score `> 0` are returned. Document numbers follow segment order, then
@@ -118,7 +118,8 @@ mod writer;
 pub use brute::brute_force_top_k;
 pub use builder::{
     auto_block_size, check_document, DiskIndexBuilder, IndexBuilder, Reorder, AUTO_MIN_SLOT_CUT,
-    AUTO_SAMPLED_ABOVE, AUTO_SAMPLE_DOCS, SHORT_DOCUMENTS_BLOCK_SIZE, SHORT_DOCUMENT_TERMS,
+    AUTO_SAMPLED_ABOVE, AUTO_SAMPLE_DOCS, SHORT_DOCUMENTS_BLOCK_SIZE, SHORT_DOCUMENTS_MAX_DOCS,
+    SHORT_DOCUMENT_TERMS,
 };
 pub use error::{IndexError, Result};
 pub use explain::{Explanation, TermContribution};

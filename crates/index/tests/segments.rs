@@ -857,8 +857,9 @@ proptest! {
 }
 
 /// Without a block size set, the builder and a writer on a new index choose it from the
-/// documents' mean length (16 below 64 terms, else 32); a writer on an index with segments
-/// keeps the first segment's; a size set explicitly wins.
+/// documents' mean length and number (16 below 64 terms for at most 131,072 documents, else
+/// 32); a writer on an index with segments keeps the first segment's; a size set explicitly
+/// wins.
 #[test]
 fn block_size_is_chosen_from_document_length_unless_set() {
     let doc = |terms: u32| {
@@ -885,6 +886,11 @@ fn block_size_is_chosen_from_document_length_unless_set() {
     assert_eq!(build(100, None), 32);
     assert_eq!(build(100, Some(8)), 8);
     assert_eq!(splade_index::auto_block_size(0, 0), 32, "no documents");
+    // Short documents get 16 only in collections of at most 131,072 documents.
+    let max = splade_index::SHORT_DOCUMENTS_MAX_DOCS;
+    assert_eq!(splade_index::auto_block_size(max, max * 25), 16);
+    assert_eq!(splade_index::auto_block_size(max + 1, (max + 1) * 25), 32);
+    assert_eq!(splade_index::auto_block_size(max + 1, (max + 1) * 100), 32);
 
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();

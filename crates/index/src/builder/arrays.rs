@@ -21,19 +21,27 @@ use crate::storage::OwnedArray;
 /// terms) exact search was 1.36x faster at 16 than at 32.
 pub const SHORT_DOCUMENTS_BLOCK_SIZE: usize = 16;
 /// Below this mean number of terms per document, [`auto_block_size`] picks
-/// [`SHORT_DOCUMENTS_BLOCK_SIZE`].
+/// [`SHORT_DOCUMENTS_BLOCK_SIZE`] (for at most [`SHORT_DOCUMENTS_MAX_DOCS`] documents).
 pub const SHORT_DOCUMENT_TERMS: usize = 64;
+/// Above this many documents, [`auto_block_size`] picks [`DEFAULT_BLOCK_SIZE`] for short
+/// documents too: the bound pass of every query grows with the number of blocks, and on
+/// the Quora questions of BENCHMARKS.md (25 terms a document) block 32 searched faster than
+/// 16 at 250k and 537k documents (exact 1.04x and 1.07-1.15x; at α 0.95, 1.14-1.21x with
+/// recall 0.995 instead of 0.987), while 16 stayed faster at 120k (1.05-1.11x) and about as
+/// fast on the 117k WordNet glosses.
+pub const SHORT_DOCUMENTS_MAX_DOCS: usize = 131_072;
 
 /// The block size an [`crate::IndexBuilder`] (and an [`crate::IndexWriter`] for a new
-/// index) uses when none is set, from the documents' mean length:
-/// [`SHORT_DOCUMENTS_BLOCK_SIZE`] below [`SHORT_DOCUMENT_TERMS`] terms per document,
-/// [`DEFAULT_BLOCK_SIZE`] otherwise.
+/// index) uses when none is set, from the documents' mean length and number:
+/// [`SHORT_DOCUMENTS_BLOCK_SIZE`] below [`SHORT_DOCUMENT_TERMS`] terms per document for at
+/// most [`SHORT_DOCUMENTS_MAX_DOCS`] documents, [`DEFAULT_BLOCK_SIZE`] otherwise.
 ///
 /// Smaller blocks give tighter bounds (fewer documents scored) for more (term, block) pairs
 /// in the per-query bound pass; short documents have few terms per block, so halving the
-/// block costs the bound pass little and pays in the documents skipped.
+/// block costs the bound pass little and pays in the documents skipped, as long as the
+/// collection is small enough for the bound pass to stay short.
 pub fn auto_block_size(num_docs: usize, nnz: usize) -> usize {
-    if nnz < SHORT_DOCUMENT_TERMS.saturating_mul(num_docs) {
+    if num_docs <= SHORT_DOCUMENTS_MAX_DOCS && nnz < SHORT_DOCUMENT_TERMS.saturating_mul(num_docs) {
         SHORT_DOCUMENTS_BLOCK_SIZE
     } else {
         DEFAULT_BLOCK_SIZE

@@ -30,7 +30,9 @@ use catalog::Catalog;
 use sink::Output;
 use source::InMemory;
 
-pub use arrays::{auto_block_size, SHORT_DOCUMENTS_BLOCK_SIZE, SHORT_DOCUMENT_TERMS};
+pub use arrays::{
+    auto_block_size, SHORT_DOCUMENTS_BLOCK_SIZE, SHORT_DOCUMENTS_MAX_DOCS, SHORT_DOCUMENT_TERMS,
+};
 pub use catalog::check_document;
 pub(crate) use catalog::refusal;
 pub use cluster::{Reorder, AUTO_MIN_SLOT_CUT, AUTO_SAMPLED_ABOVE, AUTO_SAMPLE_DOCS};
