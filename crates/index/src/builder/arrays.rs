@@ -26,9 +26,9 @@ pub const SHORT_DOCUMENT_TERMS: usize = 64;
 /// Above this many documents, [`auto_block_size`] picks [`DEFAULT_BLOCK_SIZE`] for short
 /// documents too: the bound pass of every query grows with the number of blocks, and on
 /// the Quora questions of BENCHMARKS.md (25 terms a document) block 32 searched faster than
-/// 16 at 250k and 537k documents (exact 1.04x and 1.07-1.15x; at α 0.95, 1.14-1.21x with
-/// recall 0.995 instead of 0.987), while 16 stayed faster at 120k (1.05-1.11x) and about as
-/// fast on the 117k WordNet glosses.
+/// 16 at 250k and 537k documents (exact 1.02-1.08x and 1.07-1.15x; at α 0.95, 1.08-1.21x and
+/// 1.16-1.21x, with recall 0.995 instead of 0.987), while 16 stayed faster at 120k (exact
+/// 1.03-1.13x) and about as fast on the 117k WordNet glosses.
 pub const SHORT_DOCUMENTS_MAX_DOCS: usize = 131_072;
 
 /// The block size an [`crate::IndexBuilder`] (and an [`crate::IndexWriter`] for a new
