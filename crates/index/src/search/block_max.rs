@@ -43,7 +43,7 @@ use crate::brute::dot_slices;
 use crate::deletes::is_deleted;
 use crate::hint::prefetch;
 use crate::index::Index;
-use crate::quantize::inflate;
+use crate::quantize::{deflate, inflate};
 use crate::segment::blocks::BlockArrays;
 use crate::segment::dense_bounds::DenseBounds;
 use crate::topk::{Hit, TopK};
@@ -464,10 +464,17 @@ fn visit_blocks(
     let (mut entries, mut finished) = (0, true);
     loop {
         if let Some(rule) = switch.as_ref().filter(|r| scored == r.check_after) {
-            let passing = bounds
-                .iter()
-                .filter(|&&v| v > 0.0 && top.may_admit(inflate(v, found.contributing) * alpha))
-                .count();
+            // About the blocks `top.may_admit` would still take (the count only steers the
+            // speed), counted by comparing raw bounds, in a pass the compiler vectorises:
+            // inflating every bound there meant arithmetic on subnormal floats for the zero
+            // ones, and a call per block took 15-20 % of a search on the glosses.
+            let floor = top.floor();
+            let passing = if floor > 0.0 {
+                let least = deflate(floor / alpha, found.contributing);
+                bounds.iter().filter(|&&v| v > 0.0 && v >= least).count()
+            } else {
+                bounds.iter().filter(|&&v| v > 0.0).count()
+            };
             if rule.abandon(
                 passing.saturating_sub(scored),
                 entries as f64 / scored as f64,
