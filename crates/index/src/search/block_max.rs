@@ -57,7 +57,8 @@ pub(crate) struct Scratch {
     /// in the block arrays (`bounds.slots`), or `u32::MAX` when the term is absent from the
     /// block (filled per query; replaces a search per (term, scored block), and spares the
     /// scoring one dependent load per term: the slot, read here in order during the bound
-    /// pass, would be a cache miss when a block is scored).
+    /// pass, would be a cache miss when a block is scored). The rows of terms with a dense
+    /// column are left unfilled: their slots are read from the column ([`SlotRows`]).
     positions: Vec<u32>,
     /// Largest position table (entries); [`MAX_POSITIONS`] except in tests.
     max_positions: usize,
@@ -444,7 +445,7 @@ fn visit_blocks(
     let num_blocks = a.num_blocks();
     let Scratch {
         bounds,
-        positions: positions_buf,
+        positions: table,
         acc,
         ranges,
         next_ranges,
@@ -456,7 +457,7 @@ fn visit_blocks(
     let bounds = &mut bounds[..num_blocks];
     let rows = found
         .table
-        .then(|| SlotRows::new(dense, terms, positions_buf, num_blocks));
+        .then(|| SlotRows::new(dense, terms, table, num_blocks));
     let positions = rows.as_ref();
     let mut queue = BlockQueue::new(found.keys, (&*bounds, found.contributing, found.cutoff));
     ahead.clear();
