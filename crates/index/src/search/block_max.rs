@@ -469,13 +469,10 @@ fn visit_blocks(
             // speed), counted by comparing raw bounds, in a pass the compiler vectorises:
             // inflating every bound there meant arithmetic on subnormal floats for the zero
             // ones, and a call per block took 15-20 % of a search on the glosses.
-            let floor = top.floor();
-            let passing = if floor > 0.0 {
-                let least = deflate(floor / alpha, found.contributing);
-                bounds.iter().filter(|&&v| v > 0.0 && v >= least).count()
-            } else {
-                bounds.iter().filter(|&&v| v > 0.0).count()
-            };
+            // (While the top-k is not full its floor is 0, deflated below 0: every positive
+            // bound counts.)
+            let least = deflate(top.floor() / alpha, found.contributing);
+            let passing = bounds.iter().filter(|&&v| v > 0.0 && v >= least).count();
             if rule.abandon(
                 passing.saturating_sub(scored),
                 entries as f64 / scored as f64,
