@@ -11,7 +11,8 @@
 #   /tmp/flat1m   make_synthetic.py --profile flat --docs 1000000 --queries 1000 --seed 11
 #   /tmp/syn1m    make_synthetic.py --docs 1000000 --queries 1000 --seed 7
 # Run it on a quiet machine (nothing else running; after a `sync`): the first touch of fresh
-# memory right after a heavy job can add seconds to a build.
+# memory right after a heavy job can add seconds to a build. Some virtual machines still vary by
+# a third from one run to the next (session 22): compare the medians of several rounds.
 set -euo pipefail
 rounds=${1:-3}
 py=/work/venv-search/bin/python
@@ -26,6 +27,12 @@ ours=$root/target/release/examples/build_in_memory
 echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs), $(nproc) cores"
 echo "flags: $(grep -o 'avx512[a-z_0-9]*\|avx2\|fma\|amx[a-z_0-9]*' /proc/cpuinfo | sort -u | tr '\n' ' ')"
 echo "commit: $(git -C "$root" rev-parse --short HEAD)$(git -C "$root" diff --quiet || echo ' (with changes)')"
+# The clock, as the f32 FMA rate of one thread: our build is mostly instructions, splade-index's
+# conversion mostly memory traffic, so the ratio moves with it (session 22: a Xeon at 81 GFLOP/s
+# put the topical 1M at 1.8x; one at 118-127, at 1.2x).
+if command -v gcc > /dev/null && gcc -O3 -funroll-loops -mfma -mavx2 -pthread "$here/fma_peak.c" -o /tmp/fma_peak 2> /dev/null; then
+  echo "clock: $(/tmp/fma_peak 1 | grep -m1 ymm)"
+fi
 sync
 log=$(mktemp)
 for round in $(seq "$rounds"); do
