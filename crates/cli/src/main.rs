@@ -161,42 +161,35 @@ struct SimilarityArgs {
 /// free, and trims the heap top above 128 KiB, so every training step page-faults and zeroes
 /// its buffers anew: about 10 % of a distilbert-base-size step here (TRAINING.md). Up to
 /// 32 MiB now come from the heap, and up to 512 MiB of free heap is kept.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn tune_allocator() {
-    // SAFETY: mallopt only sets allocator parameters; called once, before any thread starts.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 512 << 20);
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn tune_allocator() {}
-
-/// For the commands that only encode (`encode`, `bench`): no allocation gets an `mmap` of
-/// its own, so the buffers above 32 MiB too (a base-size model's feed-forward activations
-/// are about 100 MiB a batch) are reused from batch to batch instead of mapped, faulted
-/// and zeroed anew. On a distilbert-base-size model in int8 over 100 SciFact passages:
+///
+/// With `encode_only` (the commands that only encode: `encode`, `bench`) no allocation gets an
+/// `mmap` of its own, so the buffers above 32 MiB too (a base-size model's feed-forward
+/// activations are about 100 MiB a batch) are reused from batch to batch instead of mapped,
+/// faulted and zeroed anew. On a distilbert-base-size model in int8 over 100 SciFact passages:
 /// 918,000 minor faults and 2.3 s of system time down to 171,000 and 0.4 s (BENCHMARKS.md,
 /// "Session 22"). Not for the index builds, whose arrays of gigabytes grow by reallocation
 /// (a mapped array grows in place, one on the heap is copied).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn keep_large_buffers() {
-    // SAFETY: mallopt only sets an allocator parameter (under the allocator's own lock).
+fn tune_allocator(encode_only: bool) {
+    // SAFETY: mallopt only sets allocator parameters; called once, before any thread starts.
     unsafe {
-        libc::mallopt(libc::M_MMAP_MAX, 0);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 512 << 20);
+        if encode_only {
+            libc::mallopt(libc::M_MMAP_MAX, 0);
+        }
     }
 }
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn keep_large_buffers() {}
+fn tune_allocator(_encode_only: bool) {}
 
 fn main() {
-    tune_allocator();
     let cli = Cli::parse();
-    if matches!(cli.command, Command::Encode(_) | Command::Bench(_)) {
-        keep_large_buffers();
-    }
+    tune_allocator(matches!(
+        cli.command,
+        Command::Encode(_) | Command::Bench(_)
+    ));
     let filter = || {
         tracing_subscriber::EnvFilter::try_from_default_env()
             .unwrap_or_else(|_| "splade=info,splade_encoder=info,splade_server=info".into())
