@@ -45,7 +45,7 @@ use crate::hint::prefetch;
 use crate::index::Index;
 use crate::quantize::{deflate, inflate};
 use crate::segment::blocks::BlockArrays;
-use crate::segment::dense_bounds::DenseBounds;
+use crate::segment::dense_bounds::DenseView;
 use crate::topk::{Hit, TopK};
 
 /// Reusable per-thread buffers of the block-max search.
@@ -201,7 +201,7 @@ fn cutoff(bounds: &[f32], contributing: usize) -> f32 {
 #[inline(always)]
 fn candidates(
     a: &BlockArrays<'_>,
-    dense: &DenseBounds,
+    dense: DenseView<'_>,
     num_blocks: usize,
     query: SparseView<'_>,
     bound_terms: &Option<SparseVector>,
@@ -383,24 +383,12 @@ pub(crate) fn block_max_top_k(
             },
         };
         let before = switch.as_ref().map(|_| top.clone());
-        let found = candidates(
-            &a,
-            segment.dense_bounds(),
-            num_blocks,
-            query,
-            &bound_terms,
-            scratch,
-        );
-        let finished = visit_blocks(
-            &a,
-            segment.dense_bounds(),
-            found,
-            alpha,
-            switch,
-            scratch,
-            &mut top,
-            offer,
-        );
+        // One set of dense columns for the whole search of the segment (the wide set may be
+        // made by another search meanwhile).
+        let dense = segment.dense_bounds();
+        let found = candidates(&a, dense, num_blocks, query, &bound_terms, scratch);
+        let finished = visit_blocks(&a, dense, found, alpha, switch, scratch, &mut top, offer);
+        segment.record_block_max(finished);
         if let Some(before) = before {
             segment.traversal_memory().record(!finished);
             if !finished {
@@ -434,7 +422,7 @@ const LOOKAHEAD: usize = 4;
 #[allow(clippy::too_many_arguments)]
 fn visit_blocks(
     a: &BlockArrays<'_>,
-    dense: &DenseBounds,
+    dense: DenseView<'_>,
     found: Candidates,
     alpha: f32,
     switch: Option<SwitchRule>,
@@ -630,7 +618,7 @@ const MAX_POSITIONS: usize = 1 << 24;
 #[inline(always)]
 fn fill_tables(
     a: &BlockArrays<'_>,
-    dense: &DenseBounds,
+    dense: DenseView<'_>,
     terms: &[QueryTerm],
     nb: usize,
     table: bool,
@@ -819,7 +807,7 @@ struct SlotRows<'a> {
 impl<'a> SlotRows<'a> {
     /// The rows of `terms` ([`fill_tables`] filled the table's rows of the terms without a
     /// column).
-    fn new(dense: &'a DenseBounds, terms: &[QueryTerm], table: &'a [u32], nb: usize) -> Self {
+    fn new(dense: DenseView<'a>, terms: &[QueryTerm], table: &'a [u32], nb: usize) -> Self {
         let rows = terms
             .iter()
             .enumerate()
@@ -1168,7 +1156,8 @@ mod tests {
         let dense = segment.dense_bounds();
         assert!(nb >= crate::segment::dense_bounds::MIN_DENSE_BLOCKS);
         assert!((4..=6).contains(&dense.columns()), "{}", dense.columns());
-        let lists = DenseBounds::default();
+        let none = crate::segment::dense_bounds::DenseBounds::default();
+        let lists = DenseView::from(&none);
         let (mut with, mut without) = (Scratch::new(), Scratch::new());
         for round in 0..60 {
             let mut q = vector(10, &mut next);
@@ -1183,7 +1172,7 @@ mod tests {
                 None
             };
             let x = candidates(&a, dense, nb, q.view(), &beta, &mut with);
-            let y = candidates(&a, &lists, nb, q.view(), &beta, &mut without);
+            let y = candidates(&a, lists, nb, q.view(), &beta, &mut without);
             let bits = |s: &Scratch| {
                 s.bounds[..nb]
                     .iter()
@@ -1194,14 +1183,14 @@ mod tests {
             assert_eq!((x.keys, x.cutoff.to_bits()), (y.keys, y.cutoff.to_bits()));
             assert_eq!(x.contributing, y.contributing);
             assert!(x.table && y.table);
-            let rows = |s: &Scratch, d: &DenseBounds| {
+            let rows = |s: &Scratch, d: DenseView<'_>| {
                 let rows = SlotRows::new(d, &x.terms, &s.positions, nb);
                 (0..x.terms.len())
                     .flat_map(|i| (0..nb).map(move |b| (i, b)))
                     .map(|(i, b)| rows.slot(i, b))
                     .collect::<Vec<_>>()
             };
-            assert_eq!(rows(&with, dense), rows(&without, &lists));
+            assert_eq!(rows(&with, dense), rows(&without, lists));
             with.bounds.fill(0.0);
             without.bounds.fill(0.0);
             for (k, ab) in [(10, (1.0, 1.0)), (100, (1.0, 1.0)), (10, (0.8, 0.5))] {
@@ -1209,6 +1198,122 @@ mod tests {
                 if ab == (1.0, 1.0) {
                     assert_eq!(got, index.brute_force_top_k(q.view(), k));
                 }
+            }
+        }
+    }
+
+    /// The wide set of dense columns: made only after `WIDE_AFTER` block-max searches in a
+    /// row finished (a hand-over starts the count again), within the block lists' bytes;
+    /// then the bounds, candidates and slots are still the lists', bit for bit, and the
+    /// search stays exact.
+    #[test]
+    fn wide_columns_come_after_finished_searches_and_match_the_lists() {
+        use crate::segment::dense_bounds::{DenseBounds, WIDE_AFTER};
+        let mut next = xorshift(0x0dd5_3c1a_77e2_9b41u64);
+        let dim = 600u64;
+        // Three terms in every document, 17 in about 15 % of them (in an eighth to a half of
+        // the blocks of two), the rest drawn from the tail.
+        let vector = |n: usize, next: &mut dyn FnMut() -> u64| {
+            let mut terms: Vec<u32> = (0..3).collect();
+            for t in 3..20u32 {
+                if next() % 100 < 15 {
+                    terms.push(t);
+                }
+            }
+            for _ in 0..n {
+                terms.push((20 + next() % (dim - 20)) as u32);
+            }
+            let mut pairs: Vec<(u32, f32)> = terms
+                .into_iter()
+                .map(|t| (t, (1 + next() % 997) as f32 / 131.0))
+                .collect();
+            pairs.sort_by_key(|p| p.0);
+            pairs.dedup_by_key(|p| p.0);
+            SparseVector::from_pairs(pairs).unwrap()
+        };
+        let mut b = IndexBuilder::new(dim as usize)
+            .block_size(2)
+            .reorder(crate::Reorder::None);
+        for d in 0..4000 {
+            b.add(&format!("d{d}"), vector(6, &mut next).view())
+                .unwrap();
+        }
+        let index = b.build().unwrap();
+        let [only] = index.slots() else { panic!() };
+        let segment = &only.segment;
+        let a = segment.blocks();
+        let nb = a.num_blocks();
+        let narrow = segment.dense_bounds().columns();
+        // Terms in an eighth to a half of the blocks, the candidates of the wide set.
+        let between = (0..a.bound_offsets.len() - 1)
+            .map(|t| (a.bound_offsets[t + 1] - a.bound_offsets[t]) as usize)
+            .filter(|&len| len * 8 >= nb && len * 2 < nb)
+            .count();
+        assert!(narrow >= 2 && between >= 4, "{narrow} {between}");
+        // Finished searches, then a hand-over: the count starts again.
+        for _ in 0..WIDE_AFTER - 1 {
+            segment.record_block_max(true);
+        }
+        segment.record_block_max(false);
+        for _ in 0..WIDE_AFTER - 1 {
+            segment.record_block_max(true);
+        }
+        assert_eq!(segment.dense_bounds().columns(), narrow);
+        // The last of a run of finished block-max searches makes it.
+        let mut scratch = Scratch::new();
+        let q = vector(4, &mut next);
+        block_max_top_k(
+            &index,
+            q.view(),
+            10,
+            (1.0, 1.0),
+            Traversal::BlockMax,
+            &mut scratch,
+        );
+        let dense = segment.dense_bounds();
+        let wide = dense.columns() - narrow;
+        assert!(wide > 0 && wide <= between, "{wide} of {between}");
+        let entries = *a.bound_offsets.last().unwrap() as usize;
+        assert!(
+            wide * nb * 5 <= entries * 9,
+            "{wide} columns over the lists' bytes"
+        );
+        let none = DenseBounds::default();
+        let lists = DenseView::from(&none);
+        let (mut with, mut without) = (Scratch::new(), Scratch::new());
+        for round in 0..40 {
+            let q = vector(4, &mut next);
+            let beta = (round % 3 == 0).then(|| q.view().top_k(5));
+            let x = candidates(&a, dense, nb, q.view(), &beta, &mut with);
+            let y = candidates(&a, lists, nb, q.view(), &beta, &mut without);
+            let bits = |s: &Scratch| {
+                s.bounds[..nb]
+                    .iter()
+                    .map(|v| v.to_bits())
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(bits(&with), bits(&without));
+            assert_eq!((x.keys, x.cutoff.to_bits()), (y.keys, y.cutoff.to_bits()));
+            let rows = |s: &Scratch, d: DenseView<'_>| {
+                let rows = SlotRows::new(d, &x.terms, &s.positions, nb);
+                (0..x.terms.len())
+                    .flat_map(|i| (0..nb).map(move |b| (i, b)))
+                    .map(|(i, b)| rows.slot(i, b))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(rows(&with, dense), rows(&without, lists));
+            with.bounds.fill(0.0);
+            without.bounds.fill(0.0);
+            for k in [1, 10, 100] {
+                let got = block_max_top_k(
+                    &index,
+                    q.view(),
+                    k,
+                    (1.0, 1.0),
+                    Traversal::BlockMax,
+                    &mut scratch,
+                );
+                assert_eq!(got, index.brute_force_top_k(q.view(), k));
             }
         }
     }

@@ -11,16 +11,38 @@
 //! the same term order, plus `0.0` where the term is absent (bounds are never negative, so
 //! adding `0.0` changes nothing).
 //!
-//! On the topical synthetic 200k collection (6,250 blocks) the terms in at least half of the
-//! blocks hold 57 % of a query's block-list entries (BENCHMARKS.md, "Dense bound columns").
+//! Columns come in two sets ([`LazyDenseBounds`]):
+//! - the *narrow* set, the terms in at least half of the blocks, made by a segment's first
+//!   block-max search: a column costs about what the term's list does. On the topical
+//!   synthetic 200k collection (6,250 blocks) these terms hold 57 % of a query's block-list
+//!   entries (BENCHMARKS.md, "Dense bound columns").
+//! - the *wide* set, the terms in at least an eighth of the blocks (the most widespread
+//!   first) within as many bytes as the segment's block lists, made once
+//!   [`WIDE_AFTER`] searches in a row finished by block-max pruning (a segment whose searches
+//!   go term at a time, like the flat 1M collection of BENCHMARKS.md, never pays for it).
+//!   On one thread it made exact search 12 % faster on Quora (537k questions), 17-33 % on
+//!   the topical 1M and 22 % on the WordNet glosses, for 52, 532 and 17 MB of memory
+//!   (BENCHMARKS.md, "Session 23").
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 
 use super::blocks::BlockArrays;
 
-/// A term in at least `1 / DENSE_DIVISOR` of a segment's blocks gets a dense column: its
-/// five bytes a block then cost at most about what its list costs (nine bytes an entry).
+/// A term in at least `1 / DENSE_DIVISOR` of a segment's blocks gets a column of the narrow
+/// set: its five bytes a block then cost at most about what its list costs (nine bytes an
+/// entry).
 pub(crate) const DENSE_DIVISOR: usize = 2;
+/// A term in at least `1 / WIDE_DIVISOR` of a segment's blocks may get a column of the wide
+/// set (on Quora, 4 gave half the gain of 8 for a third of the memory).
+pub(crate) const WIDE_DIVISOR: usize = 8;
+/// Bytes of a block-list entry (block u32, bound code u8, slot u32): the wide set's columns
+/// take at most the bytes of the segment's block lists.
+const LIST_ENTRY_BYTES: usize = 9;
+/// Bytes of a column a block (bound code u8, slot u32).
+const COLUMN_BYTES: usize = 5;
+/// Searches in a row finished by block-max pruning after which a segment makes its wide set.
+pub(crate) const WIDE_AFTER: u32 = 8;
 /// Segments with fewer blocks keep their lists alone: their bound pass is short anyway.
 pub(crate) const MIN_DENSE_BLOCKS: usize = 1024;
 
@@ -37,28 +59,55 @@ pub(crate) struct DenseBounds {
 }
 
 impl DenseBounds {
-    /// The columns of the terms of `a` in at least `1 / DENSE_DIVISOR` of its blocks (none
-    /// below [`MIN_DENSE_BLOCKS`] blocks).
-    pub(crate) fn build(a: &BlockArrays<'_>) -> Self {
+    /// The narrow set of `a`: the columns of its terms in at least `1 / DENSE_DIVISOR` of
+    /// its blocks (none below [`MIN_DENSE_BLOCKS`] blocks).
+    pub(crate) fn narrow(a: &BlockArrays<'_>) -> Self {
         let nb = a.num_blocks();
         if nb < MIN_DENSE_BLOCKS {
             return Self::default();
         }
         let terms = a.bound_offsets.len().saturating_sub(1);
+        let chosen: Vec<usize> = (0..terms)
+            .filter(|&t| list_len(a, t) * DENSE_DIVISOR >= nb)
+            .collect();
+        Self::of_terms(a, &chosen)
+    }
+
+    /// The wide set of `a` less the narrow one: the columns of its terms in at least
+    /// `1 / WIDE_DIVISOR` of its blocks but fewer than `1 / DENSE_DIVISOR`, the longest
+    /// lists first (ties to the smaller term), as long as their bytes stay within those of
+    /// the segment's block lists (none below [`MIN_DENSE_BLOCKS`] blocks).
+    pub(crate) fn wide_extra(a: &BlockArrays<'_>) -> Self {
+        let nb = a.num_blocks();
+        if nb < MIN_DENSE_BLOCKS {
+            return Self::default();
+        }
+        let terms = a.bound_offsets.len().saturating_sub(1);
+        let mut wide: Vec<(usize, usize)> = (0..terms)
+            .map(|t| (list_len(a, t), t))
+            .filter(|&(len, _)| len * WIDE_DIVISOR >= nb && len * DENSE_DIVISOR < nb)
+            .collect();
+        wide.sort_unstable_by(|x, y| y.0.cmp(&x.0).then(x.1.cmp(&y.1)));
+        let entries = a.bound_offsets.last().map_or(0, |&e| e as usize);
+        let columns = (entries * LIST_ENTRY_BYTES / (COLUMN_BYTES * nb)).min(wide.len());
+        let mut chosen: Vec<usize> = wide[..columns].iter().map(|&(_, t)| t).collect();
+        chosen.sort_unstable();
+        Self::of_terms(a, &chosen)
+    }
+
+    /// The columns of the terms `chosen` (ascending) of `a`.
+    fn of_terms(a: &BlockArrays<'_>, chosen: &[usize]) -> Self {
+        let nb = a.num_blocks();
         let list = |t: usize| a.bound_offsets[t] as usize..a.bound_offsets[t + 1] as usize;
-        let dense = |t: usize| list(t).len() * DENSE_DIVISOR >= nb;
-        // Up to the last dense term only (the dimension may be large, the dense terms few).
-        let Some(last) = (0..terms).rev().find(|&t| dense(t)) else {
+        // Up to the last chosen term only (the dimension may be large, the chosen terms few).
+        let Some(&last) = chosen.last() else {
             return Self::default();
         };
         let mut column_of = vec![u32::MAX; last + 1];
-        let mut columns = 0usize;
-        for (t, c) in column_of.iter_mut().enumerate() {
-            if dense(t) {
-                *c = columns as u32;
-                columns += 1;
-            }
+        for (c, &t) in chosen.iter().enumerate() {
+            column_of[t] = c as u32;
         }
+        let columns = chosen.len();
         let mut codes = vec![0u8; columns * nb];
         let mut slots = vec![u32::MAX; columns * nb];
         for (t, &c) in column_of.iter().enumerate() {
@@ -104,12 +153,82 @@ impl DenseBounds {
     }
 }
 
-/// A segment's [`DenseBounds`], made on first use (concurrent searches wait for one build).
+/// Term `t`'s block-list length in `a`.
+fn list_len(a: &BlockArrays<'_>, t: usize) -> usize {
+    (a.bound_offsets[t + 1] - a.bound_offsets[t]) as usize
+}
+
+/// The dense columns a search reads: the narrow set, and the rest of the wide set once it is
+/// made (a term has a column in at most one of them).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DenseView<'a> {
+    narrow: &'a DenseBounds,
+    wide: Option<&'a DenseBounds>,
+}
+
+impl<'a> DenseView<'a> {
+    /// Term `t`'s column, when it has one: its bound code and its slot in every block (0 and
+    /// `u32::MAX` where it is absent).
+    #[inline]
+    pub(crate) fn column(&self, t: u32) -> Option<(&'a [u8], &'a [u32])> {
+        self.narrow
+            .column(t)
+            .or_else(|| self.wide.and_then(|w| w.column(t)))
+    }
+
+    /// The number of dense columns.
+    #[cfg(test)]
+    pub(crate) fn columns(&self) -> usize {
+        self.narrow.columns() + self.wide.map_or(0, DenseBounds::columns)
+    }
+}
+
+impl<'a> From<&'a DenseBounds> for DenseView<'a> {
+    /// One set alone.
+    fn from(narrow: &'a DenseBounds) -> Self {
+        DenseView { narrow, wide: None }
+    }
+}
+
+/// A segment's dense columns (see the module documentation): the narrow set made on first
+/// use (concurrent searches wait for one build), the rest of the wide set after
+/// [`WIDE_AFTER`] searches in a row finished by block-max pruning (made by the search that
+/// completes the run; the others go on with the narrow set meanwhile).
 #[derive(Debug, Default)]
-pub(crate) struct LazyDenseBounds(OnceLock<DenseBounds>);
+pub(crate) struct LazyDenseBounds {
+    narrow: OnceLock<DenseBounds>,
+    wide: OnceLock<DenseBounds>,
+    /// Searches in a row finished by block-max pruning (capped at [`WIDE_AFTER`]).
+    finished: AtomicU32,
+}
 
 impl LazyDenseBounds {
-    pub(crate) fn get(&self, a: &BlockArrays<'_>) -> &DenseBounds {
-        self.0.get_or_init(|| DenseBounds::build(a))
+    pub(crate) fn get(&self, a: &BlockArrays<'_>) -> DenseView<'_> {
+        DenseView {
+            narrow: self.narrow.get_or_init(|| DenseBounds::narrow(a)),
+            wide: self.wide.get(),
+        }
+    }
+
+    /// Records how a block-max search ended (finished by block-max pruning, or handed over
+    /// to term at a time), and makes the wide set when this completes [`WIDE_AFTER`]
+    /// finished ones in a row.
+    pub(crate) fn record(&self, a: &BlockArrays<'_>, finished: bool) {
+        if self.wide.get().is_some() {
+            return;
+        }
+        if !finished {
+            self.finished.store(0, Ordering::Relaxed);
+            return;
+        }
+        let before = self
+            .finished
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                Some((n + 1).min(WIDE_AFTER))
+            })
+            .unwrap_or(WIDE_AFTER);
+        if before + 1 == WIDE_AFTER {
+            self.wide.get_or_init(|| DenseBounds::wide_extra(a));
+        }
     }
 }

@@ -21,7 +21,7 @@ use crate::format::{crc32, FileEntry, FileId, Manifest};
 use crate::storage::{Bytes, Residency};
 use crate::validate::{file_path, validate};
 use blocks::BlockArrays;
-use dense_bounds::{DenseBounds, LazyDenseBounds};
+use dense_bounds::{DenseView, LazyDenseBounds};
 use memory::TraversalMemory;
 use postings::{LazyTermPostings, TermPostings};
 
@@ -210,10 +210,17 @@ impl Segment {
         self.term_postings.df(terms, self.forward_terms())
     }
 
-    /// The dense block-maxima columns of the terms in most blocks (see [`dense_bounds`]),
+    /// The dense block-maxima columns of the most widespread terms (see [`dense_bounds`]),
     /// made on first use.
-    pub(crate) fn dense_bounds(&self) -> &DenseBounds {
+    pub(crate) fn dense_bounds(&self) -> DenseView<'_> {
         self.dense_bounds.get(&self.blocks())
+    }
+
+    /// Records how a block-max search of this segment ended (finished by block-max pruning,
+    /// or handed over to term at a time): after enough finished ones in a row the segment
+    /// makes more dense columns (see [`dense_bounds`]).
+    pub(crate) fn record_block_max(&self, finished: bool) {
+        self.dense_bounds.record(&self.blocks(), finished);
     }
 
     /// What the automatic traversal learned from this segment's searches.
