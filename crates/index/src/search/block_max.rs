@@ -1134,6 +1134,43 @@ mod tests {
         SparseVector::from_pairs(pairs).unwrap()
     }
 
+    /// The dense columns `dense` give the bounds, candidates, contributing terms and slots
+    /// that the block lists alone give for `query` (bounds from `beta`'s terms when given),
+    /// bit for bit; both scratches' bounds are left at zero.
+    fn assert_columns_match_lists(
+        a: &BlockArrays<'_>,
+        dense: DenseView<'_>,
+        query: SparseView<'_>,
+        beta: &Option<SparseVector>,
+        (with, without): (&mut Scratch, &mut Scratch),
+    ) {
+        let nb = a.num_blocks();
+        let none = crate::segment::dense_bounds::DenseBounds::default();
+        let lists = DenseView::from(&none);
+        let x = candidates(a, dense, nb, query, beta, with);
+        let y = candidates(a, lists, nb, query, beta, without);
+        let bits = |s: &Scratch| {
+            s.bounds[..nb]
+                .iter()
+                .map(|v| v.to_bits())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(bits(with), bits(without));
+        assert_eq!((x.keys, x.cutoff.to_bits()), (y.keys, y.cutoff.to_bits()));
+        assert_eq!(x.contributing, y.contributing);
+        assert!(x.table && y.table);
+        let rows = |s: &Scratch, d: DenseView<'_>| {
+            let rows = SlotRows::new(d, &x.terms, &s.positions, nb);
+            (0..x.terms.len())
+                .flat_map(|i| (0..nb).map(move |b| (i, b)))
+                .map(|(i, b)| rows.slot(i, b))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(rows(with, dense), rows(without, lists));
+        with.bounds.fill(0.0);
+        without.bounds.fill(0.0);
+    }
+
     /// Dense columns give the bounds, position table and candidates of the block lists, bit
     /// for bit, and the search stays exact: a segment of 2,000 blocks whose first terms are
     /// in nearly every block (dense columns) and the rest in few (lists), queries mixing
@@ -1156,8 +1193,6 @@ mod tests {
         let dense = segment.dense_bounds();
         assert!(nb >= crate::segment::dense_bounds::MIN_DENSE_BLOCKS);
         assert!((4..=6).contains(&dense.columns()), "{}", dense.columns());
-        let none = crate::segment::dense_bounds::DenseBounds::default();
-        let lists = DenseView::from(&none);
         let (mut with, mut without) = (Scratch::new(), Scratch::new());
         for round in 0..60 {
             let mut q = vector(10, &mut next);
@@ -1166,33 +1201,8 @@ mod tests {
                 v[0] = -v[0];
                 q = SparseVector::new(i, v).unwrap();
             }
-            let beta = if round % 3 == 0 {
-                Some(q.view().top_k(4))
-            } else {
-                None
-            };
-            let x = candidates(&a, dense, nb, q.view(), &beta, &mut with);
-            let y = candidates(&a, lists, nb, q.view(), &beta, &mut without);
-            let bits = |s: &Scratch| {
-                s.bounds[..nb]
-                    .iter()
-                    .map(|v| v.to_bits())
-                    .collect::<Vec<_>>()
-            };
-            assert_eq!(bits(&with), bits(&without));
-            assert_eq!((x.keys, x.cutoff.to_bits()), (y.keys, y.cutoff.to_bits()));
-            assert_eq!(x.contributing, y.contributing);
-            assert!(x.table && y.table);
-            let rows = |s: &Scratch, d: DenseView<'_>| {
-                let rows = SlotRows::new(d, &x.terms, &s.positions, nb);
-                (0..x.terms.len())
-                    .flat_map(|i| (0..nb).map(move |b| (i, b)))
-                    .map(|(i, b)| rows.slot(i, b))
-                    .collect::<Vec<_>>()
-            };
-            assert_eq!(rows(&with, dense), rows(&without, lists));
-            with.bounds.fill(0.0);
-            without.bounds.fill(0.0);
+            let beta = (round % 3 == 0).then(|| q.view().top_k(4));
+            assert_columns_match_lists(&a, dense, q.view(), &beta, (&mut with, &mut without));
             for (k, ab) in [(10, (1.0, 1.0)), (100, (1.0, 1.0)), (10, (0.8, 0.5))] {
                 let got = block_max_top_k(&index, q.view(), k, ab, Traversal::BlockMax, &mut with);
                 if ab == (1.0, 1.0) {
@@ -1208,7 +1218,7 @@ mod tests {
     /// search stays exact.
     #[test]
     fn wide_columns_come_after_finished_searches_and_match_the_lists() {
-        use crate::segment::dense_bounds::{DenseBounds, WIDE_AFTER};
+        use crate::segment::dense_bounds::WIDE_AFTER;
         let mut next = xorshift(0x0dd5_3c1a_77e2_9b41u64);
         let dim = 600u64;
         // Three terms in every document, 17 in about 15 % of them (in an eighth to a half of
@@ -1278,32 +1288,11 @@ mod tests {
             wide * nb * 5 <= entries * 9,
             "{wide} columns over the lists' bytes"
         );
-        let none = DenseBounds::default();
-        let lists = DenseView::from(&none);
         let (mut with, mut without) = (Scratch::new(), Scratch::new());
         for round in 0..40 {
             let q = vector(4, &mut next);
             let beta = (round % 3 == 0).then(|| q.view().top_k(5));
-            let x = candidates(&a, dense, nb, q.view(), &beta, &mut with);
-            let y = candidates(&a, lists, nb, q.view(), &beta, &mut without);
-            let bits = |s: &Scratch| {
-                s.bounds[..nb]
-                    .iter()
-                    .map(|v| v.to_bits())
-                    .collect::<Vec<_>>()
-            };
-            assert_eq!(bits(&with), bits(&without));
-            assert_eq!((x.keys, x.cutoff.to_bits()), (y.keys, y.cutoff.to_bits()));
-            let rows = |s: &Scratch, d: DenseView<'_>| {
-                let rows = SlotRows::new(d, &x.terms, &s.positions, nb);
-                (0..x.terms.len())
-                    .flat_map(|i| (0..nb).map(move |b| (i, b)))
-                    .map(|(i, b)| rows.slot(i, b))
-                    .collect::<Vec<_>>()
-            };
-            assert_eq!(rows(&with, dense), rows(&without, lists));
-            with.bounds.fill(0.0);
-            without.bounds.fill(0.0);
+            assert_columns_match_lists(&a, dense, q.view(), &beta, (&mut with, &mut without));
             for k in [1, 10, 100] {
                 let got = block_max_top_k(
                     &index,
