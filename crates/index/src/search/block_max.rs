@@ -1212,6 +1212,67 @@ mod tests {
         }
     }
 
+    /// Vectors over 600 terms: three terms in every one, 17 in about 15 % of them (in an
+    /// eighth to a half of the blocks of two documents), and `n` drawn from the tail.
+    fn widespread(n: usize, next: &mut dyn FnMut() -> u64) -> SparseVector {
+        let mut terms: Vec<u32> = (0..3).collect();
+        for t in 3..20u32 {
+            if next() % 100 < 15 {
+                terms.push(t);
+            }
+        }
+        for _ in 0..n {
+            terms.push((20 + next() % 580) as u32);
+        }
+        let mut pairs: Vec<(u32, f32)> = terms
+            .into_iter()
+            .map(|t| (t, (1 + next() % 997) as f32 / 131.0))
+            .collect();
+        pairs.sort_by_key(|p| p.0);
+        pairs.dedup_by_key(|p| p.0);
+        SparseVector::from_pairs(pairs).unwrap()
+    }
+
+    /// One segment of 4,000 [`widespread`] documents in blocks of two, in insertion order.
+    fn widespread_index(next: &mut dyn FnMut() -> u64) -> Index {
+        let mut b = IndexBuilder::new(600)
+            .block_size(2)
+            .reorder(crate::Reorder::None);
+        for d in 0..4000 {
+            b.add(&format!("d{d}"), widespread(6, next).view()).unwrap();
+        }
+        b.build().unwrap()
+    }
+
+    /// The wide set made by one of the threads of a parallel batch while the others search:
+    /// every hit of the batch is the brute force's.
+    #[test]
+    fn wide_columns_made_during_a_parallel_batch_keep_every_hit_exact() {
+        let mut next = xorshift(0x6a09_e667_f3bc_c908u64);
+        let index = widespread_index(&mut next);
+        let [only] = index.slots() else { panic!() };
+        let narrow = only.segment.dense_bounds().columns();
+        let queries: Vec<SparseVector> = (0..200).map(|_| widespread(4, &mut next)).collect();
+        let views: Vec<_> = queries.iter().map(|q| q.view()).collect();
+        use crate::Method;
+        for method in [Method::Exact, Method::approximate(0.9, 0.8).unwrap()] {
+            let options = crate::SearchOptions {
+                k: 10,
+                method,
+                max_query_terms: None,
+                traversal: Traversal::BlockMax,
+            };
+            let got = index.search_batch(&views, &options, Some(4)).unwrap();
+            assert_eq!(got.len(), queries.len());
+            if method == Method::Exact {
+                for (hits, q) in got.iter().zip(&queries) {
+                    assert_eq!(*hits, index.brute_force_top_k(q.view(), 10));
+                }
+            }
+        }
+        assert!(only.segment.dense_bounds().columns() > narrow);
+    }
+
     /// The wide set of dense columns: made only after `WIDE_AFTER` block-max searches in a
     /// row finished (a hand-over starts the count again), within the block lists' bytes;
     /// then the bounds, candidates and slots are still the lists', bit for bit, and the
@@ -1220,35 +1281,8 @@ mod tests {
     fn wide_columns_come_after_finished_searches_and_match_the_lists() {
         use crate::segment::dense_bounds::WIDE_AFTER;
         let mut next = xorshift(0x0dd5_3c1a_77e2_9b41u64);
-        let dim = 600u64;
-        // Three terms in every document, 17 in about 15 % of them (in an eighth to a half of
-        // the blocks of two), the rest drawn from the tail.
-        let vector = |n: usize, next: &mut dyn FnMut() -> u64| {
-            let mut terms: Vec<u32> = (0..3).collect();
-            for t in 3..20u32 {
-                if next() % 100 < 15 {
-                    terms.push(t);
-                }
-            }
-            for _ in 0..n {
-                terms.push((20 + next() % (dim - 20)) as u32);
-            }
-            let mut pairs: Vec<(u32, f32)> = terms
-                .into_iter()
-                .map(|t| (t, (1 + next() % 997) as f32 / 131.0))
-                .collect();
-            pairs.sort_by_key(|p| p.0);
-            pairs.dedup_by_key(|p| p.0);
-            SparseVector::from_pairs(pairs).unwrap()
-        };
-        let mut b = IndexBuilder::new(dim as usize)
-            .block_size(2)
-            .reorder(crate::Reorder::None);
-        for d in 0..4000 {
-            b.add(&format!("d{d}"), vector(6, &mut next).view())
-                .unwrap();
-        }
-        let index = b.build().unwrap();
+        let vector = |n: usize, next: &mut dyn FnMut() -> u64| widespread(n, next);
+        let index = widespread_index(&mut next);
         let [only] = index.slots() else { panic!() };
         let segment = &only.segment;
         let a = segment.blocks();
