@@ -20,8 +20,8 @@
 //!   first) within as many bytes as the segment's block lists, made once
 //!   [`WIDE_AFTER`] searches in a row finished by block-max pruning (a segment whose searches
 //!   go term at a time, like the flat 1M collection of BENCHMARKS.md, never pays for it).
-//!   On one thread it made exact search 12 % faster on Quora (537k questions), 17-33 % on
-//!   the topical 1M and 22 % on the WordNet glosses, for 52, 532 and 17 MB of memory
+//!   On one thread it made exact search 5-11 % faster on Quora (537k questions, +47 MB)
+//!   and 21-61 % on the topical 1M (+532 MB), in alternating runs on a noisy machine
 //!   (BENCHMARKS.md, "Session 23").
 
 use std::sync::atomic::{AtomicU32, Ordering};
