@@ -1281,7 +1281,6 @@ mod tests {
     fn wide_columns_come_after_finished_searches_and_match_the_lists() {
         use crate::segment::dense_bounds::WIDE_AFTER;
         let mut next = xorshift(0x0dd5_3c1a_77e2_9b41u64);
-        let vector = |n: usize, next: &mut dyn FnMut() -> u64| widespread(n, next);
         let index = widespread_index(&mut next);
         let [only] = index.slots() else { panic!() };
         let segment = &only.segment;
@@ -1305,7 +1304,7 @@ mod tests {
         assert_eq!(segment.dense_bounds().columns(), narrow);
         // The last of a run of finished block-max searches makes it.
         let mut scratch = Scratch::new();
-        let q = vector(4, &mut next);
+        let q = widespread(4, &mut next);
         block_max_top_k(
             &index,
             q.view(),
@@ -1324,7 +1323,7 @@ mod tests {
         );
         let (mut with, mut without) = (Scratch::new(), Scratch::new());
         for round in 0..40 {
-            let q = vector(4, &mut next);
+            let q = widespread(4, &mut next);
             let beta = (round % 3 == 0).then(|| q.view().top_k(5));
             assert_columns_match_lists(&a, dense, q.view(), &beta, (&mut with, &mut without));
             for k in [1, 10, 100] {

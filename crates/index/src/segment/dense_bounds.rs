@@ -62,13 +62,12 @@ impl DenseBounds {
     /// The narrow set of `a`: the columns of its terms in at least `1 / DENSE_DIVISOR` of
     /// its blocks (none below [`MIN_DENSE_BLOCKS`] blocks).
     pub(crate) fn narrow(a: &BlockArrays<'_>) -> Self {
-        let nb = a.num_blocks();
-        if nb < MIN_DENSE_BLOCKS {
+        let Some((nb, lens)) = list_lengths(a) else {
             return Self::default();
-        }
-        let terms = a.bound_offsets.len().saturating_sub(1);
-        let chosen: Vec<usize> = (0..terms)
-            .filter(|&t| list_len(a, t) * DENSE_DIVISOR >= nb)
+        };
+        let chosen: Vec<usize> = lens
+            .filter(|&(len, _)| len * DENSE_DIVISOR >= nb)
+            .map(|(_, t)| t)
             .collect();
         Self::of_terms(a, &chosen)
     }
@@ -78,13 +77,10 @@ impl DenseBounds {
     /// lists first (ties to the smaller term), as long as their bytes stay within those of
     /// the segment's block lists (none below [`MIN_DENSE_BLOCKS`] blocks).
     pub(crate) fn wide_extra(a: &BlockArrays<'_>) -> Self {
-        let nb = a.num_blocks();
-        if nb < MIN_DENSE_BLOCKS {
+        let Some((nb, lens)) = list_lengths(a) else {
             return Self::default();
-        }
-        let terms = a.bound_offsets.len().saturating_sub(1);
-        let mut wide: Vec<(usize, usize)> = (0..terms)
-            .map(|t| (list_len(a, t), t))
+        };
+        let mut wide: Vec<(usize, usize)> = lens
             .filter(|&(len, _)| len * WIDE_DIVISOR >= nb && len * DENSE_DIVISOR < nb)
             .collect();
         wide.sort_unstable_by(|x, y| y.0.cmp(&x.0).then(x.1.cmp(&y.1)));
@@ -153,9 +149,18 @@ impl DenseBounds {
     }
 }
 
-/// Term `t`'s block-list length in `a`.
-fn list_len(a: &BlockArrays<'_>, t: usize) -> usize {
-    (a.bound_offsets[t + 1] - a.bound_offsets[t]) as usize
+/// The number of blocks of `a` and every term's (block-list length, term), or `None` below
+/// [`MIN_DENSE_BLOCKS`] blocks (no columns there).
+fn list_lengths<'a>(
+    a: &'a BlockArrays<'_>,
+) -> Option<(usize, impl Iterator<Item = (usize, usize)> + 'a)> {
+    let nb = a.num_blocks();
+    let lens = a
+        .bound_offsets
+        .windows(2)
+        .enumerate()
+        .map(|(t, w)| ((w[1] - w[0]) as usize, t));
+    (nb >= MIN_DENSE_BLOCKS).then_some((nb, lens))
 }
 
 /// The dense columns a search reads: the narrow set, and the rest of the wide set once it is
@@ -203,22 +208,26 @@ pub(crate) struct LazyDenseBounds {
 }
 
 impl LazyDenseBounds {
-    pub(crate) fn get(&self, a: &BlockArrays<'_>) -> DenseView<'_> {
+    /// The columns made so far (the narrow set made now if it is not yet, from `blocks`).
+    pub(crate) fn get<'a>(&'a self, blocks: impl FnOnce() -> BlockArrays<'a>) -> DenseView<'a> {
         DenseView {
-            narrow: self.narrow.get_or_init(|| DenseBounds::narrow(a)),
+            narrow: self.narrow.get_or_init(|| DenseBounds::narrow(&blocks())),
             wide: self.wide.get(),
         }
     }
 
     /// Records how a block-max search ended (finished by block-max pruning, or handed over
-    /// to term at a time), and makes the wide set when this completes [`WIDE_AFTER`]
-    /// finished ones in a row.
-    pub(crate) fn record(&self, a: &BlockArrays<'_>, finished: bool) {
+    /// to term at a time), and makes the wide set from `blocks` when this completes
+    /// [`WIDE_AFTER`] finished ones in a row. (Called on every search of the segment: once
+    /// the wide set is made, or while searches keep handing over, it writes nothing.)
+    pub(crate) fn record<'a>(&'a self, finished: bool, blocks: impl FnOnce() -> BlockArrays<'a>) {
         if self.wide.get().is_some() {
             return;
         }
         if !finished {
-            self.finished.store(0, Ordering::Relaxed);
+            if self.finished.load(Ordering::Relaxed) != 0 {
+                self.finished.store(0, Ordering::Relaxed);
+            }
             return;
         }
         let before = self
@@ -228,7 +237,7 @@ impl LazyDenseBounds {
             })
             .unwrap_or(WIDE_AFTER);
         if before + 1 == WIDE_AFTER {
-            self.wide.get_or_init(|| DenseBounds::wide_extra(a));
+            self.wide.get_or_init(|| DenseBounds::wide_extra(&blocks()));
         }
     }
 }

@@ -213,14 +213,14 @@ impl Segment {
     /// The dense block-maxima columns of the most widespread terms (see [`dense_bounds`]),
     /// made on first use.
     pub(crate) fn dense_bounds(&self) -> DenseView<'_> {
-        self.dense_bounds.get(&self.blocks())
+        self.dense_bounds.get(|| self.blocks())
     }
 
     /// Records how a block-max search of this segment ended (finished by block-max pruning,
     /// or handed over to term at a time): after enough finished ones in a row the segment
     /// makes more dense columns (see [`dense_bounds`]).
     pub(crate) fn record_block_max(&self, finished: bool) {
-        self.dense_bounds.record(&self.blocks(), finished);
+        self.dense_bounds.record(finished, || self.blocks());
     }
 
     /// What the automatic traversal learned from this segment's searches.
