@@ -5,7 +5,9 @@
 #   scripts/bench/issue17_tables.sh OUT_DIR [PARTS]
 #   scripts/bench/avx2_only.sh scripts/bench/issue17_tables.sh OUT_DIR [PARTS]   (as on an AVX2-only CPU)
 #
-# PARTS (default all): a comma list of encoders, flat1m, syn200k, glosses, quora, scifact, msm.
+# PARTS (default all): a comma list of encoders, flat1m, syn200k, glosses, quora, scifact, msm,
+# and the small real collections cacm, cisi, cran (Cranfield), dbp (DBpedia-Entity subset), clim
+# (Climate-FEVER sentences).
 #
 # Needs (see BENCHMARKS.md for each):
 #   /work/venv-search  numpy scipy numba splade-index==0.2.0 pyseismic-lsr==0.5.4 bmp==0.2.8
@@ -15,14 +17,18 @@
 #   /tmp/flat1m, /tmp/syn200k        scripts/bench/make_synthetic.py (commands in issue17_rerun.sh)
 #   /tmp/seismic-flat1m/index*       Seismic's saved flat 1M index (seismic_saved.py builds it the
 #                                    first time: about 8 minutes, 7.6 GB of memory)
-#   /tmp/glosses.vec.jsonl, /tmp/webq.vec.jsonl, and in /tmp/d6/vec: scifact(q).vec.jsonl,
-#   msm(q).vec.jsonl (splade-tiny vectors: `splade encode --document/--query --id-field _id
-#   --jsonl-field text` of ../shared/data/{wordnet-glosses,scifact,mini-msmarco-dl19})
+#   /tmp/glosses.vec.jsonl, /tmp/webq.vec.jsonl, and in /tmp/d6/vec: SET.vec.jsonl and
+#   SETq.vec.jsonl for SET in scifact msm cacm cisi cran dbp clim (splade-tiny vectors:
+#   `splade encode --document/--query --id-field _id --jsonl-field text` of the corpus.jsonl and
+#   queries.jsonl of ../shared/data/{wordnet-glosses,scifact,mini-msmarco-dl19,cacm,cisi,
+#   cranfield,mini-dbpedia-entity,climate-fever-sentences}); a set of fewer than 1,000 queries
+#   is searched as its queries repeated up to 1,000 (SETq1k.vec.jsonl, made here), so that each
+#   engine's timed pass is long enough to measure
 #   /work/quora/{corpus,queries}.vec.jsonl  scripts/bench/make_quora.py, then the two encode
 #                                    commands in its help (536,627 Quora questions, 1,000 held out)
 set -euo pipefail
 out=${1:?OUT_DIR}
-parts=${2:-encoders,flat1m,syn200k,glosses,quora,scifact,msm}
+parts=${2:-encoders,flat1m,syn200k,glosses,quora,scifact,msm,cacm,cisi,cran,dbp,clim}
 mkdir -p "$out"
 py=/work/venv-search/bin/python
 vec=/tmp/d6/vec
@@ -75,9 +81,22 @@ if want quora; then
     --rs-grid 0.95:1,0.9:1,0.9:0.8 --bmp-grid 1:1,0.95:1,0.9:1 --seismic-postings 5000 \
     --seismic-grid 10:0.9,15:0.8,15:0.7,20:0.9,20:0.8,20:0.7,30:0.6
 fi
-for set in scifact msm; do
+for set in scifact msm cacm cisi cran dbp clim; do
   if want $set; then
-    idx $set $vec/$set.vec.jsonl $vec/${set}q.vec.jsonl --systems baseline,splade-rs,splade-index,bmp,seismic \
+    queries=$vec/${set}q.vec.jsonl
+    if [ "$(wc -l < "$queries")" -lt 1000 ]; then
+      # The queries repeated (ids made unique) up to at least 1,000.
+      $py - "$queries" "$vec/${set}q1k.vec.jsonl" <<'EOF'
+import json, sys
+qs = [json.loads(line) for line in open(sys.argv[1])]
+with open(sys.argv[2], "w") as f:
+    for r in range(-(-1000 // len(qs))):
+        for q in qs:
+            f.write(json.dumps(dict(q, id=f"{q['id']}#{r}")) + "\n")
+EOF
+      queries=$vec/${set}q1k.vec.jsonl
+    fi
+    idx $set $vec/$set.vec.jsonl "$queries" --systems baseline,splade-rs,splade-index,bmp,seismic \
       --rs-grid 0.95:1,0.9:1,0.9:0.8 --bmp-grid 1:1,0.95:1,0.9:1 --seismic-postings 1000 \
       --seismic-grid 10:0.9,20:0.9,20:0.7,40:1
   fi

@@ -234,18 +234,19 @@ pub(crate) fn taat_segment(
             match source {
                 Source::Dense(column) => add_column(&mut acc[lo..hi], &column[lo..hi], *q),
                 Source::Sparse(list) => {
-                    let mut taken = 0;
-                    for p in list.iter() {
-                        let position = p.position as usize;
-                        if position >= hi {
-                            break;
-                        }
+                    // Positions ascend within a term: the chunk's postings are a prefix,
+                    // found once, so the loop adds without a test a posting.
+                    let taken = if hi == span {
+                        list.len()
+                    } else {
+                        list.partition_point(|p| (p.position as usize) < hi)
+                    };
+                    for p in &list[..taken] {
                         // SAFETY: every position is below `postings.span` (computed from the
                         // postings themselves, which nothing modifies after `build`), and
                         // `acc.len() >= span`.
-                        let a = unsafe { acc.get_unchecked_mut(position) };
+                        let a = unsafe { acc.get_unchecked_mut(p.position as usize) };
                         *a += *q * f64::from(p.weight);
-                        taken += 1;
                     }
                     *list = &list[taken..];
                 }
@@ -253,14 +254,71 @@ pub(crate) fn taat_segment(
         }
         lo = hi;
     }
-    let mut floor = top.floor();
-    for (position, &s) in acc[..num_docs].iter().enumerate() {
-        let s = s as f32;
-        if s > 0.0 && s >= floor {
-            offer(top, position as u32, s);
-            floor = top.floor();
+    // The documents reaching the k-th score as it stands when each is reached, found by a
+    // vectorised scan (most documents reach it only while the top-k fills).
+    let scores = &acc[..num_docs];
+    let (mut floor, mut at) = (top.floor(), 0);
+    loop {
+        at += next_reaching(&scores[at..], floor);
+        let Some(&s) = scores.get(at) else {
+            break;
+        };
+        offer(top, at as u32, s as f32);
+        floor = top.floor();
+        at += 1;
+    }
+}
+
+/// The first place of `scores` whose score, rounded to f32, is positive and at least
+/// `floor` (`scores.len()` when none is), found with the widest vectors the CPU has.
+fn next_reaching(scores: &[f64], floor: f32) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F (checked just above).
+            return unsafe { next_reaching_avx512(scores, floor) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2 (checked just above).
+            return unsafe { next_reaching_avx2(scores, floor) };
         }
     }
+    next_reaching_plain(scores, floor)
+}
+
+/// Scores tested together by [`next_reaching`] before it looks at them one by one.
+const REACH_LANES: usize = 16;
+
+#[inline(always)]
+fn next_reaching_plain(scores: &[f64], floor: f32) -> usize {
+    let reaches = |s: f64| {
+        let s = s as f32;
+        (s > 0.0) & (s >= floor)
+    };
+    let mut base = 0;
+    for group in scores.chunks_exact(REACH_LANES) {
+        // No early exit inside a group: one vectorised test of all its lanes.
+        if group.iter().fold(false, |any, &s| any | reaches(s)) {
+            break;
+        }
+        base += REACH_LANES;
+    }
+    scores[base..]
+        .iter()
+        .position(|&s| reaches(s))
+        .map_or(scores.len(), |i| base + i)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn next_reaching_avx512(scores: &[f64], floor: f32) -> usize {
+    next_reaching_plain(scores, floor)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn next_reaching_avx2(scores: &[f64], floor: f32) -> usize {
+    next_reaching_plain(scores, floor)
 }
 
 widest_simd_kernel! {
@@ -398,10 +456,16 @@ pub(crate) fn screen_segment(
     let candidates = &mut scratch.candidates;
     candidates.clear();
     let mut cut = threshold(floor).max(f32::MIN_POSITIVE);
-    for (position, &a) in acc[..num_docs].iter().enumerate() {
-        if a < cut {
-            continue;
-        }
+    let scores = &acc[..num_docs];
+    let mut at = 0;
+    loop {
+        // The next document not below the cut (most are: a vectorised scan).
+        at += next_not_below(&scores[at..], cut);
+        let Some(&a) = scores.get(at) else {
+            break;
+        };
+        let position = at;
+        at += 1;
         let Some(_) = doc_of(position as u32) else {
             continue;
         };
@@ -437,6 +501,56 @@ pub(crate) fn screen_segment(
         }
     }
     true
+}
+
+/// The first place of `scores` that is not below `cut` (`scores.len()` when every one
+/// is), found with the widest vectors the CPU has.
+fn next_not_below(scores: &[f32], cut: f32) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F (checked just above).
+            return unsafe { next_not_below_avx512(scores, cut) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2 (checked just above).
+            return unsafe { next_not_below_avx2(scores, cut) };
+        }
+    }
+    next_not_below_plain(scores, cut)
+}
+
+/// Scores tested together by [`next_not_below`] before it looks at them one by one.
+const SCAN_LANES: usize = 32;
+
+#[inline(always)]
+// `!(a < cut)`, not `a >= cut`: a NaN (which bounded weights cannot make) counts as not below.
+#[allow(clippy::neg_cmp_op_on_partial_ord)]
+fn next_not_below_plain(scores: &[f32], cut: f32) -> usize {
+    let mut base = 0;
+    for group in scores.chunks_exact(SCAN_LANES) {
+        // No early exit inside a group: one vectorised test of all its lanes.
+        if group.iter().fold(false, |any, &a| any | !(a < cut)) {
+            break;
+        }
+        base += SCAN_LANES;
+    }
+    scores[base..]
+        .iter()
+        .position(|&a| !(a < cut))
+        .map_or(scores.len(), |i| base + i)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn next_not_below_avx512(scores: &[f32], cut: f32) -> usize {
+    next_not_below_plain(scores, cut)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn next_not_below_avx2(scores: &[f32], cut: f32) -> usize {
+    next_not_below_plain(scores, cut)
 }
 
 #[cfg(test)]
@@ -497,6 +611,92 @@ mod tests {
                 .map(|h| h.score.to_bits())
                 .collect();
             assert_eq!(bits, want);
+        }
+    }
+
+    /// The vectorised scan finds the same first reaching score as a plain loop, on every
+    /// kernel the CPU has: lengths around the group size, scores that round to zero or to
+    /// the floor itself in f32, negative ones, and every floor from none to above all.
+    #[test]
+    fn next_reaching_matches_a_plain_scan() {
+        let mut next = xorshift(0x05ee_d0f5_c0e5_u64);
+        let reference = |scores: &[f64], floor: f32| {
+            scores
+                .iter()
+                .position(|&s| s as f32 > 0.0 && s as f32 >= floor)
+                .unwrap_or(scores.len())
+        };
+        let mut kernels: Vec<fn(&[f64], f32) -> usize> =
+            vec![next_reaching, |s, f| next_reaching_plain(s, f)];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU has AVX2.
+                kernels.push(|s, f| unsafe { next_reaching_avx2(s, f) });
+            }
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU has AVX-512F.
+                kernels.push(|s, f| unsafe { next_reaching_avx512(s, f) });
+            }
+        }
+        for len in [0, 1, 15, 16, 17, 31, 32, 33, 70, 300] {
+            for _ in 0..50 {
+                let scores: Vec<f64> = (0..len)
+                    .map(|_| match next() % 8 {
+                        0 => 1e-50,
+                        1 => -1.0,
+                        2 => 0.0,
+                        3 => 0.5,
+                        // Just below 0.5 in f64, 0.5 once rounded to f32.
+                        4 => 0.5 - 1e-12,
+                        _ => (next() % 1000) as f64 / 2000.0,
+                    })
+                    .collect();
+                for floor in [f32::NEG_INFINITY, 0.0, 0.25, 0.5, 0.4995, 1.0] {
+                    let want = reference(&scores, floor);
+                    for kernel in &kernels {
+                        assert_eq!(kernel(&scores, floor), want, "len {len}, floor {floor}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// The screening pass's scan finds the same first score not below the cut as a plain
+    /// loop, on every kernel the CPU has.
+    #[test]
+    fn next_not_below_matches_a_plain_scan() {
+        let mut next = xorshift(0x0bad_cafe_f00d_u64);
+        let mut kernels: Vec<fn(&[f32], f32) -> usize> =
+            vec![next_not_below, |s, c| next_not_below_plain(s, c)];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU has AVX2.
+                kernels.push(|s, c| unsafe { next_not_below_avx2(s, c) });
+            }
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU has AVX-512F.
+                kernels.push(|s, c| unsafe { next_not_below_avx512(s, c) });
+            }
+        }
+        for len in [0, 1, 31, 32, 33, 63, 64, 65, 100, 1000] {
+            for _ in 0..50 {
+                // Mostly below the cut, now and then at it or above.
+                let scores: Vec<f32> = (0..len)
+                    .map(|_| match next() % 64 {
+                        0 => 0.75,
+                        1 => 0.5,
+                        _ => (next() % 1000) as f32 / 2000.0,
+                    })
+                    .collect();
+                for cut in [f32::MIN_POSITIVE, 0.25, 0.4995, 0.5, 0.75, 2.0] {
+                    let want = scores.iter().position(|&a| a >= cut).unwrap_or(len);
+                    for kernel in &kernels {
+                        assert_eq!(kernel(&scores, cut), want, "len {len}, cut {cut}");
+                    }
+                }
+            }
         }
     }
 
