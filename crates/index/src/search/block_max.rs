@@ -32,6 +32,7 @@
 //! current k-th.
 
 use std::collections::{BinaryHeap, VecDeque};
+use std::time::Instant;
 
 use splade_sparse::{SparseVector, SparseView};
 
@@ -376,13 +377,19 @@ pub(crate) fn block_max_top_k(
                 // both paths then give the same hits. An approximate search always probes,
                 // so its hits depend on the query alone, never on the searches before it.
                 Some(_) if alpha >= 1.0 && segment.traversal_memory().skip_probe(search) => {
+                    let started = Instant::now();
                     term_at_a_time(scratch, &mut top);
+                    segment
+                        .traversal_memory()
+                        .record_time(false, started.elapsed());
                     continue;
                 }
                 rule => rule,
             },
         };
         let before = switch.as_ref().map(|_| top.clone());
+        // An exact search that probes is timed (against those that skip the probe).
+        let probe_started = (alpha >= 1.0 && switch.is_some()).then(Instant::now);
         // One set of dense columns for the whole search of the segment (the wide set may be
         // made by another search meanwhile).
         let dense = segment.dense_bounds();
@@ -396,6 +403,11 @@ pub(crate) fn block_max_top_k(
                 top = before;
                 term_at_a_time(scratch, &mut top);
             }
+        }
+        if let Some(started) = probe_started {
+            segment
+                .traversal_memory()
+                .record_time(true, started.elapsed());
         }
     }
     top.into_sorted()

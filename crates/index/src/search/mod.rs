@@ -121,8 +121,9 @@ pub enum Traversal {
     /// time when, after a few blocks, the blocks still to score are expected to cost more
     /// than the term-at-a-time search (a cost model from the query terms' document
     /// frequencies; long queries over long documents, stopword-like terms, flat weights);
-    /// once a segment handed over several times in a row, its searches go term at a time
-    /// directly (probing now and then).
+    /// once a segment handed over several times in a row, or once its exact searches that
+    /// went term at a time directly took less time on average than those that probed, its
+    /// exact searches go term at a time directly (probing now and then).
     #[default]
     Auto,
     /// Always block-max pruning (and, for [`Method::Approximate`], its α / β).

@@ -6,28 +6,68 @@ use std::sync::atomic::{AtomicU32, Ordering};
 /// What `Traversal::Auto` learned from a segment's recent searches. Probing
 /// block-max pruning (its bound pass and first blocks) before handing over costs about as
 /// much as the term-at-a-time search itself on a collection where it hands over every
-/// time (SciFact), and the queries of one index tend to be alike. So once the last
-/// [`TRUST`] probes in a row handed over, the searches go term at a time directly, except
-/// one in [`PROBE_EVERY`], which probes again; a probe that finishes by block-max pruning
-/// starts the count again. Only exact searches skip the probe (approximate ones always
-/// probe: the hand-over gives exact hits where block-max with α < 1 might not), so only
-/// speed depends on this history, never a result.
+/// time (SciFact), and the queries of one index tend to be alike. So the searches go term at
+/// a time directly, except one in [`PROBE_EVERY`], which probes again, once
+/// - the last [`TRUST`] probes in a row handed over (a probe that finishes by block-max
+///   pruning starts the count again), or
+/// - the exact searches that went term at a time directly have taken less time, on average,
+///   than those that probed (running means of their measured times). On a collection where
+///   a fifth of the probes finish by block-max pruning (the DBpedia-Entity subset of
+///   BENCHMARKS.md, session 24), the count alone was rarely reached and most searches paid
+///   for a probe and then the term-at-a-time search.
+///
+/// Only exact searches skip the probe (approximate ones always probe: the hand-over gives
+/// exact hits where block-max with α < 1 might not), and only theirs are timed, so only speed
+/// depends on this history, never a result.
 #[derive(Debug, Default)]
 pub(crate) struct TraversalMemory {
     /// Hand-overs in a row (capped at [`TRUST`]); written only by probes.
     handovers: AtomicU32,
+    /// Running means of the time (ns, as f32 bits; 0 before the first) of the exact searches
+    /// that probed, and of those that went term at a time directly.
+    probe_ns: AtomicU32,
+    direct_ns: AtomicU32,
 }
 
 /// Consecutive hand-overs after which [`TraversalMemory`] goes term at a time directly.
 const TRUST: u32 = 4;
 /// One search in this many probes block-max pruning even when trusted.
 const PROBE_EVERY: u32 = 64;
+/// Weight of a new time in [`TraversalMemory`]'s running means.
+const TIME_WEIGHT: f32 = 1.0 / 16.0;
 
 impl TraversalMemory {
     /// Whether search number `n` of a searcher (counted per searcher, so that threads
     /// do not contend on a shared counter) should go term at a time without probing.
     pub(crate) fn skip_probe(&self, n: u32) -> bool {
-        self.handovers.load(Ordering::Relaxed) >= TRUST && n % PROBE_EVERY != 0
+        if n % PROBE_EVERY == 0 {
+            return false;
+        }
+        if self.handovers.load(Ordering::Relaxed) >= TRUST {
+            return true;
+        }
+        let mean = |cell: &AtomicU32| f32::from_bits(cell.load(Ordering::Relaxed));
+        let (probed, direct) = (mean(&self.probe_ns), mean(&self.direct_ns));
+        probed > 0.0 && direct > 0.0 && direct < probed
+    }
+
+    /// Records how long an exact search of the segment took: `probed`, when it probed
+    /// block-max pruning first (however that ended), else term at a time directly. (Threads
+    /// may overwrite each other's updates: the means only steer the speed.)
+    pub(crate) fn record_time(&self, probed: bool, elapsed: std::time::Duration) {
+        let cell = if probed {
+            &self.probe_ns
+        } else {
+            &self.direct_ns
+        };
+        let ns = (elapsed.as_nanos() as f32).max(1.0);
+        let old = f32::from_bits(cell.load(Ordering::Relaxed));
+        let new = if old > 0.0 {
+            old + TIME_WEIGHT * (ns - old)
+        } else {
+            ns
+        };
+        cell.store(new.to_bits(), Ordering::Relaxed);
     }
 
     /// Records how a probe ended: handed over to term at a time, or finished.
@@ -63,5 +103,32 @@ mod tests {
         assert!(!m.skip_probe(1));
         m.record(true);
         assert!(!m.skip_probe(1), "one hand-over is not enough again");
+    }
+
+    /// Without a run of hand-overs, the probe is skipped once direct searches took less
+    /// time on average than probing ones, and taken again once they take more; never
+    /// skipped before both have been timed, nor on every [`PROBE_EVERY`]-th search.
+    #[test]
+    fn traversal_memory_skips_the_probe_when_direct_searches_were_faster() {
+        use std::time::Duration;
+        let m = TraversalMemory::default();
+        m.record_time(true, Duration::from_micros(20));
+        assert!(!m.skip_probe(1), "no direct search timed yet");
+        m.record_time(false, Duration::from_micros(10));
+        assert!(m.skip_probe(1));
+        assert!(
+            !m.skip_probe(PROBE_EVERY),
+            "every PROBE_EVERY-th search probes"
+        );
+        // Direct searches turn slow: the mean follows, and probing comes back.
+        for _ in 0..64 {
+            m.record_time(false, Duration::from_micros(40));
+        }
+        assert!(!m.skip_probe(1));
+        // Probing turns slower still.
+        for _ in 0..64 {
+            m.record_time(true, Duration::from_micros(80));
+        }
+        assert!(m.skip_probe(1));
     }
 }
