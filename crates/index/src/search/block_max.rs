@@ -301,6 +301,9 @@ pub(crate) fn block_max_top_k(
     let mut top = TopK::new(k);
     let search = scratch.searches;
     scratch.searches = search.wrapping_add(1);
+    // One exact search in `TIME_EVERY` is timed for `TraversalMemory` (each timing is a
+    // write every thread's searches of the segment contend for).
+    let timed = alpha >= 1.0 && search % TIME_EVERY == 0;
     for slot in index.slots() {
         if slot.live() == 0 {
             continue;
@@ -377,11 +380,13 @@ pub(crate) fn block_max_top_k(
                 // both paths then give the same hits. An approximate search always probes,
                 // so its hits depend on the query alone, never on the searches before it.
                 Some(_) if alpha >= 1.0 && segment.traversal_memory().skip_probe(search) => {
-                    let started = Instant::now();
+                    let started = timed.then(Instant::now);
                     term_at_a_time(scratch, &mut top);
-                    segment
-                        .traversal_memory()
-                        .record_time(false, started.elapsed());
+                    if let Some(started) = started {
+                        segment
+                            .traversal_memory()
+                            .record_time(false, started.elapsed());
+                    }
                     continue;
                 }
                 rule => rule,
@@ -389,7 +394,7 @@ pub(crate) fn block_max_top_k(
         };
         let before = switch.as_ref().map(|_| top.clone());
         // An exact search that probes is timed (against those that skip the probe).
-        let probe_started = (alpha >= 1.0 && switch.is_some()).then(Instant::now);
+        let probe_started = (timed && switch.is_some()).then(Instant::now);
         // One set of dense columns for the whole search of the segment (the wide set may be
         // made by another search meanwhile).
         let dense = segment.dense_bounds();
@@ -412,6 +417,11 @@ pub(crate) fn block_max_top_k(
     }
     top.into_sorted()
 }
+
+/// Exact searches of a searcher per search timed for the automatic traversal's running
+/// means (see `segment::memory`): a divisor of its probing period, so that every probe of a
+/// segment that skips probes is timed.
+const TIME_EVERY: u32 = 4;
 
 /// Blocks taken from the queue ahead of the one being scored (the software pipeline's
 /// depth; see [`visit_blocks`]).

@@ -72,14 +72,12 @@ impl TraversalMemory {
 
     /// Records how a probe ended: handed over to term at a time, or finished.
     pub(crate) fn record(&self, handed_over: bool) {
-        if handed_over {
-            let _ = self
-                .handovers
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |h| {
-                    Some((h + 1).min(TRUST))
-                });
-        } else {
-            self.handovers.store(0, Ordering::Relaxed);
+        // Written only when it changes: every search of every thread records, and a write
+        // moves the cache line away from the other cores.
+        let h = self.handovers.load(Ordering::Relaxed);
+        let next = if handed_over { (h + 1).min(TRUST) } else { 0 };
+        if next != h {
+            self.handovers.store(next, Ordering::Relaxed);
         }
     }
 }
