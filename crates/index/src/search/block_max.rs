@@ -77,8 +77,6 @@ pub(crate) struct Scratch {
     term_acc: Vec<f64>,
     /// Buffers of the screening term-at-a-time search of large segments (see `taat`).
     screen: ScreenScratch,
-    /// Searches made with this scratch (from 1; see `segment::memory::TraversalMemory`).
-    searches: u32,
     pub(crate) stats: SearchStats,
 }
 
@@ -94,7 +92,6 @@ impl Scratch {
             ahead: VecDeque::with_capacity(LOOKAHEAD),
             term_acc: Vec::new(),
             screen: ScreenScratch::default(),
-            searches: 1,
             stats: SearchStats::default(),
         }
     }
@@ -299,8 +296,7 @@ pub(crate) fn block_max_top_k(
     }
     let bound_terms = bound_terms(query, beta);
     let mut top = TopK::new(k);
-    let search = scratch.searches;
-    scratch.searches = search.wrapping_add(1);
+    let search = next_search_number();
     // One exact search in `TIME_EVERY` is timed for `TraversalMemory` (each timing is a
     // write every thread's searches of the segment contend for).
     let timed = alpha >= 1.0 && search % TIME_EVERY == 0;
@@ -418,7 +414,25 @@ pub(crate) fn block_max_top_k(
     top.into_sorted()
 }
 
-/// Exact searches of a searcher per search timed for the automatic traversal's running
+thread_local! {
+    /// Searches made on this thread (see [`next_search_number`]).
+    static SEARCHES: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// The number of this search among the searches of this thread (from 1), which steers
+/// `segment::memory::TraversalMemory`'s probing and timing. Counted per thread, not per
+/// searcher: a searcher made for one query (`Index::search`, as the server calls it) would
+/// otherwise always be at search 1, never probe again once a segment skips probes, and never
+/// be timed; and not in one shared counter, which the threads would contend for.
+fn next_search_number() -> u32 {
+    SEARCHES.with(|n| {
+        let next = n.get().wrapping_add(1);
+        n.set(next);
+        next
+    })
+}
+
+/// Exact searches of a thread per search timed for the automatic traversal's running
 /// means (see `segment::memory`): a divisor of its probing period, so that every probe of a
 /// segment that skips probes is timed.
 const TIME_EVERY: u32 = 4;
@@ -988,6 +1002,55 @@ mod tests {
 
     /// Exact search equals brute force with thousands of candidate blocks (several queue
     /// refills), and α = β = 1 equals exact.
+    /// A searcher made for each query (as `Index::search` makes one) still probes block-max
+    /// pruning now and then once a segment goes term at a time directly: the search number
+    /// that steers it counts the thread's searches, not the searcher's.
+    #[test]
+    fn one_searcher_a_query_still_probes_now_and_then() {
+        let mut next = xorshift(0x2545_f491_4f6c_dd1d_u64);
+        let dim = 100u64;
+        let mut vector = |n: usize| {
+            let mut pairs: Vec<(u32, f32)> = (0..n)
+                .map(|_| ((next() % dim) as u32, 1.0 + (next() % 16) as f32 / 64.0))
+                .collect();
+            pairs.sort_by_key(|p| p.0);
+            pairs.dedup_by_key(|p| p.0);
+            SparseVector::from_pairs(pairs).unwrap()
+        };
+        // Flat weights over a small vocabulary: every block's bound passes, so every probe
+        // hands over to term at a time.
+        let mut b = IndexBuilder::new(dim as usize).reorder(crate::Reorder::None);
+        for d in 0..2000 {
+            b.add(&format!("d{d}"), vector(40).view()).unwrap();
+        }
+        let index = b.build().unwrap();
+        let queries: Vec<SparseVector> = (0..300).map(|_| vector(40)).collect();
+        let options = crate::SearchOptions::new(10);
+        let probed: Vec<bool> = queries
+            .iter()
+            .map(|q| {
+                let mut searcher = crate::Searcher::new(&index);
+                let hits = searcher.search(q.view(), &options);
+                assert_eq!(hits, index.brute_force_top_k(q.view(), 10));
+                let stats = searcher.stats();
+                assert_eq!(
+                    stats.segments_term_at_a_time, 1,
+                    "every search ends term at a time"
+                );
+                stats.blocks_candidate > 0
+            })
+            .collect();
+        let later = probed[100..].iter().filter(|&&p| p).count();
+        assert!(
+            probed[..4].iter().all(|&p| p),
+            "the first searches probe: {probed:?}"
+        );
+        assert!(
+            (1..=20).contains(&later),
+            "{later} of the last 200 searches probed"
+        );
+    }
+
     #[test]
     fn many_blocks_exact_equals_brute_force() {
         let mut next = xorshift(0x9e37_79b9_7f4a_7c15u64);

@@ -37,8 +37,8 @@ const PROBE_EVERY: u32 = 64;
 const TIME_WEIGHT: f32 = 1.0 / 16.0;
 
 impl TraversalMemory {
-    /// Whether search number `n` of a searcher (counted per searcher, so that threads
-    /// do not contend on a shared counter) should go term at a time without probing.
+    /// Whether search number `n` of a thread (counted per thread, so that threads do not
+    /// contend on a shared counter) should go term at a time without probing.
     pub(crate) fn skip_probe(&self, n: u32) -> bool {
         if n % PROBE_EVERY == 0 {
             return false;
