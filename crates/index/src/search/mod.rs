@@ -165,6 +165,35 @@ pub fn prune_query(query: SparseView<'_>, n: usize) -> SparseVector {
     query.top_k(n)
 }
 
+/// Search buffers kept between [`Index::search`] calls, at most one set a core, shared by
+/// every index of the process (a set serves any index: its buffers only grow to the largest
+/// segment searched, and are left cleared). A call made its buffers afresh (the block bounds,
+/// the slot table of the query terms' blocks, the accumulators), which on the topical 1M
+/// collection of BENCHMARKS.md cost a fifth or more of a search made one call a query, as
+/// the server makes them. What is kept stays allocated while the process runs: at most one
+/// set a core, each the size the largest search needed.
+static KEPT_SCRATCH: std::sync::Mutex<Vec<block_max::Scratch>> = std::sync::Mutex::new(Vec::new());
+
+/// Kept search buffers, or new ones.
+fn take_kept_scratch() -> block_max::Scratch {
+    KEPT_SCRATCH
+        .lock()
+        .ok()
+        .and_then(|mut kept| kept.pop())
+        .unwrap_or_else(block_max::Scratch::new)
+}
+
+/// Keeps `scratch` for a later call, unless as many sets as the machine has cores are kept.
+fn keep_scratch(scratch: block_max::Scratch) {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let most = *CORES.get_or_init(|| std::thread::available_parallelism().map_or(4, |n| n.get()));
+    if let Ok(mut kept) = KEPT_SCRATCH.lock() {
+        if kept.len() < most {
+            kept.push(scratch);
+        }
+    }
+}
+
 /// Search buffers of one batch call, kept while it runs (at most one per worker that ran
 /// at the same time).
 type ScratchPool = std::sync::Mutex<Vec<block_max::Scratch>>;
@@ -289,9 +318,17 @@ impl Index {
         index_brute_force(self, query, k)
     }
 
-    /// Searches one query with `options`.
+    /// Searches one query with `options`. (The search buffers come from the ones earlier
+    /// calls left, and go back for the next: a [`Searcher`] kept by the caller saves the
+    /// same work without the lock.)
     pub fn search(&self, query: SparseView<'_>, options: &SearchOptions) -> Vec<Hit> {
-        Searcher::new(self).search(query, options)
+        let mut searcher = Searcher {
+            index: self,
+            scratch: take_kept_scratch(),
+        };
+        let hits = searcher.search(query, options);
+        keep_scratch(searcher.scratch);
+        hits
     }
 
     /// Searches many queries in parallel (rayon); results are in query order. `threads`
@@ -340,5 +377,64 @@ impl Index {
                 Ok(pool.install(run))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{xorshift, IndexBuilder};
+
+    /// `Index::search` calls on several threads at once, alternating traversals, methods and
+    /// k, share the kept buffers without a result changing: every exact search equals the
+    /// brute force, and at most one set of buffers a core is kept (other tests may use them
+    /// at the same time).
+    #[test]
+    fn kept_buffers_serve_concurrent_calls() {
+        let mut next = xorshift(0x6a09_e667_f3bc_c909_u64);
+        let dim = 300u64;
+        let mut vector = |n: usize| {
+            let mut pairs: Vec<(u32, f32)> = (0..n)
+                .map(|_| ((next() % dim) as u32, (1 + next() % 64) as f32 / 16.0))
+                .collect();
+            pairs.sort_by_key(|p| p.0);
+            pairs.dedup_by_key(|p| p.0);
+            SparseVector::from_pairs(pairs).unwrap()
+        };
+        let mut b = IndexBuilder::new(dim as usize);
+        for d in 0..3000 {
+            b.add(&format!("d{d}"), vector(20).view()).unwrap();
+        }
+        let index = b.build().unwrap();
+        let queries: Vec<SparseVector> = (0..60).map(|_| vector(12)).collect();
+        let traversals = [Traversal::Auto, Traversal::BlockMax, Traversal::TermAtATime];
+        std::thread::scope(|scope| {
+            for thread in 0..4 {
+                let (index, queries) = (&index, &queries);
+                scope.spawn(move || {
+                    for (i, q) in queries.iter().enumerate() {
+                        let k = 1 + (i + thread) % 15;
+                        let options = SearchOptions {
+                            k,
+                            traversal: traversals[(i + thread) % 3],
+                            ..SearchOptions::default()
+                        };
+                        assert_eq!(
+                            index.search(q.view(), &options),
+                            index.brute_force_top_k(q.view(), k)
+                        );
+                        // An approximate search in between leaves nothing behind either.
+                        let approx = SearchOptions {
+                            method: Method::approximate(0.5, 0.5).unwrap(),
+                            ..options
+                        };
+                        let _ = index.search(q.view(), &approx);
+                    }
+                });
+            }
+        });
+        let cores = std::thread::available_parallelism().map_or(4, |n| n.get());
+        let kept = KEPT_SCRATCH.lock().unwrap().len();
+        assert!(kept <= cores, "{kept} sets kept");
     }
 }
