@@ -272,53 +272,111 @@ pub(crate) fn taat_segment(
 /// The first place of `scores` whose score, rounded to f32, is positive and at least
 /// `floor` (`scores.len()` when none is), found with the widest vectors the CPU has.
 fn next_reaching(scores: &[f64], floor: f32) -> usize {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has AVX-512F (checked just above).
-            return unsafe { next_reaching_avx512(scores, floor) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2 (checked just above).
-            return unsafe { next_reaching_avx2(scores, floor) };
-        }
-    }
-    next_reaching_plain(scores, floor)
+    next_reaching_with(scores, floor, Scan::widest())
 }
 
-/// Scores tested together by [`next_reaching`] before it looks at them one by one.
-const REACH_LANES: usize = 16;
-
+/// [`next_reaching`] with the instructions of `scan`.
 #[inline(always)]
-fn next_reaching_plain(scores: &[f64], floor: f32) -> usize {
-    let reaches = |s: f64| {
+fn next_reaching_with(scores: &[f64], floor: f32, scan: Scan) -> usize {
+    let reaches = move |s: f64| {
         let s = s as f32;
         (s > 0.0) & (s >= floor)
     };
+    first_where::<f64, 16>(scores, reaches, scan)
+}
+
+/// The instructions a [`first_where`] scan runs with. A variant is only made where the CPU
+/// has its instructions ([`Scan::widest`], and in the tests `Scan::available`).
+#[derive(Debug, Clone, Copy)]
+enum Scan {
+    Plain,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+}
+
+impl Scan {
+    /// The widest the CPU has (checked at run time).
+    fn widest() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                return Scan::Avx512;
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                return Scan::Avx2;
+            }
+        }
+        Scan::Plain
+    }
+
+    /// Every one the CPU has.
+    #[cfg(test)]
+    fn available() -> Vec<Self> {
+        #[allow(unused_mut)]
+        let mut scans = vec![Scan::Plain];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2") {
+                scans.push(Scan::Avx2);
+            }
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                scans.push(Scan::Avx512);
+            }
+        }
+        scans
+    }
+}
+
+/// The first place of `values` where `test` holds (`values.len()` when it holds nowhere):
+/// `LANES` values are tested together, without an early exit inside the group (one
+/// vectorised test), and only the group that holds the place is looked at value by value.
+#[inline(always)]
+fn first_where<T: Copy, const LANES: usize>(
+    values: &[T],
+    test: impl Fn(T) -> bool + Copy,
+    scan: Scan,
+) -> usize {
+    match scan {
+        Scan::Plain => first_where_plain::<T, LANES>(values, test),
+        // SAFETY: a `Scan::Avx2` is only made where the CPU has AVX2.
+        #[cfg(target_arch = "x86_64")]
+        Scan::Avx2 => unsafe { first_where_avx2::<T, LANES>(values, test) },
+        // SAFETY: a `Scan::Avx512` is only made where the CPU has AVX-512F.
+        #[cfg(target_arch = "x86_64")]
+        Scan::Avx512 => unsafe { first_where_avx512::<T, LANES>(values, test) },
+    }
+}
+
+#[inline(always)]
+fn first_where_plain<T: Copy, const LANES: usize>(values: &[T], test: impl Fn(T) -> bool) -> usize {
     let mut base = 0;
-    for group in scores.chunks_exact(REACH_LANES) {
-        // No early exit inside a group: one vectorised test of all its lanes.
-        if group.iter().fold(false, |any, &s| any | reaches(s)) {
+    for group in values.chunks_exact(LANES) {
+        if group.iter().fold(false, |any, &v| any | test(v)) {
             break;
         }
-        base += REACH_LANES;
+        base += LANES;
     }
-    scores[base..]
+    values[base..]
         .iter()
-        .position(|&s| reaches(s))
-        .map_or(scores.len(), |i| base + i)
+        .position(|&v| test(v))
+        .map_or(values.len(), |i| base + i)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-fn next_reaching_avx512(scores: &[f64], floor: f32) -> usize {
-    next_reaching_plain(scores, floor)
+fn first_where_avx512<T: Copy, const LANES: usize>(
+    values: &[T],
+    test: impl Fn(T) -> bool,
+) -> usize {
+    first_where_plain::<T, LANES>(values, test)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn next_reaching_avx2(scores: &[f64], floor: f32) -> usize {
-    next_reaching_plain(scores, floor)
+fn first_where_avx2<T: Copy, const LANES: usize>(values: &[T], test: impl Fn(T) -> bool) -> usize {
+    first_where_plain::<T, LANES>(values, test)
 }
 
 widest_simd_kernel! {
@@ -506,51 +564,15 @@ pub(crate) fn screen_segment(
 /// The first place of `scores` that is not below `cut` (`scores.len()` when every one
 /// is), found with the widest vectors the CPU has.
 fn next_not_below(scores: &[f32], cut: f32) -> usize {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has AVX-512F (checked just above).
-            return unsafe { next_not_below_avx512(scores, cut) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2 (checked just above).
-            return unsafe { next_not_below_avx2(scores, cut) };
-        }
-    }
-    next_not_below_plain(scores, cut)
+    next_not_below_with(scores, cut, Scan::widest())
 }
 
-/// Scores tested together by [`next_not_below`] before it looks at them one by one.
-const SCAN_LANES: usize = 32;
-
+/// [`next_not_below`] with the instructions of `scan`.
 #[inline(always)]
 // `!(a < cut)`, not `a >= cut`: a NaN (which bounded weights cannot make) counts as not below.
 #[allow(clippy::neg_cmp_op_on_partial_ord)]
-fn next_not_below_plain(scores: &[f32], cut: f32) -> usize {
-    let mut base = 0;
-    for group in scores.chunks_exact(SCAN_LANES) {
-        // No early exit inside a group: one vectorised test of all its lanes.
-        if group.iter().fold(false, |any, &a| any | !(a < cut)) {
-            break;
-        }
-        base += SCAN_LANES;
-    }
-    scores[base..]
-        .iter()
-        .position(|&a| !(a < cut))
-        .map_or(scores.len(), |i| base + i)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn next_not_below_avx512(scores: &[f32], cut: f32) -> usize {
-    next_not_below_plain(scores, cut)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn next_not_below_avx2(scores: &[f32], cut: f32) -> usize {
-    next_not_below_plain(scores, cut)
+fn next_not_below_with(scores: &[f32], cut: f32, scan: Scan) -> usize {
+    first_where::<f32, 32>(scores, move |a: f32| !(a < cut), scan)
 }
 
 #[cfg(test)]
@@ -626,19 +648,7 @@ mod tests {
                 .position(|&s| s as f32 > 0.0 && s as f32 >= floor)
                 .unwrap_or(scores.len())
         };
-        let mut kernels: Vec<fn(&[f64], f32) -> usize> =
-            vec![next_reaching, |s, f| next_reaching_plain(s, f)];
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx2") {
-                // SAFETY: the CPU has AVX2.
-                kernels.push(|s, f| unsafe { next_reaching_avx2(s, f) });
-            }
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                // SAFETY: the CPU has AVX-512F.
-                kernels.push(|s, f| unsafe { next_reaching_avx512(s, f) });
-            }
-        }
+        let scans = Scan::available();
         for len in [0, 1, 15, 16, 17, 31, 32, 33, 70, 300] {
             for _ in 0..50 {
                 let scores: Vec<f64> = (0..len)
@@ -654,8 +664,14 @@ mod tests {
                     .collect();
                 for floor in [f32::NEG_INFINITY, 0.0, 0.25, 0.5, 0.4995, 1.0] {
                     let want = reference(&scores, floor);
-                    for kernel in &kernels {
-                        assert_eq!(kernel(&scores, floor), want, "len {len}, floor {floor}");
+                    assert_eq!(
+                        next_reaching(&scores, floor),
+                        want,
+                        "len {len}, floor {floor}"
+                    );
+                    for &scan in &scans {
+                        let got = next_reaching_with(&scores, floor, scan);
+                        assert_eq!(got, want, "len {len}, floor {floor}, {scan:?}");
                     }
                 }
             }
@@ -667,19 +683,7 @@ mod tests {
     #[test]
     fn next_not_below_matches_a_plain_scan() {
         let mut next = xorshift(0x0bad_cafe_f00d_u64);
-        let mut kernels: Vec<fn(&[f32], f32) -> usize> =
-            vec![next_not_below, |s, c| next_not_below_plain(s, c)];
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx2") {
-                // SAFETY: the CPU has AVX2.
-                kernels.push(|s, c| unsafe { next_not_below_avx2(s, c) });
-            }
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                // SAFETY: the CPU has AVX-512F.
-                kernels.push(|s, c| unsafe { next_not_below_avx512(s, c) });
-            }
-        }
+        let scans = Scan::available();
         for len in [0, 1, 31, 32, 33, 63, 64, 65, 100, 1000] {
             for _ in 0..50 {
                 // Mostly below the cut, now and then at it or above.
@@ -692,8 +696,10 @@ mod tests {
                     .collect();
                 for cut in [f32::MIN_POSITIVE, 0.25, 0.4995, 0.5, 0.75, 2.0] {
                     let want = scores.iter().position(|&a| a >= cut).unwrap_or(len);
-                    for kernel in &kernels {
-                        assert_eq!(kernel(&scores, cut), want, "len {len}, cut {cut}");
+                    assert_eq!(next_not_below(&scores, cut), want, "len {len}, cut {cut}");
+                    for &scan in &scans {
+                        let got = next_not_below_with(&scores, cut, scan);
+                        assert_eq!(got, want, "len {len}, cut {cut}, {scan:?}");
                     }
                 }
             }
