@@ -130,6 +130,16 @@ pub use storage::Residency;
 pub use topk::Hit;
 pub use writer::{CommitSummary, IndexWriter, MergePolicy};
 
+/// A sparse vector of `n` (term, weight) draws: sorted by term, a term drawn again kept
+/// with its first weight.
+#[cfg(test)]
+fn drawn_vector(n: usize, mut draw: impl FnMut() -> (u32, f32)) -> splade_sparse::SparseVector {
+    let mut pairs: Vec<(u32, f32)> = (0..n).map(|_| draw()).collect();
+    pairs.sort_by_key(|p| p.0);
+    pairs.dedup_by_key(|p| p.0);
+    splade_sparse::SparseVector::from_pairs(pairs).expect("drawn terms are sorted and distinct")
+}
+
 /// A seeded xorshift64 stream (deterministic test data without a dependency).
 #[cfg(test)]
 fn xorshift(mut state: u64) -> impl FnMut() -> u64 {

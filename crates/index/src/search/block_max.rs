@@ -1000,8 +1000,6 @@ mod tests {
         }
     }
 
-    /// Exact search equals brute force with thousands of candidate blocks (several queue
-    /// refills), and α = β = 1 equals exact.
     /// A searcher made for each query (as `Index::search` makes one) still probes block-max
     /// pruning now and then once a segment goes term at a time directly: the search number
     /// that steers it counts the thread's searches, not the searcher's.
@@ -1010,12 +1008,9 @@ mod tests {
         let mut next = xorshift(0x2545_f491_4f6c_dd1d_u64);
         let dim = 100u64;
         let mut vector = |n: usize| {
-            let mut pairs: Vec<(u32, f32)> = (0..n)
-                .map(|_| ((next() % dim) as u32, 1.0 + (next() % 16) as f32 / 64.0))
-                .collect();
-            pairs.sort_by_key(|p| p.0);
-            pairs.dedup_by_key(|p| p.0);
-            SparseVector::from_pairs(pairs).unwrap()
+            crate::drawn_vector(n, || {
+                ((next() % dim) as u32, 1.0 + (next() % 16) as f32 / 64.0)
+            })
         };
         // Flat weights over a small vocabulary: every block's bound passes, so every probe
         // hands over to term at a time.
@@ -1051,6 +1046,8 @@ mod tests {
         );
     }
 
+    /// Exact search equals brute force with thousands of candidate blocks (several queue
+    /// refills), and α = β = 1 equals exact.
     #[test]
     fn many_blocks_exact_equals_brute_force() {
         let mut next = xorshift(0x9e37_79b9_7f4a_7c15u64);

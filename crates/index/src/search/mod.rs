@@ -165,56 +165,31 @@ pub fn prune_query(query: SparseView<'_>, n: usize) -> SparseVector {
     query.top_k(n)
 }
 
-/// Search buffers kept between [`Index::search`] calls, at most one set a core, shared by
-/// every index of the process (a set serves any index: its buffers only grow to the largest
-/// segment searched, and are left cleared). A call made its buffers afresh (the block bounds,
-/// the slot table of the query terms' blocks, the accumulators), which on the topical 1M
-/// collection of BENCHMARKS.md cost a fifth or more of a search made one call a query, as
-/// the server makes them. What is kept stays allocated while the process runs: at most one
-/// set a core, each the size the largest search needed.
+/// Search buffers kept between calls of [`Index::search`] and [`Index::search_batch`], at
+/// most one set a core, shared by every index of the process (a set serves any index: its
+/// buffers only grow to the largest segment searched, and are left cleared). A call made its
+/// buffers afresh (the block bounds, the slot table of the query terms' blocks, the
+/// accumulators), which on the topical 1M collection of BENCHMARKS.md cost a fifth or more of
+/// a search made one call a query, as the server makes them. What is kept stays allocated
+/// while the process runs: at most one set a core, each the size the largest search needed.
 static KEPT_SCRATCH: std::sync::Mutex<Vec<block_max::Scratch>> = std::sync::Mutex::new(Vec::new());
 
-/// Kept search buffers, or new ones.
-fn take_kept_scratch() -> block_max::Scratch {
-    KEPT_SCRATCH
-        .lock()
-        .ok()
-        .and_then(|mut kept| kept.pop())
-        .unwrap_or_else(block_max::Scratch::new)
-}
-
-/// Keeps `scratch` for a later call, unless as many sets as the machine has cores are kept.
-fn keep_scratch(scratch: block_max::Scratch) {
-    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    let most = *CORES.get_or_init(|| std::thread::available_parallelism().map_or(4, |n| n.get()));
-    if let Ok(mut kept) = KEPT_SCRATCH.lock() {
-        if kept.len() < most {
-            kept.push(scratch);
-        }
-    }
-}
-
-/// Search buffers of one batch call, kept while it runs (at most one per worker that ran
-/// at the same time).
-type ScratchPool = std::sync::Mutex<Vec<block_max::Scratch>>;
-
-/// A searcher whose buffers come from a [`ScratchPool`] and go back to it when dropped
-/// (`None` only while being dropped).
+/// A searcher whose buffers come from [`KEPT_SCRATCH`] and go back to it when dropped,
+/// unless as many sets as the machine has cores are kept already or a panic is unwinding
+/// (its buffers may then not be cleared). `None` only while being dropped.
 struct PooledSearcher<'a> {
     searcher: Option<Searcher<'a>>,
-    pool: &'a ScratchPool,
 }
 
 impl<'a> PooledSearcher<'a> {
-    fn take(index: &'a Index, pool: &'a ScratchPool) -> Self {
-        let scratch = pool
+    fn take(index: &'a Index) -> Self {
+        let scratch = KEPT_SCRATCH
             .lock()
             .ok()
-            .and_then(|mut pool| pool.pop())
+            .and_then(|mut kept| kept.pop())
             .unwrap_or_else(block_max::Scratch::new);
         Self {
             searcher: Some(Searcher { index, scratch }),
-            pool,
         }
     }
 
@@ -228,8 +203,19 @@ impl<'a> PooledSearcher<'a> {
 
 impl Drop for PooledSearcher<'_> {
     fn drop(&mut self) {
-        if let (Some(searcher), Ok(mut pool)) = (self.searcher.take(), self.pool.lock()) {
-            pool.push(searcher.scratch);
+        static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+        let most =
+            *CORES.get_or_init(|| std::thread::available_parallelism().map_or(4, |n| n.get()));
+        let Some(searcher) = self.searcher.take() else {
+            return;
+        };
+        if std::thread::panicking() {
+            return;
+        }
+        if let Ok(mut kept) = KEPT_SCRATCH.lock() {
+            if kept.len() < most {
+                kept.push(searcher.scratch);
+            }
         }
     }
 }
@@ -322,13 +308,7 @@ impl Index {
     /// calls left, and go back for the next: a [`Searcher`] kept by the caller saves the
     /// same work without the lock.)
     pub fn search(&self, query: SparseView<'_>, options: &SearchOptions) -> Vec<Hit> {
-        let mut searcher = Searcher {
-            index: self,
-            scratch: take_kept_scratch(),
-        };
-        let hits = searcher.search(query, options);
-        keep_scratch(searcher.scratch);
-        hits
+        PooledSearcher::take(self).search(query, options)
     }
 
     /// Searches many queries in parallel (rayon); results are in query order. `threads`
@@ -345,16 +325,12 @@ impl Index {
         // Every query is a piece of work of its own, so the two threads finish together
         // however unequal the queries (contiguous ranges left one thread idle at the end of
         // a batch of a few hundred: 5-10 % of its time). Each piece takes a searcher whose
-        // buffers earlier searches of the call have grown, and gives them back.
-        let pool = ScratchPool::default();
+        // buffers earlier searches have grown, and gives them back.
         let run = || {
             queries
                 .par_iter()
                 .with_max_len(1)
-                .map_init(
-                    || PooledSearcher::take(self, &pool),
-                    |s, q| s.search(*q, options),
-                )
+                .map_init(|| PooledSearcher::take(self), |s, q| s.search(*q, options))
                 .collect()
         };
         match threads {
@@ -394,12 +370,9 @@ mod tests {
         let mut next = xorshift(0x6a09_e667_f3bc_c909_u64);
         let dim = 300u64;
         let mut vector = |n: usize| {
-            let mut pairs: Vec<(u32, f32)> = (0..n)
-                .map(|_| ((next() % dim) as u32, (1 + next() % 64) as f32 / 16.0))
-                .collect();
-            pairs.sort_by_key(|p| p.0);
-            pairs.dedup_by_key(|p| p.0);
-            SparseVector::from_pairs(pairs).unwrap()
+            crate::drawn_vector(n, || {
+                ((next() % dim) as u32, (1 + next() % 64) as f32 / 16.0)
+            })
         };
         let mut b = IndexBuilder::new(dim as usize);
         for d in 0..3000 {
