@@ -117,20 +117,21 @@ proptest! {
     }
 }
 
-/// A small collection where block bounds cannot prune (every document holds every query
-/// term, weights alike): the automatic traversal hands the search over to term at a time,
-/// then goes there directly, probing block-max pruning now and then; every result equals
-/// the brute force. Queries of one term that few documents hold stay with block-max
-/// pruning.
+/// A collection where block bounds cannot prune (every document holds every query term,
+/// weights alike), with enough documents that term at a time costs several probes (so the
+/// query alone does not send the segment there): the automatic traversal hands the search
+/// over to term at a time, then goes there directly, probing block-max pruning now and then;
+/// every result equals the brute force. Queries of one term that few documents hold stay
+/// with block-max pruning.
 #[test]
 fn automatic_traversal_hands_dense_queries_over_and_stays_exact() {
     let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
-    let (dim, n) = (400u32, 3000usize);
+    let (dim, n, common) = (400u32, 12_000usize, 16u32);
     let mut docs = Vec::with_capacity(n);
     let mut b = splade_index::IndexBuilder::new(dim as usize);
     for d in 0..n {
-        // Terms 0..60 in every document; a rare term (100 + d % 300) in each.
-        let mut pairs: Vec<(u32, f32)> = (0..60)
+        // Terms 0..16 in every document; a rare term (100 + d % 300) in each.
+        let mut pairs: Vec<(u32, f32)> = (0..common)
             .map(|t| (t, 0.5 + (next() % 1000) as f32 / 1000.0))
             .collect();
         pairs.push((100 + (d as u32 % 300), 1.0));
@@ -143,7 +144,7 @@ fn automatic_traversal_hands_dense_queries_over_and_stays_exact() {
     let options = SearchOptions::new(10);
     let (mut handed_over, mut direct) = (0, 0);
     for _ in 0..40 {
-        let q: Vec<(u32, f32)> = (0..60)
+        let q: Vec<(u32, f32)> = (0..common)
             .map(|t| (t, 0.1 + (next() % 1000) as f32 / 1000.0))
             .collect();
         let q = SparseVector::from_pairs(q).unwrap();
@@ -154,7 +155,7 @@ fn automatic_traversal_hands_dense_queries_over_and_stays_exact() {
             stats.segments_term_at_a_time, 1,
             "dense queries go term at a time"
         );
-        assert_eq!(stats.postings_scored, 60 * n);
+        assert_eq!(stats.postings_scored, common as usize * n);
         if stats.blocks_candidate > 0 {
             handed_over += 1;
         } else {

@@ -371,22 +371,30 @@ pub(crate) fn block_max_top_k(
                 continue;
             }
             Traversal::BlockMax => None,
-            Traversal::Auto => match SwitchRule::new(segment.len(), segment.term_df(), query) {
-                // Only an exact search (alpha 1) may skip the probe on the segment's history:
-                // both paths then give the same hits. An approximate search always probes,
-                // so its hits depend on the query alone, never on the searches before it.
-                Some(_) if alpha >= 1.0 && segment.traversal_memory().skip_probe(search) => {
-                    let started = timed.then(Instant::now);
-                    term_at_a_time(scratch, &mut top);
-                    if let Some(started) = started {
-                        segment
-                            .traversal_memory()
-                            .record_time(false, started.elapsed());
+            Traversal::Auto => {
+                match SwitchRule::new(segment.len(), num_blocks, segment.term_df(), query) {
+                    // Where term at a time costs about what the probe alone would, any search
+                    // goes term at a time: a choice made from the query and the segment alone.
+                    Some(rule) if rule.direct() => {
+                        term_at_a_time(scratch, &mut top);
+                        continue;
                     }
-                    continue;
+                    // Only an exact search (alpha 1) may skip the probe on the segment's history:
+                    // both paths then give the same hits. An approximate search otherwise always
+                    // probes, so its hits depend on the query alone, never on the searches before.
+                    Some(_) if alpha >= 1.0 && segment.traversal_memory().skip_probe(search) => {
+                        let started = timed.then(Instant::now);
+                        term_at_a_time(scratch, &mut top);
+                        if let Some(started) = started {
+                            segment
+                                .traversal_memory()
+                                .record_time(false, started.elapsed());
+                        }
+                        continue;
+                    }
+                    rule => rule,
                 }
-                rule => rule,
-            },
+            }
         };
         let before = switch.as_ref().map(|_| top.clone());
         // An exact search that probes is timed (against those that skip the probe).
@@ -1013,13 +1021,14 @@ mod tests {
             })
         };
         // Flat weights over a small vocabulary: every block's bound passes, so every probe
-        // hands over to term at a time.
+        // hands over to term at a time. Short queries over enough documents that term at a
+        // time costs several probes (so the segment is not sent there without one).
         let mut b = IndexBuilder::new(dim as usize).reorder(crate::Reorder::None);
-        for d in 0..2000 {
+        for d in 0..8000 {
             b.add(&format!("d{d}"), vector(40).view()).unwrap();
         }
         let index = b.build().unwrap();
-        let queries: Vec<SparseVector> = (0..300).map(|_| vector(40)).collect();
+        let queries: Vec<SparseVector> = (0..300).map(|_| vector(4)).collect();
         let options = crate::SearchOptions::new(10);
         let probed: Vec<bool> = queries
             .iter()
@@ -1044,6 +1053,54 @@ mod tests {
             (1..=20).contains(&later),
             "{later} of the last 200 searches probed"
         );
+    }
+
+    /// Where term at a time costs about what a probe would (long queries over a small segment
+    /// of flat weights), exact and approximate searches alike go term at a time from the
+    /// first search on, without scoring a block, and return the exact hits; where it costs
+    /// many probes (short queries over rare terms), the first searches probe.
+    #[test]
+    fn term_at_a_time_without_a_probe_where_it_costs_about_one() {
+        let mut next = xorshift(0x6a09_e667_f3bc_c909_u64);
+        let dim = 100u64;
+        let mut vector = |n: usize| {
+            crate::drawn_vector(n, || {
+                ((next() % dim) as u32, 1.0 + (next() % 16) as f32 / 64.0)
+            })
+        };
+        let mut b = IndexBuilder::new(1000).reorder(crate::Reorder::None);
+        for d in 0..2000 {
+            b.add(&format!("d{d}"), vector(40).view()).unwrap();
+        }
+        // Documents with a term of their own (ids 100 + d) for the short queries.
+        for d in 0..600u32 {
+            let v = SparseVector::from_pairs(vec![(100 + d, 2.0)]).unwrap();
+            b.add(&format!("r{d}"), v.view()).unwrap();
+        }
+        let index = b.build().unwrap();
+        let approximate = crate::SearchOptions {
+            method: crate::Method::approximate(0.8, 0.8).unwrap(),
+            ..crate::SearchOptions::new(10)
+        };
+        for options in [crate::SearchOptions::new(10), approximate] {
+            for _ in 0..5 {
+                let q = vector(40);
+                let mut searcher = crate::Searcher::new(&index);
+                let hits = searcher.search(q.view(), &options);
+                assert_eq!(hits, index.brute_force_top_k(q.view(), 10), "{options:?}");
+                let stats = searcher.stats();
+                assert_eq!(
+                    (stats.segments_term_at_a_time, stats.blocks_candidate),
+                    (1, 0),
+                    "{options:?}"
+                );
+            }
+            let rare = SparseVector::from_pairs(vec![(150, 1.0), (420, 1.0)]).unwrap();
+            let mut searcher = crate::Searcher::new(&index);
+            let hits = searcher.search(rare.view(), &options);
+            assert_eq!(hits, index.brute_force_top_k(rare.view(), 10));
+            assert!(searcher.stats().blocks_candidate > 0, "{options:?}");
+        }
     }
 
     /// Exact search equals brute force with thousands of candidate blocks (several queue

@@ -43,9 +43,11 @@ pub enum Method {
     ///
     /// Where block bounds do not prune (long documents and queries, stopword-like terms,
     /// flat weights: SciFact, the flat synthetic collection of BENCHMARKS.md), exact search
-    /// goes term at a time and is the faster of the two: an approximate search first
-    /// probes a few blocks on every segment (so that its hits depend on the query alone,
-    /// never on the searches before it) and then hands over to the same exact search.
+    /// goes term at a time and is the faster of the two. An approximate search goes there
+    /// too, with exact hits, on a segment of at most 32,768 documents where the query's
+    /// postings cost about what probing a few blocks would; elsewhere it first probes a
+    /// few blocks (so that its hits depend on the query alone, never on the searches before
+    /// it) and then hands over to the same exact search.
     Approximate {
         /// Bound multiplier, in (0, 1].
         alpha: f32,
@@ -123,7 +125,10 @@ pub enum Traversal {
     /// frequencies; long queries over long documents, stopword-like terms, flat weights);
     /// once a segment handed over several times in a row, or once its exact searches that
     /// went term at a time directly took less time on average than those that probed, its
-    /// exact searches go term at a time directly (probing now and then).
+    /// exact searches go term at a time directly (probing now and then). On a segment of at
+    /// most 32,768 documents where term at a time is expected to cost at most about two
+    /// probes (long queries over a small segment), every search, exact or approximate, goes
+    /// term at a time without a probe.
     #[default]
     Auto,
     /// Always block-max pruning (and, for [`Method::Approximate`], its α / β).

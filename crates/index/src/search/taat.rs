@@ -37,7 +37,9 @@ use splade_sparse::SparseView;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use crate::segment::postings::{Posting, TermPostings, SCREEN_MIN_DF_DIVISOR};
+use crate::segment::postings::{
+    Posting, TermPostings, DENSE_MIN_DF_DIVISOR, SCREEN_MIN_DF_DIVISOR,
+};
 use crate::topk::TopK;
 
 /// A kernel written once as a plain loop (`$plain`) and compiled three times: for AVX-512F,
@@ -113,15 +115,35 @@ const SCREEN_NS_PER_DOC: f64 = 0.5;
 /// nearly every block and screening wins by far more than this factor.
 const SCREEN_HANDOVER_MARGIN: f64 = 4.0;
 
-/// Cost model of the two traversals, in nanoseconds, fitted on SciFact and the MS MARCO
-/// subset on this project's 2-core machine (`traversal_costs` bench): term at a time
-/// costs per posting and per document (zeroing and the final pass); block-max scoring
-/// costs per entry of a scored block and per scored block. Fitted before the dense columns,
-/// which made term at a time cheaper on frequent terms: the rule errs towards block-max.
-const TAAT_NS_PER_POSTING: f64 = 0.75;
-const TAAT_NS_PER_DOC: f64 = 1.0;
+/// Cost model of block-max scoring, in nanoseconds, fitted on SciFact and the MS MARCO
+/// subset on this project's 2-core machine (`traversal_costs` bench), for the hand-over
+/// ([`SwitchRule::abandon`]): per entry of a scored block and per scored block.
 const BLOCK_NS_PER_ENTRY: f64 = 1.5;
 const BLOCK_NS_PER_BLOCK: f64 = 100.0;
+
+/// Cost model of the exact term-at-a-time search ([`taat_segment`]) and of the probe (the
+/// first [`CHECK_AFTER`] blocks of block-max pruning), in nanoseconds. Fitted on the seven
+/// small collections of BENCHMARKS.md (SciFact, the MS MARCO and DBpedia subsets,
+/// Climate-FEVER, CACM, CISI, Cranfield: 1,400-5,240 documents; every query; `traversal_costs`
+/// bench, best of 5) on this project's 2-core machine, median error 4 % (term at a time) and
+/// 13 % (probe). Term at a time costs per posting of a term without a dense column, per
+/// document of a dense column (see `segment::postings`), and per document (zeroing and the
+/// final pass). A probe costs per query term and scored block (each a few dependent, mostly
+/// missing loads), and per entry scored.
+const TAAT_NS_PER_POSTING: f64 = 0.85;
+const TAAT_NS_PER_DENSE_DOC: f64 = 0.13;
+const TAAT_NS_PER_DOC: f64 = 0.67;
+const PROBE_NS_PER_TERM_BLOCK: f64 = 27.0;
+const PROBE_NS_PER_ENTRY: f64 = 2.3;
+/// A segment goes term at a time without a probe when that costs at most this many probes:
+/// block-max pruning costs at least its probe, so doing so loses at most this factor on the
+/// rare query where the blocks after the probe would all have been pruned, and saves the
+/// probe on every query where they are not. With 2, on the seven small collections, every
+/// query of CISI, CACM and Cranfield, 97 % of SciFact's and 94 % of Climate-FEVER's went
+/// directly (their approximate searches 1.8-2.9x faster, the same time as term at a time);
+/// on the MS MARCO subset, where block-max often finishes, half (8.4 µs a query against
+/// 7.9 µs with every probe, and 9.8 µs term at a time).
+const DIRECT_MARGIN: f64 = 2.0;
 
 /// When [`super::Traversal::Auto`] hands a segment over from block-max pruning to term at a
 /// time. Whether block bounds prune is known only once a few blocks are scored and the
@@ -130,25 +152,41 @@ const BLOCK_NS_PER_BLOCK: f64 = 100.0;
 /// the entries per block seen so far) is expected to cost more than adding up every
 /// posting of the query's terms, the blocks scored so far are dropped and the segment is
 /// searched term at a time. Either way the result is the same; only the time differs.
+///
+/// On a segment of at most [`MAX_TAAT_DOCS`] documents where term at a time costs at most
+/// [`DIRECT_MARGIN`] probes ([`Self::direct`]), there is no probe: the segment goes term at a
+/// time directly. That choice depends on the query and the segment alone (its document
+/// frequencies and block count), so an approximate search makes it too.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct SwitchRule {
     pub check_after: usize,
     /// Expected cost of the term-at-a-time search of the segment, in ns.
     taat_ns: f64,
+    /// Whether to go term at a time without a probe.
+    direct: bool,
 }
 
 impl SwitchRule {
-    /// The rule for `query` on a segment of `num_docs` documents whose terms occur in
-    /// `df` documents each: exact term at a time up to [`MAX_TAAT_DOCS`] documents,
-    /// screening beyond (a term in at least `1 / SCREEN_MIN_DF_DIVISOR` of the documents
-    /// is costed as a byte column, as [`screen_segment`] reads it).
-    pub(crate) fn new(num_docs: usize, df: &[u32], query: SparseView<'_>) -> Option<Self> {
-        if num_docs > MAX_TAAT_DOCS {
-            let min_df = (num_docs / SCREEN_MIN_DF_DIVISOR).max(1) as u64;
-            let terms_ns: f64 = query
+    /// The rule for `query` on a segment of `num_docs` documents in `num_blocks` blocks whose
+    /// terms occur in `df` documents each: exact term at a time up to [`MAX_TAAT_DOCS`]
+    /// documents, screening beyond (a term in at least `1 / SCREEN_MIN_DF_DIVISOR` of the
+    /// documents is costed as a byte column, as [`screen_segment`] reads it).
+    pub(crate) fn new(
+        num_docs: usize,
+        num_blocks: usize,
+        df: &[u32],
+        query: SparseView<'_>,
+    ) -> Option<Self> {
+        let query_df = || {
+            query
                 .indices()
                 .iter()
                 .filter_map(|&t| df.get(t as usize).map(|&n| u64::from(n)))
+                .filter(|&n| n > 0)
+        };
+        if num_docs > MAX_TAAT_DOCS {
+            let min_df = (num_docs / SCREEN_MIN_DF_DIVISOR).max(1) as u64;
+            let terms_ns: f64 = query_df()
                 .map(|n| {
                     if n >= min_df {
                         SCREEN_NS_PER_COLUMN_DOC * num_docs as f64
@@ -160,18 +198,34 @@ impl SwitchRule {
             return Some(Self {
                 check_after: CHECK_AFTER,
                 taat_ns: SCREEN_HANDOVER_MARGIN * (terms_ns + SCREEN_NS_PER_DOC * num_docs as f64),
+                direct: false,
             });
         }
-        let postings: u64 = query
-            .indices()
-            .iter()
-            .filter_map(|&t| df.get(t as usize).map(|&n| u64::from(n)))
-            .sum();
-        let postings = postings as f64;
+        let dense_df = (num_docs / DENSE_MIN_DF_DIVISOR).max(1) as u64;
+        let (mut terms, mut postings, mut sparse_ns) = (0usize, 0u64, 0.0);
+        for n in query_df() {
+            terms += 1;
+            postings += n;
+            sparse_ns += if n >= dense_df {
+                TAAT_NS_PER_DENSE_DOC * num_docs as f64
+            } else {
+                TAAT_NS_PER_POSTING * n as f64
+            };
+        }
+        let taat_ns = sparse_ns + TAAT_NS_PER_DOC * num_docs as f64;
+        let entries_per_block = postings as f64 / num_blocks.max(1) as f64;
+        let probe_ns = CHECK_AFTER.min(num_blocks) as f64
+            * (PROBE_NS_PER_TERM_BLOCK * terms as f64 + PROBE_NS_PER_ENTRY * entries_per_block);
         Some(Self {
             check_after: CHECK_AFTER,
-            taat_ns: TAAT_NS_PER_POSTING * postings + TAAT_NS_PER_DOC * num_docs as f64,
+            taat_ns,
+            direct: taat_ns <= DIRECT_MARGIN * probe_ns,
         })
+    }
+
+    /// Whether the segment goes term at a time without a probe (see the type's documentation).
+    pub(crate) fn direct(&self) -> bool {
+        self.direct
     }
 
     /// Whether to hand over, with `remaining` blocks still passing the stopping rule and
@@ -706,6 +760,37 @@ mod tests {
         }
     }
 
+    /// Without a probe where term at a time costs at most [`DIRECT_MARGIN`] probes: a long
+    /// query over a small segment; not for a short one over rare terms, nor over
+    /// [`MAX_TAAT_DOCS`] documents.
+    #[test]
+    fn direct_where_term_at_a_time_costs_about_a_probe() {
+        let long = SparseVector::from_pairs((0..40).map(|t| (t, 1.0)).collect()).unwrap();
+        let short = SparseVector::from_pairs(vec![(1, 1.0), (2, 1.0)]).unwrap();
+        // 2,000 documents in 63 blocks, every term in 600 (dense columns): term at a time
+        // about 40 * 260 + 1,340 ns = 11.7 µs, a probe 8 * (40 * 27 + 2.3 * 381) = 15.6 µs.
+        let frequent = vec![600u32; 100];
+        let rule = SwitchRule::new(2000, 63, &frequent, long.view()).unwrap();
+        assert!(rule.direct());
+        // The same terms in 20 documents each over 30,000: 20.1 µs against 2 probes of
+        // 8 * (2 * 27 + 2.3 * 0.04) = 0.43 µs.
+        let rare = vec![20u32; 100];
+        let rule = SwitchRule::new(30_000, 938, &rare, short.view()).unwrap();
+        assert!(!rule.direct());
+        // Terms absent from the segment cost nothing either way: a long query of which two
+        // terms occur stays with the probe.
+        let two = (0..100)
+            .map(|t| if t < 2 { 20 } else { 0 })
+            .collect::<Vec<u32>>();
+        let rule = SwitchRule::new(30_000, 938, &two, long.view()).unwrap();
+        assert!(!rule.direct());
+        // Over MAX_TAAT_DOCS: always a probe.
+        let n = MAX_TAAT_DOCS + 1;
+        let everywhere = vec![n as u32; 100];
+        let rule = SwitchRule::new(n, n / 32, &everywhere, long.view()).unwrap();
+        assert!(!rule.direct());
+    }
+
     /// The rule hands over when many blocks still pass, not when few do; over
     /// [`MAX_TAAT_DOCS`] it costs the screening search: a frequent term as one byte column
     /// (cheap per document), a rare one by its postings.
@@ -713,15 +798,16 @@ mod tests {
     fn switch_rule_compares_costs() {
         let df = vec![1000u32; 10];
         let q = SparseVector::from_pairs(vec![(1, 1.0), (2, 1.0), (3, 1.0)]).unwrap();
-        let rule = SwitchRule::new(1000, &df, q.view()).unwrap();
-        // Term at a time: 3,000 postings + 1,000 documents, about 3.25 µs.
+        let rule = SwitchRule::new(1000, 16, &df, q.view()).unwrap();
+        // Term at a time: three dense columns of 1,000 documents + 1,000 documents, about
+        // 1.06 µs.
         assert!(rule.abandon(30, 64.0));
         assert!(!rule.abandon(2, 64.0));
         // 1M documents, three terms in 900k each (byte columns): about 0.86 ms, times the
         // hand-over margin.
         let n = 1_000_000;
         let frequent = vec![900_000u32; 10];
-        let rule = SwitchRule::new(n, &frequent, q.view()).unwrap();
+        let rule = SwitchRule::new(n, 15_625, &frequent, q.view()).unwrap();
         let expected = SCREEN_HANDOVER_MARGIN
             * (3.0 * SCREEN_NS_PER_COLUMN_DOC * n as f64 + SCREEN_NS_PER_DOC * n as f64);
         assert!((rule.taat_ns - expected).abs() < 1.0);
@@ -732,7 +818,7 @@ mod tests {
         assert!(!rule.abandon(40, 100.0));
         // Rare terms are costed by their postings, not by columns.
         let rare = vec![1000u32; 10];
-        let rule = SwitchRule::new(n, &rare, q.view()).unwrap();
+        let rule = SwitchRule::new(n, 15_625, &rare, q.view()).unwrap();
         assert!(
             rule.taat_ns
                 < SCREEN_HANDOVER_MARGIN

@@ -16,9 +16,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 ///   BENCHMARKS.md, session 24), the count alone was rarely reached and most searches paid
 ///   for a probe and then the term-at-a-time search.
 ///
-/// Only exact searches skip the probe (approximate ones always probe: the hand-over gives
-/// exact hits where block-max with α < 1 might not), and only theirs are timed, so only speed
-/// depends on this history, never a result.
+/// Only exact searches skip the probe on this history (approximate ones probe unless the
+/// query alone sends the segment term at a time, `SwitchRule::direct`: the hand-over gives
+/// exact hits where block-max with α < 1 might not), and only theirs are timed, so only
+/// speed depends on this history, never a result.
 #[derive(Debug, Default)]
 pub(crate) struct TraversalMemory {
     /// Hand-overs in a row (capped at [`TRUST`]); written only by probes.

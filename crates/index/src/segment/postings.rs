@@ -136,7 +136,7 @@ struct DenseColumns {
 /// below about half the documents it reads more bytes, but as one vectorised stream instead
 /// of scattered adds; on SciFact (full passes over the 1,109 queries, alternating runs)
 /// 1/4 was faster than both 1/8 and 1/2 (BENCHMARKS.md).
-const DENSE_MIN_DF_DIVISOR: usize = 4;
+pub(crate) const DENSE_MIN_DF_DIVISOR: usize = 4;
 /// The dense columns hold at most this many times the bytes of the postings copy (the
 /// most frequent terms first).
 const DENSE_MAX_BYTES_PER_POSTING_BYTE: usize = 2;
