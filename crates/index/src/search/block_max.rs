@@ -496,7 +496,10 @@ fn visit_blocks(
     let (mut exhausted, mut ready, mut scored) = (false, None, 0);
     let (mut entries, mut finished) = (0, true);
     loop {
-        if let Some(rule) = switch.as_ref().filter(|r| scored == r.check_after) {
+        if let Some(rule) = switch
+            .as_ref()
+            .filter(|r| scored == r.check_after || scored == r.late_check_after)
+        {
             // About the blocks `top.may_admit` would still take (the count only steers the
             // speed), counted by comparing raw bounds, in a pass the compiler vectorises:
             // inflating every bound there meant arithmetic on subnormal floats for the zero
@@ -505,10 +508,15 @@ fn visit_blocks(
             // bound counts.)
             let least = deflate(top.floor() / alpha, found.contributing);
             let passing = bounds.iter().filter(|&&v| v > 0.0 && v >= least).count();
-            if rule.abandon(
+            let (remaining, per_block) = (
                 passing.saturating_sub(scored),
                 entries as f64 / scored as f64,
-            ) {
+            );
+            if if scored == rule.check_after {
+                rule.abandon(remaining, per_block)
+            } else {
+                rule.abandon_late(remaining, per_block)
+            } {
                 finished = false;
                 break;
             }
@@ -1101,6 +1109,42 @@ mod tests {
             assert_eq!(hits, index.brute_force_top_k(rare.view(), 10));
             assert!(searcher.stats().blocks_candidate > 0, "{options:?}");
         }
+    }
+
+    /// A long query whose candidate blocks the first check cannot tell from prunable ones
+    /// (few blocks pass the rule, but scoring each costs a pass over a hundred query terms):
+    /// the late check hands the segment over after 128 blocks, and the hits stay exact.
+    #[test]
+    fn late_check_hands_long_queries_over() {
+        let mut next = xorshift(0x3c6e_f372_fe94_f82b_u64);
+        let mut b = IndexBuilder::new(200).reorder(crate::Reorder::None);
+        let mut doc = |heavy: bool| {
+            crate::drawn_vector(10, || {
+                let w = if heavy {
+                    1.0 + (next() % 16) as f32 / 160.0
+                } else {
+                    0.01
+                };
+                ((next() % 100) as u32, w)
+            })
+        };
+        // 9,600 documents that hold the query's terms with heavy weights, then 22,400 that
+        // hold them lightly (their blocks' bounds far below the k-th score, but postings
+        // that term at a time adds up).
+        for d in 0..32_000 {
+            b.add(&format!("d{d}"), doc(d < 9600).view()).unwrap();
+        }
+        let index = b.build().unwrap();
+        let q = SparseVector::from_pairs((0..100).map(|t| (t, 1.0)).collect()).unwrap();
+        let mut searcher = crate::Searcher::new(&index);
+        let hits = searcher.search(q.view(), &crate::SearchOptions::new(10));
+        assert_eq!(hits, index.brute_force_top_k(q.view(), 10));
+        let stats = searcher.stats();
+        assert_eq!(
+            (stats.blocks_scored, stats.segments_term_at_a_time),
+            (128, 1),
+            "{stats:?}"
+        );
     }
 
     /// Exact search equals brute force with thousands of candidate blocks (several queue

@@ -120,9 +120,10 @@ pub struct SearchOptions {
 #[non_exhaustive]
 pub enum Traversal {
     /// Per segment and query: block-max pruning, handing the segment over to term at a
-    /// time when, after a few blocks, the blocks still to score are expected to cost more
-    /// than the term-at-a-time search (a cost model from the query terms' document
-    /// frequencies; long queries over long documents, stopword-like terms, flat weights);
+    /// time when, after a few blocks (and again after 128), the blocks still to score are
+    /// expected to cost more than the term-at-a-time search (a cost model from the query
+    /// terms' document frequencies; long queries over long documents, stopword-like terms,
+    /// flat weights);
     /// once a segment handed over several times in a row, or once its exact searches that
     /// went term at a time directly took less time on average than those that probed, its
     /// exact searches go term at a time directly (probing now and then). On a segment of at

@@ -145,6 +145,13 @@ const PROBE_NS_PER_ENTRY: f64 = 2.3;
 /// 7.9 µs with every probe, and 9.8 µs term at a time).
 const DIRECT_MARGIN: f64 = 2.0;
 
+/// Blocks scored before the second, late comparison of the two traversals
+/// ([`SwitchRule::abandon_late`]).
+const LATE_CHECK_AFTER: usize = 128;
+/// How much more the blocks still passing must be expected to cost than term at a time
+/// before the late check hands over (the cost of the blocks scored so far is lost).
+const LATE_MARGIN: f64 = 1.5;
+
 /// When [`super::Traversal::Auto`] hands a segment over from block-max pruning to term at a
 /// time. Whether block bounds prune is known only once a few blocks are scored and the
 /// k-th score has risen: after [`CHECK_AFTER`] blocks, the blocks whose bound still passes
@@ -153,6 +160,14 @@ const DIRECT_MARGIN: f64 = 2.0;
 /// posting of the query's terms, the blocks scored so far are dropped and the segment is
 /// searched term at a time. Either way the result is the same; only the time differs.
 ///
+/// That first check is loose by design (the k-th score is still low after a few blocks, so
+/// most blocks still pass), and errs towards block-max. A second one after
+/// [`LATE_CHECK_AFTER`] blocks, when the k-th score is near its final value, catches the
+/// queries that go on to score thousands of blocks: long queries, where a block costs about
+/// [`PROBE_NS_PER_TERM_BLOCK`] per query term ([`Self::abandon_late`]). On the Quora
+/// questions of BENCHMARKS.md (537k, one segment) 2-4 % of the queries scored over 1,000
+/// blocks each, 1.7-3.7 ms, where the screening search takes about 1 ms.
+///
 /// On a segment of at most [`MAX_TAAT_DOCS`] documents where term at a time costs at most
 /// [`DIRECT_MARGIN`] probes ([`Self::direct`]), there is no probe: the segment goes term at a
 /// time directly. That choice depends on the query and the segment alone (its document
@@ -160,8 +175,14 @@ const DIRECT_MARGIN: f64 = 2.0;
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct SwitchRule {
     pub check_after: usize,
-    /// Expected cost of the term-at-a-time search of the segment, in ns.
+    pub late_check_after: usize,
+    /// Expected cost of the term-at-a-time search of the segment, in ns, as the first check
+    /// weighs it (on large segments, times [`SCREEN_HANDOVER_MARGIN`]).
     taat_ns: f64,
+    /// Expected cost of the term-at-a-time search of the segment, in ns.
+    cost_ns: f64,
+    /// Query terms present in the segment.
+    terms: usize,
     /// Whether to go term at a time without a probe.
     direct: bool,
 }
@@ -177,50 +198,64 @@ impl SwitchRule {
         df: &[u32],
         query: SparseView<'_>,
     ) -> Option<Self> {
-        let query_df = || {
-            query
-                .indices()
-                .iter()
-                .filter_map(|&t| df.get(t as usize).map(|&n| u64::from(n)))
-                .filter(|&n| n > 0)
+        let large = num_docs > MAX_TAAT_DOCS;
+        // A term costs its postings, or a pass over a column.
+        let (column_df, posting_ns, column_ns, doc_ns) = if large {
+            (
+                num_docs / SCREEN_MIN_DF_DIVISOR,
+                SCREEN_NS_PER_POSTING,
+                SCREEN_NS_PER_COLUMN_DOC,
+                SCREEN_NS_PER_DOC,
+            )
+        } else {
+            (
+                num_docs / DENSE_MIN_DF_DIVISOR,
+                TAAT_NS_PER_POSTING,
+                TAAT_NS_PER_DENSE_DOC,
+                TAAT_NS_PER_DOC,
+            )
         };
-        if num_docs > MAX_TAAT_DOCS {
-            let min_df = (num_docs / SCREEN_MIN_DF_DIVISOR).max(1) as u64;
-            let terms_ns: f64 = query_df()
-                .map(|n| {
-                    if n >= min_df {
-                        SCREEN_NS_PER_COLUMN_DOC * num_docs as f64
-                    } else {
-                        SCREEN_NS_PER_POSTING * n as f64
-                    }
-                })
-                .sum();
-            return Some(Self {
-                check_after: CHECK_AFTER,
-                taat_ns: SCREEN_HANDOVER_MARGIN * (terms_ns + SCREEN_NS_PER_DOC * num_docs as f64),
-                direct: false,
-            });
-        }
-        let dense_df = (num_docs / DENSE_MIN_DF_DIVISOR).max(1) as u64;
-        let (mut terms, mut postings, mut sparse_ns) = (0usize, 0u64, 0.0);
-        for n in query_df() {
+        let column_df = column_df.max(1) as u64;
+        let (mut terms, mut postings, mut terms_ns) = (0usize, 0u64, 0.0);
+        for n in query
+            .indices()
+            .iter()
+            .filter_map(|&t| df.get(t as usize).map(|&n| u64::from(n)))
+            .filter(|&n| n > 0)
+        {
             terms += 1;
             postings += n;
-            sparse_ns += if n >= dense_df {
-                TAAT_NS_PER_DENSE_DOC * num_docs as f64
+            terms_ns += if n >= column_df {
+                column_ns * num_docs as f64
             } else {
-                TAAT_NS_PER_POSTING * n as f64
+                posting_ns * n as f64
             };
         }
-        let taat_ns = sparse_ns + TAAT_NS_PER_DOC * num_docs as f64;
-        let entries_per_block = postings as f64 / num_blocks.max(1) as f64;
-        let probe_ns = CHECK_AFTER.min(num_blocks) as f64
-            * (PROBE_NS_PER_TERM_BLOCK * terms as f64 + PROBE_NS_PER_ENTRY * entries_per_block);
+        let cost_ns = terms_ns + doc_ns * num_docs as f64;
+        let direct = !large && {
+            let entries_per_block = postings as f64 / num_blocks.max(1) as f64;
+            let probe_ns =
+                CHECK_AFTER.min(num_blocks) as f64 * Self::block_ns(terms, entries_per_block);
+            cost_ns <= DIRECT_MARGIN * probe_ns
+        };
         Some(Self {
             check_after: CHECK_AFTER,
-            taat_ns,
-            direct: taat_ns <= DIRECT_MARGIN * probe_ns,
+            late_check_after: LATE_CHECK_AFTER,
+            taat_ns: if large {
+                SCREEN_HANDOVER_MARGIN * cost_ns
+            } else {
+                cost_ns
+            },
+            cost_ns,
+            terms,
+            direct,
         })
+    }
+
+    /// Expected cost of scoring a block, in ns, for `terms` query terms and
+    /// `entries_per_block` entries (the probe's model).
+    fn block_ns(terms: usize, entries_per_block: f64) -> f64 {
+        PROBE_NS_PER_TERM_BLOCK * terms as f64 + PROBE_NS_PER_ENTRY * entries_per_block
     }
 
     /// Whether the segment goes term at a time without a probe (see the type's documentation).
@@ -234,6 +269,14 @@ impl SwitchRule {
         let block_ns =
             remaining as f64 * (BLOCK_NS_PER_ENTRY * entries_per_block + BLOCK_NS_PER_BLOCK);
         block_ns > self.taat_ns
+    }
+
+    /// Whether to hand over at the late check, with `remaining` blocks still passing the
+    /// stopping rule and `entries_per_block` entries per block scored so far: when they are
+    /// expected to cost more than [`LATE_MARGIN`] term-at-a-time searches.
+    pub(crate) fn abandon_late(&self, remaining: usize, entries_per_block: f64) -> bool {
+        remaining as f64 * Self::block_ns(self.terms, entries_per_block)
+            > LATE_MARGIN * self.cost_ns
     }
 }
 
@@ -789,6 +832,30 @@ mod tests {
         let everywhere = vec![n as u32; 100];
         let rule = SwitchRule::new(n, n / 32, &everywhere, long.view()).unwrap();
         assert!(!rule.direct());
+    }
+
+    /// The late check weighs each remaining block by the query's terms: a long query's
+    /// blocks cost far more than the first check's model says.
+    #[test]
+    fn late_check_costs_blocks_per_query_term() {
+        let df = vec![3200u32; 200];
+        let q = SparseVector::from_pairs((0..100).map(|t| (t, 1.0)).collect()).unwrap();
+        // Term at a time: 320,000 postings and 32,000 documents, about 293 µs.
+        let rule = SwitchRule::new(32_000, 1000, &df, q.view()).unwrap();
+        assert!(!rule.direct());
+        // 172 blocks of 320 entries left: the first check's model says 100 µs (stay), the
+        // late one 172 * (100 * 27 + 2.3 * 320) ns = 591 µs, over 1.5 * 293 µs: hand over.
+        assert!(!rule.abandon(172, 320.0));
+        assert!(rule.abandon_late(172, 320.0));
+        // 100 blocks left: 344 µs, within the margin: stay.
+        assert!(!rule.abandon_late(100, 320.0));
+        // Over MAX_TAAT_DOCS, the screening search without the first check's margin.
+        let n = 1_000_000;
+        let rule = SwitchRule::new(n, n / 32, &vec![1000u32; 200], q.view()).unwrap();
+        let cost = 100_000.0 * SCREEN_NS_PER_POSTING + n as f64 * SCREEN_NS_PER_DOC;
+        let blocks = (LATE_MARGIN * cost / SwitchRule::block_ns(100, 320.0)) as usize;
+        assert!(!rule.abandon_late(blocks, 320.0));
+        assert!(rule.abandon_late(blocks + 2, 320.0));
     }
 
     /// The rule hands over when many blocks still pass, not when few do; over
