@@ -512,11 +512,12 @@ fn visit_blocks(
                 passing.saturating_sub(scored),
                 entries as f64 / scored as f64,
             );
-            if if scored == rule.check_after {
+            let hand_over = if scored == rule.check_after {
                 rule.abandon(remaining, per_block)
             } else {
                 rule.abandon_late(remaining, per_block)
-            } {
+            };
+            if hand_over {
                 finished = false;
                 break;
             }
