@@ -915,3 +915,90 @@ fn block_size_is_chosen_from_document_length_unless_set() {
         .collect();
     assert_eq!(sizes, [16, 16], "later segments keep the first one's size");
 }
+
+/// Across segments with deletions, a segment handed over to term at a time (at the late
+/// check, after the first segment filled the top-k) starts again from the top-k as it was
+/// before it: exact searches equal the model's brute force, and an approximate search's hits
+/// are distinct live documents with their exact scores.
+#[test]
+fn late_hand_over_after_another_segment_with_deletions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mut next = common::xorshift(0xbb67_ae85_84ca_a73b);
+    let mut w = IndexWriter::create(dir, 200)
+        .unwrap()
+        .reorder(Reorder::None)
+        .merge_policy(MergePolicy::never());
+    let mut model = Model::new();
+    // Ten of the query's terms a document, drawn from 0..100 (duplicates merged).
+    let mut doc = |weight: &mut dyn FnMut() -> f32| {
+        let mut pairs: Vec<(u32, f32)> =
+            (0..10).map(|_| ((next() % 100) as u32, weight())).collect();
+        pairs.sort_by_key(|p| p.0);
+        pairs.dedup_by_key(|p| p.0);
+        SparseVector::from_pairs(pairs).unwrap()
+    };
+    let mut jitter = common::xorshift(0x3c6e_f372_fe94_f82b);
+    // First segment: 2,000 documents scoring a little below the second's heavy ones.
+    for d in 0..2000 {
+        let v = doc(&mut || 0.9);
+        model_add(&mut model, &format!("a{d}"), &v);
+        w.add(&format!("a{d}"), v.view()).unwrap();
+    }
+    w.commit().unwrap();
+    // Second: 9,600 heavy documents, then 22,400 light ones (their blocks' bounds far below
+    // the k-th score, their postings a large part of the term-at-a-time search).
+    for d in 0..32_000 {
+        let heavy = d < 9600;
+        let v = if heavy {
+            doc(&mut || 1.0 + (jitter() % 16) as f32 / 160.0)
+        } else {
+            doc(&mut || 0.01)
+        };
+        model_add(&mut model, &format!("b{d}"), &v);
+        w.add(&format!("b{d}"), v.view()).unwrap();
+    }
+    w.commit().unwrap();
+    // Deletions in both, among them the best documents of the second segment.
+    let q = SparseVector::from_pairs((0..100).map(|t| (t, 1.0)).collect()).unwrap();
+    let best: Vec<String> = expected(&model, &q, 10)
+        .into_iter()
+        .take(5)
+        .map(|h| h.0)
+        .collect();
+    for id in best
+        .iter()
+        .map(String::as_str)
+        .chain(["a0", "a7", "b3", "b9000"])
+    {
+        assert!(w.delete(id), "{id}");
+        model_delete(&mut model, id);
+    }
+    w.commit().unwrap();
+    let index = Index::open(dir).unwrap();
+    assert_eq!(index.num_segments(), 2);
+
+    let mut searcher = splade_index::Searcher::new(&index);
+    let exact = searcher.search(q.view(), &SearchOptions::new(10));
+    assert_eq!(named(&index, &exact), expected(&model, &q, 10));
+    let stats = searcher.stats();
+    assert_eq!(stats.segments_term_at_a_time, 2, "{stats:?}");
+    assert!(
+        stats.blocks_scored >= 128,
+        "the second segment probed: {stats:?}"
+    );
+
+    let approximate = SearchOptions {
+        method: Method::approximate(0.8, 0.8).unwrap(),
+        ..SearchOptions::new(10)
+    };
+    let hits = searcher.search(q.view(), &approximate);
+    assert_eq!(searcher.stats().segments_term_at_a_time, 2);
+    let docs: BTreeSet<u32> = hits.iter().map(|h| h.doc).collect();
+    assert_eq!(docs.len(), hits.len(), "distinct documents");
+    for h in &hits {
+        assert!(!index.is_deleted(h.doc));
+        let d = index.document(h.doc).unwrap();
+        assert_eq!(h.score.to_bits(), d.dot(&q.view()).to_bits());
+    }
+}

@@ -1112,9 +1112,11 @@ mod tests {
         }
     }
 
-    /// A long query whose candidate blocks the first check cannot tell from prunable ones
-    /// (few blocks pass the rule, but scoring each costs a pass over a hundred query terms):
-    /// the late check hands the segment over after 128 blocks, and the hits stay exact.
+    /// A long query whose blocks the first check costs too cheaply (with its model of 1.5 ns
+    /// an entry and 100 ns a block, the 30 % of the blocks that pass look cheaper than term at
+    /// a time, but scoring each is a pass over a hundred query terms): the late check hands
+    /// the segment over after 128 blocks, and the hits stay exact. (Documents of 10 terms:
+    /// blocks of 16, 2,000 of them, the first 600 heavy.)
     #[test]
     fn late_check_hands_long_queries_over() {
         let mut next = xorshift(0x3c6e_f372_fe94_f82b_u64);

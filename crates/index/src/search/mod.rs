@@ -91,7 +91,8 @@ pub struct SearchStats {
     /// Blocks in the index.
     pub blocks_total: usize,
     /// Segments searched term at a time (see [`Traversal`]); their blocks count in none of
-    /// the block counters but the total.
+    /// the block counters but the total, except those scored before a hand-over (which count
+    /// in `blocks_scored` and `blocks_candidate`).
     pub segments_term_at_a_time: usize,
     /// Postings added by the term-at-a-time searches.
     pub postings_scored: usize,
