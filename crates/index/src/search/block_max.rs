@@ -496,10 +496,7 @@ fn visit_blocks(
     let (mut exhausted, mut ready, mut scored) = (false, None, 0);
     let (mut entries, mut finished) = (0, true);
     loop {
-        if let Some(rule) = switch
-            .as_ref()
-            .filter(|r| scored == r.check_after || scored == r.late_check_after)
-        {
+        if let Some(rule) = switch.as_ref().filter(|r| r.checks_at(scored)) {
             // About the blocks `top.may_admit` would still take (the count only steers the
             // speed), counted by comparing raw bounds, in a pass the compiler vectorises:
             // inflating every bound there meant arithmetic on subnormal floats for the zero
@@ -508,16 +505,11 @@ fn visit_blocks(
             // bound counts.)
             let least = deflate(top.floor() / alpha, found.contributing);
             let passing = bounds.iter().filter(|&&v| v > 0.0 && v >= least).count();
-            let (remaining, per_block) = (
+            if rule.hand_over(
+                scored,
                 passing.saturating_sub(scored),
                 entries as f64 / scored as f64,
-            );
-            let hand_over = if scored == rule.check_after {
-                rule.abandon(remaining, per_block)
-            } else {
-                rule.abandon_late(remaining, per_block)
-            };
-            if hand_over {
+            ) {
                 finished = false;
                 break;
             }
@@ -1017,18 +1009,26 @@ mod tests {
         }
     }
 
+    /// Drawn vectors of `n` terms below `dim` with flat weights (1 to 1.23), from `seed`.
+    fn flat_vectors(seed: u64, dim: u32) -> impl FnMut(usize) -> SparseVector {
+        let mut next = xorshift(seed);
+        move |n| {
+            crate::drawn_vector(n, || {
+                (
+                    (next() % u64::from(dim)) as u32,
+                    1.0 + (next() % 16) as f32 / 64.0,
+                )
+            })
+        }
+    }
+
     /// A searcher made for each query (as `Index::search` makes one) still probes block-max
     /// pruning now and then once a segment goes term at a time directly: the search number
     /// that steers it counts the thread's searches, not the searcher's.
     #[test]
     fn one_searcher_a_query_still_probes_now_and_then() {
-        let mut next = xorshift(0x2545_f491_4f6c_dd1d_u64);
-        let dim = 100u64;
-        let mut vector = |n: usize| {
-            crate::drawn_vector(n, || {
-                ((next() % dim) as u32, 1.0 + (next() % 16) as f32 / 64.0)
-            })
-        };
+        let dim = 100;
+        let mut vector = flat_vectors(0x2545_f491_4f6c_dd1d_u64, dim);
         // Flat weights over a small vocabulary: every block's bound passes, so every probe
         // hands over to term at a time. Short queries over enough documents that term at a
         // time costs several probes (so the segment is not sent there without one).
@@ -1070,13 +1070,7 @@ mod tests {
     /// many probes (short queries over rare terms), the first searches probe.
     #[test]
     fn term_at_a_time_without_a_probe_where_it_costs_about_one() {
-        let mut next = xorshift(0x6a09_e667_f3bc_c909_u64);
-        let dim = 100u64;
-        let mut vector = |n: usize| {
-            crate::drawn_vector(n, || {
-                ((next() % dim) as u32, 1.0 + (next() % 16) as f32 / 64.0)
-            })
-        };
+        let mut vector = flat_vectors(0x6a09_e667_f3bc_c909_u64, 100);
         let mut b = IndexBuilder::new(1000).reorder(crate::Reorder::None);
         for d in 0..2000 {
             b.add(&format!("d{d}"), vector(40).view()).unwrap();
@@ -1157,12 +1151,7 @@ mod tests {
         let mut next = xorshift(0x9e37_79b9_7f4a_7c15u64);
         let dim = 200u64;
         let mut vector = |n: usize| {
-            let mut pairs: Vec<(u32, f32)> = (0..n)
-                .map(|_| ((next() % dim) as u32, (next() % 64) as f32 / 16.0))
-                .collect();
-            pairs.sort_by_key(|p| p.0);
-            pairs.dedup_by_key(|p| p.0);
-            SparseVector::from_pairs(pairs).unwrap()
+            crate::drawn_vector(n, || ((next() % dim) as u32, (next() % 64) as f32 / 16.0))
         };
         let mut b = IndexBuilder::new(dim as usize).block_size(2);
         for d in 0..6000 {

@@ -178,8 +178,6 @@ const LATE_MARGIN: f64 = 1.5;
 /// frequencies and block count), so an approximate search makes it too.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct SwitchRule {
-    pub check_after: usize,
-    pub late_check_after: usize,
     /// Expected cost of the term-at-a-time search of the segment, in ns, as the first check
     /// weighs it (on large segments, times [`SCREEN_HANDOVER_MARGIN`]).
     taat_ns: f64,
@@ -243,8 +241,6 @@ impl SwitchRule {
             cost_ns <= DIRECT_MARGIN * probe_ns
         };
         Some(Self {
-            check_after: CHECK_AFTER,
-            late_check_after: LATE_CHECK_AFTER,
             taat_ns: if large {
                 SCREEN_HANDOVER_MARGIN * cost_ns
             } else {
@@ -265,6 +261,27 @@ impl SwitchRule {
     /// Whether the segment goes term at a time without a probe (see the type's documentation).
     pub(crate) fn direct(&self) -> bool {
         self.direct
+    }
+
+    /// Whether the traversals are compared once `scored` blocks are scored (after
+    /// [`CHECK_AFTER`] and after [`LATE_CHECK_AFTER`]).
+    pub(crate) fn checks_at(&self, scored: usize) -> bool {
+        scored == CHECK_AFTER || scored == LATE_CHECK_AFTER
+    }
+
+    /// Whether to hand over at the check after `scored` blocks (see [`Self::checks_at`]):
+    /// [`Self::abandon`] at the first, [`Self::abandon_late`] at the late one.
+    pub(crate) fn hand_over(
+        &self,
+        scored: usize,
+        remaining: usize,
+        entries_per_block: f64,
+    ) -> bool {
+        if scored == CHECK_AFTER {
+            self.abandon(remaining, entries_per_block)
+        } else {
+            self.abandon_late(remaining, entries_per_block)
+        }
     }
 
     /// Whether to hand over, with `remaining` blocks still passing the stopping rule and
