@@ -18,6 +18,7 @@ use crate::builder::sink::{Output, Sink};
 use crate::builder::source::{DocBuf, DocSource};
 use crate::error::{IndexError, Result};
 use crate::format::{spill_name, FileId};
+use crate::hint::zeroed;
 use crate::quantize::{encode_up_all, scale_for};
 use crate::storage::OwnedArray;
 
@@ -456,9 +457,9 @@ fn assemble_in_memory(
     let nnz = block_entries[num_blocks];
     // Slots are at most one an entry: the offsets are allocated at that size (pages never
     // written are never touched) and cut to the slots made.
-    let mut entry_docs = vec![0u8; nnz];
-    let mut entry_values = vec![0f32; nnz];
-    let mut entry_offsets = vec![0u32; nnz + 1];
+    let mut entry_docs = zeroed::<u8>(nnz);
+    let mut entry_values = zeroed::<f32>(nnz);
+    let mut entry_offsets = zeroed::<u32>(nnz + 1);
     let mut by_range = RangeSlots::new(starts, df, num_blocks);
     let ranges = by_range.ranges();
     let mut block_term_offsets = Vec::with_capacity(num_blocks + 1);
@@ -576,8 +577,8 @@ impl RangeSlots {
         };
         let caps: Vec<usize> = (0..ranges).map(bound).collect();
         RangeSlots {
-            terms: caps.iter().map(|&c| vec![0u16; c]).collect(),
-            codes: caps.iter().map(|&c| vec![0u8; c]).collect(),
+            terms: caps.iter().map(|&c| zeroed::<u16>(c)).collect(),
+            codes: caps.iter().map(|&c| zeroed::<u8>(c)).collect(),
             filled: vec![0; ranges],
             runs: vec![Vec::new(); ranges],
         }
@@ -888,9 +889,9 @@ impl Lists {
         let stored_terms = starts[ranges];
         let total: usize = by_range.filled.iter().sum();
         let mut lists = Lists {
-            blocks: vec![0; total],
-            codes: vec![0; total],
-            slots: vec![0; total],
+            blocks: zeroed(total),
+            codes: zeroed(total),
+            slots: zeroed(total),
         };
         let mut bound_offsets = vec![0u64; stored_terms + 1];
         bound_offsets[stored_terms] = total as u64;
