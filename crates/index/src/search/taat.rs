@@ -18,17 +18,19 @@
 //!    position does (a vectorised pass; absent documents add `+0.0`, which changes no sum).
 //!    Per document that is the same sequence of f64 operations as the merge join of
 //!    `SparseView::dot` (products of two f32 are exact in f64), so the rounded f32 scores
-//!    are bit-identical to the brute force, ties included. The accumulator is traversed in
-//!    chunks of [`CHUNK`] documents that stay in L1, every query term in turn per chunk.
-//! 3. One pass over the accumulator offers the documents reaching the current k-th score.
+//!    are bit-identical to the brute force, ties included. The documents are taken in
+//!    chunks of [`CHUNK`], whose accumulators stay in L1: zeroed, every query term added in
+//!    turn, then
+//! 3. the chunk's documents reaching the current k-th score are offered, in document
+//!    order, before the next chunk.
 //!
-//! Its cost is the postings of the query terms plus one pass over the segment's documents,
-//! whatever the scores; [`SwitchRule`] compares that with what block-max pruning would
+//! Its cost is the postings of the query terms plus one pass over the segment's documents
+//! in L1, whatever the scores; [`SwitchRule`] compares that with what block-max pruning would
 //! still have to score.
 //!
-//! On a segment over [`MAX_TAAT_DOCS`] documents the f64 accumulator no longer fits in
-//! cache and a collection with stopword-like terms (in almost every document) makes every
-//! query touch most of the segment once per such term; [`screen_segment`] then adds
+//! On a segment over [`MAX_TAAT_DOCS`] documents the columns no longer fit in cache, and a
+//! collection with stopword-like terms (in almost every document) makes every query read
+//! most of the segment once per such term; [`screen_segment`] then adds
 //! approximate f32 scores (those terms as byte columns: one byte a document) and rescores
 //! exactly only the documents that its error bound cannot exclude.
 
@@ -93,8 +95,11 @@ widest_simd_kernel! {
 }
 
 /// Largest segment (documents) searched term at a time with exact f64 accumulators
-/// ([`taat_segment`]): its accumulator (8 bytes a document) then stays within a typical L2
-/// cache. Larger segments are searched term at a time by screening ([`screen_segment`]).
+/// ([`taat_segment`]). Larger segments are searched term at a time by screening
+/// ([`screen_segment`]), whose columns take a byte a document instead of four. (The limit
+/// was set when the accumulator spanned the whole segment, 8 bytes a document: then it
+/// stayed within a typical L2 cache. Since session 26 both searches keep only one chunk
+/// of accumulators; the limit was not measured again.)
 pub(crate) const MAX_TAAT_DOCS: usize = 1 << 15;
 
 /// Blocks that [`super::Traversal::Auto`] scores before it compares the two traversals.
@@ -103,7 +108,13 @@ const CHECK_AFTER: usize = 8;
 /// Cost model of the screening search of large segments ([`screen_segment`]), in ns, fitted
 /// on the flat synthetic 1M collection (`scripts/bench/make_synthetic.py --profile flat`) on
 /// this project's 2-core machine: per scattered posting (a term without a byte column), per
-/// document of a byte column, and per document of the segment (the candidate pass).
+/// document of a byte column, and per document of the segment (the candidate pass). Since
+/// each chunk's candidates are found right after its scores are added (session 26), the
+/// pass runs in L1 and screening got about 0.45 ns a document cheaper on the flat 1M and on
+/// Quora, but the per-document cost stays: cut to 0.05, the rule handed Quora's long
+/// queries over more often, and Quora's searches took 3-8 % longer in sum (per query best
+/// of 5, `traversal_costs`); its scattered postings cost more than the 1.0 ns fitted here
+/// (BENCHMARKS.md, "Session 26").
 const SCREEN_NS_PER_POSTING: f64 = 1.0;
 const SCREEN_NS_PER_COLUMN_DOC: f64 = 0.12;
 const SCREEN_NS_PER_DOC: f64 = 0.5;
@@ -327,9 +338,9 @@ pub(crate) fn taat_segment(
     top: &mut TopK,
     mut offer: impl FnMut(&mut TopK, u32, f32),
 ) {
+    // One chunk of accumulators, reused for every chunk of documents.
     acc.clear();
-    acc.resize(num_docs.max(postings.span()), 0.0);
-    let acc = &mut acc[..];
+    acc.resize(CHUNK, 0.0);
     // Per query term, in ascending term order (the order of summation per document): its
     // weight and its dense column or postings.
     let mut terms: Vec<(f64, Source<'_>)> = query
@@ -342,15 +353,22 @@ pub(crate) fn taat_segment(
             (f64::from(q), source)
         })
         .collect();
-    // The accumulator is traversed in chunks that stay in L1, every term in turn per chunk:
-    // per document the additions still come in ascending term order.
+    // The documents are taken a chunk at a time, the chunk's accumulators staying in L1:
+    // zeroed, every term added in turn (per document the additions still come in ascending
+    // term order), then the documents reaching the k-th score as it stands when each is
+    // reached are offered, in document order, found by a vectorised scan (most documents
+    // reach it only while the top-k fills). No pass over the whole segment's scores:
+    // documents past the last posting (`span`) score 0 and are never offered.
     let span = postings.span();
+    let mut floor = top.floor();
     let mut lo = 0;
     while lo < span {
         let hi = (lo + CHUNK).min(span);
+        let acc = &mut acc[..hi - lo];
+        acc.fill(0.0);
         for (q, source) in &mut terms {
             match source {
-                Source::Dense(column) => add_column(&mut acc[lo..hi], &column[lo..hi], *q),
+                Source::Dense(column) => add_column(acc, &column[lo..hi], *q),
                 Source::Sparse(list) => {
                     // Positions ascend within a term: the chunk's postings are a prefix,
                     // found once, so the loop adds without a test a posting.
@@ -359,31 +377,34 @@ pub(crate) fn taat_segment(
                     } else {
                         list.partition_point(|p| (p.position as usize) < hi)
                     };
+                    // The chunk's accumulators addressed by position (one add a posting
+                    // fewer than subtracting `lo` from each).
+                    let base = acc.as_mut_ptr().wrapping_sub(lo);
                     for p in &list[..taken] {
-                        // SAFETY: every position is below `postings.span` (computed from the
-                        // postings themselves, which nothing modifies after `build`), and
-                        // `acc.len() >= span`.
-                        let a = unsafe { acc.get_unchecked_mut(p.position as usize) };
+                        // SAFETY: the postings before this chunk were taken by the chunks
+                        // before it, so `lo <= position < hi` (every position is below
+                        // `postings.span`, computed from the postings themselves, which
+                        // nothing modifies after `build`), and `acc.len() == hi - lo`:
+                        // the pointer is inside `acc`.
+                        let a = unsafe { &mut *base.wrapping_add(p.position as usize) };
                         *a += *q * f64::from(p.weight);
                     }
                     *list = &list[taken..];
                 }
             }
         }
+        let scores = &acc[..hi.min(num_docs).saturating_sub(lo)];
+        let mut at = 0;
+        loop {
+            at += next_reaching(&scores[at..], floor);
+            let Some(&s) = scores.get(at) else {
+                break;
+            };
+            offer(top, (lo + at) as u32, s as f32);
+            floor = top.floor();
+            at += 1;
+        }
         lo = hi;
-    }
-    // The documents reaching the k-th score as it stands when each is reached, found by a
-    // vectorised scan (most documents reach it only while the top-k fills).
-    let scores = &acc[..num_docs];
-    let (mut floor, mut at) = (top.floor(), 0);
-    loop {
-        at += next_reaching(&scores[at..], floor);
-        let Some(&s) = scores.get(at) else {
-            break;
-        };
-        offer(top, at as u32, s as f32);
-        floor = top.floor();
-        at += 1;
     }
 }
 
@@ -522,15 +543,18 @@ enum Screen<'a> {
 /// Reusable buffers of [`screen_segment`].
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ScreenScratch {
+    /// One chunk's approximate scores.
     acc: Vec<f32>,
-    candidates: Vec<u32>,
+    /// The documents that reached the cut as it stood when each was seen (block position,
+    /// approximate score).
+    candidates: Vec<(u32, f32)>,
     heap: BinaryHeap<Reverse<u32>>,
 }
 
 /// The exact top-k of a large segment, term at a time, in two passes:
 ///
-/// 1. Screening: an approximate score per document in an f32 accumulator (4 bytes a
-///    document, traversed in chunks that stay in L1), from the byte columns of the frequent
+/// 1. Screening: an approximate score per document in f32, a chunk of documents at a time
+///    (the chunk's accumulators stay in L1), from the byte columns of the frequent
 ///    terms (`scale * code`, within `scale / 2` of each weight) and the f32 postings of the
 ///    others, in any order. With the query's weights and the documents' all `>= 0`, each
 ///    approximate score `a` and exact score `s` satisfy `(s - E)(1 - δ) <= a <=
@@ -593,26 +617,44 @@ pub(crate) fn screen_segment(
         }
     };
 
+    // The documents are taken a chunk at a time, the chunk's accumulators staying in L1:
+    // zeroed, every term added, then one pass over the chunk keeps the k largest
+    // approximate scores of live documents (a min-heap of their bits: non-negative floats
+    // order as their bits) and every document that may still reach the bound as it stands
+    // when the document is seen (the bound only rises), with its approximate score.
+    // Documents past the last posting (`span`) score 0 and never reach the cut.
     let span = postings.span();
-    let acc = &mut scratch.acc;
+    let ScreenScratch {
+        acc,
+        candidates,
+        heap,
+    } = scratch;
     acc.clear();
-    acc.resize(num_docs.max(span), 0.0);
+    acc.resize(SCREEN_CHUNK, 0.0);
+    heap.clear();
+    candidates.clear();
+    let floor = f64::from(top.floor());
+    let mut cut = threshold(floor).max(f32::MIN_POSITIVE);
     let mut lo = 0;
     while lo < span {
         let hi = (lo + SCREEN_CHUNK).min(span);
+        let acc = &mut acc[..hi - lo];
+        acc.fill(0.0);
         for term in &mut terms {
             match term {
-                Screen::Codes(codes, qs) => add_codes(&mut acc[lo..hi], &codes[lo..hi], *qs),
+                Screen::Codes(codes, qs) => add_codes(acc, &codes[lo..hi], *qs),
                 Screen::Sparse(list, q) => {
                     let mut taken = 0;
+                    let base = acc.as_mut_ptr().wrapping_sub(lo);
                     for p in list.iter() {
                         let position = p.position as usize;
                         if position >= hi {
                             break;
                         }
-                        // SAFETY: every position is below `postings.span` and
-                        // `acc.len() >= span` (as in `taat_segment`).
-                        let a = unsafe { acc.get_unchecked_mut(position) };
+                        // SAFETY: the postings before this chunk were taken by the chunks
+                        // before it, so `lo <= position < hi`, and `acc.len() == hi - lo`:
+                        // the pointer is inside `acc` (as in `taat_segment`).
+                        let a = unsafe { &mut *base.wrapping_add(position) };
                         *a += *q * p.weight;
                         taken += 1;
                     }
@@ -620,43 +662,33 @@ pub(crate) fn screen_segment(
                 }
             }
         }
-        lo = hi;
-    }
-
-    // One pass: the k largest approximate scores of live documents (a min-heap of their
-    // bits: non-negative floats order as their bits), and every document that may still
-    // reach the bound as it stands when the document is seen (the bound only rises).
-    let floor = f64::from(top.floor());
-    let heap = &mut scratch.heap;
-    heap.clear();
-    let candidates = &mut scratch.candidates;
-    candidates.clear();
-    let mut cut = threshold(floor).max(f32::MIN_POSITIVE);
-    let scores = &acc[..num_docs];
-    let mut at = 0;
-    loop {
-        // The next document not below the cut (most are: a vectorised scan).
-        at += next_not_below(&scores[at..], cut);
-        let Some(&a) = scores.get(at) else {
-            break;
-        };
-        let position = at;
-        at += 1;
-        let Some(_) = doc_of(position as u32) else {
-            continue;
-        };
-        candidates.push(position as u32);
-        if heap.len() < k {
-            heap.push(Reverse(a.to_bits()));
-        } else if let Some(mut min) = heap.peek_mut() {
-            if a.to_bits() > min.0 {
-                *min = Reverse(a.to_bits());
+        let scores = &acc[..hi.min(num_docs).saturating_sub(lo)];
+        let mut at = 0;
+        loop {
+            // The next document not below the cut (most are: a vectorised scan).
+            at += next_not_below(&scores[at..], cut);
+            let Some(&a) = scores.get(at) else {
+                break;
+            };
+            let position = (lo + at) as u32;
+            at += 1;
+            let Some(_) = doc_of(position) else {
+                continue;
+            };
+            candidates.push((position, a));
+            if heap.len() < k {
+                heap.push(Reverse(a.to_bits()));
+            } else if let Some(mut min) = heap.peek_mut() {
+                if a.to_bits() > min.0 {
+                    *min = Reverse(a.to_bits());
+                }
+            }
+            if heap.len() == k {
+                let kth = f32::from_bits(heap.peek().map_or(0, |m| m.0));
+                cut = cut.max(threshold(floor.max(lower(kth))));
             }
         }
-        if heap.len() == k {
-            let kth = f32::from_bits(heap.peek().map_or(0, |m| m.0));
-            cut = cut.max(threshold(floor.max(lower(kth))));
-        }
+        lo = hi;
     }
     let kth = if heap.len() == k {
         lower(f32::from_bits(heap.peek().map_or(0, |m| m.0)))
@@ -669,8 +701,8 @@ pub(crate) fn screen_segment(
         return false;
     }
     let cut = threshold(theta);
-    for &position in candidates.iter() {
-        if acc[position as usize] >= cut {
+    for &(position, a) in candidates.iter() {
+        if a >= cut {
             if let Some(doc) = doc_of(position) {
                 rescore(top, doc);
             }
