@@ -338,9 +338,11 @@ pub(crate) fn taat_segment(
     top: &mut TopK,
     mut offer: impl FnMut(&mut TopK, u32, f32),
 ) {
-    // One chunk of accumulators, reused for every chunk of documents.
-    acc.clear();
-    acc.resize(CHUNK, 0.0);
+    // One chunk of accumulators, reused for every chunk of documents (each zeroed when
+    // its chunk starts).
+    if acc.len() < CHUNK {
+        acc.resize(CHUNK, 0.0);
+    }
     // Per query term, in ascending term order (the order of summation per document): its
     // weight and its dense column or postings.
     let mut terms: Vec<(f64, Source<'_>)> = query
@@ -629,8 +631,9 @@ pub(crate) fn screen_segment(
         candidates,
         heap,
     } = scratch;
-    acc.clear();
-    acc.resize(SCREEN_CHUNK, 0.0);
+    if acc.len() < SCREEN_CHUNK {
+        acc.resize(SCREEN_CHUNK, 0.0);
+    }
     heap.clear();
     candidates.clear();
     let floor = f64::from(top.floor());
