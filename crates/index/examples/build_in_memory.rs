@@ -85,8 +85,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+/// The process's CPU time so far, user and system, in seconds (`getrusage`; zero where
+/// there is none): the system part is mostly the kernel filling fresh pages on first touch.
+#[cfg(not(unix))]
+fn cpu_seconds() -> (f64, f64) {
+    (0.0, 0.0)
+}
+
 /// The process's CPU time so far, user and system, in seconds (`getrusage`): the system
 /// part is mostly the kernel filling fresh pages on first touch.
+#[cfg(unix)]
 fn cpu_seconds() -> (f64, f64) {
     // SAFETY: getrusage writes one `rusage` it is given; all-zero is a valid `rusage`.
     let usage = unsafe {

@@ -56,8 +56,7 @@ zero_bits!(u8, u16, u32, u64, usize, f32);
 /// to the kernel for transparent huge pages before anything touches it (Linux,
 /// `madvise(MADV_HUGEPAGE)`; honoured where transparent huge pages are in `madvise` or
 /// `always` mode, ignored elsewhere): each 2 MiB page then costs one fault on its first
-/// write instead of 512, and the scattered writes of the build miss the TLB less. The
-/// build's large output arrays are written exactly once, so the faults were a large part
+/// write instead of 512. The build's large output arrays are written exactly once, so the faults were a large part
 /// of its system time (BENCHMARKS.md, "Session 26").
 pub(crate) fn zeroed<T: ZeroBits>(n: usize) -> Vec<T> {
     let v = vec![T::ZERO; n];
@@ -123,7 +122,7 @@ mod tests {
 
     /// Zeroed vectors hold zeros, small or large; a large one's pages are advised for huge
     /// pages (the mapping carries the `hg` flag) wherever the kernel has transparent huge
-    /// pages, and a small one's are left alone.
+    /// pages.
     #[test]
     fn zeroed_vectors_are_zero_and_large_ones_advised() {
         for n in [
