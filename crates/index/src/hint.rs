@@ -50,7 +50,7 @@ macro_rules! zero_bits {
         }
     )*};
 }
-zero_bits!(u8, u16, u32, u64, usize, f32);
+zero_bits!(u8, u16, u32, f32);
 
 /// `n` zeros in a new vector. A large one (at least [`HUGE_PAGES_FROM_BYTES`]) is advised
 /// to the kernel for transparent huge pages before anything touches it (Linux,
