@@ -22,7 +22,7 @@ fn documents(n: usize, dim: u32, seed: u64) -> Vec<SparseVector> {
             let len = next() % 60;
             let mut pairs: Vec<(u32, f32)> = (0..len)
                 .map(|i| {
-                    let t = if i < 3 && next() % 4 != 0 {
+                    let t = if i < 3 && !next().is_multiple_of(4) {
                         i as u32 % dim
                     } else {
                         let r = next() % (dim as u64 * dim as u64);

@@ -28,7 +28,7 @@ fn flat_docs(next: &mut impl FnMut() -> u64) -> Vec<SparseVector> {
         let topic = (next() % 100) as u32;
         let mut pairs: Vec<(u32, f32)> = Vec::new();
         for t in 0..8u32 {
-            if next() % 50 != 0 {
+            if !next().is_multiple_of(50) {
                 pairs.push((t, 0.25 + (next() % 4) as f32 / 4.0));
             }
         }

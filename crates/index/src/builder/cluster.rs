@@ -530,7 +530,7 @@ struct Sampled {
 impl Sampled {
     /// Document `d`'s cluster and heavy key if it is in the sample.
     fn get(&self, d: usize) -> Option<(u32, [u32; HEAVY_KEY])> {
-        if d % self.step == 0 {
+        if d.is_multiple_of(self.step) {
             let i = d / self.step;
             self.clusters
                 .get(i)

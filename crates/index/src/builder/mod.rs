@@ -418,7 +418,7 @@ mod tests {
             .map(|_| {
                 let mut pairs = Vec::new();
                 for &t in &edges {
-                    if next() % 3 == 0 {
+                    if next().is_multiple_of(3) {
                         pairs.push((t, (1 + next() % 500) as f32 / 64.0));
                     }
                 }

@@ -299,7 +299,7 @@ pub(crate) fn block_max_top_k(
     let search = next_search_number();
     // One exact search in `TIME_EVERY` is timed for `TraversalMemory` (each timing is a
     // write every thread's searches of the segment contend for).
-    let timed = alpha >= 1.0 && search % TIME_EVERY == 0;
+    let timed = alpha >= 1.0 && search.is_multiple_of(TIME_EVERY);
     for slot in index.slots() {
         if slot.live() == 0 {
             continue;

@@ -365,6 +365,7 @@ pub(crate) fn taat_segment(
     // documents past the last posting (`span`) score 0 and are never offered.
     let span = postings.span();
     let mut floor = top.floor();
+    let scan = Scan::widest();
     let mut lo = 0;
     while lo < span {
         let hi = (lo + CHUNK).min(span);
@@ -384,15 +385,13 @@ pub(crate) fn taat_segment(
                     // The chunk's accumulators addressed by position (one add a posting
                     // fewer than subtracting `lo` from each).
                     let base = acc.as_mut_ptr().wrapping_sub(lo);
-                    for p in &list[..taken] {
-                        // SAFETY: the postings before this chunk were taken by the chunks
-                        // before it, so `lo <= position < hi` (every position is below
-                        // `postings.span`, computed from the postings themselves, which
-                        // nothing modifies after `build`), and `acc.len() == hi - lo`:
-                        // the pointer is inside `acc`.
-                        let a = unsafe { &mut *base.wrapping_add(p.position as usize) };
-                        *a += *q * f64::from(p.weight);
-                    }
+                    // SAFETY: the postings before this chunk were taken by the chunks before
+                    // it, so `lo <= position < hi` (every position is below `postings.span`,
+                    // computed from the postings themselves, which nothing modifies after
+                    // `build`), and `acc.len() == hi - lo`: each posting's place is inside
+                    // `acc`. A term's positions ascend, so they are distinct, and they are
+                    // below `span <= MAX_TAAT_DOCS < 2^31`.
+                    unsafe { add_postings(base, &list[..taken], *q, scan) };
                     *list = &list[taken..];
                 }
             }
@@ -409,6 +408,98 @@ pub(crate) fn taat_segment(
             at += 1;
         }
         lo = hi;
+    }
+}
+
+/// Adds `q * weight` (in f64, the product rounded, then the sum: the two roundings of
+/// `*a += q * f64::from(weight)`) to the accumulator of every posting's position, `base`
+/// being the accumulator of position 0: one posting at a time, or with AVX-512 eight at a
+/// time (the accumulators gathered, added to, scattered back), with the same result, since
+/// the positions are distinct. The eight-wide loop added Climate-FEVER's, the MS MARCO
+/// subset's, DBpedia-Entity's and SciFact's postings in 10-14 % less time per query (term at
+/// a time, best of 5 summed, both kernels alternating in one process).
+///
+/// # Safety
+///
+/// For every posting, `base.wrapping_add(position)` is a place of the caller's accumulators,
+/// no other reference to which is alive; the positions are distinct and below `2^31`.
+#[inline(always)]
+unsafe fn add_postings(base: *mut f64, postings: &[Posting], q: f64, scan: Scan) {
+    match scan {
+        // SAFETY: a `Scan::Avx512` is only made where the CPU has AVX-512F; the places are
+        // the caller's.
+        #[cfg(target_arch = "x86_64")]
+        Scan::Avx512 => unsafe { add_postings_avx512(base, postings, q) },
+        // SAFETY: the places are the caller's.
+        _ => unsafe { add_postings_plain(base, postings, q) },
+    }
+}
+
+/// [`add_postings`] one posting at a time.
+///
+/// # Safety
+///
+/// As [`add_postings`].
+#[inline(always)]
+unsafe fn add_postings_plain(base: *mut f64, postings: &[Posting], q: f64) {
+    for p in postings {
+        // SAFETY: the caller's place for this position.
+        let a = unsafe { &mut *base.wrapping_add(p.position as usize) };
+        *a += q * f64::from(p.weight);
+    }
+}
+
+// The AVX-512 kernel reads a posting as one little-endian u64: the position in its low half,
+// the weight's bits in its high half.
+const _: () = assert!(
+    std::mem::size_of::<Posting>() == 8
+        && std::mem::offset_of!(Posting, position) == 0
+        && std::mem::offset_of!(Posting, weight) == 4,
+    "a posting is its position, then its weight, in 8 bytes"
+);
+
+/// [`add_postings`] eight postings at a time (two groups of eight per step, both gathered
+/// before either is scattered back: the positions of one term are distinct, so no group reads
+/// a place the other writes).
+///
+/// # Safety
+///
+/// As [`add_postings`], and the CPU has AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn add_postings_avx512(base: *mut f64, postings: &[Posting], q: f64) {
+    use std::arch::x86_64::*;
+    let q = _mm512_set1_pd(q);
+    // Eight postings: their positions (as i32 indices) and their weights widened to f64.
+    let split = |v: __m512i| {
+        let weights = _mm256_castsi256_ps(_mm512_cvtepi64_epi32(_mm512_srli_epi64::<32>(v)));
+        (_mm512_cvtepi64_epi32(v), _mm512_cvtps_pd(weights))
+    };
+    let mut pairs = postings.chunks_exact(16);
+    for pair in &mut pairs {
+        // SAFETY: 16 postings are 128 readable bytes; the places are the caller's (the
+        // indices are the positions, below 2^31, scaled by the 8 bytes of an f64).
+        unsafe {
+            let (p0, w0) = split(_mm512_loadu_si512(pair.as_ptr().cast()));
+            let (p1, w1) = split(_mm512_loadu_si512(pair.as_ptr().add(8).cast()));
+            let a0 = _mm512_i32gather_pd::<8>(p0, base.cast_const());
+            let a1 = _mm512_i32gather_pd::<8>(p1, base.cast_const());
+            let s0 = _mm512_add_pd(a0, _mm512_mul_pd(q, w0));
+            let s1 = _mm512_add_pd(a1, _mm512_mul_pd(q, w1));
+            _mm512_i32scatter_pd::<8>(base, p0, s0);
+            _mm512_i32scatter_pd::<8>(base, p1, s1);
+        }
+    }
+    for group in pairs.remainder().chunks(8) {
+        // The group's lanes (all eight but in the last group).
+        let lanes = (u16::MAX >> (16 - group.len())) as __mmask8;
+        // SAFETY: the masked lanes read the group's postings only (8 bytes each) and touch
+        // the places of their positions only.
+        unsafe {
+            let (p, w) = split(_mm512_maskz_loadu_epi64(lanes, group.as_ptr().cast()));
+            let a = _mm512_mask_i32gather_pd::<8>(_mm512_setzero_pd(), lanes, p, base.cast_const());
+            _mm512_mask_i32scatter_pd::<8>(base, lanes, p, _mm512_add_pd(a, _mm512_mul_pd(q, w)));
+        }
     }
 }
 
@@ -828,6 +919,55 @@ mod tests {
                         let got = next_reaching_with(&scores, floor, scan);
                         assert_eq!(got, want, "len {len}, floor {floor}, {scan:?}");
                     }
+                }
+            }
+        }
+    }
+
+    /// Adding a term's postings gives the same accumulators, bit for bit, on every kernel
+    /// the CPU has as one posting at a time: every length around the vector steps (8 and
+    /// 16), positions spread over the accumulators with gaps, weights and query weights
+    /// whose products and sums round (and subnormal, zero and negative accumulators).
+    #[test]
+    fn add_postings_matches_one_at_a_time() {
+        let mut next = xorshift(0x1234_5678_9abc_def1_u64);
+        let scans = Scan::available();
+        let places = 200usize;
+        for len in (0..=40).chain([63, 64, 65, 127, 128, 129, 200]) {
+            for _ in 0..20 {
+                // `len` distinct ascending positions among `places`.
+                let mut positions: Vec<u32> = (0..places as u32).collect();
+                for i in 0..len {
+                    let j = i + (next() as usize) % (places - i);
+                    positions.swap(i, j);
+                }
+                positions.truncate(len);
+                positions.sort_unstable();
+                let postings: Vec<Posting> = positions
+                    .iter()
+                    .map(|&position| Posting {
+                        position,
+                        weight: f32::from_bits(0x3c00_0000 + (next() % 0x0300_0000) as u32),
+                    })
+                    .collect();
+                let q = f64::from(f32::from_bits(0x3d00_0000 + (next() % 0x0200_0000) as u32));
+                let start: Vec<f64> = (0..places)
+                    .map(|_| match next() % 6 {
+                        0 => 0.0,
+                        1 => 5e-324,
+                        2 => -((next() % 1000) as f64) / 7.0,
+                        _ => (next() % 100_000) as f64 / 3.0,
+                    })
+                    .collect();
+                let mut want = start.clone();
+                // SAFETY: every position is below `places`, distinct.
+                unsafe { add_postings_plain(want.as_mut_ptr(), &postings, q) };
+                for &scan in &scans {
+                    let mut got = start.clone();
+                    // SAFETY: as above.
+                    unsafe { add_postings(got.as_mut_ptr(), &postings, q, scan) };
+                    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&got), bits(&want), "len {len}, {scan:?}");
                 }
             }
         }

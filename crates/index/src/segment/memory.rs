@@ -41,7 +41,7 @@ impl TraversalMemory {
     /// Whether search number `n` of a thread (counted per thread, so that threads do not
     /// contend on a shared counter) should go term at a time without probing.
     pub(crate) fn skip_probe(&self, n: u32) -> bool {
-        if n % PROBE_EVERY == 0 {
+        if n.is_multiple_of(PROBE_EVERY) {
             return false;
         }
         if self.handovers.load(Ordering::Relaxed) >= TRUST {
