@@ -7,7 +7,10 @@
 #
 # PARTS (default all): a comma list of encoders, flat1m, syn200k, glosses, quora, scifact, msm,
 # and the small real collections cacm, cisi, cran (Cranfield), dbp (DBpedia-Entity subset), clim
-# (Climate-FEVER sentences).
+# (Climate-FEVER sentences); and paired (not in the default): exact search against splade-index
+# on the seven small sets in 5 paired rounds (paired_exact.py: our one-thread QPS against its
+# one-thread batch call, both 2-thread batches; median and range of the per-round ratios), in
+# OUT_DIR/paired (with the SETq1k query files the set parts make, where they exist).
 #
 # Needs (see BENCHMARKS.md for each):
 #   /work/venv-search  numpy scipy numba splade-index==0.2.0 pyseismic-lsr==0.5.4 bmp==0.2.8
@@ -101,4 +104,9 @@ EOF
       --seismic-grid 10:0.9,20:0.9,20:0.7,40:1
   fi
 done
+if want paired; then
+  stamp paired
+  $py scripts/bench/paired_exact.py --rounds 5 --vec "$vec" --bench-bin "$bin" --out "$out/paired" \
+    scifact msm cacm cisi cran dbp clim > /dev/null 2> "$out/paired.log"
+fi
 stamp end
