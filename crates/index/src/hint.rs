@@ -56,8 +56,8 @@ zero_bits!(u8, u16, u32, f32);
 /// to the kernel for transparent huge pages before anything touches it (Linux,
 /// `madvise(MADV_HUGEPAGE)`; honoured where transparent huge pages are in `madvise` or
 /// `always` mode, ignored elsewhere): each 2 MiB page then costs one fault on its first
-/// write instead of 512. The build's large output arrays are written exactly once, so the faults were a large part
-/// of its system time (BENCHMARKS.md, "Session 26").
+/// write instead of 512. The build's large output arrays are written exactly once, so the
+/// faults were a large part of its system time (BENCHMARKS.md, "Session 26").
 pub(crate) fn zeroed<T: ZeroBits>(n: usize) -> Vec<T> {
     let v = vec![T::ZERO; n];
     advise_huge_pages(v.as_ptr().cast(), std::mem::size_of_val(v.as_slice()));

@@ -437,24 +437,32 @@ unsafe fn add_postings_below(
         Scan::Avx512 => unsafe {
             add_postings_below_avx512(base, postings, q, hi.min(1 << 31) as u32)
         },
-        _ => {
-            let taken = if postings.last().is_none_or(|p| (p.position as usize) < hi) {
-                postings.len()
-            } else {
-                postings.partition_point(|p| (p.position as usize) < hi)
-            };
-            let prefix = &postings[..taken];
-            match scan {
-                // SAFETY: a `Scan::Avx2` is only made where the CPU has AVX2; the places of
-                // the prefix are the caller's.
-                #[cfg(target_arch = "x86_64")]
-                Scan::Avx2 => unsafe { add_postings_avx2(base, prefix, q) },
-                // SAFETY: the places of the prefix are the caller's.
-                _ => unsafe { add_postings_plain(base, prefix, q) },
-            }
-            taken
+        #[cfg(target_arch = "x86_64")]
+        Scan::Avx2 => {
+            let prefix = prefix_below(postings, hi);
+            // SAFETY: a `Scan::Avx2` is only made where the CPU has AVX2; the places of the
+            // prefix are the caller's.
+            unsafe { add_postings_avx2(base, prefix, q) };
+            prefix.len()
+        }
+        Scan::Plain => {
+            let prefix = prefix_below(postings, hi);
+            // SAFETY: the places of the prefix are the caller's.
+            unsafe { add_postings_plain(base, prefix, q) };
+            prefix.len()
         }
     }
+}
+
+/// The postings of `postings` (positions ascending) whose positions are below `hi`: all of
+/// them when the last is, else found by a binary search.
+fn prefix_below(postings: &[Posting], hi: usize) -> &[Posting] {
+    let taken = if postings.last().is_none_or(|p| (p.position as usize) < hi) {
+        postings.len()
+    } else {
+        postings.partition_point(|p| (p.position as usize) < hi)
+    };
+    &postings[..taken]
 }
 
 /// Adds every posting of `postings` one at a time (see [`add_postings_below`]).
@@ -472,7 +480,7 @@ unsafe fn add_postings_plain(base: *mut f64, postings: &[Posting], q: f64) {
     }
 }
 
-// The AVX-512 kernel reads a posting as one little-endian u64: the position in its low half,
+// The vector kernels read a posting as one little-endian u64: the position in its low half,
 // the weight's bits in its high half.
 const _: () = assert!(
     std::mem::size_of::<Posting>() == 8
