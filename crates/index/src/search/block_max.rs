@@ -300,6 +300,7 @@ pub(crate) fn block_max_top_k(
     // One exact search in `TIME_EVERY` is timed for `TraversalMemory` (each timing is a
     // write every thread's searches of the segment contend for).
     let timed = alpha >= 1.0 && search.is_multiple_of(TIME_EVERY);
+    let query_terms = query.nnz();
     for slot in index.slots() {
         if slot.live() == 0 {
             continue;
@@ -382,12 +383,19 @@ pub(crate) fn block_max_top_k(
                     // Only an exact search (alpha 1) may skip the probe on the segment's history:
                     // both paths then give the same hits. An approximate search otherwise always
                     // probes, so its hits depend on the query alone, never on the searches before.
-                    Some(_) if alpha >= 1.0 && segment.traversal_memory().skip_probe(search) => {
+                    Some(_)
+                        if alpha >= 1.0
+                            && segment
+                                .traversal_memory()
+                                .for_query(query_terms)
+                                .skip_probe(search) =>
+                    {
                         let started = timed.then(Instant::now);
                         term_at_a_time(scratch, &mut top);
                         if let Some(started) = started {
                             segment
                                 .traversal_memory()
+                                .for_query(query_terms)
                                 .record_time(false, started.elapsed());
                         }
                         continue;
@@ -406,7 +414,10 @@ pub(crate) fn block_max_top_k(
         let finished = visit_blocks(&a, dense, found, alpha, switch, scratch, &mut top, offer);
         segment.record_block_max(finished);
         if let Some(before) = before {
-            segment.traversal_memory().record(!finished);
+            segment
+                .traversal_memory()
+                .for_query(query_terms)
+                .record(!finished);
             if !finished {
                 // Start the segment again from the top-k as it was before it.
                 top = before;
@@ -416,6 +427,7 @@ pub(crate) fn block_max_top_k(
         if let Some(started) = probe_started {
             segment
                 .traversal_memory()
+                .for_query(query_terms)
                 .record_time(true, started.elapsed());
         }
     }
@@ -1061,6 +1073,58 @@ mod tests {
         assert!(
             (1..=20).contains(&later),
             "{later} of the last 200 searches probed"
+        );
+    }
+
+    /// Long queries whose probes hand over do not send short ones term at a time: each class
+    /// of query lengths has its own history. Flat 12-term queries over a small vocabulary
+    /// (every probe hands over) alternate with 2-term queries for rare terms (block-max
+    /// finishes): the short ones keep probing and finishing, the long ones soon skip the
+    /// probe, and every hit is exact.
+    #[test]
+    fn long_queries_handing_over_leave_short_ones_probing() {
+        let mut vector = flat_vectors(0x510e_527f_ade6_82d1_u64, 100);
+        let mut b = IndexBuilder::new(1000).reorder(crate::Reorder::None);
+        for d in 0..8000 {
+            b.add(&format!("d{d}"), vector(40).view()).unwrap();
+        }
+        for d in 0..600u32 {
+            let v = SparseVector::from_pairs(vec![(100 + d, 2.0)]).unwrap();
+            b.add(&format!("r{d}"), v.view()).unwrap();
+        }
+        let index = b.build().unwrap();
+        let options = crate::SearchOptions::new(10);
+        let mut searcher = crate::Searcher::new(&index);
+        let (mut long_probes, mut short_finished) = (0, 0);
+        for round in 0..60u32 {
+            for _ in 0..4 {
+                let q = vector(12);
+                assert_eq!(
+                    searcher.search(q.view(), &options),
+                    index.brute_force_top_k(q.view(), 10)
+                );
+                let stats = searcher.stats();
+                assert_eq!(
+                    stats.segments_term_at_a_time, 1,
+                    "long queries end term at a time"
+                );
+                long_probes += usize::from(round >= 20 && stats.blocks_candidate > 0);
+            }
+            let rare =
+                SparseVector::from_pairs(vec![(100 + round, 1.0), (400 + round, 0.5)]).unwrap();
+            let hits = searcher.search(rare.view(), &options);
+            assert_eq!(hits, index.brute_force_top_k(rare.view(), 10));
+            let stats = searcher.stats();
+            short_finished +=
+                usize::from(stats.blocks_candidate > 0 && stats.segments_term_at_a_time == 0);
+        }
+        assert_eq!(
+            short_finished, 60,
+            "every short query probes and finishes by block-max"
+        );
+        assert!(
+            long_probes <= 16,
+            "{long_probes} of the last 160 long queries probed"
         );
     }
 

@@ -3,10 +3,40 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-/// What `Traversal::Auto` learned from a segment's recent searches. Probing
-/// block-max pruning (its bound pass and first blocks) before handing over costs about as
-/// much as the term-at-a-time search itself on a collection where it hands over every
-/// time (SciFact), and the queries of one index tend to be alike. So the searches go term at
+/// What `Traversal::Auto` learned from a segment's recent searches, a [`ProbeHistory`] per
+/// class of queries by their number of terms (fewer than 8, 8-15, 16-31, 32-63, 64 or more).
+/// Whether block-max pruning finishes depends on the query's length: with one history for
+/// all queries of Quora's index, the short queries' probes, which finish, kept resetting the
+/// count of hand-overs and set the running means, so the 2 % of queries of 64 terms or more
+/// kept probing and then handing over; with a history per class they go term at a time
+/// directly, 1.10-1.26 ms a query instead of 1.56-2.01 ms, and the p99 of a stream of
+/// queries falls by 6-15 % (BENCHMARKS.md, "Session 28"). The other collections measured
+/// did not move.
+#[derive(Debug, Default)]
+pub(crate) struct TraversalMemory {
+    classes: [ProbeHistory; QUERY_CLASSES],
+}
+
+/// Classes of queries in [`TraversalMemory`].
+const QUERY_CLASSES: usize = 5;
+
+impl TraversalMemory {
+    /// The history of the queries of `terms` terms.
+    pub(crate) fn for_query(&self, terms: usize) -> &ProbeHistory {
+        &self.classes[query_class(terms)]
+    }
+}
+
+/// The class of a query of `terms` terms: 0 below 8, then one a doubling, the last from 64.
+fn query_class(terms: usize) -> usize {
+    ((usize::BITS - (terms >> 3).leading_zeros()) as usize).min(QUERY_CLASSES - 1)
+}
+
+/// What `Traversal::Auto` learned from a segment's recent searches of one class of queries
+/// (see [`TraversalMemory`]). Probing block-max pruning (its bound pass and first blocks)
+/// before handing over costs about as much as the term-at-a-time search itself on a
+/// collection where it hands over every time (SciFact), and the queries of one class tend
+/// to be alike. So the searches go term at
 /// a time directly, except one in [`PROBE_EVERY`], which probes again, once
 /// - the last [`TRUST`] probes in a row handed over (a probe that finishes by block-max
 ///   pruning starts the count again), or
@@ -21,7 +51,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 /// exact hits where block-max with α < 1 might not), and only theirs are timed, so only
 /// speed depends on this history, never a result.
 #[derive(Debug, Default)]
-pub(crate) struct TraversalMemory {
+pub(crate) struct ProbeHistory {
     /// Hand-overs in a row (capped at [`TRUST`]); written only by probes.
     handovers: AtomicU32,
     /// Running means of the time (ns, as f32 bits; 0 before the first) of the exact searches
@@ -37,7 +67,7 @@ const PROBE_EVERY: u32 = 64;
 /// Weight of a new time in [`TraversalMemory`]'s running means.
 const TIME_WEIGHT: f32 = 1.0 / 16.0;
 
-impl TraversalMemory {
+impl ProbeHistory {
     /// Whether search number `n` of a thread (counted per thread, so that threads do not
     /// contend on a shared counter) should go term at a time without probing.
     pub(crate) fn skip_probe(&self, n: u32) -> bool {
@@ -87,11 +117,30 @@ impl TraversalMemory {
 mod tests {
     use super::*;
 
+    /// Queries of 0-7, 8-15, 16-31, 32-63 and 64 or more terms each have their own history:
+    /// hand-overs of long queries send only long queries term at a time directly.
+    #[test]
+    fn each_class_of_queries_has_its_own_history() {
+        let classes: Vec<usize> = [0, 7, 8, 15, 16, 31, 32, 63, 64, 30_522]
+            .iter()
+            .map(|&t| query_class(t))
+            .collect();
+        assert_eq!(classes, [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]);
+        let m = TraversalMemory::default();
+        for _ in 0..TRUST {
+            m.for_query(80).record(true);
+        }
+        assert!(m.for_query(64).skip_probe(1));
+        for short in [3, 12, 20, 40] {
+            assert!(!m.for_query(short).skip_probe(1), "{short} terms");
+        }
+    }
+
     /// Probes until [`TRUST`] hand-overs in a row, then direct except one search in
     /// [`PROBE_EVERY`]; a probe that finishes starts over.
     #[test]
     fn traversal_memory_trusts_consecutive_handovers_only() {
-        let m = TraversalMemory::default();
+        let m = ProbeHistory::default();
         for n in 1..=TRUST {
             assert!(!m.skip_probe(n));
             m.record(true);
@@ -110,7 +159,7 @@ mod tests {
     #[test]
     fn traversal_memory_skips_the_probe_when_direct_searches_were_faster() {
         use std::time::Duration;
-        let m = TraversalMemory::default();
+        let m = ProbeHistory::default();
         m.record_time(true, Duration::from_micros(20));
         assert!(!m.skip_probe(1), "no direct search timed yet");
         m.record_time(false, Duration::from_micros(10));
