@@ -310,6 +310,8 @@ pub(crate) fn block_max_top_k(
             deleted: slot.deleted.words(),
         };
         let segment = &slot.segment;
+        // Every document of the segment is offered as it scores (none deleted).
+        let no_deletes = slot.deleted.is_empty();
         let a = segment.blocks();
         let num_blocks = segment.num_blocks();
         if num_blocks == 0 {
@@ -363,6 +365,7 @@ pub(crate) fn block_max_top_k(
                 query,
                 &mut scratch.term_acc,
                 top,
+                (k, no_deletes),
                 |top, position, score| offer(top, a.doc_order[position as usize], score),
             );
         };
