@@ -113,8 +113,9 @@ const FLOOR_SETS: usize = 64;
 
 /// A floor below which no score of `scores` can enter a top-`k` that every one of them is
 /// offered to: the `k`-th largest (rounded to f32) of the maxima of [`FLOOR_SETS`] disjoint
-/// sets of places, `k` distinct documents reaching it (0 where there are fewer sets than
-/// `k`). Documents below it need not be offered: `k` others rank above them.
+/// sets of places, which `k` distinct documents reach. Documents below it need not be
+/// offered: `k` others rank above them. 0 (no floor) where fewer than `k` of the maxima are
+/// above `floor`, the floor the caller already has, or `k` is 0 or above [`FLOOR_SETS`].
 fn chunk_floor(scores: &[f64], k: usize, floor: f32) -> f32 {
     if k == 0 || k > FLOOR_SETS {
         return 0.0;
@@ -374,8 +375,8 @@ enum Source<'a> {
 /// deleted, so `offer` passes every one on to `top`), the first chunk, and any chunk met
 /// while nothing scored, is first given a floor of its own ([`chunk_floor`]): `k` of its
 /// documents reach it, so none below it can enter, and most of the documents that would
-/// have entered only while the top-k filled are never offered. Term at a time took 8-32 %
-/// less time on the seven small collections of BENCHMARKS.md ("Session 28").
+/// have entered only while the top-k filled are never offered. Forced term at a time ran at
+/// 1.08-1.32x the QPS on the seven small collections of BENCHMARKS.md ("Session 28").
 // `#[inline]`: the one caller (`block_max_top_k`) had it inlined while both lived beside
 // the term-major postings; since those moved to `segment::postings` the compiler stopped
 // doing so, and the search executed 2.5 % more instructions on SciFact (callgrind).

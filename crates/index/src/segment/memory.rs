@@ -36,8 +36,8 @@ fn query_class(terms: usize) -> usize {
 /// (see [`TraversalMemory`]). Probing block-max pruning (its bound pass and first blocks)
 /// before handing over costs about as much as the term-at-a-time search itself on a
 /// collection where it hands over every time (SciFact), and the queries of one class tend
-/// to be alike. So the searches go term at
-/// a time directly, except one in [`PROBE_EVERY`], which probes again, once
+/// to be alike. So the searches go term at a time directly, except one in [`PROBE_EVERY`],
+/// which probes again, once
 /// - the last [`TRUST`] probes in a row handed over (a probe that finishes by block-max
 ///   pruning starts the count again), or
 /// - the exact searches that went term at a time directly have taken less time, on average,
