@@ -185,6 +185,41 @@ fn restore(dir: &Path, files: &[(PathBuf, Vec<u8>)]) {
     }
 }
 
+/// Term at a time gives its first chunk of documents a floor that `k` of them reach; where the
+/// best documents are deleted, that floor may lie above the k-th live score, and the chunk's
+/// documents below it must be offered too. 3,000 documents in one segment (one and a half
+/// chunks), the 42 heaviest on the shared term deleted: every traversal still equals the
+/// brute force over the live documents, for k below, at and above the deleted count.
+#[test]
+fn deleting_the_best_documents_keeps_term_at_a_time_exact() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ix");
+    let mut w = IndexWriter::create(&dir, 20).unwrap();
+    let mut model = Model::new();
+    for d in 0..3000u32 {
+        let vector = v(&[(0, 1.0 + (d % 997) as f32 / 100.0), (1 + d % 19, 0.5)]);
+        let id = format!("d{d}");
+        w.add(&id, vector.view()).unwrap();
+        model_add(&mut model, &id, &vector);
+    }
+    w.commit().unwrap();
+    for d in (0..3000u32).filter(|d| d % 997 >= 983) {
+        let id = format!("d{d}");
+        assert!(w.delete(&id));
+        model_delete(&mut model, &id);
+    }
+    w.commit().unwrap();
+    assert_eq!(w.index().num_deleted(), 42);
+    let queries = vec![
+        v(&[(0, 1.0)]),
+        v(&[(0, 1.0), (3, 2.0)]),
+        v(&[(0, 0.5), (7, 1.0)]),
+    ];
+    for k in [1, 10, 42, 60] {
+        check(w.index(), &model, &queries, k);
+    }
+}
+
 #[test]
 fn add_delete_upsert_commit_on_a_version_2_index() {
     let tmp = tempfile::tempdir().unwrap();

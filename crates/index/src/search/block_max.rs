@@ -310,17 +310,18 @@ pub(crate) fn block_max_top_k(
             deleted: slot.deleted.words(),
         };
         let segment = &slot.segment;
-        // Every document of the segment is offered as it scores (none deleted).
-        let no_deletes = slot.deleted.is_empty();
         let a = segment.blocks();
         let num_blocks = segment.num_blocks();
         if num_blocks == 0 {
             continue;
         }
+        // Offers a document to the top-k unless it is deleted; returns whether it did.
         let offer = |top: &mut TopK, doc: u32, score: f32| {
-            if !is_deleted(map.deleted, doc) {
+            let live = !is_deleted(map.deleted, doc);
+            if live {
                 top.push(map.base + doc, score);
             }
+            live
         };
         let term_at_a_time = |scratch: &mut Scratch, top: &mut TopK| {
             let postings = segment.term_postings();
@@ -365,7 +366,7 @@ pub(crate) fn block_max_top_k(
                 query,
                 &mut scratch.term_acc,
                 top,
-                (k, no_deletes),
+                k,
                 |top, position, score| offer(top, a.doc_order[position as usize], score),
             );
         };
@@ -487,7 +488,7 @@ fn visit_blocks(
     switch: Option<SwitchRule>,
     scratch: &mut Scratch,
     top: &mut TopK,
-    mut offer: impl FnMut(&mut TopK, u32, f32),
+    mut offer: impl FnMut(&mut TopK, u32, f32) -> bool,
 ) -> bool {
     let num_blocks = a.num_blocks();
     let Scratch {

@@ -371,11 +371,13 @@ enum Source<'a> {
 
 /// Scores every document of a segment for `query` (see the module documentation) and
 /// offers through `offer` (block position, exact f32 score) those that reach the current
-/// k-th score of `top` (a top-`k`). Where `all_offered` (no document of the segment is
-/// deleted, so `offer` passes every one on to `top`), the first chunk, and any chunk met
-/// while nothing scored, is first given a floor of its own ([`chunk_floor`]): `k` of its
-/// documents reach it, so none below it can enter, and most of the documents that would
-/// have entered only while the top-k filled are never offered. Forced term at a time ran at
+/// k-th score of `top` (a top-`k`; `offer` returns whether it passed the document on, false
+/// for a deleted one). The first chunk, and any chunk met while nothing scored, is first
+/// given a floor of its own ([`chunk_floor`]): `k` of its documents reach it, so none below
+/// it can enter, and most of the documents that would have entered only while the top-k
+/// filled are never offered. (Where fewer than `k` of the documents offered from it were
+/// taken, some it counted on are deleted: the chunk's documents below it are then offered
+/// as well.) Forced term at a time ran at
 /// 1.08-1.32x the QPS on the seven small collections of BENCHMARKS.md ("Session 28").
 // `#[inline]`: the one caller (`block_max_top_k`) had it inlined while both lived beside
 // the term-major postings; since those moved to `segment::postings` the compiler stopped
@@ -387,8 +389,8 @@ pub(crate) fn taat_segment(
     query: SparseView<'_>,
     acc: &mut Vec<f64>,
     top: &mut TopK,
-    (k, all_offered): (usize, bool),
-    mut offer: impl FnMut(&mut TopK, u32, f32),
+    k: usize,
+    mut offer: impl FnMut(&mut TopK, u32, f32) -> bool,
 ) {
     // One chunk of accumulators, reused for every chunk of documents (each zeroed when
     // its chunk starts).
@@ -442,18 +444,36 @@ pub(crate) fn taat_segment(
         let scores = &acc[..hi.min(num_docs).saturating_sub(lo)];
         // Later chunks keep the floor the top-k has by then (a floor a chunk took 2-5 %
         // more time than it saved there).
-        if all_offered && (lo == 0 || floor <= 0.0) {
-            floor = floor.max(chunk_floor(scores, k, floor));
-        }
+        let own = if lo == 0 || floor <= 0.0 {
+            chunk_floor(scores, k, floor)
+        } else {
+            0.0
+        };
+        floor = floor.max(own);
+        // Documents offered from the floor that `offer` took (not deleted).
+        let mut taken = 0;
         let mut at = 0;
         loop {
             at += next_reaching(&scores[at..], floor);
             let Some(&s) = scores.get(at) else {
                 break;
             };
-            offer(top, (lo + at) as u32, s as f32);
+            taken += usize::from(offer(top, (lo + at) as u32, s as f32));
             floor = top.floor().max(floor);
             at += 1;
+        }
+        if taken < k && top.floor() < own {
+            // Some of the `k` documents the chunk's floor counted on are deleted, so it may
+            // be above the k-th score: the documents below it are offered too (those at or
+            // above it were). (Without deletions, all `k` were taken; and once the top-k's
+            // own floor reaches the chunk's, no document below it can enter.)
+            for (at, &s) in scores.iter().enumerate() {
+                let s = s as f32;
+                if s > 0.0 && s < own && s >= top.floor() {
+                    offer(top, (lo + at) as u32, s);
+                }
+            }
+            floor = top.floor();
         }
         lo = hi;
     }
