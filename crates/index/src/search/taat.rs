@@ -377,8 +377,8 @@ enum Source<'a> {
 /// it can enter, and most of the documents that would have entered only while the top-k
 /// filled are never offered. (Where fewer than `k` of the documents offered from it were
 /// taken, some it counted on are deleted: the chunk's documents below it are then offered
-/// as well.) Forced term at a time ran at
-/// 1.08-1.32x the QPS on the seven small collections of BENCHMARKS.md ("Session 28").
+/// as well.) Forced term at a time ran at 1.08-1.32x the QPS on the seven small collections
+/// of BENCHMARKS.md ("Session 28").
 // `#[inline]`: the one caller (`block_max_top_k`) had it inlined while both lived beside
 // the term-major postings; since those moved to `segment::postings` the compiler stopped
 // doing so, and the search executed 2.5 % more instructions on SciFact (callgrind).
