@@ -1080,6 +1080,21 @@ mod tests {
         );
     }
 
+    /// `flat` documents of 40 flat-weighted terms from `vector` (in insertion order), then 600
+    /// documents with a term of their own each (ids 100 to 699, weight 2) for short queries
+    /// over rare terms.
+    fn flat_with_rare_terms(vector: &mut impl FnMut(usize) -> SparseVector, flat: usize) -> Index {
+        let mut b = IndexBuilder::new(1000).reorder(crate::Reorder::None);
+        for d in 0..flat {
+            b.add(&format!("d{d}"), vector(40).view()).unwrap();
+        }
+        for d in 0..600u32 {
+            let v = SparseVector::from_pairs(vec![(100 + d, 2.0)]).unwrap();
+            b.add(&format!("r{d}"), v.view()).unwrap();
+        }
+        b.build().unwrap()
+    }
+
     /// Long queries whose probes hand over do not send short ones term at a time: each class
     /// of query lengths has its own history. Flat 12-term queries over a small vocabulary
     /// (every probe hands over) alternate with 2-term queries for rare terms (block-max
@@ -1088,15 +1103,7 @@ mod tests {
     #[test]
     fn long_queries_handing_over_leave_short_ones_probing() {
         let mut vector = flat_vectors(0x510e_527f_ade6_82d1_u64, 100);
-        let mut b = IndexBuilder::new(1000).reorder(crate::Reorder::None);
-        for d in 0..8000 {
-            b.add(&format!("d{d}"), vector(40).view()).unwrap();
-        }
-        for d in 0..600u32 {
-            let v = SparseVector::from_pairs(vec![(100 + d, 2.0)]).unwrap();
-            b.add(&format!("r{d}"), v.view()).unwrap();
-        }
-        let index = b.build().unwrap();
+        let index = flat_with_rare_terms(&mut vector, 8000);
         let options = crate::SearchOptions::new(10);
         let mut searcher = crate::Searcher::new(&index);
         let (mut long_probes, mut short_finished) = (0, 0);
@@ -1139,16 +1146,7 @@ mod tests {
     #[test]
     fn term_at_a_time_without_a_probe_where_it_costs_about_one() {
         let mut vector = flat_vectors(0x6a09_e667_f3bc_c909_u64, 100);
-        let mut b = IndexBuilder::new(1000).reorder(crate::Reorder::None);
-        for d in 0..2000 {
-            b.add(&format!("d{d}"), vector(40).view()).unwrap();
-        }
-        // Documents with a term of their own (ids 100 + d) for the short queries.
-        for d in 0..600u32 {
-            let v = SparseVector::from_pairs(vec![(100 + d, 2.0)]).unwrap();
-            b.add(&format!("r{d}"), v.view()).unwrap();
-        }
-        let index = b.build().unwrap();
+        let index = flat_with_rare_terms(&mut vector, 2000);
         let approximate = crate::SearchOptions {
             method: crate::Method::approximate(0.8, 0.8).unwrap(),
             ..crate::SearchOptions::new(10)
