@@ -5,12 +5,13 @@
 #   scripts/bench/issue17_tables.sh OUT_DIR [PARTS]
 #   scripts/bench/avx2_only.sh scripts/bench/issue17_tables.sh OUT_DIR [PARTS]   (as on an AVX2-only CPU)
 #
-# PARTS (default all): a comma list of encoders, flat1m, syn200k, glosses, quora, scifact, msm,
-# and the small real collections cacm, cisi, cran (Cranfield), dbp (DBpedia-Entity subset), clim
-# (Climate-FEVER sentences); and paired (not in the default): exact search against splade-index
-# on the seven small sets in 5 paired rounds (paired_exact.py: our one-thread QPS against its
-# one-thread batch call, both 2-thread batches; median and range of the per-round ratios), in
-# OUT_DIR/paired (with the SETq1k query files the set parts make, where they exist).
+# PARTS (default all): a comma list of encoders, flat1m, syn200k, long150k (long documents),
+# glosses, quora, webq (web queries), scifact, msm, and the small real collections cacm, cisi,
+# cran (Cranfield), dbp (DBpedia-Entity subset), clim (Climate-FEVER sentences); and paired
+# (not in the default): exact search against splade-index on the seven small sets in 5 paired
+# rounds (paired_exact.py: our one-thread QPS against its one-thread batch call, both 2-thread
+# batches; median and range of the per-round ratios), in OUT_DIR/paired (with the SETq1k query
+# files the set parts make, where they exist).
 #
 # Needs (see BENCHMARKS.md for each):
 #   /work/venv-search  numpy scipy numba splade-index==0.2.0 pyseismic-lsr==0.5.4 bmp==0.2.8
@@ -18,6 +19,9 @@
 #   /work/venv-onnx    sentence-transformers 5.1 + optimum-onnx[onnxruntime] + transformers 4.57
 #   target/release/splade (cargo build --release -p splade-cli)
 #   /tmp/flat1m, /tmp/syn200k        scripts/bench/make_synthetic.py (commands in issue17_rerun.sh)
+#   /tmp/long150k                    long documents: make_synthetic.py --docs 150000 --queries 1000
+#                                    --doc-terms 600 --query-terms 40 --seed 13 --out /tmp/long150k
+#                                    (391 distinct terms a document)
 #   /tmp/seismic-flat1m/index*       Seismic's saved flat 1M index (seismic_saved.py builds it the
 #                                    first time: about 8 minutes, 7.6 GB of memory)
 #   /tmp/glosses.vec.jsonl, /tmp/webq.vec.jsonl, and in /tmp/d6/vec: SET.vec.jsonl and
@@ -29,9 +33,11 @@
 #   engine's timed pass is long enough to measure
 #   /work/quora/{corpus,queries}.vec.jsonl  scripts/bench/make_quora.py, then the two encode
 #                                    commands in its help (536,627 Quora questions, 1,000 held out)
+#   /work/webq/{corpus,queries}.vec.jsonl   scripts/bench/make_webq.py, then the two encode
+#                                    commands in its help (192,135 web queries, 1,000 held out)
 set -euo pipefail
 out=${1:?OUT_DIR}
-parts=${2:-encoders,flat1m,syn200k,glosses,quora,scifact,msm,cacm,cisi,cran,dbp,clim}
+parts=${2:-encoders,flat1m,syn200k,long150k,glosses,quora,webq,scifact,msm,cacm,cisi,cran,dbp,clim}
 mkdir -p "$out"
 py=/work/venv-search/bin/python
 vec=/tmp/d6/vec
@@ -74,6 +80,10 @@ if want syn200k; then
   idx syn200k /tmp/syn200k/docs.bin /tmp/syn200k/queries.jsonl --systems baseline,splade-rs,splade-index,bmp,seismic \
     --rs-grid 0.9:0.8,0.9:1,0.8:1 --bmp-grid 1:1,0.9:1 --seismic-postings 3500 --seismic-grid 10:0.9,20:0.9,30:0.8,40:1
 fi
+if want long150k; then
+  idx long150k /tmp/long150k/docs.bin /tmp/long150k/queries.jsonl --systems baseline,splade-rs,splade-index,bmp,seismic \
+    --rs-grid 0.9:0.8,0.9:1,0.8:1 --bmp-grid 1:1,0.9:1 --seismic-postings 3500 --seismic-grid 10:0.9,20:0.9,30:0.8,40:1
+fi
 if want glosses; then
   idx glosses /tmp/glosses.vec.jsonl /tmp/webq.vec.jsonl --systems baseline,splade-rs,splade-index,bmp,seismic \
     --rs-grid 0.95:1,0.9:1,0.9:0.8 --bmp-grid 1:1,0.95:1,0.9:1 --seismic-postings 5000 \
@@ -81,6 +91,11 @@ if want glosses; then
 fi
 if want quora; then
   idx quora /work/quora/corpus.vec.jsonl /work/quora/queries.vec.jsonl --systems baseline,splade-rs,splade-index,bmp,seismic \
+    --rs-grid 0.95:1,0.9:1,0.9:0.8 --bmp-grid 1:1,0.95:1,0.9:1 --seismic-postings 5000 \
+    --seismic-grid 10:0.9,15:0.8,15:0.7,20:0.9,20:0.8,20:0.7,30:0.6
+fi
+if want webq; then
+  idx webq /work/webq/corpus.vec.jsonl /work/webq/queries.vec.jsonl --systems baseline,splade-rs,splade-index,bmp,seismic \
     --rs-grid 0.95:1,0.9:1,0.9:0.8 --bmp-grid 1:1,0.95:1,0.9:1 --seismic-postings 5000 \
     --seismic-grid 10:0.9,15:0.8,15:0.7,20:0.9,20:0.8,20:0.7,30:0.6
 fi
