@@ -54,7 +54,7 @@
 //! 4  segment  builder::arrays
 //! 3  segment::postings  segment::memory  builder::catalog  builder::assemble
 //! 2  segment::blocks  validate  deletes  readers  builder::cluster  builder::sink
-//! 1  format  storage  quantize  topk  counts  builder::source
+//! 1  format  storage  quantize  topk  counts  builder::source  builder::scatter
 //! 0  error  hint
 //! ```
 //!

@@ -12,6 +12,7 @@ mod assemble;
 mod catalog;
 mod cluster;
 mod disk;
+mod scatter;
 mod sink;
 mod source;
 
