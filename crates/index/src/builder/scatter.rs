@@ -13,9 +13,11 @@
 //! them, so their streams cost little), are written as before.
 
 /// 4-byte values in a line of 64 bytes.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 const LINE: usize = 16;
 
 /// A term's next [`LINE`] values, in the lanes of their places' line.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 #[derive(Clone, Copy)]
 #[repr(C, align(64))]
 struct Line([u32; LINE]);
