@@ -57,6 +57,30 @@ pub(super) fn place_slots(
     place_directly(runs, terms, codes, fill, out);
 }
 
+/// Calls `place(at, term, block, slot, code)` for each slot of `runs` (see [`place_slots`])
+/// in block order, `at` its term's next place (`fill` moved on).
+#[inline(always)]
+fn for_each_slot(
+    runs: &[[u32; 3]],
+    terms: &[u16],
+    codes: &[u8],
+    fill: &mut [usize],
+    mut place: impl FnMut(usize, usize, u32, u32, u8),
+) {
+    let mut i = 0;
+    for &[block, first, count] in runs {
+        let count = count as usize;
+        let run = terms[i..i + count].iter().zip(&codes[i..i + count]);
+        for (slot, (&t, &code)) in (first..).zip(run) {
+            let t = t as usize;
+            let at = fill[t];
+            fill[t] = at + 1;
+            place(at, t, block, slot, code);
+        }
+        i += count;
+    }
+}
+
 /// [`place_slots`], each value written at its place.
 fn place_directly(
     runs: &[[u32; 3]],
@@ -65,19 +89,11 @@ fn place_directly(
     fill: &mut [usize],
     (blocks, out_codes, slot_ids): ListParts<'_>,
 ) {
-    let mut i = 0;
-    for &[block, first, count] in runs {
-        let count = count as usize;
-        let run = terms[i..i + count].iter().zip(&codes[i..i + count]);
-        for (slot, (&t, &code)) in (first..).zip(run) {
-            let at = fill[t as usize];
-            fill[t as usize] = at + 1;
-            blocks[at] = block;
-            out_codes[at] = code;
-            slot_ids[at] = slot;
-        }
-        i += count;
-    }
+    for_each_slot(runs, terms, codes, fill, |at, _, block, slot, code| {
+        blocks[at] = block;
+        out_codes[at] = code;
+        slot_ids[at] = slot;
+    });
 }
 
 /// [`place_slots`] through a [`Line`] a term for blocks and one for slot numbers; `lane` is
@@ -94,39 +110,30 @@ fn place_through_lines(
     let starts = fill.to_vec();
     let mut block_lines = vec![Line([0; LINE]); fill.len()];
     let mut slot_lines = vec![Line([0; LINE]); fill.len()];
-    let mut i = 0;
-    for &[block, first, count] in runs {
-        let count = count as usize;
-        let run = terms[i..i + count].iter().zip(&codes[i..i + count]);
-        for (slot, (&t, &code)) in (first..).zip(run) {
-            let t = t as usize;
-            let at = fill[t];
-            fill[t] = at + 1;
-            // Checks `at` against the parts' common length, before any write below.
-            out_codes[at] = code;
-            let l = (at + lane) % LINE;
-            block_lines[t].0[l] = block;
-            slot_lines[t].0[l] = slot;
-            if l == LINE - 1 {
-                // The line ends at `at`; its places from `from` on are the term's.
-                let from = (at + 1).saturating_sub(LINE).max(starts[t]);
-                if from + LINE == at + 1 {
-                    // SAFETY: places `from..=at` are in bounds (`at` was checked above), and
-                    // `from`'s address is at the start of a line (its lane is 0), as the
-                    // stores need.
-                    unsafe {
-                        stream_line(blocks.as_mut_ptr().add(from), &block_lines[t]);
-                        stream_line(slot_ids.as_mut_ptr().add(from), &slot_lines[t]);
-                    }
-                } else {
-                    let lanes = LINE - (at + 1 - from)..LINE;
-                    blocks[from..=at].copy_from_slice(&block_lines[t].0[lanes.clone()]);
-                    slot_ids[from..=at].copy_from_slice(&slot_lines[t].0[lanes]);
+    for_each_slot(runs, terms, codes, fill, |at, t, block, slot, code| {
+        // Checks `at` against the parts' common length, before any write below.
+        out_codes[at] = code;
+        let l = (at + lane) % LINE;
+        block_lines[t].0[l] = block;
+        slot_lines[t].0[l] = slot;
+        if l == LINE - 1 {
+            // The line ends at `at`; its places from `from` on are the term's.
+            let from = (at + 1).saturating_sub(LINE).max(starts[t]);
+            if from + LINE == at + 1 {
+                // SAFETY: places `from..=at` are in bounds (`at` was checked above), and
+                // `from`'s address is at the start of a line (its lane is 0), as the
+                // stores need.
+                unsafe {
+                    stream_line(blocks.as_mut_ptr().add(from), &block_lines[t]);
+                    stream_line(slot_ids.as_mut_ptr().add(from), &slot_lines[t]);
                 }
+            } else {
+                let lanes = LINE - (at + 1 - from)..LINE;
+                blocks[from..=at].copy_from_slice(&block_lines[t].0[lanes.clone()]);
+                slot_ids[from..=at].copy_from_slice(&slot_lines[t].0[lanes]);
             }
         }
-        i += count;
-    }
+    });
     // Each term's last line, where the term ended inside it.
     for (t, (&start, &end)) in starts.iter().zip(fill.iter()).enumerate() {
         let open = (end + lane) % LINE;
