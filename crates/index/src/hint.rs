@@ -32,10 +32,6 @@ pub(crate) fn prefetch_slice<T>(items: &[T], max_lines: usize) {
     }
 }
 
-/// Allocations of at least this many bytes are offered to the kernel for huge pages
-/// ([`zeroed`]); numpy draws the same line for its arrays.
-const HUGE_PAGES_FROM_BYTES: usize = 4 << 20;
-
 /// Element types whose zero is all zero bits: a vector of them is allocated zeroed
 /// (`calloc`), so a large one is fresh memory no one has touched yet.
 pub(crate) trait ZeroBits: Copy {
@@ -52,42 +48,20 @@ macro_rules! zero_bits {
 }
 zero_bits!(u8, u16, u32, f32);
 
-/// `n` zeros in a new vector. A large one (at least [`HUGE_PAGES_FROM_BYTES`]) is advised
-/// to the kernel for transparent huge pages before anything touches it (Linux,
-/// `madvise(MADV_HUGEPAGE)`; honoured where transparent huge pages are in `madvise` or
-/// `always` mode, ignored elsewhere): each 2 MiB page then costs one fault on its first
-/// write instead of 512. The build's large output arrays are written exactly once, so the
-/// faults were a large part of its system time (BENCHMARKS.md, "Session 26").
+/// `n` zeros in a new vector: a large one is fresh memory from the kernel, each page
+/// faulted in (and zeroed) on its first write, and pages never written (an array
+/// allocated at an upper bound) never touched.
+///
+/// The build's large output arrays are written once, in a process that usually builds
+/// once, so they are left on the system's default pages: they are not advised for
+/// transparent huge pages. Huge pages cut the number of faults 512-fold, but on the
+/// virtual machines this project is measured on a huge page the process has not just
+/// freed costs 2.1-2.6 s a GiB to touch first, against 0.56-0.74 s a GiB in 4 KiB pages
+/// (`scripts/bench/page_touch.c`), and the topical 1M build took 4.1-4.6 s advised against
+/// 2.6-3.2 s not (BENCHMARKS.md, "Session 31"); advising only paid where a second build in
+/// the same process reused the first one's freed pages.
 pub(crate) fn zeroed<T: ZeroBits>(n: usize) -> Vec<T> {
-    let v = vec![T::ZERO; n];
-    advise_huge_pages(v.as_ptr().cast(), std::mem::size_of_val(v.as_slice()));
-    v
-}
-
-/// Advises the kernel to back the whole pages inside `bytes` bytes from `start` with huge
-/// pages, when they are at least [`HUGE_PAGES_FROM_BYTES`]. Only advice: the contents
-/// stay as they are, and a refusal changes nothing.
-fn advise_huge_pages(start: *const u8, bytes: usize) {
-    if bytes < HUGE_PAGES_FROM_BYTES {
-        return;
-    }
-    #[cfg(target_os = "linux")]
-    {
-        // SAFETY: sysconf reads a constant of the system.
-        let page = match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
-            p if p > 0 => p as usize,
-            _ => return,
-        };
-        let first = (start as usize).next_multiple_of(page);
-        let end = (start as usize + bytes) / page * page;
-        if end > first {
-            // SAFETY: the range lies inside one live allocation of ours, and
-            // MADV_HUGEPAGE changes only how its pages are backed, never its contents.
-            unsafe {
-                libc::madvise(first as *mut libc::c_void, end - first, libc::MADV_HUGEPAGE);
-            }
-        }
-    }
+    vec![T::ZERO; n]
 }
 
 #[cfg(test)]
@@ -120,29 +94,22 @@ mod tests {
         None
     }
 
-    /// Zeroed vectors hold zeros, small or large; a large one's pages are advised for huge
-    /// pages (the mapping carries the `hg` flag) wherever the kernel has transparent huge
-    /// pages.
+    /// Zeroed vectors hold zeros, small or large, and a large one is not advised for huge
+    /// pages (its mapping lacks the `hg` flag; see [`zeroed`]).
     #[test]
-    fn zeroed_vectors_are_zero_and_large_ones_advised() {
-        for n in [
-            0,
-            1,
-            1000,
-            HUGE_PAGES_FROM_BYTES / 4 - 1,
-            HUGE_PAGES_FROM_BYTES,
-        ] {
+    fn zeroed_vectors_are_zero_and_left_on_default_pages() {
+        for n in [0, 1, 1000, (1 << 20) - 1, 1 << 20] {
             let v = zeroed::<u32>(n);
             assert_eq!(v.len(), n);
             assert!(v.iter().all(|&x| x == 0));
         }
-        let v = zeroed::<f32>(3 * HUGE_PAGES_FROM_BYTES / 4);
+        let v = zeroed::<f32>(3 << 20);
         assert!(v.iter().all(|&x| x.to_bits() == 0));
         #[cfg(target_os = "linux")]
-        if std::path::Path::new("/sys/kernel/mm/transparent_hugepage").exists() {
+        {
             let middle = v.as_ptr() as usize + std::mem::size_of_val(v.as_slice()) / 2;
             let flags = mapping_flags(middle).expect("the vector's mapping in smaps");
-            assert!(flags.split(' ').any(|f| f == "hg"), "flags {flags}");
+            assert!(!flags.split(' ').any(|f| f == "hg"), "flags {flags}");
         }
     }
 }
