@@ -56,10 +56,11 @@ zero_bits!(u8, u16, u32, f32);
 /// once, so they are left on the system's default pages: they are not advised for
 /// transparent huge pages. Huge pages cut the number of faults 512-fold, but on the
 /// virtual machines this project is measured on a huge page the process has not just
-/// freed costs 2.1-2.6 s a GiB to touch first, against 0.56-0.74 s a GiB in 4 KiB pages
-/// (`scripts/bench/page_touch.c`), and the topical 1M build took 4.1-4.6 s advised against
-/// 2.6-3.2 s not (BENCHMARKS.md, "Session 31"); advising only paid where a second build in
-/// the same process reused the first one's freed pages.
+/// freed costs 1.5-3.0 s a GiB to touch first, against 0.35-0.74 s a GiB in 4 KiB pages
+/// (`scripts/bench/page_touch.c` on a Zen 4, a Zen 5 and a Xeon), and on the Zen 4 the
+/// topical 1M build took 3.4-4.6 s advised against 2.6-3.6 s not (BENCHMARKS.md, "Session
+/// 31"); advising only paid where a second build in the same process reused the first
+/// one's freed pages.
 pub(crate) fn zeroed<T: ZeroBits>(n: usize) -> Vec<T> {
     vec![T::ZERO; n]
 }
@@ -95,7 +96,9 @@ mod tests {
     }
 
     /// Zeroed vectors hold zeros, small or large, and a large one is not advised for huge
-    /// pages (its mapping lacks the `hg` flag; see [`zeroed`]).
+    /// pages (its mapping lacks the `hg` flag; see [`zeroed`]). Checked where the kernel has
+    /// transparent huge pages, unless glibc is told to advise its own large allocations
+    /// (`GLIBC_TUNABLES=glibc.malloc.hugetlb=...`, which sets the flag without us).
     #[test]
     fn zeroed_vectors_are_zero_and_left_on_default_pages() {
         for n in [0, 1, 1000, (1 << 20) - 1, 1 << 20] {
@@ -106,6 +109,8 @@ mod tests {
         let v = zeroed::<f32>(3 << 20);
         assert!(v.iter().all(|&x| x.to_bits() == 0));
         #[cfg(target_os = "linux")]
+        if std::path::Path::new("/sys/kernel/mm/transparent_hugepage").exists()
+            && !std::env::var("GLIBC_TUNABLES").is_ok_and(|t| t.contains("hugetlb"))
         {
             let middle = v.as_ptr() as usize + std::mem::size_of_val(v.as_slice()) / 2;
             let flags = mapping_flags(middle).expect("the vector's mapping in smaps");
