@@ -54,7 +54,8 @@ pub enum Reorder {
     /// Cluster documents (a few rounds of spherical k-means over the signatures of an
     /// evenly spaced sample of the documents, their 64 heaviest terms that are not in more
     /// than a quarter of the documents, with sparse centroids; about `4 * block size`
-    /// documents per cluster, seeds evenly spaced in the sample, so deterministic; then
+    /// documents per cluster, more in a collection of more than 2^18 documents
+    /// ([`cluster_count`]), seeds evenly spaced in the sample, so deterministic; then
     /// every document outside the sample goes to its best centroid, and a sampled one stays
     /// in the cluster of the last round), then order clusters by number and
     /// documents inside a cluster as [`Reorder::HeaviestTerms`] does. Each round scores
@@ -92,6 +93,34 @@ const COMMON_TERM_DIVISOR: usize = 4;
 const LIST_CENTROIDS: usize = 8;
 /// Documents read together in the parallel passes.
 const CHUNK_DOCS: usize = 4096;
+/// Blocks a cluster of [`Reorder::Clustered`] holds, up to [`ROOT_CLUSTERS_ABOVE`]
+/// documents.
+const CLUSTER_BLOCKS: usize = 4;
+/// Above this many documents, [`cluster_count`] grows with the square root of the
+/// collection instead of in proportion to it.
+const ROOT_CLUSTERS_ABOVE: usize = 1 << 18;
+
+/// The clusters [`Reorder::Clustered`] makes of `n` documents in blocks of `block_size`:
+/// one every [`CLUSTER_BLOCKS`] blocks up to [`ROOT_CLUSTERS_ABOVE`] documents; above, as
+/// many as at that size times the square root of how many times larger the collection
+/// is, so a cluster holds `CLUSTER_BLOCKS * block_size * sqrt(n / 2^18)` documents (at
+/// block 32: 128 at 2^18, 250 at 10^6). Inside a cluster the documents are ordered by
+/// their heaviest terms, which groups them further. The clustering's cost grows with the
+/// clusters: the sample trained on is [`SAMPLE_PER_CLUSTER`] documents a cluster, and
+/// every document is scored against one score a cluster. On the topical 1M collection of
+/// BENCHMARKS.md ("Session 32") 4,000 clusters instead of 7,813 took the training from
+/// 0.48 s to 0.18 s of a two-thread build, and exact search scored 130.5 blocks a query
+/// instead of 134.4; collections of up to 2^18 documents (the topical 200k, the WordNet
+/// glosses, the web queries) are laid out as before.
+pub(crate) fn cluster_count(n: usize, block_size: usize) -> usize {
+    let per_cluster = CLUSTER_BLOCKS * block_size.max(1);
+    if n <= ROOT_CLUSTERS_ABOVE {
+        return n.div_ceil(per_cluster).max(1);
+    }
+    // (2^18 / per_cluster) * sqrt(n / 2^18) = sqrt(n * 2^18) / per_cluster.
+    let root = (n as u128 * ROOT_CLUSTERS_ABOVE as u128).isqrt() as usize;
+    root.div_ceil(per_cluster).max(1)
+}
 
 const HEAVY_KEY: usize = 3;
 
@@ -413,7 +442,7 @@ fn document_order_sampled(
                 .iter()
                 .map(|&f| f as usize > n / COMMON_TERM_DIVISOR)
                 .collect();
-            let clusters = n.div_ceil(4 * block_size).max(1);
+            let clusters = cluster_count(n, block_size);
             let (centroids, sampled) = if clusters > 1 {
                 let step = sample_step(n, clusters);
                 let sample = sample_signatures(src, &common, step)?;
@@ -1052,6 +1081,40 @@ mod tests {
             above: 2 * sample,
         };
         document_order_sampled(&src, reorder, 8, &df, sampling).unwrap()
+    }
+
+    /// Up to 2^18 documents a cluster every four blocks; above, the count grows with the
+    /// square root of the collection, from where it was at 2^18 (no jump), never above a
+    /// cluster every four blocks, never falling as documents are added, and without
+    /// overflow at any size.
+    #[test]
+    fn clusters_grow_with_the_collection_then_with_its_square_root() {
+        for bs in [16usize, 32, 64] {
+            for n in [0usize, 1, 4 * bs - 1, 4 * bs, 4 * bs + 1, 100_000, 1 << 18] {
+                assert_eq!(
+                    cluster_count(n, bs),
+                    n.div_ceil(4 * bs).max(1),
+                    "{n} at {bs}"
+                );
+            }
+        }
+        // Block 32: 2,048 clusters at 2^18 documents, 4,096 at four times that, 4,000 at a
+        // million (250 documents a cluster), 12,650 at 10 million.
+        assert_eq!(cluster_count(1 << 18, 32), 2048);
+        assert_eq!(cluster_count((1 << 18) + 1, 32), 2048);
+        assert_eq!(cluster_count(1 << 20, 32), 4096);
+        assert_eq!(cluster_count(1_000_000, 32), 4000);
+        assert_eq!(cluster_count(10_000_000, 32), 12_650);
+        let mut last = 0;
+        for n in ((1 << 18) - 1000..(1 << 18) + 100_000).step_by(7) {
+            let c = cluster_count(n, 32);
+            assert!(c >= last, "{c} clusters at {n} documents, {last} before");
+            assert!(c <= n.div_ceil(128), "{c} clusters at {n} documents");
+            last = c;
+        }
+        // sqrt((2^64 - 1) * 2^18) is just under 2^41: 2^41 / 128 clusters.
+        #[cfg(target_pointer_width = "64")]
+        assert_eq!(cluster_count(usize::MAX, 32), 1 << 34);
     }
 
     /// `Auto` lays a small collection out as `Clustered` does; a large one whose documents
