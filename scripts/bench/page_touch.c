@@ -66,8 +66,14 @@ int main(int argc, char **argv) {
         struct part parts[64];
         double t0 = now();
         for (int i = 0; i < threads; i++) {
-            parts[i] = (struct part){p + n / threads * i, n / threads, mode};
-            pthread_create(&th[i], NULL, fault_in, &parts[i]);
+            /* Whole pages a part (madvise wants a page-aligned start). */
+            size_t pages = n / 4096, a = pages * i / threads * 4096,
+                   b = pages * (i + 1) / threads * 4096;
+            parts[i] = (struct part){p + a, b - a, mode};
+            if (pthread_create(&th[i], NULL, fault_in, &parts[i]) != 0) {
+                perror("pthread_create");
+                return 1;
+            }
         }
         for (int i = 0; i < threads; i++)
             pthread_join(th[i], NULL);

@@ -101,17 +101,17 @@ const CLUSTER_BLOCKS: usize = 4;
 const ROOT_CLUSTERS_ABOVE: usize = 1 << 18;
 
 /// The clusters [`Reorder::Clustered`] makes of `n` documents in blocks of `block_size`:
-/// one every [`CLUSTER_BLOCKS`] blocks up to [`ROOT_CLUSTERS_ABOVE`] documents; above, as
-/// many as at that size times the square root of how many times larger the collection
-/// is, so a cluster holds `CLUSTER_BLOCKS * block_size * sqrt(n / 2^18)` documents (at
-/// block 32: 128 at 2^18, 250 at 10^6). Inside a cluster the documents are ordered by
-/// their heaviest terms, which groups them further. The clustering's cost grows with the
-/// clusters: the sample trained on is [`SAMPLE_PER_CLUSTER`] documents a cluster, and
-/// every document is scored against one score a cluster. On the topical 1M collection of
-/// BENCHMARKS.md ("Session 32") 4,000 clusters instead of 7,813 took the training from
-/// 0.48 s to 0.18 s of a two-thread build, and exact search scored 130.5 blocks a query
-/// instead of 134.4; collections of up to 2^18 documents (the topical 200k, the WordNet
-/// glosses, the web queries) are laid out as before.
+/// one every [`CLUSTER_BLOCKS`] blocks up to [`ROOT_CLUSTERS_ABOVE`] documents; above,
+/// `sqrt(n * 2^18) / (CLUSTER_BLOCKS * block_size)`, rounded up: the count at 2^18, then
+/// growing with the square root of the collection (at block 32, 128 documents a cluster at
+/// 2^18, 250 at 10^6). Inside a cluster the documents are ordered by their heaviest terms,
+/// which groups them further. The clustering's cost grows with the clusters: the sample it
+/// trains on is [`SAMPLE_PER_CLUSTER`] documents a cluster, and each document's scores are
+/// summed in one accumulator a cluster. On the topical 1M collection of BENCHMARKS.md
+/// ("Session 32"), 8 blocks a cluster instead of 4 (the rule gives 7.8 there) took the
+/// training from 0.47 s to 0.20 s of a two-thread build, and with the rule exact search
+/// scored 131.7 blocks a query instead of 134.4. Collections of up to 2^18 documents (the
+/// topical 200k, the WordNet glosses, the web queries) are laid out as before.
 pub(crate) fn cluster_count(n: usize, block_size: usize) -> usize {
     let per_cluster = CLUSTER_BLOCKS * block_size.max(1);
     if n <= ROOT_CLUSTERS_ABOVE {
