@@ -113,13 +113,13 @@ const ROOT_CLUSTERS_ABOVE: usize = 1 << 18;
 /// scored 131.7 blocks a query instead of 134.4. Collections of up to 2^18 documents (the
 /// topical 200k, the WordNet glosses, the web queries) are laid out as before.
 pub(crate) fn cluster_count(n: usize, block_size: usize) -> usize {
-    let per_cluster = CLUSTER_BLOCKS * block_size.max(1);
-    if n <= ROOT_CLUSTERS_ABOVE {
-        return n.div_ceil(per_cluster).max(1);
-    }
-    // (2^18 / per_cluster) * sqrt(n / 2^18) = sqrt(n * 2^18) / per_cluster.
+    // With c documents a cluster at 2^18: (2^18 / c) * sqrt(n / 2^18) = sqrt(n * 2^18) / c
+    // above 2^18, n / c up to it; sqrt(n * 2^18) >= n exactly when n <= 2^18, so one
+    // formula, the smaller of the two over c, covers both sides.
     let root = (n as u128 * ROOT_CLUSTERS_ABOVE as u128).isqrt() as usize;
-    root.div_ceil(per_cluster).max(1)
+    n.min(root)
+        .div_ceil(CLUSTER_BLOCKS * block_size.max(1))
+        .max(1)
 }
 
 const HEAVY_KEY: usize = 3;
