@@ -299,7 +299,7 @@ impl TrainableEncoder {
 
     /// [`Self::forward_dense_columns`] with each column sent through the route its task takes
     /// ([`Self::training_route`]; `tasks[i]` for column i, missing entries meaning none): the
-    /// SPLADE columns in one packed pass, each static column by [`Self::forward_static`]. For
+    /// SPLADE columns in one packed pass, each static column by `forward_static`. For
     /// a plain model the tasks change nothing.
     pub fn forward_dense_routed<S: AsRef<str>>(
         &self,

@@ -1,8 +1,8 @@
 //! The f32 vector kernels' instruction sets, chosen at run time, and the small vector type
-//! their bodies are written over once ([`Simd`]: one zmm register of 16 lanes on AVX-512, one
+//! their bodies are written over once (`Simd`: one zmm register of 16 lanes on AVX-512, one
 //! ymm register of 8 lanes on AVX2 + FMA, one lane in plain Rust).
 //!
-//! A kernel is a generic body over [`Simd`] with `#[inline(always)]` helpers, instantiated
+//! A kernel is a generic body over `Simd` with `#[inline(always)]` helpers, instantiated
 //! inside a `#[target_feature]` function per path, so each copy is compiled for its
 //! instruction set and dispatched by [`F32Path::selected`]. `SPLADE_F32_KERNEL=avx512|avx2|
 //! portable` forces a path (to test the AVX2 one on an AVX-512 machine, for instance), for

@@ -27,7 +27,7 @@ pub enum Int8Path {
 pub const PATH_ENV: &str = "SPLADE_INT8_KERNEL";
 
 impl Int8Path {
-    /// The name [`PATH_ENV`] takes.
+    /// The name `SPLADE_INT8_KERNEL` takes.
     pub fn name(self) -> &'static str {
         match self {
             Int8Path::Amx => "amx",
@@ -76,7 +76,7 @@ impl Int8Path {
         .collect()
     }
 
-    /// The path to use: the one [`PATH_ENV`] names (an error if it is unknown or this CPU
+    /// The path to use: the one `SPLADE_INT8_KERNEL` names (an error if it is unknown or this CPU
     /// lacks it), else the widest available. Read once per process.
     pub fn selected() -> Result<Int8Path, String> {
         static SELECTED: OnceLock<Result<Int8Path, String>> = OnceLock::new();

@@ -54,8 +54,9 @@ pub enum Reorder {
     /// Cluster documents (a few rounds of spherical k-means over the signatures of an
     /// evenly spaced sample of the documents, their 64 heaviest terms that are not in more
     /// than a quarter of the documents, with sparse centroids; about `4 * block size`
-    /// documents per cluster, more in a collection of more than 2^18 documents
-    /// ([`cluster_count`]), seeds evenly spaced in the sample, so deterministic; then
+    /// documents per cluster, more in a collection of more than 2^18 documents (there the
+    /// number of clusters grows with the square root of the collection), seeds evenly
+    /// spaced in the sample, so deterministic; then
     /// every document outside the sample goes to its best centroid, and a sampled one stays
     /// in the cluster of the last round), then order clusters by number and
     /// documents inside a cluster as [`Reorder::HeaviestTerms`] does. Each round scores
