@@ -299,7 +299,8 @@ impl TrainableEncoder {
 
     /// [`Self::forward_dense_columns`] with each column sent through the route its task takes
     /// ([`Self::training_route`]; `tasks[i]` for column i, missing entries meaning none): the
-    /// SPLADE columns in one packed pass, each static column by `forward_static`. For
+    /// SPLADE columns in one packed pass, each static column by its static embedding (the
+    /// weights of the tokens present in the text, differentiable). For
     /// a plain model the tasks change nothing.
     pub fn forward_dense_routed<S: AsRef<str>>(
         &self,

@@ -27,7 +27,8 @@ pub enum Int8Path {
 pub const PATH_ENV: &str = "SPLADE_INT8_KERNEL";
 
 impl Int8Path {
-    /// The name `SPLADE_INT8_KERNEL` takes.
+    /// This path's value of the `SPLADE_INT8_KERNEL` environment variable (what
+    /// [`Int8Path::parse`] accepts).
     pub fn name(self) -> &'static str {
         match self {
             Int8Path::Amx => "amx",
@@ -76,8 +77,9 @@ impl Int8Path {
         .collect()
     }
 
-    /// The path to use: the one `SPLADE_INT8_KERNEL` names (an error if it is unknown or this CPU
-    /// lacks it), else the widest available. Read once per process.
+    /// The path to use: the one the `SPLADE_INT8_KERNEL` environment variable names (an error
+    /// if it is unknown or this CPU lacks it), else (unset or empty) the widest available.
+    /// Read once per process.
     pub fn selected() -> Result<Int8Path, String> {
         static SELECTED: OnceLock<Result<Int8Path, String>> = OnceLock::new();
         SELECTED

@@ -56,10 +56,10 @@ pub enum Reorder {
     /// than a quarter of the documents, with sparse centroids; about `4 * block size`
     /// documents per cluster, more in a collection of more than 2^18 documents (there the
     /// number of clusters grows with the square root of the collection), seeds evenly
-    /// spaced in the sample, so deterministic; then
-    /// every document outside the sample goes to its best centroid, and a sampled one stays
-    /// in the cluster of the last round), then order clusters by number and
-    /// documents inside a cluster as [`Reorder::HeaviestTerms`] does. Each round scores
+    /// spaced in the sample, so deterministic; then every document outside the sample goes
+    /// to its best centroid, and a sampled one stays in the cluster of the last round), then
+    /// order clusters by number and documents inside a cluster as
+    /// [`Reorder::HeaviestTerms`] does. Each round scores
     /// the signatures against the centroids through inverted lists of centroid terms
     /// (each cut to the centroids weighing the term most), in parallel.
     Clustered,

@@ -668,11 +668,13 @@ impl<'a> BlockQueue<'a> {
 
 /// Largest slot table (entries) per query; beyond it, [`find_block`] per (term, scored
 /// block). The table costs a pass over every query term's block list (and its memory) per
-/// query, and still pays at a million documents, where only a few hundred of 31,250 blocks
-/// are scored: on the topical 1M collection of BENCHMARKS.md (37-term queries, one thread)
+/// query, and still pays at a million documents, where about a hundred of 31,250 blocks are
+/// scored: on the topical 1M collection of BENCHMARKS.md (37-term queries, one thread)
 /// exact search ran 1,954-2,024 QPS with the table against 1,190-1,288 with [`find_block`]
 /// alone, α 0.9 β 0.8 2,452-2,816 against 2,005-2,155 (three alternating runs each, session
-/// 33); on the flat 1M, where searches go term at a time, the two were within the noise.
+/// 33; sessions 24 and 28 had found the same on Quora and at 1M). On the flat 1M, where exact
+/// search goes term at a time, the two were alike; approximate search there, whose probe
+/// scores ten blocks before it hands over, ran faster without the table in quiet runs.
 const MAX_POSITIONS: usize = 1 << 24;
 
 /// One pass over the block lists of the query terms: fills the slot table (see
