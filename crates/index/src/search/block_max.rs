@@ -155,6 +155,9 @@ struct Candidates {
     terms: Vec<QueryTerm>,
     /// Whether the position table is filled (see [`Scratch`]).
     table: bool,
+    /// Whether the position table is left to [`visit_blocks`], to fill once the probe
+    /// goes on past its first check (see [`candidates`]).
+    deferred: bool,
     /// Heap keys of the candidates whose inflated bound is at least `cutoff` (every block,
     /// with an infinite bound, for a query with a negative weight).
     keys: Vec<u64>,
@@ -203,6 +206,7 @@ fn candidates(
     num_blocks: usize,
     query: SparseView<'_>,
     bound_terms: &Option<SparseVector>,
+    defer_table: bool,
     scratch: &mut Scratch,
 ) -> Candidates {
     let is_bound = |t: u32| {
@@ -231,8 +235,9 @@ fn candidates(
         .collect();
     scratch.prepare(num_blocks);
     // Slots are stored as u32 in the table (u32::MAX marks an absent term).
-    let table = terms.len() * num_blocks <= scratch.max_positions
+    let fits = terms.len() * num_blocks <= scratch.max_positions
         && a.entry_offsets.len() <= u32::MAX as usize;
+    let (table, deferred) = (fits && !defer_table, fits && defer_table);
     let negative = terms.iter().any(|t| t.weight < 0.0);
     let contributing = fill_tables(a, dense, &terms, num_blocks, table, !negative, scratch);
     let bounds = &scratch.bounds[..num_blocks];
@@ -253,6 +258,7 @@ fn candidates(
     Candidates {
         terms,
         table,
+        deferred,
         keys,
         cutoff,
         contributing,
@@ -414,7 +420,19 @@ pub(crate) fn block_max_top_k(
         // One set of dense columns for the whole search of the segment (the wide set may be
         // made by another search meanwhile).
         let dense = segment.dense_bounds();
-        let found = candidates(&a, dense, num_blocks, query, &bound_terms, scratch);
+        // Where this segment's last probes of queries of this length handed over, this one
+        // likely will too: its first blocks' slots are found in the block lists, and the
+        // slot table (reset and filled a block count long a term) is made only if it goes
+        // on past its first check. Hits never depend on the table, only speed does. On the
+        // flat 1M collection of BENCHMARKS.md ("Session 33"), where approximate searches
+        // probe and hand over, they ran 534 QPS instead of 504 (medians of 28 passes); on
+        // the topical 1M no probe hands over, so none is deferred.
+        let defer = switch.is_some()
+            && segment
+                .traversal_memory()
+                .for_query(query_terms)
+                .usually_hands_over();
+        let found = candidates(&a, dense, num_blocks, query, &bound_terms, defer, scratch);
         let finished = visit_blocks(&a, dense, found, alpha, switch, scratch, &mut top, offer);
         segment.record_block_max(finished);
         if let Some(before) = before {
@@ -503,10 +521,9 @@ fn visit_blocks(
     } = scratch;
     let terms = &found.terms[..];
     let bounds = &mut bounds[..num_blocks];
-    let rows = found
+    let mut rows = found
         .table
         .then(|| SlotRows::new(dense, terms, table, num_blocks));
-    let positions = rows.as_ref();
     let mut queue = BlockQueue::new(found.keys, (&*bounds, found.contributing, found.cutoff));
     ahead.clear();
     let (mut exhausted, mut ready, mut scored) = (false, None, 0);
@@ -529,7 +546,13 @@ fn visit_blocks(
                 finished = false;
                 break;
             }
+            if found.deferred && rows.is_none() {
+                // The probe goes on: the slots are looked up in the table from here on.
+                fill_slots(a, dense, terms, num_blocks, table);
+                rows = Some(SlotRows::new(dense, terms, table, num_blocks));
+            }
         }
+        let positions = rows.as_ref();
         while !exhausted && ahead.len() < LOOKAHEAD {
             // alpha == 1 multiplies exactly: the exact stopping rule.
             match queue.next(top, alpha) {
@@ -672,9 +695,9 @@ impl<'a> BlockQueue<'a> {
 /// scored: on the topical 1M collection of BENCHMARKS.md (37-term queries, one thread)
 /// exact search ran 1,954-2,024 QPS with the table against 1,190-1,288 with [`find_block`]
 /// alone, α 0.9 β 0.8 2,452-2,816 against 2,005-2,155 (three alternating runs each, session
-/// 33; sessions 24 and 28 had found the same on Quora and at 1M). On the flat 1M, where exact
-/// search goes term at a time, the two were alike; approximate search there, whose probe
-/// scores ten blocks before it hands over, ran faster without the table in quiet runs.
+/// 33; sessions 24 and 28 had found the same on Quora and at 1M). A probe that will likely
+/// hand over (it scores ten blocks there) makes the table only if it goes on (see
+/// `block_max_top_k`).
 const MAX_POSITIONS: usize = 1 << 24;
 
 /// One pass over the block lists of the query terms: fills the slot table (see
@@ -742,6 +765,35 @@ fn fill_tables(
         }
     }
     contributing
+}
+
+/// Fills the slot table's rows of `terms` (those without a dense column) as [`fill_tables`]
+/// does, without the bounds: for a probe whose table was deferred ([`candidates`]) and that
+/// goes on past its first check.
+fn fill_slots(
+    a: &BlockArrays<'_>,
+    dense: DenseView<'_>,
+    terms: &[QueryTerm],
+    nb: usize,
+    positions: &mut Vec<u32>,
+) {
+    if positions.len() < terms.len() * nb {
+        positions.resize(terms.len() * nb, u32::MAX);
+    }
+    for (i, t) in terms.iter().enumerate() {
+        if dense.column(t.term).is_some() {
+            continue;
+        }
+        let row = &mut positions[i * nb..(i + 1) * nb];
+        row.fill(u32::MAX);
+        let range = t.start..t.end;
+        for (&b, &slot) in a.bound_blocks[range.clone()]
+            .iter()
+            .zip(&a.bound_slots[range])
+        {
+            row[b as usize] = slot;
+        }
+    }
 }
 
 /// Prefetches what scoring `block` next reads first for every query term: its table
@@ -1144,6 +1196,60 @@ mod tests {
         );
     }
 
+    /// A probe whose slot table is left for later (its segment's last probes of queries of
+    /// that length handed over) returns the hits it returns with the table made up front,
+    /// whether it then hands over or goes on past its first check and fills the table there.
+    /// Flat documents (12-term queries: every probe hands over) and, every 200th document, one
+    /// holding term 500 at a weight falling with its number (one a block: a 1-term query
+    /// scores a dozen blocks, goes on at the check and finishes by block-max), searched
+    /// approximately on two identical indexes, one whose history says "hands over" before
+    /// each search.
+    #[test]
+    fn deferred_slot_table_gives_the_same_hits() {
+        let build = || {
+            let mut vector = flat_vectors(0x1f83_d9ab_fb41_bd6b_u64, 100);
+            let mut b = IndexBuilder::new(1000).reorder(crate::Reorder::None);
+            for d in 0..8000u32 {
+                let mut pairs: Vec<(u32, f32)> = vector(40).view().iter().collect();
+                if d % 200 == 0 {
+                    pairs.push((500, 5.0 - d as f32 / 8000.0));
+                }
+                let v = SparseVector::from_pairs(pairs).unwrap();
+                b.add(&format!("d{d}"), v.view()).unwrap();
+            }
+            b.build().unwrap()
+        };
+        let (primed, plain) = (build(), build());
+        let options = crate::SearchOptions {
+            method: crate::Method::approximate(0.95, 1.0).unwrap(),
+            ..crate::SearchOptions::new(10)
+        };
+        let mut vector = flat_vectors(0x5be0_cd19_137e_2179_u64, 100);
+        let mut queries: Vec<SparseVector> = (0..20).map(|_| vector(12)).collect();
+        queries.push(SparseVector::from_pairs(vec![(500, 1.0)]).unwrap());
+        let (mut went_on, mut handed_over) = (0, 0);
+        for q in &queries {
+            let [slot] = primed.slots() else { panic!() };
+            let history = slot.segment.traversal_memory().for_query(q.nnz());
+            (0..4).for_each(|_| history.record(true));
+            assert!(history.usually_hands_over());
+            let mut searcher = crate::Searcher::new(&primed);
+            let hits = searcher.search(q.view(), &options);
+            let stats = searcher.stats();
+            assert_eq!(
+                hits,
+                crate::Searcher::new(&plain).search(q.view(), &options)
+            );
+            assert!(stats.blocks_candidate > 0, "the search probed");
+            if stats.segments_term_at_a_time == 1 {
+                handed_over += 1;
+            } else if stats.blocks_scored > crate::search::taat::CHECK_AFTER {
+                went_on += 1;
+            }
+        }
+        assert_eq!((handed_over, went_on), (20, 1));
+    }
+
     /// Where term at a time costs about what a probe would (long queries over a small segment
     /// of flat weights), exact and approximate searches alike go term at a time from the
     /// first search on, without scoring a block, and return the exact hits; where it costs
@@ -1257,6 +1363,7 @@ mod tests {
                     a.num_blocks(),
                     q.view(),
                     &None,
+                    false,
                     &mut scratch,
                 );
                 scratch.bounds.fill(0.0);
@@ -1393,8 +1500,8 @@ mod tests {
         let nb = a.num_blocks();
         let none = crate::segment::dense_bounds::DenseBounds::default();
         let lists = DenseView::from(&none);
-        let x = candidates(a, dense, nb, query, beta, with);
-        let y = candidates(a, lists, nb, query, beta, without);
+        let x = candidates(a, dense, nb, query, beta, false, with);
+        let y = candidates(a, lists, nb, query, beta, false, without);
         let bits = |s: &Scratch| {
             s.bounds[..nb]
                 .iter()

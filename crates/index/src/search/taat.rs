@@ -149,7 +149,7 @@ fn chunk_floor(scores: &[f64], k: usize, floor: f32) -> f32 {
 pub(crate) const MAX_TAAT_DOCS: usize = 1 << 15;
 
 /// Blocks that [`super::Traversal::Auto`] scores before it compares the two traversals.
-const CHECK_AFTER: usize = 8;
+pub(crate) const CHECK_AFTER: usize = 8;
 
 /// Cost model of the screening search of large segments ([`screen_segment`]), in ns, fitted
 /// on the flat synthetic 1M collection (`scripts/bench/make_synthetic.py --profile flat`) on

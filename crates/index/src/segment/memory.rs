@@ -48,8 +48,9 @@ fn query_class(terms: usize) -> usize {
 ///
 /// Only exact searches skip the probe on this history (approximate ones probe unless the
 /// query alone sends the segment term at a time, `SwitchRule::direct`: the hand-over gives
-/// exact hits where block-max with α < 1 might not), and only theirs are timed, so only
-/// speed depends on this history, never a result.
+/// exact hits where block-max with α < 1 might not), and only theirs are timed; a probe
+/// that [`Self::usually_hands_over`] leaves its slot table for later (which changes its
+/// speed only). So only speed depends on this history, never a result.
 #[derive(Debug, Default)]
 pub(crate) struct ProbeHistory {
     /// Hand-overs in a row (capped at [`TRUST`]); written only by probes.
@@ -80,6 +81,13 @@ impl ProbeHistory {
         let mean = |cell: &AtomicU32| f32::from_bits(cell.load(Ordering::Relaxed));
         let (probed, direct) = (mean(&self.probe_ns), mean(&self.direct_ns));
         probed > 0.0 && direct > 0.0 && direct < probed
+    }
+
+    /// Whether the last [`TRUST`] probes in a row handed over (the block-max search is then
+    /// likely to hand over again; an approximate search may use it to steer its speed, never
+    /// its hits).
+    pub(crate) fn usually_hands_over(&self) -> bool {
+        self.handovers.load(Ordering::Relaxed) >= TRUST
     }
 
     /// Records how long an exact search of the segment took: `probed`, when it probed
