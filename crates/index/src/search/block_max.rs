@@ -56,10 +56,11 @@ pub(crate) struct Scratch {
     bounds: Vec<f32>,
     /// Per query term `i` and block `b`, at `i * num_blocks + b`: the slot of (term, block)
     /// in the block arrays (`bounds.slots`), or `u32::MAX` when the term is absent from the
-    /// block (filled per query; replaces a search per (term, scored block), and spares the
-    /// scoring one dependent load per term: the slot, read here in order during the bound
-    /// pass, would be a cache miss when a block is scored). The rows of terms with a dense
-    /// column are left unfilled: their slots are read from the column ([`SlotRows`]).
+    /// block (filled per query, in the bound pass or, for a probe that defers it, once the
+    /// probe goes on ([`fill_slots`]); replaces a search per (term, scored block), and spares
+    /// the scoring one dependent load per term: the slot, read here in order, would be a cache
+    /// miss when a block is scored). The rows of terms with a dense column are left unfilled:
+    /// their slots are read from the column ([`SlotRows`]).
     positions: Vec<u32>,
     /// Largest position table (entries); [`MAX_POSITIONS`] except in tests.
     max_positions: usize,
@@ -433,6 +434,10 @@ pub(crate) fn block_max_top_k(
                 .for_query(query_terms)
                 .usually_hands_over();
         let found = candidates(&a, dense, num_blocks, query, &bound_terms, defer, scratch);
+        #[cfg(test)]
+        if found.deferred {
+            DEFERRALS.with(|c| c.set((c.get().0 + 1, c.get().1)));
+        }
         let finished = visit_blocks(&a, dense, found, alpha, switch, scratch, &mut top, offer);
         segment.record_block_max(finished);
         if let Some(before) = before {
@@ -454,6 +459,13 @@ pub(crate) fn block_max_top_k(
         }
     }
     top.into_sorted()
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Segment searches of this thread whose slot table was deferred, and those of them that
+    /// filled it late (tests only).
+    static DEFERRALS: std::cell::Cell<(usize, usize)> = const { std::cell::Cell::new((0, 0)) };
 }
 
 thread_local! {
@@ -491,7 +503,8 @@ const LOOKAHEAD: usize = 4;
 /// Scoring a block is a chain of dependent loads (the slot table, the entry offsets, the
 /// entries), each likely a cache miss, since consecutive blocks of the visiting order lie
 /// far apart. So the loop runs a software pipeline over the next [`LOOKAHEAD`] blocks of
-/// the order: the table lines of a block are prefetched when it is taken from the queue,
+/// the order: the table lines of a block (without a table, the block-list lines
+/// [`find_block`] starts from) are prefetched when it is taken from the queue,
 /// its entry offsets two blocks before it is scored, its entries one block before. Taking a
 /// block early changes nothing else: the rule is checked again when its turn comes (θ may
 /// have risen meanwhile), and the loop stops at the first block that fails it, as a loop
@@ -549,6 +562,8 @@ fn visit_blocks(
             if found.deferred && rows.is_none() {
                 // The probe goes on: the slots are looked up in the table from here on.
                 fill_slots(a, dense, terms, num_blocks, table);
+                #[cfg(test)]
+                DEFERRALS.with(|c| c.set((c.get().0, c.get().1 + 1)));
                 rows = Some(SlotRows::new(dense, terms, table, num_blocks));
             }
         }
@@ -696,8 +711,8 @@ impl<'a> BlockQueue<'a> {
 /// exact search ran 1,954-2,024 QPS with the table against 1,190-1,288 with [`find_block`]
 /// alone, α 0.9 β 0.8 2,452-2,816 against 2,005-2,155 (three alternating runs each, session
 /// 33; sessions 24 and 28 had found the same on Quora and at 1M). A probe that will likely
-/// hand over (it scores ten blocks there) makes the table only if it goes on (see
-/// `block_max_top_k`).
+/// hand over (it scores [`CHECK_AFTER`](super::taat::CHECK_AFTER) blocks first) makes the
+/// table only if it goes on (see `block_max_top_k`).
 const MAX_POSITIONS: usize = 1 << 24;
 
 /// One pass over the block lists of the query terms: fills the slot table (see
@@ -878,7 +893,8 @@ fn find_block(blocks: &[u32], b: u32, nb: usize) -> Option<usize> {
 /// The entry ranges of `block` into `ranges`: (query weight, start, end) per query term
 /// present in the block, in ascending term order, found through the term's block list
 /// (`bounds.slots`): its position comes from the per-query table, or [`find_block`] for very
-/// large queries × indexes. The start of every range is prefetched.
+/// large queries × indexes and for the first blocks of a probe that defers the table. The
+/// start of every range is prefetched.
 #[inline(always)]
 fn block_ranges(
     a: &BlockArrays<'_>,
@@ -923,8 +939,8 @@ struct SlotRows<'a> {
 }
 
 impl<'a> SlotRows<'a> {
-    /// The rows of `terms` ([`fill_tables`] filled the table's rows of the terms without a
-    /// column).
+    /// The rows of `terms` ([`fill_tables`] or [`fill_slots`] filled the table's rows of the
+    /// terms without a column).
     fn new(dense: DenseView<'a>, terms: &[QueryTerm], table: &'a [u32], nb: usize) -> Self {
         let rows = terms
             .iter()
@@ -1200,10 +1216,11 @@ mod tests {
     /// that length handed over) returns the hits it returns with the table made up front,
     /// whether it then hands over or goes on past its first check and fills the table there.
     /// Flat documents (12-term queries: every probe hands over) and, every 200th document, one
-    /// holding term 500 at a weight falling with its number (one a block: a 1-term query
-    /// scores a dozen blocks, goes on at the check and finishes by block-max), searched
-    /// approximately on two identical indexes, one whose history says "hands over" before
-    /// each search.
+    /// holding term 500 at a weight falling with its number (one a block: a 1-term query for
+    /// the top 20 goes on at the check, scores about 20 blocks, most through the late table,
+    /// and finishes by block-max), searched approximately on two identical indexes, one whose
+    /// history says "hands over" before each search (every search defers), the other's
+    /// "finished" (none does).
     #[test]
     fn deferred_slot_table_gives_the_same_hits() {
         let build = || {
@@ -1222,28 +1239,41 @@ mod tests {
         let (primed, plain) = (build(), build());
         let options = crate::SearchOptions {
             method: crate::Method::approximate(0.95, 1.0).unwrap(),
-            ..crate::SearchOptions::new(10)
+            ..crate::SearchOptions::new(20)
         };
         let mut vector = flat_vectors(0x5be0_cd19_137e_2179_u64, 100);
         let mut queries: Vec<SparseVector> = (0..20).map(|_| vector(12)).collect();
         queries.push(SparseVector::from_pairs(vec![(500, 1.0)]).unwrap());
+        let history = |index: &Index, q: &SparseVector, handed_over: bool| {
+            let [slot] = index.slots() else { panic!() };
+            let history = slot.segment.traversal_memory().for_query(q.nnz());
+            (0..4).for_each(|_| history.record(handed_over));
+            assert_eq!(history.usually_hands_over(), handed_over);
+        };
+        let deferrals = || DEFERRALS.with(|c| c.get());
         let (mut went_on, mut handed_over) = (0, 0);
         for q in &queries {
-            let [slot] = primed.slots() else { panic!() };
-            let history = slot.segment.traversal_memory().for_query(q.nnz());
-            (0..4).for_each(|_| history.record(true));
-            assert!(history.usually_hands_over());
+            history(&plain, q, false);
+            let before = deferrals();
+            let want = crate::Searcher::new(&plain).search(q.view(), &options);
+            assert_eq!(
+                deferrals(),
+                before,
+                "the plain index makes its table up front"
+            );
+            history(&primed, q, true);
             let mut searcher = crate::Searcher::new(&primed);
             let hits = searcher.search(q.view(), &options);
+            let (deferred, filled) = (deferrals().0 - before.0, deferrals().1 - before.1);
+            assert_eq!(hits, want);
+            assert_eq!(deferred, 1, "the primed index defers its table");
             let stats = searcher.stats();
-            assert_eq!(
-                hits,
-                crate::Searcher::new(&plain).search(q.view(), &options)
-            );
-            assert!(stats.blocks_candidate > 0, "the search probed");
             if stats.segments_term_at_a_time == 1 {
+                assert_eq!(filled, 0);
                 handed_over += 1;
-            } else if stats.blocks_scored > crate::search::taat::CHECK_AFTER {
+            } else {
+                assert_eq!(filled, 1, "the probe went on: the table is filled late");
+                assert!(stats.blocks_scored >= 16, "{}", stats.blocks_scored);
                 went_on += 1;
             }
         }
