@@ -752,12 +752,11 @@ fn fill_tables(
             continue;
         }
         let blocks = &a.bound_blocks[range.clone()];
-        if table {
-            positions[i * nb..(i + 1) * nb].fill(u32::MAX);
-        }
+        let row = || i * nb..(i + 1) * nb;
         match (table, bounded) {
             (true, true) => {
-                let row = &mut positions[i * nb..(i + 1) * nb];
+                let row = &mut positions[row()];
+                row.fill(u32::MAX);
                 let codes = &a.bound_codes[range.clone()];
                 let slots = &a.bound_slots[range];
                 for ((&b, &c), &slot) in blocks.iter().zip(codes).zip(slots) {
@@ -765,12 +764,7 @@ fn fill_tables(
                     acc[b as usize] += qs * f32::from(c);
                 }
             }
-            (true, false) => {
-                let row = &mut positions[i * nb..(i + 1) * nb];
-                for (&b, &slot) in blocks.iter().zip(&a.bound_slots[range]) {
-                    row[b as usize] = slot;
-                }
-            }
+            (true, false) => write_row(&mut positions[row()], blocks, &a.bound_slots[range]),
             (false, true) => {
                 for (&b, &c) in blocks.iter().zip(&a.bound_codes[range]) {
                     acc[b as usize] += qs * f32::from(c);
@@ -796,18 +790,23 @@ fn fill_slots(
         positions.resize(terms.len() * nb, u32::MAX);
     }
     for (i, t) in terms.iter().enumerate() {
-        if dense.column(t.term).is_some() {
-            continue;
+        if dense.column(t.term).is_none() {
+            let range = t.start..t.end;
+            write_row(
+                &mut positions[i * nb..(i + 1) * nb],
+                &a.bound_blocks[range.clone()],
+                &a.bound_slots[range],
+            );
         }
-        let row = &mut positions[i * nb..(i + 1) * nb];
-        row.fill(u32::MAX);
-        let range = t.start..t.end;
-        for (&b, &slot) in a.bound_blocks[range.clone()]
-            .iter()
-            .zip(&a.bound_slots[range])
-        {
-            row[b as usize] = slot;
-        }
+    }
+}
+
+/// One term's row of the slot table: `u32::MAX` everywhere but at its list's `blocks`,
+/// which get their `slots`.
+fn write_row(row: &mut [u32], blocks: &[u32], slots: &[u32]) {
+    row.fill(u32::MAX);
+    for (&b, &slot) in blocks.iter().zip(slots) {
+        row[b as usize] = slot;
     }
 }
 
