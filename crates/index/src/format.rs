@@ -5,20 +5,20 @@
 //!
 //! Two kinds of directory:
 //!
-//! - **Single segment** (version 4, what [`crate::IndexBuilder::write`] writes): the
+//! - **Single segment** (version 6, what [`crate::IndexBuilder::write`] writes): the
 //!   manifest ([`Manifest`]) and the binary arrays below, side by side.
-//! - **Segments** (version 5, what [`crate::IndexWriter`] commits): the manifest
-//!   ([`SegmentsManifest`]) lists the live segments in order, each one a version-4 array
-//!   set in a subdirectory `seg-NNNNNN/` (its own version-4 `manifest.json` included, so a
+//! - **Segments** (version 7, what [`crate::IndexWriter`] commits): the manifest
+//!   ([`SegmentsManifest`]) lists the live segments in order, each one a version-6 array
+//!   set in a subdirectory `seg-NNNNNN/` (its own version-6 `manifest.json` included, so a
 //!   segment can be opened alone; the copy embedded in the top manifest is the one that
 //!   counts), plus per segment an optional deletion file `del-NNNNNN-GGGGGG.bin` (segment
-//!   `NNNNNN`, written by generation `GGGGGG`; see `deletes`). A version-4 directory turned
+//!   `NNNNNN`, written by generation `GGGGGG`; see `deletes`). A version-6 directory turned
 //!   into a segmented one by its first commit keeps its arrays where they are: the
 //!   segment with directory `.` (number 0). Segment directories and deletion files are
 //!   never modified once written; a commit writes new ones, then the new manifest, and only
 //!   then removes what the new manifest no longer names. `write.lock` serialises writers.
 //!
-//! The arrays of one segment (format `splade-index` version 4; block size `B`, `n`
+//! The arrays of one segment (format `splade-index` version 6; block size `B`, `n`
 //! documents, `nb = ceil(n / B)` blocks, `dim` terms):
 //!
 //! | file | type | length | content |
@@ -28,14 +28,14 @@
 //! | `forward.values` | f32 | nnz | term weights (finite, >= 0) |
 //! | `ids.offsets` | u64 | n + 1 | byte offsets of the external ids |
 //! | `ids.data` | u8 | - | the ids, UTF-8, concatenated |
-//! | `blocks.term_offsets` | u64 | nb + 1 | per block, its range of (block, term) slots (`S` slots in all) |
-//! | `blocks.entry_offsets` | u32 | S + 1 | per slot, its range of entries |
-//! | `blocks.entry_docs` | u8 | nnz | document position inside the block, strictly ascending |
+//! | `blocks.offsets` | u64 | nb + 1 | per block, its range of entries |
+//! | `blocks.entry_docs` | u8 | nnz | document position inside the block |
 //! | `blocks.entry_values` | f32 | nnz | the document's weight for the term |
-//! | `bounds.offsets` | u64 | T + 1 | per term, its range of `bounds.blocks` |
-//! | `bounds.blocks` | u32 | - | the blocks a term occurs in, strictly ascending |
-//! | `bounds.codes` | u8 | len(bounds.blocks) | block maximum, quantised upwards |
-//! | `bounds.slots` | u32 | len(bounds.blocks) = S | the slot of (term, block): every slot once, inside its block's range |
+//! | `bounds.offsets` | u64 | T + 1 | per term, its range of `bounds.blocks` (`S` (term, block) pairs in all) |
+//! | `bounds.blocks` | u32 | S | the blocks a term occurs in, strictly ascending |
+//! | `bounds.codes` | u8 | S | block maximum, quantised upwards |
+//! | `bounds.starts` | u32 | S | the first entry of (term, block), inside its block's range |
+//! | `bounds.lengths` | u8 | S | the number of entries of (term, block) less one (a block holds at most 256 documents) |
 //! | `bounds.scales` | f32 | T | per term, the scale of its codes |
 //! | `docs.order` | u32 | n | per block position `p` (block `p / B`, slot `p % B`), the document number stored there |
 //!
@@ -47,14 +47,22 @@
 //! layout is in *block-position* order: the builder may reorder documents so that each
 //! block holds similar ones (see [`crate::Reorder`]), which makes the block maxima tight;
 //! `docs.order` (a permutation of `0..n`) maps positions back to document numbers, which
-//! every search reports and ranks ties by. Older versions are rejected with an error asking
-//! to rebuild: version 1 (no `docs.order`, blocks in insertion order), versions 2 and 3
-//! (single segment and segments; they also stored `blocks.terms`, the term of every slot,
-//! which the bound lists already say, and 8-byte entry offsets and slots).
+//! every search reports and ranks ties by.
 //!
-//! Entry offsets and slots are u32, so one segment holds at most [`MAX_SEGMENT_POSTINGS`]
-//! postings (the builder refuses the document that would pass it; a larger corpus is
-//! several segments or shards).
+//! A block's entries are grouped by term (ascending), each term's by position, as the
+//! builder writes them; a search reaches the entries of (term, block) from the term's list
+//! (`bounds.starts`, `bounds.lengths`), 5 bytes a pair.
+//!
+//! Older versions are rejected with an error asking to rebuild: version 1 (no
+//! `docs.order`, blocks in insertion order), versions 2 and 3 (single segment and
+//! segments; they also stored `blocks.terms`, the term of every (block, term) slot, and
+//! 8-byte entry offsets and slots), versions 4 and 5 (single segment and segments; they
+//! reached the entries of (term, block) through a slot number in the list, `bounds.slots`,
+//! and the slot's range of entries, `blocks.entry_offsets`: 8 bytes a pair where 5 do).
+//!
+//! Entry starts are u32, so one segment holds at most [`MAX_SEGMENT_POSTINGS`] postings
+//! (the builder refuses the document that would pass it; a larger corpus is several
+//! segments or shards).
 //!
 //! A term's block maximum is bounded by `codes[i] as f32 * scales[term]` (never below the
 //! true maximum; see `quantize`).
@@ -71,11 +79,11 @@ use crate::error::{IndexError, Result};
 /// The `format` field of every manifest.
 pub const FORMAT_NAME: &str = "splade-index";
 /// The format version of single-segment directories and of every segment.
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 6;
 /// The format version of segmented directories (a [`SegmentsManifest`]).
-pub const SEGMENTS_VERSION: u32 = 5;
-/// The most postings (stored (term, weight) entries) one segment holds: its entry offsets
-/// and slots are u32.
+pub const SEGMENTS_VERSION: u32 = 7;
+/// The most postings (stored (term, weight) entries) one segment holds: its entry starts
+/// are u32.
 pub const MAX_SEGMENT_POSTINGS: usize = u32::MAX as usize;
 /// The manifest's file name inside an index directory.
 pub const MANIFEST_FILE: &str = "manifest.json";
@@ -118,10 +126,8 @@ pub enum FileId {
     IdOffsets,
     /// `ids.data`
     IdData,
-    /// `blocks.term_offsets`
-    BlockTermOffsets,
-    /// `blocks.entry_offsets`
-    BlockEntryOffsets,
+    /// `blocks.offsets`
+    BlockOffsets,
     /// `blocks.entry_docs`
     BlockEntryDocs,
     /// `blocks.entry_values`
@@ -132,10 +138,12 @@ pub enum FileId {
     BoundBlocks,
     /// `bounds.codes`
     BoundCodes,
+    /// `bounds.starts`
+    BoundStarts,
+    /// `bounds.lengths`
+    BoundLengths,
     /// `bounds.scales`
     BoundScales,
-    /// `bounds.slots`
-    BoundSlots,
     /// `docs.order`
     DocOrder,
 }
@@ -148,15 +156,15 @@ impl FileId {
         FileId::ForwardValues,
         FileId::IdOffsets,
         FileId::IdData,
-        FileId::BlockTermOffsets,
-        FileId::BlockEntryOffsets,
+        FileId::BlockOffsets,
         FileId::BlockEntryDocs,
         FileId::BlockEntryValues,
         FileId::BoundOffsets,
         FileId::BoundBlocks,
         FileId::BoundCodes,
+        FileId::BoundStarts,
+        FileId::BoundLengths,
         FileId::BoundScales,
-        FileId::BoundSlots,
         FileId::DocOrder,
     ];
 
@@ -168,15 +176,15 @@ impl FileId {
             FileId::ForwardValues => "forward.values",
             FileId::IdOffsets => "ids.offsets",
             FileId::IdData => "ids.data",
-            FileId::BlockTermOffsets => "blocks.term_offsets",
-            FileId::BlockEntryOffsets => "blocks.entry_offsets",
+            FileId::BlockOffsets => "blocks.offsets",
             FileId::BlockEntryDocs => "blocks.entry_docs",
             FileId::BlockEntryValues => "blocks.entry_values",
             FileId::BoundOffsets => "bounds.offsets",
             FileId::BoundBlocks => "bounds.blocks",
             FileId::BoundCodes => "bounds.codes",
+            FileId::BoundStarts => "bounds.starts",
+            FileId::BoundLengths => "bounds.lengths",
             FileId::BoundScales => "bounds.scales",
-            FileId::BoundSlots => "bounds.slots",
             FileId::DocOrder => "docs.order",
         }
     }
@@ -257,7 +265,7 @@ impl Manifest {
         }
     }
 
-    /// Checks a version-4 manifest parsed from `path` (`what` prefixes messages).
+    /// Checks a version-6 manifest parsed from `path` (`what` prefixes messages).
     fn check(&self, path: &Path, what: &str) -> Result<()> {
         if self.format != FORMAT_NAME || self.version != FORMAT_VERSION {
             return Err(IndexError::corrupt(
@@ -301,7 +309,7 @@ pub struct DeletesEntry {
 /// One live segment of a [`SegmentsManifest`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SegmentEntry {
-    /// Segment number, unique within the index (0: the arrays of a version-4 directory
+    /// Segment number, unique within the index (0: the arrays of a version-6 directory
     /// kept in place).
     pub id: u64,
     /// Directory of the segment's arrays, relative to the index: `seg-NNNNNN`, or `.` for
@@ -310,7 +318,7 @@ pub struct SegmentEntry {
     /// Deleted documents, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletes: Option<DeletesEntry>,
-    /// The segment's own (version 4) manifest: shape, file sizes and checksums.
+    /// The segment's own (version 6) manifest: shape, file sizes and checksums.
     pub manifest: Manifest,
 }
 
@@ -321,7 +329,7 @@ impl SegmentEntry {
     }
 }
 
-/// The manifest of a segmented index directory (version 5): its live segments in order
+/// The manifest of a segmented index directory (version 7): its live segments in order
 /// (which is the order of their documents: segment order, then document number within a
 /// segment) and their deletion files.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -367,7 +375,7 @@ impl SegmentsManifest {
             IndexManifest::Segments(m) => Ok(m),
             IndexManifest::Single(_) => Err(IndexError::corrupt(
                 dir.join(MANIFEST_FILE),
-                "a single-segment index (version 4), not a segmented one",
+                "a single-segment index (version 6), not a segmented one",
             )),
         }
     }
@@ -459,15 +467,15 @@ impl SegmentsManifest {
 /// The manifest of either kind of index directory.
 #[derive(Debug, Clone, PartialEq)]
 pub enum IndexManifest {
-    /// A single-segment directory (version 4).
+    /// A single-segment directory (version 6).
     Single(Manifest),
-    /// A segmented directory (version 5).
+    /// A segmented directory (version 7).
     Segments(SegmentsManifest),
 }
 
 impl IndexManifest {
     /// Reads and checks `dir/manifest.json`: format name and version first, then the
-    /// fields (and, for version 5, the manifest's own checksum).
+    /// fields (and, for version 7, the manifest's own checksum).
     pub fn read(dir: &Path) -> Result<Self> {
         let path = dir.join(MANIFEST_FILE);
         let text = read_manifest_bytes(&path)?;
@@ -704,7 +712,7 @@ pub(crate) struct Referenced {
     pub dirs: HashSet<String>,
     /// Deletion files.
     pub files: HashSet<String>,
-    /// Whether the arrays at the top of the directory (a version-4 index or segment 0)
+    /// Whether the arrays at the top of the directory (a version-6 index or segment 0)
     /// are in use.
     pub top_arrays: bool,
 }

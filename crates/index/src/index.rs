@@ -145,7 +145,7 @@ impl OpenOptions {
 }
 
 impl Index {
-    /// Opens the index in `dir`, single-segment (version 4) or segmented (version 5):
+    /// Opens the index in `dir`, single-segment (version 6) or segmented (version 7):
     /// reads the manifest (format name and version checked first), memory-maps every file,
     /// **verifies every file's size and CRC32** and validates the structure and the
     /// deletion files. Both passes read each file once, sequentially (about as fast as the
@@ -310,8 +310,8 @@ impl Index {
         }
     }
 
-    /// The manifest of a segmented (version 5) directory; `None` for a single-segment
-    /// (version 4) directory or an index built in memory.
+    /// The manifest of a segmented (version 7) directory; `None` for a single-segment
+    /// (version 6) directory or an index built in memory.
     pub fn segments_manifest(&self) -> Option<&SegmentsManifest> {
         self.segments_manifest.as_ref()
     }

@@ -206,47 +206,22 @@ pub(crate) fn validate(manifest: &Manifest, files: &[Bytes], dir: Option<&Path>)
         ));
     }
 
-    // Block forward index: per block its range of slots, per slot its range of entries.
+    // Block forward index: per block its range of entries.
     if nnz > crate::format::MAX_SEGMENT_POSTINGS {
         return Err(manifest_err(format!(
             "{nnz} postings, more than a segment holds ({})",
             crate::format::MAX_SEGMENT_POSTINGS
         )));
     }
-    let entry_offsets: &[u32] = c.typed(FileId::BlockEntryOffsets)?;
-    let num_slots = entry_offsets.len().saturating_sub(1);
-    let bto = c.offsets(FileId::BlockTermOffsets, nb + 1, num_slots)?;
+    let block_offsets = c.offsets(FileId::BlockOffsets, nb + 1, nnz)?;
     let entry_docs: &[u8] = c.typed(FileId::BlockEntryDocs)?;
     if entry_docs.len() != nnz {
         return Err(c.err(FileId::BlockEntryDocs, format!("expected {nnz} entries")));
     }
-    let eo = c.offsets_of::<u32>(FileId::BlockEntryOffsets, num_slots + 1, nnz)?;
     c.weights(FileId::BlockEntryValues, nnz)?;
-    // Per block, its slots' runs of entries (blocks in parallel, each block's runs in order).
-    let fault = first_map_in_chunks(nb, |b| {
-        let block_len = (n - b * bs).min(bs) as u64;
-        let (lo, hi) = (bto[b] as usize, bto[b + 1] as usize);
-        eo[lo..=hi]
-            .windows(2)
-            .enumerate()
-            .find_map(|(r, w)| run_fault(r, w, entry_docs, |_| block_len))
-    });
-    if let Some(reason) = fault {
-        return Err(c.err(FileId::BlockEntryDocs, reason));
-    }
 
     // Block maxima.
     let bound_blocks: &[u32] = c.typed(FileId::BoundBlocks)?;
-    // One entry per slot of the block layout (checked one to one below).
-    if bound_blocks.len() != num_slots {
-        return Err(c.err(
-            FileId::BoundBlocks,
-            format!(
-                "{} entries for {num_slots} (block, term) slots",
-                bound_blocks.len(),
-            ),
-        ));
-    }
     // Terms after the last one that occurs are not stored (an index of a large dimension
     // stays small).
     let stored_terms = c
@@ -264,21 +239,31 @@ pub(crate) fn validate(manifest: &Manifest, files: &[Bytes], dir: Option<&Path>)
     }
     let bo = c.offsets(FileId::BoundOffsets, stored_terms + 1, bound_blocks.len())?;
     c.ascending_runs(FileId::BoundBlocks, bo, bound_blocks, |_| nb as u64)?;
+    let pairs = bound_blocks.len();
     let codes: &[u8] = c.typed(FileId::BoundCodes)?;
-    if codes.len() != bound_blocks.len() {
-        return Err(c.err(
-            FileId::BoundCodes,
-            format!("expected {} entries", bound_blocks.len()),
-        ));
+    let starts: &[u32] = c.typed(FileId::BoundStarts)?;
+    let lengths: &[u8] = c.typed(FileId::BoundLengths)?;
+    for (id, len) in [
+        (FileId::BoundCodes, codes.len()),
+        (FileId::BoundStarts, starts.len()),
+        (FileId::BoundLengths, lengths.len()),
+    ] {
+        if len != pairs {
+            return Err(c.err(id, format!("expected {pairs} entries")));
+        }
     }
     c.weights(FileId::BoundScales, stored_terms)?;
-    let slots: &[u32] = c.typed(FileId::BoundSlots)?;
-    if slots.len() != bound_blocks.len() {
-        return Err(c.err(
-            FileId::BoundSlots,
-            format!("expected {} entries", bound_blocks.len()),
-        ));
-    }
+    check_pair_entries(
+        &c,
+        n,
+        bs,
+        block_offsets,
+        bound_blocks,
+        starts,
+        lengths,
+        entry_docs,
+    )?;
+
     // Block positions -> document numbers: a permutation of 0..n.
     let order: &[u32] = c.typed(FileId::DocOrder)?;
     if order.len() != n {
@@ -296,19 +281,71 @@ pub(crate) fn validate(manifest: &Manifest, files: &[Bytes], dir: Option<&Path>)
             }
         }
     }
-    // Each (term, block) entry points at a slot inside that block's range, and no slot is
-    // pointed at twice (so, as many entries as slots, every slot exactly once: each slot
-    // belongs to one term, and a block's slot ranges hold its own documents' entries).
-    let mut taken = vec![false; num_slots];
-    for p in 0..bound_blocks.len() {
-        let (b, slot) = (bound_blocks[p] as usize, slots[p] as usize);
-        let in_block = bto[b] as usize <= slot && slot < bto[b + 1] as usize;
-        if !in_block || std::mem::replace(&mut taken[slot], true) {
-            return Err(c.err(
-                FileId::BoundSlots,
-                format!("entry {p} does not point at a slot of its own in block {b}"),
+    Ok(())
+}
+
+/// The entries of every (term, block) pair of the lists (`bounds.starts`, `bounds.lengths`)
+/// lie inside their block's range of entries (`blocks.offsets`), hold strictly ascending
+/// positions inside the block, and cover every entry exactly once (pairs in parallel, the
+/// first faulty one in list order reported; an entry claimed twice is reported by one of
+/// its pairs).
+#[allow(clippy::too_many_arguments)]
+fn check_pair_entries(
+    c: &Checker<'_>,
+    n: usize,
+    bs: usize,
+    block_offsets: &[u64],
+    bound_blocks: &[u32],
+    starts: &[u32],
+    lengths: &[u8],
+    entry_docs: &[u8],
+) -> Result<()> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let nnz = entry_docs.len();
+    let covered: Vec<AtomicU64> = (0..nnz.div_ceil(64)).map(|_| AtomicU64::new(0)).collect();
+    let fault = first_map_in_chunks(bound_blocks.len(), |p| {
+        // Blocks were checked below the number of blocks.
+        let b = bound_blocks[p] as usize;
+        let (s, e) = (
+            u64::from(starts[p]),
+            u64::from(starts[p]) + u64::from(lengths[p]) + 1,
+        );
+        if s < block_offsets[b] || e > block_offsets[b + 1] {
+            return Some((
+                FileId::BoundStarts,
+                format!("entry {p} points outside the entries of block {b}"),
             ));
         }
+        let block_len = (n - b * bs).min(bs) as u64;
+        if run_fault(p, &[s, e], entry_docs, |_| block_len).is_some() {
+            return Some((
+                FileId::BlockEntryDocs,
+                format!("the entries of pair {p} (block {b}) are not ascending positions inside the block"),
+            ));
+        }
+        let (s, e) = (s as usize, e as usize);
+        for (word, bits) in (s / 64..).zip(&covered[s / 64..e.div_ceil(64)]) {
+            let (lo, hi) = ((word * 64).max(s), ((word + 1) * 64).min(e));
+            let mask = (u64::MAX >> (64 - (hi - lo))) << (lo % 64);
+            if bits.fetch_or(mask, Ordering::Relaxed) & mask != 0 {
+                return Some((
+                    FileId::BoundStarts,
+                    format!("entry {p} claims entries another pair claims"),
+                ));
+            }
+        }
+        None
+    });
+    if let Some((id, reason)) = fault {
+        return Err(c.err(id, reason));
+    }
+    // No entry claimed twice: every entry is claimed when the lengths add up.
+    let claimed: u64 = lengths.par_iter().map(|&l| u64::from(l) + 1).sum();
+    if claimed != nnz as u64 {
+        return Err(c.err(
+            FileId::BoundLengths,
+            format!("the pairs hold {claimed} entries, the blocks {nnz}"),
+        ));
     }
     Ok(())
 }

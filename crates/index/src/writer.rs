@@ -644,7 +644,7 @@ fn merge_groups(live: &[usize], max: usize) -> Vec<(usize, usize)> {
 // not depend on the writer (which builds its segments with an `IndexBuilder`).
 impl IndexBuilder {
     /// Like [`Self::write`], but an index already in `dir` is replaced: the new documents
-    /// are committed as the index's only segment (a version-5 directory) by one manifest
+    /// are committed as the index's only segment (a version-7 directory) by one manifest
     /// switch under the index's write lock, so searches opening the index during the
     /// rebuild, and a crash at any moment, see the old index or the new one, never neither.
     /// Files of the old index are removed after the switch; nothing else in `dir` is.

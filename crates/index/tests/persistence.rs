@@ -248,21 +248,22 @@ fn wrong_format_version_or_manifest_is_a_clear_error() {
     let tmp = tempfile::tempdir().unwrap();
     write_small(tmp.path());
     // A later version than this build reads.
-    edit_manifest(tmp.path(), |v| v["version"] = 6.into());
+    edit_manifest(tmp.path(), |v| v["version"] = 8.into());
     let err = Index::open(tmp.path()).unwrap_err();
     assert!(matches!(err, IndexError::UnsupportedFormat { .. }), "{err}");
     let msg = err.to_string();
     assert!(
-        msg.contains("manifest.json") && msg.contains("version 6") && !msg.contains("rebuild"),
+        msg.contains("manifest.json") && msg.contains("version 8") && !msg.contains("rebuild"),
         "{msg}"
     );
-    // Version 5 is the segmented layout: a version-4 manifest relabelled is invalid.
-    edit_manifest(tmp.path(), |v| v["version"] = 5.into());
+    // Version 7 is the segmented layout: a version-6 manifest relabelled is invalid.
+    edit_manifest(tmp.path(), |v| v["version"] = 7.into());
     expect_corrupt(Index::open(tmp.path()), MANIFEST_FILE);
     // Older versions are asked to be rebuilt: 1 (blocks in insertion order, no
     // `docs.order`), 2 and 3 (single segment and segments with `blocks.terms` and 8-byte
-    // entry offsets and slots).
-    for old in [1u32, 2, 3] {
+    // entry offsets and slots), 4 and 5 (single segment and segments with slot numbers in
+    // the lists, `bounds.slots`, and `blocks.entry_offsets`).
+    for old in [1u32, 2, 3, 4, 5] {
         edit_manifest(tmp.path(), |v| v["version"] = old.into());
         let err = Index::open(tmp.path()).unwrap_err();
         assert!(matches!(err, IndexError::UnsupportedFormat { .. }), "{err}");
@@ -411,4 +412,84 @@ fn a_reordered_index_round_trips_with_its_permutation() {
     bytes[4..8].copy_from_slice(&first);
     std::fs::write(tmp.path().join("docs.order"), &bytes).unwrap();
     expect_corrupt(Index::open_unverified(tmp.path()), "docs.order");
+}
+
+fn read_u32s(path: &Path) -> Vec<u32> {
+    std::fs::read(path)
+        .unwrap()
+        .chunks_exact(4)
+        .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
+        .collect()
+}
+
+fn write_u32s(path: &Path, values: &[u32]) {
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// The (term, block) pairs of the lists (`bounds.starts`, `bounds.lengths`) must point
+/// inside their block's entries, at ascending positions, and cover every entry once: each
+/// way of breaking that is a structural error naming the file, even unverified.
+#[test]
+fn damaged_pair_entries_are_structural_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let file = |id: FileId| dir.join(id.name());
+    write_small(dir);
+    let blocks = read_u32s(&file(FileId::BoundBlocks));
+    let starts = read_u32s(&file(FileId::BoundStarts));
+    let lengths = std::fs::read(file(FileId::BoundLengths)).unwrap();
+    let docs = std::fs::read(file(FileId::BlockEntryDocs)).unwrap();
+    assert_eq!(blocks.len(), starts.len());
+    // Two pairs of one block (two terms), and a pair of two entries or more.
+    let (p, q) = (0..blocks.len())
+        .flat_map(|p| (p + 1..blocks.len()).map(move |q| (p, q)))
+        .find(|&(p, q)| blocks[p] == blocks[q])
+        .expect("two terms share a block");
+    let long = (0..lengths.len())
+        .find(|&i| lengths[i] >= 1)
+        .expect("a pair with two entries");
+    let damages: Vec<(FileId, Box<dyn Fn()>)> = vec![
+        // A pair pointing into another block's entries.
+        (FileId::BoundStarts, {
+            let mut s = starts.clone();
+            let other = (0..blocks.len()).find(|&i| blocks[i] != blocks[p]).unwrap();
+            s[p] = starts[other];
+            let path = file(FileId::BoundStarts);
+            Box::new(move || write_u32s(&path, &s))
+        }),
+        // Two pairs claiming the same entries (the lengths no longer add up either).
+        (FileId::BoundStarts, {
+            let (mut s, mut l) = (starts.clone(), lengths.clone());
+            (s[q], l[q]) = (starts[p], lengths[p]);
+            let (ps, pl) = (file(FileId::BoundStarts), file(FileId::BoundLengths));
+            Box::new(move || {
+                write_u32s(&ps, &s);
+                std::fs::write(&pl, &l).unwrap();
+            })
+        }),
+        // An entry no pair claims.
+        (FileId::BoundLengths, {
+            let mut l = lengths.clone();
+            l[long] -= 1;
+            let path = file(FileId::BoundLengths);
+            Box::new(move || std::fs::write(&path, &l).unwrap())
+        }),
+        // A pair's positions out of order.
+        (FileId::BlockEntryDocs, {
+            let mut d = docs.clone();
+            let at = starts[long] as usize;
+            d.swap(at, at + 1);
+            let path = file(FileId::BlockEntryDocs);
+            Box::new(move || std::fs::write(&path, &d).unwrap())
+        }),
+    ];
+    for (id, damage) in damages {
+        write_small(dir);
+        damage();
+        expect_corrupt(Index::open_unverified(dir), id.name());
+    }
+    // Undamaged, the same directory opens.
+    write_small(dir);
+    assert!(Index::open_unverified(dir).is_ok());
 }

@@ -278,7 +278,7 @@ fn add_delete_upsert_commit_on_a_version_2_index() {
     let m = index.segments_manifest().unwrap();
     assert_eq!((m.version, m.live_docs()), (SEGMENTS_VERSION, 41));
     assert_eq!(m.segments[0].manifest.version, FORMAT_VERSION);
-    // A segment directory is a version-4 index of its own.
+    // A segment directory is a version-6 index of its own.
     assert_eq!(Index::open(&dir.join("seg-000001")).unwrap().len(), 3);
     let names = listing(dir);
     assert!(names.contains("del-000000-000001.bin"), "{names:?}");
@@ -841,7 +841,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
     /// Random add / upsert / delete / commit / optimize / reopen sequences from a
-    /// version-4 index: after every commit, exact search (and approximate with
+    /// version-6 index: after every commit, exact search (and approximate with
     /// alpha = beta = 1, and brute force) over the index on disk equals brute force over
     /// the model's live documents, ties to the earlier document, bit for bit.
     #[test]

@@ -86,7 +86,7 @@ pub(crate) fn check_layout(catalog: &Catalog, block_size: Option<usize>) -> Resu
 /// and its manifest (without file entries).
 pub(crate) struct SegmentArrays {
     manifest: Manifest,
-    /// [`FileId::ALL`] order from [`FileId::BlockTermOffsets`] on.
+    /// [`FileId::ALL`] order from [`FileId::BlockOffsets`] on.
     rest: Vec<Output>,
 }
 
@@ -154,15 +154,15 @@ pub(crate) fn segment_arrays(
         files: BTreeMap::new(),
     };
     let rest = vec![
-        Output::Array(OwnedArray::U64(blocks.block_term_offsets)),
-        blocks.entry_offsets,
+        Output::Array(OwnedArray::U64(blocks.block_offsets)),
         blocks.entry_docs,
         blocks.entry_values,
         Output::Array(OwnedArray::U64(blocks.bound_offsets)),
         blocks.bound_blocks,
         blocks.bound_codes,
+        blocks.bound_starts,
+        blocks.bound_lengths,
         Output::Array(OwnedArray::F32(blocks.bound_scales)),
-        blocks.bound_slots,
         Output::Array(OwnedArray::U32(order)),
     ];
     Ok(SegmentArrays { manifest, rest })

@@ -1,8 +1,8 @@
 //! The block arrays of the format from documents in their block order: one parallel pass
 //! over the blocks (each block's postings sorted by term, by a radix sort, into its
-//! (block, term) slots and entries), then the term-major bound lists by a counting sort
-//! of each range of terms' slots, range by range, in a region of memory small enough to
-//! stay in cache. Two ways, byte for byte the same:
+//! (block, term) slots and entries), then the term-major bound lists (per (term, block):
+//! block, bound code, first entry, entries less one) by a counting sort of each range of
+//! terms' slots, range by range, in a region of memory small enough to stay in cache. Two ways, byte for byte the same:
 //! - in memory ([`assemble_in_memory`]): every array is allocated once at its final size
 //!   and written in place, in parallel, each block's slots copied to one buffer per range
 //!   of terms ([`RangeSlots`]) as the block is made;
@@ -14,7 +14,7 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use crate::builder::scatter::place_slots;
+use crate::builder::scatter::{place_slots, ListParts, RangeRuns};
 use crate::builder::sink::{Output, Sink};
 use crate::builder::source::{DocBuf, DocSource};
 use crate::error::{IndexError, Result};
@@ -28,15 +28,15 @@ const BATCH_BLOCKS: usize = 1024;
 
 /// The block arrays of one segment.
 pub(crate) struct BlockOutput {
-    pub block_term_offsets: Vec<u64>,
-    pub entry_offsets: Output,
+    pub block_offsets: Vec<u64>,
     pub entry_docs: Output,
     pub entry_values: Output,
     pub bound_offsets: Vec<u64>,
     pub bound_blocks: Output,
     pub bound_codes: Output,
+    pub bound_starts: Output,
+    pub bound_lengths: Output,
     pub bound_scales: Vec<f32>,
-    pub bound_slots: Output,
 }
 
 /// The entries and slots of one block.
@@ -48,12 +48,14 @@ struct Block {
 }
 
 /// Slots of one range of terms, in block order: per run (a block's slots of the range),
-/// its block, first slot number and length; then every slot's term and bound code.
+/// its block, first entry and number of slots; then every slot's term, bound code and
+/// number of entries less one (a slot's entries follow the previous slot's in its run).
 #[derive(Default)]
 struct SlotRun {
     runs: Vec<[u32; 3]>,
     terms: Vec<u32>,
     codes: Vec<u8>,
+    lengths: Vec<u8>,
 }
 
 impl SlotRun {
@@ -61,15 +63,17 @@ impl SlotRun {
         self.runs.clear();
         self.terms.clear();
         self.codes.clear();
+        self.lengths.clear();
     }
 }
 
 /// The (block, term) slots between the block pass and the term-major lists of a
 /// streaming build, spilled to one file per range of terms beside the index files (the
 /// memory of a [`crate::DiskIndexBuilder`] stays bounded), a record a batch of blocks:
-/// the number of runs and of slots (u32 each), the runs (block, first slot, length: u32
-/// each), the terms (u32 each), the codes (u8), little-endian. A slot's number follows
-/// from its run (12 bytes a run instead of 4 a slot).
+/// the number of runs and of slots (u32 each), the runs (block, first entry, number of
+/// slots: u32 each), the terms (u32 each), the codes (u8), the lengths (u8: entries less
+/// one), little-endian. A slot's first entry follows from its run and the lengths before
+/// it (12 bytes a run instead of 4 a slot).
 struct SlotStore {
     files: Vec<(BufWriter<File>, PathBuf)>,
     /// One batch of blocks' slots per range.
@@ -100,19 +104,20 @@ impl SlotStore {
         })
     }
 
-    /// Takes the slots of block `block`, numbered from `first_slot` and cut into the
-    /// ranges' runs ([`BlockSlots::cut_at`]).
-    fn push_block(&mut self, block: usize, first_slot: u64, slots: &BlockSlots) {
-        let (terms, codes) = (slots.terms(), slots.codes());
+    /// Takes the slots of block `block`, whose entries start at `first_entry`, cut into
+    /// the ranges' runs ([`BlockSlots::cut_at`]).
+    fn push_block(&mut self, block: usize, first_entry: u64, slots: &BlockSlots) {
+        let (terms, codes, lengths) = (slots.terms(), slots.codes(), slots.lengths());
         for (run, w) in self.runs.iter_mut().zip(slots.cuts.windows(2)) {
             let (a, e) = (w[0] as usize, w[1] as usize);
             if a == e {
                 continue;
             }
-            run.runs
-                .push([block as u32, (first_slot + a as u64) as u32, (e - a) as u32]);
+            let entry = first_entry + u64::from(slots.entry_of(a));
+            run.runs.push([block as u32, entry as u32, (e - a) as u32]);
             run.terms.extend_from_slice(&terms[a..e]);
             run.codes.extend_from_slice(&codes[a..e]);
+            run.lengths.extend_from_slice(&lengths[a..e]);
         }
     }
 
@@ -127,6 +132,7 @@ impl SlotStore {
                 .and_then(|_| out.write_all(bytemuck::cast_slice(&run.runs)))
                 .and_then(|_| out.write_all(bytemuck::cast_slice(&run.terms)))
                 .and_then(|_| out.write_all(&run.codes))
+                .and_then(|_| out.write_all(&run.lengths))
                 .map_err(|e| IndexError::io(&*path, e))?;
             run.clear();
         }
@@ -160,10 +166,12 @@ fn scan_spill(path: &Path, mut f: impl FnMut(&SlotRun) -> Result<()>) -> Result<
         run.runs.resize(runs as usize, [0; 3]);
         run.terms.resize(len as usize, 0);
         run.codes.resize(len as usize, 0);
+        run.lengths.resize(len as usize, 0);
         reader
             .read_exact(bytemuck::cast_slice_mut(&mut run.runs))
             .and_then(|_| reader.read_exact(bytemuck::cast_slice_mut(&mut run.terms)))
             .and_then(|_| reader.read_exact(&mut run.codes))
+            .and_then(|_| reader.read_exact(&mut run.lengths))
             .map_err(|e| match e.kind() {
                 std::io::ErrorKind::UnexpectedEof => short(),
                 _ => io(e),
@@ -289,8 +297,9 @@ fn block_keys(
     Ok(keys.len())
 }
 
-/// The slots of one block: per (block, term) slot, its term, its bound code and the end
-/// of its entries (relative to the block's first entry): the first `len` of each buffer.
+/// The slots of one block: per (block, term) slot, its term, its bound code, the end of
+/// its entries (relative to the block's first entry) and their number less one: the first
+/// `len` of each buffer.
 /// The buffers are reused from block to block and only grow, so no block pays for
 /// clearing them.
 #[derive(Default)]
@@ -299,6 +308,7 @@ struct BlockSlots {
     terms: Vec<u32>,
     codes: Vec<u8>,
     ends: Vec<u32>,
+    lengths: Vec<u8>,
     /// Each slot's largest weight and its term's scale (scratch for the codes).
     maxes: Vec<f32>,
     scales: Vec<f32>,
@@ -308,10 +318,6 @@ struct BlockSlots {
 }
 
 impl BlockSlots {
-    fn len(&self) -> usize {
-        self.len
-    }
-
     fn terms(&self) -> &[u32] {
         &self.terms[..self.len]
     }
@@ -320,8 +326,21 @@ impl BlockSlots {
         &self.codes[..self.len]
     }
 
+    #[cfg(test)]
     fn ends(&self) -> &[u32] {
         &self.ends[..self.len]
+    }
+
+    fn lengths(&self) -> &[u8] {
+        &self.lengths[..self.len]
+    }
+
+    /// The first entry of slot `s` (`s <= len`), relative to the block's first entry.
+    fn entry_of(&self, s: usize) -> u32 {
+        match s {
+            0 => 0,
+            s => self.ends[s - 1],
+        }
     }
 
     /// Cuts the slots into the runs of the ranges of terms `starts` describes
@@ -365,6 +384,7 @@ fn emit_block(
         terms,
         codes,
         ends,
+        lengths,
         maxes,
         scales,
         cuts: _,
@@ -406,6 +426,14 @@ fn emit_block(
     *len = slots;
     grow(scales, slots);
     grow(codes, slots);
+    grow(lengths, slots);
+    // A slot holds 1 to 256 entries: a document holds a term at most once, a block at most
+    // 256 documents.
+    let mut start = 0;
+    for (l, &end) in lengths[..slots].iter_mut().zip(&ends[..slots]) {
+        *l = (end - start - 1) as u8;
+        start = end;
+    }
     for (s, &t) in scales[..slots].iter_mut().zip(&terms[..slots]) {
         *s = bound_scales[t as usize];
     }
@@ -456,16 +484,10 @@ fn assemble_in_memory(
         block_entries.push(block_entries.last().unwrap_or(&0) + len);
     }
     let nnz = block_entries[num_blocks];
-    // Slots are at most one an entry: the offsets are allocated at that size (pages never
-    // written are never touched) and cut to the slots made.
     let mut entry_docs = zeroed::<u8>(nnz);
     let mut entry_values = zeroed::<f32>(nnz);
-    let mut entry_offsets = zeroed::<u32>(nnz + 1);
     let mut by_range = RangeSlots::new(starts, df, num_blocks);
     let ranges = by_range.ranges();
-    let mut block_term_offsets = Vec::with_capacity(num_blocks + 1);
-    block_term_offsets.push(0u64);
-    let mut num_slots = 0usize;
     // The slots of a batch's blocks, in buffers kept from batch to batch.
     let mut pool: Vec<BlockSlots> = (0..BATCH_BLOCKS.min(num_blocks))
         .map(|_| BlockSlots::default())
@@ -502,66 +524,54 @@ fn assemble_in_memory(
                 },
             )?;
         let slots = &*slots;
-        let first = num_slots;
         places.clear();
         for (b, s) in (batch..end).zip(slots) {
-            places.extend(by_range.append(b, num_slots, &s.cuts));
-            num_slots += s.len();
-            block_term_offsets.push(num_slots as u64);
+            places.extend(by_range.append(b, block_entries[b], s));
         }
-        let counts = || slots.iter().map(|s| s.len());
-        let offsets = split_lengths(&mut entry_offsets[1 + first..1 + num_slots], counts());
         let writers = by_range.writers();
-        (batch..end)
-            .into_par_iter()
-            .zip(slots)
-            .zip(offsets)
+        slots
+            .par_iter()
             .zip(places.par_chunks(ranges))
-            .for_each(|(((b, s), offsets), places)| {
-                offsets
-                    .iter_mut()
-                    .zip(s.ends())
-                    .for_each(|(o, &e)| *o = block_entries[b] as u32 + e);
+            .for_each(|(s, places)| {
                 // SAFETY: the places of every block's runs were handed out by
                 // `RangeSlots::append`, one after another: no two runs overlap.
                 unsafe { writers.copy_block(s, starts, places) };
             });
     }
-    entry_offsets.truncate(num_slots + 1);
-    entry_offsets.shrink_to_fit();
     let (lists, bound_offsets) = Lists::from_ranges(&by_range, starts);
     drop(by_range);
     let array = |a: OwnedArray| Output::Array(a);
     Ok(BlockOutput {
-        block_term_offsets,
-        entry_offsets: array(entry_offsets.into()),
+        block_offsets: block_entries.iter().map(|&e| e as u64).collect(),
         entry_docs: array(entry_docs.into()),
         entry_values: array(entry_values.into()),
         bound_offsets,
         bound_blocks: array(lists.blocks.into()),
         bound_codes: array(lists.codes.into()),
+        bound_starts: array(lists.starts.into()),
+        bound_lengths: array(lists.lengths.into()),
         bound_scales,
-        bound_slots: array(lists.slots.into()),
     })
 }
 
 /// The slots of an in-memory build between the block pass and the term-major lists, by
 /// range of terms: per range, its slots in block order (each one's term less the range's
-/// first term, and its code), read once, in order, when the range's lists are filled
+/// first term, its code and its length), read once, in order, when the range's lists are filled
 /// (the lists of a range are written at random places, and a range is small enough for
 /// its places to stay in cache). Each block's slots are copied to the ranges as soon as
 /// the block is made, a run per range, so neither side jumps through memory: the block
 /// side writes a cursor per range, the list side reads one stream.
 struct RangeSlots {
     /// Per range, its slots' terms (less the range's first term: a range spans at most
-    /// 2^16 terms, [`RANGE_TERMS`]) and codes, at most as many as the upper bound the
-    /// ranges were cut by (pages never written are never touched).
+    /// 2^16 terms, [`RANGE_TERMS`]), codes and lengths (entries less one), at most as many
+    /// as the upper bound the ranges were cut by (pages never written are never touched).
     terms: Vec<Vec<u16>>,
     codes: Vec<Vec<u8>>,
+    lengths: Vec<Vec<u8>>,
     /// Per range, the slots appended so far.
     filled: Vec<usize>,
-    /// Per range, its runs in block order: block, first slot, length (a run is a block's
-    /// slots of the range; blocks with none have no run).
+    /// Per range, its runs in block order: block, first entry, number of slots (a run is
+    /// a block's slots of the range; blocks with none have no run).
     runs: Vec<Vec<[u32; 3]>>,
 }
 
@@ -580,6 +590,7 @@ impl RangeSlots {
         RangeSlots {
             terms: caps.iter().map(|&c| zeroed::<u16>(c)).collect(),
             codes: caps.iter().map(|&c| zeroed::<u8>(c)).collect(),
+            lengths: caps.iter().map(|&c| zeroed::<u8>(c)).collect(),
             filled: vec![0; ranges],
             runs: vec![Vec::new(); ranges],
         }
@@ -589,23 +600,24 @@ impl RangeSlots {
         self.filled.len()
     }
 
-    /// Records the runs of the next block, `block`, whose slots are numbered from
-    /// `first_slot` (`cuts`: where each range's run starts in the block's slots, and the
-    /// block's end), and hands out their places in the ranges' buffers, one a range.
+    /// Records the runs of the next block, `block`, whose entries start at `first_entry`
+    /// (its slots cut by [`BlockSlots::cut_at`]), and hands out their places in the
+    /// ranges' buffers, one a range.
     fn append<'a>(
         &'a mut self,
         block: usize,
-        first_slot: usize,
-        cuts: &'a [u32],
+        first_entry: usize,
+        slots: &'a BlockSlots,
     ) -> impl Iterator<Item = usize> + 'a {
         self.filled
             .iter_mut()
             .zip(&mut self.runs)
-            .zip(cuts.windows(2))
+            .zip(slots.cuts.windows(2))
             .map(move |((filled, runs), w)| {
                 let (at, len) = (*filled, w[1] - w[0]);
                 if len > 0 {
-                    runs.push([block as u32, (first_slot as u32) + w[0], len]);
+                    let entry = first_entry as u32 + slots.entry_of(w[0] as usize);
+                    runs.push([block as u32, entry, len]);
                 }
                 *filled += len as usize;
                 at
@@ -617,6 +629,11 @@ impl RangeSlots {
         RangeWriters {
             terms: self.terms.iter_mut().map(|t| SharedSlice::new(t)).collect(),
             codes: self.codes.iter_mut().map(|c| SharedSlice::new(c)).collect(),
+            lengths: self
+                .lengths
+                .iter_mut()
+                .map(|l| SharedSlice::new(l))
+                .collect(),
         }
     }
 }
@@ -626,6 +643,7 @@ impl RangeSlots {
 struct RangeWriters<'a> {
     terms: Vec<SharedSlice<'a, u16>>,
     codes: Vec<SharedSlice<'a, u8>>,
+    lengths: Vec<SharedSlice<'a, u8>>,
 }
 
 impl RangeWriters<'_> {
@@ -635,7 +653,7 @@ impl RangeWriters<'_> {
     /// # Safety
     /// No other call running at the same time may write a place of these runs.
     unsafe fn copy_block(&self, s: &BlockSlots, starts: &[usize], places: &[usize]) {
-        let (terms, codes) = (s.terms(), s.codes());
+        let (terms, codes, lengths) = (s.terms(), s.codes(), s.lengths());
         for (r, (w, &at)) in s.cuts.windows(2).zip(places).enumerate() {
             let (a, b) = (w[0] as usize, w[1] as usize);
             if a == b {
@@ -646,6 +664,7 @@ impl RangeWriters<'_> {
             unsafe {
                 self.terms[r].write(at, terms[a..b].iter().map(|&t| (t - t0) as u16));
                 self.codes[r].write(at, codes[a..b].iter().copied());
+                self.lengths[r].write(at, lengths[a..b].iter().copied());
             }
         }
     }
@@ -716,7 +735,7 @@ pub(crate) struct AssembleOptions<'a> {
     pub range_slots: usize,
 }
 
-/// Slots of one range of terms (whose lists are filled together: 9 bytes a slot, 18 MiB,
+/// Slots of one range of terms (whose lists are filled together: 10 bytes a slot, 20 MiB,
 /// written at random places, so it pays to keep them within the caches). On the flat 1M
 /// collection of BENCHMARKS.md, an in-memory build's block pass and lists took 0.83 and
 /// 0.44 s with ranges of 2^21 slots, 0.87-0.93 and 0.38 s with 2^20, 0.99-1.03 and 0.37 s
@@ -771,15 +790,12 @@ fn assemble_streaming(
     let stored_terms = term_max.len();
     let bound_scales: Vec<f32> = term_max.iter().map(|&m| scale_for(m)).collect();
     let term_bits = usize::BITS - stored_terms.saturating_sub(1).leading_zeros();
-    let mut entry_offsets = Sink::<u32>::new(dir, FileId::BlockEntryOffsets.name())?;
     let mut entry_docs = Sink::<u8>::new(dir, FileId::BlockEntryDocs.name())?;
     let mut entry_values = Sink::<f32>::new(dir, FileId::BlockEntryValues.name())?;
-    entry_offsets.extend(&[0])?;
-    let mut block_term_offsets = Vec::with_capacity(num_blocks + 1);
-    block_term_offsets.push(0u64);
+    let mut block_offsets = Vec::with_capacity(num_blocks + 1);
+    block_offsets.push(0u64);
     let mut slot_counts = vec![0u64; stored_terms + 1];
-    let (mut entries, mut num_slots) = (0u64, 0u64);
-    let mut offsets_buf: Vec<u32> = Vec::new();
+    let mut entries = 0u64;
     // Batch i + 1 is assembled (in parallel) while batch i is appended to the outputs.
     let compute = |batch: usize| -> Result<Vec<Block>> {
         (batch..(batch + BATCH_BLOCKS).min(num_blocks))
@@ -808,45 +824,41 @@ fn assemble_streaming(
     };
     let mut append = |blocks: Vec<Block>| -> Result<()> {
         for block in blocks {
-            offsets_buf.clear();
-            offsets_buf.extend(block.slots.ends().iter().map(|&e| entries as u32 + e));
-            entry_offsets.extend(&offsets_buf)?;
             entry_docs.extend(&block.docs)?;
             entry_values.extend(&block.values)?;
             for &t in block.slots.terms() {
                 slot_counts[t as usize + 1] += 1;
             }
-            slots.push_block(block_term_offsets.len() - 1, num_slots, &block.slots);
+            slots.push_block(block_offsets.len() - 1, entries, &block.slots);
             entries += block.docs.len() as u64;
-            num_slots += block.slots.len() as u64;
-            block_term_offsets.push(num_slots);
+            block_offsets.push(entries);
         }
         slots.end_batch()
     };
     pipelined((0..num_blocks).step_by(BATCH_BLOCKS), compute, &mut append)?;
-    let entry_offsets = entry_offsets.finish()?;
     let entry_docs = entry_docs.finish()?;
     let entry_values = entry_values.finish()?;
 
     // The term-major block lists by a counting sort of the slots (which are in block
     // order, so every term's blocks stay ascending): per term, its blocks, their maxima's
-    // codes and their slots; one range of terms at a time, from its own slots.
+    // codes, their first entries and lengths; one range of terms at a time, from its own
+    // slots.
     let mut bound_offsets = slot_counts;
     for t in 0..stored_terms {
         bound_offsets[t + 1] += bound_offsets[t];
     }
-    let [bound_blocks, bound_codes, bound_slots] =
+    let [bound_blocks, bound_codes, bound_starts, bound_lengths] =
         lists_from_spills(&mut slots.files, &bound_offsets, starts, dir)?;
     Ok(BlockOutput {
-        block_term_offsets,
-        entry_offsets,
+        block_offsets,
         entry_docs,
         entry_values,
         bound_offsets,
         bound_blocks,
         bound_codes,
+        bound_starts,
+        bound_lengths,
         bound_scales,
-        bound_slots,
     })
 }
 
@@ -872,11 +884,12 @@ fn pipelined<T: Send>(
 }
 
 /// The term-major block lists: per term (`bound_offsets`), its blocks ascending, their
-/// bound codes and their slots.
+/// bound codes, first entries and lengths (entries less one).
 struct Lists {
     blocks: Vec<u32>,
     codes: Vec<u8>,
-    slots: Vec<u32>,
+    starts: Vec<u32>,
+    lengths: Vec<u8>,
 }
 
 impl Lists {
@@ -892,7 +905,8 @@ impl Lists {
         let mut lists = Lists {
             blocks: zeroed(total),
             codes: zeroed(total),
-            slots: zeroed(total),
+            starts: zeroed(total),
+            lengths: zeroed(total),
         };
         let mut bound_offsets = vec![0u64; stored_terms + 1];
         bound_offsets[stored_terms] = total as u64;
@@ -905,20 +919,25 @@ impl Lists {
         let lens = || by_range.filled.iter().copied();
         let blocks = split_lengths(&mut lists.blocks, lens());
         let codes = split_lengths(&mut lists.codes, lens());
-        let slots = split_lengths(&mut lists.slots, lens());
+        let entries = split_lengths(&mut lists.starts, lens());
+        let lengths = split_lengths(&mut lists.lengths, lens());
         let offsets = split_lengths(
             &mut bound_offsets[..stored_terms],
             starts.windows(2).map(|w| w[1] - w[0]),
         );
+        let parts = blocks
+            .into_iter()
+            .zip(codes)
+            .zip(entries)
+            .zip(lengths)
+            .map(|(((b, c), e), l)| (b, c, e, l));
         (0..ranges)
             .into_par_iter()
-            .zip(blocks)
-            .zip(codes)
-            .zip(slots)
+            .zip(parts.collect::<Vec<ListParts<'_>>>())
             .zip(offsets)
-            .for_each(|((((r, out_blocks), out_codes), out_slots), offsets)| {
+            .for_each(|((r, out), offsets)| {
                 let len = by_range.filled[r];
-                let (terms, codes) = (&by_range.terms[r][..len], &by_range.codes[r][..len]);
+                let terms = &by_range.terms[r][..len];
                 // Per term of the range, its slots, then the next place of its list.
                 let mut fill = vec![0usize; offsets.len()];
                 for &t in terms {
@@ -931,48 +950,48 @@ impl Lists {
                     *o = (bases[r] + at) as u64;
                     at += here;
                 }
-                place_slots(
-                    &by_range.runs[r],
+                let slots = RangeRuns {
+                    runs: &by_range.runs[r],
                     terms,
-                    codes,
-                    &mut fill,
-                    (out_blocks, out_codes, out_slots),
-                );
+                    codes: &by_range.codes[r][..len],
+                    lengths: &by_range.lengths[r][..len],
+                };
+                place_slots(slots, &mut fill, out);
             });
         (lists, bound_offsets)
     }
 }
 
-/// Writes one range's slots at their terms' next places in the range's part of the
-/// lists (blocks, codes, slot numbers): `runs` (block, first slot, length) in block order,
-/// each slot's term (less `t0`, the range's first) and code; `fill` holds each term's next
-/// place and moves on. `false` when a term or a place is out of range (a damaged spill),
-/// nothing more written.
-fn fill_runs<T: Copy + Into<u64>>(
-    runs: &[[u32; 3]],
-    terms: &[T],
-    codes: &[u8],
-    t0: u64,
-    fill: &mut [usize],
-    (out_blocks, out_codes, out_slots): (&mut [u32], &mut [u8], &mut [u32]),
-) -> bool {
+/// Writes one range's spilled slots (`run`) at their terms' next places in the range's
+/// part of the lists (blocks, codes, first entries, lengths); `t0` is the range's first
+/// term, and `fill` holds each term's next place and moves on. `false` when a term, a
+/// place or an entry is out of range (a damaged spill), nothing more written.
+fn fill_runs(run: &SlotRun, t0: u64, fill: &mut [usize], out: ListParts<'_>) -> bool {
+    let (out_blocks, out_codes, out_starts, out_lengths) = out;
     let mut i = 0;
-    for &[block, first, count] in runs {
-        for slot in first..first + count {
-            let place = terms.get(i).zip(codes.get(i)).and_then(|(&t, &code)| {
-                let f = fill.get_mut(usize::try_from(t.into().checked_sub(t0)?).ok()?)?;
-                let at = *f;
-                *f += 1;
-                Some((at, code))
-            });
-            match place {
-                Some((at, code)) if at < out_blocks.len() => {
-                    out_blocks[at] = block;
-                    out_codes[at] = code;
-                    out_slots[at] = slot;
-                }
-                _ => return false,
+    for &[block, first, count] in &run.runs {
+        let mut entry = u64::from(first);
+        for _ in 0..count {
+            let slot = (run.terms.get(i), run.codes.get(i), run.lengths.get(i));
+            let (Some(&t), Some(&code), Some(&len)) = slot else {
+                return false;
+            };
+            let place = u64::from(t)
+                .checked_sub(t0)
+                .and_then(|t| fill.get_mut(usize::try_from(t).ok()?));
+            let Some(f) = place else {
+                return false;
+            };
+            let at = *f;
+            *f += 1;
+            if at >= out_blocks.len() || entry > u64::from(u32::MAX) {
+                return false;
             }
+            out_blocks[at] = block;
+            out_codes[at] = code;
+            out_starts[at] = entry as u32;
+            out_lengths[at] = len;
+            entry += u64::from(len) + 1;
             i += 1;
         }
     }
@@ -986,39 +1005,46 @@ fn lists_from_spills(
     bound_offsets: &[u64],
     starts: &[usize],
     dir: Option<&Path>,
-) -> Result<[Output; 3]> {
+) -> Result<[Output; 4]> {
     use rayon::prelude::*;
     for (out, path) in files.iter_mut() {
         out.flush().map_err(|e| IndexError::io(&*path, e))?;
     }
     let mut bound_blocks = Sink::<u32>::new(dir, FileId::BoundBlocks.name())?;
     let mut bound_codes = Sink::<u8>::new(dir, FileId::BoundCodes.name())?;
-    let mut bound_slots = Sink::<u32>::new(dir, FileId::BoundSlots.name())?;
+    let mut bound_starts = Sink::<u32>::new(dir, FileId::BoundStarts.name())?;
+    let mut bound_lengths = Sink::<u8>::new(dir, FileId::BoundLengths.name())?;
     let files = &*files;
-    let fill_range = |r: usize| -> Result<(Vec<u32>, Vec<u8>, Vec<u32>)> {
+    let fill_range = |r: usize| -> Result<RangeLists> {
         let (t0, t1) = (starts[r], starts[r + 1]);
         let base = bound_offsets[t0];
         let len = (bound_offsets[t1] - base) as usize;
         let mut blocks = vec![0u32; len];
         let mut codes = vec![0u8; len];
-        let mut slot_ids = vec![0u32; len];
+        let mut entries = vec![0u32; len];
+        let mut lengths = vec![0u8; len];
         let mut fill: Vec<usize> = bound_offsets[t0..t1]
             .iter()
             .map(|&o| (o - base) as usize)
             .collect();
         let path = &files[r].1;
         scan_spill(path, |run| {
-            let out = (&mut blocks[..], &mut codes[..], &mut slot_ids[..]);
-            if fill_runs(&run.runs, &run.terms, &run.codes, t0 as u64, &mut fill, out) {
+            let out = (
+                &mut blocks[..],
+                &mut codes[..],
+                &mut entries[..],
+                &mut lengths[..],
+            );
+            if fill_runs(run, t0 as u64, &mut fill, out) {
                 Ok(())
             } else {
                 Err(IndexError::corrupt(
                     path,
-                    "slot list holds a term or slot out of place",
+                    "slot list holds a term, slot or entry out of place",
                 ))
             }
         })?;
-        Ok((blocks, codes, slot_ids))
+        Ok((blocks, codes, entries, lengths))
     };
     let ranges = starts.len() - 1;
     let group = rayon::current_num_threads().max(1);
@@ -1028,17 +1054,26 @@ fn lists_from_spills(
             .map(fill_range)
             .collect()
     };
-    // The three lists of a range go to their files at once (each file is written in
+    // The four lists of a range go to their files at once (each file is written in
     // order, with its own checksum).
-    let (out_blocks, out_codes, out_slots) =
-        (&mut bound_blocks, &mut bound_codes, &mut bound_slots);
-    let mut write_group = |filled: Vec<(Vec<u32>, Vec<u8>, Vec<u32>)>| -> Result<()> {
-        for (blocks, codes, slot_ids) in filled {
-            let (a, (b, c)) = rayon::join(
-                || out_blocks.extend(&blocks),
-                || rayon::join(|| out_codes.extend(&codes), || out_slots.extend(&slot_ids)),
+    let (out_blocks, out_codes, out_starts, out_lengths) = (
+        &mut bound_blocks,
+        &mut bound_codes,
+        &mut bound_starts,
+        &mut bound_lengths,
+    );
+    let mut write_group = |filled: Vec<RangeLists>| -> Result<()> {
+        for (blocks, codes, entries, lengths) in filled {
+            let ((a, b), (c, d)) = rayon::join(
+                || rayon::join(|| out_blocks.extend(&blocks), || out_codes.extend(&codes)),
+                || {
+                    rayon::join(
+                        || out_starts.extend(&entries),
+                        || out_lengths.extend(&lengths),
+                    )
+                },
             );
-            a.and(b).and(c)?;
+            a.and(b).and(c).and(d)?;
         }
         Ok(())
     };
@@ -1047,9 +1082,13 @@ fn lists_from_spills(
     Ok([
         bound_blocks.finish()?,
         bound_codes.finish()?,
-        bound_slots.finish()?,
+        bound_starts.finish()?,
+        bound_lengths.finish()?,
     ])
 }
+
+/// One range's part of the lists: blocks, codes, first entries, lengths.
+type RangeLists = (Vec<u32>, Vec<u8>, Vec<u32>, Vec<u8>);
 
 #[cfg(test)]
 mod tests {

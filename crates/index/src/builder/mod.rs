@@ -279,12 +279,12 @@ mod tests {
             .collect()
     }
 
-    /// The term-major block lists (made by a counting sort of the slots) hold every
-    /// (block, term) slot exactly once, blocks ascending per term, each with the code of
-    /// its block maximum under the term's scale, and the slot's entries are the term's
-    /// weights in the documents of that block.
+    /// The term-major block lists (made by a counting sort of the slots) cover every entry
+    /// exactly once, blocks ascending per term, each (term, block) pair with the code of
+    /// its block maximum under the term's scale, and the pair's entries (`bounds.starts`,
+    /// `bounds.lengths`) are the term's weights in the documents of that block.
     #[test]
-    fn block_lists_index_every_slot_once_with_its_maximum() {
+    fn block_lists_index_every_entry_once_with_its_maximum() {
         let dim = 120;
         let mut b = IndexBuilder::new(dim).block_size(8);
         let docs = random_docs(0x0dd_b1a5_e5ca_1ab1, 700, 1..21, 100);
@@ -294,8 +294,7 @@ mod tests {
         let index = b.build().unwrap();
         let [only] = index.slots() else { panic!() };
         let a = only.segment.blocks();
-        let slots = a.entry_offsets.len() - 1;
-        let mut seen = vec![false; slots];
+        let mut seen = vec![false; a.entry_docs.len()];
         let terms = a.bound_offsets.len() - 1;
         assert_eq!(terms, 100, "lists end at the last term used");
         for t in 0..terms {
@@ -307,15 +306,10 @@ mod tests {
             );
             let mut maxima = Vec::new();
             for i in s..e {
-                let slot = a.bound_slots[i] as usize;
-                assert!(
-                    !std::mem::replace(&mut seen[slot], true),
-                    "slot {slot} twice"
-                );
-                let (es, ee) = (
-                    a.entry_offsets[slot] as usize,
-                    a.entry_offsets[slot + 1] as usize,
-                );
+                let (es, ee) = a.entries(i);
+                for (e, seen) in (es..).zip(&mut seen[es..ee]) {
+                    assert!(!std::mem::replace(seen, true), "entry {e} twice");
+                }
                 let base = a.bound_blocks[i] as usize * a.block_size;
                 for (&d, &w) in a.entry_docs[es..ee].iter().zip(&a.entry_values[es..ee]) {
                     let doc = &docs[a.doc_order[base + d as usize] as usize];
@@ -330,7 +324,7 @@ mod tests {
                 assert_eq!(a.bound_codes[i], encode_up(m, scale));
             }
         }
-        assert!(seen.iter().all(|&s| s), "every slot listed");
+        assert!(seen.iter().all(|&s| s), "every entry listed");
     }
 
     /// The bytes of every array of the segment of `docs` (ids `d0`, `d1`, ...), assembled

@@ -9,7 +9,8 @@
 //!    rounding, so `U(b)` is at least the exact score of every document in `b`.
 //! 2. Blocks are visited in decreasing `U(b)`. A visited block is scored exactly: for each
 //!    query term in ascending term order, the block's entries for that term (found through
-//!    the term's block list and `bounds.slots`, no search of the block's terms) add
+//!    the term's block list, `bounds.starts` and `bounds.lengths`, no search of the block's
+//!    terms) add
 //!    `q as f64 * w as f64` into a per-document f64 accumulator, which is then rounded to
 //!    f32. Per document, that is the same sequence of f64 operations as the merge join of
 //!    `SparseView::dot`, so scores are bit-identical to the brute force and ties are real.
@@ -54,13 +55,13 @@ use crate::topk::{Hit, TopK};
 pub(crate) struct Scratch {
     /// Block bounds of the current query (all zero between searches).
     bounds: Vec<f32>,
-    /// Per query term `i` and block `b`, at `i * num_blocks + b`: the slot of (term, block)
-    /// in the block arrays (`bounds.slots`), or `u32::MAX` when the term is absent from the
-    /// block (filled per query, in the bound pass or, for a probe that defers it, once the
-    /// probe goes on ([`fill_slots`]); replaces a search per (term, scored block), and spares
-    /// the scoring one dependent load per term: the slot, read here in order, would be a cache
-    /// miss when a block is scored). The rows of terms with a dense column are left unfilled:
-    /// their slots are read from the column ([`SlotRows`]).
+    /// Per query term `i` and block `b`, at `i * num_blocks + b`: the slot of (term, block),
+    /// its place in the term-major lists (where `bounds.starts` and `bounds.lengths` give its
+    /// entries), or `u32::MAX` when the term is absent from the block (filled per query, in
+    /// the bound pass or, for a probe that defers it, once the probe goes on
+    /// ([`fill_slots`]); replaces a search per (term, scored block)). The rows of terms with
+    /// a dense column are left unfilled: their slots are read from the column
+    /// ([`SlotRows`]).
     positions: Vec<u32>,
     /// Largest position table (entries); [`MAX_POSITIONS`] except in tests.
     max_positions: usize,
@@ -237,7 +238,7 @@ fn candidates(
     scratch.prepare(num_blocks);
     // Slots are stored as u32 in the table (u32::MAX marks an absent term).
     let fits = terms.len() * num_blocks <= scratch.max_positions
-        && a.entry_offsets.len() <= u32::MAX as usize;
+        && a.bound_blocks.len() < u32::MAX as usize;
     let (table, deferred) = (fits && !defer_table, fits && defer_table);
     let negative = terms.iter().any(|t| t.weight < 0.0);
     let contributing = fill_tables(a, dense, &terms, num_blocks, table, !negative, scratch);
@@ -500,12 +501,12 @@ const LOOKAHEAD: usize = 4;
 /// (only those that may enter the top-k); adds the blocks scored and the candidates to
 /// `scratch.stats`, and leaves every bound at zero for the next search.
 ///
-/// Scoring a block is a chain of dependent loads (the slot table, the entry offsets, the
-/// entries), each likely a cache miss, since consecutive blocks of the visiting order lie
+/// Scoring a block is a chain of dependent loads (the slot table, the entry starts and
+/// lengths, the entries), each likely a cache miss, since consecutive blocks of the visiting order lie
 /// far apart. So the loop runs a software pipeline over the next [`LOOKAHEAD`] blocks of
 /// the order: the table lines of a block (without a table, the block-list lines
 /// [`find_block`] starts from) are prefetched when it is taken from the queue,
-/// its entry offsets two blocks before it is scored, its entries one block before. Taking a
+/// its entry starts and lengths two blocks before it is scored, its entries one block before. Taking a
 /// block early changes nothing else: the rule is checked again when its turn comes (θ may
 /// have risen meanwhile), and the loop stops at the first block that fails it, as a loop
 /// taking one block at a time would, so the blocks scored and their order are the same.
@@ -597,7 +598,8 @@ fn visit_blocks(
         if let (Some(&(_, after)), Some(rows)) = (ahead.get(1), positions) {
             for i in 0..terms.len() {
                 if let Some(slot) = rows.slot(i, after) {
-                    prefetch(&a.entry_offsets[slot]);
+                    prefetch(&a.bound_starts[slot]);
+                    prefetch(&a.bound_lengths[slot]);
                 }
             }
         }
@@ -757,14 +759,13 @@ fn fill_tables(
             (true, true) => {
                 let row = &mut positions[row()];
                 row.fill(u32::MAX);
-                let codes = &a.bound_codes[range.clone()];
-                let slots = &a.bound_slots[range];
-                for ((&b, &c), &slot) in blocks.iter().zip(codes).zip(slots) {
+                let codes = &a.bound_codes[range];
+                for ((&b, &c), slot) in blocks.iter().zip(codes).zip(t.start as u32..) {
                     row[b as usize] = slot;
                     acc[b as usize] += qs * f32::from(c);
                 }
             }
-            (true, false) => write_row(&mut positions[row()], blocks, &a.bound_slots[range]),
+            (true, false) => write_row(&mut positions[row()], blocks, t.start),
             (false, true) => {
                 for (&b, &c) in blocks.iter().zip(&a.bound_codes[range]) {
                     acc[b as usize] += qs * f32::from(c);
@@ -791,21 +792,20 @@ fn fill_slots(
     }
     for (i, t) in terms.iter().enumerate() {
         if dense.column(t.term).is_none() {
-            let range = t.start..t.end;
             write_row(
                 &mut positions[i * nb..(i + 1) * nb],
-                &a.bound_blocks[range.clone()],
-                &a.bound_slots[range],
+                &a.bound_blocks[t.start..t.end],
+                t.start,
             );
         }
     }
 }
 
 /// One term's row of the slot table: `u32::MAX` everywhere but at its list's `blocks`,
-/// which get their `slots`.
-fn write_row(row: &mut [u32], blocks: &[u32], slots: &[u32]) {
+/// which get their slots, from `first` (the list's first) on.
+fn write_row(row: &mut [u32], blocks: &[u32], first: usize) {
     row.fill(u32::MAX);
-    for (&b, &slot) in blocks.iter().zip(slots) {
+    for (&b, slot) in blocks.iter().zip(first as u32..) {
         row[b as usize] = slot;
     }
 }
@@ -891,7 +891,7 @@ fn find_block(blocks: &[u32], b: u32, nb: usize) -> Option<usize> {
 
 /// The entry ranges of `block` into `ranges`: (query weight, start, end) per query term
 /// present in the block, in ascending term order, found through the term's block list
-/// (`bounds.slots`): its position comes from the per-query table, or [`find_block`] for very
+/// (`bounds.starts`, `bounds.lengths`): its slot there comes from the per-query table, or [`find_block`] for very
 /// large queries × indexes and for the first blocks of a probe that defers the table. The
 /// start of every range is prefetched.
 #[inline(always)]
@@ -914,13 +914,10 @@ fn block_ranges(
                 let Some(p) = find_block(blocks, block as u32, a.num_blocks()) else {
                     continue;
                 };
-                a.bound_slots[t.start + p] as usize
+                t.start + p
             }
         };
-        let (es, ee) = (
-            a.entry_offsets[slot] as usize,
-            a.entry_offsets[slot + 1] as usize,
-        );
+        let (es, ee) = a.entries(slot);
         ranges.push((t.weight as f64, es, ee));
     }
     for &(_, es, _) in ranges.iter() {
@@ -929,7 +926,7 @@ fn block_ranges(
     }
 }
 
-/// Per query term, its slot in every block of the segment (`u32::MAX` where the term is
+/// Per query term, its slot (place in the lists) in every block of the segment (`u32::MAX` where the term is
 /// absent): the term's dense column when it has one (read in place, not copied: on the
 /// Quora questions of BENCHMARKS.md the copies took 7 % of a search), else its row of the
 /// per-query position table (see [`Scratch::positions`]).

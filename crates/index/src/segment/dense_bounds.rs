@@ -1,13 +1,14 @@
 //! Dense block-maxima columns of a segment's most widespread terms, made on first use.
 //!
 //! The bound pass of a block-max search adds each query term's block maxima into the
-//! per-block bounds and notes the term's slot per block in the query's position table: one
-//! pair of scattered writes per entry of the term's block list. A term present in most
-//! blocks (a stopword-like term, or any frequent one on a collection in no particular order)
-//! costs about as many scattered writes as the segment has blocks. As a dense column (its
-//! bound code in every block, 0 where it is absent, and its slot, `u32::MAX` where absent)
-//! the same bounds come from one vectorised pass over the column, and a scored block's slot
-//! is read from the column in place. The bounds are bit-identical to the lists': the same product per (term, block), in
+//! per-block bounds and notes the term's slot per block (its place in the term's list) in
+//! the query's position table: one pair of scattered writes per entry of the term's block
+//! list. A term present in most blocks (a stopword-like term, or any frequent one on a
+//! collection in no particular order) costs about as many scattered writes as the segment
+//! has blocks. As a dense column (its bound code in every block, 0 where it is absent, and
+//! its slot, `u32::MAX` where absent) the same bounds come from one vectorised pass over the
+//! column, and a scored block's slot is read from the column in place. The bounds are
+//! bit-identical to the lists': the same product per (term, block), in
 //! the same term order, plus `0.0` where the term is absent (bounds are never negative, so
 //! adding `0.0` changes nothing).
 //!
@@ -31,13 +32,14 @@ use super::blocks::BlockArrays;
 
 /// A term in at least `1 / DENSE_DIVISOR` of a segment's blocks gets a column of the narrow
 /// set: its five bytes a block then cost at most about what its list costs (nine bytes an
-/// entry).
+/// entry, [`LIST_ENTRY_BYTES`]).
 pub(crate) const DENSE_DIVISOR: usize = 2;
 /// A term in at least `1 / WIDE_DIVISOR` of a segment's blocks may get a column of the wide
 /// set (on Quora, 4 gave half the gain of 8 for a third of the memory).
 pub(crate) const WIDE_DIVISOR: usize = 8;
-/// Bytes of a block-list entry (block u32, bound code u8, slot u32): the wide set's columns
-/// take at most the bytes of the segment's block lists.
+/// Bytes the bound pass handles per block-list entry (block u32 and bound code u8 read, slot
+/// u32 written to the table): the wide set's columns take at most that many bytes per entry
+/// of the segment's block lists.
 const LIST_ENTRY_BYTES: usize = 9;
 /// Bytes of a column a block (bound code u8, slot u32).
 const COLUMN_BYTES: usize = 5;
@@ -113,10 +115,10 @@ impl DenseBounds {
             let base = c as usize * nb;
             let r = list(t);
             // Blocks are validated below `nb` when the segment is opened.
-            for ((&b, &code), &slot) in a.bound_blocks[r.clone()]
+            for ((&b, &code), slot) in a.bound_blocks[r.clone()]
                 .iter()
                 .zip(&a.bound_codes[r.clone()])
-                .zip(&a.bound_slots[r])
+                .zip(r.start as u32..)
             {
                 codes[base + b as usize] = code;
                 slots[base + b as usize] = slot;

@@ -1,4 +1,4 @@
-//! One immutable segment: the arrays [`crate::IndexBuilder`] writes (format version 4),
+//! One immutable segment: the arrays [`crate::IndexBuilder`] writes (format version 6),
 //! memory-mapped from a directory or built in memory. An [`crate::Index`] is a list of
 //! segments plus, per segment, the set of deleted documents.
 //!
@@ -233,14 +233,14 @@ impl Segment {
         BlockArrays {
             block_size: self.block_size(),
             num_docs: self.len(),
-            entry_offsets: self.array(FileId::BlockEntryOffsets),
             entry_docs: self.array(FileId::BlockEntryDocs),
             entry_values: self.array(FileId::BlockEntryValues),
             bound_offsets: self.array(FileId::BoundOffsets),
             bound_blocks: self.array(FileId::BoundBlocks),
             bound_codes: self.array(FileId::BoundCodes),
             bound_scales: self.array(FileId::BoundScales),
-            bound_slots: self.array(FileId::BoundSlots),
+            bound_starts: self.array(FileId::BoundStarts),
+            bound_lengths: self.array(FileId::BoundLengths),
             doc_order: self.array(FileId::DocOrder),
         }
     }

@@ -375,15 +375,8 @@ mod tests {
             .map(|t| {
                 let (start, end) = (a.bound_offsets[t] as usize, a.bound_offsets[t + 1] as usize);
                 let mut list = Vec::new();
-                for (&block, &slot) in a.bound_blocks[start..end]
-                    .iter()
-                    .zip(&a.bound_slots[start..end])
-                {
-                    let slot = slot as usize;
-                    let (s, e) = (
-                        a.entry_offsets[slot] as usize,
-                        a.entry_offsets[slot + 1] as usize,
-                    );
+                for (&block, slot) in a.bound_blocks[start..end].iter().zip(start..) {
+                    let (s, e) = a.entries(slot);
                     for (&d, &w) in a.entry_docs[s..e].iter().zip(&a.entry_values[s..e]) {
                         list.push((block * a.block_size as u32 + d as u32, w.to_bits()));
                     }
