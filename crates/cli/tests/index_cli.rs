@@ -483,7 +483,7 @@ fn add_delete_optimize_match_brute_force_over_the_live_documents() {
 
     let info: serde_json::Value =
         serde_json::from_str(&ok(splade(&["index", "info", "--index", d]))).unwrap();
-    assert_eq!(info["version"], 5);
+    assert_eq!(info["version"], 7);
     assert_eq!(info["documents"], live.len());
     // doc1, doc7 and the old doc3 in segment 0; doc45 and doc41 in segment 1 (the first
     // doc41 of the file was replaced before the commit: never stored).
