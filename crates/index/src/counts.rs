@@ -1,6 +1,5 @@
 //! Per-term counts of a postings array, in parallel: a segment's document frequencies
-//! (from its forward terms) and the number of (block, term) slots of each term (from the
-//! slots' terms).
+//! (from its forward terms).
 
 use rayon::prelude::*;
 

@@ -511,7 +511,7 @@ impl IndexManifest {
                 expected: format!(
                     "{FORMAT_NAME} version {FORMAT_VERSION} or {SEGMENTS_VERSION}{}",
                     if version.is_some_and(|v| v < u64::from(FORMAT_VERSION)) {
-                        " (an older index: rebuild it with `splade index build`)"
+                        " (an older index: rebuild it with `splade index build --overwrite`)"
                     } else {
                         ""
                     }
@@ -519,6 +519,22 @@ impl IndexManifest {
             }),
         }
     }
+}
+
+/// An index of an older version of this format that a rebuild may replace whole: its
+/// generation and next segment number where its manifest has them (segmented versions),
+/// `None` when `text` is not a manifest of this format older than [`FORMAT_VERSION`].
+pub(crate) fn older_index(text: &[u8]) -> Option<(u64, u64)> {
+    let value: serde_json::Value = serde_json::from_slice(text).ok()?;
+    let version = value.get("version")?.as_u64()?;
+    if value.get("format")?.as_str()? != FORMAT_NAME || version >= u64::from(FORMAT_VERSION) {
+        return None;
+    }
+    let field = |name: &str| value.get(name).and_then(|v| v.as_u64());
+    Some((
+        field("generation").unwrap_or(0),
+        field("next_segment").unwrap_or(1).max(1),
+    ))
 }
 
 /// Reads a manifest file: a regular file of at most [`MAX_MANIFEST_BYTES`] (a FIFO or a
@@ -769,8 +785,19 @@ fn is_temp_name(name: &str) -> bool {
         && (is_array_name(target) || target == MANIFEST_FILE || is_deletes_file_name(target))
 }
 
+/// Array files of older versions that this version no longer writes (so that replacing an
+/// older index removes them): `blocks.terms` (versions 2 and 3), `blocks.term_offsets`,
+/// `blocks.entry_offsets` and `bounds.slots` (versions 1 to 5).
+const OLDER_ARRAY_NAMES: [&str; 4] = [
+    "blocks.terms",
+    "blocks.term_offsets",
+    "blocks.entry_offsets",
+    "bounds.slots",
+];
+
+/// Whether `name` is an array file this crate writes or wrote in an older version.
 fn is_array_name(name: &str) -> bool {
-    FileId::ALL.iter().any(|id| id.name() == name)
+    FileId::ALL.iter().any(|id| id.name() == name) || OLDER_ARRAY_NAMES.contains(&name)
 }
 
 /// Whether the segment directory `path` holds only files this crate writes into one (its

@@ -26,24 +26,33 @@ pub(crate) fn replace_index(
     let _lock = lock(dir)?;
     let path = dir.join(MANIFEST_FILE);
     let bytes = format::read_manifest_bytes(&path)?;
-    let old = IndexManifest::parse(&bytes, &path).map_err(|e| {
-        IndexError::corrupt(
-            &path,
-            format!("the index to replace cannot be read ({e}); remove it by hand if it is no longer needed"),
-        )
-    })?;
-    let (generation, mut next_segment, referenced) = match &old {
-        IndexManifest::Segments(m) => (m.generation, m.next_segment, Referenced::of(m)),
-        IndexManifest::Single(_) => (
+    let (generation, mut next_segment, referenced) = match IndexManifest::parse(&bytes, &path) {
+        Ok(IndexManifest::Segments(m)) => (m.generation, m.next_segment, Some(Referenced::of(&m))),
+        Ok(IndexManifest::Single(_)) => (
             0,
             1,
-            Referenced {
+            Some(Referenced {
                 top_arrays: true,
                 ..Referenced::default()
-            },
+            }),
         ),
+        // An index of an older version (which this build cannot open): replaced whole, its
+        // files removed after the commit like any unreferenced file of ours.
+        Err(e) => match format::older_index(&bytes) {
+            Some((generation, next_segment)) => (generation, next_segment, None),
+            None => {
+                let reason = format!(
+                    "the index to replace cannot be read ({e}); remove it by hand if it is no \
+                     longer needed"
+                );
+                return Err(IndexError::corrupt(&path, reason));
+            }
+        },
     };
-    format::remove_unreferenced(dir, &referenced)?;
+    // Leftovers of an interrupted commit (an older index's are left to the commit's cleanup).
+    if let Some(referenced) = &referenced {
+        format::remove_unreferenced(dir, referenced)?;
+    }
     // A directory of that name that survived the cleanup is not ours: skip its number.
     while dir.join(segment_dir_name(next_segment)).exists() {
         next_segment += 1;

@@ -313,14 +313,14 @@ fn check_pair_entries(
         if s < block_offsets[b] || e > block_offsets[b + 1] {
             return Some((
                 FileId::BoundStarts,
-                format!("entry {p} points outside the entries of block {b}"),
+                format!("pair {p} points outside the entries of block {b}"),
             ));
         }
         let block_len = (n - b * bs).min(bs) as u64;
         if run_fault(p, &[s, e], entry_docs, |_| block_len).is_some() {
             return Some((
                 FileId::BlockEntryDocs,
-                format!("the entries of pair {p} (block {b}) are not ascending positions inside the block"),
+                format!("pair {p} (block {b}): its entries' positions are not ascending inside the block"),
             ));
         }
         let (s, e) = (s as usize, e as usize);
@@ -330,7 +330,7 @@ fn check_pair_entries(
             if bits.fetch_or(mask, Ordering::Relaxed) & mask != 0 {
                 return Some((
                     FileId::BoundStarts,
-                    format!("entry {p} claims entries another pair claims"),
+                    format!("pair {p} claims entries another pair claims"),
                 ));
             }
         }

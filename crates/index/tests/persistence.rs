@@ -458,6 +458,13 @@ fn damaged_pair_entries_are_structural_errors() {
             let path = file(FileId::BoundStarts);
             Box::new(move || write_u32s(&path, &s))
         }),
+        // A pair starting past every entry.
+        (FileId::BoundStarts, {
+            let mut s = starts.clone();
+            s[q] = u32::MAX;
+            let path = file(FileId::BoundStarts);
+            Box::new(move || write_u32s(&path, &s))
+        }),
         // Two pairs claiming the same entries (the lengths no longer add up either).
         (FileId::BoundStarts, {
             let (mut s, mut l) = (starts.clone(), lengths.clone());

@@ -353,6 +353,84 @@ fn add_delete_upsert_commit_on_a_version_2_index() {
     check(&Index::open(dir).unwrap(), &rebuilt, &queries(), 50);
 }
 
+/// Relabels the index in `dir` as version `version` of the format, the way an older build
+/// wrote it: its manifest's version, and in `arrays` (the top directory or a segment's) two
+/// of this version's arrays under the names older versions gave their counterparts, plus
+/// one array this version no longer writes.
+fn make_older(dir: &Path, arrays: &Path, version: u32) {
+    let path = dir.join(MANIFEST_FILE);
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    m["version"] = version.into();
+    std::fs::write(&path, serde_json::to_vec(&m).unwrap()).unwrap();
+    std::fs::rename(arrays.join("bounds.starts"), arrays.join("bounds.slots")).unwrap();
+    std::fs::rename(
+        arrays.join("blocks.offsets"),
+        arrays.join("blocks.term_offsets"),
+    )
+    .unwrap();
+    std::fs::write(arrays.join("blocks.entry_offsets"), [0u8; 8]).unwrap();
+}
+
+/// An index of an older version cannot be opened (the error asks for a rebuild), and a
+/// rebuild over it replaces it whole: a single-segment index of version 4 and a segmented
+/// one of version 5, every file of theirs removed, the generation carried on.
+#[test]
+fn a_rebuild_replaces_an_index_of_an_older_version() {
+    let rebuilt = docs("r", 6);
+    let mut b = IndexBuilder::new(20).block_size(4);
+    for (id, d) in &rebuilt {
+        b.add(id, d.view()).unwrap();
+    }
+    for segmented in [false, true] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        write_v2(dir, 20, &docs("d", 10), 4);
+        let (arrays, version, generation) = if segmented {
+            let mut w = IndexWriter::open(dir).unwrap();
+            for (id, d) in docs("e", 5) {
+                w.add(&id, d.view()).unwrap();
+            }
+            w.delete("d3");
+            w.commit().unwrap();
+            drop(w);
+            let seg = match IndexManifest::read(dir).unwrap() {
+                IndexManifest::Segments(m) => m.segments.last().unwrap().dir.clone(),
+                other => panic!("expected segments, got {other:?}"),
+            };
+            (dir.join(seg), 5, 1)
+        } else {
+            (dir.to_path_buf(), 4, 0)
+        };
+        make_older(dir, &arrays, version);
+        let err = Index::open(dir).unwrap_err();
+        assert!(
+            matches!(err, IndexError::UnsupportedFormat { .. })
+                && err.to_string().contains("rebuild"),
+            "{err}"
+        );
+        assert!(IndexWriter::open(dir).is_err());
+        b.clone().write_over(dir).unwrap();
+        match IndexManifest::read(dir).unwrap() {
+            IndexManifest::Segments(m) => {
+                assert_eq!((m.segments.len(), m.generation), (1, generation + 1));
+            }
+            other => panic!("expected one segment, got {other:?}"),
+        }
+        assert_eq!(listing(dir), referenced(dir), "segmented {segmented}");
+        check(&Index::open(dir).unwrap(), &rebuilt, &queries(), 20);
+    }
+    // A manifest of another format is still not replaced.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write_v2(dir, 20, &docs("d", 10), 4);
+    let path = dir.join(MANIFEST_FILE);
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    m["format"] = "something-else".into();
+    std::fs::write(&path, serde_json::to_vec(&m).unwrap()).unwrap();
+    assert!(b.write_over(dir).is_err());
+    assert!(dir.join("bounds.starts").exists(), "nothing removed");
+}
+
 #[test]
 fn create_empty_then_fill_and_empty_again() {
     let tmp = tempfile::tempdir().unwrap();

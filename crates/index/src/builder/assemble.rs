@@ -2,7 +2,8 @@
 //! over the blocks (each block's postings sorted by term, by a radix sort, into its
 //! (block, term) slots and entries), then the term-major bound lists (per (term, block):
 //! block, bound code, first entry, entries less one) by a counting sort of each range of
-//! terms' slots, range by range, in a region of memory small enough to stay in cache. Two ways, byte for byte the same:
+//! terms' slots, range by range, in a region of memory small enough to stay in cache. Two
+//! ways, byte for byte the same:
 //! - in memory ([`assemble_in_memory`]): every array is allocated once at its final size
 //!   and written in place, in parallel, each block's slots copied to one buffer per range
 //!   of terms ([`RangeSlots`]) as the block is made;
@@ -431,6 +432,10 @@ fn emit_block(
     // 256 documents.
     let mut start = 0;
     for (l, &end) in lengths[..slots].iter_mut().zip(&ends[..slots]) {
+        debug_assert!(
+            (1..=256).contains(&(end - start)),
+            "1 to 256 entries a slot"
+        );
         *l = (end - start - 1) as u8;
         start = end;
     }
@@ -894,7 +899,7 @@ struct Lists {
 
 impl Lists {
     /// The lists from the slots by range of terms, and every term's list offset (one
-    /// more than the terms, the last the number of slots). The ranges are filled in
+    /// more than the terms, the last the number of (term, block) pairs). The ranges are filled in
     /// parallel, each in its own part of the output: its slots are counted per term,
     /// then read in block order and written at their term's next place.
     fn from_ranges(by_range: &RangeSlots, starts: &[usize]) -> (Self, Vec<u64>) {
@@ -1191,6 +1196,7 @@ mod tests {
         );
         assert_eq!(out.terms(), [3, 5, 9]);
         assert_eq!(out.ends(), [3, 5, 9]);
+        assert_eq!(out.lengths(), [2, 1, 3], "entries less one");
         let maxima = [0.75f32, 0.0, 4.0];
         let codes: Vec<u8> = [3usize, 5, 9]
             .iter()

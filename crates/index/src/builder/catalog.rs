@@ -74,8 +74,8 @@ fn plainly_valid(id: &str, terms: &[u32], weights: &[f32], dim: usize) -> bool {
     ascending && weights_ok && id_ok
 }
 
-/// Whether a segment holding `held` postings can take `more`: its entry offsets and slots
-/// are u32 (at most [`format::MAX_SEGMENT_POSTINGS`] postings).
+/// Whether a segment holding `held` postings can take `more`: its entry starts are u32 (at
+/// most [`format::MAX_SEGMENT_POSTINGS`] postings).
 pub(crate) fn postings_fit(held: usize, more: usize) -> bool {
     held.checked_add(more)
         .is_some_and(|total| total <= format::MAX_SEGMENT_POSTINGS)

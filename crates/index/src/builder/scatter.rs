@@ -2,8 +2,8 @@
 //! range of terms' slots, read in block order, written at their terms' places.
 //!
 //! A range spans hundreds of terms, each with its own place to write next in each of the
-//! four arrays (block, bound code, first entry, entries less one), so a slot's writes land in hundreds of
-//! streams at once, more than the caches keep open: each new line of a stream was read
+//! four arrays (block, bound code, first entry, entries less one), so a slot's writes land
+//! in hundreds of streams at once, more than the caches keep open: each new line of a stream was read
 //! from memory before it was written. On the topical 1M collection of BENCHMARKS.md that
 //! made about 7 of the 12 ns a slot took (measured by sending every write to a few pages
 //! instead). Here each term gathers its next 16 block numbers and 16 first entries in a
@@ -276,32 +276,32 @@ mod tests {
             };
             let want = reference(slots);
             let n = terms.len();
-            for (shift_blocks, shift_slots) in (0..LINE).map(|s| (s, s)).chain([(0, 3), (5, 0)]) {
+            for (shift_blocks, shift_starts) in (0..LINE).map(|s| (s, s)).chain([(0, 3), (5, 0)]) {
                 for lines in [false, true] {
                     // Outputs at every lane: parts of larger buffers (aligned by `Line`).
                     let mut block_buf = vec![Line([7; LINE]); n / LINE + 2];
-                    let mut slot_buf = vec![Line([7; LINE]); n / LINE + 2];
+                    let mut start_buf = vec![Line([7; LINE]); n / LINE + 2];
                     let as_u32 = |b: &mut Vec<Line>| -> *mut u32 { b.as_mut_ptr().cast() };
                     // SAFETY: each buffer holds `(n / LINE + 2) * LINE` u32 values, more
                     // than `shift + n`.
                     let blocks = unsafe {
                         std::slice::from_raw_parts_mut(as_u32(&mut block_buf).add(shift_blocks), n)
                     };
-                    let slot_ids = unsafe {
-                        std::slice::from_raw_parts_mut(as_u32(&mut slot_buf).add(shift_slots), n)
+                    let starts_out = unsafe {
+                        std::slice::from_raw_parts_mut(as_u32(&mut start_buf).add(shift_starts), n)
                     };
                     let (mut out_codes, mut out_lengths) = (vec![0u8; n], vec![0u8; n]);
                     let mut fill = term_starts(&terms, n_terms);
                     let out = (
                         &mut *blocks,
                         &mut out_codes[..],
-                        &mut *slot_ids,
+                        &mut *starts_out,
                         &mut out_lengths[..],
                     );
                     if lines {
                         #[cfg(target_arch = "x86_64")]
                         {
-                            if shift_blocks != shift_slots {
+                            if shift_blocks != shift_starts {
                                 continue;
                             }
                             place_through_lines(slots, &mut fill, out, shift_blocks);
@@ -314,12 +314,12 @@ mod tests {
                     let got = (
                         blocks.to_vec(),
                         out_codes.clone(),
-                        slot_ids.to_vec(),
+                        starts_out.to_vec(),
                         out_lengths.clone(),
                     );
                     assert_eq!(
                         got, want,
-                        "case {case}, lanes {shift_blocks}/{shift_slots}, lines {lines}"
+                        "case {case}, lanes {shift_blocks}/{shift_starts}, lines {lines}"
                     );
                     // Each term's next place is the next term's first.
                     let mut ends = term_starts(&terms, n_terms);
@@ -328,14 +328,17 @@ mod tests {
                     assert_eq!(fill, ends, "case {case}");
                     // Nothing written past the outputs.
                     let flat = |b: &Vec<Line>| b.iter().flat_map(|l| l.0).collect::<Vec<u32>>();
-                    let (fb, fs) = (flat(&block_buf), flat(&slot_buf));
+                    let (fb, fs) = (flat(&block_buf), flat(&start_buf));
                     assert!(fb[..shift_blocks].iter().all(|&v| v == 7), "case {case}");
                     assert!(
                         fb[shift_blocks + n..].iter().all(|&v| v == 7),
                         "case {case}"
                     );
-                    assert!(fs[..shift_slots].iter().all(|&v| v == 7), "case {case}");
-                    assert!(fs[shift_slots + n..].iter().all(|&v| v == 7), "case {case}");
+                    assert!(fs[..shift_starts].iter().all(|&v| v == 7), "case {case}");
+                    assert!(
+                        fs[shift_starts + n..].iter().all(|&v| v == 7),
+                        "case {case}"
+                    );
                 }
             }
         }

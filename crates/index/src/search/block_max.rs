@@ -10,8 +10,7 @@
 //! 2. Blocks are visited in decreasing `U(b)`. A visited block is scored exactly: for each
 //!    query term in ascending term order, the block's entries for that term (found through
 //!    the term's block list, `bounds.starts` and `bounds.lengths`, no search of the block's
-//!    terms) add
-//!    `q as f64 * w as f64` into a per-document f64 accumulator, which is then rounded to
+//!    terms) add `q as f64 * w as f64` into a per-document f64 accumulator, which is then rounded to
 //!    f32. Per document, that is the same sequence of f64 operations as the merge join of
 //!    `SparseView::dot`, so scores are bit-identical to the brute force and ties are real.
 //! 3. The search stops at the first block with `U(b) < θ`, where `θ` is the current k-th
@@ -502,12 +501,12 @@ const LOOKAHEAD: usize = 4;
 /// `scratch.stats`, and leaves every bound at zero for the next search.
 ///
 /// Scoring a block is a chain of dependent loads (the slot table, the entry starts and
-/// lengths, the entries), each likely a cache miss, since consecutive blocks of the visiting order lie
-/// far apart. So the loop runs a software pipeline over the next [`LOOKAHEAD`] blocks of
+/// lengths, the entries), each likely a cache miss, since consecutive blocks of the visiting
+/// order lie far apart. So the loop runs a software pipeline over the next [`LOOKAHEAD`] blocks of
 /// the order: the table lines of a block (without a table, the block-list lines
 /// [`find_block`] starts from) are prefetched when it is taken from the queue,
-/// its entry starts and lengths two blocks before it is scored, its entries one block before. Taking a
-/// block early changes nothing else: the rule is checked again when its turn comes (θ may
+/// its entry starts and lengths two blocks before it is scored, its entries one block
+/// before. Taking a block early changes nothing else: the rule is checked again when its turn comes (θ may
 /// have risen meanwhile), and the loop stops at the first block that fails it, as a loop
 /// taking one block at a time would, so the blocks scored and their order are the same.
 #[inline(always)]
@@ -891,8 +890,8 @@ fn find_block(blocks: &[u32], b: u32, nb: usize) -> Option<usize> {
 
 /// The entry ranges of `block` into `ranges`: (query weight, start, end) per query term
 /// present in the block, in ascending term order, found through the term's block list
-/// (`bounds.starts`, `bounds.lengths`): its slot there comes from the per-query table, or [`find_block`] for very
-/// large queries × indexes and for the first blocks of a probe that defers the table. The
+/// (`bounds.starts`, `bounds.lengths`): its slot there comes from the per-query table, or
+/// [`find_block`] for very large queries × indexes and for the first blocks of a probe that defers the table. The
 /// start of every range is prefetched.
 #[inline(always)]
 fn block_ranges(
@@ -926,8 +925,8 @@ fn block_ranges(
     }
 }
 
-/// Per query term, its slot (place in the lists) in every block of the segment (`u32::MAX` where the term is
-/// absent): the term's dense column when it has one (read in place, not copied: on the
+/// Per query term, its slot (place in the lists) in every block of the segment
+/// (`u32::MAX` where the term is absent): the term's dense column when it has one (read in place, not copied: on the
 /// Quora questions of BENCHMARKS.md the copies took 7 % of a search), else its row of the
 /// per-query position table (see [`Scratch::positions`]).
 struct SlotRows<'a> {

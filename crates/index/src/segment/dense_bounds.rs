@@ -31,8 +31,8 @@ use std::sync::OnceLock;
 use super::blocks::BlockArrays;
 
 /// A term in at least `1 / DENSE_DIVISOR` of a segment's blocks gets a column of the narrow
-/// set: its five bytes a block then cost at most about what its list costs (nine bytes an
-/// entry, [`LIST_ENTRY_BYTES`]).
+/// set: its five bytes a block then cost the bound pass at most about what the term's list
+/// costs it (nine bytes an entry, [`LIST_ENTRY_BYTES`]).
 pub(crate) const DENSE_DIVISOR: usize = 2;
 /// A term in at least `1 / WIDE_DIVISOR` of a segment's blocks may get a column of the wide
 /// set (on Quora, 4 gave half the gain of 8 for a third of the memory).
