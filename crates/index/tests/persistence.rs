@@ -482,6 +482,13 @@ fn damaged_pair_entries_are_structural_errors() {
             let path = file(FileId::BoundLengths);
             Box::new(move || std::fs::write(&path, &l).unwrap())
         }),
+        // A position past the block's documents (the last pair's last entry).
+        (FileId::BlockEntryDocs, {
+            let mut d = docs.clone();
+            *d.last_mut().unwrap() = 255;
+            let path = file(FileId::BlockEntryDocs);
+            Box::new(move || std::fs::write(&path, &d).unwrap())
+        }),
         // A pair's positions out of order.
         (FileId::BlockEntryDocs, {
             let mut d = docs.clone();
