@@ -320,7 +320,7 @@ fn check_pair_entries(
         if run_fault(p, &[s, e], entry_docs, |_| block_len).is_some() {
             return Some((
                 FileId::BlockEntryDocs,
-                format!("pair {p} (block {b}): its entries' positions are not ascending inside the block"),
+                format!("pair {p} (block {b}): positions not ascending inside the block"),
             ));
         }
         let (s, e) = (s as usize, e as usize);

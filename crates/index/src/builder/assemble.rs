@@ -898,6 +898,26 @@ struct Lists {
 }
 
 impl Lists {
+    /// `len` zeroed entries of each list.
+    fn zeroed(len: usize) -> Self {
+        Lists {
+            blocks: zeroed(len),
+            codes: zeroed(len),
+            starts: zeroed(len),
+            lengths: zeroed(len),
+        }
+    }
+
+    /// The four lists, to be written.
+    fn parts(&mut self) -> ListParts<'_> {
+        (
+            &mut self.blocks,
+            &mut self.codes,
+            &mut self.starts,
+            &mut self.lengths,
+        )
+    }
+
     /// The lists from the slots by range of terms, and every term's list offset (one
     /// more than the terms, the last the number of (term, block) pairs). The ranges are filled in
     /// parallel, each in its own part of the output: its slots are counted per term,
@@ -907,12 +927,7 @@ impl Lists {
         let ranges = by_range.ranges();
         let stored_terms = starts[ranges];
         let total: usize = by_range.filled.iter().sum();
-        let mut lists = Lists {
-            blocks: zeroed(total),
-            codes: zeroed(total),
-            starts: zeroed(total),
-            lengths: zeroed(total),
-        };
+        let mut lists = Lists::zeroed(total);
         let mut bound_offsets = vec![0u64; stored_terms + 1];
         bound_offsets[stored_terms] = total as u64;
         let mut bases = Vec::with_capacity(ranges);
@@ -1020,27 +1035,17 @@ fn lists_from_spills(
     let mut bound_starts = Sink::<u32>::new(dir, FileId::BoundStarts.name())?;
     let mut bound_lengths = Sink::<u8>::new(dir, FileId::BoundLengths.name())?;
     let files = &*files;
-    let fill_range = |r: usize| -> Result<RangeLists> {
+    let fill_range = |r: usize| -> Result<Lists> {
         let (t0, t1) = (starts[r], starts[r + 1]);
         let base = bound_offsets[t0];
-        let len = (bound_offsets[t1] - base) as usize;
-        let mut blocks = vec![0u32; len];
-        let mut codes = vec![0u8; len];
-        let mut entries = vec![0u32; len];
-        let mut lengths = vec![0u8; len];
+        let mut lists = Lists::zeroed((bound_offsets[t1] - base) as usize);
         let mut fill: Vec<usize> = bound_offsets[t0..t1]
             .iter()
             .map(|&o| (o - base) as usize)
             .collect();
         let path = &files[r].1;
         scan_spill(path, |run| {
-            let out = (
-                &mut blocks[..],
-                &mut codes[..],
-                &mut entries[..],
-                &mut lengths[..],
-            );
-            if fill_runs(run, t0 as u64, &mut fill, out) {
+            if fill_runs(run, t0 as u64, &mut fill, lists.parts()) {
                 Ok(())
             } else {
                 Err(IndexError::corrupt(
@@ -1049,7 +1054,7 @@ fn lists_from_spills(
                 ))
             }
         })?;
-        Ok((blocks, codes, entries, lengths))
+        Ok(lists)
     };
     let ranges = starts.len() - 1;
     let group = rayon::current_num_threads().max(1);
@@ -1067,8 +1072,14 @@ fn lists_from_spills(
         &mut bound_starts,
         &mut bound_lengths,
     );
-    let mut write_group = |filled: Vec<RangeLists>| -> Result<()> {
-        for (blocks, codes, entries, lengths) in filled {
+    let mut write_group = |filled: Vec<Lists>| -> Result<()> {
+        for Lists {
+            blocks,
+            codes,
+            starts: entries,
+            lengths,
+        } in filled
+        {
             let ((a, b), (c, d)) = rayon::join(
                 || rayon::join(|| out_blocks.extend(&blocks), || out_codes.extend(&codes)),
                 || {
@@ -1091,9 +1102,6 @@ fn lists_from_spills(
         bound_lengths.finish()?,
     ])
 }
-
-/// One range's part of the lists: blocks, codes, first entries, lengths.
-type RangeLists = (Vec<u32>, Vec<u8>, Vec<u32>, Vec<u8>);
 
 #[cfg(test)]
 mod tests {

@@ -3,14 +3,15 @@
 //!
 //! A range spans hundreds of terms, each with its own place to write next in each of the
 //! four arrays (block, bound code, first entry, entries less one), so a slot's writes land
-//! in hundreds of streams at once, more than the caches keep open: each new line of a stream was read
-//! from memory before it was written. On the topical 1M collection of BENCHMARKS.md that
-//! made about 7 of the 12 ns a slot took (measured by sending every write to a few pages
-//! instead). Here each term gathers its next 16 block numbers and 16 first entries in a
-//! cache line of its own, and a full line is written out with non-temporal stores, which
-//! need no read of the line (software write-combining, as radix sorts do); lines a term
-//! shares with its neighbours, and every bound code and length (a byte a slot: a line
-//! holds 64 of them, so their streams cost little), are written as before.
+//! in hundreds of streams at once, more than the caches keep open: each new line of a
+//! stream was read from memory before it was written. On the topical 1M collection of
+//! BENCHMARKS.md that made about 7 of the 12 ns a slot took (measured by sending every
+//! write to a few pages instead). Here each term gathers its next 16 block numbers and 16
+//! first entries in a cache line of its own, and a full line is written out with
+//! non-temporal stores, which need no read of the line (software write-combining, as radix
+//! sorts do); lines a term shares with its neighbours, and every bound code and length (a
+//! byte a slot: a line holds 64 of them, so their streams cost little), are written as
+//! before.
 
 /// 4-byte values in a line of 64 bytes.
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]

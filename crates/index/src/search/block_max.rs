@@ -10,9 +10,10 @@
 //! 2. Blocks are visited in decreasing `U(b)`. A visited block is scored exactly: for each
 //!    query term in ascending term order, the block's entries for that term (found through
 //!    the term's block list, `bounds.starts` and `bounds.lengths`, no search of the block's
-//!    terms) add `q as f64 * w as f64` into a per-document f64 accumulator, which is then rounded to
-//!    f32. Per document, that is the same sequence of f64 operations as the merge join of
-//!    `SparseView::dot`, so scores are bit-identical to the brute force and ties are real.
+//!    terms) add `q as f64 * w as f64` into a per-document f64 accumulator, which is then
+//!    rounded to f32. Per document, that is the same sequence of f64 operations as the
+//!    merge join of `SparseView::dot`, so scores are bit-identical to the brute force and
+//!    ties are real.
 //! 3. The search stops at the first block with `U(b) < θ`, where `θ` is the current k-th
 //!    score and the top-k is full: every remaining document scores `<= U(b) < θ`. A block
 //!    with `U(b) == θ` is still visited, since a document tied with `θ` and a smaller
@@ -502,11 +503,11 @@ const LOOKAHEAD: usize = 4;
 ///
 /// Scoring a block is a chain of dependent loads (the slot table, the entry starts and
 /// lengths, the entries), each likely a cache miss, since consecutive blocks of the visiting
-/// order lie far apart. So the loop runs a software pipeline over the next [`LOOKAHEAD`] blocks of
-/// the order: the table lines of a block (without a table, the block-list lines
-/// [`find_block`] starts from) are prefetched when it is taken from the queue,
-/// its entry starts and lengths two blocks before it is scored, its entries one block
-/// before. Taking a block early changes nothing else: the rule is checked again when its turn comes (θ may
+/// order lie far apart. So the loop runs a software pipeline over the next [`LOOKAHEAD`]
+/// blocks of the order: the table lines of a block (without a table, the block-list lines
+/// [`find_block`] starts from) are prefetched when it is taken from the queue, its entry
+/// starts and lengths two blocks before it is scored, its entries one block before. Taking
+/// a block early changes nothing else: the rule is checked again when its turn comes (θ may
 /// have risen meanwhile), and the loop stops at the first block that fails it, as a loop
 /// taking one block at a time would, so the blocks scored and their order are the same.
 #[inline(always)]
@@ -891,8 +892,8 @@ fn find_block(blocks: &[u32], b: u32, nb: usize) -> Option<usize> {
 /// The entry ranges of `block` into `ranges`: (query weight, start, end) per query term
 /// present in the block, in ascending term order, found through the term's block list
 /// (`bounds.starts`, `bounds.lengths`): its slot there comes from the per-query table, or
-/// [`find_block`] for very large queries × indexes and for the first blocks of a probe that defers the table. The
-/// start of every range is prefetched.
+/// [`find_block`] for very large queries × indexes and for the first blocks of a probe that
+/// defers the table. The start of every range is prefetched.
 #[inline(always)]
 fn block_ranges(
     a: &BlockArrays<'_>,
@@ -926,9 +927,9 @@ fn block_ranges(
 }
 
 /// Per query term, its slot (place in the lists) in every block of the segment
-/// (`u32::MAX` where the term is absent): the term's dense column when it has one (read in place, not copied: on the
-/// Quora questions of BENCHMARKS.md the copies took 7 % of a search), else its row of the
-/// per-query position table (see [`Scratch::positions`]).
+/// (`u32::MAX` where the term is absent): the term's dense column when it has one (read in
+/// place, not copied: on the Quora questions of BENCHMARKS.md the copies took 7 % of a
+/// search), else its row of the per-query position table (see [`Scratch::positions`]).
 struct SlotRows<'a> {
     rows: Vec<&'a [u32]>,
 }
