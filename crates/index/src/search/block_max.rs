@@ -38,7 +38,8 @@ use std::time::Instant;
 use splade_sparse::{SparseVector, SparseView};
 
 use super::taat::{
-    add_codes, screen_segment, taat_segment, ScreenScratch, SwitchRule, MAX_TAAT_DOCS,
+    add_codes, screen_segment, taat_segment, ScreenScratch, SwitchRule, CHECK_AFTER, MAX_TAAT_DOCS,
+    SAMPLE_EVERY, SAMPLE_RUNS,
 };
 use super::{SearchStats, Traversal};
 use crate::brute::dot_slices;
@@ -200,24 +201,19 @@ fn cutoff(bounds: &[f32], contributing: usize) -> f32 {
     *sample.select_nth_unstable_by(i, f32::total_cmp).1
 }
 
-/// The query terms present in a segment and its candidate blocks (see [`Candidates`]).
-#[inline(always)]
-fn candidates(
+/// The query terms present in the segment of `a`, in ascending term order (the order of
+/// summation per document), each marked as a bound term or not.
+fn present_terms(
     a: &BlockArrays<'_>,
-    dense: DenseView<'_>,
-    num_blocks: usize,
     query: SparseView<'_>,
     bound_terms: &Option<SparseVector>,
-    defer_table: bool,
-    scratch: &mut Scratch,
-) -> Candidates {
+) -> Vec<QueryTerm> {
     let is_bound = |t: u32| {
         bound_terms
             .as_ref()
             .is_none_or(|b| b.indices().binary_search(&t).is_ok())
     };
-    // Ascending term order (as in the query): the order of summation per document.
-    let terms: Vec<QueryTerm> = query
+    query
         .iter()
         .filter_map(|(t, weight)| {
             let t = t as usize;
@@ -234,7 +230,21 @@ fn candidates(
                 bound: is_bound(t as u32),
             })
         })
-        .collect();
+        .collect()
+}
+
+/// The query terms present in a segment and its candidate blocks (see [`Candidates`]).
+#[inline(always)]
+fn candidates(
+    a: &BlockArrays<'_>,
+    dense: DenseView<'_>,
+    num_blocks: usize,
+    query: SparseView<'_>,
+    bound_terms: &Option<SparseVector>,
+    defer_table: bool,
+    scratch: &mut Scratch,
+) -> Candidates {
+    let terms = present_terms(a, query, bound_terms);
     scratch.prepare(num_blocks);
     // Slots are stored as u32 in the table (u32::MAX marks an absent term).
     let fits = terms.len() * num_blocks <= scratch.max_positions
@@ -429,6 +439,36 @@ pub(crate) fn block_max_top_k(
         // flat 1M collection of BENCHMARKS.md ("Session 33"), where approximate searches
         // probe and hand over, they ran 534 QPS instead of 504 (medians of 28 passes); on
         // the topical 1M no probe hands over, so none is deferred.
+        // Where the query has many postings a document on a large segment, the probe is
+        // first made on a sample of the blocks (see `SwitchRule::sample_first`). When the
+        // sample says hand over, the segment goes term at a time (exact hits); otherwise
+        // the segment is searched as if there had been no sample (the top-k as before it),
+        // so the hits are those of the full probe's search or the exact ones, either way a
+        // choice made from the query and the segment alone.
+        let sample = switch.filter(|r| r.sample_first() && !sampling_off());
+        if let (Some(rule), Some(before)) = (sample, &before) {
+            let terms = present_terms(&a, query, &bound_terms);
+            let hand_over =
+                sampled_probe(&a, dense, &terms, alpha, &rule, scratch, &mut top, offer);
+            top = before.clone();
+            #[cfg(test)]
+            SAMPLED.with(|c| c.set((c.get().0 + 1, c.get().1 + usize::from(hand_over))));
+            if hand_over {
+                segment.record_block_max(false);
+                segment
+                    .traversal_memory()
+                    .for_query(query_terms)
+                    .record(true);
+                term_at_a_time(scratch, &mut top);
+                if let Some(started) = probe_started {
+                    segment
+                        .traversal_memory()
+                        .for_query(query_terms)
+                        .record_time(true, started.elapsed());
+                }
+                continue;
+            }
+        }
         let defer = switch.is_some()
             && segment
                 .traversal_memory()
@@ -460,6 +500,154 @@ pub(crate) fn block_max_top_k(
         }
     }
     top.into_sorted()
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Sampled probes made on this thread, and those of them that handed over (tests only).
+    static SAMPLED: std::cell::Cell<(usize, usize)> = const { std::cell::Cell::new((0, 0)) };
+    /// Whether this thread's searches skip the sampled probe (tests only).
+    static NO_SAMPLING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether the sampled probe is turned off (only tests turn it off, to compare).
+#[cfg(test)]
+fn sampling_off() -> bool {
+    NO_SAMPLING.with(|c| c.get())
+}
+
+#[cfg(not(test))]
+#[inline(always)]
+fn sampling_off() -> bool {
+    false
+}
+
+/// The blocks of a sampled probe among `nb`: [`SAMPLE_RUNS`] runs of consecutive blocks, one
+/// at the start of each [`SAMPLE_RUNS`]-th of the segment, each [`SAMPLE_EVERY`] times shorter.
+fn sample_runs(nb: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
+    let stride = nb.div_ceil(SAMPLE_RUNS).max(1);
+    let len = stride.div_ceil(SAMPLE_EVERY);
+    (0..nb)
+        .step_by(stride)
+        .map(move |r0| r0..(r0 + len).min(nb))
+}
+
+/// A probe on a sample of the blocks ([`sample_runs`]; see `SwitchRule::sample_first`):
+/// the sampled blocks' bounds (the same sums as the full bound pass's), then up to
+/// [`CHECK_AFTER`] of them scored heaviest first while the stopping rule admits them (their
+/// documents offered to `top` through `offer`), then the first check of [`visit_blocks`]
+/// with the blocks passing the rule in the sample scaled to the segment
+/// (`SwitchRule::abandon_sampled`). Returns whether to hand the segment over; leaves every
+/// bound at zero. `false` for a query with a negative weight (its blocks are scored
+/// exhaustively) or without a positive sampled bound.
+#[allow(clippy::too_many_arguments)]
+fn sampled_probe(
+    a: &BlockArrays<'_>,
+    dense: DenseView<'_>,
+    terms: &[QueryTerm],
+    alpha: f32,
+    rule: &SwitchRule,
+    scratch: &mut Scratch,
+    top: &mut TopK,
+    mut offer: impl FnMut(&mut TopK, u32, f32) -> bool,
+) -> bool {
+    if terms.iter().any(|t| t.weight < 0.0) {
+        return false;
+    }
+    let nb = a.num_blocks();
+    scratch.prepare(nb);
+    let Scratch {
+        bounds,
+        acc,
+        ranges,
+        stats,
+        ..
+    } = scratch;
+    let bounds = &mut bounds[..nb];
+    let bounded: Vec<&QueryTerm> = terms.iter().filter(|t| t.weight > 0.0 && t.bound).collect();
+    let contributing = bounded.len();
+    // Per bound term, where its list was left (the lists of terms with a dense column are
+    // not read).
+    let mut at = vec![0usize; bounded.len()];
+    for r in sample_runs(nb) {
+        // Each list's first entry of the run is found from where its blocks would sit were
+        // they spread evenly ([`lower_bound`]), most often a line of the list not read yet:
+        // those lines are fetched for every term before any is read.
+        for (t, &i) in bounded.iter().zip(&at) {
+            let n = t.end - t.start;
+            if n > i && dense.column(t.term).is_none() {
+                let g = t.start + guess(n, r.start as u32, nb).max(i);
+                prefetch(&a.bound_blocks[g]);
+                prefetch(&a.bound_codes[g]);
+            }
+        }
+        // Per block, the same products in the same term order as `fill_tables`.
+        for (t, i) in bounded.iter().zip(&mut at) {
+            let qs = t.weight * t.scale;
+            if let Some((codes, _)) = dense.column(t.term) {
+                add_codes(&mut bounds[r.clone()], &codes[r.clone()], qs);
+                continue;
+            }
+            let (blocks, codes) = (
+                &a.bound_blocks[t.start..t.end],
+                &a.bound_codes[t.start..t.end],
+            );
+            *i = lower_bound(blocks, *i, r.start as u32, nb);
+            while let Some(&b) = blocks.get(*i).filter(|&&b| (b as usize) < r.end) {
+                bounds[b as usize] += qs * f32::from(codes[*i]);
+                *i += 1;
+            }
+        }
+    }
+    let mut keys: Vec<u64> = sample_runs(nb)
+        .flatten()
+        .filter(|&b| bounds[b] > 0.0)
+        .map(|b| key(inflate(bounds[b], contributing), b as u32))
+        .collect();
+    let take = CHECK_AFTER.min(keys.len());
+    if keys.len() > take && take > 0 {
+        keys.select_nth_unstable_by(take - 1, |x, y| y.cmp(x));
+        keys.truncate(take);
+    }
+    keys.sort_unstable_by(|x, y| y.cmp(x));
+    // The blocks' first reads (where `find_block` starts in each list) fetched at once.
+    for &k in &keys {
+        prefetch_block(a, None, terms, unkey(k).1);
+    }
+    let (mut scored, mut entries) = (0, 0);
+    for (bound, block) in keys.into_iter().map(unkey) {
+        if !top.may_admit(bound * alpha) {
+            break;
+        }
+        block_ranges(a, block, terms, None, ranges);
+        entries += ranges.iter().map(|r| r.2 - r.1).sum::<usize>();
+        let (docs, scores) = accumulate(a, block, ranges, acc);
+        let floor = top.floor();
+        for (&doc, &s) in docs.iter().zip(scores) {
+            let s = s as f32;
+            if s >= floor {
+                offer(top, doc, s);
+            }
+        }
+        scored += 1;
+    }
+    stats.blocks_scored += scored;
+    // As in `visit_blocks`' check, raw bounds against the deflated floor.
+    let least = deflate(top.floor() / alpha, contributing);
+    let (mut passing, mut sampled) = (0usize, 0usize);
+    for r in sample_runs(nb) {
+        sampled += r.len();
+        passing += bounds[r.clone()]
+            .iter()
+            .filter(|&&v| v > 0.0 && v >= least)
+            .count();
+        bounds[r].fill(0.0);
+    }
+    if scored == 0 {
+        return false;
+    }
+    let remaining = (passing as f64 * nb as f64 / sampled as f64 - scored as f64).max(0.0);
+    rule.abandon_sampled(remaining, entries as f64 / scored as f64)
 }
 
 #[cfg(test)]
@@ -889,6 +1077,47 @@ fn find_block(blocks: &[u32], b: u32, nb: usize) -> Option<usize> {
     (j < hi && blocks[j] == b).then_some(j)
 }
 
+/// The first place at or after `from` in `blocks` (ascending, distinct, all `< nb`) whose
+/// block is at least `b` (`blocks.len()` when none is): as [`find_block`], from where `b`
+/// would sit were the blocks spread evenly, galloping to a bracket, then a binary search in it.
+fn lower_bound(blocks: &[u32], from: usize, b: u32, nb: usize) -> usize {
+    let n = blocks.len();
+    if from >= n {
+        return n;
+    }
+    let g = guess(n, b, nb).max(from);
+    let (lo, hi) = if blocks[g] < b {
+        // The answer is past `g`: blocks[..lo] < b, and it lies in lo..=hi.
+        let (mut lo, mut step) = (g + 1, 1);
+        loop {
+            let probe = lo + step - 1;
+            if probe >= n {
+                break (lo, n);
+            }
+            if blocks[probe] >= b {
+                break (lo, probe);
+            }
+            lo = probe + 1;
+            step *= 2;
+        }
+    } else {
+        // The answer is at most `g`: blocks[hi] >= b, and it lies in lo..=hi.
+        let (mut hi, mut step) = (g, 1);
+        loop {
+            if hi - from < step {
+                break (from, hi);
+            }
+            let probe = hi - step;
+            if blocks[probe] < b {
+                break (probe + 1, hi);
+            }
+            hi = probe;
+            step *= 2;
+        }
+    };
+    lo + blocks[lo..hi].partition_point(|&x| x < b)
+}
+
 /// The entry ranges of `block` into `ranges`: (query weight, start, end) per query term
 /// present in the block, in ascending term order, found through the term's block list
 /// (`bounds.starts`, `bounds.lengths`): its slot there comes from the per-query table, or
@@ -1274,6 +1503,132 @@ mod tests {
             }
         }
         assert_eq!((handed_over, went_on), (20, 1));
+    }
+
+    /// `lower_bound` finds the first place at or after `from` whose block is at least `b`,
+    /// as a partition point does, on lists dense and sparse, from any place.
+    #[test]
+    fn lower_bound_is_the_partition_point_from_a_place() {
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15_u64);
+        for round in 0..300 {
+            let nb = [1usize, 7, 64, 1000, 31_250][round % 5];
+            let density = [1u64, 2, 10, 100, 1000][round / 5 % 5];
+            let blocks: Vec<u32> = (0..nb as u32)
+                .filter(|_| next() % 1000 < 1000 / density)
+                .collect();
+            for _ in 0..50 {
+                let b = (next() % (nb as u64 + 2)) as u32;
+                let from = (next() % (blocks.len() as u64 + 2)) as usize;
+                let want = blocks
+                    .partition_point(|&x| x < b)
+                    .max(from)
+                    .min(blocks.len());
+                assert_eq!(
+                    lower_bound(&blocks, from, b, nb),
+                    want,
+                    "nb {nb} len {} b {b} from {from}",
+                    blocks.len()
+                );
+            }
+        }
+    }
+
+    /// The sampled probe's runs: in order, apart, inside the segment, about one block in
+    /// `SAMPLE_EVERY`, one run at the start of each of `SAMPLE_RUNS` parts.
+    #[test]
+    fn sample_runs_take_about_one_block_in_sample_every() {
+        for nb in [64usize, 65, 100, 1000, 6250, 31_250, 1 << 20] {
+            let runs: Vec<_> = sample_runs(nb).collect();
+            assert!(
+                runs.len() <= SAMPLE_RUNS && runs.len() >= SAMPLE_RUNS - 1,
+                "{nb}"
+            );
+            assert_eq!(runs[0].start, 0);
+            assert!(runs.windows(2).all(|w| w[0].end < w[1].start), "{nb}");
+            assert!(runs.iter().all(|r| !r.is_empty() && r.end <= nb), "{nb}");
+            let taken: usize = runs.iter().map(|r| r.len()).sum();
+            let (low, high) = (
+                nb / SAMPLE_EVERY - SAMPLE_RUNS,
+                nb / SAMPLE_EVERY + SAMPLE_RUNS,
+            );
+            assert!(taken >= low && taken <= high, "{nb}: {taken}");
+        }
+    }
+
+    /// On a segment of over `MAX_TAAT_DOCS` documents, queries with many postings a
+    /// document are probed on a sample of the blocks first: flat ones (every block's bound
+    /// passes) are handed over by it and get the exact hits; one led by a term of a few
+    /// heavy documents (block-max prunes) is kept by it and gets the same hits as with no
+    /// sample, approximate and exact; a rare-term query is not sampled.
+    #[test]
+    fn a_sampled_probe_hands_over_flat_queries_and_keeps_prunable_ones() {
+        let mut vector = flat_vectors(0x3c6e_f372_fe94_f82b_u64, 100);
+        let mut b = IndexBuilder::new(1000).reorder(crate::Reorder::None);
+        for d in 0..40_000u32 {
+            let mut pairs: Vec<(u32, f32)> = vector(40).view().iter().collect();
+            if d % 400 == 0 {
+                pairs.push((500, 5.0 - d as f32 / 40_000.0));
+            }
+            b.add(
+                &format!("d{d}"),
+                SparseVector::from_pairs(pairs).unwrap().view(),
+            )
+            .unwrap();
+        }
+        let index = b.build().unwrap();
+        assert!(index.len() > MAX_TAAT_DOCS);
+        let approximate = crate::SearchOptions {
+            method: crate::Method::approximate(0.9, 1.0).unwrap(),
+            ..crate::SearchOptions::new(5)
+        };
+        let exact = crate::SearchOptions::new(5);
+        let sampled = || SAMPLED.with(|c| c.get());
+        let search = |q: &SparseVector, options: &crate::SearchOptions, off: bool| {
+            NO_SAMPLING.with(|c| c.set(off));
+            let mut searcher = crate::Searcher::new(&index);
+            let hits = searcher.search(q.view(), options);
+            NO_SAMPLING.with(|c| c.set(false));
+            (hits, searcher.stats().segments_term_at_a_time)
+        };
+        // Flat terms at a hundredth of their weight, led by the heavy term (first, while the
+        // segment's history is empty).
+        let mut pairs: Vec<(u32, f32)> = vector(12)
+            .view()
+            .iter()
+            .map(|(t, w)| (t, w / 100.0))
+            .collect();
+        pairs.push((500, 10.0));
+        let led = SparseVector::from_pairs(pairs).unwrap();
+        for options in [approximate, exact] {
+            let before = sampled();
+            let (hits, taat) = search(&led, &options, false);
+            assert_eq!(sampled(), (before.0 + 1, before.1), "{options:?}");
+            assert_eq!(taat, 0, "{options:?}: block-max finishes");
+            let (unsampled, _) = search(&led, &options, true);
+            assert_eq!(sampled(), (before.0 + 1, before.1));
+            assert_eq!(hits, unsampled, "{options:?}");
+            if options == exact {
+                assert_eq!(hits, index.brute_force_top_k(led.view(), 5));
+            }
+        }
+        // Flat 12-term queries: about 4.8 postings a document. (Exact searches soon skip the
+        // probe on the segment's history instead.)
+        for _ in 0..4 {
+            let q = vector(12);
+            let before = sampled();
+            let (hits, taat) = search(&q, &approximate, false);
+            assert_eq!(sampled(), (before.0 + 1, before.1 + 1));
+            assert_eq!(taat, 1);
+            assert_eq!(hits, index.brute_force_top_k(q.view(), 5));
+            let (hits, taat) = search(&q, &exact, false);
+            assert_eq!(taat, 1);
+            assert_eq!(hits, index.brute_force_top_k(q.view(), 5));
+        }
+        let rare = SparseVector::from_pairs(vec![(500, 1.0)]).unwrap();
+        let before = sampled();
+        let (hits, _) = search(&rare, &approximate, false);
+        assert_eq!(sampled(), before, "a rare term is not sampled");
+        assert_eq!(hits, index.brute_force_top_k(rare.view(), 5));
     }
 
     /// Where term at a time costs about what a probe would (long queries over a small segment

@@ -47,7 +47,10 @@ pub enum Method {
     /// too, with exact hits, on a segment of at most 32,768 documents where the query's
     /// postings cost about what probing a few blocks would; elsewhere it first probes a
     /// few blocks (so that its hits depend on the query alone, never on the searches before
-    /// it) and then hands over to the same exact search.
+    /// it) and then hands over to the same exact search. On a larger segment, a query with
+    /// many postings a document (at least 3 per document) is first probed on an eighth of
+    /// the blocks, which hands it over before the bound pass over every block where the
+    /// sample shows the bounds will not prune.
     Approximate {
         /// Bound multiplier, in (0, 1].
         alpha: f32,
@@ -130,7 +133,10 @@ pub enum Traversal {
     /// exact searches go term at a time directly (probing now and then). On a segment of at
     /// most 32,768 documents where term at a time is expected to cost at most about two
     /// probes (long queries over a small segment), every search, exact or approximate, goes
-    /// term at a time without a probe.
+    /// term at a time without a probe; on a larger one, a query with at least 3 postings a
+    /// document is first probed on an eighth of the blocks (one bound pass over them, a few
+    /// blocks scored), and handed over from there where even that sample shows the bounds
+    /// will not prune.
     #[default]
     Auto,
     /// Always block-max pruning (and, for [`Method::Approximate`], its α / β).

@@ -151,6 +151,13 @@ pub(crate) const MAX_TAAT_DOCS: usize = 1 << 15;
 /// Blocks that [`super::Traversal::Auto`] scores before it compares the two traversals.
 pub(crate) const CHECK_AFTER: usize = 8;
 
+/// Runs of consecutive blocks a sampled probe takes ([`SwitchRule::sample_first`]), one at
+/// the start of each equal part of the segment: a clustered layout keeps a cluster's blocks
+/// together, so a run holds whole clusters.
+pub(crate) const SAMPLE_RUNS: usize = 4;
+/// A sampled probe's runs are this many times shorter than the parts they start.
+pub(crate) const SAMPLE_EVERY: usize = 8;
+
 /// Cost model of the screening search of large segments ([`screen_segment`]), in ns, fitted
 /// on the flat synthetic 1M collection (`scripts/bench/make_synthetic.py --profile flat`) on
 /// this project's 2-core machine: per scattered posting (a term without a byte column), per
@@ -204,6 +211,28 @@ const PROBE_NS_PER_ENTRY: f64 = 2.3;
 /// 1.3x on DBpedia, now as fast as exact; on MS MARCO within the noise (-5 to -8 %).
 const DIRECT_MARGIN: f64 = 2.0;
 
+/// Query postings a document (the query terms' document frequencies summed, over the
+/// segment's documents) from which a large segment's probe is first made on a sample of its
+/// blocks ([`SwitchRule::sample_first`]). On the flat 1M collection of BENCHMARKS.md every
+/// query has 6.2-19.8 and block-max pruning loses to term at a time on all but 3 of 1,000; on
+/// the topical 1M (0.04-2.52) and the Quora questions (0.10-3.01) it wins on 991 and 847 of
+/// 1,000. The 5,000 MS MARCO passages of `../shared/data` encoded with splade-tiny give 1,000
+/// MS MARCO train queries p10 0.85, p50 1.56, p90 2.57 and at most 3.73 (the DL19 queries at
+/// most 4.86).
+/// The threshold only decides where the cheaper measurement is tried first: the hand-over
+/// is still decided by what the sample's blocks show ([`SwitchRule::abandon_sampled`]).
+const SAMPLE_MIN_POSTINGS_PER_DOC: f64 = 3.0;
+/// How much more than the first check's bar ([`SwitchRule::abandon`]) the blocks a sampled
+/// probe estimates are still to score must be expected to cost before it hands over: the
+/// sample's k-th score, found in fewer and lesser blocks, is below the whole segment's, so
+/// its estimate errs high. Measured with every query of a large segment sampled (no postings
+/// threshold) and then probed in full, as estimated cost over that bar (`search_only`, exact
+/// and α 0.9 β 0.8): the flat 1M 1.32-2.74 (the full probe 0.86-2.74; 2,041 of its 2,043
+/// probes handed over, 2,039 of them also by the sample at this margin); the topical 1M at
+/// most 1.34 (the full probe at most 0.79) and the Quora questions at most 0.87 (0.71): at this
+/// margin no probe that the full one keeps is handed over.
+const SAMPLE_MARGIN: f64 = 1.5;
+
 /// Blocks scored before the second, late comparison of the two traversals
 /// ([`SwitchRule::abandon_late`]).
 const LATE_CHECK_AFTER: usize = 128;
@@ -233,6 +262,10 @@ const LATE_MARGIN: f64 = 1.5;
 /// [`DIRECT_MARGIN`] probes ([`Self::direct`]), there is no probe: the segment goes term at a
 /// time directly. That choice depends on the query and the segment alone (its document
 /// frequencies and block count), so an approximate search makes it too.
+///
+/// On a larger segment where the query has many postings a document, the first check is
+/// first made on a sample of the blocks ([`Self::sample_first`], [`Self::abandon_sampled`]):
+/// where it hands over, the full bound pass is never made.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct SwitchRule {
     /// Expected cost of the term-at-a-time search of the segment, in ns, as the first check
@@ -244,6 +277,8 @@ pub(crate) struct SwitchRule {
     terms: usize,
     /// Whether to go term at a time without a probe.
     direct: bool,
+    /// Whether to probe a sample of the blocks first (see [`Self::sample_first`]).
+    sample: bool,
 }
 
 impl SwitchRule {
@@ -297,7 +332,11 @@ impl SwitchRule {
                 CHECK_AFTER.min(num_blocks) as f64 * Self::block_ns(terms, entries_per_block);
             cost_ns <= DIRECT_MARGIN * probe_ns
         };
+        let sample = large
+            && postings as f64 >= SAMPLE_MIN_POSTINGS_PER_DOC * num_docs as f64
+            && num_blocks >= SAMPLE_RUNS * SAMPLE_EVERY;
         Some(Self {
+            sample,
             taat_ns: if large {
                 SCREEN_HANDOVER_MARGIN * cost_ns
             } else {
@@ -318,6 +357,28 @@ impl SwitchRule {
     /// Whether the segment goes term at a time without a probe (see the type's documentation).
     pub(crate) fn direct(&self) -> bool {
         self.direct
+    }
+
+    /// Whether a large segment's probe is first made on a sample of its blocks
+    /// ([`SAMPLE_RUNS`] runs of consecutive blocks, an [`SAMPLE_EVERY`]-th of the segment in
+    /// all): where the query has at least [`SAMPLE_MIN_POSTINGS_PER_DOC`] postings a
+    /// document, on a segment of over [`MAX_TAAT_DOCS`] documents and at least
+    /// `SAMPLE_RUNS * SAMPLE_EVERY` blocks. The full probe's bound pass adds every query
+    /// term's block maxima before its first check (on the flat 1M collection hundreds of
+    /// thousands of scattered adds a query, about a fifth of an approximate search); the
+    /// sample's adds an eighth of them. A choice made from the query and the segment alone,
+    /// so an approximate search makes it too.
+    pub(crate) fn sample_first(&self) -> bool {
+        self.sample
+    }
+
+    /// Whether a probe made on a sample of the blocks hands over: when the blocks still
+    /// passing the stopping rule in the whole segment, `remaining` (the sample's count
+    /// scaled to the segment), at `entries_per_block` entries each, are expected to cost
+    /// more than [`SAMPLE_MARGIN`] times what [`Self::abandon`] weighs term at a time at.
+    pub(crate) fn abandon_sampled(&self, remaining: f64, entries_per_block: f64) -> bool {
+        remaining * (BLOCK_NS_PER_ENTRY * entries_per_block + BLOCK_NS_PER_BLOCK)
+            > SAMPLE_MARGIN * self.taat_ns
     }
 
     /// Whether the traversals are compared once `scored` blocks are scored (after
