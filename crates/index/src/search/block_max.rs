@@ -317,7 +317,8 @@ pub(crate) fn block_max_top_k(
     let search = next_search_number();
     // One exact search in `TIME_EVERY` is timed for `TraversalMemory` (each timing is a
     // write every thread's searches of the segment contend for).
-    let timed = alpha >= 1.0 && search.is_multiple_of(TIME_EVERY);
+    let exact = alpha >= 1.0 && bound_terms.is_none();
+    let timed = exact && search.is_multiple_of(TIME_EVERY);
     let query_terms = query.nnz();
     for slot in index.slots() {
         if slot.live() == 0 {
@@ -402,11 +403,14 @@ pub(crate) fn block_max_top_k(
                         term_at_a_time(scratch, &mut top);
                         continue;
                     }
-                    // Only an exact search (alpha 1) may skip the probe on the segment's history:
-                    // both paths then give the same hits. An approximate search otherwise always
-                    // probes, so its hits depend on the query alone, never on the searches before.
+                    // Only an exact search (alpha and beta 1) may skip the probe on the
+                    // segment's history: both paths then give the same hits. An approximate
+                    // search otherwise always probes, so its hits depend on the query alone,
+                    // never on the searches before. (Alpha 1 alone is not enough: with beta < 1
+                    // the bounds leave out the lightest terms, and a probe's hits may differ
+                    // from the exact ones.)
                     Some(_)
-                        if alpha >= 1.0
+                        if exact
                             && segment
                                 .traversal_memory()
                                 .for_query(query_terms)
@@ -432,13 +436,6 @@ pub(crate) fn block_max_top_k(
         // One set of dense columns for the whole search of the segment (the wide set may be
         // made by another search meanwhile).
         let dense = segment.dense_bounds();
-        // Where this segment's last probes of queries of this length handed over, this one
-        // likely will too: its first blocks' slots are found in the block lists, and the
-        // slot table (reset and filled a block count long a term) is made only if it goes
-        // on past its first check. Hits never depend on the table, only speed does. On the
-        // flat 1M collection of BENCHMARKS.md ("Session 33"), where approximate searches
-        // probe and hand over, they ran 534 QPS instead of 504 (medians of 28 passes); on
-        // the topical 1M no probe hands over, so none is deferred.
         // Where the query has many postings a document on a large segment, the probe is
         // first made on a sample of the blocks (see `SwitchRule::sample_first`). When the
         // sample says hand over, the segment goes term at a time (exact hits); otherwise
@@ -448,12 +445,16 @@ pub(crate) fn block_max_top_k(
         let sample = switch.filter(|r| r.sample_first() && !sampling_off());
         if let (Some(rule), Some(before)) = (sample, &before) {
             let terms = present_terms(&a, query, &bound_terms);
-            let hand_over =
+            let (hand_over, scored, candidates) =
                 sampled_probe(&a, dense, &terms, alpha, &rule, scratch, &mut top, offer);
             top = before.clone();
             #[cfg(test)]
             SAMPLED.with(|c| c.set((c.get().0 + 1, c.get().1 + usize::from(hand_over))));
             if hand_over {
+                // Counted as a probe's blocks before a hand-over are (where the sample does
+                // not hand over, the full probe counts its own).
+                scratch.stats.blocks_scored += scored;
+                scratch.stats.blocks_candidate += candidates;
                 segment.record_block_max(false);
                 segment
                     .traversal_memory()
@@ -469,6 +470,13 @@ pub(crate) fn block_max_top_k(
                 continue;
             }
         }
+        // Where this segment's last probes of queries of this length handed over, this one
+        // likely will too: its first blocks' slots are found in the block lists, and the
+        // slot table (reset and filled a block count long a term) is made only if it goes
+        // on past its first check. Hits never depend on the table, only speed does. On the
+        // flat 1M collection of BENCHMARKS.md ("Session 33"), where approximate searches
+        // probe and hand over, they ran 534 QPS instead of 504 (medians of 28 passes); on
+        // the topical 1M no probe hands over, so none is deferred.
         let defer = switch.is_some()
             && segment
                 .traversal_memory()
@@ -532,40 +540,18 @@ fn sample_runs(nb: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
         .map(move |r0| r0..(r0 + len).min(nb))
 }
 
-/// A probe on a sample of the blocks ([`sample_runs`]; see `SwitchRule::sample_first`):
-/// the sampled blocks' bounds (the same sums as the full bound pass's), then up to
-/// [`CHECK_AFTER`] of them scored heaviest first while the stopping rule admits them (their
-/// documents offered to `top` through `offer`), then the first check of [`visit_blocks`]
-/// with the blocks passing the rule in the sample scaled to the segment
-/// (`SwitchRule::abandon_sampled`). Returns whether to hand the segment over; leaves every
-/// bound at zero. `false` for a query with a negative weight (its blocks are scored
-/// exhaustively) or without a positive sampled bound.
-#[allow(clippy::too_many_arguments)]
-fn sampled_probe(
+/// Adds the block maxima of the positive bound `terms` into `bounds` (one a block of the
+/// segment of `a`, zero on entry) for the blocks of [`sample_runs`] alone: per block the same
+/// products in the same term order as [`fill_tables`], so the same bounds. Returns how many
+/// terms contributed.
+fn sample_bounds(
     a: &BlockArrays<'_>,
     dense: DenseView<'_>,
     terms: &[QueryTerm],
-    alpha: f32,
-    rule: &SwitchRule,
-    scratch: &mut Scratch,
-    top: &mut TopK,
-    mut offer: impl FnMut(&mut TopK, u32, f32) -> bool,
-) -> bool {
-    if terms.iter().any(|t| t.weight < 0.0) {
-        return false;
-    }
+    bounds: &mut [f32],
+) -> usize {
     let nb = a.num_blocks();
-    scratch.prepare(nb);
-    let Scratch {
-        bounds,
-        acc,
-        ranges,
-        stats,
-        ..
-    } = scratch;
-    let bounds = &mut bounds[..nb];
     let bounded: Vec<&QueryTerm> = terms.iter().filter(|t| t.weight > 0.0 && t.bound).collect();
-    let contributing = bounded.len();
     // Per bound term, where its list was left (the lists of terms with a dense column are
     // not read).
     let mut at = vec![0usize; bounded.len()];
@@ -581,7 +567,6 @@ fn sampled_probe(
                 prefetch(&a.bound_codes[g]);
             }
         }
-        // Per block, the same products in the same term order as `fill_tables`.
         for (t, i) in bounded.iter().zip(&mut at) {
             let qs = t.weight * t.scale;
             if let Some((codes, _)) = dense.column(t.term) {
@@ -599,11 +584,49 @@ fn sampled_probe(
             }
         }
     }
+    bounded.len()
+}
+
+/// A probe on a sample of the blocks ([`sample_runs`]; see `SwitchRule::sample_first`):
+/// the sampled blocks' bounds (the same sums as the full bound pass's), then up to
+/// [`CHECK_AFTER`] of them scored heaviest first while the stopping rule admits them (their
+/// documents offered to `top` through `offer`), then the first check of [`visit_blocks`]
+/// with the blocks passing the rule in the sample scaled to the segment
+/// (`SwitchRule::abandon_sampled`). Returns whether to hand the segment over, the blocks it
+/// scored and the sampled blocks with a positive bound; leaves every bound at zero. Never
+/// hands over a query with a negative weight (its blocks are scored exhaustively), nor one
+/// where no sampled block passes the stopping rule (none has a positive bound, or the
+/// segments before put the k-th score above every one).
+#[allow(clippy::too_many_arguments)]
+fn sampled_probe(
+    a: &BlockArrays<'_>,
+    dense: DenseView<'_>,
+    terms: &[QueryTerm],
+    alpha: f32,
+    rule: &SwitchRule,
+    scratch: &mut Scratch,
+    top: &mut TopK,
+    mut offer: impl FnMut(&mut TopK, u32, f32) -> bool,
+) -> (bool, usize, usize) {
+    if terms.iter().any(|t| t.weight < 0.0) {
+        return (false, 0, 0);
+    }
+    let nb = a.num_blocks();
+    scratch.prepare(nb);
+    let Scratch {
+        bounds,
+        acc,
+        ranges,
+        ..
+    } = scratch;
+    let bounds = &mut bounds[..nb];
+    let contributing = sample_bounds(a, dense, terms, bounds);
     let mut keys: Vec<u64> = sample_runs(nb)
         .flatten()
         .filter(|&b| bounds[b] > 0.0)
         .map(|b| key(inflate(bounds[b], contributing), b as u32))
         .collect();
+    let positive = keys.len();
     let take = CHECK_AFTER.min(keys.len());
     if keys.len() > take && take > 0 {
         keys.select_nth_unstable_by(take - 1, |x, y| y.cmp(x));
@@ -631,7 +654,6 @@ fn sampled_probe(
         }
         scored += 1;
     }
-    stats.blocks_scored += scored;
     // As in `visit_blocks`' check, raw bounds against the deflated floor.
     let least = deflate(top.floor() / alpha, contributing);
     let (mut passing, mut sampled) = (0usize, 0usize);
@@ -644,10 +666,11 @@ fn sampled_probe(
         bounds[r].fill(0.0);
     }
     if scored == 0 {
-        return false;
+        return (false, 0, positive);
     }
     let remaining = (passing as f64 * nb as f64 / sampled as f64 - scored as f64).max(0.0);
-    rule.abandon_sampled(remaining, entries as f64 / scored as f64)
+    let hand_over = rule.abandon_sampled(remaining, entries as f64 / scored as f64);
+    (hand_over, scored, positive)
 }
 
 #[cfg(test)]
@@ -1555,14 +1578,11 @@ mod tests {
         }
     }
 
-    /// On a segment of over `MAX_TAAT_DOCS` documents, queries with many postings a
-    /// document are probed on a sample of the blocks first: flat ones (every block's bound
-    /// passes) are handed over by it and get the exact hits; one led by a term of a few
-    /// heavy documents (block-max prunes) is kept by it and gets the same hits as with no
-    /// sample, approximate and exact; a rare-term query is not sampled.
-    #[test]
-    fn a_sampled_probe_hands_over_flat_queries_and_keeps_prunable_ones() {
-        let mut vector = flat_vectors(0x3c6e_f372_fe94_f82b_u64, 100);
+    /// 40,000 documents of 40 flat terms out of 100 (each in about a third of them, so
+    /// about 0.4 postings a document per query term), every 400th also holding term 500 with
+    /// a weight near 5 (falling with the document number): one segment of over
+    /// `MAX_TAAT_DOCS` documents, in insertion order.
+    fn flat_with_a_heavy_term(vector: &mut impl FnMut(usize) -> SparseVector) -> Index {
         let mut b = IndexBuilder::new(1000).reorder(crate::Reorder::None);
         for d in 0..40_000u32 {
             let mut pairs: Vec<(u32, f32)> = vector(40).view().iter().collect();
@@ -1575,7 +1595,114 @@ mod tests {
             )
             .unwrap();
         }
-        let index = b.build().unwrap();
+        b.build().unwrap()
+    }
+
+    /// The sampled probe's bounds are the full bound pass's on the sampled blocks (with and
+    /// without dense columns, all terms or the heaviest half, terms absent from the segment
+    /// included) and zero elsewhere, count the same contributing terms, and every bound is
+    /// zero again after a sampled probe, whether it hands over or not.
+    #[test]
+    fn sampled_bounds_are_the_full_passes_and_are_cleared() {
+        let mut vector = flat_vectors(0x7137_449b_23c5_dc4d_u64, 100);
+        let index = flat_with_a_heavy_term(&mut vector);
+        let [only] = index.slots() else { panic!() };
+        let segment = &only.segment;
+        let a = segment.blocks();
+        let nb = a.num_blocks();
+        let none = crate::segment::dense_bounds::DenseBounds::default();
+        let dense = segment.dense_bounds();
+        assert!(
+            (0..100).any(|t| dense.column(t).is_some()),
+            "some dense columns"
+        );
+        let mut pairs: Vec<(u32, f32)> = vector(12)
+            .view()
+            .iter()
+            .map(|(t, w)| (t, w / 100.0))
+            .collect();
+        pairs.extend([(500, 10.0), (900, 1.0)]);
+        let queries = [
+            vector(12),
+            vector(30),
+            SparseVector::from_pairs(pairs).unwrap(),
+        ];
+        let in_sample = |b: usize| sample_runs(nb).any(|r| r.contains(&b));
+        let (mut handed_over, mut kept) = (0, 0);
+        for q in &queries {
+            for beta in [1.0, 0.5] {
+                let beta = bound_terms(q.view(), beta);
+                for view in [dense, DenseView::from(&none)] {
+                    let mut scratch = Scratch::new();
+                    let full = candidates(&a, view, nb, q.view(), &beta, false, &mut scratch);
+                    let want: Vec<u32> = scratch.bounds[..nb].iter().map(|v| v.to_bits()).collect();
+                    let terms = present_terms(&a, q.view(), &beta);
+                    let mut got = vec![0.0f32; nb];
+                    assert_eq!(sample_bounds(&a, view, &terms, &mut got), full.contributing);
+                    for (b, (&g, &w)) in got.iter().zip(&want).enumerate() {
+                        assert_eq!(g.to_bits(), if in_sample(b) { w } else { 0 }, "block {b}");
+                    }
+                    let mut scratch = Scratch::new();
+                    let rule = SwitchRule::new(segment.len(), nb, segment.term_df(), q.view());
+                    let mut top = TopK::new(5);
+                    let offer = |top: &mut TopK, doc: u32, s: f32| {
+                        top.push(doc, s);
+                        true
+                    };
+                    let (hand_over, scored, positive) = sampled_probe(
+                        &a,
+                        view,
+                        &terms,
+                        0.9,
+                        &rule.unwrap(),
+                        &mut scratch,
+                        &mut top,
+                        offer,
+                    );
+                    assert!(scratch.bounds.iter().all(|&v| v == 0.0));
+                    assert!(scored <= CHECK_AFTER && scored <= positive && positive > 0);
+                    if hand_over {
+                        handed_over += 1;
+                    } else {
+                        kept += 1;
+                    }
+                }
+            }
+        }
+        assert!(handed_over > 0 && kept > 0, "{handed_over} {kept}");
+    }
+
+    /// An approximate search with alpha 1 and beta < 1 probes whatever the segment's history
+    /// says (only an exact search may skip the probe on it): its hits depend on the query.
+    #[test]
+    fn alpha_one_with_fewer_bound_terms_still_probes() {
+        let mut vector = flat_vectors(0x1f83_d9ab_5be0_cd19_u64, 100);
+        let index = flat_with_rare_terms(&mut vector, 2000);
+        let rare = SparseVector::from_pairs(vec![(150, 1.0), (420, 1.0)]).unwrap();
+        let [slot] = index.slots() else { panic!() };
+        let history = slot.segment.traversal_memory().for_query(rare.nnz());
+        let options = crate::SearchOptions {
+            method: crate::Method::approximate(1.0, 0.5).unwrap(),
+            ..crate::SearchOptions::new(10)
+        };
+        for _ in 0..3 {
+            (0..4).for_each(|_| history.record(true));
+            assert!(history.usually_hands_over());
+            let mut searcher = crate::Searcher::new(&index);
+            searcher.search(rare.view(), &options);
+            assert!(searcher.stats().blocks_candidate > 0, "it probed");
+        }
+    }
+
+    /// On a segment of over `MAX_TAAT_DOCS` documents, queries with many postings a
+    /// document are probed on a sample of the blocks first: flat ones (every block's bound
+    /// passes) are handed over by it and get the exact hits; one led by a term of a few
+    /// heavy documents (block-max prunes) is kept by it and gets the same hits as with no
+    /// sample, approximate and exact; a rare-term query is not sampled.
+    #[test]
+    fn a_sampled_probe_hands_over_flat_queries_and_keeps_prunable_ones() {
+        let mut vector = flat_vectors(0x3c6e_f372_fe94_f82b_u64, 100);
+        let index = flat_with_a_heavy_term(&mut vector);
         assert!(index.len() > MAX_TAAT_DOCS);
         let approximate = crate::SearchOptions {
             method: crate::Method::approximate(0.9, 1.0).unwrap(),
@@ -1616,9 +1743,15 @@ mod tests {
         for _ in 0..4 {
             let q = vector(12);
             let before = sampled();
-            let (hits, taat) = search(&q, &approximate, false);
+            NO_SAMPLING.with(|c| c.set(false));
+            let mut searcher = crate::Searcher::new(&index);
+            let hits = searcher.search(q.view(), &approximate);
+            let stats = searcher.stats();
             assert_eq!(sampled(), (before.0 + 1, before.1 + 1));
-            assert_eq!(taat, 1);
+            assert_eq!(stats.segments_term_at_a_time, 1);
+            // The sample's blocks count as a probe's do before a hand-over.
+            assert!(stats.blocks_scored > 0 && stats.blocks_scored <= stats.blocks_candidate);
+            assert!(stats.blocks_candidate < stats.blocks_total / 4);
             assert_eq!(hits, index.brute_force_top_k(q.view(), 5));
             let (hits, taat) = search(&q, &exact, false);
             assert_eq!(taat, 1);

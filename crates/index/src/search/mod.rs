@@ -95,7 +95,8 @@ pub struct SearchStats {
     pub blocks_total: usize,
     /// Segments searched term at a time (see [`Traversal`]); their blocks count in none of
     /// the block counters but the total, except those scored before a hand-over (which count
-    /// in `blocks_scored` and `blocks_candidate`).
+    /// in `blocks_scored` and `blocks_candidate`; for a probe on a sample of the blocks, the
+    /// sampled blocks with a positive bound are its candidates).
     pub segments_term_at_a_time: usize,
     /// Postings added by the term-at-a-time searches.
     pub postings_scored: usize,

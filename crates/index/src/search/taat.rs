@@ -230,7 +230,9 @@ const SAMPLE_MIN_POSTINGS_PER_DOC: f64 = 3.0;
 /// and α 0.9 β 0.8): the flat 1M 1.32-2.74 (the full probe 0.86-2.74; 2,041 of its 2,043
 /// probes handed over, 2,039 of them also by the sample at this margin); the topical 1M at
 /// most 1.34 (the full probe at most 0.79) and the Quora questions at most 0.87 (0.71): at this
-/// margin no probe that the full one keeps is handed over.
+/// margin no probe that the full one keeps is handed over. (Those are clustered and random
+/// layouts; a layout sorted by heaviest term, `Reorder::HeaviestTerms`, was not measured: the
+/// sample's four runs see four ranges of heaviest terms there. Hits are right either way.)
 const SAMPLE_MARGIN: f64 = 1.5;
 
 /// Blocks scored before the second, late comparison of the two traversals
