@@ -329,6 +329,8 @@ pub(crate) fn block_max_top_k(
             deleted: slot.deleted.words(),
         };
         let segment = &slot.segment;
+        // What the segment learned from its searches of queries of about this length.
+        let history = segment.traversal_memory().for_query(query_terms);
         let a = segment.blocks();
         let num_blocks = segment.num_blocks();
         if num_blocks == 0 {
@@ -409,20 +411,11 @@ pub(crate) fn block_max_top_k(
                     // never on the searches before. (Alpha 1 alone is not enough: with beta < 1
                     // the bounds leave out the lightest terms, and a probe's hits may differ
                     // from the exact ones.)
-                    Some(_)
-                        if exact
-                            && segment
-                                .traversal_memory()
-                                .for_query(query_terms)
-                                .skip_probe(search) =>
-                    {
+                    Some(_) if exact && history.skip_probe(search) => {
                         let started = timed.then(Instant::now);
                         term_at_a_time(scratch, &mut top);
                         if let Some(started) = started {
-                            segment
-                                .traversal_memory()
-                                .for_query(query_terms)
-                                .record_time(false, started.elapsed());
+                            history.record_time(false, started.elapsed());
                         }
                         continue;
                     }
@@ -456,16 +449,10 @@ pub(crate) fn block_max_top_k(
                 scratch.stats.blocks_scored += scored;
                 scratch.stats.blocks_candidate += candidates;
                 segment.record_block_max(false);
-                segment
-                    .traversal_memory()
-                    .for_query(query_terms)
-                    .record(true);
+                history.record(true);
                 term_at_a_time(scratch, &mut top);
                 if let Some(started) = probe_started {
-                    segment
-                        .traversal_memory()
-                        .for_query(query_terms)
-                        .record_time(true, started.elapsed());
+                    history.record_time(true, started.elapsed());
                 }
                 continue;
             }
@@ -477,11 +464,7 @@ pub(crate) fn block_max_top_k(
         // flat 1M collection of BENCHMARKS.md ("Session 33"), where approximate searches
         // probe and hand over, they ran 534 QPS instead of 504 (medians of 28 passes); on
         // the topical 1M no probe hands over, so none is deferred.
-        let defer = switch.is_some()
-            && segment
-                .traversal_memory()
-                .for_query(query_terms)
-                .usually_hands_over();
+        let defer = switch.is_some() && history.usually_hands_over();
         let found = candidates(&a, dense, num_blocks, query, &bound_terms, defer, scratch);
         #[cfg(test)]
         if found.deferred {
@@ -490,10 +473,7 @@ pub(crate) fn block_max_top_k(
         let finished = visit_blocks(&a, dense, found, alpha, switch, scratch, &mut top, offer);
         segment.record_block_max(finished);
         if let Some(before) = before {
-            segment
-                .traversal_memory()
-                .for_query(query_terms)
-                .record(!finished);
+            history.record(!finished);
             if !finished {
                 // Start the segment again from the top-k as it was before it.
                 top = before;
@@ -501,10 +481,7 @@ pub(crate) fn block_max_top_k(
             }
         }
         if let Some(started) = probe_started {
-            segment
-                .traversal_memory()
-                .for_query(query_terms)
-                .record_time(true, started.elapsed());
+            history.record_time(true, started.elapsed());
         }
     }
     top.into_sorted()
@@ -644,14 +621,7 @@ fn sampled_probe(
         }
         block_ranges(a, block, terms, None, ranges);
         entries += ranges.iter().map(|r| r.2 - r.1).sum::<usize>();
-        let (docs, scores) = accumulate(a, block, ranges, acc);
-        let floor = top.floor();
-        for (&doc, &s) in docs.iter().zip(scores) {
-            let s = s as f32;
-            if s >= floor {
-                offer(top, doc, s);
-            }
-        }
+        score_block(a, block, ranges, acc, top, &mut offer);
         scored += 1;
     }
     // As in `visit_blocks`' check, raw bounds against the deflated floor.
@@ -817,15 +787,7 @@ fn visit_blocks(
         if switch.is_some() {
             entries += ranges.iter().map(|r| r.2 - r.1).sum::<usize>();
         }
-        let (docs, scores) = accumulate(a, block, ranges, acc);
-        // Only a score at least the k-th may enter (ties may win on document number).
-        let floor = top.floor();
-        for (&doc, &s) in docs.iter().zip(scores) {
-            let s = s as f32;
-            if s >= floor {
-                offer(top, doc, s);
-            }
-        }
+        score_block(a, block, ranges, acc, top, &mut offer);
         scored += 1;
     }
     stats.blocks_scored += scored;
@@ -1218,6 +1180,29 @@ impl<'a> SlotRows<'a> {
             if let Some(p) = row.get(block) {
                 prefetch(p);
             }
+        }
+    }
+}
+
+/// Scores `block` from its entry `ranges` ([`accumulate`]) and offers each document whose
+/// score reaches the current k-th to `top` through `offer` (its local number and exact
+/// score).
+#[inline(always)]
+fn score_block(
+    a: &BlockArrays<'_>,
+    block: usize,
+    ranges: &[(f64, usize, usize)],
+    acc: &mut [f64; 256],
+    top: &mut TopK,
+    offer: &mut impl FnMut(&mut TopK, u32, f32) -> bool,
+) {
+    let (docs, scores) = accumulate(a, block, ranges, acc);
+    // Only a score at least the k-th may enter (ties may win on document number).
+    let floor = top.floor();
+    for (&doc, &s) in docs.iter().zip(scores) {
+        let s = s as f32;
+        if s >= floor {
+            offer(top, doc, s);
         }
     }
 }
