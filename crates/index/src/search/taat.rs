@@ -362,8 +362,8 @@ impl SwitchRule {
     }
 
     /// Whether a large segment's probe is first made on a sample of its blocks
-    /// ([`SAMPLE_RUNS`] runs of consecutive blocks, an [`SAMPLE_EVERY`]-th of the segment in
-    /// all): where the query has at least [`SAMPLE_MIN_POSTINGS_PER_DOC`] postings a
+    /// ([`SAMPLE_RUNS`] runs of consecutive blocks, one block in [`SAMPLE_EVERY`] in all):
+    /// where the query has at least [`SAMPLE_MIN_POSTINGS_PER_DOC`] postings a
     /// document, on a segment of over [`MAX_TAAT_DOCS`] documents and at least
     /// `SAMPLE_RUNS * SAMPLE_EVERY` blocks. The full probe's bound pass adds every query
     /// term's block maxima before its first check (on the flat 1M collection hundreds of
