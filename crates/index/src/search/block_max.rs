@@ -1014,90 +1014,58 @@ fn guess(n: usize, b: u32, nb: usize) -> usize {
     ((u64::from(b) * n as u64) / nb.max(1) as u64).min(n as u64 - 1) as usize
 }
 
-/// The position of block `b` in `blocks` (ascending, distinct, all `< nb`): interpolation
+/// The position of block `b` in `blocks` (ascending, distinct, all `< nb`), by [`lower_bound`]: interpolation
 /// (the list's blocks are spread over `0..nb`), then a galloping search from the guess and a
 /// binary search in the bracket found. Posting lists of frequent terms cover most blocks,
 /// so the guess is usually within a cache line of the answer.
 #[inline(always)]
 fn find_block(blocks: &[u32], b: u32, nb: usize) -> Option<usize> {
-    let n = blocks.len();
-    if n == 0 {
-        return None;
-    }
-    let i = guess(n, b, nb);
-    let (lo, hi) = match blocks[i].cmp(&b) {
-        std::cmp::Ordering::Equal => return Some(i),
-        std::cmp::Ordering::Less => {
-            // blocks[..lo] < b; the answer, if any, is in lo..hi.
-            let (mut lo, mut step) = (i + 1, 1);
-            loop {
-                let probe = lo + step - 1;
-                if probe >= n {
-                    break (lo, n);
-                }
-                if blocks[probe] >= b {
-                    break (lo, probe + 1);
-                }
-                lo = probe + 1;
-                step *= 2;
-            }
-        }
-        std::cmp::Ordering::Greater => {
-            // blocks[hi..] > b.
-            let (mut hi, mut step) = (i, 1);
-            loop {
-                if step > hi {
-                    break (0, hi);
-                }
-                let probe = hi - step;
-                if blocks[probe] <= b {
-                    break (probe, hi);
-                }
-                hi = probe;
-                step *= 2;
-            }
-        }
-    };
-    let j = lo + blocks[lo..hi].partition_point(|&x| x < b);
-    (j < hi && blocks[j] == b).then_some(j)
+    let j = lower_bound(blocks, 0, b, nb);
+    (blocks.get(j) == Some(&b)).then_some(j)
 }
 
 /// The first place at or after `from` in `blocks` (ascending, distinct, all `< nb`) whose
-/// block is at least `b` (`blocks.len()` when none is): as [`find_block`], from where `b`
+/// block is at least `b` (`blocks.len()` when none is), from where `b`
 /// would sit were the blocks spread evenly, galloping to a bracket, then a binary search in it.
+#[inline(always)]
 fn lower_bound(blocks: &[u32], from: usize, b: u32, nb: usize) -> usize {
     let n = blocks.len();
     if from >= n {
         return n;
     }
     let g = guess(n, b, nb).max(from);
-    let (lo, hi) = if blocks[g] < b {
-        // The answer is past `g`: blocks[..lo] < b, and it lies in lo..=hi.
-        let (mut lo, mut step) = (g + 1, 1);
-        loop {
-            let probe = lo + step - 1;
-            if probe >= n {
-                break (lo, n);
+    let (lo, hi) = match blocks[g].cmp(&b) {
+        // The blocks are distinct: every place before `g` holds a smaller one.
+        std::cmp::Ordering::Equal => return g,
+        std::cmp::Ordering::Less => {
+            // The answer is past `g`: blocks[..lo] < b, and it lies in lo..=hi.
+            let (mut lo, mut step) = (g + 1, 1);
+            loop {
+                let probe = lo + step - 1;
+                if probe >= n {
+                    break (lo, n);
+                }
+                if blocks[probe] >= b {
+                    break (lo, probe);
+                }
+                lo = probe + 1;
+                step *= 2;
             }
-            if blocks[probe] >= b {
-                break (lo, probe);
-            }
-            lo = probe + 1;
-            step *= 2;
         }
-    } else {
-        // The answer is at most `g`: blocks[hi] >= b, and it lies in lo..=hi.
-        let (mut hi, mut step) = (g, 1);
-        loop {
-            if hi - from < step {
-                break (from, hi);
+        std::cmp::Ordering::Greater => {
+            // The answer is at most `g`: blocks[hi] >= b, and it lies in lo..=hi.
+            let (mut hi, mut step) = (g, 1);
+            loop {
+                if hi - from < step {
+                    break (from, hi);
+                }
+                let probe = hi - step;
+                if blocks[probe] < b {
+                    break (probe + 1, hi);
+                }
+                hi = probe;
+                step *= 2;
             }
-            let probe = hi - step;
-            if blocks[probe] < b {
-                break (probe + 1, hi);
-            }
-            hi = probe;
-            step *= 2;
         }
     };
     lo + blocks[lo..hi].partition_point(|&x| x < b)
