@@ -56,15 +56,15 @@ use crate::topk::{Hit, TopK};
 pub(crate) struct Scratch {
     /// Block bounds of the current query (all zero between searches).
     bounds: Vec<f32>,
-    /// Per query term `i` and block `b`, at `i * num_blocks + b`: the slot of (term, block),
-    /// its place in the term-major lists (where `bounds.starts` and `bounds.lengths` give its
-    /// entries), or `u32::MAX` when the term is absent from the block (filled per query, in
-    /// the bound pass or, for a probe that defers it, once the probe goes on
-    /// ([`fill_slots`]); replaces a search per (term, scored block)). The rows of terms with
-    /// a dense column are left unfilled: their slots are read from the column
-    /// ([`SlotRows`]).
-    positions: Vec<u32>,
-    /// Largest position table (entries); [`MAX_POSITIONS`] except in tests.
+    /// The slot table: per query term `i`, its row of `words(num_blocks)` [`RankWord`]s from
+    /// `i * words(num_blocks)`, from which the slot of (term, block) comes, its place in the
+    /// term-major lists (where `bounds.starts` and `bounds.lengths` give its entries), or
+    /// none when the term is absent from the block (filled per query, in the bound pass or,
+    /// for a probe that defers it, once the probe goes on ([`fill_slots`]); replaces a
+    /// search per (term, scored block)). The rows of terms with a dense column are left
+    /// unfilled: their slots are read from the column ([`SlotRows`]).
+    positions: Vec<RankWord>,
+    /// Largest slot table, in (term, block) pairs; [`MAX_POSITIONS`] except in tests.
     max_positions: usize,
     /// Per-document accumulators of the block being scored (a block position is a `u8`,
     /// so indexing by it needs no bounds check).
@@ -246,7 +246,8 @@ fn candidates(
 ) -> Candidates {
     let terms = present_terms(a, query, bound_terms);
     scratch.prepare(num_blocks);
-    // Slots are stored as u32 in the table (u32::MAX marks an absent term).
+    // A table's rows are a bit a block (see `RankWord`); lists of 2^32 slots or more are left
+    // to `find_block`, as the dense columns' slots are u32 (`u32::MAX` marks an absent term).
     let fits = terms.len() * num_blocks <= scratch.max_positions
         && a.bound_blocks.len() < u32::MAX as usize;
     let (table, deferred) = (fits && !defer_table, fits && defer_table);
@@ -885,7 +886,26 @@ impl<'a> BlockQueue<'a> {
     }
 }
 
-/// Largest slot table (entries) per query; beyond it, [`find_block`] per (term, scored
+/// One word of a row of the slot table ([`Scratch::positions`]): which of 64 consecutive
+/// blocks hold the term (bit `b % 64` for block `b`), and the slot of the first of them (the
+/// term's list start plus the blocks holding it before the word's). The slot of a block
+/// holding the term is `base` plus the bits below its own: a row is a bit a block and 8
+/// bytes a 64 (2 bits a block in all), where a slot a block (4 bytes) made the table of a
+/// 37-term query over a million documents (31,250 blocks) 4.6 MB, out of the caches, and
+/// the bound pass's writes to it cost more than its adds.
+#[derive(Debug, Clone, Copy, Default)]
+#[repr(C, align(16))]
+struct RankWord {
+    bits: u64,
+    base: u64,
+}
+
+/// [`RankWord`]s a row of the slot table has over `nb` blocks.
+fn words(nb: usize) -> usize {
+    nb.div_ceil(64)
+}
+
+/// Largest slot table ((term, block) pairs, 2 bits each) per query; beyond it, [`find_block`] per (term, scored
 /// block). The table costs a pass over every query term's block list (and its memory) per
 /// query, and still pays at a million documents, where about a hundred of 31,250 blocks are
 /// scored: on the topical 1M collection of BENCHMARKS.md (37-term queries, one thread)
@@ -911,10 +931,11 @@ fn fill_tables(
     scratch: &mut Scratch,
 ) -> usize {
     let positions = &mut scratch.positions;
-    if table && positions.len() < terms.len() * nb {
+    let w = words(nb);
+    if table && positions.len() < terms.len() * w {
         // Every row used below is written in full (reset and filled; the rows of terms with
         // a dense column are not used).
-        positions.resize(terms.len() * nb, u32::MAX);
+        positions.resize(terms.len() * w, RankWord::default());
     }
     let acc = &mut scratch.bounds[..nb];
     let mut contributing = 0;
@@ -933,18 +954,16 @@ fn fill_tables(
             continue;
         }
         let blocks = &a.bound_blocks[range.clone()];
-        let row = || i * nb..(i + 1) * nb;
+        let row = || i * w..(i + 1) * w;
         match (table, bounded) {
             (true, true) => {
                 let row = &mut positions[row()];
-                row.fill(u32::MAX);
                 let codes = &a.bound_codes[range];
-                for ((&b, &c), slot) in blocks.iter().zip(codes).zip(t.start as u32..) {
-                    row[b as usize] = slot;
-                    acc[b as usize] += qs * f32::from(c);
-                }
+                write_row(row, blocks, t.start, |j, b| {
+                    acc[b] += qs * f32::from(codes[j]);
+                });
             }
-            (true, false) => write_row(&mut positions[row()], blocks, t.start),
+            (true, false) => write_row(&mut positions[row()], blocks, t.start, |_, _| {}),
             (false, true) => {
                 for (&b, &c) in blocks.iter().zip(&a.bound_codes[range]) {
                     acc[b as usize] += qs * f32::from(c);
@@ -964,28 +983,53 @@ fn fill_slots(
     dense: DenseView<'_>,
     terms: &[QueryTerm],
     nb: usize,
-    positions: &mut Vec<u32>,
+    positions: &mut Vec<RankWord>,
 ) {
-    if positions.len() < terms.len() * nb {
-        positions.resize(terms.len() * nb, u32::MAX);
+    let w = words(nb);
+    if positions.len() < terms.len() * w {
+        positions.resize(terms.len() * w, RankWord::default());
     }
     for (i, t) in terms.iter().enumerate() {
         if dense.column(t.term).is_none() {
             write_row(
-                &mut positions[i * nb..(i + 1) * nb],
+                &mut positions[i * w..(i + 1) * w],
                 &a.bound_blocks[t.start..t.end],
                 t.start,
+                |_, _| {},
             );
         }
     }
 }
 
-/// One term's row of the slot table: `u32::MAX` everywhere but at its list's `blocks`,
-/// which get their slots, from `first` (the list's first) on.
-fn write_row(row: &mut [u32], blocks: &[u32], first: usize) {
-    row.fill(u32::MAX);
-    for (&b, slot) in blocks.iter().zip(first as u32..) {
-        row[b as usize] = slot;
+/// One term's row of the slot table (see [`RankWord`]) from its list's `blocks`
+/// (ascending, each below `64 * row.len()`), the first of which is slot `first`; calls
+/// `each(j, blocks[j])` for every entry of the list, in order (the bound pass adds the
+/// block maxima there, in the same loop).
+#[inline(always)]
+fn write_row(
+    row: &mut [RankWord],
+    blocks: &[u32],
+    first: usize,
+    mut each: impl FnMut(usize, usize),
+) {
+    for word in row.iter_mut() {
+        word.bits = 0;
+    }
+    // A word's bits are made in a register and stored whole at every entry (the last store
+    // of a word holds all of its bits): no load of the word, no chain through memory.
+    let (mut at, mut bits) = (usize::MAX, 0u64);
+    for (j, &b) in blocks.iter().enumerate() {
+        let b = b as usize;
+        let w = b / 64;
+        bits = if w == at { bits } else { 0 } | (1u64 << (b % 64));
+        row[w].bits = bits;
+        at = w;
+        each(j, b);
+    }
+    let mut base = first as u64;
+    for word in row.iter_mut() {
+        word.base = base;
+        base += u64::from(word.bits.count_ones());
     }
 }
 
@@ -1114,24 +1158,33 @@ fn block_ranges(
     }
 }
 
-/// Per query term, its slot (place in the lists) in every block of the segment
-/// (`u32::MAX` where the term is absent): the term's dense column when it has one (read in
-/// place, not copied: on the Quora questions of BENCHMARKS.md the copies took 7 % of a
-/// search), else its row of the per-query position table (see [`Scratch::positions`]).
+/// Per query term, its slot (place in the lists) in every block of the segment (none where
+/// the term is absent): the term's dense column when it has one (a slot a block, `u32::MAX`
+/// where absent; read in place, not copied: on the Quora questions of BENCHMARKS.md the
+/// copies took 7 % of a search), else its row of the per-query slot table (see
+/// [`Scratch::positions`]).
 struct SlotRows<'a> {
-    rows: Vec<&'a [u32]>,
+    rows: Vec<Row<'a>>,
+}
+
+/// Where [`SlotRows`] finds one term's slots.
+#[derive(Clone, Copy)]
+enum Row<'a> {
+    Column(&'a [u32]),
+    Table(&'a [RankWord]),
 }
 
 impl<'a> SlotRows<'a> {
     /// The rows of `terms` ([`fill_tables`] or [`fill_slots`] filled the table's rows of the
     /// terms without a column).
-    fn new(dense: DenseView<'a>, terms: &[QueryTerm], table: &'a [u32], nb: usize) -> Self {
+    fn new(dense: DenseView<'a>, terms: &[QueryTerm], table: &'a [RankWord], nb: usize) -> Self {
+        let w = words(nb);
         let rows = terms
             .iter()
             .enumerate()
             .map(|(i, t)| match dense.column(t.term) {
-                Some((_, slots)) => slots,
-                None => &table[i * nb..(i + 1) * nb],
+                Some((_, slots)) => Row::Column(slots),
+                None => Row::Table(&table[i * w..(i + 1) * w]),
             })
             .collect();
         SlotRows { rows }
@@ -1141,9 +1194,17 @@ impl<'a> SlotRows<'a> {
     /// block.
     #[inline(always)]
     fn slot(&self, i: usize, block: usize) -> Option<usize> {
-        match self.rows[i][block] {
-            u32::MAX => None,
-            slot => Some(slot as usize),
+        match self.rows[i] {
+            Row::Column(slots) => match slots[block] {
+                u32::MAX => None,
+                slot => Some(slot as usize),
+            },
+            Row::Table(row) => {
+                let word = row[block / 64];
+                let bit = 1u64 << (block % 64);
+                (word.bits & bit != 0)
+                    .then(|| (word.base + u64::from((word.bits & (bit - 1)).count_ones())) as usize)
+            }
         }
     }
 
@@ -1151,8 +1212,17 @@ impl<'a> SlotRows<'a> {
     #[inline(always)]
     fn prefetch(&self, block: usize) {
         for row in &self.rows {
-            if let Some(p) = row.get(block) {
-                prefetch(p);
+            match *row {
+                Row::Column(slots) => {
+                    if let Some(p) = slots.get(block) {
+                        prefetch(p);
+                    }
+                }
+                Row::Table(row) => {
+                    if let Some(p) = row.get(block / 64) {
+                        prefetch(p);
+                    }
+                }
             }
         }
     }
@@ -1209,6 +1279,49 @@ mod tests {
     use crate::xorshift;
     use crate::{IndexBuilder, Reorder};
     use splade_sparse::SparseVector;
+
+    /// A row of the slot table gives every block's slot: the list's place of the block plus
+    /// the list's first slot where the block is in the list, none elsewhere (lists empty,
+    /// sparse, full; block counts on and off a multiple of 64; a row written over an older
+    /// one), and `write_row` calls back once an entry, in order.
+    #[test]
+    fn slot_table_rows_give_each_blocks_place_in_the_list() {
+        let mut next = xorshift(0x2f8b_a2c4_6d3e_91b7_u64);
+        let mut row = Vec::new();
+        for round in 0..300 {
+            let nb = [1usize, 63, 64, 65, 128, 1000, 4097][round % 7];
+            let density = [0.0, 0.01, 0.3, 0.9, 1.0][round % 5];
+            let blocks: Vec<u32> = (0..nb as u32)
+                .filter(|_| (next() % 1000) as f64 / 1000.0 < density)
+                .collect();
+            let first = (next() % 1_000_000) as usize;
+            // The row is reused from the round before, as the scratch's rows are.
+            row.resize(
+                words(nb),
+                RankWord {
+                    bits: u64::MAX,
+                    base: 7,
+                },
+            );
+            let mut seen = Vec::new();
+            write_row(&mut row[..words(nb)], &blocks, first, |j, b| {
+                seen.push((j, b))
+            });
+            let want: Vec<(usize, usize)> = blocks
+                .iter()
+                .enumerate()
+                .map(|(j, &b)| (j, b as usize))
+                .collect();
+            assert_eq!(seen, want);
+            let rows = SlotRows {
+                rows: vec![Row::Table(&row[..words(nb)])],
+            };
+            for b in 0..nb {
+                let want = blocks.binary_search(&(b as u32)).ok().map(|j| first + j);
+                assert_eq!(rows.slot(0, b), want, "nb {nb} block {b}");
+            }
+        }
+    }
 
     /// The batched queue visits the same blocks in the same order as one heap of every key,
     /// whatever the rule (several refills: thousands of keys, equal bounds included) and
