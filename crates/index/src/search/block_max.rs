@@ -156,9 +156,9 @@ fn bound_terms(query: SparseView<'_>, beta: f32) -> Option<SparseVector> {
 struct Candidates {
     /// The query terms present in the segment, in ascending term order.
     terms: Vec<QueryTerm>,
-    /// Whether the position table is filled (see [`Scratch`]).
+    /// Whether the slot table is filled (see [`Scratch`]).
     table: bool,
-    /// Whether the position table is left to [`visit_blocks`], to fill once the probe
+    /// Whether the slot table is left to [`visit_blocks`], to fill once the probe
     /// goes on past its first check (see [`candidates`]).
     deferred: bool,
     /// Heap keys of the candidates whose inflated bound is at least `cutoff` (every block,

@@ -2,10 +2,9 @@
 //!
 //! The bound pass of a block-max search adds each query term's block maxima into the
 //! per-block bounds and notes the term's slot per block (its place in the term's list) in
-//! the query's position table: one pair of scattered writes per entry of the term's block
-//! list. A term present in most blocks (a stopword-like term, or any frequent one on a
-//! collection in no particular order) costs about as many scattered writes as the segment
-//! has blocks. As a dense column (its bound code in every block, 0 where it is absent, and
+//! the query's slot table: a scattered add and a bit per entry of the term's block list. A
+//! term present in most blocks (a stopword-like term, or any frequent one on a collection in
+//! no particular order) costs about as many scattered writes as the segment has blocks. As a dense column (its bound code in every block, 0 where it is absent, and
 //! its slot, `u32::MAX` where absent) the same bounds come from one vectorised pass over the
 //! column, and a scored block's slot is read from the column in place. The bounds are
 //! bit-identical to the lists': the same product per (term, block), in
@@ -37,9 +36,10 @@ pub(crate) const DENSE_DIVISOR: usize = 2;
 /// A term in at least `1 / WIDE_DIVISOR` of a segment's blocks may get a column of the wide
 /// set (on Quora, 4 gave half the gain of 8 for a third of the memory).
 pub(crate) const WIDE_DIVISOR: usize = 8;
-/// Bytes the bound pass handles per block-list entry (block u32 and bound code u8 read, slot
-/// u32 written to the table): the wide set's columns take at most that many bytes per entry
-/// of the segment's block lists.
+/// Bytes the bound pass handles per block-list entry (block u32 and bound code u8 read, and,
+/// when this was set, a slot u32 written to the table; since session 36 the table holds a bit
+/// a block, in words that stay in cache, and the value was kept): the wide set's columns take
+/// at most that many bytes per entry of the segment's block lists.
 const LIST_ENTRY_BYTES: usize = 9;
 /// Bytes of a column a block (bound code u8, slot u32).
 const COLUMN_BYTES: usize = 5;
