@@ -246,9 +246,11 @@ fn candidates(
 ) -> Candidates {
     let terms = present_terms(a, query, bound_terms);
     scratch.prepare(num_blocks);
-    // A table's rows are a bit a block (see `RankWord`); lists of 2^32 slots or more are left
-    // to `find_block`, as the dense columns' slots are u32 (`u32::MAX` marks an absent term).
-    let fits = terms.len() * num_blocks <= scratch.max_positions
+    // A table's rows are a bit a block, in words of 64 (see `RankWord`): counted in the
+    // blocks of whole words, so the table never takes more than `max_positions / 4` bytes.
+    // Lists of 2^32 slots or more are left to `find_block`, as the dense columns' slots are
+    // u32 (`u32::MAX` marks an absent term).
+    let fits = terms.len() * words(num_blocks) * 64 <= scratch.max_positions
         && a.bound_blocks.len() < u32::MAX as usize;
     let (table, deferred) = (fits && !defer_table, fits && defer_table);
     let negative = terms.iter().any(|t| t.weight < 0.0);
@@ -460,7 +462,7 @@ pub(crate) fn block_max_top_k(
         }
         // Where this segment's last probes of queries of this length handed over, this one
         // likely will too: its first blocks' slots are found in the block lists, and the
-        // slot table (reset and filled a block count long a term) is made only if it goes
+        // slot table (a pass over each term's list) is made only if it goes
         // on past its first check. Hits never depend on the table, only speed does. On the
         // flat 1M collection of BENCHMARKS.md ("Session 33"), where approximate searches
         // probe and hand over, they ran 534 QPS instead of 504 (medians of 28 passes); on
@@ -891,8 +893,9 @@ impl<'a> BlockQueue<'a> {
 /// term's list start plus the blocks holding it before the word's). The slot of a block
 /// holding the term is `base` plus the bits below its own: a row is a bit a block and 8
 /// bytes a 64 (2 bits a block in all), where a slot a block (4 bytes) made the table of a
-/// 37-term query over a million documents (31,250 blocks) 4.6 MB, out of the caches, and
-/// the bound pass's writes to it cost more than its adds.
+/// 37-term query over a million documents (31,250 blocks) 4.6 MB instead of 290 KB. (Its
+/// searches ran 1-3 % faster: the bound pass waits mostly on reading the lists and adding
+/// to the bounds, BENCHMARKS.md, "Session 36".)
 #[derive(Debug, Clone, Copy, Default)]
 #[repr(C, align(16))]
 struct RankWord {
@@ -905,10 +908,10 @@ fn words(nb: usize) -> usize {
     nb.div_ceil(64)
 }
 
-/// Largest slot table ((term, block) pairs, 2 bits each) per query; beyond it, [`find_block`] per (term, scored
-/// block). The table costs a pass over every query term's block list (and its memory) per
-/// query, and still pays at a million documents, where about a hundred of 31,250 blocks are
-/// scored: on the topical 1M collection of BENCHMARKS.md (37-term queries, one thread)
+/// Largest slot table per query, in (term, block) pairs of whole words of 64 blocks (2 bits
+/// each, so at most 4 MB); beyond it, [`find_block`] per (term, scored block). The table
+/// costs a pass over every query term's block list (and its memory) per query, and still
+/// pays at a million documents, where about a hundred of 31,250 blocks are scored: on the topical 1M collection of BENCHMARKS.md (37-term queries, one thread)
 /// exact search ran 1,954-2,024 QPS with the table against 1,190-1,288 with [`find_block`]
 /// alone, α 0.9 β 0.8 2,452-2,816 against 2,005-2,155 (three alternating runs each, session
 /// 33; sessions 24 and 28 had found the same on Quora and at 1M). A probe that will likely
@@ -1960,7 +1963,7 @@ mod tests {
         assert!(deferred_used >= 30, "{deferred_used}");
     }
 
-    /// The position table and the binary-search fallback find the same entries, in one
+    /// The slot table and the binary-search fallback find the same entries, in one
     /// segment and in several with deletions.
     #[test]
     fn position_table_and_binary_search_agree() {
@@ -2110,7 +2113,7 @@ mod tests {
         without.bounds.fill(0.0);
     }
 
-    /// Dense columns give the bounds, position table and candidates of the block lists, bit
+    /// Dense columns give the bounds, slot table and candidates of the block lists, bit
     /// for bit, and the search stays exact: a segment of 2,000 blocks whose first terms are
     /// in nearly every block (dense columns) and the rest in few (lists), queries mixing
     /// both, weights of either sign and `beta < 1` (terms that only fill the table).
@@ -2279,7 +2282,7 @@ mod tests {
         }
     }
 
-    /// Dense columns without a position table (`max_positions = 0`) and over several
+    /// Dense columns without a slot table (`max_positions = 0`) and over several
     /// segments of different sizes searched with one scratch: the same hits as with the
     /// table, and as the brute force.
     #[test]

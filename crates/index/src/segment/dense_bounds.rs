@@ -4,12 +4,12 @@
 //! per-block bounds and notes the term's slot per block (its place in the term's list) in
 //! the query's slot table: a scattered add and a bit per entry of the term's block list. A
 //! term present in most blocks (a stopword-like term, or any frequent one on a collection in
-//! no particular order) costs about as many scattered writes as the segment has blocks. As a dense column (its bound code in every block, 0 where it is absent, and
-//! its slot, `u32::MAX` where absent) the same bounds come from one vectorised pass over the
-//! column, and a scored block's slot is read from the column in place. The bounds are
-//! bit-identical to the lists': the same product per (term, block), in
-//! the same term order, plus `0.0` where the term is absent (bounds are never negative, so
-//! adding `0.0` changes nothing).
+//! no particular order) costs about as many scattered writes as the segment has blocks. As
+//! a dense column (its bound code in every block, 0 where it is absent, and its slot,
+//! `u32::MAX` where absent) the same bounds come from one vectorised pass over the column,
+//! and a scored block's slot is read from the column in place. The bounds are bit-identical
+//! to the lists': the same product per (term, block), in the same term order, plus `0.0`
+//! where the term is absent (bounds are never negative, so adding `0.0` changes nothing).
 //!
 //! Columns come in two sets ([`LazyDenseBounds`]):
 //! - the *narrow* set, the terms in at least half of the blocks, made by a segment's first
