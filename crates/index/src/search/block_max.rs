@@ -44,7 +44,7 @@ use super::taat::{
 use super::{SearchStats, Traversal};
 use crate::brute::dot_slices;
 use crate::deletes::is_deleted;
-use crate::hint::prefetch;
+use crate::hint::{prefetch, prefetch_slice};
 use crate::index::Index;
 use crate::quantize::{deflate, inflate};
 use crate::segment::blocks::BlockArrays;
@@ -941,6 +941,14 @@ fn fill_tables(
         positions.resize(terms.len() * w, RankWord::default());
     }
     let acc = &mut scratch.bounds[..nb];
+    // The first lines of every list are fetched at once (each list is a stream of its own,
+    // found cold, which the hardware prefetcher picks up only after a few misses).
+    for t in terms {
+        if dense.column(t.term).is_none() && t.end > t.start {
+            prefetch_slice(&a.bound_blocks[t.start..t.end], 4);
+            prefetch_slice(&a.bound_codes[t.start..t.end], 1);
+        }
+    }
     let mut contributing = 0;
     for (i, t) in terms.iter().enumerate() {
         let range = t.start..t.end;
