@@ -911,8 +911,8 @@ fn words(nb: usize) -> usize {
 /// Largest slot table per query, in (term, block) pairs of whole words of 64 blocks (2 bits
 /// each, so at most 4 MB); beyond it, [`find_block`] per (term, scored block). The table
 /// costs a pass over every query term's block list (and its memory) per query, and still
-/// pays at a million documents, where about a hundred of 31,250 blocks are scored: on the topical 1M collection of BENCHMARKS.md (37-term queries, one thread)
-/// exact search ran 1,954-2,024 QPS with the table against 1,190-1,288 with [`find_block`]
+/// pays at a million documents, where about a hundred of 31,250 blocks are scored: on the
+/// topical 1M collection of BENCHMARKS.md (37-term queries, one thread) exact search ran 1,954-2,024 QPS with the table against 1,190-1,288 with [`find_block`]
 /// alone, α 0.9 β 0.8 2,452-2,816 against 2,005-2,155 (three alternating runs each, session
 /// 33; sessions 24 and 28 had found the same on Quora and at 1M). A probe that will likely
 /// hand over (it scores [`CHECK_AFTER`](super::taat::CHECK_AFTER) blocks first) makes the
