@@ -912,9 +912,10 @@ fn words(nb: usize) -> usize {
 /// each, so at most 4 MB); beyond it, [`find_block`] per (term, scored block). The table
 /// costs a pass over every query term's block list (and its memory) per query, and still
 /// pays at a million documents, where about a hundred of 31,250 blocks are scored: on the
-/// topical 1M collection of BENCHMARKS.md (37-term queries, one thread) exact search ran 1,954-2,024 QPS with the table against 1,190-1,288 with [`find_block`]
-/// alone, α 0.9 β 0.8 2,452-2,816 against 2,005-2,155 (three alternating runs each, session
-/// 33; sessions 24 and 28 had found the same on Quora and at 1M). A probe that will likely
+/// topical 1M collection of BENCHMARKS.md (37-term queries, one thread) exact search ran
+/// 1,954-2,024 QPS with the table against 1,190-1,288 with [`find_block`] alone, α 0.9 β 0.8
+/// 2,452-2,816 against 2,005-2,155 (three alternating runs each, session 33; sessions 24 and
+/// 28 had found the same on Quora and at 1M). A probe that will likely
 /// hand over (it scores [`CHECK_AFTER`](super::taat::CHECK_AFTER) blocks first) makes the
 /// table only if it goes on (see `block_max_top_k`).
 const MAX_POSITIONS: usize = 1 << 24;
@@ -1075,10 +1076,11 @@ fn guess(n: usize, b: u32, nb: usize) -> usize {
     ((u64::from(b) * n as u64) / nb.max(1) as u64).min(n as u64 - 1) as usize
 }
 
-/// The position of block `b` in `blocks` (ascending, distinct, all `< nb`), by [`lower_bound`]: interpolation
-/// (the list's blocks are spread over `0..nb`), then a galloping search from the guess and a
-/// binary search in the bracket found. Posting lists of frequent terms cover most blocks,
-/// so the guess is usually within a cache line of the answer.
+/// The position of block `b` in `blocks` (ascending, distinct, all `< nb`), by
+/// [`lower_bound`]: interpolation (the list's blocks are spread over `0..nb`), then a
+/// galloping search from the guess and a binary search in the bracket found. Posting lists
+/// of frequent terms cover most blocks, so the guess is usually within a cache line of the
+/// answer.
 #[inline(always)]
 fn find_block(blocks: &[u32], b: u32, nb: usize) -> Option<usize> {
     let j = lower_bound(blocks, 0, b, nb);
