@@ -942,10 +942,12 @@ fn fill_tables(
         positions.resize(terms.len() * w, RankWord::default());
     }
     let acc = &mut scratch.bounds[..nb];
-    // The first lines of every list are fetched at once (each list is a stream of its own,
-    // found cold, which the hardware prefetcher picks up only after a few misses).
+    let adds = |t: &QueryTerm| bounds && t.weight > 0.0 && t.bound;
+    // The first lines of every list the pass reads are fetched at once (each list is a
+    // stream of its own, found cold, which the hardware prefetcher picks up only after a few
+    // misses).
     for t in terms {
-        if dense.column(t.term).is_none() && t.end > t.start {
+        if (table || adds(t)) && dense.column(t.term).is_none() && t.end > t.start {
             prefetch_slice(&a.bound_blocks[t.start..t.end], 4);
             prefetch_slice(&a.bound_codes[t.start..t.end], 1);
         }
@@ -953,7 +955,7 @@ fn fill_tables(
     let mut contributing = 0;
     for (i, t) in terms.iter().enumerate() {
         let range = t.start..t.end;
-        let bounded = bounds && t.weight > 0.0 && t.bound;
+        let bounded = adds(t);
         contributing += usize::from(bounded);
         let qs = t.weight * t.scale;
         if let Some((codes, _)) = dense.column(t.term) {
