@@ -13,7 +13,8 @@
 //!    terms) add `q as f64 * w as f64` into a per-document f64 accumulator, which is then
 //!    rounded to f32. Per document, that is the same sequence of f64 operations as the
 //!    merge join of `SparseView::dot`, so scores are bit-identical to the brute force and
-//!    ties are real.
+//!    ties are real. A block whose pairs, added heaviest query weight first, show that it
+//!    can no longer reach the k-th score is left before it is scored ([`score_visited`]).
 //! 3. The search stops at the first block with `U(b) < θ`, where `θ` is the current k-th
 //!    score and the top-k is full: every remaining document scores `<= U(b) < θ`. A block
 //!    with `U(b) == θ` is still visited, since a document tied with `θ` and a smaller
@@ -72,8 +73,10 @@ pub(crate) struct Scratch {
     /// The entry ranges of the block being scored: (query weight, start, end) per query
     /// term present in the block, in ascending term order.
     ranges: Vec<(f64, usize, usize)>,
-    /// The same for the next block of the visiting order (filled one block ahead).
-    next_ranges: Vec<(f64, usize, usize)>,
+    /// The pairs of the block being visited and of the next block of the visiting order
+    /// (filled one block ahead), heaviest query weight first (see [`visit_blocks`]).
+    pairs: Vec<Pair>,
+    next_pairs: Vec<Pair>,
     /// Blocks taken from the queue but not scored yet (see [`visit_blocks`]).
     ahead: VecDeque<(f32, usize)>,
     /// Per-document accumulators of the term-at-a-time search (see `taat`).
@@ -91,7 +94,8 @@ impl Scratch {
             max_positions: MAX_POSITIONS,
             acc: Box::new([0.0; 256]),
             ranges: Vec::new(),
-            next_ranges: Vec::new(),
+            pairs: Vec::new(),
+            next_pairs: Vec::new(),
             ahead: VecDeque::with_capacity(LOOKAHEAD),
             term_acc: Vec::new(),
             screen: ScreenScratch::default(),
@@ -657,6 +661,10 @@ thread_local! {
     /// Segment searches of this thread whose slot table was deferred, and those of them that
     /// filled it late (tests only).
     static DEFERRALS: std::cell::Cell<(usize, usize)> = const { std::cell::Cell::new((0, 0)) };
+    /// Blocks [`score_visited`] left early.
+    static LEFT_EARLY: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// Whether [`score_visited`] scores every block in full (to compare with, tests only).
+    static NEVER_LEAVE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 thread_local! {
@@ -718,12 +726,19 @@ fn visit_blocks(
         positions: table,
         acc,
         ranges,
-        next_ranges,
+        pairs,
+        next_pairs,
         ahead,
         stats,
         ..
     } = scratch;
     let terms = &found.terms[..];
+    // A block's pairs are read heaviest query weight first, so that its scoring can stop
+    // as soon as the block can no longer reach the top-k (`score_visited`; never with a
+    // negative weight, whose contributions lower a score).
+    let mut order: Vec<usize> = (0..terms.len()).collect();
+    order.sort_by(|&i, &j| terms[j].weight.total_cmp(&terms[i].weight).then(i.cmp(&j)));
+    let may_stop = terms.iter().all(|t| t.weight >= 0.0);
     let bounds = &mut bounds[..num_blocks];
     let mut rows = found
         .table
@@ -776,27 +791,42 @@ fn visit_blocks(
             break;
         }
         if ready == Some(block) {
-            std::mem::swap(ranges, next_ranges);
+            std::mem::swap(pairs, next_pairs);
         } else {
-            block_ranges(a, block, terms, positions, ranges);
+            block_pairs(a, block, terms, &order, positions, pairs);
         }
         ready = None;
         if let Some(&(_, next)) = ahead.front() {
-            block_ranges(a, next, terms, positions, next_ranges);
+            block_pairs(a, next, terms, &order, positions, next_pairs);
             ready = Some(next);
         }
         if let (Some(&(_, after)), Some(rows)) = (ahead.get(1), positions) {
-            for i in 0..terms.len() {
+            // The heaviest terms' pairs, read first, and those of terms outside the
+            // bounds, whose own bounds a block left early needs.
+            let lists = order
+                .iter()
+                .enumerate()
+                .filter(|&(j, &i)| j < LISTS_AHEAD || !terms[i].bound);
+            for (_, &i) in lists {
                 if let Some(slot) = rows.slot(i, after) {
                     prefetch(&a.bound_starts[slot]);
                     prefetch(&a.bound_lengths[slot]);
+                    prefetch(&a.bound_codes[slot]);
                 }
             }
         }
+        let stop_below = may_stop.then_some(bound);
+        score_visited(
+            a, block, stop_below, terms, pairs, ranges, acc, top, &mut offer,
+        );
         if switch.is_some() {
-            entries += ranges.iter().map(|r| r.2 - r.1).sum::<usize>();
+            // The entries the block cost (a block left early read only some).
+            entries += pairs
+                .iter()
+                .filter(|p| p.read)
+                .map(|p| p.end - p.start)
+                .sum::<usize>();
         }
-        score_block(a, block, ranges, acc, top, &mut offer);
         scored += 1;
     }
     stats.blocks_scored += scored;
@@ -1171,6 +1201,183 @@ fn block_ranges(
         prefetch(a.entry_docs[es..].as_ptr());
         prefetch(a.entry_values[es..].as_ptr());
     }
+}
+
+/// One (query term, block) pair of a block [`visit_blocks`] scores.
+#[derive(Debug, Clone, Copy)]
+struct Pair {
+    /// The term's query weight.
+    weight: f64,
+    /// The term's place in the query's present terms (ascending term order).
+    term: usize,
+    /// The pair's place in the lists.
+    slot: usize,
+    /// Whether the three fields below are read from the lists yet ([`Pair::read`]).
+    read: bool,
+    /// The pair's entries: `start..end`.
+    start: usize,
+    end: usize,
+    /// The pair's bound, `q_t · scale_t · code_t(b)`, as the bound pass computes it.
+    bound: f32,
+}
+
+impl Pair {
+    /// Reads the pair's entries and bound from the lists (once).
+    #[inline(always)]
+    fn read(&mut self, a: &BlockArrays<'_>, t: &QueryTerm) {
+        if !self.read {
+            let (start, end) = a.entries(self.slot);
+            self.start = start;
+            self.end = end;
+            self.bound = t.weight * t.scale * f32::from(a.bound_codes[self.slot]);
+            self.read = true;
+        }
+    }
+}
+
+/// The pairs of `block` into `pairs`, in `order` (the query terms present in the block;
+/// see [`block_ranges`] for `positions`): only the slots, except for the first
+/// [`ENTRIES_AHEAD`], which are read and whose first entries are fetched. (A block left
+/// early never reads the rest: on the topical 1M collection of BENCHMARKS.md, an exact
+/// search leaves 90 % of the blocks it scores, after a third of their pairs.)
+fn block_pairs(
+    a: &BlockArrays<'_>,
+    block: usize,
+    terms: &[QueryTerm],
+    order: &[usize],
+    positions: Option<&SlotRows<'_>>,
+    pairs: &mut Vec<Pair>,
+) {
+    pairs.clear();
+    for &i in order {
+        let t = &terms[i];
+        let slot = match positions {
+            Some(rows) => match rows.slot(i, block) {
+                Some(slot) => slot,
+                None => continue,
+            },
+            None => {
+                let blocks = &a.bound_blocks[t.start..t.end];
+                let Some(p) = find_block(blocks, block as u32, a.num_blocks()) else {
+                    continue;
+                };
+                t.start + p
+            }
+        };
+        pairs.push(Pair {
+            weight: f64::from(t.weight),
+            term: i,
+            slot,
+            read: false,
+            start: 0,
+            end: 0,
+            bound: 0.0,
+        });
+    }
+    for p in pairs.iter_mut().take(ENTRIES_AHEAD) {
+        p.read(a, &terms[p.term]);
+        prefetch(a.entry_docs[p.start..].as_ptr());
+        prefetch(a.entry_values[p.start..].as_ptr());
+    }
+}
+
+/// Pairs of a block [`visit_blocks`] reads, and whose first entries it fetches, while
+/// the block before is scored.
+const ENTRIES_AHEAD: usize = 8;
+
+/// Query terms (heaviest first) whose pairs' list entries [`visit_blocks`] fetches two
+/// blocks ahead.
+const LISTS_AHEAD: usize = 16;
+
+/// Scores `block` as [`score_block`] does, unless it can leave it early: with
+/// `stop_below` (the block's inflated bound, `U(b)`), its pairs are first added
+/// heaviest query weight first, and after each one the best score so far plus what the
+/// pairs still to come may add (`U(b)` less the bounds of the bound terms' pairs added,
+/// plus the bounds of the other terms' pairs not added yet) bounds every score of the
+/// block. Once that is below the current k-th score, no document of the block can enter
+/// the top-k, and the block is left. Once the best score so far reaches the k-th, the
+/// block will offer a document. Either way, a block not left is scored again in
+/// ascending term order (the brute force's order of summation), so every score offered
+/// is bit-identical to it; only blocks that could offer nothing are left, whatever the
+/// search's alpha and beta. Returns whether the block was scored.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn score_visited(
+    a: &BlockArrays<'_>,
+    block: usize,
+    stop_below: Option<f32>,
+    terms: &[QueryTerm],
+    pairs: &mut [Pair],
+    ranges: &mut Vec<(f64, usize, usize)>,
+    acc: &mut [f64; 256],
+    top: &mut TopK,
+    offer: &mut impl FnMut(&mut TopK, u32, f32) -> bool,
+) -> bool {
+    let floor = top.floor();
+    #[cfg(test)]
+    let stop_below = stop_below.filter(|_| !NEVER_LEAVE.with(|c| c.get()));
+    if let Some(bound) = stop_below.filter(|_| floor > 0.0) {
+        let first = block * a.block_size;
+        let len = a.block_size.min(a.num_docs - first);
+        acc[..len].fill(0.0);
+        // The other terms' pairs are not in `U(b)` (beta < 1): each one's own bound.
+        for p in pairs.iter_mut().filter(|p| !terms[p.term].bound) {
+            p.read(a, &terms[p.term]);
+        }
+        let mut rest = f64::from(bound)
+            + pairs
+                .iter()
+                .filter(|p| !terms[p.term].bound)
+                .map(|p| f64::from(p.bound))
+                .sum::<f64>();
+        let (widen, least) = stop_widening(pairs.len());
+        let floor = f64::from(floor);
+        let mut best = 0.0f64;
+        for p in pairs.iter_mut() {
+            p.read(a, &terms[p.term]);
+            let (docs, values) = (
+                &a.entry_docs[p.start..p.end],
+                &a.entry_values[p.start..p.end],
+            );
+            for (&d, &v) in docs.iter().zip(values) {
+                let s = &mut acc[d as usize];
+                *s += p.weight * f64::from(v);
+                best = best.max(*s);
+            }
+            rest -= f64::from(p.bound);
+            if (best + rest.max(0.0)) * widen + least < floor {
+                #[cfg(test)]
+                LEFT_EARLY.with(|c| c.set(c.get() + 1));
+                return false;
+            }
+            if best * widen + least >= floor {
+                break;
+            }
+        }
+    }
+    // Ascending term order: each pair at its term's place, absent terms dropped.
+    ranges.clear();
+    ranges.resize(terms.len(), (0.0, 0, 0));
+    for p in pairs.iter_mut() {
+        p.read(a, &terms[p.term]);
+        ranges[p.term] = (p.weight, p.start, p.end);
+    }
+    ranges.retain(|r| r.1 < r.2);
+    score_block(a, block, ranges, acc, top, offer);
+    true
+}
+
+/// The widening (factor, then absolute term) of [`score_visited`]'s bound over `pairs`
+/// pairs: the f64 sums in another order than the exact scores' (`pairs * 2^-53`), the
+/// scores' rounding to f32 (`2^-24`) and each pair bound's f32 roundings (`3 * 2^-24`),
+/// covered four times over, as [`inflate`] covers the bound sums; the absolute term covers
+/// contributions underflowing into subnormals.
+fn stop_widening(pairs: usize) -> (f64, f64) {
+    let m = pairs as f64;
+    (
+        1.0 + (m + 16.0) * 4.0 * f64::from(f32::EPSILON),
+        (m + 1.0) * 2f64.powi(-140),
+    )
 }
 
 /// Per query term, its slot (place in the lists) in every block of the segment (none where
@@ -1613,6 +1820,83 @@ mod tests {
             }
         }
         assert_eq!((handed_over, went_on), (20, 1));
+    }
+
+    /// A block left early ([`score_visited`]) could not have offered a document: every
+    /// search, exact or approximate (beta < 1 too: the pairs of terms outside the bounds
+    /// count with their own bounds), gives the hits it gives with every block scored in
+    /// full, and exact ones those of the brute force, on a layout where most scored blocks
+    /// are left.
+    #[test]
+    fn blocks_left_early_change_no_hit() {
+        let dim = 2000u32;
+        let mut next = xorshift(0x6a09_e667_f3bc_c908_u64);
+        // Topics of 40 terms: a document draws most of its terms from its topic, weights
+        // spread over two orders of magnitude, so the bounds prune but many blocks pass.
+        let mut b = IndexBuilder::new(dim as usize).reorder(Reorder::None);
+        for d in 0..6000u32 {
+            let topic = (next() % 50) as u32;
+            let n = 10 + (next() % 30) as usize;
+            let v = crate::drawn_vector(n, || {
+                let t = if next().is_multiple_of(4) {
+                    (next() % u64::from(dim)) as u32
+                } else {
+                    topic * 40 + (next() % 40) as u32
+                };
+                (t, 0.01 + (next() % 1000) as f32 / 100.0)
+            });
+            b.add(&format!("d{d}"), v.view()).unwrap();
+        }
+        let index = b.build().unwrap();
+        let queries: Vec<SparseVector> = (0..60)
+            .map(|i| {
+                let topic = (i % 50) as u32;
+                crate::drawn_vector(8 + i % 24, || {
+                    let t = if next().is_multiple_of(3) {
+                        (next() % u64::from(dim)) as u32
+                    } else {
+                        topic * 40 + (next() % 40) as u32
+                    };
+                    (t, 0.05 + (next() % 300) as f32 / 100.0)
+                })
+            })
+            .collect();
+        let methods = [
+            crate::Method::Exact,
+            crate::Method::approximate(0.9, 1.0).unwrap(),
+            crate::Method::approximate(0.8, 0.5).unwrap(),
+            crate::Method::approximate(1.0, 0.3).unwrap(),
+        ];
+        let left = || LEFT_EARLY.with(|c| c.get());
+        let mut searcher = crate::Searcher::new(&index);
+        let (mut left_early, mut scored) = (0, 0);
+        for q in &queries {
+            for method in methods {
+                for k in [1, 10, 50] {
+                    let options = crate::SearchOptions {
+                        method,
+                        traversal: Traversal::BlockMax,
+                        ..crate::SearchOptions::new(k)
+                    };
+                    NEVER_LEAVE.with(|c| c.set(true));
+                    let before = left();
+                    let want = searcher.search(q.view(), &options);
+                    assert_eq!(left(), before, "never left with NEVER_LEAVE");
+                    NEVER_LEAVE.with(|c| c.set(false));
+                    let hits = searcher.search(q.view(), &options);
+                    left_early += left() - before;
+                    scored += searcher.stats().blocks_scored;
+                    assert_eq!(hits, want, "{method:?} k {k}");
+                    if method == crate::Method::Exact {
+                        assert_eq!(hits, index.brute_force_top_k(q.view(), k));
+                    }
+                }
+            }
+        }
+        assert!(
+            left_early * 8 > scored,
+            "{left_early} of {scored} scored blocks left early"
+        );
     }
 
     /// `lower_bound` finds the first place at or after `from` whose block is at least `b`,
