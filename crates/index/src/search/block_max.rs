@@ -39,8 +39,8 @@ use std::time::Instant;
 use splade_sparse::{SparseVector, SparseView};
 
 use super::taat::{
-    screen_segment, set_code_columns, taat_segment, Scan, ScreenScratch, SwitchRule, CHECK_AFTER,
-    MAX_TAAT_DOCS, SAMPLE_EVERY, SAMPLE_RUNS,
+    add_codes, screen_segment, taat_segment, ScreenScratch, SwitchRule, CHECK_AFTER, MAX_TAAT_DOCS,
+    SAMPLE_EVERY, SAMPLE_RUNS,
 };
 use super::{SearchStats, Traversal};
 use crate::brute::dot_slices;
@@ -526,8 +526,8 @@ fn sample_runs(nb: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
 
 /// Adds the block maxima of the positive bound `terms` into `bounds` (one a block of the
 /// segment of `a`, zero on entry) for the blocks of [`sample_runs`] alone: per block the same
-/// products in the same order as [`fill_tables`] (the dense columns', then the lists'),
-/// so the same bounds. Returns how many terms contributed.
+/// products in the same term order as [`fill_tables`], so the same bounds. Returns how many
+/// terms contributed.
 fn sample_bounds(
     a: &BlockArrays<'_>,
     dense: DenseView<'_>,
@@ -536,8 +536,6 @@ fn sample_bounds(
 ) -> usize {
     let nb = a.num_blocks();
     let bounded: Vec<&QueryTerm> = terms.iter().filter(|t| t.weight > 0.0 && t.bound).collect();
-    let columns = bound_columns(dense, terms, |t| t.weight > 0.0 && t.bound);
-    let scan = Scan::widest();
     // Per bound term, where its list was left (the lists of terms with a dense column are
     // not read).
     let mut at = vec![0usize; bounded.len()];
@@ -553,12 +551,10 @@ fn sample_bounds(
                 prefetch(&a.bound_codes[g]);
             }
         }
-        if !columns.is_empty() {
-            set_code_columns(&mut bounds[r.clone()], &columns, r.start, scan);
-        }
         for (t, i) in bounded.iter().zip(&mut at) {
             let qs = t.weight * t.scale;
-            if dense.column(t.term).is_some() {
+            if let Some((codes, _)) = dense.column(t.term) {
+                add_codes(&mut bounds[r.clone()], &codes[r.clone()], qs);
                 continue;
             }
             let (blocks, codes) = (
@@ -986,22 +982,19 @@ fn fill_tables(
             prefetch_slice(&a.bound_codes[t.start..t.end], 1);
         }
     }
-    // The terms with a dense column first, all in one pass (the products of a block in
-    // term order, plus 0.0 where a term is absent), then the others' lists in term order
-    // (`sample_bounds` adds in the same order, so its bounds are the same).
-    let columns = bound_columns(dense, terms, adds);
-    if !columns.is_empty() {
-        set_code_columns(acc, &columns, 0, Scan::widest());
-    }
     let mut contributing = 0;
     for (i, t) in terms.iter().enumerate() {
         let range = t.start..t.end;
         let bounded = adds(t);
         contributing += usize::from(bounded);
         let qs = t.weight * t.scale;
-        if dense.column(t.term).is_some() {
+        if let Some((codes, _)) = dense.column(t.term) {
+            // The same products in the same term order, plus 0.0 where the term is absent.
             // The term's slots are read from its column (see [`SlotRows`]): its row of the
             // table is left as it is.
+            if bounded {
+                add_codes(acc, codes, qs);
+            }
             continue;
         }
         let blocks = &a.bound_blocks[range.clone()];
@@ -1024,22 +1017,6 @@ fn fill_tables(
         }
     }
     contributing
-}
-
-/// The dense columns of the `terms` that `adds` (each with `q_t · scale_t`), in term order:
-/// what the bound pass adds first, in one pass over the blocks ([`set_code_columns`] keeps
-/// a strip of blocks' sums in registers through every column, where a pass a column read
-/// and wrote every bound once per column).
-fn bound_columns<'a>(
-    dense: DenseView<'a>,
-    terms: &[QueryTerm],
-    adds: impl Fn(&QueryTerm) -> bool,
-) -> Vec<(&'a [u8], f32)> {
-    terms
-        .iter()
-        .filter(|t| adds(t))
-        .filter_map(|t| Some((dense.column(t.term)?.0, t.weight * t.scale)))
-        .collect()
 }
 
 /// Fills the slot table's rows of `terms` (those without a dense column) as [`fill_tables`]

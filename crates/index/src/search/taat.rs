@@ -753,7 +753,7 @@ fn next_reaching_with(scores: &[f64], floor: f32, scan: Scan) -> usize {
 /// The instructions a [`first_where`] scan runs with. A variant is only made where the CPU
 /// has its instructions ([`Scan::widest`], and in the tests `Scan::available`).
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum Scan {
+enum Scan {
     Plain,
     #[cfg(target_arch = "x86_64")]
     Avx2,
@@ -763,7 +763,7 @@ pub(crate) enum Scan {
 
 impl Scan {
     /// The widest the CPU has (checked at run time).
-    pub(crate) fn widest() -> Self {
+    fn widest() -> Self {
         #[cfg(target_arch = "x86_64")]
         {
             if std::arch::is_x86_feature_detected!("avx512f") {
@@ -844,6 +844,17 @@ fn first_where_avx2<T: Copy, const LANES: usize>(values: &[T], test: impl Fn(T) 
     first_where_plain::<T, LANES>(values, test)
 }
 
+widest_simd_kernel! {
+    /// `acc[i] += qs * codes[i]` in f32 over the common length (a byte column of the
+    /// screening pass), vectorised with the widest instructions the CPU has.
+    fn add_codes / add_codes_plain, add_codes_avx512, add_codes_avx2
+    (acc: &mut [f32], codes: &[u8], qs: f32) {
+        for (a, &c) in acc.iter_mut().zip(codes) {
+            *a += qs * f32::from(c);
+        }
+    }
+}
+
 /// Sets `acc[i]` to `Σ qs * codes[lo + i]` over `columns` (each a byte column and its
 /// `qs`), in f32: per document a sum that starts at `+0.0` and adds the columns' products in
 /// their order (each product rounded, then the sum), the same on every kernel. The
@@ -852,7 +863,7 @@ fn first_where_avx2<T: Copy, const LANES: usize>(values: &[T], test: impl Fn(T) 
 /// instead of a load and a store of every document's sum per column.
 ///
 /// Every column must hold at least `lo + acc.len()` codes.
-pub(crate) fn set_code_columns(acc: &mut [f32], columns: &[(&[u8], f32)], lo: usize, scan: Scan) {
+fn set_code_columns(acc: &mut [f32], columns: &[(&[u8], f32)], lo: usize, scan: Scan) {
     match scan {
         // SAFETY: a `Scan::Avx512` is only made where the CPU has AVX-512F.
         #[cfg(target_arch = "x86_64")]
