@@ -703,8 +703,11 @@ const LOOKAHEAD: usize = 4;
 /// lengths, the entries), each likely a cache miss, since consecutive blocks of the visiting
 /// order lie far apart. So the loop runs a software pipeline over the next [`LOOKAHEAD`]
 /// blocks of the order: the table lines of a block (without a table, the block-list lines
-/// [`find_block`] starts from) are prefetched when it is taken from the queue, its entry
-/// starts and lengths two blocks before it is scored, its entries one block before. Taking
+/// [`find_block`] starts from) are prefetched when it is taken from the queue, the list
+/// entries (start, length, bound code) of its pairs of the [`LISTS_AHEAD`] heaviest terms
+/// (and of the terms outside the bounds) two blocks before it is scored, the entries of its
+/// first [`ENTRIES_AHEAD`] pairs one block before ([`block_pairs`]; a block left early
+/// reads no more, see [`score_visited`]). Taking
 /// a block early changes nothing else: the rule is checked again when its turn comes (θ may
 /// have risen meanwhile), and the loop stops at the first block that fails it, as a loop
 /// taking one block at a time would, so the blocks scored and their order are the same.
@@ -816,17 +819,10 @@ fn visit_blocks(
             }
         }
         let stop_below = may_stop.then_some(bound);
-        score_visited(
+        // The entries the block cost, for `Auto`'s checks.
+        entries += score_visited(
             a, block, stop_below, terms, pairs, ranges, acc, top, &mut offer,
         );
-        if switch.is_some() {
-            // The entries the block cost (a block left early read only some).
-            entries += pairs
-                .iter()
-                .filter(|p| p.read)
-                .map(|p| p.end - p.start)
-                .sum::<usize>();
-        }
         scored += 1;
     }
     stats.blocks_scored += scored;
@@ -1296,10 +1292,13 @@ const LISTS_AHEAD: usize = 16;
 /// plus the bounds of the other terms' pairs not added yet) bounds every score of the
 /// block. Once that is below the current k-th score, no document of the block can enter
 /// the top-k, and the block is left. Once the best score so far reaches the k-th, the
-/// block will offer a document. Either way, a block not left is scored again in
+/// block may offer a document and is scored. A block not left is scored again in
 /// ascending term order (the brute force's order of summation), so every score offered
 /// is bit-identical to it; only blocks that could offer nothing are left, whatever the
-/// search's alpha and beta. Returns whether the block was scored.
+/// search's alpha and beta. Returns the entries the block cost: those added before it was
+/// left, or all of its entries (the cost model of `Auto`'s checks, [`SwitchRule`], is
+/// fitted to one pass over a scored block's entries; the first pass over a block not left
+/// is not counted).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn score_visited(
@@ -1312,8 +1311,9 @@ fn score_visited(
     acc: &mut [f64; 256],
     top: &mut TopK,
     offer: &mut impl FnMut(&mut TopK, u32, f32) -> bool,
-) -> bool {
+) -> usize {
     let floor = top.floor();
+    let mut added = 0;
     #[cfg(test)]
     let stop_below = stop_below.filter(|_| !NEVER_LEAVE.with(|c| c.get()));
     if let Some(bound) = stop_below.filter(|_| floor > 0.0) {
@@ -1324,12 +1324,14 @@ fn score_visited(
         for p in pairs.iter_mut().filter(|p| !terms[p.term].bound) {
             p.read(a, &terms[p.term]);
         }
-        let mut rest = f64::from(bound)
-            + pairs
-                .iter()
-                .filter(|p| !terms[p.term].bound)
-                .map(|p| f64::from(p.bound))
-                .sum::<f64>();
+        // What the pairs still to come may add, in two parts: `U(b)` less the bound
+        // terms' pairs added, and the other terms' pairs not added yet.
+        let mut rest_bound = f64::from(bound);
+        let mut rest_other = pairs
+            .iter()
+            .filter(|p| !terms[p.term].bound)
+            .map(|p| f64::from(p.bound))
+            .sum::<f64>();
         let (widen, least) = stop_widening(pairs.len());
         let floor = f64::from(floor);
         let mut best = 0.0f64;
@@ -1344,11 +1346,17 @@ fn score_visited(
                 *s += p.weight * f64::from(v);
                 best = best.max(*s);
             }
-            rest -= f64::from(p.bound);
-            if (best + rest.max(0.0)) * widen + least < floor {
+            added += p.end - p.start;
+            if terms[p.term].bound {
+                rest_bound -= f64::from(p.bound);
+            } else {
+                rest_other -= f64::from(p.bound);
+            }
+            let rest = rest_bound.max(0.0) + rest_other.max(0.0);
+            if (best + rest) * widen + least < floor {
                 #[cfg(test)]
                 LEFT_EARLY.with(|c| c.set(c.get() + 1));
-                return false;
+                return added;
             }
             if best * widen + least >= floor {
                 break;
@@ -1364,7 +1372,7 @@ fn score_visited(
     }
     ranges.retain(|r| r.1 < r.2);
     score_block(a, block, ranges, acc, top, offer);
-    true
+    ranges.iter().map(|r| r.2 - r.1).sum::<usize>()
 }
 
 /// The widening (factor, then absolute term) of [`score_visited`]'s bound over `pairs`
@@ -1895,6 +1903,78 @@ mod tests {
         }
         assert!(
             left_early * 8 > scored,
+            "{left_early} of {scored} scored blocks left early"
+        );
+    }
+
+    /// Blocks are left early ([`score_visited`]) without changing a hit where the pairs
+    /// come from dense columns, from the slot table or from `find_block` (no table), over
+    /// three segments with deleted documents and documents tied with others: block-max
+    /// search gives the hits of scoring every visited block in full, and exact searches
+    /// (block-max and `Auto`) those of the brute force.
+    #[test]
+    fn blocks_left_early_across_segments_columns_and_ties() {
+        let mut next = xorshift(0x510e_527f_ade6_82d1_u64);
+        let dim = 300u64;
+        let tmp = tempfile::tempdir().unwrap();
+        let mut w = crate::IndexWriter::create(tmp.path(), dim as usize)
+            .unwrap()
+            .block_size(4)
+            .merge_policy(crate::MergePolicy::never());
+        let (mut d, mut kept) = (0, Vec::<SparseVector>::new());
+        for size in [4200, 5000, 4150] {
+            for _ in 0..size {
+                // Every fifth document repeats an earlier one: ties of equal scores.
+                let v = match kept.len() {
+                    n if n > 10 && d % 5 == 0 => kept[(next() % n as u64) as usize].clone(),
+                    _ => skewed(10, (4, 3), dim, &mut next),
+                };
+                w.add(&format!("d{d}"), v.view()).unwrap();
+                kept.push(v);
+                d += 1;
+            }
+            w.commit().unwrap();
+        }
+        for d in (0..d).step_by(7) {
+            assert!(w.delete(&format!("d{d}")));
+        }
+        w.commit().unwrap();
+        let index = crate::Index::open(tmp.path()).unwrap();
+        assert_eq!(index.num_segments(), 3);
+        for slot in index.slots() {
+            assert!(slot.segment.dense_bounds().columns() >= 3);
+        }
+        let (mut table, mut lists) = (Scratch::new(), Scratch::new());
+        lists.max_positions = 0;
+        let left = || LEFT_EARLY.with(|c| c.get());
+        let (mut left_early, mut scored) = (0, 0);
+        for _ in 0..20 {
+            let q = skewed(12, (4, 3), dim, &mut next);
+            for k in [1, 10, 50] {
+                let exact = index.brute_force_top_k(q.view(), k);
+                for knobs in [(1.0, 1.0), (0.9, 1.0), (0.8, 0.5)] {
+                    for scratch in [&mut table, &mut lists] {
+                        let search = |traversal, scratch: &mut Scratch| {
+                            block_max_top_k(&index, q.view(), k, knobs, traversal, scratch)
+                        };
+                        NEVER_LEAVE.with(|c| c.set(true));
+                        let want = search(Traversal::BlockMax, scratch);
+                        NEVER_LEAVE.with(|c| c.set(false));
+                        let before = left();
+                        let got = search(Traversal::BlockMax, scratch);
+                        left_early += left() - before;
+                        scored += scratch.stats.blocks_scored;
+                        assert_eq!(got, want, "{knobs:?} k {k}");
+                        if knobs == (1.0, 1.0) {
+                            assert_eq!(got, exact);
+                            assert_eq!(search(Traversal::Auto, scratch), exact);
+                        }
+                    }
+                }
+            }
+        }
+        assert!(
+            left_early * 4 > scored,
             "{left_early} of {scored} scored blocks left early"
         );
     }

@@ -38,7 +38,7 @@ pub enum Method {
     /// - `beta` (query term fraction, `0 < beta <= 1`): block bounds and the order of
     ///   visits use only the `ceil(beta * nnz)` heaviest query terms (at least one), so
     ///   the bound pass reads fewer (and the longest, lightest) posting lists are skipped;
-    ///   visited blocks are still scored with all terms. Lower is faster; the lightest
+    ///   the scores of the documents offered use all terms. Lower is faster; the lightest
     ///   terms of a SPLADE query contribute little, so 0.3–0.6 usually costs little recall.
     ///
     /// Where block bounds do not prune (long documents and queries, stopword-like terms,
@@ -87,7 +87,8 @@ impl Method {
 /// Work counters of the last search of a [`Searcher`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct SearchStats {
-    /// Blocks scored.
+    /// Blocks scored (block-max visits, including the blocks left once their heaviest
+    /// terms showed that none of their documents could reach the k-th score).
     pub blocks_scored: usize,
     /// Blocks sharing at least one (bound) term with the query.
     pub blocks_candidate: usize,
