@@ -1177,18 +1177,8 @@ fn block_ranges(
 ) {
     ranges.clear();
     for (i, t) in terms.iter().enumerate() {
-        let slot = match positions {
-            Some(rows) => match rows.slot(i, block) {
-                Some(slot) => slot,
-                None => continue,
-            },
-            None => {
-                let blocks = &a.bound_blocks[t.start..t.end];
-                let Some(p) = find_block(blocks, block as u32, a.num_blocks()) else {
-                    continue;
-                };
-                t.start + p
-            }
+        let Some(slot) = pair_slot(a, positions, i, t, block) else {
+            continue;
         };
         let (es, ee) = a.entries(slot);
         ranges.push((t.weight as f64, es, ee));
@@ -1196,6 +1186,26 @@ fn block_ranges(
     for &(_, es, _) in ranges.iter() {
         prefetch(a.entry_docs[es..].as_ptr());
         prefetch(a.entry_values[es..].as_ptr());
+    }
+}
+
+/// The slot (place in the lists) of the pair of the `i`-th present query term `t` and
+/// `block`, none where the term is absent from the block: from the slot table's row or the
+/// term's dense column, or without them ([`block_ranges`]) by [`find_block`] in its list.
+#[inline(always)]
+fn pair_slot(
+    a: &BlockArrays<'_>,
+    positions: Option<&SlotRows<'_>>,
+    i: usize,
+    t: &QueryTerm,
+    block: usize,
+) -> Option<usize> {
+    match positions {
+        Some(rows) => rows.slot(i, block),
+        None => {
+            let blocks = &a.bound_blocks[t.start..t.end];
+            find_block(blocks, block as u32, a.num_blocks()).map(|p| t.start + p)
+        }
     }
 }
 
@@ -1247,18 +1257,8 @@ fn block_pairs(
     pairs.clear();
     for &i in order {
         let t = &terms[i];
-        let slot = match positions {
-            Some(rows) => match rows.slot(i, block) {
-                Some(slot) => slot,
-                None => continue,
-            },
-            None => {
-                let blocks = &a.bound_blocks[t.start..t.end];
-                let Some(p) = find_block(blocks, block as u32, a.num_blocks()) else {
-                    continue;
-                };
-                t.start + p
-            }
+        let Some(slot) = pair_slot(a, positions, i, t, block) else {
+            continue;
         };
         pairs.push(Pair {
             weight: f64::from(t.weight),
@@ -1901,10 +1901,7 @@ mod tests {
                 }
             }
         }
-        assert!(
-            left_early * 8 > scored,
-            "{left_early} of {scored} scored blocks left early"
-        );
+        assert_left_early(left_early, scored, 8);
     }
 
     /// Blocks are left early ([`score_visited`]) without changing a hit where the pairs
@@ -1939,11 +1936,7 @@ mod tests {
             assert!(w.delete(&format!("d{d}")));
         }
         w.commit().unwrap();
-        let index = crate::Index::open(tmp.path()).unwrap();
-        assert_eq!(index.num_segments(), 3);
-        for slot in index.slots() {
-            assert!(slot.segment.dense_bounds().columns() >= 3);
-        }
+        let index = open_three_segments_with_columns(tmp.path());
         let (mut table, mut lists) = (Scratch::new(), Scratch::new());
         lists.max_positions = 0;
         let left = || LEFT_EARLY.with(|c| c.get());
@@ -1973,8 +1966,23 @@ mod tests {
                 }
             }
         }
+        assert_left_early(left_early, scored, 4);
+    }
+
+    /// The index at `dir`, checked to have three segments, each with dense columns.
+    fn open_three_segments_with_columns(dir: &std::path::Path) -> Index {
+        let index = crate::Index::open(dir).unwrap();
+        assert_eq!(index.num_segments(), 3);
+        for slot in index.slots() {
+            assert!(slot.segment.dense_bounds().columns() >= 3);
+        }
+        index
+    }
+
+    /// More than one in `share` of the `scored` blocks were left early.
+    fn assert_left_early(left_early: usize, scored: usize, share: usize) {
         assert!(
-            left_early * 4 > scored,
+            left_early * share > scored,
             "{left_early} of {scored} scored blocks left early"
         );
     }
@@ -2680,11 +2688,7 @@ mod tests {
             }
             w.commit().unwrap();
         }
-        let index = crate::Index::open(tmp.path()).unwrap();
-        assert_eq!(index.num_segments(), 3);
-        for slot in index.slots() {
-            assert!(slot.segment.dense_bounds().columns() >= 3);
-        }
+        let index = open_three_segments_with_columns(tmp.path());
         let (mut table, mut search) = (Scratch::new(), Scratch::new());
         search.max_positions = 0;
         for _ in 0..40 {
