@@ -1378,8 +1378,9 @@ fn score_visited(
 /// The widening (factor, then absolute term) of [`score_visited`]'s bound over `pairs`
 /// pairs: the f64 sums in another order than the exact scores' (`pairs * 2^-53`), the
 /// scores' rounding to f32 (`2^-24`) and each pair bound's f32 roundings (`3 * 2^-24`),
-/// covered four times over, as [`inflate`] covers the bound sums; the absolute term covers
-/// contributions underflowing into subnormals.
+/// about `4 * 2^-24` relative in all, against a factor of at least `1 + 128 * 2^-24`
+/// (`(pairs + 16) * 8 * 2^-24`; [`inflate`] already covers `U(b)`'s own sum); the absolute
+/// term covers contributions underflowing into subnormals.
 fn stop_widening(pairs: usize) -> (f64, f64) {
     let m = pairs as f64;
     (
@@ -1833,8 +1834,8 @@ mod tests {
     /// A block left early ([`score_visited`]) could not have offered a document: every
     /// search, exact or approximate (beta < 1 too: the pairs of terms outside the bounds
     /// count with their own bounds), gives the hits it gives with every block scored in
-    /// full, and exact ones those of the brute force, on a layout where most scored blocks
-    /// are left.
+    /// full, and exact ones those of the brute force, on a layout where more than an eighth
+    /// of the scored blocks are left.
     #[test]
     fn blocks_left_early_change_no_hit() {
         let dim = 2000u32;
