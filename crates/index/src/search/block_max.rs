@@ -1212,8 +1212,6 @@ fn pair_slot(
 /// One (query term, block) pair of a block [`visit_blocks`] scores.
 #[derive(Debug, Clone, Copy)]
 struct Pair {
-    /// The term's query weight.
-    weight: f64,
     /// The term's place in the query's present terms (ascending term order).
     term: usize,
     /// The pair's place in the lists.
@@ -1228,10 +1226,12 @@ struct Pair {
 }
 
 impl Pair {
-    /// Reads the pair's entries and bound from the lists (once).
+    /// Reads the pair's entries and bound from the lists (once); `terms` are the query's
+    /// present terms.
     #[inline(always)]
-    fn read(&mut self, a: &BlockArrays<'_>, t: &QueryTerm) {
+    fn read(&mut self, a: &BlockArrays<'_>, terms: &[QueryTerm]) {
         if !self.read {
+            let t = &terms[self.term];
             let (start, end) = a.entries(self.slot);
             self.start = start;
             self.end = end;
@@ -1261,7 +1261,6 @@ fn block_pairs(
             continue;
         };
         pairs.push(Pair {
-            weight: f64::from(t.weight),
             term: i,
             slot,
             read: false,
@@ -1271,7 +1270,7 @@ fn block_pairs(
         });
     }
     for p in pairs.iter_mut().take(ENTRIES_AHEAD) {
-        p.read(a, &terms[p.term]);
+        p.read(a, terms);
         prefetch(a.entry_docs[p.start..].as_ptr());
         prefetch(a.entry_values[p.start..].as_ptr());
     }
@@ -1320,30 +1319,28 @@ fn score_visited(
         let first = block * a.block_size;
         let len = a.block_size.min(a.num_docs - first);
         acc[..len].fill(0.0);
-        // The other terms' pairs are not in `U(b)` (beta < 1): each one's own bound.
-        for p in pairs.iter_mut().filter(|p| !terms[p.term].bound) {
-            p.read(a, &terms[p.term]);
-        }
         // What the pairs still to come may add, in two parts: `U(b)` less the bound
-        // terms' pairs added, and the other terms' pairs not added yet.
+        // terms' pairs added, and the other terms' pairs not added yet (beta < 1: not in
+        // `U(b)`, each one's own bound).
         let mut rest_bound = f64::from(bound);
-        let mut rest_other = pairs
-            .iter()
-            .filter(|p| !terms[p.term].bound)
-            .map(|p| f64::from(p.bound))
-            .sum::<f64>();
+        let mut rest_other = 0.0f64;
+        for p in pairs.iter_mut().filter(|p| !terms[p.term].bound) {
+            p.read(a, terms);
+            rest_other += f64::from(p.bound);
+        }
         let (widen, least) = stop_widening(pairs.len());
         let floor = f64::from(floor);
         let mut best = 0.0f64;
         for p in pairs.iter_mut() {
-            p.read(a, &terms[p.term]);
+            p.read(a, terms);
+            let weight = f64::from(terms[p.term].weight);
             let (docs, values) = (
                 &a.entry_docs[p.start..p.end],
                 &a.entry_values[p.start..p.end],
             );
             for (&d, &v) in docs.iter().zip(values) {
                 let s = &mut acc[d as usize];
-                *s += p.weight * f64::from(v);
+                *s += weight * f64::from(v);
                 best = best.max(*s);
             }
             added += p.end - p.start;
@@ -1367,8 +1364,8 @@ fn score_visited(
     ranges.clear();
     ranges.resize(terms.len(), (0.0, 0, 0));
     for p in pairs.iter_mut() {
-        p.read(a, &terms[p.term]);
-        ranges[p.term] = (p.weight, p.start, p.end);
+        p.read(a, terms);
+        ranges[p.term] = (f64::from(terms[p.term].weight), p.start, p.end);
     }
     ranges.retain(|r| r.1 < r.2);
     score_block(a, block, ranges, acc, top, offer);
