@@ -3,10 +3,13 @@
 //! (abi3, release, the `extension-module` feature, this workspace's target directory),
 //! installs it into a virtual environment and runs pytest there.
 //!
-//! The environment is `SPLADE_RS_PYTHON_VENV` when set, else `target/python-venv`, created
-//! with `python3 -m venv` and filled from `requirements-test.txt` (PyPI: maturin, numpy,
-//! scipy, pytest, ray[data], torch and sentence-transformers 6.2, the reference of the
-//! in-process tests) when it lacks them; a skipped test fails the run.
+//! The environment is `SPLADE_RS_PYTHON_VENV` when set (CI keeps one in `~/.cache/splade-rs`,
+//! so a clean clone does not install torch again), else `target/python-venv`, created with
+//! `python3 -m venv` and filled from `requirements-test.txt` (PyPI: maturin, numpy, scipy,
+//! pytest, ray[data], torch and sentence-transformers 6.2, the reference of the in-process
+//! tests) when it lacks them or was filled from another version of that file (a copy kept in
+//! the environment says which); pip keeps no cache (torch and its libraries are gigabytes).
+//! A skipped test fails the run.
 //! Missing Python or pip is a failure with a clear message, never a silent pass.
 
 use std::path::{Path, PathBuf};
@@ -53,20 +56,28 @@ fn venv_python() -> PathBuf {
             "creating the Python test environment (python3 -m venv; install python3 and python3-venv)",
         );
     }
-    let ready = Command::new(&python)
+    let requirements_path = crate_dir().join("requirements-test.txt");
+    let requirements = std::fs::read_to_string(&requirements_path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", requirements_path.display()));
+    // The requirements the environment was last filled from: a changed pin fills it again.
+    let filled_from = venv.join("splade-rs-requirements-test.txt");
+    let same_pins = std::fs::read_to_string(&filled_from).is_ok_and(|s| s == requirements);
+    let imports = Command::new(&python)
         .args([
             "-c",
             "import maturin, numpy, scipy, pytest, ray.data, torch, sentence_transformers",
         ])
         .output()
         .is_ok_and(|o| o.status.success());
-    if !ready {
+    if !(same_pins && imports) {
         run(
             Command::new(&python)
-                .args(["-m", "pip", "install", "-q", "-r"])
-                .arg(crate_dir().join("requirements-test.txt")),
+                .args(["-m", "pip", "install", "-q", "--no-cache-dir", "-r"])
+                .arg(&requirements_path),
             "installing maturin, numpy, scipy, pytest, ray, torch and sentence-transformers from PyPI",
         );
+        std::fs::write(&filled_from, &requirements)
+            .unwrap_or_else(|e| panic!("writing {}: {e}", filled_from.display()));
     }
     python
 }
