@@ -233,9 +233,6 @@ const SAMPLE_MIN_POSTINGS_PER_DOC: f64 = 3.0;
 /// margin no probe that the full one keeps is handed over. (Those are clustered and random
 /// layouts; a layout sorted by heaviest term, `Reorder::HeaviestTerms`, was not measured: the
 /// sample's four runs see four ranges of heaviest terms there. Hits are right either way.)
-/// Those ratios were measured with a block costed as the first check costs it; since session
-/// 38 the sample costs it by the query's terms too ([`SwitchRule::abandon_sampled`]), which
-/// only raises the flat collection's estimates.
 const SAMPLE_MARGIN: f64 = 1.5;
 
 /// Blocks scored before the second, late comparison of the two traversals
@@ -381,16 +378,9 @@ impl SwitchRule {
     /// passing the stopping rule in the whole segment, `remaining` (the sample's count
     /// scaled to the segment), at `entries_per_block` entries each, are expected to cost
     /// more than [`SAMPLE_MARGIN`] times what [`Self::abandon`] weighs term at a time at.
-    /// A block is costed as the late check costs it, by the query's terms as well as its
-    /// entries ([`PROBE_NS_PER_TERM_BLOCK`]): the queries sampled are those of many postings
-    /// a document, mostly long ones. On a topical collection of long documents (BENCHMARKS.md
-    /// "Session 38": 300k documents of 228 terms, queries of 71) the first check's model (no
-    /// cost a term) kept 116 more of its 646 sampled queries on block-max, and approximate
-    /// search ran at 1,211 QPS (α 0.9 β 0.8) against 1,411 with this one; exact search there,
-    /// term at a time, 1,585-1,620. The topical 1M, Quora and flat 1M collections did not
-    /// move (their queries are below the gate, or all handed over already).
     pub(crate) fn abandon_sampled(&self, remaining: f64, entries_per_block: f64) -> bool {
-        remaining * Self::block_ns(self.terms, entries_per_block) > SAMPLE_MARGIN * self.taat_ns
+        remaining * (BLOCK_NS_PER_ENTRY * entries_per_block + BLOCK_NS_PER_BLOCK)
+            > SAMPLE_MARGIN * self.taat_ns
     }
 
     /// Whether the traversals are compared once `scored` blocks are scored (after
@@ -1501,35 +1491,6 @@ mod tests {
         let blocks = (LATE_MARGIN * cost / SwitchRule::block_ns(100, 320.0)) as usize;
         assert!(!rule.abandon_late(blocks, 320.0));
         assert!(rule.abandon_late(blocks + 2, 320.0));
-    }
-
-    /// A sampled probe weighs each remaining block by the query's terms, as the late check
-    /// does: the same blocks of a long query hand over where a short one's stay.
-    #[test]
-    fn sampled_check_costs_blocks_per_query_term() {
-        let n = 1_000_000;
-        // 100 terms in 30,000 documents each: 3 postings a document, so sampled.
-        let long = SparseVector::from_pairs((0..100).map(|t| (t, 1.0)).collect()).unwrap();
-        let rule = SwitchRule::new(n, n / 32, &vec![30_000u32; 200], long.view()).unwrap();
-        assert!(rule.sample_first());
-        // Screening: 3M postings and 1M documents, 3.5 ms, times the hand-over margin (4)
-        // and the sample's (1.5): 21 ms. 1,000 blocks of 100 entries are 0.25 ms by the first
-        // check's model, 2.9 ms by the late one's; 10,000 are 29 ms.
-        let bar = SAMPLE_MARGIN * rule.taat_ns;
-        assert!((bar - 21e6).abs() < 1.0, "{bar}");
-        assert!(!rule.abandon_sampled(1000.0, 100.0));
-        assert!(rule.abandon_sampled(10_000.0, 100.0));
-        assert!(!rule.abandon(10_000, 100.0));
-        // The edge is where the blocks' modelled cost crosses the bar.
-        let edge = bar / SwitchRule::block_ns(100, 100.0);
-        assert!(!rule.abandon_sampled(edge * 0.99, 100.0));
-        assert!(rule.abandon_sampled(edge * 1.01, 100.0));
-        // Three terms, each in every document (3 postings a document, sampled too):
-        // the same 10,000 blocks cost 3.1 ms, under a bar of 5.2 ms (three byte columns).
-        let short = SparseVector::from_pairs(vec![(1, 1.0), (2, 1.0), (3, 1.0)]).unwrap();
-        let rule = SwitchRule::new(n, n / 32, &[n as u32; 10], short.view()).unwrap();
-        assert!(rule.sample_first());
-        assert!(!rule.abandon_sampled(10_000.0, 100.0));
     }
 
     /// The rule hands over when many blocks still pass, not when few do; over
