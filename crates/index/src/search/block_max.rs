@@ -405,7 +405,13 @@ pub(crate) fn block_max_top_k(
             }
             Traversal::BlockMax => None,
             Traversal::Auto => {
-                match SwitchRule::new(segment.len(), num_blocks, segment.term_df(), query) {
+                match SwitchRule::new(
+                    segment.len(),
+                    num_blocks,
+                    segment.term_df(),
+                    a.bound_scales,
+                    query,
+                ) {
                     // Where term at a time costs about what the probe alone would, any search
                     // goes term at a time: a choice made from the query and the segment alone.
                     Some(rule) if rule.direct() => {
@@ -2100,7 +2106,13 @@ mod tests {
                         assert_eq!(g.to_bits(), if in_sample(b) { w } else { 0 }, "block {b}");
                     }
                     let mut scratch = Scratch::new();
-                    let rule = SwitchRule::new(segment.len(), nb, segment.term_df(), q.view());
+                    let rule = SwitchRule::new(
+                        segment.len(),
+                        nb,
+                        segment.term_df(),
+                        a.bound_scales,
+                        q.view(),
+                    );
                     let mut top = TopK::new(5);
                     let offer = |top: &mut TopK, doc: u32, s: f32| {
                         top.push(doc, s);
@@ -2174,15 +2186,19 @@ mod tests {
             NO_SAMPLING.with(|c| c.set(false));
             (hits, searcher.stats().segments_term_at_a_time)
         };
-        // Flat terms at a hundredth of their weight, led by the heavy term (first, while the
-        // segment's history is empty).
-        let mut pairs: Vec<(u32, f32)> = vector(12)
-            .view()
-            .iter()
-            .map(|(t, w)| (t, w / 100.0))
-            .collect();
-        pairs.push((500, 10.0));
-        let led = SparseVector::from_pairs(pairs).unwrap();
+        // 24 flat terms led by the heavy term (first, while the segment's history is empty):
+        // about 9.6 postings a document, about 7 without the lightest flat terms, which hold
+        // a tenth of the query's possible score (SAMPLE_LIGHT_SHARE). A block without the
+        // heavy term is bounded by about 36, under the 50 of a document with it: block-max
+        // prunes.
+        let flat = vector(24);
+        let led_by = |share: f32| {
+            let mut pairs: Vec<(u32, f32)> =
+                flat.view().iter().map(|(t, w)| (t, w * share)).collect();
+            pairs.push((500, 10.0));
+            SparseVector::from_pairs(pairs).unwrap()
+        };
+        let led = led_by(1.0);
         for options in [approximate, exact] {
             let before = sampled();
             let (hits, taat) = search(&led, &options, false);
@@ -2219,6 +2235,13 @@ mod tests {
         let (hits, _) = search(&rare, &approximate, false);
         assert_eq!(sampled(), before, "a rare term is not sampled");
         assert_eq!(hits, index.brute_force_top_k(rare.view(), 5));
+        // The flat terms at a hundredth of their weight: as many postings a document, but
+        // they carry next to nothing of the score, so no sample.
+        let light = led_by(0.01);
+        let before = sampled();
+        let (hits, _) = search(&light, &approximate, false);
+        assert_eq!(sampled(), before, "light common terms are not sampled");
+        assert_eq!(hits, index.brute_force_top_k(light.view(), 5));
     }
 
     /// Where term at a time costs about what a probe would (long queries over a small segment

@@ -221,7 +221,22 @@ const DIRECT_MARGIN: f64 = 2.0;
 /// most 4.86).
 /// The threshold only decides where the cheaper measurement is tried first: the hand-over
 /// is still decided by what the sample's blocks show ([`SwitchRule::abandon_sampled`]).
+/// Only the terms that carry the query's possible score count ([`SAMPLE_LIGHT_SHARE`]).
 const SAMPLE_MIN_POSTINGS_PER_DOC: f64 = 3.0;
+/// The share of a query's largest possible score (`Σ |q_t| * scale_t`: each term's weight
+/// times its bound unit, `bound_scales`, of which a block's maximum is 0 to 255 times) that
+/// its lightest terms may hold and still be left
+/// out of [`SAMPLE_MIN_POSTINGS_PER_DOC`]'s count: a light term common to most documents
+/// (a stopword-like expansion of low weight, as SPLADE queries hold) adds postings a
+/// document, but little to any block's bound, so it says nothing about whether bounds prune.
+/// On the topical 1M collection of BENCHMARKS.md with 8 such terms added to each query
+/// (at half its lightest weight; "Session 38"), 807 of 1,000 queries reached 3 postings a
+/// document, every sample kept block-max, and the samples cost exact search 16 % and
+/// approximate search 18-19 % of its QPS; with the light terms left out (up to 5, 10 or 20
+/// % of the score) none is sampled, while every flat 1M query still is (its weights are
+/// flat), and of the long topical collection's 646 sampled queries 295 still are at 10 %
+/// (the sample cost approximate search there about 7 %).
+const SAMPLE_LIGHT_SHARE: f64 = 0.1;
 /// How much more than the first check's bar ([`SwitchRule::abandon`]) the blocks a sampled
 /// probe estimates are still to score must be expected to cost before it hands over: the
 /// sample's k-th score, found in fewer and lesser blocks, is below the whole segment's, so
@@ -288,10 +303,13 @@ impl SwitchRule {
     /// terms occur in `df` documents each: exact term at a time up to [`MAX_TAAT_DOCS`]
     /// documents, screening beyond (a term in at least `1 / SCREEN_MIN_DF_DIVISOR` of the
     /// documents is costed as a byte column, as [`screen_segment`] reads it).
+    /// `scales` holds each term's bound unit (`bound_scales`), which weighs the terms for
+    /// [`Self::sample_first`].
     pub(crate) fn new(
         num_docs: usize,
         num_blocks: usize,
         df: &[u32],
+        scales: &[f32],
         query: SparseView<'_>,
     ) -> Option<Self> {
         let large = num_docs > MAX_TAAT_DOCS;
@@ -334,9 +352,11 @@ impl SwitchRule {
                 CHECK_AFTER.min(num_blocks) as f64 * Self::block_ns(terms, entries_per_block);
             cost_ns <= DIRECT_MARGIN * probe_ns
         };
+        let min_postings = SAMPLE_MIN_POSTINGS_PER_DOC * num_docs as f64;
         let sample = large
-            && postings as f64 >= SAMPLE_MIN_POSTINGS_PER_DOC * num_docs as f64
-            && num_blocks >= SAMPLE_RUNS * SAMPLE_EVERY;
+            && num_blocks >= SAMPLE_RUNS * SAMPLE_EVERY
+            && postings as f64 >= min_postings
+            && carrying_postings(df, scales, query) as f64 >= min_postings;
         Some(Self {
             sample,
             taat_ns: if large {
@@ -363,7 +383,8 @@ impl SwitchRule {
 
     /// Whether a large segment's probe is first made on a sample of its blocks
     /// ([`SAMPLE_RUNS`] runs of consecutive blocks, one block in [`SAMPLE_EVERY`] in all):
-    /// where the query has at least [`SAMPLE_MIN_POSTINGS_PER_DOC`] postings a
+    /// where the query's terms that carry its score (all but the lightest, see
+    /// [`SAMPLE_LIGHT_SHARE`]) have at least [`SAMPLE_MIN_POSTINGS_PER_DOC`] postings a
     /// document, on a segment of over [`MAX_TAAT_DOCS`] documents and at least
     /// `SAMPLE_RUNS * SAMPLE_EVERY` blocks. The full probe's bound pass adds every query
     /// term's block maxima before its first check (on the flat 1M collection hundreds of
@@ -419,6 +440,36 @@ impl SwitchRule {
         remaining as f64 * Self::block_ns(self.terms, entries_per_block)
             > LATE_MARGIN * self.cost_ns
     }
+}
+
+/// The postings (document frequencies summed) of `query`'s terms present in the segment,
+/// less those of its lightest terms: taken lightest first by `|q_t| * scales[t]` (a term
+/// past `scales` weighs nothing), as long as together they hold at most
+/// [`SAMPLE_LIGHT_SHARE`] of the sum over all of them (none when a weight is NaN).
+// Reached only by queries of many postings a document: kept out of the caller's code.
+#[inline(never)]
+fn carrying_postings(df: &[u32], scales: &[f32], query: SparseView<'_>) -> u64 {
+    let mut terms: Vec<(f32, u64)> = query
+        .iter()
+        .filter_map(|(t, q)| {
+            let n = u64::from(*df.get(t as usize)?);
+            let scale = scales.get(t as usize).copied().unwrap_or(0.0);
+            (n > 0).then_some((q.abs() * scale, n))
+        })
+        .collect();
+    // Lightest first; of two as light, the one in more documents is left out first.
+    terms.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(b.1.cmp(&a.1)));
+    let total: f64 = terms.iter().map(|&(c, _)| f64::from(c)).sum();
+    let light = SAMPLE_LIGHT_SHARE * total;
+    let mut held = 0.0;
+    let mut postings = 0;
+    for &(c, n) in &terms {
+        held += f64::from(c);
+        if held > light {
+            postings += n;
+        }
+    }
+    postings
 }
 
 /// Documents per accumulator chunk of [`taat_segment`]: 16 KiB of f64, which stays in L1 with
@@ -1447,12 +1498,12 @@ mod tests {
         // 2,000 documents in 63 blocks, every term in 600 (dense columns): term at a time
         // about 40 * 260 + 1,340 ns = 11.7 µs, a probe 8 * (40 * 27 + 2.3 * 381) = 15.6 µs.
         let frequent = vec![600u32; 100];
-        let rule = SwitchRule::new(2000, 63, &frequent, long.view()).unwrap();
+        let rule = SwitchRule::new(2000, 63, &frequent, &[], long.view()).unwrap();
         assert!(rule.direct());
         // The same terms in 20 documents each over 30,000: 20.1 µs against 2 probes of
         // 8 * (2 * 27 + 2.3 * 0.04) = 0.43 µs.
         let rare = vec![20u32; 100];
-        let rule = SwitchRule::new(30_000, 938, &rare, short.view()).unwrap();
+        let rule = SwitchRule::new(30_000, 938, &rare, &[], short.view()).unwrap();
         assert!(!rule.direct());
         // Terms absent from the segment cost nothing either way: a long query of which two
         // terms occur stays with the probe (13.4 µs against 2 probes of 0.43 µs; counting the
@@ -1460,13 +1511,51 @@ mod tests {
         let two = (0..100)
             .map(|t| if t < 2 { 20 } else { 0 })
             .collect::<Vec<u32>>();
-        let rule = SwitchRule::new(20_000, 625, &two, long.view()).unwrap();
+        let rule = SwitchRule::new(20_000, 625, &two, &[], long.view()).unwrap();
         assert!(!rule.direct());
         // Over MAX_TAAT_DOCS: always a probe (the screening search of 32,769 documents costs
         // 16.4 µs, under the 17.3 µs of two probes: the size alone decides).
         let n = MAX_TAAT_DOCS + 1;
-        let rule = SwitchRule::new(n, n / 32, &[1u32; 100], long.view()).unwrap();
+        let rule = SwitchRule::new(n, n / 32, &[1u32; 100], &[], long.view()).unwrap();
         assert!(!rule.direct());
+    }
+
+    /// A large segment's probe is first made on a sample only where the terms carrying the
+    /// query's possible score have many postings a document: light terms in most documents
+    /// (by their query weight or by their block-maximum unit) do not count.
+    #[test]
+    fn light_common_terms_do_not_make_a_query_sampled() {
+        let n = 1_000_000;
+        // Terms 0-9 in 40 % of the documents each (4 postings a document together), terms
+        // 10-19 in 1 % each.
+        let df: Vec<u32> = (0..20)
+            .map(|t| if t < 10 { 400_000 } else { 10_000 })
+            .collect();
+        let ones = vec![1.0f32; 20];
+        let query = |common: f32| {
+            let pairs = (0..20).map(|t| (t, if t < 10 { common } else { 1.0 }));
+            SparseVector::from_pairs(pairs.collect()).unwrap()
+        };
+        let sampled = |scales: &[f32], q: &SparseVector| {
+            SwitchRule::new(n, n / 32, &df, scales, q.view())
+                .unwrap()
+                .sample_first()
+        };
+        // The common terms as heavy as the rare ones: 4.1 postings a document (3.3 without
+        // the lightest two, below), sampled.
+        assert!(sampled(&ones, &query(1.0)));
+        // At a hundredth of their weight they hold 1 % of the score: left out, 0.1 postings
+        // a document, not sampled.
+        assert!(!sampled(&ones, &query(0.01)));
+        // The same through their unit: full weight, but blocks a hundred times lighter.
+        let light_units: Vec<f32> = (0..20).map(|t| if t < 10 { 0.01 } else { 1.0 }).collect();
+        assert!(!sampled(&light_units, &query(1.0)));
+        // As heavy as the rare terms, the lightest two (a tenth of the score; of equal
+        // weights the commoner first) are left out: 3.3 postings a document, still sampled;
+        // at half their weight the lightest three (1.5 of 15) go: 2.9, not sampled.
+        assert!(!sampled(&ones, &query(0.5)));
+        // Terms without a unit weigh nothing: nothing carries the score, nothing sampled.
+        assert!(!sampled(&[], &query(1.0)));
     }
 
     /// The late check weighs each remaining block by the query's terms: a long query's
@@ -1476,7 +1565,7 @@ mod tests {
         let df = vec![3200u32; 200];
         let q = SparseVector::from_pairs((0..100).map(|t| (t, 1.0)).collect()).unwrap();
         // Term at a time: 320,000 postings and 32,000 documents, about 293 µs.
-        let rule = SwitchRule::new(32_000, 1000, &df, q.view()).unwrap();
+        let rule = SwitchRule::new(32_000, 1000, &df, &[], q.view()).unwrap();
         assert!(!rule.direct());
         // 172 blocks of 320 entries left: the first check's model says 100 µs (stay), the
         // late one 172 * (100 * 27 + 2.3 * 320) ns = 591 µs, over 1.5 * 293 µs: hand over.
@@ -1486,7 +1575,7 @@ mod tests {
         assert!(!rule.abandon_late(100, 320.0));
         // Over MAX_TAAT_DOCS, the screening search without the first check's margin.
         let n = 1_000_000;
-        let rule = SwitchRule::new(n, n / 32, &vec![1000u32; 200], q.view()).unwrap();
+        let rule = SwitchRule::new(n, n / 32, &vec![1000u32; 200], &[], q.view()).unwrap();
         let cost = 100_000.0 * SCREEN_NS_PER_POSTING + n as f64 * SCREEN_NS_PER_DOC;
         let blocks = (LATE_MARGIN * cost / SwitchRule::block_ns(100, 320.0)) as usize;
         assert!(!rule.abandon_late(blocks, 320.0));
@@ -1500,7 +1589,7 @@ mod tests {
     fn switch_rule_compares_costs() {
         let df = vec![1000u32; 10];
         let q = SparseVector::from_pairs(vec![(1, 1.0), (2, 1.0), (3, 1.0)]).unwrap();
-        let rule = SwitchRule::new(1000, 16, &df, q.view()).unwrap();
+        let rule = SwitchRule::new(1000, 16, &df, &[], q.view()).unwrap();
         // Term at a time: three dense columns of 1,000 documents + 1,000 documents, about
         // 1.06 µs.
         assert!(rule.abandon(30, 64.0));
@@ -1509,7 +1598,7 @@ mod tests {
         // hand-over margin.
         let n = 1_000_000;
         let frequent = vec![900_000u32; 10];
-        let rule = SwitchRule::new(n, 15_625, &frequent, q.view()).unwrap();
+        let rule = SwitchRule::new(n, 15_625, &frequent, &[], q.view()).unwrap();
         let expected = SCREEN_HANDOVER_MARGIN
             * (3.0 * SCREEN_NS_PER_COLUMN_DOC * n as f64 + SCREEN_NS_PER_DOC * n as f64);
         assert!((rule.taat_ns - expected).abs() < 1.0);
@@ -1520,7 +1609,7 @@ mod tests {
         assert!(!rule.abandon(40, 100.0));
         // Rare terms are costed by their postings, not by columns.
         let rare = vec![1000u32; 10];
-        let rule = SwitchRule::new(n, 15_625, &rare, q.view()).unwrap();
+        let rule = SwitchRule::new(n, 15_625, &rare, &[], q.view()).unwrap();
         assert!(
             rule.taat_ns
                 < SCREEN_HANDOVER_MARGIN
