@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Queries with stopword-like expansion terms of low weight added, as SPLADE queries often hold:
 each query gets the collection's N most widespread terms (those in the most documents), each at
-half the query's lightest weight (a term it already has keeps its weight). They add postings a
+half the query's lightest weight (a term it already has keeps its weight; an empty query stays
+empty). They add postings a
 document (sum of df / n) but little to any block's bound, which is what the index's traversal
 rule must not mistake for a flat query (`SAMPLE_LIGHT_SHARE` in crates/index/src/search/taat.rs,
 BENCHMARKS.md "Session 38").
@@ -39,9 +40,11 @@ def main() -> int:
         for line in f:
             q = json.loads(line)
             weights = dict(zip(q["indices"], q["values"]))
-            light = min(q["values"]) * 0.5 if q["values"] else 0.0
-            for t in head:
-                weights.setdefault(t, light)
+            if weights:
+                # Half the lightest weight's magnitude (SPLADE's weights are positive).
+                light = min(abs(v) for v in q["values"]) * 0.5
+                for t in head:
+                    weights.setdefault(t, light)
             terms = sorted(weights)
             q["indices"], q["values"] = terms, [weights[t] for t in terms]
             per_doc.append(sum(int(df[t]) for t in terms if t < len(df)) / n)

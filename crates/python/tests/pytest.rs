@@ -9,7 +9,8 @@
 //! pytest, ray[data], torch and sentence-transformers 6.2, the reference of the in-process
 //! tests) when it lacks them or was filled from another version of that file (a copy kept in
 //! the environment says which); pip keeps no cache (torch and its libraries are gigabytes).
-//! A skipped test fails the run.
+//! A lock file beside the environment makes runs that share it take turns. A skipped test
+//! fails the run.
 //! Missing Python or pip is a failure with a clear message, never a silent pass.
 
 use std::path::{Path, PathBuf};
@@ -44,11 +45,16 @@ fn run(cmd: &mut Command, what: &str) -> String {
     text
 }
 
+/// The test environment: `SPLADE_RS_PYTHON_VENV`, else `target/python-venv`.
+fn venv_dir() -> PathBuf {
+    std::env::var_os("SPLADE_RS_PYTHON_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target_dir().join("python-venv"))
+}
+
 /// The test environment's python, created and filled when needed.
 fn venv_python() -> PathBuf {
-    let venv = std::env::var_os("SPLADE_RS_PYTHON_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| target_dir().join("python-venv"));
+    let venv = venv_dir();
     let python = venv.join("bin").join("python");
     if !python.exists() {
         run(
@@ -62,14 +68,17 @@ fn venv_python() -> PathBuf {
     // The requirements the environment was last filled from: a changed pin fills it again.
     let filled_from = venv.join("splade-rs-requirements-test.txt");
     let same_pins = std::fs::read_to_string(&filled_from).is_ok_and(|s| s == requirements);
-    let imports = Command::new(&python)
-        .args([
-            "-c",
-            "import maturin, numpy, scipy, pytest, ray.data, torch, sentence_transformers",
-        ])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !(same_pins && imports) {
+    // Importing torch and ray takes seconds: only checked where the pins are the same.
+    let imports = || {
+        Command::new(&python)
+            .args([
+                "-c",
+                "import maturin, numpy, scipy, pytest, ray.data, torch, sentence_transformers",
+            ])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !(same_pins && imports()) {
         run(
             Command::new(&python)
                 .args(["-m", "pip", "install", "-q", "--no-cache-dir", "-r"])
@@ -82,8 +91,36 @@ fn venv_python() -> PathBuf {
     python
 }
 
+/// The environment's lock (a file beside it), held while it is filled, the wheel installed
+/// and pytest run: two runs sharing one environment (`SPLADE_RS_PYTHON_VENV`) take turns
+/// (`flock`, on Unix; std's `File::lock` is newer than the workspace's MSRV).
+fn lock_venv() -> std::fs::File {
+    let path = venv_dir().with_extension("lock");
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .unwrap_or_else(|e| panic!("creating {}: {e}", parent.display()));
+    }
+    let file =
+        std::fs::File::create(&path).unwrap_or_else(|e| panic!("creating {}: {e}", path.display()));
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: flock on a file descriptor this function owns; the lock goes with the file.
+        let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+        assert_eq!(
+            locked,
+            0,
+            "locking {}: {}",
+            path.display(),
+            std::io::Error::last_os_error()
+        );
+    }
+    file
+}
+
 #[test]
 fn python_package_tests_pass() {
+    let _lock = lock_venv();
     let python = venv_python();
     let wheels = target_dir().join("python-wheels");
     let _ = std::fs::remove_dir_all(&wheels);

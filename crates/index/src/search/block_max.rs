@@ -2041,8 +2041,9 @@ mod tests {
         }
     }
 
-    /// 40,000 documents of 40 flat terms out of 100 (each in about a third of them, so
-    /// about 0.4 postings a document per query term), every 400th also holding term 500 with
+    /// 40,000 documents of 40 flat terms drawn out of 100 (about 33 distinct, each term in
+    /// about a third of the documents, so about 0.33 postings a document per query term),
+    /// every 400th also holding term 500 with
     /// a weight near 5 (falling with the document number): one segment of over
     /// `MAX_TAAT_DOCS` documents, in insertion order.
     fn flat_with_a_heavy_term(vector: &mut impl FnMut(usize) -> SparseVector) -> Index {
@@ -2167,7 +2168,8 @@ mod tests {
     /// document are probed on a sample of the blocks first: flat ones (every block's bound
     /// passes) are handed over by it and get the exact hits; one led by a term of a few
     /// heavy documents (block-max prunes) is kept by it and gets the same hits as with no
-    /// sample, approximate and exact; a rare-term query is not sampled.
+    /// sample, approximate and exact; a rare-term query is not sampled, nor one whose many
+    /// postings a document come from light terms.
     #[test]
     fn a_sampled_probe_hands_over_flat_queries_and_keeps_prunable_ones() {
         let mut vector = flat_vectors(0x3c6e_f372_fe94_f82b_u64, 100);
@@ -2186,11 +2188,11 @@ mod tests {
             NO_SAMPLING.with(|c| c.set(false));
             (hits, searcher.stats().segments_term_at_a_time)
         };
-        // 24 flat terms led by the heavy term (first, while the segment's history is empty):
-        // about 9.6 postings a document, about 7 without the lightest flat terms, which hold
-        // a tenth of the query's possible score (SAMPLE_LIGHT_SHARE). A block without the
-        // heavy term is bounded by about 36, under the 50 of a document with it: block-max
-        // prunes.
+        // 24 flat draws (about 21 distinct terms) led by the heavy term (first, while the
+        // segment's history is empty): about 7 postings a document, about 5 without the
+        // lightest flat terms, which hold at most a tenth of the query's possible score
+        // (SAMPLE_LIGHT_SHARE). A block without the heavy term is bounded by about 30, under
+        // the 50 of a document with it: block-max prunes.
         let flat = vector(24);
         let led_by = |share: f32| {
             let mut pairs: Vec<(u32, f32)> =
@@ -2211,8 +2213,9 @@ mod tests {
                 assert_eq!(hits, index.brute_force_top_k(led.view(), 5));
             }
         }
-        // Flat 12-term queries: about 4.8 postings a document. (Exact searches soon skip the
-        // probe on the segment's history instead.)
+        // Flat queries of 12 draws (about 11 distinct terms of like weight): about 3.8
+        // postings a document, about 3.4 without the lightest term (these four all reach 3).
+        // (Exact searches soon skip the probe on the segment's history instead.)
         for _ in 0..4 {
             let q = vector(12);
             let before = sampled();

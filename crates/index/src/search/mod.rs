@@ -48,9 +48,10 @@ pub enum Method {
     /// postings cost about what probing a few blocks would; elsewhere it first probes a
     /// few blocks (so that its hits depend on the query alone, never on the searches before
     /// it) and then hands over to the same exact search. On a larger segment, a query with
-    /// many postings a document (at least 3 per document) is first probed on an eighth of
-    /// the blocks, which hands it over before the bound pass over every block where the
-    /// sample shows the bounds will not prune.
+    /// many postings a document (at least 3 per document, its lightest terms, which hold at
+    /// most a tenth of its possible score, not counted) is first probed on an eighth of the blocks,
+    /// which hands it over before the bound pass over every block where the sample shows the
+    /// bounds will not prune.
     Approximate {
         /// Bound multiplier, in (0, 1].
         alpha: f32,

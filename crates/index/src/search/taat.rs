@@ -225,17 +225,17 @@ const DIRECT_MARGIN: f64 = 2.0;
 const SAMPLE_MIN_POSTINGS_PER_DOC: f64 = 3.0;
 /// The share of a query's largest possible score (`Σ |q_t| * scale_t`: each term's weight
 /// times its bound unit, `bound_scales`, of which a block's maximum is 0 to 255 times) that
-/// its lightest terms may hold and still be left
-/// out of [`SAMPLE_MIN_POSTINGS_PER_DOC`]'s count: a light term common to most documents
-/// (a stopword-like expansion of low weight, as SPLADE queries hold) adds postings a
-/// document, but little to any block's bound, so it says nothing about whether bounds prune.
-/// On the topical 1M collection of BENCHMARKS.md with 8 such terms added to each query
-/// (at half its lightest weight; "Session 38"), 807 of 1,000 queries reached 3 postings a
-/// document, every sample kept block-max, and the samples cost exact search 16 % and
-/// approximate search 18-19 % of its QPS; with the light terms left out (up to 5, 10 or 20
-/// % of the score) none is sampled, while every flat 1M query still is (its weights are
-/// flat), and of the long topical collection's 646 sampled queries 295 still are at 10 %
-/// (the sample cost approximate search there about 7 %).
+/// its lightest terms may hold at most and still be left out of
+/// [`SAMPLE_MIN_POSTINGS_PER_DOC`]'s count: a light term common to many documents (a
+/// stopword-like expansion of low weight, as SPLADE queries hold) adds postings a document,
+/// but little to any block's bound, so it says nothing about whether bounds prune. On the
+/// topical 1M collection of BENCHMARKS.md with 8 such terms added to each query (at half its
+/// lightest weight; "Session 38"), 807 of 1,000 queries reached 3 postings a document, every
+/// sample kept block-max, and the samples cost exact search 16 % and approximate search
+/// 18-19 % of its QPS; with the light terms left out (up to 5, 10 or 20 % of the score) none
+/// is sampled, while every flat 1M query still is (its weights are flat), and of the long
+/// topical collection's 646 sampled queries 295 still are at 10 % (the sample cost
+/// approximate search there about 7 %).
 const SAMPLE_LIGHT_SHARE: f64 = 0.1;
 /// How much more than the first check's bar ([`SwitchRule::abandon`]) the blocks a sampled
 /// probe estimates are still to score must be expected to cost before it hands over: the
@@ -449,22 +449,22 @@ impl SwitchRule {
 // Reached only by queries of many postings a document: kept out of the caller's code.
 #[inline(never)]
 fn carrying_postings(df: &[u32], scales: &[f32], query: SparseView<'_>) -> u64 {
-    let mut terms: Vec<(f32, u64)> = query
+    let mut terms: Vec<(f64, u64)> = query
         .iter()
         .filter_map(|(t, q)| {
             let n = u64::from(*df.get(t as usize)?);
             let scale = scales.get(t as usize).copied().unwrap_or(0.0);
-            (n > 0).then_some((q.abs() * scale, n))
+            (n > 0).then_some((f64::from(q.abs()) * f64::from(scale), n))
         })
         .collect();
     // Lightest first; of two as light, the one in more documents is left out first.
     terms.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(b.1.cmp(&a.1)));
-    let total: f64 = terms.iter().map(|&(c, _)| f64::from(c)).sum();
+    let total: f64 = terms.iter().map(|&(c, _)| c).sum();
     let light = SAMPLE_LIGHT_SHARE * total;
     let mut held = 0.0;
     let mut postings = 0;
     for &(c, n) in &terms {
-        held += f64::from(c);
+        held += c;
         if held > light {
             postings += n;
         }
@@ -1521,8 +1521,8 @@ mod tests {
     }
 
     /// A large segment's probe is first made on a sample only where the terms carrying the
-    /// query's possible score have many postings a document: light terms in most documents
-    /// (by their query weight or by their block-maximum unit) do not count.
+    /// query's possible score have many postings a document: light terms in many documents
+    /// (by their query weight or by their bound unit) do not count.
     #[test]
     fn light_common_terms_do_not_make_a_query_sampled() {
         let n = 1_000_000;
@@ -1550,12 +1550,21 @@ mod tests {
         // The same through their unit: full weight, but blocks a hundred times lighter.
         let light_units: Vec<f32> = (0..20).map(|t| if t < 10 { 0.01 } else { 1.0 }).collect();
         assert!(!sampled(&light_units, &query(1.0)));
-        // As heavy as the rare terms, the lightest two (a tenth of the score; of equal
-        // weights the commoner first) are left out: 3.3 postings a document, still sampled;
-        // at half their weight the lightest three (1.5 of 15) go: 2.9, not sampled.
-        assert!(!sampled(&ones, &query(0.5)));
+        // At 0.4 of the rare terms' weight, the lightest three (1.2 of 14, under a tenth;
+        // four would be 1.6) are left out: 2.9 postings a document, not sampled.
+        assert!(!sampled(&ones, &query(0.4)));
         // Terms without a unit weigh nothing: nothing carries the score, nothing sampled.
         assert!(!sampled(&[], &query(1.0)));
+        // Of two terms as light, the one in more documents is left out first: three terms
+        // in every document and eight in a tenth, all of one weight (3.8 postings a
+        // document); the lightest one (1 of 11) goes: a common one leaves 2.8, not sampled
+        // (a rare one would leave 3.7).
+        let df: Vec<u32> = (0..11)
+            .map(|t| if t < 3 { n as u32 } else { 100_000 })
+            .collect();
+        let q = SparseVector::from_pairs((0..11).map(|t| (t, 1.0)).collect()).unwrap();
+        let rule = SwitchRule::new(n, n / 32, &df, &[1.0; 11], q.view()).unwrap();
+        assert!(!rule.sample_first());
     }
 
     /// The late check weighs each remaining block by the query's terms: a long query's
