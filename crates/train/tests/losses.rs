@@ -330,8 +330,13 @@ fn gradient_cache_equals_the_uncached_step() {
             let (mut cached, _) = make();
             cached.set_gradient_cache(Some(mini)).unwrap();
             let (losses, grads) = cached.gradients(0, &batch, lambdas).unwrap();
+            // The chunks run the model's matrix products on other shapes, whose kernels (picked
+            // by the CPU: AVX-512 or AVX2) round differently: on a Zen 3 (AVX2 only) the MNRL
+            // loss over chunks of one text came 1.1e-6 of itself from the uncached one (about
+            // 10 f32 ulps), within 1e-6 on the AVX-512 CPUs. A chunking error (a negative
+            // missed or counted twice) moves it by percents.
             assert!(
-                (losses.total - plain_losses.total).abs() <= 1e-6 * plain_losses.total.abs(),
+                (losses.total - plain_losses.total).abs() <= 1e-5 * plain_losses.total.abs(),
                 "{name}/{mini}: loss {} vs {}",
                 losses.total,
                 plain_losses.total
