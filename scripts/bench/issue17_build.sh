@@ -24,9 +24,8 @@ root=$(cd "$here/../.." && pwd)
   $py "$here/make_synthetic.py" --docs 1000000 --queries 1000 --seed 7 --out /tmp/syn1m
 (cd "$root" && cargo build --release -p splade-index --example build_in_memory 2>&1 | tail -1)
 ours=$root/target/release/examples/build_in_memory
-# Family and model too: "AMD EPYC" alone is a Zen 3 (family 25, model 1) or a Zen 4 (model 17).
-cpuinfo() { grep -m1 "^$1\s*:" /proc/cpuinfo | cut -d: -f2- | xargs; }
-echo "CPU: $(cpuinfo 'model name') (family $(cpuinfo 'cpu family'), model $(cpuinfo model)), $(nproc) cores"
+. "$here/cpu.sh"
+echo "CPU: $(cpu_model), $(nproc) cores"
 echo "flags: $(grep -o 'avx512[a-z_0-9]*\|avx2\|fma\|amx[a-z_0-9]*' /proc/cpuinfo | sort -u | tr '\n' ' ')"
 echo "commit: $(git -C "$root" rev-parse --short HEAD)$(git -C "$root" diff --quiet || echo ' (with changes)')"
 # The clock, as the f32 FMA rate of one thread: our build is mostly instructions, splade-index's

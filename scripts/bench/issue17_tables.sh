@@ -45,9 +45,8 @@ want() { [[ ",$parts," == *",$1,"* ]]; }
 stamp() { echo "$(date -u +%FT%TZ) load $(cut -d' ' -f1-3 /proc/loadavg) $*" | tee -a "$out/log.txt"; }
 grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -E '^(avx2|fma|avx512f|avx512bw|avx512_vnni|avx_vnni|amx_int8)$' |
   tr '\n' ' ' > "$out/cpu_flags.txt"
-# Family and model too: "AMD EPYC" alone is a Zen 3 (family 25, model 1) or a Zen 4 (model 17).
-cpuinfo() { grep -m1 "^$1\s*:" /proc/cpuinfo | cut -d: -f2- | xargs; }
-echo "$(cpuinfo 'model name') (family $(cpuinfo 'cpu family'), model $(cpuinfo model))" >> "$out/cpu_flags.txt"
+. "$(dirname "$0")/cpu.sh"
+cpu_model >> "$out/cpu_flags.txt"
 if [[ "${AVX2_ONLY:-}" == 1 ]]; then  # started through scripts/bench/avx2_only.sh
   echo "(hardware flags; every process of this run sees avx2 fma only: avx2_only.sh)" >> "$out/cpu_flags.txt"
   enc_mode=--avx2-only  # the ONNX int8 export for AVX2, and the kernels each process took, per row

@@ -2043,9 +2043,8 @@ mod tests {
 
     /// 40,000 documents of 40 flat terms drawn out of 100 (about 33 distinct, each term in
     /// about a third of the documents, so about 0.33 postings a document per query term),
-    /// every 400th also holding term 500 with
-    /// a weight near 5 (falling with the document number): one segment of over
-    /// `MAX_TAAT_DOCS` documents, in insertion order.
+    /// every 400th also holding term 500 with a weight near 5 (falling with the document
+    /// number): one segment of over `MAX_TAAT_DOCS` documents, in insertion order.
     fn flat_with_a_heavy_term(vector: &mut impl FnMut(usize) -> SparseVector) -> Index {
         let mut b = IndexBuilder::new(1000).reorder(crate::Reorder::None);
         for d in 0..40_000u32 {
